@@ -1,0 +1,254 @@
+// The registry's own content: what a client pushed to this node, served back under the OCI
+// distribution API. It enforces the repository rules (links, tags, referrers) over the two stores and
+// speaks only in OciErrors, so the HTTP layer above needs no knowledge of storage.
+import { Readable } from 'node:stream';
+import { algorithmOf, digestOf, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { MediaType, parseManifest, type Descriptor } from '../oci/manifest.js';
+import type { ByteRange } from '../oci/range.js';
+import { parseRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
+import type { BlobInfo, BlobStore, BlobWriter, ByteSource, OpenBlob } from '../store/blob-store.js';
+import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../store/errors.js';
+import type { ManifestRecord, RepositoryStore } from '../store/repository-store.js';
+
+export interface StoredManifest extends ManifestRecord {
+  bytes: Buffer;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** The last item returned, when more remain after it. */
+  next?: string;
+}
+
+export interface ReferrersIndex {
+  schemaVersion: 2;
+  mediaType: typeof MediaType.OciIndex;
+  manifests: Descriptor[];
+}
+
+export class Registry {
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly repos: RepositoryStore,
+  ) {}
+
+  // ---- manifests ----
+
+  async resolveManifest(repo: RepositoryName, ref: ManifestReference): Promise<ManifestRecord> {
+    const digest = ref.kind === 'digest' ? ref.digest : await this.repos.getTag(repo, ref.tag);
+    const record = digest ? await this.repos.getManifest(repo, digest) : undefined;
+    if (!record) throw await this.manifestUnknown(repo, ref);
+    return record;
+  }
+
+  async getManifest(repo: RepositoryName, ref: ManifestReference): Promise<StoredManifest> {
+    const record = await this.resolveManifest(repo, ref);
+    try {
+      const { stream } = await this.blobs.open(record.digest);
+      return { ...record, bytes: await collect(stream) };
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw await this.manifestUnknown(repo, ref);
+      throw err;
+    }
+  }
+
+  private async manifestUnknown(repo: RepositoryName, ref: ManifestReference): Promise<OciError> {
+    if (!(await this.repos.exists(repo))) return new OciError('NAME_UNKNOWN', `repository ${repo} not known to registry`);
+    const what = ref.kind === 'tag' ? `tag ${ref.tag}` : ref.digest;
+    return new OciError('MANIFEST_UNKNOWN', `manifest ${what} not found in ${repo}`);
+  }
+
+  /**
+   * Stores a pushed manifest. Everything it references must already be in the repository, so a tag
+   * never points at an image that cannot be pulled.
+   */
+  async putManifest(repo: RepositoryName, ref: ManifestReference, bytes: Buffer, contentType: string | undefined): Promise<ManifestRecord> {
+    const parsed = parseManifest(bytes, contentType);
+    const digest = digestOf(bytes, ref.kind === 'digest' ? algorithmOf(ref.digest) : 'sha256');
+    if (ref.kind === 'digest' && ref.digest !== digest) {
+      throw new OciError('DIGEST_INVALID', `manifest body has digest ${digest}, not ${ref.digest}`);
+    }
+    for (const blob of parsed.blobs) {
+      if (!(await this.repos.hasBlob(repo, blob.digest)) || !(await this.blobs.stat(blob.digest))) {
+        throw new OciError('MANIFEST_BLOB_UNKNOWN', `blob ${blob.digest} is not in ${repo}`, { detail: { digest: blob.digest } });
+      }
+    }
+    for (const child of parsed.manifests) {
+      if (!(await this.repos.getManifest(repo, child.digest))) {
+        throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${child.digest} is not in ${repo}`, { detail: { digest: child.digest } });
+      }
+    }
+    await this.blobs.put(Readable.from([bytes]), digest);
+    const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.length };
+    if (parsed.subject) record.subject = parsed.subject.digest;
+    await this.repos.putManifest(repo, record);
+    if (ref.kind === 'tag') await this.repos.setTag(repo, ref.tag, digest);
+    if (parsed.subject) {
+      const referrer: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
+      if (parsed.artifactType) referrer.artifactType = parsed.artifactType;
+      if (parsed.annotations) referrer.annotations = parsed.annotations;
+      await this.repos.addReferrer(repo, parsed.subject.digest, referrer);
+    }
+    return record;
+  }
+
+  /** By tag: removes the tag only. By digest: removes the manifest, every tag on it, and its referrer entry. */
+  async deleteManifest(repo: RepositoryName, ref: ManifestReference): Promise<void> {
+    if (ref.kind === 'tag') {
+      if (!(await this.repos.deleteTag(repo, ref.tag))) throw await this.manifestUnknown(repo, ref);
+      return;
+    }
+    const record = await this.repos.getManifest(repo, ref.digest);
+    if (!record) throw await this.manifestUnknown(repo, ref);
+    for (const tag of (await this.repos.listTags(repo)) ?? []) {
+      if ((await this.repos.getTag(repo, tag)) === ref.digest) await this.repos.deleteTag(repo, tag);
+    }
+    if (record.subject) await this.repos.removeReferrer(repo, record.subject, record.digest);
+    await this.repos.deleteManifest(repo, ref.digest);
+    // The bytes stay in the blob store: another repository may link the same manifest. GC reclaims them.
+  }
+
+  // ---- blobs ----
+
+  async statBlob(repo: RepositoryName, digest: Digest): Promise<BlobInfo> {
+    const info = (await this.repos.hasBlob(repo, digest)) ? await this.blobs.stat(digest) : undefined;
+    if (!info) throw blobUnknown(repo, digest);
+    return info;
+  }
+
+  async openBlob(repo: RepositoryName, digest: Digest, range?: ByteRange): Promise<OpenBlob> {
+    if (!(await this.repos.hasBlob(repo, digest))) throw blobUnknown(repo, digest);
+    try {
+      return await this.blobs.open(digest, range);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw blobUnknown(repo, digest);
+      throw err;
+    }
+  }
+
+  /** Unlinks the blob from this repository only; the content stays for others that link it. */
+  async deleteBlob(repo: RepositoryName, digest: Digest): Promise<void> {
+    if (!(await this.repos.unlinkBlob(repo, digest))) throw blobUnknown(repo, digest);
+  }
+
+  // ---- uploads ----
+
+  /** Cross-repository mount: true when `from` holds the blob and it is now linked into `repo`. */
+  async mountBlob(repo: RepositoryName, digest: Digest, from: string): Promise<boolean> {
+    const source = parseRepositoryName(from);
+    if (!(await this.repos.hasBlob(source, digest)) || !(await this.blobs.stat(digest))) return false;
+    await this.repos.linkBlob(repo, digest);
+    return true;
+  }
+
+  async startUpload(repo: RepositoryName): Promise<string> {
+    const writer = await this.blobs.createWriter();
+    await this.repos.addUpload(repo, writer.id);
+    return writer.id;
+  }
+
+  /** POST ?digest=: the whole blob in one request. */
+  async uploadWhole(repo: RepositoryName, digest: Digest, body: ByteSource): Promise<BlobInfo> {
+    const info = await this.withDigestCheck(() => this.blobs.put(body, digest));
+    await this.repos.linkBlob(repo, digest);
+    return info;
+  }
+
+  async uploadSize(repo: RepositoryName, id: string): Promise<number> {
+    return (await this.writer(repo, id)).size();
+  }
+
+  /** PATCH: one chunk; `at` is the chunk's start from Content-Range, when the client sent one. */
+  async appendUpload(repo: RepositoryName, id: string, body: ByteSource, at?: number): Promise<number> {
+    const writer = await this.writer(repo, id);
+    try {
+      return await writer.append(body, at);
+    } catch (err) {
+      if (err instanceof OffsetMismatchError) {
+        throw new OciError('RANGE_INVALID', err.message, { detail: { offset: err.actual } });
+      }
+      throw err;
+    }
+  }
+
+  /** PUT ?digest=: the optional last chunk, then verify and commit. A digest mismatch ends the session. */
+  async completeUpload(repo: RepositoryName, id: string, digest: Digest, body: ByteSource | undefined, at?: number): Promise<BlobInfo> {
+    const writer = await this.writer(repo, id);
+    if (body) await this.appendUpload(repo, id, body, at);
+    let info: BlobInfo;
+    try {
+      info = await this.withDigestCheck(() => writer.commit(digest));
+    } catch (err) {
+      if (err instanceof OciError && err.code === 'DIGEST_INVALID') {
+        await writer.abort().catch(() => undefined);
+        await this.repos.removeUpload(repo, id);
+      }
+      throw err;
+    }
+    await this.repos.linkBlob(repo, digest);
+    await this.repos.removeUpload(repo, id);
+    return info;
+  }
+
+  async cancelUpload(repo: RepositoryName, id: string): Promise<void> {
+    const writer = await this.writer(repo, id);
+    await writer.abort();
+    await this.repos.removeUpload(repo, id);
+  }
+
+  private async writer(repo: RepositoryName, id: string): Promise<BlobWriter> {
+    const writer = (await this.repos.hasUpload(repo, id)) ? await this.blobs.resumeWriter(id) : undefined;
+    if (!writer) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${repo}`);
+    return writer;
+  }
+
+  private async withDigestCheck<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof DigestMismatchError) {
+        throw new OciError('DIGEST_INVALID', err.message, { detail: { expected: err.expected, actual: err.actual } });
+      }
+      throw err;
+    }
+  }
+
+  // ---- listings ----
+
+  async listTags(repo: RepositoryName, n?: number, last?: string): Promise<Page<Tag>> {
+    const tags = await this.repos.listTags(repo);
+    if (!tags) throw new OciError('NAME_UNKNOWN', `repository ${repo} not known to registry`);
+    return paginate(tags, n, last);
+  }
+
+  async catalog(n?: number, last?: string): Promise<Page<RepositoryName>> {
+    return paginate(await this.repos.listRepositories(), n, last);
+  }
+
+  async referrers(repo: RepositoryName, subject: Digest, artifactType?: string): Promise<ReferrersIndex> {
+    let manifests = await this.repos.listReferrers(repo, subject);
+    if (artifactType !== undefined) manifests = manifests.filter((d) => d.artifactType === artifactType);
+    return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
+  }
+}
+
+function blobUnknown(repo: RepositoryName, digest: Digest): OciError {
+  return new OciError('BLOB_UNKNOWN', `blob ${digest} not found in ${repo}`, { detail: { digest } });
+}
+
+/** The spec's pagination: the items sorted after `last`, at most `n` of them. */
+export function paginate<T extends string>(sorted: readonly T[], n?: number, last?: string): Page<T> {
+  const from = last === undefined ? sorted : sorted.filter((item) => item > last);
+  if (n === undefined || from.length <= n) return { items: [...from] };
+  const items = from.slice(0, n);
+  const page: Page<T> = { items };
+  if (items.length > 0) page.next = items[items.length - 1];
+  return page;
+}
+
+async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,49 @@
+// The node's HTTP face: fastify with no body parsing (bodies stay streams), one log line per request,
+// and every error rendered by errors.ts.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from '../distribution/registry.js';
+import { sendError } from './errors.js';
+import { API_VERSION_HEADER, registerV2Routes } from './v2-routes.js';
+
+export interface HttpServerOptions {
+  registry: Registry;
+  logger: Logger | false;
+}
+
+export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger || undefined,
+    disableRequestLogging: true,
+    exposeHeadRoutes: false,
+    // Registry clients keep connections open between layers; blobs are streamed, never buffered, so no
+    // request timeout applies to their duration here.
+    keepAliveTimeout: 65_000,
+    requestTimeout: 0,
+    routerOptions: { ignoreTrailingSlash: false },
+  }) as unknown as FastifyInstance;
+
+  // Bodies are left unread for the handlers: blobs stream to disk, manifests are read with a bound.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
+  app.setNotFoundHandler((request, reply) => {
+    reply.headers(API_VERSION_HEADER);
+    sendError(notFound(request.url), request, reply);
+  });
+
+  registerV2Routes(app, opts.registry);
+  return app;
+}
+
+function notFound(url: string) {
+  return Object.assign(new Error(`no such endpoint: ${url.slice(0, 200)}`), { statusCode: 404 });
+}

@@ -1,0 +1,281 @@
+// The OCI distribution API (/v2). Repository names contain slashes, so one wildcard route takes every
+// /v2 request and a small table matches the path's tail; names are matched on the raw, undecoded path
+// so that percent-encoded tricks (%2e%2e, %2f) can never turn into path segments.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseDigest, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
+import { contentRange, parseChunkRange, parseRangeHeader, uploadedRange, type ByteRange } from '../oci/range.js';
+import { parseManifestReference, parseRepositoryName, type RepositoryName } from '../oci/reference.js';
+import type { Page, Registry } from '../distribution/registry.js';
+import { contentLength, hasBody, readBounded } from './body.js';
+
+type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+interface Ctx {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  query: URLSearchParams;
+  /** The path's captures after /v2/: [name, second] as matched by the route's pattern. */
+  name: RepositoryName;
+  param: string;
+}
+
+type Handler = (ctx: Ctx) => Promise<void>;
+
+interface Route {
+  pattern: RegExp;
+  /** Whether the first capture is a repository name. */
+  named: boolean;
+  methods: Partial<Record<Method, Handler>>;
+}
+
+export const API_VERSION_HEADER = { 'docker-distribution-api-version': 'registry/2.0' };
+
+export function registerV2Routes(app: FastifyInstance, registry: Registry): void {
+  const h = new V2Handlers(registry);
+  const routes: Route[] = [
+    { pattern: /^_catalog$/, named: false, methods: { GET: (c) => h.catalog(c) } },
+    { pattern: /^(.+)\/tags\/list$/, named: true, methods: { GET: (c) => h.tags(c) } },
+    {
+      pattern: /^(.+)\/manifests\/([^/]+)$/,
+      named: true,
+      methods: { GET: (c) => h.getManifest(c), HEAD: (c) => h.getManifest(c), PUT: (c) => h.putManifest(c), DELETE: (c) => h.deleteManifest(c) },
+    },
+    { pattern: /^(.+)\/blobs\/uploads\/$/, named: true, methods: { POST: (c) => h.startUpload(c) } },
+    {
+      pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/,
+      named: true,
+      methods: { GET: (c) => h.uploadStatus(c), PATCH: (c) => h.patchUpload(c), PUT: (c) => h.putUpload(c), DELETE: (c) => h.cancelUpload(c) },
+    },
+    {
+      pattern: /^(.+)\/blobs\/([^/]+)$/,
+      named: true,
+      methods: { GET: (c) => h.getBlob(c), HEAD: (c) => h.getBlob(c), DELETE: (c) => h.deleteBlob(c) },
+    },
+    { pattern: /^(.+)\/referrers\/([^/]+)$/, named: true, methods: { GET: (c) => h.referrers(c) } },
+  ];
+
+  const dispatch = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    reply.headers(API_VERSION_HEADER);
+    const raw = request.raw.url ?? '/';
+    const q = raw.indexOf('?');
+    const path = q >= 0 ? raw.slice(0, q) : raw;
+    const query = new URLSearchParams(q >= 0 ? raw.slice(q + 1) : '');
+    if (path === '/v2/' || path === '/v2') {
+      if (request.method !== 'GET' && request.method !== 'HEAD') throw unsupportedMethod(request.method);
+      reply.code(200).header('content-type', 'application/json');
+      return reply.send(request.method === 'HEAD' ? undefined : '{}');
+    }
+    const tail = path.slice('/v2/'.length);
+    for (const route of routes) {
+      const m = route.pattern.exec(tail);
+      if (!m) continue;
+      const handler = route.methods[request.method as Method];
+      if (!handler) throw unsupportedMethod(request.method);
+      const name = (route.named ? parseRepositoryName(m[1]!) : '') as RepositoryName;
+      const param = route.named && m[2] !== undefined ? decodeSegment(m[2]) : '';
+      await handler({ request, reply, query, name, param });
+      // An async fastify handler must hand back the reply once it has sent it (a stream is still
+      // flowing when the handler returns); otherwise fastify would answer a second time.
+      return reply;
+    }
+    if (tail.includes('/blobs/') || tail.includes('/manifests/')) {
+      throw new OciError('NAME_INVALID', 'invalid repository name or reference in path');
+    }
+    throw new OciError('UNSUPPORTED', `no such endpoint: ${path.slice(0, 200)}`, { status: 404 });
+  };
+
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler: dispatch });
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: dispatch });
+}
+
+function unsupportedMethod(method: string): OciError {
+  return new OciError('UNSUPPORTED', `method ${method} is not supported on this endpoint`);
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment; // left as is; the grammar of whatever it should be will reject it
+  }
+}
+
+/** The `n` and `last` query parameters of the listing endpoints. */
+function pageParams(query: URLSearchParams): { n?: number; last?: string } {
+  const out: { n?: number; last?: string } = {};
+  const n = query.get('n');
+  if (n !== null && n !== '') {
+    if (!/^\d{1,9}$/.test(n)) throw new OciError('PAGINATION_NUMBER_INVALID', `invalid n: ${n.slice(0, 40)}`);
+    out.n = Number(n);
+  }
+  const last = query.get('last');
+  if (last !== null && last !== '') out.last = last;
+  return out;
+}
+
+function linkHeader(path: string, n: number | undefined, page: Page<string>): string | undefined {
+  if (page.next === undefined || n === undefined) return undefined;
+  return `<${path}?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
+}
+
+function digestParam(value: string | null): Digest {
+  if (value === null || value === '') throw new OciError('DIGEST_INVALID', 'digest query parameter is required');
+  return parseDigest(value);
+}
+
+class V2Handlers {
+  constructor(private readonly registry: Registry) {}
+
+  async catalog({ reply, query }: Ctx): Promise<void> {
+    const { n, last } = pageParams(query);
+    const page = await this.registry.catalog(n, last);
+    const link = linkHeader('/v2/_catalog', n, page);
+    if (link) reply.header('link', link);
+    reply.code(200).header('content-type', 'application/json').send(JSON.stringify({ repositories: page.items }));
+  }
+
+  async tags({ reply, query, name }: Ctx): Promise<void> {
+    const { n, last } = pageParams(query);
+    const page = await this.registry.listTags(name, n, last);
+    const link = linkHeader(`/v2/${name}/tags/list`, n, page);
+    if (link) reply.header('link', link);
+    reply.code(200).header('content-type', 'application/json').send(JSON.stringify({ name, tags: page.items }));
+  }
+
+  async getManifest({ request, reply, name, param }: Ctx): Promise<void> {
+    const ref = parseManifestReference(param);
+    // The stored type is served whatever Accept says: answering 404 for content we hold would only
+    // make a client fall back to a slower source. Clients check the Content-Type they get.
+    if (request.method === 'HEAD') {
+      const record = await this.registry.resolveManifest(name, ref);
+      reply.code(200).headers(manifestHeaders(record.mediaType, record.digest, record.size)).send();
+      return;
+    }
+    const m = await this.registry.getManifest(name, ref);
+    reply.code(200).headers(manifestHeaders(m.mediaType, m.digest, m.bytes.length)).send(m.bytes);
+  }
+
+  async putManifest({ request, reply, name, param }: Ctx): Promise<void> {
+    const ref = parseManifestReference(param);
+    const bytes = await readBounded(request, MAX_MANIFEST_BYTES);
+    const record = await this.registry.putManifest(name, ref, bytes, request.headers['content-type']);
+    reply.code(201).headers({ location: `/v2/${name}/manifests/${record.digest}`, 'docker-content-digest': record.digest });
+    if (record.subject) reply.header('oci-subject', record.subject);
+    reply.send();
+  }
+
+  async deleteManifest({ reply, name, param }: Ctx): Promise<void> {
+    await this.registry.deleteManifest(name, parseManifestReference(param));
+    reply.code(202).send();
+  }
+
+  async getBlob({ request, reply, name, param }: Ctx): Promise<void> {
+    const digest = parseDigest(param);
+    const info = await this.registry.statBlob(name, digest);
+    const rangeReq = parseRangeHeader(request.headers.range, info.size);
+    reply.headers({
+      'docker-content-digest': digest,
+      'accept-ranges': 'bytes',
+      etag: `"${digest}"`,
+      'cache-control': 'max-age=31536000, immutable',
+      'content-type': 'application/octet-stream',
+    });
+    if (rangeReq.kind === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${info.size}`);
+      throw new OciError('RANGE_INVALID', `range not satisfiable for ${info.size} bytes`);
+    }
+    const range: ByteRange | undefined = rangeReq.kind === 'range' ? rangeReq.range : undefined;
+    const length = range ? range.end - range.start + 1 : info.size;
+    reply.code(range ? 206 : 200).header('content-length', String(length));
+    if (range) reply.header('content-range', contentRange(range, info.size));
+    if (request.method === 'HEAD') return void reply.send();
+    const blob = await this.registry.openBlob(name, digest, range);
+    reply.send(blob.stream);
+  }
+
+  async deleteBlob({ reply, name, param }: Ctx): Promise<void> {
+    await this.registry.deleteBlob(name, parseDigest(param));
+    reply.code(202).send();
+  }
+
+  async startUpload({ request, reply, query, name }: Ctx): Promise<void> {
+    const mount = query.get('mount');
+    const from = query.get('from');
+    if (mount !== null && from !== null) {
+      const digest = parseDigest(mount);
+      if (await this.registry.mountBlob(name, digest, from)) {
+        reply.code(201).headers({ location: `/v2/${name}/blobs/${digest}`, 'docker-content-digest': digest }).send();
+        return;
+      }
+      // Not mountable: the spec says to fall back to an ordinary upload session.
+    }
+    const digest = query.get('digest');
+    if (digest !== null) {
+      const d = parseDigest(digest);
+      await this.registry.uploadWhole(name, d, request.raw);
+      reply.code(201).headers({ location: `/v2/${name}/blobs/${d}`, 'docker-content-digest': d }).send();
+      return;
+    }
+    const id = await this.registry.startUpload(name);
+    if (hasBody(request)) await this.registry.appendUpload(name, id, request.raw, 0);
+    const size = await this.registry.uploadSize(name, id);
+    reply.code(202).headers(uploadHeaders(name, id, size)).send();
+  }
+
+  async uploadStatus({ reply, name, param }: Ctx): Promise<void> {
+    const size = await this.registry.uploadSize(name, param);
+    reply.code(204).headers(uploadHeaders(name, param, size)).send();
+  }
+
+  async patchUpload({ request, reply, name, param }: Ctx): Promise<void> {
+    const at = chunkStart(request);
+    const size = await this.registry.appendUpload(name, param, request.raw, at);
+    reply.code(202).headers(uploadHeaders(name, param, size)).send();
+  }
+
+  async putUpload({ request, reply, query, name, param }: Ctx): Promise<void> {
+    const digest = digestParam(query.get('digest'));
+    const body = hasBody(request) ? request.raw : undefined;
+    const info = await this.registry.completeUpload(name, param, digest, body, body ? chunkStart(request) : undefined);
+    reply.code(201).headers({ location: `/v2/${name}/blobs/${info.digest}`, 'docker-content-digest': info.digest }).send();
+  }
+
+  async cancelUpload({ reply, name, param }: Ctx): Promise<void> {
+    await this.registry.cancelUpload(name, param);
+    reply.code(204).send();
+  }
+
+  async referrers({ reply, query, name, param }: Ctx): Promise<void> {
+    const subject = parseDigest(param);
+    const artifactType = query.get('artifactType') ?? undefined;
+    const index = await this.registry.referrers(name, subject, artifactType);
+    if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
+    reply.code(200).header('content-type', index.mediaType).send(JSON.stringify(index));
+  }
+}
+
+/** The start of a PATCH chunk from Content-Range, checked against Content-Length when both are given. */
+function chunkStart(request: FastifyRequest): number | undefined {
+  const header = request.headers['content-range'];
+  if (header === undefined) return undefined;
+  const range = parseChunkRange(header);
+  const length = contentLength(request);
+  if (length !== undefined && length !== range.end - range.start + 1) {
+    throw new OciError('BLOB_UPLOAD_INVALID', `Content-Range ${header} does not match Content-Length ${length}`);
+  }
+  return range.start;
+}
+
+function manifestHeaders(mediaType: string, digest: Digest, size: number): Record<string, string> {
+  return { 'content-type': mediaType, 'docker-content-digest': digest, 'content-length': String(size), etag: `"${digest}"` };
+}
+
+function uploadHeaders(name: RepositoryName, id: string, size: number): Record<string, string> {
+  return {
+    location: `/v2/${name}/blobs/uploads/${id}`,
+    range: uploadedRange(size),
+    'docker-upload-uuid': id,
+  };
+}

@@ -1,0 +1,51 @@
+// The OCI distribution spec's error codes and the HTTP status each one travels with. Every failure
+// that reaches a client is an OciError, rendered once (http/errors.ts) as {"errors":[{code,message,detail}]}.
+
+export const ERROR_STATUS = {
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_INVALID: 400,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  DIGEST_INVALID: 400,
+  MANIFEST_BLOB_UNKNOWN: 400,
+  MANIFEST_INVALID: 400,
+  MANIFEST_UNKNOWN: 404,
+  NAME_INVALID: 400,
+  NAME_UNKNOWN: 404,
+  SIZE_INVALID: 400,
+  TAG_INVALID: 400,
+  RANGE_INVALID: 416,
+  PAGINATION_NUMBER_INVALID: 400,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  UNSUPPORTED: 405,
+  TOOMANYREQUESTS: 429,
+  UNKNOWN: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class OciError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: unknown;
+
+  constructor(code: ErrorCode, message: string, opts: { status?: number; detail?: unknown } = {}) {
+    super(message);
+    this.name = 'OciError';
+    this.code = code;
+    this.status = opts.status ?? ERROR_STATUS[code];
+    this.detail = opts.detail;
+  }
+
+  /** The spec's JSON error body. */
+  toBody(): { errors: Array<{ code: ErrorCode; message: string; detail?: unknown }> } {
+    const entry: { code: ErrorCode; message: string; detail?: unknown } = { code: this.code, message: this.message };
+    if (this.detail !== undefined) entry.detail = this.detail;
+    return { errors: [entry] };
+  }
+}
+
+export function isOciError(err: unknown): err is OciError {
+  return err instanceof OciError;
+}

@@ -1,0 +1,62 @@
+// The BlobStore seam: one content-addressed copy per digest. Writes land in a writer's private area
+// and become visible under their digest only after the digest verifies (commit), so nothing half
+// written is ever readable under a real name. Implemented by FsBlobStore and MemoryBlobStore; both
+// pass test/unit/store/blob-store.conformance.ts.
+import type { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+export interface OpenBlob extends BlobInfo {
+  /** The requested bytes (the whole blob when no range was asked for). */
+  stream: Readable;
+}
+
+export type ByteSource = Readable | AsyncIterable<Uint8Array>;
+
+/** A blob being written, possibly over several calls (chunked uploads) and across restarts. */
+export interface BlobWriter {
+  readonly id: string;
+  /** Bytes written so far. */
+  size(): number;
+  /**
+   * Appends the source's bytes. With `at`, the chunk must start exactly there (OffsetMismatchError
+   * otherwise, checked in turn with other appends). If the source fails part way, the writer is rolled
+   * back to the size it had before the call, so a retried chunk starts from a known offset.
+   */
+  append(source: ByteSource, at?: number): Promise<number>;
+  /** Verifies the bytes against `expected` and makes them readable under it; the writer is then gone. */
+  commit(expected: Digest): Promise<BlobInfo>;
+  /** Drops the bytes written; the writer is then gone. */
+  abort(): Promise<void>;
+}
+
+export interface BlobStore {
+  stat(digest: Digest): Promise<BlobInfo | undefined>;
+  /** Opens a blob for reading; throws BlobNotFoundError. The range is inclusive and must lie inside the blob. */
+  open(digest: Digest, range?: ByteRange): Promise<OpenBlob>;
+  /** Writes a whole blob from a stream and commits it under `expected`. */
+  put(source: ByteSource, expected: Digest): Promise<BlobInfo>;
+  createWriter(): Promise<BlobWriter>;
+  /** Reopens a writer by id (after a restart too); undefined if there is none. */
+  resumeWriter(id: string): Promise<BlobWriter | undefined>;
+  /** Removes a blob; false if it was not there. */
+  delete(digest: Digest): Promise<boolean>;
+  list(): AsyncIterable<BlobInfo>;
+}
+
+/** Shared by the implementations: write, commit, and abort on any failure. */
+export async function putViaWriter(store: BlobStore, source: ByteSource, expected: Digest): Promise<BlobInfo> {
+  const writer = await store.createWriter();
+  try {
+    await writer.append(source);
+    return await writer.commit(expected);
+  } catch (err) {
+    await writer.abort().catch(() => undefined);
+    throw err;
+  }
+}

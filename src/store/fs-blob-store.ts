@@ -1,0 +1,220 @@
+// BlobStore on a filesystem directory:
+//   <root>/blobs/<alg>/<hex[0:2]>/<hex>   committed content, one file per digest
+//   <root>/uploads/<writer id>/data       bytes being written, renamed into blobs/ only after verifying
+// A rename within one filesystem is atomic, so a crash leaves either the whole blob or none of it.
+import { randomUUID, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ALGORITHMS, algorithmOf, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import { putViaWriter, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
+import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
+import { isNotFound, readdirOrEmpty } from './fs-util.js';
+import { SerialQueue } from './serial-queue.js';
+
+/** Big reads keep syscalls per GiB low when serving large layers. */
+const READ_CHUNK = 1024 * 1024;
+const WRITER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class FsBlobStore implements BlobStore {
+  private readonly blobsDir: string;
+  private readonly uploadsDir: string;
+  /** Live writers keep their running hash, so a chunked upload is hashed once, as it arrives. */
+  private readonly writers = new Map<string, FsBlobWriter>();
+
+  constructor(readonly root: string) {
+    this.blobsDir = join(root, 'blobs');
+    this.uploadsDir = join(root, 'uploads');
+  }
+
+  async init(): Promise<this> {
+    await mkdir(this.blobsDir, { recursive: true });
+    await mkdir(this.uploadsDir, { recursive: true });
+    return this;
+  }
+
+  blobPath(digest: Digest): string {
+    const hex = hexOf(digest);
+    return join(this.blobsDir, algorithmOf(digest), hex.slice(0, 2), hex);
+  }
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      const st = await stat(this.blobPath(digest));
+      return { digest, size: st.size };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
+    let fh;
+    try {
+      fh = await open(this.blobPath(digest), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(digest);
+      throw err;
+    }
+    // Size from the open handle: a concurrent delete cannot pull the file out from under this read.
+    const { size } = await fh.stat();
+    if (size === 0) {
+      await fh.close(); // an empty blob has no bytes to read (and a read stream's end cannot be -1)
+      return { digest, size, stream: Readable.from([]) };
+    }
+    const stream = fh.createReadStream({ start: range?.start ?? 0, end: range?.end ?? size - 1, highWaterMark: READ_CHUNK });
+    return { digest, size, stream };
+  }
+
+  put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
+    return putViaWriter(this, source, expected);
+  }
+
+  async createWriter(): Promise<BlobWriter> {
+    const id = randomUUID();
+    const dir = join(this.uploadsDir, id);
+    await mkdir(dir, { recursive: true });
+    const fh = await open(join(dir, 'data'), 'wx');
+    await fh.close();
+    const writer = new FsBlobWriter(this, id, dir, 0, true);
+    this.writers.set(id, writer);
+    return writer;
+  }
+
+  async resumeWriter(id: string): Promise<BlobWriter | undefined> {
+    if (!WRITER_ID.test(id)) return undefined;
+    const live = this.writers.get(id);
+    if (live) return live;
+    const dir = join(this.uploadsDir, id);
+    try {
+      const st = await stat(join(dir, 'data'));
+      // The running hash died with the previous process: the bytes are re-read once at commit.
+      const writer = new FsBlobWriter(this, id, dir, st.size, false);
+      this.writers.set(id, writer);
+      return writer;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Called by a writer once it is committed or aborted. */
+  forgetWriter(id: string): void {
+    this.writers.delete(id);
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await rm(this.blobPath(digest));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const algorithm of Object.keys(ALGORITHMS) as Algorithm[]) {
+      for (const prefix of await readdirOrEmpty(join(this.blobsDir, algorithm))) {
+        for (const hex of await readdirOrEmpty(join(this.blobsDir, algorithm, prefix))) {
+          let digest: Digest;
+          try {
+            digest = makeDigest(algorithm, hex);
+          } catch {
+            continue; // not a blob of ours
+          }
+          const info = await this.stat(digest);
+          if (info) yield info;
+        }
+      }
+    }
+  }
+}
+
+class FsBlobWriter implements BlobWriter {
+  private bytes: number;
+  /** sha256 of every byte so far, or undefined when it must be recomputed from the file. */
+  private hash: Hash | undefined;
+  private readonly queue = new SerialQueue();
+  private readonly dataPath: string;
+
+  constructor(
+    private readonly store: FsBlobStore,
+    readonly id: string,
+    private readonly dir: string,
+    size: number,
+    fresh: boolean,
+  ) {
+    this.bytes = size;
+    this.hash = fresh ? newHash('sha256') : undefined;
+    this.dataPath = join(dir, 'data');
+  }
+
+  size(): number {
+    return this.bytes;
+  }
+
+  append(source: ByteSource, at?: number): Promise<number> {
+    return this.queue.run(async () => {
+      const before = this.bytes;
+      if (at !== undefined && at !== before) throw new OffsetMismatchError(at, before);
+      const snapshot = this.hash?.copy();
+      const hash = this.hash;
+      let added = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          hash?.update(chunk);
+          added += chunk.length;
+          done(null, chunk);
+        },
+      });
+      try {
+        await pipeline(source, tap, createWriteStream(this.dataPath, { flags: 'a' }));
+        this.bytes = before + added;
+        return this.bytes;
+      } catch (err) {
+        // Roll back to the last good offset so the client can resume from what the server reports.
+        await truncate(this.dataPath, before).catch(() => undefined);
+        this.hash = snapshot;
+        this.bytes = before;
+        throw err;
+      }
+    });
+  }
+
+  commit(expected: Digest): Promise<BlobInfo> {
+    return this.queue.run(async () => {
+      const algorithm = algorithmOf(expected);
+      const actual = algorithm === 'sha256' && this.hash ? digestFromHash('sha256', this.hash.copy()) : await hashFile(this.dataPath, algorithm);
+      if (actual !== expected) throw new DigestMismatchError(expected, actual);
+      const fh = await open(this.dataPath, 'r+');
+      try {
+        await fh.datasync(); // the bytes are on disk before the name says they are there
+      } finally {
+        await fh.close();
+      }
+      const target = this.store.blobPath(expected);
+      await mkdir(join(target, '..'), { recursive: true });
+      await rename(this.dataPath, target); // replaces an identical copy if one raced us: same bytes
+      await rm(this.dir, { recursive: true, force: true });
+      this.store.forgetWriter(this.id);
+      return { digest: expected, size: this.bytes };
+    });
+  }
+
+  abort(): Promise<void> {
+    return this.queue.run(async () => {
+      await rm(this.dir, { recursive: true, force: true });
+      this.store.forgetWriter(this.id);
+    });
+  }
+}
+
+async function hashFile(path: string, algorithm: Algorithm): Promise<Digest> {
+  const hash = newHash(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
+  return digestFromHash(algorithm, hash);
+}

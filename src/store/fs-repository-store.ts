@@ -1,0 +1,134 @@
+// RepositoryStore on a filesystem directory, one folder per repository (names are validated by the
+// spec's grammar before they get here, so they cannot climb out of it):
+//   <root>/repositories/<name>/_layers/<alg>/<hex>                    blob links (empty files)
+//   <root>/repositories/<name>/_manifests/revisions/<alg>/<hex>       manifest records (JSON)
+//   <root>/repositories/<name>/_manifests/tags/<tag>                  the digest a tag points at
+//   <root>/repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>     referrer descriptors (JSON)
+//   <root>/repositories/<name>/_uploads/<id>                          upload sessions of this repository
+// Name components never start with "_", so these folders cannot collide with nested repositories.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { algorithmOf, hexOf, parseDigest, type Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/manifest.js';
+import { isTag, type RepositoryName, type Tag } from '../oci/reference.js';
+import { pathExists, readOrUndefined, readdirOrEmpty, removeFile, writeAtomic } from './fs-util.js';
+import type { ManifestRecord, RepositoryStore } from './repository-store.js';
+
+export class FsRepositoryStore implements RepositoryStore {
+  private readonly reposDir: string;
+
+  constructor(root: string) {
+    this.reposDir = join(root, 'repositories');
+  }
+
+  async init(): Promise<this> {
+    await mkdir(this.reposDir, { recursive: true });
+    return this;
+  }
+
+  private repoDir(repo: RepositoryName): string {
+    return join(this.reposDir, repo);
+  }
+
+  private digestPath(repo: RepositoryName, folder: string, digest: Digest): string {
+    return join(this.repoDir(repo), folder, algorithmOf(digest), hexOf(digest));
+  }
+
+  async exists(repo: RepositoryName): Promise<boolean> {
+    const dir = this.repoDir(repo);
+    return (await pathExists(join(dir, '_manifests'))) || (await pathExists(join(dir, '_layers')));
+  }
+
+  async listRepositories(): Promise<RepositoryName[]> {
+    const found: string[] = [];
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      const entries = await readdirOrEmpty(dir);
+      if (prefix && (entries.includes('_manifests') || entries.includes('_layers'))) found.push(prefix);
+      for (const entry of entries) {
+        if (entry.startsWith('_')) continue;
+        await walk(join(dir, entry), prefix ? `${prefix}/${entry}` : entry);
+      }
+    };
+    await walk(this.reposDir, '');
+    return found.sort() as RepositoryName[];
+  }
+
+  async linkBlob(repo: RepositoryName, digest: Digest): Promise<void> {
+    await writeAtomic(this.digestPath(repo, '_layers', digest), '');
+  }
+
+  hasBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return pathExists(this.digestPath(repo, '_layers', digest));
+  }
+
+  unlinkBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return removeFile(this.digestPath(repo, '_layers', digest));
+  }
+
+  async putManifest(repo: RepositoryName, record: ManifestRecord): Promise<void> {
+    await writeAtomic(this.digestPath(repo, '_manifests/revisions', record.digest), JSON.stringify(record));
+  }
+
+  async getManifest(repo: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined> {
+    const text = await readOrUndefined(this.digestPath(repo, '_manifests/revisions', digest));
+    return text === undefined ? undefined : (JSON.parse(text) as ManifestRecord);
+  }
+
+  deleteManifest(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return removeFile(this.digestPath(repo, '_manifests/revisions', digest));
+  }
+
+  async setTag(repo: RepositoryName, tag: Tag, digest: Digest): Promise<void> {
+    await writeAtomic(join(this.repoDir(repo), '_manifests/tags', tag), digest);
+  }
+
+  async getTag(repo: RepositoryName, tag: Tag): Promise<Digest | undefined> {
+    const text = await readOrUndefined(join(this.repoDir(repo), '_manifests/tags', tag));
+    return text === undefined ? undefined : parseDigest(text.trim());
+  }
+
+  deleteTag(repo: RepositoryName, tag: Tag): Promise<boolean> {
+    return removeFile(join(this.repoDir(repo), '_manifests/tags', tag));
+  }
+
+  async listTags(repo: RepositoryName): Promise<Tag[] | undefined> {
+    if (!(await this.exists(repo))) return undefined;
+    const names = await readdirOrEmpty(join(this.repoDir(repo), '_manifests/tags'));
+    return names.filter((n) => isTag(n)).sort() as Tag[];
+  }
+
+  private referrerDir(repo: RepositoryName, subject: Digest): string {
+    return this.digestPath(repo, '_referrers', subject);
+  }
+
+  async addReferrer(repo: RepositoryName, subject: Digest, referrer: Descriptor): Promise<void> {
+    await writeAtomic(join(this.referrerDir(repo, subject), referrer.digest.replace(':', '-')), JSON.stringify(referrer));
+  }
+
+  async removeReferrer(repo: RepositoryName, subject: Digest, referrer: Digest): Promise<void> {
+    await removeFile(join(this.referrerDir(repo, subject), referrer.replace(':', '-')));
+  }
+
+  async listReferrers(repo: RepositoryName, subject: Digest): Promise<Descriptor[]> {
+    const dir = this.referrerDir(repo, subject);
+    const out: Descriptor[] = [];
+    for (const name of (await readdirOrEmpty(dir)).sort()) {
+      if (name.includes('.tmp-')) continue;
+      const text = await readOrUndefined(join(dir, name));
+      if (text !== undefined) out.push(JSON.parse(text) as Descriptor);
+    }
+    return out;
+  }
+
+  async addUpload(repo: RepositoryName, id: string): Promise<void> {
+    await writeAtomic(join(this.repoDir(repo), '_uploads', id), new Date().toISOString());
+  }
+
+  hasUpload(repo: RepositoryName, id: string): Promise<boolean> {
+    return pathExists(join(this.repoDir(repo), '_uploads', id));
+  }
+
+  async removeUpload(repo: RepositoryName, id: string): Promise<void> {
+    await removeFile(join(this.repoDir(repo), '_uploads', id));
+  }
+}

@@ -1,0 +1,85 @@
+// The in-memory twin of FsBlobStore, for unit tests of policy. Same contract, same conformance suite.
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { algorithmOf, digestOf, type Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import { putViaWriter, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
+import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
+
+export class MemoryBlobStore implements BlobStore {
+  private readonly blobs = new Map<Digest, Buffer>();
+  private readonly writers = new Map<string, MemoryBlobWriter>();
+
+  async stat(digest: Digest): Promise<BlobInfo | undefined> {
+    const bytes = this.blobs.get(digest);
+    return bytes ? { digest, size: bytes.length } : undefined;
+  }
+
+  async open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
+    const bytes = this.blobs.get(digest);
+    if (!bytes) throw new BlobNotFoundError(digest);
+    const slice = range ? bytes.subarray(range.start, range.end + 1) : bytes;
+    return { digest, size: bytes.length, stream: Readable.from(slice.length ? [slice] : []) };
+  }
+
+  put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
+    return putViaWriter(this, source, expected);
+  }
+
+  async createWriter(): Promise<BlobWriter> {
+    const writer = new MemoryBlobWriter(randomUUID(), this.blobs, () => this.writers.delete(writer.id));
+    this.writers.set(writer.id, writer);
+    return writer;
+  }
+
+  async resumeWriter(id: string): Promise<BlobWriter | undefined> {
+    return this.writers.get(id);
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    return this.blobs.delete(digest);
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const [digest, bytes] of this.blobs) yield { digest, size: bytes.length };
+  }
+}
+
+class MemoryBlobWriter implements BlobWriter {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly blobs: Map<Digest, Buffer>,
+    private readonly done: () => void,
+  ) {}
+
+  size(): number {
+    return this.bytes;
+  }
+
+  async append(source: ByteSource, at?: number): Promise<number> {
+    if (at !== undefined && at !== this.bytes) throw new OffsetMismatchError(at, this.bytes);
+    const added: Buffer[] = [];
+    for await (const chunk of source) added.push(Buffer.from(chunk as Uint8Array));
+    // Only a fully read source is kept: a failed one throws above and leaves the writer as it was.
+    this.chunks.push(...added);
+    this.bytes += added.reduce((n, c) => n + c.length, 0);
+    return this.bytes;
+  }
+
+  async commit(expected: Digest): Promise<BlobInfo> {
+    const bytes = Buffer.concat(this.chunks);
+    const actual = digestOf(bytes, algorithmOf(expected));
+    if (actual !== expected) throw new DigestMismatchError(expected, actual);
+    this.blobs.set(expected, bytes);
+    this.done();
+    return { digest: expected, size: bytes.length };
+  }
+
+  async abort(): Promise<void> {
+    this.chunks = [];
+    this.done();
+  }
+}

@@ -1,0 +1,41 @@
+// The RepositoryStore seam: what each repository links to. Content lives once in the BlobStore;
+// a repository only holds links (blobs it may serve, manifest revisions, tags, referrers, uploads),
+// so a blob pushed to repository A is not readable from B until B links it too.
+import type { Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/manifest.js';
+import type { RepositoryName, Tag } from '../oci/reference.js';
+
+export interface ManifestRecord {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** The manifest's subject, kept so deleting the manifest also drops its referrer entry. */
+  subject?: Digest;
+}
+
+export interface RepositoryStore {
+  exists(repo: RepositoryName): Promise<boolean>;
+  listRepositories(): Promise<RepositoryName[]>;
+
+  linkBlob(repo: RepositoryName, digest: Digest): Promise<void>;
+  hasBlob(repo: RepositoryName, digest: Digest): Promise<boolean>;
+  unlinkBlob(repo: RepositoryName, digest: Digest): Promise<boolean>;
+
+  putManifest(repo: RepositoryName, record: ManifestRecord): Promise<void>;
+  getManifest(repo: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined>;
+  deleteManifest(repo: RepositoryName, digest: Digest): Promise<boolean>;
+
+  setTag(repo: RepositoryName, tag: Tag, digest: Digest): Promise<void>;
+  getTag(repo: RepositoryName, tag: Tag): Promise<Digest | undefined>;
+  deleteTag(repo: RepositoryName, tag: Tag): Promise<boolean>;
+  /** Sorted tag names, or undefined when the repository does not exist. */
+  listTags(repo: RepositoryName): Promise<Tag[] | undefined>;
+
+  addReferrer(repo: RepositoryName, subject: Digest, referrer: Descriptor): Promise<void>;
+  removeReferrer(repo: RepositoryName, subject: Digest, referrer: Digest): Promise<void>;
+  listReferrers(repo: RepositoryName, subject: Digest): Promise<Descriptor[]>;
+
+  addUpload(repo: RepositoryName, id: string): Promise<void>;
+  hasUpload(repo: RepositoryName, id: string): Promise<boolean>;
+  removeUpload(repo: RepositoryName, id: string): Promise<void>;
+}

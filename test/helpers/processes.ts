@@ -1,0 +1,139 @@
+// Real processes for integration and e2e tests: a layerd node built from dist/, and CNCF distribution
+// (Debian's docker-registry) as the peer to compare with. Readiness is polled with a deadline, never slept.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const repoRoot = resolve(import.meta.dirname, '..', '..');
+export const layerdBin = join(repoRoot, 'dist', 'cli.js');
+
+export interface RunningProcess {
+  url: string;
+  port: number;
+  pid: number;
+  child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after a grace period; resolves when the process has exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function tempDir(prefix = 'layerd-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Polls url until it answers with an HTTP status below 500, or throws after timeoutMs. */
+export async function waitForHttp(url: string, timeoutMs = 20_000, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${url} was ready`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await res.arrayBuffer();
+      if (res.status < 500) return;
+      lastError = new Error(`status ${res.status}`);
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms: ${String(lastError)}`);
+}
+
+function track(child: ChildProcess, port: number, url: string): RunningProcess {
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    url,
+    port,
+    pid: child.pid!,
+    child,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface LayerdOptions {
+  dataDir?: string;
+  port?: number;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+/** Starts `layerd serve` from dist/ on 127.0.0.1 and waits until /v2/ answers. */
+export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProcess & { dataDir: string }> {
+  const port = opts.port ?? (await freePort());
+  const dataDir = opts.dataDir ?? (await tempDir('layerd-data-'));
+  const child = spawn(
+    process.execPath,
+    [layerdBin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...(opts.args ?? [])],
+    { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const proc = track(child, port, `http://127.0.0.1:${port}`);
+  try {
+    await waitForHttp(`${proc.url}/v2/`, 20_000, child);
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw new Error(`${String(err)}\n--- layerd output ---\n${proc.output()}`);
+  }
+  return { ...proc, dataDir };
+}
+
+/** Starts CNCF distribution (docker-registry) with a filesystem store on 127.0.0.1. */
+export async function startDistribution(opts: { port?: number; rootDir?: string } = {}): Promise<RunningProcess & { rootDir: string; blobGets(): number }> {
+  const port = opts.port ?? (await freePort());
+  const rootDir = opts.rootDir ?? (await tempDir('distribution-'));
+  const configPath = join(rootDir, 'config.yml');
+  await writeFile(
+    configPath,
+    [
+      'version: 0.1',
+      'log: {level: info, accesslog: {disabled: false}}',
+      `storage: {filesystem: {rootdirectory: ${join(rootDir, 'data')}}, delete: {enabled: true}}`,
+      `http: {addr: 127.0.0.1:${port}, secret: test}`,
+      'health: {storagedriver: {enabled: false}}',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = track(child, port, `http://127.0.0.1:${port}`);
+  try {
+    await waitForHttp(`${proc.url}/v2/`, 20_000, child);
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw new Error(`${String(err)}\n--- docker-registry output ---\n${proc.output()}`);
+  }
+  return {
+    ...proc,
+    rootDir,
+    // The access log has one line per request; a blob GET is `"GET /v2/<name>/blobs/sha256:...`.
+    blobGets: () => proc.output().split('\n').filter((l) => /"GET \/v2\/\S+\/blobs\/sha(256|512):/.test(l)).length,
+  };
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
