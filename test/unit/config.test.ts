@@ -1,0 +1,75 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envName, loadConfig, optionsHelp, parseHostPort } from '../../src/config.js';
+
+async function configFile(text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'layerd-config-'));
+  const path = join(dir, 'layerd.yml');
+  await writeFile(path, text);
+  return path;
+}
+
+function keyOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof ConfigError ? err.key : 'NOT_CONFIG_ERROR';
+  }
+  return undefined;
+}
+
+describe('config', () => {
+  it('has usable defaults', () => {
+    const config = loadConfig();
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 5000 });
+    expect(config.dataDir).toBe('./data');
+    expect(config.logLevel).toBe('info');
+  });
+
+  it('layers flags over environment over file over defaults', async () => {
+    const file = await configFile('listen: 127.0.0.1:6000\ndata-dir: /from/file\nlog-level: warn\n');
+    expect(loadConfig({ file })).toMatchObject({ listen: { port: 6000 }, dataDir: '/from/file', logLevel: 'warn' });
+    const env = { LAYERD_DATA_DIR: '/from/env', LAYERD_LISTEN: '127.0.0.1:7000' };
+    expect(loadConfig({ file, env })).toMatchObject({ listen: { port: 7000 }, dataDir: '/from/env', logLevel: 'warn' });
+    const flags = { listen: '0.0.0.0:8000' };
+    expect(loadConfig({ file, env, flags })).toMatchObject({ listen: { host: '0.0.0.0', port: 8000 }, dataDir: '/from/env' });
+  });
+
+  it('derives environment names from option names', () => {
+    expect(envName('data-dir')).toBe('LAYERD_DATA_DIR');
+    expect(optionsHelp()).toContain('--data-dir DIR');
+    expect(optionsHelp()).toContain('LAYERD_DATA_DIR');
+  });
+
+  it('parses host:port including IPv6', () => {
+    expect(parseHostPort('[::1]:5000')).toEqual({ host: '::1', port: 5000 });
+    expect(parseHostPort('localhost:0')).toEqual({ host: 'localhost', port: 0 });
+    expect(() => parseHostPort('localhost')).toThrow(/HOST:PORT/);
+    expect(() => parseHostPort('a:70000')).toThrow(/HOST:PORT/);
+  });
+
+  it('names the bad key in every error', async () => {
+    expect(keyOf(() => loadConfig({ flags: { listen: 'nope' } }))).toBe('listen');
+    expect(keyOf(() => loadConfig({ env: { LAYERD_LOG_LEVEL: 'loud' } }))).toBe('log-level');
+    expect(keyOf(() => loadConfig({ file: '/nonexistent/layerd.yml' }))).toBe('config');
+    expect(keyOf(() => loadConfig({ file: 'x' }))).toBe('config');
+  });
+
+  it('rejects unknown keys, non-mappings and broken YAML in the file', async () => {
+    expect(keyOf(() => loadConfig({ file: 'x' }))).toBe('config');
+    const unknown = await configFile('listen: 127.0.0.1:1\nlisten-addr: x\n');
+    expect(keyOf(() => loadConfig({ file: unknown }))).toBe('listen-addr');
+    const list = await configFile('- a\n- b\n');
+    expect(keyOf(() => loadConfig({ file: list }))).toBe('config');
+    const broken = await configFile('listen: [unclosed\n');
+    expect(keyOf(() => loadConfig({ file: broken }))).toBe('config');
+    const emptyDir = await configFile('data-dir: ""\n');
+    expect(keyOf(() => loadConfig({ file: emptyDir }))).toBe('data-dir');
+  });
+
+  it('treats an empty file as no settings', async () => {
+    expect(loadConfig({ file: await configFile('') }).dataDir).toBe('./data');
+  });
+});

@@ -1,0 +1,131 @@
+// The contract every BlobStore implementation passes (the seam's one shared suite): run it with
+// describeBlobStore(name, factory) from a *.test.ts file.
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { digestOf, type Digest } from '../../../src/oci/digest.js';
+import type { BlobStore } from '../../../src/store/blob-store.js';
+import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../../../src/store/errors.js';
+
+async function readAll(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+function source(...parts: string[]): Readable {
+  return Readable.from(parts.map((p) => Buffer.from(p)));
+}
+
+/** A source that yields some bytes and then fails, as a client that disconnects mid-upload. */
+function failingSource(first: string): AsyncIterable<Uint8Array> {
+  return (async function* () {
+    yield Buffer.from(first);
+    throw Object.assign(new Error('client went away'), { code: 'ECONNRESET' });
+  })();
+}
+
+export function describeBlobStore(name: string, create: () => Promise<BlobStore>): void {
+  describe(`BlobStore conformance: ${name}`, () => {
+    const content = 'layer bytes '.repeat(1000);
+    const digest = digestOf(Buffer.from(content));
+
+    it('puts a blob under its digest and reads it back whole and by range', async () => {
+      const store = await create();
+      expect(await store.stat(digest)).toBeUndefined();
+      expect(await store.put(source(content), digest)).toEqual({ digest, size: content.length });
+      expect(await store.stat(digest)).toEqual({ digest, size: content.length });
+      const whole = await store.open(digest);
+      expect(whole.size).toBe(content.length);
+      expect((await readAll(whole.stream)).toString()).toBe(content);
+      const part = await store.open(digest, { start: 6, end: 10 });
+      expect(part.size).toBe(content.length);
+      expect((await readAll(part.stream)).toString()).toBe(content.slice(6, 11));
+    });
+
+    it('verifies sha512 digests too', async () => {
+      const store = await create();
+      const d512 = digestOf(Buffer.from(content), 'sha512');
+      await store.put(source(content), d512);
+      expect((await readAll((await store.open(d512)).stream)).toString()).toBe(content);
+    });
+
+    it('stores and serves an empty blob', async () => {
+      const store = await create();
+      const empty = digestOf(Buffer.alloc(0));
+      await store.put(source(), empty);
+      const blob = await store.open(empty);
+      expect(blob.size).toBe(0);
+      expect((await readAll(blob.stream)).length).toBe(0);
+    });
+
+    it('refuses content that does not match the digest and keeps nothing', async () => {
+      const store = await create();
+      await expect(store.put(source('other bytes'), digest)).rejects.toBeInstanceOf(DigestMismatchError);
+      expect(await store.stat(digest)).toBeUndefined();
+      await expect(store.open(digest)).rejects.toBeInstanceOf(BlobNotFoundError);
+      for await (const info of store.list()) expect.unreachable(`unexpected blob ${info.digest}`);
+    });
+
+    it('makes written bytes visible only at commit, across several appends', async () => {
+      const store = await create();
+      const writer = await store.createWriter();
+      expect(await writer.append(source(content.slice(0, 100)))).toBe(100);
+      expect(await writer.append(source(content.slice(100)), 100)).toBe(content.length);
+      expect(writer.size()).toBe(content.length);
+      expect(await store.stat(digest)).toBeUndefined();
+      expect(await store.resumeWriter(writer.id)).toBeDefined();
+      await writer.commit(digest);
+      expect(await store.stat(digest)).toEqual({ digest, size: content.length });
+      expect(await store.resumeWriter(writer.id)).toBeUndefined();
+    });
+
+    it('rejects an append at the wrong offset and leaves the writer as it was', async () => {
+      const store = await create();
+      const writer = await store.createWriter();
+      await writer.append(source('abc'));
+      await expect(writer.append(source('def'), 5)).rejects.toBeInstanceOf(OffsetMismatchError);
+      expect(writer.size()).toBe(3);
+      await writer.append(source('def'), 3);
+      await writer.commit(digestOf(Buffer.from('abcdef')));
+    });
+
+    it('rolls a writer back to its last good size when a source fails part way', async () => {
+      const store = await create();
+      const writer = await store.createWriter();
+      await writer.append(source('abc'));
+      await expect(writer.append(failingSource('XYZ'))).rejects.toThrow(/went away/);
+      expect(writer.size()).toBe(3);
+      await writer.append(source('def'));
+      const d = digestOf(Buffer.from('abcdef'));
+      await writer.commit(d);
+      expect((await readAll((await store.open(d)).stream)).toString()).toBe('abcdef');
+    });
+
+    it('drops an aborted writer', async () => {
+      const store = await create();
+      const writer = await store.createWriter();
+      await writer.append(source(content));
+      await writer.abort();
+      expect(await store.resumeWriter(writer.id)).toBeUndefined();
+      expect(await store.stat(digest)).toBeUndefined();
+    });
+
+    it('keeps one copy when the same blob is put twice, and deletes it', async () => {
+      const store = await create();
+      await store.put(source(content), digest);
+      await store.put(source(content), digest);
+      const listed: Digest[] = [];
+      for await (const info of store.list()) listed.push(info.digest);
+      expect(listed).toEqual([digest]);
+      expect(await store.delete(digest)).toBe(true);
+      expect(await store.delete(digest)).toBe(false);
+      expect(await store.stat(digest)).toBeUndefined();
+    });
+
+    it('does not resume writers it never made', async () => {
+      const store = await create();
+      expect(await store.resumeWriter('00000000-0000-4000-8000-000000000000')).toBeUndefined();
+      expect(await store.resumeWriter('../../etc')).toBeUndefined();
+    });
+  });
+}

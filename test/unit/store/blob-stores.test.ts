@@ -1,0 +1,47 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../../../src/oci/digest.js';
+import { FsBlobStore } from '../../../src/store/fs-blob-store.js';
+import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
+import { describeBlobStore } from './blob-store.conformance.js';
+
+const dirs: string[] = [];
+async function fsStore(): Promise<FsBlobStore> {
+  const dir = await mkdtemp(join(tmpdir(), 'layerd-blobstore-'));
+  dirs.push(dir);
+  return new FsBlobStore(dir).init();
+}
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+describeBlobStore('filesystem', fsStore);
+describeBlobStore('memory', async () => new MemoryBlobStore());
+
+describe('FsBlobStore specifics', () => {
+  it('resumes a writer after a restart and re-hashes the bytes at commit', async () => {
+    const first = await fsStore();
+    const writer = await first.createWriter();
+    await writer.append(Readable.from([Buffer.from('hello ')]));
+    // A new store on the same directory: the process restarted, the running hash is gone.
+    const second = new FsBlobStore(first.root);
+    const resumed = await second.resumeWriter(writer.id);
+    expect(resumed?.size()).toBe(6);
+    await resumed!.append(Readable.from([Buffer.from('world')]), 6);
+    const digest = digestOf(Buffer.from('hello world'));
+    await resumed!.commit(digest);
+    expect(await second.stat(digest)).toEqual({ digest, size: 11 });
+  });
+
+  it('lays blobs out by algorithm and hex prefix, and leaves no upload data after commit', async () => {
+    const store = await fsStore();
+    const digest = digestOf(Buffer.from('x'));
+    await store.put(Readable.from([Buffer.from('x')]), digest);
+    const hex = digest.slice('sha256:'.length);
+    expect(store.blobPath(digest)).toBe(join(store.root, 'blobs', 'sha256', hex.slice(0, 2), hex));
+    expect(await readdir(join(store.root, 'uploads'))).toEqual([]);
+  });
+});
