@@ -1,6 +1,6 @@
 // The node's HTTP face: fastify with no body parsing (bodies stay streams), one log line per request,
 // and every error rendered by errors.ts.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from '../distribution/registry.js';
 import { sendError } from './errors.js';
@@ -14,7 +14,7 @@ export interface HttpServerOptions {
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger || undefined,
-    disableRequestLogging: true,
+    logController: new OneLinePerRequest(),
     exposeHeadRoutes: false,
     // Registry clients keep connections open between layers; blobs are streamed, never buffered, so no
     // request timeout applies to their duration here.
@@ -27,13 +27,6 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
-      'request',
-    );
-  });
-
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     reply.headers(API_VERSION_HEADER);
@@ -42,6 +35,17 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   registerV2Routes(app, opts.registry);
   return app;
+}
+
+/** One log line per request, when it completes: method, url, status, time. Never headers (credentials). */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    if (error) request.log.warn({ ...line, err: error.message }, 'request');
+    else request.log.info(line, 'request');
+  }
 }
 
 function notFound(url: string) {
