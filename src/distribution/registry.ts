@@ -6,7 +6,7 @@ import { algorithmOf, digestOf, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MediaType, parseManifest, type Descriptor } from '../oci/manifest.js';
 import type { ByteRange } from '../oci/range.js';
-import { parseRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
+import { compareLexical, parseRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
 import type { BlobInfo, BlobStore, BlobWriter, ByteSource, OpenBlob } from '../store/blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../store/errors.js';
 import type { ManifestRecord, RepositoryStore } from '../store/repository-store.js';
@@ -198,7 +198,7 @@ export class Registry {
   }
 
   private async writer(repo: RepositoryName, id: string): Promise<BlobWriter> {
-    const writer = (await this.repos.hasUpload(repo, id)) ? await this.blobs.resumeWriter(id) : undefined;
+    const writer = UPLOAD_ID.test(id) && (await this.repos.hasUpload(repo, id)) ? await this.blobs.resumeWriter(id) : undefined;
     if (!writer) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${repo}`);
     return writer;
   }
@@ -233,14 +233,18 @@ export class Registry {
   }
 }
 
+/** Upload ids are the store's writer ids: UUIDs. Anything else never reaches a path. */
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 function blobUnknown(repo: RepositoryName, digest: Digest): OciError {
   return new OciError('BLOB_UNKNOWN', `blob ${digest} not found in ${repo}`, { detail: { digest } });
 }
 
-/** The spec's pagination: the items sorted after `last`, at most `n` of them. */
-export function paginate<T extends string>(sorted: readonly T[], n?: number, last?: string): Page<T> {
-  const from = last === undefined ? sorted : sorted.filter((item) => item > last);
-  if (n === undefined || from.length <= n) return { items: [...from] };
+/** The spec's pagination: the items in lexical order after `last`, at most `n` of them. */
+export function paginate<T extends string>(all: readonly T[], n?: number, last?: string): Page<T> {
+  const sorted = [...all].sort(compareLexical);
+  const from = last === undefined ? sorted : sorted.filter((item) => compareLexical(item, last) > 0);
+  if (n === undefined || from.length <= n) return { items: from };
   const items = from.slice(0, n);
   const page: Page<T> = { items };
   if (items.length > 0) page.next = items[items.length - 1];

@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from '../distribution/registry.js';
+import { OciError } from '../oci/errors.js';
 import { sendError } from './errors.js';
 import { API_VERSION_HEADER, registerV2Routes } from './v2-routes.js';
 
@@ -21,6 +22,11 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     keepAliveTimeout: 65_000,
     requestTimeout: 0,
     routerOptions: { ignoreTrailingSlash: false },
+    // A URL fastify cannot decode (e.g. a stray %ff) still gets the spec's error body.
+    frameworkErrors: (err, request, reply) => {
+      reply.headers(API_VERSION_HEADER);
+      sendError(new OciError('NAME_INVALID', `malformed request path: ${err.message}`), request, reply);
+    },
   }) as unknown as FastifyInstance;
 
   // Bodies are left unread for the handlers: blobs stream to disk, manifests are read with a bound.

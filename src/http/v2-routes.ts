@@ -63,7 +63,7 @@ export function registerV2Routes(app: FastifyInstance, registry: Registry): void
     const path = q >= 0 ? raw.slice(0, q) : raw;
     const query = new URLSearchParams(q >= 0 ? raw.slice(q + 1) : '');
     if (path === '/v2/' || path === '/v2') {
-      if (request.method !== 'GET' && request.method !== 'HEAD') throw unsupportedMethod(request.method);
+      if (request.method !== 'GET' && request.method !== 'HEAD') throw unsupportedMethod(reply, request.method, ['GET', 'HEAD']);
       reply.code(200).header('content-type', 'application/json');
       return reply.send(request.method === 'HEAD' ? undefined : '{}');
     }
@@ -72,7 +72,7 @@ export function registerV2Routes(app: FastifyInstance, registry: Registry): void
       const m = route.pattern.exec(tail);
       if (!m) continue;
       const handler = route.methods[request.method as Method];
-      if (!handler) throw unsupportedMethod(request.method);
+      if (!handler) throw unsupportedMethod(reply, request.method, Object.keys(route.methods));
       const name = (route.named ? parseRepositoryName(m[1]!) : '') as RepositoryName;
       const param = route.named && m[2] !== undefined ? decodeSegment(m[2]) : '';
       await handler({ request, reply, query, name, param });
@@ -90,7 +90,9 @@ export function registerV2Routes(app: FastifyInstance, registry: Registry): void
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: dispatch });
 }
 
-function unsupportedMethod(method: string): OciError {
+/** 405, with the Allow header RFC 9110 requires. */
+function unsupportedMethod(reply: FastifyReply, method: string, allowed: string[]): OciError {
+  reply.header('allow', allowed.join(', '));
   return new OciError('UNSUPPORTED', `method ${method} is not supported on this endpoint`);
 }
 
@@ -252,7 +254,8 @@ class V2Handlers {
     const artifactType = query.get('artifactType') ?? undefined;
     const index = await this.registry.referrers(name, subject, artifactType);
     if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
-    reply.code(200).header('content-type', index.mediaType).send(JSON.stringify(index));
+    // A Buffer, so that fastify adds no charset: the spec wants this Content-Type exactly.
+    reply.code(200).header('content-type', index.mediaType).send(Buffer.from(JSON.stringify(index)));
   }
 }
 

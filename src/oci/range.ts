@@ -26,16 +26,22 @@ export function parseRangeHeader(header: string | undefined, size: number): Rang
   const [, first, last] = parts as unknown as [string, string, string];
   if (first === '') {
     // Suffix range: the last N bytes.
-    const n = safeInt(last);
+    const n = clampedInt(last);
     if (n === 0 || size === 0) return { kind: 'unsatisfiable' };
     return { kind: 'range', range: { start: Math.max(0, size - n), end: size - 1 } };
   }
-  const start = safeInt(first);
-  let end = last === '' ? Number.MAX_SAFE_INTEGER : safeInt(last);
+  // Positions past the representation mean "to its end" (RFC 9110), however many digits they have.
+  const start = clampedInt(first);
+  let end = last === '' ? Number.MAX_SAFE_INTEGER : clampedInt(last);
   if (end < start) throw new OciError('RANGE_INVALID', `invalid range: ${spec}`);
   if (start >= size) return { kind: 'unsatisfiable' };
   if (end >= size) end = size - 1;
   return { kind: 'range', range: { start, end } };
+}
+
+function clampedInt(digits: string): number {
+  const n = Number(digits);
+  return Number.isSafeInteger(n) ? n : Number.MAX_SAFE_INTEGER;
 }
 
 function safeInt(digits: string): number {

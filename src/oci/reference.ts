@@ -32,6 +32,17 @@ export function isTag(value: string): boolean {
   return TAG_GRAMMAR.test(value);
 }
 
+/**
+ * The order of tags/list and _catalog: the spec's "lexical (case-insensitive alphanumeric) order",
+ * with a case-sensitive tie-break so that the order is total and `last` is unambiguous.
+ */
+export function compareLexical(a: string, b: string): number {
+  const la = a.toLowerCase();
+  const lb = b.toLowerCase();
+  if (la !== lb) return la < lb ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** The <reference> of /v2/<name>/manifests/<reference>: a tag or a digest. */
 export type ManifestReference = { kind: 'tag'; tag: Tag } | { kind: 'digest'; digest: Digest };
 
