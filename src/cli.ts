@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // The layerd command. Every failure a user can cause ends as one line on stderr and exit code 2.
 import './polyfill.js';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './config.js';
 import { startNode } from './node.js';
+import { VERSION } from './version.js';
 
 const USAGE = `layerd: peer-to-peer container-image layer distribution daemon
 
@@ -62,11 +62,6 @@ function parseFlags(args: string[], options: Record<string, { type: 'string' | '
   }
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function main(argv: string[]): Promise<void> {
   const [first, ...rest] = argv;
   if (first === undefined || first === 'help' || first === '--help' || first === '-h') {
@@ -74,7 +69,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (first === '--version' || first === 'version') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${VERSION}\n`);
     return;
   }
   const command = COMMANDS[first];

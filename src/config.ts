@@ -4,6 +4,7 @@
 // the file, the file over the defaults. Any bad value is a ConfigError naming the key.
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from './oci/reference.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -27,6 +28,10 @@ interface OptionDef<T> {
   description: string;
   default: T;
   parse(raw: unknown): T;
+  /** Repeatable on the command line (--upstream a=.. --upstream b=..); comma-separated in the environment. */
+  multiple?: boolean;
+  /** How --help shows the default, when String() would not do. */
+  show?: (value: T) => string;
 }
 
 function option<T>(def: OptionDef<T>): OptionDef<T> {
@@ -58,6 +63,113 @@ function oneOf<T extends string>(choices: readonly T[]) {
   };
 }
 
+function durationMs(raw: unknown): number {
+  if (typeof raw === 'number' && Number.isFinite(raw) && raw >= 0) return raw * 1000;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(String(raw));
+  if (!m) throw new Error(`invalid duration ${JSON.stringify(String(raw))}: want e.g. 500ms, 30s, 5m, 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * unit);
+}
+
+function showMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+function bool(raw: unknown): boolean {
+  if (typeof raw === 'boolean') return raw;
+  const text = String(raw).trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(text)) return true;
+  if (['false', '0', 'no', 'off'].includes(text)) return false;
+  throw new Error(`must be true or false, not ${JSON.stringify(String(raw))}`);
+}
+
+function count(raw: unknown): number {
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`must be a whole number >= 0, not ${JSON.stringify(String(raw))}`);
+  return n;
+}
+
+export interface UpstreamConfig {
+  /** The registry host name clients mean (docker.io, ghcr.io, seed:5000). */
+  name: string;
+  url: string;
+  username?: string;
+  password?: string;
+}
+
+function upstreamUrl(name: string, raw: unknown): string {
+  let url: URL;
+  try {
+    url = new URL(String(raw));
+  } catch {
+    throw new Error(`${name}: invalid URL ${JSON.stringify(String(raw))}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${name}: URL must be http or https`);
+  if (url.username || url.password) throw new Error(`${name}: put credentials in the config file's username/password, not in the URL`);
+  return url.toString().replace(/\/+$/, '');
+}
+
+function registryName(raw: string): string {
+  try {
+    return parseRegistryName(raw);
+  } catch (err) {
+    throw new Error((err as Error).message);
+  }
+}
+
+/**
+ * Upstreams come as NAME=URL strings (flags, environment, a YAML list) or, in the file, as a mapping of
+ * name to URL or to {url, username, password}; only the file can carry credentials.
+ */
+export function parseUpstreams(raw: unknown): UpstreamConfig[] {
+  const out: UpstreamConfig[] = [];
+  const add = (u: UpstreamConfig) => {
+    if (out.some((o) => o.name === u.name)) throw new Error(`${u.name} is given twice`);
+    out.push(u);
+  };
+  const fromString = (text: string) => {
+    const eq = text.indexOf('=');
+    if (eq < 0) {
+      // A bare name means the registry at its own well-known address.
+      const name = registryName(text);
+      add({ name, url: name === DOCKER_HUB ? DOCKER_HUB_URL : `https://${name}` });
+      return;
+    }
+    if (eq === 0) throw new Error(`invalid upstream ${JSON.stringify(text)}: want NAME=URL, e.g. docker.io=https://registry-1.docker.io`);
+    const name = registryName(text.slice(0, eq));
+    add({ name, url: upstreamUrl(name, text.slice(eq + 1).trim()) });
+  };
+  if (typeof raw === 'string') {
+    for (const part of raw.split(',')) if (part.trim() !== '') fromString(part.trim());
+  } else if (Array.isArray(raw)) {
+    for (const item of raw) {
+      if (typeof item !== 'string') throw new Error('list entries must be NAME=URL strings');
+      fromString(item);
+    }
+  } else if (typeof raw === 'object' && raw !== null) {
+    for (const [key, value] of Object.entries(raw)) {
+      const name = registryName(key);
+      if (typeof value === 'string') {
+        add({ name, url: upstreamUrl(name, value) });
+        continue;
+      }
+      if (typeof value !== 'object' || value === null) throw new Error(`${name}: want a URL or {url, username, password}`);
+      const v = value as Record<string, unknown>;
+      for (const k of Object.keys(v)) if (!['url', 'username', 'password'].includes(k)) throw new Error(`${name}: unknown field ${k}`);
+      const u: UpstreamConfig = { name, url: upstreamUrl(name, v.url) };
+      if (v.username !== undefined || v.password !== undefined) {
+        if (typeof v.username !== 'string' || typeof v.password !== 'string') throw new Error(`${name}: username and password must both be strings`);
+        u.username = v.username;
+        u.password = v.password;
+      }
+      add(u);
+    }
+  } else {
+    throw new Error('want NAME=URL');
+  }
+  return out;
+}
+
 // ---- the options: add one line here for each new option ----
 
 export const OPTIONS = {
@@ -70,6 +182,12 @@ export const OPTIONS = {
     default: 'info' as const,
     parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   }),
+  upstream: option({ name: 'upstream', value: 'NAME=URL', description: 'a seed registry: host name clients use = base URL (repeatable)', default: [] as UpstreamConfig[], parse: parseUpstreams, multiple: true }),
+  defaultRegistry: option({ name: 'default-registry', value: 'NAME', description: 'the registry a request means when it names none (no ?ns=)', default: 'docker.io', parse: (raw) => registryName(String(raw)) }),
+  tagTtl: option({ name: 'tag-ttl', value: 'DURATION', description: 'how long a tag resolved at the seed is trusted before asking again', default: 30_000, parse: durationMs, show: showMs }),
+  serveStale: option({ name: 'serve-stale', value: 'BOOL', description: 'serve a cached tag, marked stale, when its seed cannot be reached', default: true, parse: bool }),
+  upstreamTimeout: option({ name: 'upstream-timeout', value: 'DURATION', description: 'how long a seed may stay silent (connect, headers, or between bytes)', default: 30_000, parse: durationMs, show: showMs }),
+  upstreamRetries: option({ name: 'upstream-retries', value: 'N', description: 'retries of a seed request after a connection error or 5xx', default: 2, parse: count }),
 };
 
 type Options = typeof OPTIONS;
@@ -142,16 +260,17 @@ function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /** The options as node:util parseArgs wants them, plus --config. */
-export function flagSpecs(): Record<string, { type: 'string' }> {
-  const specs: Record<string, { type: 'string' }> = { config: { type: 'string' } };
-  for (const def of Object.values(OPTIONS)) specs[def.name] = { type: 'string' };
+export function flagSpecs(): Record<string, { type: 'string'; multiple?: boolean }> {
+  const specs: Record<string, { type: 'string'; multiple?: boolean }> = { config: { type: 'string' } };
+  for (const def of Object.values(OPTIONS) as OptionDef<unknown>[]) specs[def.name] = def.multiple ? { type: 'string', multiple: true } : { type: 'string' };
   return specs;
 }
 
 export function optionsHelp(): string {
   const rows: [string, string][] = [['--config FILE', `YAML file of option: value (env ${envName('config')})`]];
   for (const def of Object.values(OPTIONS) as OptionDef<unknown>[]) {
-    rows.push([`--${def.name} ${def.value}`, `${def.description} (default ${formatDefault(def.default)}; env ${envName(def.name)})`]);
+    const shown = def.show ? def.show(def.default) : formatDefault(def.default);
+    rows.push([`--${def.name} ${def.value}`, `${def.description} (default ${shown}; env ${envName(def.name)})`]);
   }
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
   return rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`).join('\n');
@@ -159,5 +278,6 @@ export function optionsHelp(): string {
 
 function formatDefault(value: unknown): string {
   if (typeof value === 'object' && value !== null && 'host' in value) return `${(value as HostPort).host}:${(value as HostPort).port}`;
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.join(',');
   return String(value);
 }

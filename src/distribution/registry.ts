@@ -163,7 +163,7 @@ export class Registry {
   async appendUpload(repo: RepositoryName, id: string, body: ByteSource, at?: number): Promise<number> {
     const writer = await this.writer(repo, id);
     try {
-      return await writer.append(body, at);
+      return await writer.append(body, { at });
     } catch (err) {
       if (err instanceof OffsetMismatchError) {
         throw new OciError('RANGE_INVALID', err.message, { detail: { offset: err.actual } });

@@ -2,13 +2,13 @@
 // and every error rendered by errors.ts.
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Registry } from '../distribution/registry.js';
+import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
 import { sendError } from './errors.js';
-import { API_VERSION_HEADER, registerV2Routes } from './v2-routes.js';
+import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes } from './v2-routes.js';
 
 export interface HttpServerOptions {
-  registry: Registry;
+  distribution: Distribution;
   logger: Logger | false;
 }
 
@@ -39,7 +39,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     sendError(notFound(request.url), request, reply);
   });
 
-  registerV2Routes(app, opts.registry);
+  registerV2Routes(app, opts.distribution);
   return app;
 }
 
@@ -48,7 +48,9 @@ class OneLinePerRequest extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
-    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    const line: Record<string, unknown> = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    const source = reply.getHeader(SOURCE_HEADER);
+    if (source) line.source = source;
     if (error) request.log.warn({ ...line, err: error.message }, 'request');
     else request.log.info(line, 'request');
   }

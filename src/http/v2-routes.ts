@@ -7,6 +7,7 @@ import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import { contentRange, parseChunkRange, parseRangeHeader, uploadedRange, type ByteRange } from '../oci/range.js';
 import { parseManifestReference, parseRepositoryName, type RepositoryName } from '../oci/reference.js';
+import type { Distribution } from '../distribution/distribution.js';
 import type { Page, Registry } from '../distribution/registry.js';
 import { contentLength, hasBody, readBounded } from './body.js';
 
@@ -30,10 +31,13 @@ interface Route {
   methods: Partial<Record<Method, Handler>>;
 }
 
+/** Says where a manifest's or blob's bytes came from: local, peer or upstream. */
+export const SOURCE_HEADER = 'x-layerd-source';
+
 export const API_VERSION_HEADER = { 'docker-distribution-api-version': 'registry/2.0' };
 
-export function registerV2Routes(app: FastifyInstance, registry: Registry): void {
-  const h = new V2Handlers(registry);
+export function registerV2Routes(app: FastifyInstance, distribution: Distribution): void {
+  const h = new V2Handlers(distribution);
   const routes: Route[] = [
     { pattern: /^_catalog$/, named: false, methods: { GET: (c) => h.catalog(c) } },
     { pattern: /^(.+)\/tags\/list$/, named: true, methods: { GET: (c) => h.tags(c) } },
@@ -128,7 +132,11 @@ function digestParam(value: string | null): Digest {
 }
 
 class V2Handlers {
-  constructor(private readonly registry: Registry) {}
+  private readonly registry: Registry;
+
+  constructor(private readonly distribution: Distribution) {
+    this.registry = distribution.registry;
+  }
 
   async catalog({ reply, query }: Ctx): Promise<void> {
     const { n, last } = pageParams(query);
@@ -146,17 +154,14 @@ class V2Handlers {
     reply.code(200).header('content-type', 'application/json').send(JSON.stringify({ name, tags: page.items }));
   }
 
-  async getManifest({ request, reply, name, param }: Ctx): Promise<void> {
+  async getManifest({ request, reply, query, name, param }: Ctx): Promise<void> {
     const ref = parseManifestReference(param);
     // The stored type is served whatever Accept says: answering 404 for content we hold would only
     // make a client fall back to a slower source. Clients check the Content-Type they get.
-    if (request.method === 'HEAD') {
-      const record = await this.registry.resolveManifest(name, ref);
-      reply.code(200).headers(manifestHeaders(record.mediaType, record.digest, record.size)).send();
-      return;
-    }
-    const m = await this.registry.getManifest(name, ref);
-    reply.code(200).headers(manifestHeaders(m.mediaType, m.digest, m.bytes.length)).send(m.bytes);
+    const m = await this.distribution.manifest(name, ref, query.get('ns'));
+    reply.code(200).headers(manifestHeaders(m.record.mediaType, m.record.digest, m.bytes.length)).header(SOURCE_HEADER, m.source);
+    if (m.stale) reply.headers({ warning: '110 - "Response is Stale"', 'x-layerd-stale': 'true' });
+    reply.send(request.method === 'HEAD' ? undefined : m.bytes);
   }
 
   async putManifest({ request, reply, name, param }: Ctx): Promise<void> {
@@ -173,9 +178,10 @@ class V2Handlers {
     reply.code(202).send();
   }
 
-  async getBlob({ request, reply, name, param }: Ctx): Promise<void> {
+  async getBlob({ request, reply, query, name, param }: Ctx): Promise<void> {
     const digest = parseDigest(param);
-    const info = await this.registry.statBlob(name, digest);
+    const info = await this.distribution.blob(name, digest, query.get('ns'), request.method === 'HEAD');
+    reply.header(SOURCE_HEADER, info.source);
     const rangeReq = parseRangeHeader(request.headers.range, info.size);
     reply.headers({
       'docker-content-digest': digest,
@@ -193,8 +199,7 @@ class V2Handlers {
     reply.code(range ? 206 : 200).header('content-length', String(length));
     if (range) reply.header('content-range', contentRange(range, info.size));
     if (request.method === 'HEAD') return void reply.send();
-    const blob = await this.registry.openBlob(name, digest, range);
-    reply.send(blob.stream);
+    reply.send(await info.open(range));
   }
 
   async deleteBlob({ reply, name, param }: Ctx): Promise<void> {

@@ -64,6 +64,25 @@ export interface ImageReference {
 }
 
 export const DOCKER_HUB = 'docker.io';
+/** Where Docker Hub's registry API lives: the name docker.io is not itself a registry host. */
+export const DOCKER_HUB_URL = 'https://registry-1.docker.io';
+const DOCKER_HUB_ALIASES = new Set(['index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+const REGISTRY_GRAMMAR = /^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::\d{1,5})?$|^\[[0-9a-f:.]+\](?::\d{1,5})?$/;
+
+/** A registry host name as clients say it (`docker.io`, `seed:5000`), lower-cased, Docker Hub's aliases folded. */
+export function parseRegistryName(raw: string): string {
+  let name = String(raw).trim().toLowerCase();
+  if (DOCKER_HUB_ALIASES.has(name)) name = DOCKER_HUB;
+  if (!REGISTRY_GRAMMAR.test(name)) {
+    throw new OciError('NAME_INVALID', `invalid registry name ${JSON.stringify(String(raw).slice(0, 100))}: want a host[:port] such as docker.io or seed:5000`);
+  }
+  return name;
+}
+
+/** Docker Hub keeps official images under library/: `alpine` there means `library/alpine`. */
+export function normalizeRepository(registry: string, repository: RepositoryName): RepositoryName {
+  return registry === DOCKER_HUB && !repository.includes('/') ? (`library/${repository}` as RepositoryName) : repository;
+}
 
 /**
  * Parses `alpine`, `alpine:3`, `ghcr.io/org/app@sha256:...`, `127.0.0.1:5000/test/img:v1`.
@@ -98,9 +117,8 @@ export function parseImageReference(input: string, defaultRegistry: string = DOC
       rest = rest.slice(firstSlash + 1);
     }
   }
-  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;
-  if (registry === DOCKER_HUB && !rest.includes('/')) rest = `library/${rest}`;
-  const repository = parseRepositoryName(rest);
+  registry = parseRegistryName(registry);
+  const repository = normalizeRepository(registry, parseRepositoryName(rest));
   if (!tag && !digest) tag = 'latest' as Tag;
   const ref: ImageReference = { registry, repository };
   if (tag) ref.tag = tag;

@@ -18,6 +18,13 @@ export interface OpenBlob extends BlobInfo {
 
 export type ByteSource = Readable | AsyncIterable<Uint8Array>;
 
+export interface AppendOptions {
+  /** The offset the bytes must start at. */
+  at?: number;
+  /** Called with the new size() each time bytes have reached the writer's storage. */
+  onProgress?: (size: number) => void;
+}
+
 /** A blob being written, possibly over several calls (chunked uploads) and across restarts. */
 export interface BlobWriter {
   readonly id: string;
@@ -28,7 +35,12 @@ export interface BlobWriter {
    * otherwise, checked in turn with other appends). If the source fails part way, the writer is rolled
    * back to the size it had before the call, so a retried chunk starts from a known offset.
    */
-  append(source: ByteSource, at?: number): Promise<number>;
+  append(source: ByteSource, opts?: AppendOptions): Promise<number>;
+  /**
+   * Reads bytes already written (the range must lie below size()): how later clients follow a download
+   * that is still being written. Bytes read this way are not verified yet.
+   */
+  readWritten(range: ByteRange): Readable;
   /** Verifies the bytes against `expected` and makes them readable under it; the writer is then gone. */
   commit(expected: Digest): Promise<BlobInfo>;
   /** Drops the bytes written; the writer is then gone. */

@@ -4,13 +4,12 @@
 // A rename within one filesystem is atomic, so a crash leaves either the whole blob or none of it.
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { ALGORITHMS, algorithmOf, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
-import { putViaWriter, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
+import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
 import { isNotFound, readdirOrEmpty } from './fs-util.js';
 import { SerialQueue } from './serial-queue.js';
@@ -157,32 +156,36 @@ class FsBlobWriter implements BlobWriter {
     return this.bytes;
   }
 
-  append(source: ByteSource, at?: number): Promise<number> {
+  append(source: ByteSource, opts: AppendOptions = {}): Promise<number> {
     return this.queue.run(async () => {
       const before = this.bytes;
-      if (at !== undefined && at !== before) throw new OffsetMismatchError(at, before);
+      if (opts.at !== undefined && opts.at !== before) throw new OffsetMismatchError(opts.at, before);
       const snapshot = this.hash?.copy();
-      const hash = this.hash;
-      let added = 0;
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash?.update(chunk);
-          added += chunk.length;
-          done(null, chunk);
-        },
-      });
+      const fh = await open(this.dataPath, 'a');
       try {
-        await pipeline(source, tap, createWriteStream(this.dataPath, { flags: 'a' }));
-        this.bytes = before + added;
+        for await (const chunk of source) {
+          const bytes = chunk as Uint8Array;
+          let done = 0;
+          while (done < bytes.length) done += (await fh.write(bytes, done, bytes.length - done)).bytesWritten;
+          this.hash?.update(bytes);
+          this.bytes += bytes.length;
+          opts.onProgress?.(this.bytes);
+        }
         return this.bytes;
       } catch (err) {
         // Roll back to the last good offset so the client can resume from what the server reports.
-        await truncate(this.dataPath, before).catch(() => undefined);
+        await fh.truncate(before).catch(() => undefined);
         this.hash = snapshot;
         this.bytes = before;
         throw err;
+      } finally {
+        await fh.close();
       }
     });
+  }
+
+  readWritten(range: ByteRange): Readable {
+    return createReadStream(this.dataPath, { start: range.start, end: range.end, highWaterMark: READ_CHUNK });
   }
 
   commit(expected: Digest): Promise<BlobInfo> {

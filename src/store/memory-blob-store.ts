@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { algorithmOf, digestOf, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
-import { putViaWriter, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
+import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
+import { SerialQueue } from './serial-queue.js';
 
 export class MemoryBlobStore implements BlobStore {
   private readonly blobs = new Map<Digest, Buffer>();
@@ -48,6 +49,7 @@ export class MemoryBlobStore implements BlobStore {
 class MemoryBlobWriter implements BlobWriter {
   private chunks: Buffer[] = [];
   private bytes = 0;
+  private readonly queue = new SerialQueue();
 
   constructor(
     readonly id: string,
@@ -59,14 +61,28 @@ class MemoryBlobWriter implements BlobWriter {
     return this.bytes;
   }
 
-  async append(source: ByteSource, at?: number): Promise<number> {
-    if (at !== undefined && at !== this.bytes) throw new OffsetMismatchError(at, this.bytes);
-    const added: Buffer[] = [];
-    for await (const chunk of source) added.push(Buffer.from(chunk as Uint8Array));
-    // Only a fully read source is kept: a failed one throws above and leaves the writer as it was.
-    this.chunks.push(...added);
-    this.bytes += added.reduce((n, c) => n + c.length, 0);
-    return this.bytes;
+  append(source: ByteSource, opts: AppendOptions = {}): Promise<number> {
+    return this.queue.run(async () => {
+      const before = { chunks: this.chunks.length, bytes: this.bytes };
+      if (opts.at !== undefined && opts.at !== this.bytes) throw new OffsetMismatchError(opts.at, this.bytes);
+      try {
+        for await (const chunk of source) {
+          this.chunks.push(Buffer.from(chunk as Uint8Array));
+          this.bytes += (chunk as Uint8Array).length;
+          opts.onProgress?.(this.bytes);
+        }
+        return this.bytes;
+      } catch (err) {
+        this.chunks.length = before.chunks; // roll back, as the filesystem writer does
+        this.bytes = before.bytes;
+        throw err;
+      }
+    });
+  }
+
+  readWritten(range: ByteRange): Readable {
+    const bytes = Buffer.concat(this.chunks).subarray(range.start, range.end + 1);
+    return Readable.from(bytes.length ? [bytes] : []);
   }
 
   async commit(expected: Digest): Promise<BlobInfo> {

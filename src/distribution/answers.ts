@@ -1,0 +1,23 @@
+// What the distribution layer hands the HTTP layer for a read: the bytes' source travels with them.
+import type { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import type { ManifestRecord } from '../store/repository-store.js';
+
+export type Source = 'local' | 'peer' | 'upstream';
+
+export interface ManifestAnswer {
+  record: ManifestRecord;
+  bytes: Buffer;
+  source: Source;
+  /** Served from cache because the seed could not confirm the tag. */
+  stale: boolean;
+}
+
+export interface BlobAnswer {
+  digest: Digest;
+  size: number;
+  source: Source;
+  /** The bytes in range (inclusive), or the whole blob. */
+  open(range?: ByteRange): Promise<Readable>;
+}

@@ -1,0 +1,51 @@
+// The read path a client meets: content pushed to this node first, then the mirror of the registry the
+// request means (containerd's ?ns=, else the default registry). Writes (pushes, deletes) only ever go
+// to this node's own registry.
+import { OciError } from '../oci/errors.js';
+import { parseRegistryName, type ManifestReference, type RepositoryName } from '../oci/reference.js';
+import type { Digest } from '../oci/digest.js';
+import type { BlobAnswer, ManifestAnswer } from './answers.js';
+import type { Mirror } from './mirror.js';
+import type { Registry } from './registry.js';
+
+const LOCAL_MISSES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN']);
+
+export class Distribution {
+  constructor(
+    readonly registry: Registry,
+    private readonly mirror: Mirror | undefined,
+    private readonly defaultRegistry: string,
+  ) {}
+
+  /** The registry a request means: `?ns=` when given, else the default. */
+  targetOf(ns: string | null): string {
+    return ns === null || ns === '' ? this.defaultRegistry : parseRegistryName(ns);
+  }
+
+  async manifest(name: RepositoryName, ref: ManifestReference, ns: string | null): Promise<ManifestAnswer> {
+    const target = this.targetOf(ns);
+    try {
+      const local = await this.registry.getManifest(name, ref);
+      return { record: local, bytes: local.bytes, source: 'local', stale: false };
+    } catch (err) {
+      if (!this.mirrors(err, target)) throw err;
+    }
+    return this.mirror!.manifest(target, name, ref);
+  }
+
+  async blob(name: RepositoryName, digest: Digest, ns: string | null, head: boolean): Promise<BlobAnswer> {
+    const target = this.targetOf(ns);
+    try {
+      const info = await this.registry.statBlob(name, digest);
+      return { digest, size: info.size, source: 'local', open: async (range) => (await this.registry.openBlob(name, digest, range)).stream };
+    } catch (err) {
+      if (!this.mirrors(err, target)) throw err;
+    }
+    return this.mirror!.blob(target, name, digest, head);
+  }
+
+  /** A local miss goes to the mirror when the target registry has a seed. */
+  private mirrors(err: unknown, target: string): boolean {
+    return err instanceof OciError && LOCAL_MISSES.has(err.code) && !!this.mirror?.serves(target);
+  }
+}

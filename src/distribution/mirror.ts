@@ -1,0 +1,247 @@
+// The mirror: content of other registries (the seeds), fetched on demand and kept. Manifests by digest
+// are immutable and kept for good; tags are re-resolved at the seed once their TTL has passed, and a
+// known tag is served stale (and said to be) while the seed cannot be reached. Blobs are fetched once
+// per digest however many clients ask (SharedDownload), verified, then kept.
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { algorithmOf, digestOf, parseDigest, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES, bareMediaType, isManifestMediaType, parseManifest } from '../oci/manifest.js';
+import type { ByteRange } from '../oci/range.js';
+import { normalizeRepository, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { RepositoryStore } from '../store/repository-store.js';
+import { UpstreamError } from '../upstream/errors.js';
+import { readBody } from '../upstream/http.js';
+import { headerOf, type UpstreamRegistry } from '../upstream/registry-client.js';
+import type { BlobAnswer, ManifestAnswer } from './answers.js';
+import { DownloadRegistry } from './shared-download.js';
+import { SingleFlight } from './single-flight.js';
+
+export interface MirrorOptions {
+  blobs: BlobStore;
+  upstreams: ReadonlyMap<string, UpstreamRegistry>;
+  /** The cache of one seed's repositories: manifests, tags, and which blobs were fetched for what. */
+  cacheFor: (registry: string) => Promise<RepositoryStore>;
+  tagTtlMs: number;
+  serveStale: boolean;
+  log: Pick<Logger, 'info' | 'warn' | 'debug'>;
+  /** Told of every blob committed from a seed (the P2P layer announces it). */
+  onBlobCommitted?: (digest: Digest, size: number) => void;
+}
+
+export class Mirror {
+  private readonly downloads = new DownloadRegistry();
+  private readonly tagFlights = new SingleFlight<ManifestAnswer>();
+  private readonly digestFlights = new SingleFlight<ManifestAnswer>();
+  /** When each tag was last confirmed at its seed (memory only: after a restart every tag is re-checked once). */
+  private readonly tagConfirmed = new Map<string, number>();
+
+  constructor(private readonly opts: MirrorOptions) {}
+
+  serves(registry: string): boolean {
+    return this.opts.upstreams.has(registry);
+  }
+
+  private upstream(registry: string): UpstreamRegistry {
+    const up = this.opts.upstreams.get(registry);
+    if (!up) throw new OciError('NAME_UNKNOWN', `no seed registry is configured for ${registry}`);
+    return up;
+  }
+
+  // ---- manifests ----
+
+  async manifest(registry: string, name: RepositoryName, ref: ManifestReference): Promise<ManifestAnswer> {
+    const up = this.upstream(registry);
+    const repo = normalizeRepository(registry, name);
+    const cache = await this.opts.cacheFor(registry);
+    if (ref.kind === 'digest') {
+      const cached = await this.cachedManifest(cache, repo, ref.digest);
+      if (cached) return cached;
+      return this.digestFlights.run(`${registry}/${repo}@${ref.digest}`, () =>
+        this.fetchManifest(up, cache, repo, ref.digest, ref.digest).catch((err) => {
+          throw toClientError(err, 'MANIFEST_UNKNOWN', `manifest ${ref.digest} not found in ${registry}/${repo}`);
+        }),
+      );
+    }
+    return this.manifestByTag(up, cache, registry, repo, ref.tag);
+  }
+
+  private async manifestByTag(up: UpstreamRegistry, cache: RepositoryStore, registry: string, repo: RepositoryName, tag: Tag): Promise<ManifestAnswer> {
+    const key = `${registry}/${repo}:${tag}`;
+    const cachedDigest = await cache.getTag(repo, tag);
+    const cached = cachedDigest ? await this.cachedManifest(cache, repo, cachedDigest) : undefined;
+    if (cached && Date.now() - (this.tagConfirmed.get(key) ?? -Infinity) < this.opts.tagTtlMs) return cached;
+    try {
+      return await this.tagFlights.run(key, () => this.resolveTag(up, cache, key, repo, tag));
+    } catch (err) {
+      if (err instanceof UpstreamError && err.unavailable && cached && this.opts.serveStale) {
+        this.opts.log.warn({ registry, repository: repo, tag, digest: cached.record.digest, reason: err.message }, 'seed unreachable: serving a stale tag');
+        return { ...cached, stale: true };
+      }
+      throw toClientError(err, 'MANIFEST_UNKNOWN', `manifest ${tag} not found in ${registry}/${repo}`);
+    }
+  }
+
+  /** HEAD first: when the tag still points at a manifest we hold, no manifest body crosses the wire. */
+  private async resolveTag(up: UpstreamRegistry, cache: RepositoryStore, key: string, repo: RepositoryName, tag: Tag): Promise<ManifestAnswer> {
+    const head = await up.request('HEAD', repo, `manifests/${tag}`, { accept: ACCEPT_ALL_MANIFESTS });
+    head.resume();
+    if (head.statusCode === 404) {
+      await cache.deleteTag(repo, tag);
+      throw new OciError('MANIFEST_UNKNOWN', `manifest ${tag} not found in ${up.name}/${repo}`);
+    }
+    checkStatus(up, head);
+    const headerDigest = digestHeader(head);
+    let answer = headerDigest ? await this.cachedManifest(cache, repo, headerDigest) : undefined;
+    if (!answer) answer = await this.fetchManifest(up, cache, repo, tag, headerDigest);
+    await cache.setTag(repo, tag, answer.record.digest);
+    this.tagConfirmed.set(key, Date.now());
+    return answer;
+  }
+
+  private async cachedManifest(cache: RepositoryStore, repo: RepositoryName, digest: Digest): Promise<ManifestAnswer | undefined> {
+    const record = await cache.getManifest(repo, digest);
+    if (!record) return undefined;
+    try {
+      const { stream } = await this.opts.blobs.open(digest);
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      return { record, bytes: Buffer.concat(chunks), source: 'local', stale: false };
+    } catch {
+      return undefined; // its bytes are gone (evicted): fetch again
+    }
+  }
+
+  /** GETs a manifest and keeps it only if its bytes match the digest asked for or announced. */
+  private async fetchManifest(up: UpstreamRegistry, cache: RepositoryStore, repo: RepositoryName, reference: string, expected: Digest | undefined): Promise<ManifestAnswer> {
+    const res = await up.request('GET', repo, `manifests/${reference}`, { accept: ACCEPT_ALL_MANIFESTS });
+    if (res.statusCode === 404) {
+      res.resume();
+      throw new OciError('MANIFEST_UNKNOWN', `manifest ${reference} not found in ${up.name}/${repo}`);
+    }
+    checkStatus(up, res);
+    let bytes: Buffer;
+    try {
+      bytes = await readBody(res, MAX_MANIFEST_BYTES);
+    } catch (err) {
+      throw new UpstreamError(up.name, 'protocol', `manifest body: ${(err as Error).message}`);
+    }
+    const want = expected ?? digestHeader(res);
+    const digest = digestOf(bytes, want ? algorithmOf(want) : 'sha256');
+    if (want && digest !== want) {
+      throw new UpstreamError(up.name, 'protocol', `manifest ${reference} has digest ${digest}, not ${want}: refused`);
+    }
+    const contentType = headerOf(res, 'content-type');
+    const record = { digest, mediaType: manifestMediaType(bytes, contentType), size: bytes.length };
+    await this.opts.blobs.put(Readable.from([bytes]), digest);
+    await cache.putManifest(repo, record);
+    return { record, bytes, source: 'upstream', stale: false };
+  }
+
+  // ---- blobs ----
+
+  async blob(registry: string, name: RepositoryName, digest: Digest, head: boolean): Promise<BlobAnswer> {
+    const up = this.upstream(registry);
+    const repo = normalizeRepository(registry, name);
+    const { blobs } = this.opts;
+    const local = await blobs.stat(digest);
+    if (local) return { digest, size: local.size, source: 'local', open: async (range) => (await blobs.open(digest, range)).stream };
+    let download = this.downloads.get(digest);
+    if (!download && head) return this.headBlob(up, repo, digest);
+    if (!download) {
+      download = this.downloads.start(blobs, digest, () => this.openBlob(up, repo, digest), true);
+      const started = Date.now();
+      download.done
+        .then(async (info) => {
+          this.opts.log.info({ registry, repository: repo, digest, size: info.size, ms: Date.now() - started, source: 'upstream' }, 'blob fetched');
+          await (await this.opts.cacheFor(registry)).linkBlob(repo, digest);
+          this.opts.onBlobCommitted?.(digest, info.size);
+        })
+        .catch((err: Error) => this.opts.log.warn({ registry, repository: repo, digest, reason: err.message }, 'blob fetch failed: nothing kept'));
+    }
+    const running = download;
+    try {
+      await running.started;
+    } catch (err) {
+      throw toClientError(err, 'BLOB_UNKNOWN', `blob ${digest} not found in ${registry}/${repo}`);
+    }
+    return { digest, size: running.size!, source: 'upstream', open: async (range?: ByteRange) => running.follow(range) };
+  }
+
+  private async headBlob(up: UpstreamRegistry, repo: RepositoryName, digest: Digest): Promise<BlobAnswer> {
+    let res: IncomingMessage;
+    try {
+      res = await up.request('HEAD', repo, `blobs/${digest}`);
+      res.resume();
+      if (res.statusCode === 404) throw new OciError('BLOB_UNKNOWN', `blob ${digest} not found in ${up.name}/${repo}`);
+      checkStatus(up, res);
+    } catch (err) {
+      throw toClientError(err, 'BLOB_UNKNOWN', `blob ${digest} not found in ${up.name}/${repo}`);
+    }
+    const size = Number(headerOf(res, 'content-length'));
+    if (!Number.isSafeInteger(size) || size < 0) throw toClientError(new UpstreamError(up.name, 'protocol', 'blob HEAD without a length'), 'BLOB_UNKNOWN', '');
+    return { digest, size, source: 'upstream', open: async () => Readable.from([]) };
+  }
+
+  private async openBlob(up: UpstreamRegistry, repo: RepositoryName, digest: Digest) {
+    const res = await up.request('GET', repo, `blobs/${digest}`);
+    if (res.statusCode === 404) {
+      res.resume();
+      throw new OciError('BLOB_UNKNOWN', `blob ${digest} not found in ${up.name}/${repo}`);
+    }
+    checkStatus(up, res);
+    const length = Number(headerOf(res, 'content-length'));
+    return { size: Number.isSafeInteger(length) && length >= 0 ? length : undefined, stream: res };
+  }
+}
+
+function digestHeader(res: IncomingMessage): Digest | undefined {
+  const value = headerOf(res, 'docker-content-digest');
+  if (!value) return undefined;
+  try {
+    return parseDigest(value.trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Anything but 200 from the seed is an error here; 404s are handled by the callers before this. */
+function checkStatus(up: UpstreamRegistry, res: IncomingMessage): void {
+  const status = res.statusCode ?? 0;
+  if (status === 200) return;
+  res.resume();
+  throw new UpstreamError(up.name, 'status', `answered ${status}`, status);
+}
+
+/** The media type to serve a fetched manifest with: the seed's Content-Type if it names one, else the body's. */
+function manifestMediaType(bytes: Buffer, contentType: string | undefined): string {
+  const declared = bareMediaType(contentType);
+  if (declared && isManifestMediaType(declared)) return declared;
+  try {
+    return parseManifest(bytes, contentType).mediaType;
+  } catch {
+    return declared ?? 'application/octet-stream';
+  }
+}
+
+/** What a seed failure means to a client: an OCI error with a status that says whose fault it is. */
+export function toClientError(err: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN', notFoundMessage: string): OciError {
+  if (err instanceof OciError) return err;
+  if (!(err instanceof UpstreamError)) return new OciError('UNKNOWN', `fetch failed: ${(err as Error)?.message ?? String(err)}`, { status: 502 });
+  if (err.kind === 'timeout') return new OciError('UNAVAILABLE', err.message, { status: 504 });
+  if (err.kind === 'unreachable') return new OciError('UNAVAILABLE', err.message, { status: 503 });
+  if (err.kind === 'protocol') return new OciError('UNAVAILABLE', err.message, { status: 502 });
+  switch (err.status) {
+    case 404:
+      return new OciError(notFound, notFoundMessage);
+    case 401:
+    case 403:
+      return new OciError('DENIED', `${err.message}: access to the seed was refused`, { status: 403 });
+    case 429:
+      return new OciError('TOOMANYREQUESTS', err.message);
+    default:
+      return new OciError('UNAVAILABLE', err.message, { status: 502 });
+  }
+}

@@ -1,0 +1,75 @@
+// One HTTP exchange with a seed, on node:http(s) so the body stays a plain Node stream (no web-stream
+// adapter on the hot path). The timeout is the socket's idle time: it bounds connecting, waiting for
+// headers and every gap between body bytes, without capping how long a big layer may take.
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+
+export class TimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+  }
+}
+
+export interface Agents {
+  http: http.Agent;
+  https: https.Agent;
+}
+
+export function keepAliveAgents(): Agents {
+  return {
+    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+  };
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+/**
+ * Sends a request without a body and resolves with the response once its headers arrive, following
+ * redirects (registries send blob GETs to object storage). Authorization is not carried to another
+ * origin, so a storage URL never sees the seed's credentials.
+ */
+export async function send(method: string, url: URL, headers: OutgoingHttpHeaders, timeoutMs: number, agents: Agents): Promise<IncomingMessage> {
+  let current = url;
+  let currentHeaders = headers;
+  for (let hop = 0; ; hop++) {
+    const res = await once(method, current, currentHeaders, timeoutMs, agents);
+    const location = res.headers.location;
+    if (!REDIRECTS.has(res.statusCode ?? 0) || !location || hop >= MAX_REDIRECTS) return res;
+    res.resume();
+    const next = new URL(location, current);
+    if (next.origin !== current.origin) {
+      const { authorization: _dropped, ...rest } = currentHeaders;
+      currentHeaders = rest;
+    }
+    current = next;
+  }
+}
+
+function once(method: string, url: URL, headers: OutgoingHttpHeaders, timeoutMs: number, agents: Agents): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const secure = url.protocol === 'https:';
+    const req = (secure ? https : http).request(url, { method, headers, agent: secure ? agents.https : agents.http, timeout: timeoutMs });
+    req.on('timeout', () => req.destroy(new TimeoutError(timeoutMs)));
+    req.on('error', reject);
+    req.on('response', resolve);
+    req.end();
+  });
+}
+
+/** Reads a small response body (token answers, manifests) up to a bound. */
+export async function readBody(res: IncomingMessage, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res) {
+    total += (chunk as Buffer).length;
+    if (total > max) {
+      res.destroy();
+      throw new Error(`response larger than ${max} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
