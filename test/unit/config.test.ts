@@ -73,3 +73,41 @@ describe('config', () => {
     expect(loadConfig({ file: await configFile('') }).dataDir).toBe('./data');
   });
 });
+
+describe('upstream options', () => {
+  it('parses NAME=URL from flags (repeated), the environment (comma-separated) and file lists', () => {
+    expect(loadConfig({ flags: { upstream: ['seed:5000=http://127.0.0.1:5000/', 'ghcr.io=https://ghcr.io'] } }).upstream).toEqual([
+      { name: 'seed:5000', url: 'http://127.0.0.1:5000' },
+      { name: 'ghcr.io', url: 'https://ghcr.io' },
+    ]);
+    expect(loadConfig({ env: { LAYERD_UPSTREAM: 'a.io=http://a,b.io=http://b' } }).upstream.map((u) => u.name)).toEqual(['a.io', 'b.io']);
+  });
+
+  it('maps docker.io and its aliases to Docker Hub', () => {
+    expect(loadConfig({ flags: { upstream: ['docker.io'] } }).upstream).toEqual([{ name: 'docker.io', url: 'https://registry-1.docker.io' }]);
+    expect(loadConfig({ flags: { upstream: ['index.docker.io=http://127.0.0.1:1'] } }).upstream[0]?.name).toBe('docker.io');
+    expect(loadConfig({ flags: { 'default-registry': 'registry-1.docker.io' } }).defaultRegistry).toBe('docker.io');
+  });
+
+  it('takes credentials from the file mapping only', async () => {
+    const file = await configFile('upstream:\n  "seed:5000": { url: "http://127.0.0.1:5000", username: u, password: p }\n  docker.io: https://registry-1.docker.io\n');
+    expect(loadConfig({ file }).upstream).toEqual([
+      { name: 'seed:5000', url: 'http://127.0.0.1:5000', username: 'u', password: 'p' },
+      { name: 'docker.io', url: 'https://registry-1.docker.io' },
+    ]);
+    expect(keyOf(() => loadConfig({ flags: { upstream: ['a.io=http://u:p@a.io'] } }))).toBe('upstream');
+  });
+
+  it.each([['not a host'], ['=http://x'], ['a.io=ftp://x'], ['a.io=http://x,a.io=http://y'], ['UPPER_case!=http://x']])('rejects %j naming the key', (value) => {
+    expect(keyOf(() => loadConfig({ env: { LAYERD_UPSTREAM: value } }))).toBe('upstream');
+  });
+
+  it('parses durations, booleans and counts', () => {
+    const c = loadConfig({ flags: { 'tag-ttl': '1.5s', 'serve-stale': 'false', 'upstream-timeout': '250ms', 'upstream-retries': '0' } });
+    expect(c).toMatchObject({ tagTtl: 1500, serveStale: false, upstreamTimeout: 250, upstreamRetries: 0 });
+    expect(loadConfig().tagTtl).toBe(30_000);
+    expect(keyOf(() => loadConfig({ flags: { 'tag-ttl': 'soon' } }))).toBe('tag-ttl');
+    expect(keyOf(() => loadConfig({ flags: { 'serve-stale': 'maybe' } }))).toBe('serve-stale');
+    expect(keyOf(() => loadConfig({ flags: { 'upstream-retries': '-1' } }))).toBe('upstream-retries');
+  });
+});

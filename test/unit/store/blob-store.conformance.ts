@@ -70,7 +70,7 @@ export function describeBlobStore(name: string, create: () => Promise<BlobStore>
       const store = await create();
       const writer = await store.createWriter();
       expect(await writer.append(source(content.slice(0, 100)))).toBe(100);
-      expect(await writer.append(source(content.slice(100)), 100)).toBe(content.length);
+      expect(await writer.append(source(content.slice(100)), { at: 100 })).toBe(content.length);
       expect(writer.size()).toBe(content.length);
       expect(await store.stat(digest)).toBeUndefined();
       expect(await store.resumeWriter(writer.id)).toBeDefined();
@@ -83,9 +83,9 @@ export function describeBlobStore(name: string, create: () => Promise<BlobStore>
       const store = await create();
       const writer = await store.createWriter();
       await writer.append(source('abc'));
-      await expect(writer.append(source('def'), 5)).rejects.toBeInstanceOf(OffsetMismatchError);
+      await expect(writer.append(source("def"), { at: 5 })).rejects.toBeInstanceOf(OffsetMismatchError);
       expect(writer.size()).toBe(3);
-      await writer.append(source('def'), 3);
+      await writer.append(source("def"), { at: 3 });
       await writer.commit(digestOf(Buffer.from('abcdef')));
     });
 
@@ -99,6 +99,18 @@ export function describeBlobStore(name: string, create: () => Promise<BlobStore>
       const d = digestOf(Buffer.from('abcdef'));
       await writer.commit(d);
       expect((await readAll((await store.open(d)).stream)).toString()).toBe('abcdef');
+    });
+
+    it('reports progress and lets readers follow bytes already written, before commit', async () => {
+      const store = await create();
+      const writer = await store.createWriter();
+      const seen: number[] = [];
+      await writer.append(source('abc', 'defg'), { onProgress: (n) => seen.push(n) });
+      expect(seen).toEqual([3, 7]);
+      expect((await readAll(writer.readWritten({ start: 2, end: 5 }))).toString()).toBe('cdef');
+      await writer.append(source('hij'));
+      expect((await readAll(writer.readWritten({ start: 0, end: 9 }))).toString()).toBe('abcdefghij');
+      expect(await store.stat(digestOf(Buffer.from('abcdefghij')))).toBeUndefined();
     });
 
     it('drops an aborted writer', async () => {

@@ -30,7 +30,7 @@ describe('FsBlobStore specifics', () => {
     const second = new FsBlobStore(first.root);
     const resumed = await second.resumeWriter(writer.id);
     expect(resumed?.size()).toBe(6);
-    await resumed!.append(Readable.from([Buffer.from('world')]), 6);
+    await resumed!.append(Readable.from([Buffer.from('world')]), { at: 6 });
     const digest = digestOf(Buffer.from('hello world'));
     await resumed!.commit(digest);
     expect(await second.stat(digest)).toEqual({ digest, size: 11 });

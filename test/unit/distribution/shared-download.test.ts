@@ -1,0 +1,117 @@
+// The shared download's promises: one fetch, followers at their own pace, nothing unverified kept,
+// a bad body always cut short.
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { DownloadRegistry, SharedDownload } from '../../../src/distribution/shared-download.js';
+import { digestOf } from '../../../src/oci/digest.js';
+import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
+
+const content = Buffer.from('0123456789'.repeat(100));
+const digest = digestOf(content);
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+/** A source whose bytes the test releases by hand. */
+function controlled() {
+  const stream = new PassThrough();
+  return { stream, push: (b: Buffer) => stream.write(b), end: () => stream.end() };
+}
+
+describe('SharedDownload', () => {
+  it('serves every follower the whole verified blob and commits it once', async () => {
+    const store = new MemoryBlobStore();
+    let opens = 0;
+    const registry = new DownloadRegistry();
+    const open = async () => {
+      opens++;
+      return { size: content.length, stream: Readable.from([content.subarray(0, 300), content.subarray(300)]) };
+    };
+    const a = registry.start(store, digest, open, true);
+    const b = registry.start(store, digest, open, true);
+    expect(b).toBe(a);
+    const [x, y] = await Promise.all([readAll(a.follow()), readAll(b.follow())]);
+    expect(x.equals(content)).toBe(true);
+    expect(y.equals(content)).toBe(true);
+    expect(opens).toBe(1);
+    expect(await store.stat(digest)).toEqual({ digest, size: content.length });
+    expect(registry.get(digest)).toBeUndefined();
+  });
+
+  it('streams bytes through as they land but holds the last byte until the digest verifies', async () => {
+    const store = new MemoryBlobStore();
+    const src = controlled();
+    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: src.stream }), true);
+    await dl.started;
+    const follower = dl.follow();
+    const got: Buffer[] = [];
+    follower.on('data', (c: Buffer) => got.push(c));
+    src.push(content.subarray(0, 400));
+    await expect.poll(() => Buffer.concat(got).length).toBe(400);
+    src.push(content.subarray(400));
+    // Everything but the final byte may flow before the commit; the end comes only with it.
+    src.end();
+    await new Promise((r) => follower.once('end', r));
+    expect(Buffer.concat(got).equals(content)).toBe(true);
+    expect(dl.status).toBe('committed');
+  });
+
+  it('cuts every follower off and keeps nothing when the bytes do not match the digest', async () => {
+    const store = new MemoryBlobStore();
+    const bad = Buffer.from(content);
+    bad[500] ^= 0xff;
+    const dl = new SharedDownload(store, digest, async () => ({ size: bad.length, stream: Readable.from([bad]) }), true);
+    const followers = [dl.follow(), dl.follow({ start: 10, end: content.length - 1 })];
+    for (const f of followers) await expect(readAll(f)).rejects.toThrow(/does not match digest/);
+    await expect(dl.done).rejects.toThrow();
+    expect(await store.stat(digest)).toBeUndefined();
+  });
+
+  it('fails followers when the source ends short of its announced size', async () => {
+    const store = new MemoryBlobStore();
+    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: Readable.from([content.subarray(0, 10)]) }), true);
+    await expect(readAll(dl.follow())).rejects.toThrow(/ended after 10 of 1000 bytes/);
+    expect(await store.stat(digest)).toBeUndefined();
+  });
+
+  it('serves a range from bytes still downloading', async () => {
+    const store = new MemoryBlobStore();
+    const src = controlled();
+    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: src.stream }), true);
+    await dl.started;
+    const part = readAll(dl.follow({ start: 100, end: 199 }));
+    src.push(content.subarray(0, 250));
+    expect((await part).equals(content.subarray(100, 200))).toBe(true);
+    src.push(content.subarray(250));
+    src.end();
+    await dl.done;
+  });
+
+  it('in verify-first mode gives followers nothing before the commit', async () => {
+    const store = new MemoryBlobStore();
+    const src = controlled();
+    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: src.stream }), false);
+    const follower = dl.follow();
+    let received = 0;
+    follower.on('data', (c: Buffer) => (received += c.length));
+    src.push(content.subarray(0, 999));
+    await expect.poll(() => dl.status).toBe('running');
+    await new Promise((r) => setImmediate(r));
+    expect(received).toBe(0);
+    src.push(content.subarray(999));
+    src.end();
+    await new Promise((r) => follower.once('end', r));
+    expect(received).toBe(content.length);
+  });
+
+  it('reports a source that cannot be opened through started and done', async () => {
+    const store = new MemoryBlobStore();
+    const dl = new SharedDownload(store, digest, async () => Promise.reject(new Error('seed down')), true);
+    await expect(dl.started).rejects.toThrow('seed down');
+    await expect(dl.done).rejects.toThrow('seed down');
+    await expect(readAll(dl.follow())).rejects.toThrow('seed down');
+  });
+});
