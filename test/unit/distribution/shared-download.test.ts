@@ -52,7 +52,10 @@ describe('SharedDownload', () => {
     src.push(content.subarray(0, 400));
     await expect.poll(() => Buffer.concat(got).length).toBe(400);
     src.push(content.subarray(400));
-    // Everything but the final byte may flow before the commit; the end comes only with it.
+    // All bytes are written, but the source has not ended, so nothing is verified: the last byte waits.
+    await expect.poll(() => Buffer.concat(got).length).toBe(content.length - 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(Buffer.concat(got).length).toBe(content.length - 1);
     src.end();
     await new Promise((r) => follower.once('end', r));
     expect(Buffer.concat(got).equals(content)).toBe(true);
