@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the real registries and clients the integration/e2e tests drive (Debian 12 packages):
-#   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr).
+#   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr), docker.io (dockerd + docker).
 # Idempotent and fast: if every package is already installed it does nothing, not even `apt-get update`.
 #
 # --no-install-recommends on purpose: podman's Recommends (uidmap, fuse-overlayfs, slirp4netns, buildah,
 # catatonit, dbus-user-session, netavark) are for rootless use, overlay storage and running containers.
 # The tests pull as root with `--storage-driver vfs`; that was checked to work with all of them hidden.
 # The hard Depends (conmon, runc/crun, containers-common and one network stack) still come along.
+# docker.io's Recommends (apparmor, cgroupfs-mount, git, needrestart, xz-utils, ca-certificates) are not
+# needed either: the e2e test runs a private dockerd with iptables and the bridge off that only pulls
+# gzip layers over plain HTTP; its hard Depends (containerd, runc, tini, iptables) come along.
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo umoci podman containerd)
+PACKAGES=(docker-registry skopeo umoci podman containerd docker.io)
 
 # Prints the packages among "$@" that are not fully installed (one dpkg-query call: this is the fast path).
 missing_of() {
@@ -36,8 +39,9 @@ echo "install-test-tools: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 
 # The packages ship system services (docker-registry on every interface at :5000, containerd on
-# /run/containerd); the tests start their own private instances, so keep the package scripts from
-# starting those. policy-rc.d exit 101 = "action forbidden"; only ours is removed afterwards.
+# /run/containerd, dockerd on /run/docker.sock); the tests start their own private instances, so keep
+# the package scripts from starting those. policy-rc.d exit 101 = "action forbidden"; only ours is
+# removed afterwards.
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
   chmod +x /usr/sbin/policy-rc.d
@@ -56,7 +60,7 @@ if [[ -n "$still_missing" ]]; then
   echo "install-test-tools: still not installed after apt-get install: $still_missing" >&2
   exit 1
 fi
-for cmd in docker-registry skopeo umoci podman containerd ctr; do
+for cmd in docker-registry skopeo umoci podman containerd ctr dockerd; do
   command -v "$cmd" >/dev/null || { echo "install-test-tools: $cmd not on PATH after install" >&2; exit 1; }
 done
 echo "install-test-tools: done" >&2
