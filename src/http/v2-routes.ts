@@ -2,6 +2,9 @@
 // /v2 request and a small table matches the path's tail; names are matched on the raw, undecoded path
 // so that percent-encoded tricks (%2e%2e, %2f) can never turn into path segments.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
@@ -9,6 +12,7 @@ import { contentRange, parseChunkRange, parseRangeHeader, uploadedRange, type By
 import { parseManifestReference, parseRepositoryName, type RepositoryName } from '../oci/reference.js';
 import type { Distribution } from '../distribution/distribution.js';
 import type { Page, Registry } from '../distribution/registry.js';
+import { isPumpable } from '../store/file-range-stream.js';
 import { contentLength, hasBody, readBounded } from './body.js';
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -199,7 +203,7 @@ class V2Handlers {
     reply.code(range ? 206 : 200).header('content-length', String(length));
     if (range) reply.header('content-range', contentRange(range, info.size));
     if (request.method === 'HEAD') return void reply.send();
-    reply.send(await info.open(range));
+    await sendStream(reply, await info.open(range));
   }
 
   async deleteBlob({ reply, name, param }: Ctx): Promise<void> {
@@ -261,6 +265,28 @@ class V2Handlers {
     if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
     // A Buffer, so that fastify adds no charset: the spec wants this Content-Type exactly.
     reply.code(200).header('content-type', index.mediaType).send(Buffer.from(JSON.stringify(index)));
+  }
+}
+
+/**
+ * Streams a body straight into the socket. A stored file goes through its recycled-buffer pump (see
+ * store/file-range-stream.ts); anything else is piped. If the source fails part way (a download that
+ * does not verify), the connection is cut: the client never sees the body end.
+ */
+async function sendStream(reply: FastifyReply, body: Readable): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  try {
+    if (isPumpable(body)) {
+      await body.pumpInto(res);
+      res.end();
+    } else {
+      await pipeline(body, res);
+    }
+  } catch (err) {
+    res.destroy();
+    reply.log.warn({ reason: (err as Error).message }, 'response cut short');
   }
 }
 
