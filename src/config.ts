@@ -3,6 +3,7 @@
 // config file (data-dir:) and its line in --help. Flags win over the environment, the environment over
 // the file, the file over the defaults. Any bad value is a ConfigError naming the key.
 import { readFileSync } from 'node:fs';
+import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseYaml } from 'yaml';
 import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from './oci/reference.js';
 
@@ -72,6 +73,7 @@ function durationMs(raw: unknown): number {
 }
 
 function showMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
@@ -170,6 +172,25 @@ export function parseUpstreams(raw: unknown): UpstreamConfig[] {
   return out;
 }
 
+/** A list of multiaddrs (repeated flags, comma-separated env, YAML list); `needPeerId` for bootstrap peers. */
+function multiaddrs(needPeerId: boolean) {
+  return (raw: unknown): string[] => {
+    const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : [raw];
+    return items
+      .map((item) => String(item).trim())
+      .filter((item) => item !== '')
+      .map((item) => {
+        try {
+          multiaddr(item);
+        } catch {
+          throw new Error(`invalid multiaddr ${JSON.stringify(item)}: want e.g. /ip4/10.0.0.1/tcp/5001`);
+        }
+        if (needPeerId && !/\/p2p\/[1-9A-HJ-NP-Za-km-z]{20,}$/.test(item)) throw new Error(`${item}: a bootstrap address must end with /p2p/<peer id>`);
+        return item;
+      });
+  };
+}
+
 // ---- the options: add one line here for each new option ----
 
 export const OPTIONS = {
@@ -187,6 +208,12 @@ export const OPTIONS = {
   tagTtl: option({ name: 'tag-ttl', value: 'DURATION', description: 'how long a tag resolved at the seed is trusted before asking again', default: 30_000, parse: durationMs, show: showMs }),
   serveStale: option({ name: 'serve-stale', value: 'BOOL', description: 'serve a cached tag, marked stale, when its seed cannot be reached', default: true, parse: bool }),
   upstreamTimeout: option({ name: 'upstream-timeout', value: 'DURATION', description: 'how long a seed may stay silent (connect, headers, or between bytes)', default: 30_000, parse: durationMs, show: showMs }),
+  p2pListen: option({ name: 'p2p-listen', value: 'MULTIADDR', description: 'libp2p listen address; peer-to-peer is on when one is given (repeatable)', default: [] as string[], parse: multiaddrs(false), multiple: true }),
+  announce: option({ name: 'announce', value: 'MULTIADDR', description: 'address peers should dial instead of the listen addresses (repeatable)', default: [] as string[], parse: multiaddrs(false), multiple: true }),
+  bootstrap: option({ name: 'bootstrap', value: 'MULTIADDR', description: 'a peer to join the cluster through, ending in /p2p/<id> (repeatable)', default: [] as string[], parse: multiaddrs(true), multiple: true }),
+  reprovideInterval: option({ name: 'reprovide-interval', value: 'DURATION', description: 'how often held blobs are announced again (records live twice as long)', default: 12 * 3_600_000, parse: durationMs, show: showMs }),
+  peerLookupTimeout: option({ name: 'peer-lookup-timeout', value: 'DURATION', description: 'how long to look for peers holding a blob before asking the seed', default: 2_000, parse: durationMs, show: showMs }),
+  maxUploadsPerPeer: option({ name: 'max-uploads-per-peer', value: 'N', description: 'blob transfers one peer may draw from this node at once', default: 8, parse: count }),
   upstreamRetries: option({ name: 'upstream-retries', value: 'N', description: 'retries of a seed request after a connection error or 5xx', default: 2, parse: count }),
 };
 

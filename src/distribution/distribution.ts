@@ -28,7 +28,7 @@ export class Distribution {
       const local = await this.registry.getManifest(name, ref);
       return { record: local, bytes: local.bytes, source: 'local', stale: false };
     } catch (err) {
-      if (!this.mirrors(err, target)) throw err;
+      if (!this.mirrors(err, target, 'manifest')) throw err;
     }
     return this.mirror!.manifest(target, name, ref);
   }
@@ -39,13 +39,14 @@ export class Distribution {
       const info = await this.registry.statBlob(name, digest);
       return { digest, size: info.size, source: 'local', open: async (range) => (await this.registry.openBlob(name, digest, range)).stream };
     } catch (err) {
-      if (!this.mirrors(err, target)) throw err;
+      if (!this.mirrors(err, target, 'blob')) throw err;
     }
     return this.mirror!.blob(target, name, digest, head);
   }
 
-  /** A local miss goes to the mirror when the target registry has a seed. */
-  private mirrors(err: unknown, target: string): boolean {
-    return err instanceof OciError && LOCAL_MISSES.has(err.code) && !!this.mirror?.serves(target);
+  /** A local miss goes to the mirror when it can get the content: a seed for manifests, a seed or peers for blobs. */
+  private mirrors(err: unknown, target: string, kind: 'manifest' | 'blob'): boolean {
+    if (!(err instanceof OciError) || !LOCAL_MISSES.has(err.code) || !this.mirror) return false;
+    return kind === 'manifest' ? this.mirror.serves(target) : this.mirror.servesBlobs(target);
   }
 }

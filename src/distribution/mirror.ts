@@ -15,8 +15,9 @@ import type { RepositoryStore } from '../store/repository-store.js';
 import { UpstreamError } from '../upstream/errors.js';
 import { readBody } from '../upstream/http.js';
 import { headerOf, type UpstreamRegistry } from '../upstream/registry-client.js';
-import type { BlobAnswer, ManifestAnswer } from './answers.js';
-import { DownloadRegistry } from './shared-download.js';
+import type { BlobAnswer, ManifestAnswer, Source } from './answers.js';
+import type { PeerFetcher } from './peer-fetcher.js';
+import { DownloadRegistry, NoSourceError, type DownloadSource } from './shared-download.js';
 import { SingleFlight } from './single-flight.js';
 
 export interface MirrorOptions {
@@ -27,8 +28,10 @@ export interface MirrorOptions {
   tagTtlMs: number;
   serveStale: boolean;
   log: Pick<Logger, 'info' | 'warn' | 'debug'>;
-  /** Told of every blob committed from a seed (the P2P layer announces it). */
-  onBlobCommitted?: (digest: Digest, size: number) => void;
+  /** Peers to ask for blobs before the seed (absent when P2P is off). */
+  peers?: PeerFetcher;
+  /** Told of every blob fetched and committed, with where it came from. */
+  onBlobFetched?: (digest: Digest, size: number, source: Source) => void;
 }
 
 export class Mirror {
@@ -40,8 +43,14 @@ export class Mirror {
 
   constructor(private readonly opts: MirrorOptions) {}
 
+  /** Whether manifests of this registry can be had: only from its seed. */
   serves(registry: string): boolean {
     return this.opts.upstreams.has(registry);
+  }
+
+  /** Whether blobs of this registry can be had: from its seed, or from peers by digest alone. */
+  servesBlobs(registry: string): boolean {
+    return this.opts.upstreams.has(registry) || this.opts.peers !== undefined;
   }
 
   private upstream(registry: string): UpstreamRegistry {
@@ -142,22 +151,31 @@ export class Mirror {
 
   // ---- blobs ----
 
+  /**
+   * A blob from the local store, else from peers, else from the seed (the order of `sources`). With no
+   * seed for the registry, peers alone may still have it.
+   */
   async blob(registry: string, name: RepositoryName, digest: Digest, head: boolean): Promise<BlobAnswer> {
-    const up = this.upstream(registry);
+    const up = this.opts.upstreams.get(registry);
+    const { blobs, peers } = this.opts;
+    if (!up && !peers) throw new OciError('NAME_UNKNOWN', `no seed registry is configured for ${registry}`);
     const repo = normalizeRepository(registry, name);
-    const { blobs } = this.opts;
     const local = await blobs.stat(digest);
     if (local) return { digest, size: local.size, source: 'local', open: async (range) => (await blobs.open(digest, range)).stream };
     let download = this.downloads.get(digest);
-    if (!download && head) return this.headBlob(up, repo, digest);
+    // A HEAD is answered by the seed without fetching; with no seed, only by fetching (and verifying).
+    if (!download && head && up) return this.headBlob(up, repo, digest);
     if (!download) {
-      download = this.downloads.start(blobs, digest, () => this.openBlob(up, repo, digest), true);
+      const sources: DownloadSource[] = [];
+      if (peers) sources.push(peers.source(digest));
+      if (up) sources.push({ name: 'upstream', streamThrough: true, open: () => this.openBlob(up, repo, digest) });
+      download = this.downloads.start(blobs, digest, sources);
       const started = Date.now();
       download.done
         .then(async (info) => {
-          this.opts.log.info({ registry, repository: repo, digest, size: info.size, ms: Date.now() - started, source: 'upstream' }, 'blob fetched');
+          this.opts.log.info({ registry, repository: repo, digest, size: info.size, ms: Date.now() - started, source: download!.source }, 'blob fetched');
           await (await this.opts.cacheFor(registry)).linkBlob(repo, digest);
-          this.opts.onBlobCommitted?.(digest, info.size);
+          this.opts.onBlobFetched?.(digest, info.size, download!.source ?? 'upstream');
         })
         .catch((err: Error) => this.opts.log.warn({ registry, repository: repo, digest, reason: err.message }, 'blob fetch failed: nothing kept'));
     }
@@ -165,9 +183,10 @@ export class Mirror {
     try {
       await running.started;
     } catch (err) {
-      throw toClientError(err, 'BLOB_UNKNOWN', `blob ${digest} not found in ${registry}/${repo}`);
+      const cause = err instanceof NoSourceError ? new OciError('BLOB_UNKNOWN', `no peer has ${digest}`) : err;
+      throw toClientError(cause, 'BLOB_UNKNOWN', `blob ${digest} not found in ${registry}/${repo}`);
     }
-    return { digest, size: running.size!, source: 'upstream', open: async (range?: ByteRange) => running.follow(range) };
+    return { digest, size: running.size!, source: running.source ?? 'upstream', open: async (range?: ByteRange) => running.follow(range) };
   }
 
   private async headBlob(up: UpstreamRegistry, repo: RepositoryName, digest: Digest): Promise<BlobAnswer> {

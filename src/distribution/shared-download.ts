@@ -10,7 +10,9 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
+import { OciError } from '../oci/errors.js';
 import type { BlobInfo, BlobStore, BlobWriter } from '../store/blob-store.js';
+import type { Source } from './answers.js';
 
 export interface FetchedBody {
   /** From Content-Length; a source that cannot say is read to its end and served after commit. */
@@ -18,32 +20,45 @@ export interface FetchedBody {
   stream: Readable;
 }
 
+/** One place the bytes may come from; a download tries its sources in order until one verifies. */
+export interface DownloadSource {
+  name: Source;
+  /** Trusted sources stream through to clients before verification (see the module comment). */
+  streamThrough: boolean;
+  /** The bytes, or undefined when this source has nothing to offer (no providers, say). */
+  open(): Promise<FetchedBody | undefined>;
+  /** Told why this source's attempt failed, so it can blame whoever sent the bytes. */
+  failed?(err: Error): void;
+}
+
 export type DownloadState = 'opening' | 'running' | 'committed' | 'failed';
 
 export class SharedDownload {
   size: number | undefined;
+  /** The source now writing (or that wrote) the bytes. */
+  source: Source | undefined;
   private written = 0;
+  private streamThrough = false;
   private state: DownloadState = 'opening';
   private error: Error | undefined;
   private writer: BlobWriter | undefined;
   private waiters: Array<() => void> = [];
-  /** Resolves once the source has answered (size known) and rejects if it could not. */
+  /** Resolves once clients can be told the size and source (and rejects if no source could answer). */
   readonly started: Promise<void>;
-  /** Resolves with the committed blob, or rejects with why the download failed. */
+  /** Resolves with the committed blob, or rejects with why every source failed. */
   readonly done: Promise<BlobInfo>;
 
   constructor(
     private readonly store: BlobStore,
     readonly digest: Digest,
-    open: () => Promise<FetchedBody>,
-    private readonly streamThrough: boolean,
+    sources: DownloadSource[],
   ) {
     let markStarted!: () => void;
-    this.started = new Promise<void>((resolve) => (markStarted = resolve));
-    this.done = this.run(open, markStarted);
-    // Nobody may be listening when it fails; the failure is reported to followers through their streams.
+    const started = new Promise<void>((resolve) => (markStarted = resolve));
+    this.done = this.run(sources, markStarted);
+    // Nobody may be listening when it fails; the failure reaches followers through their streams.
     this.done.catch(() => undefined);
-    this.started = Promise.race([this.started, this.done.then(() => undefined)]);
+    this.started = Promise.race([started, this.done.then(() => undefined)]);
     this.started.catch(() => undefined);
   }
 
@@ -51,35 +66,61 @@ export class SharedDownload {
     return this.state;
   }
 
-  private async run(open: () => Promise<FetchedBody>, markStarted: () => void): Promise<BlobInfo> {
-    try {
-      const body = await open();
-      this.size = body.size;
-      this.writer = await this.store.createWriter();
-      this.state = 'running';
-      if (this.size !== undefined && this.streamThrough) markStarted();
-      await this.writer.append(body.stream, {
-        onProgress: (n) => {
-          this.written = n;
-          this.notify();
-        },
-      });
-      if (this.size !== undefined && this.written !== this.size) {
-        throw new Error(`source ended after ${this.written} of ${this.size} bytes`);
+  private async run(sources: DownloadSource[], markStarted: () => void): Promise<BlobInfo> {
+    const failures: string[] = [];
+    for (const source of sources) {
+      try {
+        const info = await this.attempt(source, markStarted);
+        if (info) return info;
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        failures.push(`${source.name}: ${error.message}`);
+        source.failed?.(error);
+        await this.writer?.abort().catch(() => undefined);
+        this.writer = undefined;
+        // A client that already got bytes streamed through cannot be moved to another source.
+        if (this.streamThrough && this.written > 0) return this.fail(error);
+        this.written = 0;
+        this.size = undefined;
+        if (isFinal(error)) return this.fail(error);
       }
-      const info = await this.writer.commit(this.digest);
-      this.size = info.size;
-      this.state = 'committed';
-      markStarted();
-      this.notify();
-      return info;
-    } catch (err) {
-      this.error = err instanceof Error ? err : new Error(String(err));
-      this.state = 'failed';
-      await this.writer?.abort().catch(() => undefined);
-      this.notify();
-      throw this.error;
     }
+    return this.fail(failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest));
+  }
+
+  /** One source, start to commit; undefined when it had nothing to offer. */
+  private async attempt(source: DownloadSource, markStarted: () => void): Promise<BlobInfo | undefined> {
+    this.state = 'opening';
+    const body = await source.open();
+    if (!body) return undefined;
+    this.source = source.name;
+    this.size = body.size;
+    this.streamThrough = source.streamThrough;
+    this.writer = await this.store.createWriter();
+    this.state = 'running';
+    if (this.size !== undefined && this.streamThrough) markStarted();
+    await this.writer.append(body.stream, {
+      onProgress: (n) => {
+        this.written = n;
+        this.notify();
+      },
+    });
+    if (this.size !== undefined && this.written !== this.size) {
+      throw new Error(`source ended after ${this.written} of ${this.size} bytes`);
+    }
+    const info = await this.writer.commit(this.digest);
+    this.size = info.size;
+    this.state = 'committed';
+    markStarted();
+    this.notify();
+    return info;
+  }
+
+  private fail(error: Error): never {
+    this.error = error;
+    this.state = 'failed';
+    this.notify();
+    throw error;
   }
 
   private notify(): void {
@@ -130,6 +171,18 @@ export class SharedDownload {
   }
 }
 
+export class NoSourceError extends Error {
+  constructor(readonly digest: Digest) {
+    super(`no source has ${digest}`);
+    this.name = 'NoSourceError';
+  }
+}
+
+/** Failures that another source cannot fix: the blob does not exist, or the client may not have it. */
+function isFinal(err: Error): boolean {
+  return err instanceof OciError && err.status < 500 && err.code !== 'BLOB_UNKNOWN';
+}
+
 /** At most one download per digest: later askers join the running one. */
 export class DownloadRegistry {
   private readonly running = new Map<Digest, SharedDownload>();
@@ -138,10 +191,10 @@ export class DownloadRegistry {
     return this.running.get(digest);
   }
 
-  start(store: BlobStore, digest: Digest, open: () => Promise<FetchedBody>, streamThrough: boolean): SharedDownload {
+  start(store: BlobStore, digest: Digest, sources: DownloadSource[]): SharedDownload {
     const existing = this.running.get(digest);
     if (existing) return existing;
-    const download = new SharedDownload(store, digest, open, streamThrough);
+    const download = new SharedDownload(store, digest, sources);
     this.running.set(digest, download);
     const forget = () => {
       if (this.running.get(digest) === download) this.running.delete(digest);

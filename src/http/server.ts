@@ -4,12 +4,14 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
+import { registerApiRoutes, type NodeStatus } from './api-routes.js';
 import { sendError } from './errors.js';
 import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes } from './v2-routes.js';
 
 export interface HttpServerOptions {
   distribution: Distribution;
   logger: Logger | false;
+  status: () => NodeStatus;
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -40,6 +42,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
 
   registerV2Routes(app, opts.distribution);
+  registerApiRoutes(app, opts.status);
   return app;
 }
 

@@ -2,7 +2,7 @@
 // a bad body always cut short.
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { DownloadRegistry, SharedDownload } from '../../../src/distribution/shared-download.js';
+import { DownloadRegistry, SharedDownload, type DownloadSource } from '../../../src/distribution/shared-download.js';
 import { digestOf } from '../../../src/oci/digest.js';
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
 
@@ -14,6 +14,9 @@ async function readAll(stream: Readable): Promise<Buffer> {
   for await (const c of stream) chunks.push(Buffer.from(c as Uint8Array));
   return Buffer.concat(chunks);
 }
+
+const upstream = (open: DownloadSource['open']): DownloadSource => ({ name: 'upstream', streamThrough: true, open });
+const peer = (open: DownloadSource['open']): DownloadSource => ({ name: 'peer', streamThrough: false, open });
 
 /** A source whose bytes the test releases by hand. */
 function controlled() {
@@ -30,8 +33,8 @@ describe('SharedDownload', () => {
       opens++;
       return { size: content.length, stream: Readable.from([content.subarray(0, 300), content.subarray(300)]) };
     };
-    const a = registry.start(store, digest, open, true);
-    const b = registry.start(store, digest, open, true);
+    const a = registry.start(store, digest, [upstream(open)]);
+    const b = registry.start(store, digest, [upstream(open)]);
     expect(b).toBe(a);
     const [x, y] = await Promise.all([readAll(a.follow()), readAll(b.follow())]);
     expect(x.equals(content)).toBe(true);
@@ -44,7 +47,7 @@ describe('SharedDownload', () => {
   it('streams bytes through as they land but holds the last byte until the digest verifies', async () => {
     const store = new MemoryBlobStore();
     const src = controlled();
-    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: src.stream }), true);
+    const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: src.stream }))]);
     await dl.started;
     const follower = dl.follow();
     const got: Buffer[] = [];
@@ -65,8 +68,8 @@ describe('SharedDownload', () => {
   it('cuts every follower off and keeps nothing when the bytes do not match the digest', async () => {
     const store = new MemoryBlobStore();
     const bad = Buffer.from(content);
-    bad[500] ^= 0xff;
-    const dl = new SharedDownload(store, digest, async () => ({ size: bad.length, stream: Readable.from([bad]) }), true);
+    bad[500] = bad[500]! ^ 0xff;
+    const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: bad.length, stream: Readable.from([bad]) }))]);
     const followers = [dl.follow(), dl.follow({ start: 10, end: content.length - 1 })];
     for (const f of followers) await expect(readAll(f)).rejects.toThrow(/does not match digest/);
     await expect(dl.done).rejects.toThrow();
@@ -75,7 +78,7 @@ describe('SharedDownload', () => {
 
   it('fails followers when the source ends short of its announced size', async () => {
     const store = new MemoryBlobStore();
-    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: Readable.from([content.subarray(0, 10)]) }), true);
+    const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: Readable.from([content.subarray(0, 10)]) }))]);
     await expect(readAll(dl.follow())).rejects.toThrow(/ended after 10 of 1000 bytes/);
     expect(await store.stat(digest)).toBeUndefined();
   });
@@ -83,7 +86,7 @@ describe('SharedDownload', () => {
   it('serves a range from bytes still downloading', async () => {
     const store = new MemoryBlobStore();
     const src = controlled();
-    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: src.stream }), true);
+    const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: src.stream }))]);
     await dl.started;
     const part = readAll(dl.follow({ start: 100, end: 199 }));
     src.push(content.subarray(0, 250));
@@ -96,7 +99,7 @@ describe('SharedDownload', () => {
   it('in verify-first mode gives followers nothing before the commit', async () => {
     const store = new MemoryBlobStore();
     const src = controlled();
-    const dl = new SharedDownload(store, digest, async () => ({ size: content.length, stream: src.stream }), false);
+    const dl = new SharedDownload(store, digest, [peer(async () => ({ size: content.length, stream: src.stream }))]);
     const follower = dl.follow();
     let received = 0;
     follower.on('data', (c: Buffer) => (received += c.length));
@@ -112,7 +115,7 @@ describe('SharedDownload', () => {
 
   it('reports a source that cannot be opened through started and done', async () => {
     const store = new MemoryBlobStore();
-    const dl = new SharedDownload(store, digest, async () => Promise.reject(new Error('seed down')), true);
+    const dl = new SharedDownload(store, digest, [upstream(async () => Promise.reject(new Error('seed down')))]);
     await expect(dl.started).rejects.toThrow('seed down');
     await expect(dl.done).rejects.toThrow('seed down');
     await expect(readAll(dl.follow())).rejects.toThrow('seed down');

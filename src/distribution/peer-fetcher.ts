@@ -1,0 +1,272 @@
+// Fetching a blob from peers: find providers in the DHT (short timeout, recent answers cached), rank
+// them, and pull the blob in ranges from several at once. A range whose provider fails moves to
+// another; a range that lags is hedged on an idle provider and the first copy wins. Only bounded
+// buffers are held (parallel × rangeBytes), and the bytes are emitted in order. Nothing here is
+// trusted: the caller verifies the whole blob, and on a mismatch every provider that contributed is
+// penalized (without per-range hashes the culprit cannot be singled out).
+import { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import type { ContentRouter, Provider } from '../p2p/content-router.js';
+import type { PeerBlob } from '../p2p/blob-protocol.js';
+import { DigestMismatchError } from '../store/errors.js';
+import type { PeerScores } from './peer-scores.js';
+import type { DownloadSource, FetchedBody } from './shared-download.js';
+
+/** What blob resolution needs from the peer-to-peer layer (a seam: tests use an in-memory one). */
+export interface PeerNetwork {
+  readonly router: ContentRouter;
+  fetch(peer: Provider, digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<PeerBlob>;
+}
+
+export interface PeerFetcherOptions {
+  lookupTimeoutMs?: number;
+  maxProviders?: number;
+  /** Size of one range; blobs up to this size come from one provider. */
+  rangeBytes?: number;
+  /** Ranges in flight at once. */
+  parallel?: number;
+  /** Ranges one provider is asked for at once. */
+  perPeer?: number;
+  /** A range running longer than this (and twice the typical range time) is hedged. */
+  hedgeAfterMs?: number;
+  /** How long a lookup's answer is reused. */
+  lookupCacheMs?: number;
+  onLookup?: (ms: number, found: number) => void;
+  log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+}
+
+export class PeerFetcher {
+  private readonly lookups = new Map<Digest, { at: number; providers: Provider[] }>();
+  private readonly o: Required<Omit<PeerFetcherOptions, 'onLookup' | 'log'>> & Pick<PeerFetcherOptions, 'onLookup' | 'log'>;
+
+  constructor(
+    private readonly net: PeerNetwork,
+    private readonly scores: PeerScores,
+    opts: PeerFetcherOptions = {},
+  ) {
+    this.o = {
+      lookupTimeoutMs: 2_000,
+      maxProviders: 8,
+      rangeBytes: 8 * 1024 * 1024,
+      parallel: 6,
+      perPeer: 3,
+      hedgeAfterMs: 3_000,
+      lookupCacheMs: 10_000,
+      ...opts,
+    };
+  }
+
+  /** Providers of the digest, ranked; [] when none answer within the lookup timeout. */
+  async providers(digest: Digest): Promise<Provider[]> {
+    const cached = this.lookups.get(digest);
+    if (cached && Date.now() - cached.at < this.o.lookupCacheMs) return this.scores.rank(cached.providers);
+    const started = Date.now();
+    const found: Provider[] = [];
+    const signal = AbortSignal.timeout(this.o.lookupTimeoutMs);
+    try {
+      for await (const p of this.net.router.findProviders(digest, { signal, limit: this.o.maxProviders })) found.push(p);
+    } catch {
+      // a timed-out or failed lookup still returns what it found
+    }
+    this.o.onLookup?.(Date.now() - started, found.length);
+    if (found.length > 0) {
+      if (this.lookups.size > 1000) this.lookups.clear();
+      this.lookups.set(digest, { at: Date.now(), providers: found });
+    }
+    return this.scores.rank(found);
+  }
+
+  forget(digest: Digest): void {
+    this.lookups.delete(digest);
+  }
+
+  /** A download source over the peers: nothing to offer when no peer has the blob. */
+  source(digest: Digest): DownloadSource {
+    const contributors = new Set<string>();
+    return {
+      name: 'peer',
+      streamThrough: false,
+      open: () => this.open(digest, contributors),
+      failed: (err) => {
+        this.forget(digest);
+        this.o.log?.debug({ digest, peers: [...contributors], reason: err.message }, 'peer download failed: falling back');
+        if (err instanceof DigestMismatchError) {
+          for (const id of contributors) this.scores.corrupt(id);
+          this.o.log?.warn({ digest, peers: [...contributors] }, 'peers sent bytes that did not verify: penalized');
+        }
+      },
+    };
+  }
+
+  private async open(digest: Digest, contributors: Set<string>): Promise<FetchedBody | undefined> {
+    const providers = await this.providers(digest);
+    if (providers.length === 0) return undefined;
+    const first = { start: 0, end: this.o.rangeBytes - 1 };
+    for (const peer of providers) {
+      const started = Date.now();
+      let blob: PeerBlob;
+      try {
+        blob = await this.net.fetch(peer, digest, first);
+      } catch (err) {
+        this.scores.failure(peer.id);
+        this.o.log?.debug({ digest, peer: peer.id, reason: (err as Error).message }, 'peer fetch failed');
+        continue;
+      }
+      contributors.add(peer.id);
+      if (blob.size <= this.o.rangeBytes) {
+        return { size: blob.size, stream: this.timed(peer.id, blob.body, started) };
+      }
+      const head: Chunk = { index: 0, range: first, data: collect(blob.body, blob.length).then((b) => (this.scores.success(peer.id, b.length, Date.now() - started), b)) };
+      return { size: blob.size, stream: Readable.from(this.assemble(digest, blob.size, providers, head, contributors)) };
+    }
+    return undefined;
+  }
+
+  /** Counts a single-range body's speed toward its provider's score as it is read (without consuming it). */
+  private timed(id: string, body: Readable, started: number): Readable {
+    const scores = this.scores;
+    return Readable.from(
+      (async function* () {
+        let bytes = 0;
+        try {
+          for await (const chunk of body) {
+            bytes += (chunk as Uint8Array).length;
+            yield chunk as Uint8Array;
+          }
+        } catch (err) {
+          scores.failure(id);
+          throw err;
+        }
+        scores.success(id, bytes, Date.now() - started);
+      })(),
+    );
+  }
+
+  private async *assemble(digest: Digest, size: number, providers: Provider[], head: Chunk, contributors: Set<string>): AsyncGenerator<Buffer> {
+    const count = Math.ceil(size / this.o.rangeBytes);
+    const load = new Map<string, number>();
+    const durations: number[] = [];
+    const chunks: Chunk[] = [head];
+    const launch = (index: number) => {
+      const start = index * this.o.rangeBytes;
+      const range = { start, end: Math.min(size, start + this.o.rangeBytes) - 1 };
+      chunks[index] = { index, range, data: this.fetchRange(digest, range, providers, load, durations, contributors) };
+      chunks[index]!.data.catch(() => undefined); // awaited in order below
+    };
+    let next = 1;
+    for (let i = 0; i < count; i++) {
+      while (next < count && next <= i + this.o.parallel) launch(next++);
+      const data = await chunks[i]!.data;
+      chunks[i] = undefined as unknown as Chunk; // let the buffer go
+      yield data;
+    }
+  }
+
+  /** One range, from the least-loaded usable provider; moved on failure, hedged when it lags. */
+  private async fetchRange(
+    digest: Digest,
+    range: ByteRange,
+    providers: Provider[],
+    load: Map<string, number>,
+    durations: number[],
+    contributors: Set<string>,
+  ): Promise<Buffer> {
+    const tried = new Set<string>();
+    const length = range.end - range.start + 1;
+    const pick = (): Provider | undefined =>
+      this.scores
+        .rank(providers.filter((p) => !tried.has(p.id) && (load.get(p.id) ?? 0) < this.o.perPeer))
+        .sort((a, b) => (load.get(a.id) ?? 0) - (load.get(b.id) ?? 0))[0];
+    const attempt = async (peer: Provider, signal: AbortSignal): Promise<Buffer> => {
+      tried.add(peer.id);
+      load.set(peer.id, (load.get(peer.id) ?? 0) + 1);
+      const started = Date.now();
+      try {
+        const blob = await this.net.fetch(peer, digest, range, signal);
+        if (blob.start !== range.start || blob.length !== length) throw new Error('peer answered another range');
+        const data = await collect(blob.body, length);
+        const ms = Date.now() - started;
+        durations.push(ms);
+        this.scores.success(peer.id, data.length, ms);
+        contributors.add(peer.id);
+        return data;
+      } catch (err) {
+        if (!signal.aborted) this.scores.failure(peer.id);
+        throw err;
+      } finally {
+        load.set(peer.id, (load.get(peer.id) ?? 1) - 1);
+      }
+    };
+    let lastError: unknown = new Error(`no provider left for ${digest} bytes ${range.start}-${range.end}`);
+    for (;;) {
+      const peer = pick() ?? this.scores.rank(providers.filter((p) => !tried.has(p.id)))[0];
+      if (!peer) throw lastError;
+      const primary = new AbortController();
+      const first = attempt(peer, primary.signal);
+      const typical = durations.length ? durations.slice().sort((a, b) => a - b)[Math.floor(durations.length / 2)]! : 0;
+      const hedgeAfter = Math.max(this.o.hedgeAfterMs, 2 * typical);
+      try {
+        return await raceWithHedge(first, hedgeAfter, () => {
+          const spare = pick();
+          if (!spare) return undefined;
+          const hedge = new AbortController();
+          return { promise: attempt(spare, hedge.signal), abort: () => hedge.abort() };
+        }, () => primary.abort());
+      } catch (err) {
+        lastError = err;
+      }
+    }
+  }
+}
+
+interface Chunk {
+  index: number;
+  range: ByteRange;
+  data: Promise<Buffer>;
+}
+
+/**
+ * Waits for `first`; if it is still running after `afterMs`, starts a hedge and takes whichever
+ * succeeds first, aborting the other. Rejects only when every started attempt failed.
+ */
+async function raceWithHedge(
+  first: Promise<Buffer>,
+  afterMs: number,
+  startHedge: () => { promise: Promise<Buffer>; abort: () => void } | undefined,
+  abortFirst: () => void,
+): Promise<Buffer> {
+  let timer: NodeJS.Timeout | undefined;
+  const hedgeReady = new Promise<{ promise: Promise<Buffer>; abort: () => void } | undefined>((resolve) => {
+    timer = setTimeout(() => resolve(startHedge()), afterMs);
+  });
+  try {
+    const winner = await Promise.race([first.then((b) => ({ b })), hedgeReady.then((h) => ({ h }))]);
+    if ('b' in winner) return winner.b;
+    const hedge = winner.h;
+    if (!hedge) return await first;
+    try {
+      const result = await Promise.any([first, hedge.promise]);
+      abortFirst();
+      hedge.abort();
+      return result;
+    } catch (err) {
+      throw (err as AggregateError).errors?.[0] ?? err;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function collect(body: Readable, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let at = 0;
+  for await (const chunk of body) {
+    const c = chunk as Buffer;
+    if (at + c.length > length) throw new Error('peer sent more bytes than it announced');
+    c.copy(buf, at);
+    at += c.length;
+  }
+  if (at !== length) throw new Error(`peer sent ${at} of ${length} bytes`);
+  return buf;
+}

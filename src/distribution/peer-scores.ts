@@ -1,0 +1,71 @@
+// What this node has learned about its peers as blob providers: how fast they were, how often they
+// failed, and whether they sent bytes that did not verify. Ranking uses it; penalties fade with time,
+// so a peer that recovers is tried again.
+export interface PeerScoreOptions {
+  /** How long a peer that sent bad bytes is avoided. */
+  corruptPenaltyMs?: number;
+  /** How long a failure counts against a peer. */
+  failureMemoryMs?: number;
+  now?: () => number;
+}
+
+interface Score {
+  /** Bytes per millisecond, smoothed. */
+  speed: number;
+  failures: number[];
+  corruptUntil: number;
+}
+
+export class PeerScores {
+  private readonly scores = new Map<string, Score>();
+  private readonly corruptPenaltyMs: number;
+  private readonly failureMemoryMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: PeerScoreOptions = {}) {
+    this.corruptPenaltyMs = opts.corruptPenaltyMs ?? 10 * 60_000;
+    this.failureMemoryMs = opts.failureMemoryMs ?? 60_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private score(id: string): Score {
+    let s = this.scores.get(id);
+    if (!s) this.scores.set(id, (s = { speed: 0, failures: [], corruptUntil: 0 }));
+    return s;
+  }
+
+  success(id: string, bytes: number, ms: number): void {
+    const s = this.score(id);
+    const speed = bytes / Math.max(1, ms);
+    s.speed = s.speed === 0 ? speed : 0.7 * s.speed + 0.3 * speed;
+  }
+
+  failure(id: string): void {
+    this.score(id).failures.push(this.now());
+  }
+
+  corrupt(id: string): void {
+    this.score(id).corruptUntil = this.now() + this.corruptPenaltyMs;
+  }
+
+  isBanned(id: string): boolean {
+    return (this.scores.get(id)?.corruptUntil ?? 0) > this.now();
+  }
+
+  recentFailures(id: string): number {
+    const s = this.scores.get(id);
+    if (!s) return 0;
+    const since = this.now() - this.failureMemoryMs;
+    s.failures = s.failures.filter((t) => t > since);
+    return s.failures.length;
+  }
+
+  /** Usable peers, best first: fewest recent failures, then fastest; unknown peers rank as average. */
+  rank<T extends { id: string }>(peers: T[]): T[] {
+    return peers
+      .filter((p) => !this.isBanned(p.id))
+      .map((p) => ({ p, f: this.recentFailures(p.id), v: this.scores.get(p.id)?.speed ?? 0 }))
+      .sort((a, b) => a.f - b.f || b.v - a.v)
+      .map((x) => x.p);
+  }
+}

@@ -1,0 +1,249 @@
+// layerd's blob protocol over libp2p streams. One stream carries one request:
+//   client → server: a JSON line {"digest","start"?,"end"?}            (end inclusive; whole blob if absent)
+//   server → client: a JSON line {"status","size"?,"start"?,"length"?} then, for "ok", exactly length bytes
+// Statuses: ok, not-found, busy (the per-peer upload limit), bad-request, error. Bytes flow with the
+// streams' backpressure both ways (it-pipe into the muxer's drain-aware sink on the server, pulled by
+// the consumer on the client). A provider's bytes are never trusted: fetchers verify the whole blob.
+import type { Connection, Libp2p, Stream } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { messageStreamToDuplex } from '@libp2p/utils';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { pipe } from 'it-pipe';
+import { Readable } from 'node:stream';
+import { parseDigest, type Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import type { BlobStore } from '../store/blob-store.js';
+import { BlobNotFoundError } from '../store/errors.js';
+
+export const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
+const MAX_LINE = 1024;
+/** Room for a whole yamux window plus slack, so a consumer that pauses never makes the muxer reset. */
+const READ_BUFFER = 32 * 1024 * 1024;
+
+export type BlobStatus = 'ok' | 'not-found' | 'busy' | 'bad-request' | 'error';
+
+export interface BlobResponseHeader {
+  status: BlobStatus;
+  size?: number;
+  start?: number;
+  length?: number;
+}
+
+export class PeerFetchError extends Error {
+  constructor(
+    readonly peer: string,
+    readonly status: BlobStatus | 'protocol' | 'unreachable' | 'truncated',
+    message: string,
+  ) {
+    super(`peer ${peer}: ${message}`);
+    this.name = 'PeerFetchError';
+  }
+}
+
+function chunkBytes(chunk: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
+  return chunk instanceof Uint8Array ? chunk : chunk.subarray();
+}
+
+/** Reads one JSON line from a stream; returns it with whatever bytes followed it. */
+async function readLine(source: AsyncIterator<Uint8Array | { subarray(): Uint8Array }>): Promise<{ line: string; rest: Uint8Array }> {
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    const next = await source.next();
+    if (next.done) throw new Error('stream ended before a complete line');
+    buf = Buffer.concat([buf, chunkBytes(next.value)]);
+    const nl = buf.indexOf(0x0a);
+    if (nl >= 0) {
+      if (nl > MAX_LINE) throw new Error('line too long');
+      return { line: buf.subarray(0, nl).toString('utf8'), rest: buf.subarray(nl + 1) };
+    }
+    if (buf.length > MAX_LINE) throw new Error('line too long');
+  }
+}
+
+function line(obj: object): Uint8Array {
+  return Buffer.from(`${JSON.stringify(obj)}\n`);
+}
+
+export interface BlobServerOptions {
+  /** Concurrent uploads one peer may have running; more are answered "busy". */
+  maxUploadsPerPeer: number;
+  /** How long a peer may take to send its request line. */
+  requestTimeoutMs?: number;
+  onServed?: (peer: string, digest: Digest, bytes: number) => void;
+}
+
+/** Serves blobs from the store to peers. */
+export async function handleBlobProtocol(libp2p: Libp2p, blobs: BlobStore, opts: BlobServerOptions): Promise<void> {
+  const uploads = new Map<string, number>();
+  await libp2p.handle(
+    BLOB_PROTOCOL,
+    async (stream: Stream, connection: Connection) => {
+      const peer = connection.remotePeer.toString();
+      const active = uploads.get(peer) ?? 0;
+      stream.maxReadBufferLength = MAX_LINE * 4;
+      try {
+        if (active >= opts.maxUploadsPerPeer) {
+          stream.send(line({ status: 'busy' }));
+          await stream.close();
+          return;
+        }
+        uploads.set(peer, active + 1);
+        await serveOne(stream, peer, blobs, opts);
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error(String(err)));
+      } finally {
+        if (active < opts.maxUploadsPerPeer) {
+          const left = (uploads.get(peer) ?? 1) - 1;
+          if (left <= 0) uploads.delete(peer);
+          else uploads.set(peer, left);
+        }
+      }
+    },
+    { maxInboundStreams: 256, runOnLimitedConnection: false },
+  );
+}
+
+async function serveOne(stream: Stream, peer: string, blobs: BlobStore, opts: BlobServerOptions): Promise<void> {
+  const timeout = AbortSignal.timeout(opts.requestTimeoutMs ?? 10_000);
+  const onTimeout = () => stream.abort(new Error('request timeout'));
+  timeout.addEventListener('abort', onTimeout, { once: true });
+  let request: { digest: Digest; range?: ByteRange };
+  try {
+    const { line: text } = await readLine(stream[Symbol.asyncIterator]());
+    request = parseRequest(text);
+  } catch {
+    stream.send(line({ status: 'bad-request' }));
+    await stream.close();
+    return;
+  } finally {
+    timeout.removeEventListener('abort', onTimeout);
+  }
+  const info = await blobs.stat(request.digest);
+  if (!info) {
+    stream.send(line({ status: 'not-found' }));
+    await stream.close();
+    return;
+  }
+  const start = request.range?.start ?? 0;
+  const end = Math.min(request.range?.end ?? info.size - 1, info.size - 1);
+  if (start > end && !(info.size === 0 && start === 0)) {
+    stream.send(line({ status: 'bad-request', size: info.size }));
+    await stream.close();
+    return;
+  }
+  let file: Readable;
+  try {
+    file = info.size === 0 ? Readable.from([]) : (await blobs.open(request.digest, { start, end })).stream;
+  } catch (err) {
+    if (!(err instanceof BlobNotFoundError)) throw err;
+    stream.send(line({ status: 'not-found' }));
+    await stream.close();
+    return;
+  }
+  const length = info.size === 0 ? 0 : end - start + 1;
+  stream.send(line({ status: 'ok', size: info.size, start, length }));
+  let sent = 0;
+  await pipe(
+    file,
+    async function* (source) {
+      for await (const chunk of source) {
+        sent += (chunk as Buffer).length;
+        yield chunk as Uint8Array;
+      }
+    },
+    messageStreamToDuplex(stream),
+  );
+  await stream.close();
+  opts.onServed?.(peer, request.digest, sent);
+}
+
+function parseRequest(text: string): { digest: Digest; range?: ByteRange } {
+  const doc = JSON.parse(text) as { digest?: unknown; start?: unknown; end?: unknown };
+  if (typeof doc.digest !== 'string') throw new Error('no digest');
+  const digest = parseDigest(doc.digest);
+  const isOffset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (doc.start === undefined && doc.end === undefined) return { digest };
+  if (!isOffset(doc.start) || (doc.end !== undefined && !isOffset(doc.end)) || (isOffset(doc.end) && doc.end < doc.start)) throw new Error('bad range');
+  return { digest, range: { start: doc.start, end: isOffset(doc.end) ? doc.end : Number.MAX_SAFE_INTEGER } };
+}
+
+export interface PeerBlob {
+  size: number;
+  start: number;
+  length: number;
+  /** Exactly `length` bytes, or an error if the peer stops short. */
+  body: Readable;
+}
+
+/** Fetches a blob (or a range of it) from one peer. */
+export async function fetchFromPeer(
+  libp2p: Libp2p,
+  peer: { id: string; addrs: string[] },
+  digest: Digest,
+  range: ByteRange | undefined,
+  signal?: AbortSignal,
+): Promise<PeerBlob> {
+  let stream: Stream;
+  try {
+    const target: Multiaddr[] | ReturnType<typeof peerIdFromString> =
+      peer.addrs.length > 0 ? peer.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peer.id}`)) : peerIdFromString(peer.id);
+    stream = await libp2p.dialProtocol(target, BLOB_PROTOCOL, { signal });
+  } catch (err) {
+    throw new PeerFetchError(peer.id, 'unreachable', (err as Error).message);
+  }
+  stream.maxReadBufferLength = READ_BUFFER;
+  const abort = () => stream.abort(new Error('aborted'));
+  signal?.addEventListener('abort', abort, { once: true });
+  const request: Record<string, unknown> = { digest };
+  if (range) Object.assign(request, { start: range.start, end: range.end });
+  stream.send(line(request));
+  await stream.close(); // half-close: the request is all we send
+  const it = stream[Symbol.asyncIterator]();
+  let header: BlobResponseHeader;
+  let rest: Uint8Array;
+  try {
+    const first = await readLine(it);
+    header = JSON.parse(first.line) as BlobResponseHeader;
+    rest = first.rest;
+  } catch (err) {
+    signal?.removeEventListener('abort', abort);
+    stream.abort(new Error('bad response'));
+    throw new PeerFetchError(peer.id, 'protocol', `bad response header: ${(err as Error).message}`);
+  }
+  if (header.status !== 'ok') {
+    signal?.removeEventListener('abort', abort);
+    stream.abort(new Error('done'));
+    throw new PeerFetchError(peer.id, header.status ?? 'protocol', `answered ${header.status}`);
+  }
+  const { size, start, length } = header;
+  if (!isCount(size) || !isCount(start) || !isCount(length)) {
+    stream.abort(new Error('bad header'));
+    throw new PeerFetchError(peer.id, 'protocol', 'response header without size/start/length');
+  }
+  const total = length;
+  async function* body(): AsyncGenerator<Uint8Array> {
+    let got = 0;
+    try {
+      if (rest.length > 0) {
+        got += rest.length;
+        yield rest;
+      }
+      while (got < total) {
+        const next = await it.next();
+        if (next.done) break;
+        const bytes = chunkBytes(next.value);
+        got += bytes.length;
+        yield bytes;
+      }
+      if (got !== total) throw new PeerFetchError(peer.id, 'truncated', `sent ${got} of ${total} bytes`);
+    } finally {
+      signal?.removeEventListener('abort', abort);
+      if (got !== total) stream.abort(new Error('incomplete'));
+    }
+  }
+  return { size, start, length, body: Readable.from(body(), { objectMode: false }) };
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}

@@ -1,0 +1,56 @@
+// The libp2p node inside every `layerd serve` that has --p2p-listen: TCP, noise, yamux, identify,
+// ping, and a Kademlia DHT of layerd's own. The settings below each answer a trap measured with
+// js-libp2p 3 / kad-dht 16:
+//  - kad-dht stays a client (answers no queries) unless clientMode is false: every node must serve;
+//  - its default peer-info mapper drops private and loopback addresses, leaving a LAN cluster's routing
+//    table empty: the passthrough mapper keeps them;
+//  - its own protocol prefix keeps it off the public IPFS DHT;
+//  - queries wait for the first self-query: a short initial interval makes a new node useful fast.
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { bootstrap } from '@libp2p/bootstrap';
+import { identify } from '@libp2p/identify';
+import type { Libp2p, PrivateKey } from '@libp2p/interface';
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import { ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { createLibp2p } from 'libp2p';
+
+export const DHT_PROTOCOL = '/layerd/kad/1.0.0';
+
+export interface P2PNodeOptions {
+  privateKey: PrivateKey;
+  listen: string[];
+  announce: string[];
+  bootstrap: string[];
+  /** How long a provider record is valid, and so how often this node re-provides (at half of it). */
+  providerTtlMs: number;
+}
+
+export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
+
+export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
+  const node = await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: opts.listen, announce: opts.announce },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 100 })] : [],
+    connectionManager: { maxConnections: 512 },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+        initialQuerySelfInterval: 100,
+        allowQueryWithZeroPeers: false,
+        providers: { provideValidity: Math.round(opts.providerTtlMs / 1000) },
+        reprovide: { validity: opts.providerTtlMs, threshold: Math.round(opts.providerTtlMs / 2), interval: Math.min(3_600_000, Math.round(opts.providerTtlMs / 4)) },
+      }),
+    },
+  });
+  return node as unknown as LayerdLibp2p;
+}
