@@ -109,11 +109,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     defaultRegistry: config.defaultRegistry,
     stats,
   });
-  const app = buildHttpServer({ distribution, logger, status });
-  app.addHook('onResponse', async (_request, reply) => {
-    const source = reply.getHeader('x-layerd-source');
-    if (reply.statusCode < 300 && (source === 'local' || source === 'peer' || source === 'upstream') && _request.url.includes('/blobs/')) stats.served[source]++;
-  });
+  const app = buildHttpServer({ distribution, logger, status, onBlobServed: (source) => stats.served[source]++ });
   await app.listen({ host: config.listen.host, port: config.listen.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;

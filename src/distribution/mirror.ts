@@ -83,7 +83,7 @@ export class Mirror {
     const cached = cachedDigest ? await this.cachedManifest(cache, repo, cachedDigest) : undefined;
     if (cached && Date.now() - (this.tagConfirmed.get(key) ?? -Infinity) < this.opts.tagTtlMs) return cached;
     try {
-      return await this.tagFlights.run(key, () => this.resolveTag(up, cache, key, repo, tag));
+      return await this.tagFlights.run(key, () => this.resolveTag(up, cache, key, repo, tag, cached !== undefined));
     } catch (err) {
       if (err instanceof UpstreamError && err.unavailable && cached && this.opts.serveStale) {
         this.opts.log.warn({ registry, repository: repo, tag, digest: cached.record.digest, reason: err.message }, 'seed unreachable: serving a stale tag');
@@ -93,18 +93,27 @@ export class Mirror {
     }
   }
 
-  /** HEAD first: when the tag still points at a manifest we hold, no manifest body crosses the wire. */
-  private async resolveTag(up: UpstreamRegistry, cache: RepositoryStore, key: string, repo: RepositoryName, tag: Tag): Promise<ManifestAnswer> {
-    const head = await up.request('HEAD', repo, `manifests/${tag}`, { accept: ACCEPT_ALL_MANIFESTS });
-    head.resume();
-    if (head.statusCode === 404) {
-      await cache.deleteTag(repo, tag);
-      throw new OciError('MANIFEST_UNKNOWN', `manifest ${tag} not found in ${up.name}/${repo}`);
+  /**
+   * Re-checking a tag we hold starts with a HEAD: when it still points at the same manifest, no body
+   * crosses the wire (and Docker Hub does not count a HEAD against the pull limit). A tag never seen
+   * goes straight to a GET, one round trip instead of two.
+   */
+  private async resolveTag(up: UpstreamRegistry, cache: RepositoryStore, key: string, repo: RepositoryName, tag: Tag, known: boolean): Promise<ManifestAnswer> {
+    let answer: ManifestAnswer | undefined;
+    let headerDigest: Digest | undefined;
+    if (known) {
+      const head = await up.request('HEAD', repo, `manifests/${tag}`, { accept: ACCEPT_ALL_MANIFESTS });
+      head.resume();
+      if (head.statusCode === 404) {
+        await cache.deleteTag(repo, tag);
+        throw new OciError('MANIFEST_UNKNOWN', `manifest ${tag} not found in ${up.name}/${repo}`);
+      }
+      checkStatus(up, head);
+      headerDigest = digestHeader(head);
+      answer = headerDigest ? await this.cachedManifest(cache, repo, headerDigest) : undefined;
     }
-    checkStatus(up, head);
-    const headerDigest = digestHeader(head);
-    let answer = headerDigest ? await this.cachedManifest(cache, repo, headerDigest) : undefined;
-    if (!answer) answer = await this.fetchManifest(up, cache, repo, tag, headerDigest);
+    // By digest when the HEAD named one: the tag may move between the two requests, the digest cannot.
+    if (!answer) answer = await this.fetchManifest(up, cache, repo, headerDigest ?? tag, headerDigest);
     await cache.setTag(repo, tag, answer.record.digest);
     this.tagConfirmed.set(key, Date.now());
     return answer;

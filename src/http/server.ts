@@ -2,6 +2,7 @@
 // and every error rendered by errors.ts.
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { Source } from '../distribution/answers.js';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
 import { registerApiRoutes, type NodeStatus } from './api-routes.js';
@@ -12,6 +13,8 @@ export interface HttpServerOptions {
   distribution: Distribution;
   logger: Logger | false;
   status: () => NodeStatus;
+  /** Told of every blob answer (GET or HEAD, 2xx) and where its bytes came from. */
+  onBlobServed?: (source: Source) => void;
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -41,7 +44,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     sendError(notFound(request.url), request, reply);
   });
 
-  registerV2Routes(app, opts.distribution);
+  registerV2Routes(app, opts.distribution, opts.onBlobServed);
   registerApiRoutes(app, opts.status);
   return app;
 }

@@ -10,6 +10,7 @@ import { OciError } from '../oci/errors.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import { contentRange, parseChunkRange, parseRangeHeader, uploadedRange, type ByteRange } from '../oci/range.js';
 import { parseManifestReference, parseRepositoryName, type RepositoryName } from '../oci/reference.js';
+import type { Source } from '../distribution/answers.js';
 import type { Distribution } from '../distribution/distribution.js';
 import type { Page, Registry } from '../distribution/registry.js';
 import { isPumpable } from '../store/file-range-stream.js';
@@ -40,8 +41,8 @@ export const SOURCE_HEADER = 'x-layerd-source';
 
 export const API_VERSION_HEADER = { 'docker-distribution-api-version': 'registry/2.0' };
 
-export function registerV2Routes(app: FastifyInstance, distribution: Distribution): void {
-  const h = new V2Handlers(distribution);
+export function registerV2Routes(app: FastifyInstance, distribution: Distribution, onBlobServed?: (source: Source) => void): void {
+  const h = new V2Handlers(distribution, onBlobServed);
   const routes: Route[] = [
     { pattern: /^_catalog$/, named: false, methods: { GET: (c) => h.catalog(c) } },
     { pattern: /^(.+)\/tags\/list$/, named: true, methods: { GET: (c) => h.tags(c) } },
@@ -138,7 +139,10 @@ function digestParam(value: string | null): Digest {
 class V2Handlers {
   private readonly registry: Registry;
 
-  constructor(private readonly distribution: Distribution) {
+  constructor(
+    private readonly distribution: Distribution,
+    private readonly onBlobServed?: (source: Source) => void,
+  ) {
     this.registry = distribution.registry;
   }
 
@@ -199,6 +203,7 @@ class V2Handlers {
       throw new OciError('RANGE_INVALID', `range not satisfiable for ${info.size} bytes`);
     }
     const range: ByteRange | undefined = rangeReq.kind === 'range' ? rangeReq.range : undefined;
+    this.onBlobServed?.(info.source);
     const length = range ? range.end - range.start + 1 : info.size;
     reply.code(range ? 206 : 200).header('content-length', String(length));
     if (range) reply.header('content-range', contentRange(range, info.size));
