@@ -257,7 +257,11 @@ function manifestMediaType(bytes: Buffer, contentType: string | undefined): stri
 /** What a seed failure means to a client: an OCI error with a status that says whose fault it is. */
 export function toClientError(err: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN', notFoundMessage: string): OciError {
   if (err instanceof OciError) return err;
-  if (!(err instanceof UpstreamError)) return new OciError('UNKNOWN', `fetch failed: ${(err as Error)?.message ?? String(err)}`, { status: 502 });
+  if (!(err instanceof UpstreamError)) {
+    // A body that broke off or timed out mid-way: the seed's fault as far as the client can tell.
+    const timedOut = (err as NodeJS.ErrnoException)?.code === 'ETIMEDOUT';
+    return new OciError('UNAVAILABLE', `fetch failed: ${(err as Error)?.message ?? String(err)}`, { status: timedOut ? 504 : 502 });
+  }
   if (err.kind === 'timeout') return new OciError('UNAVAILABLE', err.message, { status: 504 });
   if (err.kind === 'unreachable') return new OciError('UNAVAILABLE', err.message, { status: 503 });
   if (err.kind === 'protocol') return new OciError('UNAVAILABLE', err.message, { status: 502 });

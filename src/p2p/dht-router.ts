@@ -77,5 +77,15 @@ export class DhtContentRouter implements ContentRouter {
     await this.libp2p.services.dht.cancelReprovide(digestToCid(digest));
   }
 
-  async ready(): Promise<void> {}
+  /**
+   * Resolves once the routing table holds a peer (a provide or lookup before that reaches nobody), or
+   * at once when this node has no peers to expect; gives up after `timeoutMs` rather than hang.
+   */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    const dht = this.libp2p.services.dht as unknown as { routingTable?: { size: number } };
+    const end = Date.now() + timeoutMs;
+    while ((dht.routingTable?.size ?? 1) === 0 && this.libp2p.getConnections().length > 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }
