@@ -99,71 +99,53 @@ export class PeerFetcher {
     };
   }
 
+  /**
+   * Nothing to offer when no provider is known; an error when providers were known but none could send
+   * the first range (so the failure is reported and the lookup forgotten before the seed is asked).
+   */
   private async open(digest: Digest, contributors: Set<string>): Promise<FetchedBody | undefined> {
     const providers = await this.providers(digest);
     if (providers.length === 0) return undefined;
-    const first = { start: 0, end: this.o.rangeBytes - 1 };
-    for (const peer of providers) {
-      const started = Date.now();
-      let blob: PeerBlob;
-      try {
-        blob = await this.net.fetch(peer, digest, first);
-      } catch (err) {
-        this.scores.failure(peer.id);
-        this.o.log?.debug({ digest, peer: peer.id, reason: (err as Error).message }, 'peer fetch failed');
-        continue;
-      }
-      contributors.add(peer.id);
-      if (blob.size <= this.o.rangeBytes) {
-        return { size: blob.size, stream: this.timed(peer.id, blob.body, started) };
-      }
-      const head: Chunk = { index: 0, range: first, data: collect(blob.body, blob.length).then((b) => (this.scores.success(peer.id, b.length, Date.now() - started), b)) };
-      return { size: blob.size, stream: Readable.from(this.assemble(digest, blob.size, providers, head, contributors)) };
-    }
-    return undefined;
-  }
-
-  /** Counts a single-range body's speed toward its provider's score as it is read (without consuming it). */
-  private timed(id: string, body: Readable, started: number): Readable {
-    const scores = this.scores;
-    return Readable.from(
-      (async function* () {
-        let bytes = 0;
-        try {
-          for await (const chunk of body) {
-            bytes += (chunk as Uint8Array).length;
-            yield chunk as Uint8Array;
-          }
-        } catch (err) {
-          scores.failure(id);
-          throw err;
-        }
-        scores.success(id, bytes, Date.now() - started);
-      })(),
-    );
-  }
-
-  private async *assemble(digest: Digest, size: number, providers: Provider[], head: Chunk, contributors: Set<string>): AsyncGenerator<Buffer> {
-    const count = Math.ceil(size / this.o.rangeBytes);
+    const run = new AbortController();
     const load = new Map<string, number>();
     const durations: number[] = [];
-    const chunks: Chunk[] = [head];
+    let head: { data: Buffer; size: number };
+    try {
+      head = await this.fetchRange(digest, { start: 0, end: this.o.rangeBytes - 1 }, providers, load, durations, contributors, run.signal);
+    } catch (err) {
+      throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
+    }
+    if (head.size <= this.o.rangeBytes) return { size: head.size, stream: Readable.from([head.data]) };
+    return { size: head.size, stream: Readable.from(this.assemble(digest, head.size, providers, head.data, contributors, load, durations, run)) };
+  }
+
+  private async *assemble(digest: Digest, size: number, providers: Provider[], head: Buffer, contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
+    const count = Math.ceil(size / this.o.rangeBytes);
+    const chunks: Array<Promise<Buffer> | undefined> = [Promise.resolve(head)];
     const launch = (index: number) => {
       const start = index * this.o.rangeBytes;
       const range = { start, end: Math.min(size, start + this.o.rangeBytes) - 1 };
-      chunks[index] = { index, range, data: this.fetchRange(digest, range, providers, load, durations, contributors) };
-      chunks[index]!.data.catch(() => undefined); // awaited in order below
+      const p = this.fetchRange(digest, range, providers, load, durations, contributors, run.signal).then((r) => r.data);
+      p.catch(() => undefined);
+      chunks[index] = p;
     };
     let next = 1;
-    for (let i = 0; i < count; i++) {
-      while (next < count && next <= i + this.o.parallel) launch(next++);
-      const data = await chunks[i]!.data;
-      chunks[i] = undefined as unknown as Chunk; // let the buffer go
-      yield data;
+    try {
+      for (let i = 0; i < count; i++) {
+        while (next < count && next <= i + this.o.parallel) launch(next++);
+        const data = await chunks[i]!;
+        chunks[i] = undefined;
+        yield data;
+      }
+    } finally {
+      run.abort();
     }
   }
 
-  /** One range, from the least-loaded usable provider; moved on failure, hedged when it lags. */
+  /**
+   * One range, from the least-loaded usable provider; moved on failure, hedged when it lags, given up
+   * when the download is abandoned (runSignal). The first range also learns the blob's size.
+   */
   private async fetchRange(
     digest: Digest,
     range: ByteRange,
@@ -171,26 +153,28 @@ export class PeerFetcher {
     load: Map<string, number>,
     durations: number[],
     contributors: Set<string>,
-  ): Promise<Buffer> {
+    runSignal: AbortSignal,
+  ): Promise<{ data: Buffer; size: number }> {
     const tried = new Set<string>();
-    const length = range.end - range.start + 1;
     const pick = (): Provider | undefined =>
       this.scores
         .rank(providers.filter((p) => !tried.has(p.id) && (load.get(p.id) ?? 0) < this.o.perPeer))
         .sort((a, b) => (load.get(a.id) ?? 0) - (load.get(b.id) ?? 0))[0];
-    const attempt = async (peer: Provider, signal: AbortSignal): Promise<Buffer> => {
+    const attempt = async (peer: Provider, own: AbortSignal): Promise<{ data: Buffer; size: number }> => {
+      const signal = AbortSignal.any([own, runSignal]);
       tried.add(peer.id);
       load.set(peer.id, (load.get(peer.id) ?? 0) + 1);
       const started = Date.now();
       try {
         const blob = await this.net.fetch(peer, digest, range, signal);
-        if (blob.start !== range.start || blob.length !== length) throw new Error('peer answered another range');
-        const data = await collect(blob.body, length);
+        const length = Math.min(range.end, blob.size - 1) - range.start + 1;
+        if (blob.start !== range.start || blob.length !== Math.max(0, length)) throw new Error('peer answered another range');
+        const data = await collect(blob.body, Math.max(0, length));
         const ms = Date.now() - started;
         durations.push(ms);
         this.scores.success(peer.id, data.length, ms);
         contributors.add(peer.id);
-        return data;
+        return { data, size: blob.size };
       } catch (err) {
         if (!signal.aborted) this.scores.failure(peer.id);
         throw err;
@@ -201,7 +185,7 @@ export class PeerFetcher {
     let lastError: unknown = new Error(`no provider left for ${digest} bytes ${range.start}-${range.end}`);
     for (;;) {
       const peer = pick() ?? this.scores.rank(providers.filter((p) => !tried.has(p.id)))[0];
-      if (!peer) throw lastError;
+      if (!peer || runSignal.aborted) throw lastError;
       const primary = new AbortController();
       const first = attempt(peer, primary.signal);
       const typical = durations.length ? durations.slice().sort((a, b) => a - b)[Math.floor(durations.length / 2)]! : 0;
@@ -220,24 +204,19 @@ export class PeerFetcher {
   }
 }
 
-interface Chunk {
-  index: number;
-  range: ByteRange;
-  data: Promise<Buffer>;
-}
 
 /**
  * Waits for `first`; if it is still running after `afterMs`, starts a hedge and takes whichever
  * succeeds first, aborting the other. Rejects only when every started attempt failed.
  */
-async function raceWithHedge(
-  first: Promise<Buffer>,
+async function raceWithHedge<T>(
+  first: Promise<T>,
   afterMs: number,
-  startHedge: () => { promise: Promise<Buffer>; abort: () => void } | undefined,
+  startHedge: () => { promise: Promise<T>; abort: () => void } | undefined,
   abortFirst: () => void,
-): Promise<Buffer> {
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const hedgeReady = new Promise<{ promise: Promise<Buffer>; abort: () => void } | undefined>((resolve) => {
+  const hedgeReady = new Promise<{ promise: Promise<T>; abort: () => void } | undefined>((resolve) => {
     timer = setTimeout(() => resolve(startHedge()), afterMs);
   });
   try {

@@ -62,9 +62,11 @@ export class PeerScores {
 
   /** Usable peers, best first: fewest recent failures, then fastest; unknown peers rank as average. */
   rank<T extends { id: string }>(peers: T[]): T[] {
+    const known = peers.map((p) => this.scores.get(p.id)?.speed ?? 0).filter((v) => v > 0);
+    const average = known.length ? known.reduce((a, b) => a + b, 0) / known.length : 0;
     return peers
       .filter((p) => !this.isBanned(p.id))
-      .map((p) => ({ p, f: this.recentFailures(p.id), v: this.scores.get(p.id)?.speed ?? 0 }))
+      .map((p) => ({ p, f: this.recentFailures(p.id), v: this.scores.get(p.id)?.speed || average }))
       .sort((a, b) => a.f - b.f || b.v - a.v)
       .map((x) => x.p);
   }

@@ -1,0 +1,311 @@
+// Blob resolution as the mirror runs it, over in-memory peers and a fake seed: the local store first,
+// then peers, then the seed; bytes from peers reach no client before they verify, and peers whose
+// bytes did not verify are banned while the seed serves the blob.
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Source } from '../../../src/distribution/answers.js';
+import { Mirror, type MirrorOptions } from '../../../src/distribution/mirror.js';
+import { PeerFetcher } from '../../../src/distribution/peer-fetcher.js';
+import { PeerScores } from '../../../src/distribution/peer-scores.js';
+import { SharedDownload, type DownloadSource } from '../../../src/distribution/shared-download.js';
+import { digestOf, type Digest } from '../../../src/oci/digest.js';
+import { OciError } from '../../../src/oci/errors.js';
+import type { RepositoryName } from '../../../src/oci/reference.js';
+import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
+import { MemoryRepositoryStore } from '../../../src/store/memory-repository-store.js';
+import type { UpstreamRegistry } from '../../../src/upstream/registry-client.js';
+import { FakePeerNetwork, blobOf, readAll, within } from '../../helpers/fake-peers.js';
+
+const RANGE = 64 * 1024;
+const GUARD_MS = 1_500;
+const SEED = 'seed.test:5000';
+const REPO = 'team/app' as RepositoryName;
+const quiet = { info() {}, warn() {}, debug() {} } as unknown as MirrorOptions['log'];
+
+let net: FakePeerNetwork;
+afterEach(() => net?.close());
+
+/** The seed registry, answering blob GETs and HEADs from memory and recording every request. */
+function fakeSeed(...blobs: Buffer[]) {
+  const held = new Map(blobs.map((b) => [digestOf(b), b]));
+  const requests: string[] = [];
+  const registry = {
+    name: SEED,
+    async request(method: 'GET' | 'HEAD', repo: string, rest: string): Promise<IncomingMessage> {
+      requests.push(`${method} ${repo}/${rest}`);
+      const blob = held.get(rest.replace(/^blobs\//, '') as Digest);
+      const chunks = blob && method === 'GET' ? [...Array(Math.ceil(blob.length / 16_384)).keys()].map((i) => blob.subarray(i * 16_384, (i + 1) * 16_384)) : [];
+      const res = Object.assign(Readable.from(chunks), {
+        statusCode: blob ? 200 : 404,
+        headers: blob ? { 'content-length': String(blob.length) } : {},
+      });
+      return res as unknown as IncomingMessage;
+    },
+  };
+  return { registry: registry as unknown as UpstreamRegistry, requests, blobGets: () => requests.filter((r) => r.startsWith('GET ')).length };
+}
+
+/** A mirror whose peers are `net`, with the seed (if any) holding `seedBlobs`. */
+function mirrorOf(opts: { seed?: ReturnType<typeof fakeSeed> } = {}) {
+  const blobs = new MemoryBlobStore();
+  const scores = new PeerScores();
+  const fetcher = new PeerFetcher(net, scores, { rangeBytes: RANGE, hedgeAfterMs: 60_000 });
+  const fetched: Array<{ digest: Digest; size: number; source: Source }> = [];
+  const cache = new MemoryRepositoryStore();
+  const mirror = new Mirror({
+    blobs,
+    upstreams: new Map(opts.seed ? [[SEED, opts.seed.registry]] : []),
+    cacheFor: async () => cache,
+    tagTtlMs: 60_000,
+    serveStale: true,
+    log: quiet,
+    peers: fetcher,
+    onBlobFetched: (digest, size, source) => fetched.push({ digest, size, source }),
+  });
+  /** What a client's GET gets: where the blob came from, and its bytes. */
+  const get = async (digest: Digest) => {
+    const answer = await within(mirror.blob(SEED, REPO, digest, false), GUARD_MS, 'blob answer');
+    const bytes = await within(readAll(await answer.open()), GUARD_MS, 'blob body');
+    return { source: answer.source, size: answer.size, bytes };
+  };
+  return { mirror, blobs, scores, fetcher, fetched, get };
+}
+
+describe('blob resolution: local store, then peers, then the seed', () => {
+  it('serves a blob it holds from the local store, asking no peer and no seed', async () => {
+    const content = blobOf(5000);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    await m.blobs.put(Readable.from([content]), digestOf(content));
+
+    const got = await m.get(digestOf(content));
+    expect(got.source).toBe('local');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.lookups).toBe(0);
+    expect(net.requests).toEqual([]);
+    expect(seed.requests).toEqual([]);
+  });
+
+  it('goes to the seed when no peer has the blob, then keeps it', async () => {
+    const content = blobOf(3 * RANGE);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [blobOf(100, 7)]);
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const digest = digestOf(content);
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('upstream');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.lookups).toBe(1);
+    expect(net.requests).toEqual([]);
+    expect(seed.blobGets()).toBe(1);
+    await expect.poll(() => m.fetched).toEqual([{ digest, size: content.length, source: 'upstream' }]);
+
+    const again = await m.get(digest);
+    expect(again.source).toBe('local');
+    expect(seed.blobGets()).toBe(1);
+    expect(net.lookups).toBe(1);
+  });
+
+  it.each([
+    ['one range', 5000],
+    ['several ranges', 5 * RANGE + 17],
+  ])('takes a blob of %s from peers when they have it, without asking the seed', async (_what, size) => {
+    const content = blobOf(size);
+    net = new FakePeerNetwork();
+    for (const id of ['a', 'b', 'c']) await net.addPeer(id, [content]);
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const digest = digestOf(content);
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('peer');
+    expect(got.size).toBe(content.length);
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(seed.requests).toEqual([]);
+    expect(net.served().size).toBe(size > RANGE ? 3 : 1);
+    expect(await m.blobs.stat(digest)).toEqual({ digest, size: content.length });
+    await expect.poll(() => m.fetched).toEqual([{ digest, size: content.length, source: 'peer' }]);
+  });
+
+  it('falls back to the seed when every provider fails, after trying each of them', async () => {
+    const content = blobOf(2 * RANGE);
+    net = new FakePeerNetwork();
+    for (const id of ['a', 'b']) await net.addPeer(id, [content], 'failing');
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+
+    const got = await m.get(digestOf(content));
+    expect(got.source).toBe('upstream');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(seed.blobGets()).toBe(1);
+    for (const id of ['a', 'b']) {
+      expect(net.requestsTo(id).length).toBeGreaterThan(0);
+      expect(m.scores.recentFailures(id)).toBeGreaterThan(0);
+      // Failing is not lying: a peer that could not answer is not banned.
+      expect(m.scores.isBanned(id)).toBe(false);
+    }
+  });
+
+  it('skips a dead provider record (the peer answers not-found) for the next provider', async () => {
+    const content = blobOf(5000);
+    net = new FakePeerNetwork();
+    await net.addPeer('ghost');
+    await net.announceOnly('ghost', digestOf(content)); // announced first, so asked first
+    await net.addPeer('a', [content]);
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+
+    const got = await m.get(digestOf(content));
+    expect(got.source).toBe('peer');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.requests.map((r) => [r.peer, r.outcome])).toEqual([
+      ['ghost', 'failed'],
+      ['a', 'sent'],
+    ]);
+    expect(seed.requests).toEqual([]);
+    expect(m.scores.rank([{ id: 'ghost' }, { id: 'a' }]).map((p) => p.id)).toEqual(['a', 'ghost']);
+  });
+
+  it('goes to the seed when the only provider records are dead', async () => {
+    const content = blobOf(5000);
+    net = new FakePeerNetwork();
+    await net.addPeer('ghost', [], 'not-found');
+    await net.announceOnly('ghost', digestOf(content));
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const got = await m.get(digestOf(content));
+    expect(got.source).toBe('upstream');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.requestsTo('ghost')).toHaveLength(1);
+  });
+
+  it('joins concurrent clients onto one download', async () => {
+    const content = blobOf(3 * RANGE);
+    net = new FakePeerNetwork();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await net.addPeer('a', [content], { kind: 'slow', release: gate });
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+
+    const clients = [m.get(digestOf(content)), m.get(digestOf(content))];
+    await expect.poll(() => net.requests.length).toBeGreaterThan(0);
+    release();
+    for (const got of await Promise.all(clients)) {
+      expect(got.source).toBe('peer');
+      expect(got.bytes.equals(content)).toBe(true);
+    }
+    expect(net.lookups).toBe(1);
+    expect(net.requests.map((r) => r.range?.start)).toEqual([0, RANGE, 2 * RANGE]);
+    expect(seed.requests).toEqual([]);
+  });
+
+  it('answers a HEAD for a blob it does not hold from the seed, without fetching', async () => {
+    const content = blobOf(5000);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const answer = await m.mirror.blob(SEED, REPO, digestOf(content), true);
+    expect(answer.size).toBe(content.length);
+    expect(seed.requests).toEqual([`HEAD ${REPO}/blobs/${digestOf(content)}`]);
+    expect(net.lookups).toBe(0);
+    expect(await m.blobs.stat(digestOf(content))).toBeUndefined();
+  });
+
+  describe('for a registry with no seed configured', () => {
+    it('takes the blob from peers', async () => {
+      const content = blobOf(5000);
+      net = new FakePeerNetwork();
+      await net.addPeer('a', [content]);
+      const m = mirrorOf();
+      const got = await m.get(digestOf(content));
+      expect(got.source).toBe('peer');
+      expect(got.bytes.equals(content)).toBe(true);
+    });
+
+    it('answers BLOB_UNKNOWN when no peer has it', async () => {
+      net = new FakePeerNetwork();
+      await net.addPeer('a', [blobOf(10)]);
+      const m = mirrorOf();
+      const err = await m.get(digestOf(blobOf(5000))).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OciError);
+      expect((err as OciError).code).toBe('BLOB_UNKNOWN');
+      expect((err as OciError).status).toBe(404);
+    });
+  });
+});
+
+describe('blob resolution: a corrupt peer', () => {
+  it.each([
+    ['one range', 5000],
+    ['several ranges', 6 * RANGE + 3],
+  ])('bans every contributor of a blob of %s that did not verify, and serves the seed\'s bytes', async (_what, size) => {
+    const content = blobOf(size);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content], 'corrupt'); // first in line, so it surely contributes
+    for (const id of ['b', 'c']) await net.addPeer(id, [content]);
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const digest = digestOf(content);
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('upstream');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(seed.blobGets()).toBe(1);
+    expect((await readAll((await m.blobs.open(digest)).stream)).equals(content)).toBe(true);
+
+    const contributors = net.served();
+    expect(contributors.has('a')).toBe(true);
+    // Without per-range hashes the culprit cannot be told apart: everyone who sent bytes is banned.
+    for (const id of contributors) expect(m.scores.isBanned(id)).toBe(true);
+    const banned = ['a', 'b', 'c'].filter((id) => m.scores.isBanned(id));
+    expect((await m.fetcher.providers(digest)).map((p) => p.id)).toEqual(['a', 'b', 'c'].filter((id) => !banned.includes(id)));
+  });
+
+  it.each([
+    ['one range', 5000],
+    ['several ranges', 6 * RANGE + 3],
+  ])('lets no corrupt byte of a blob of %s reach a follower that started before verification', async (_what, size) => {
+    const content = blobOf(size);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content], 'corrupt');
+    await net.addPeer('b', [content]);
+    const fetcher = new PeerFetcher(net, new PeerScores(), { rangeBytes: RANGE, hedgeAfterMs: 60_000 });
+    const upstream: DownloadSource = {
+      name: 'upstream',
+      streamThrough: true,
+      open: async () => ({ size: content.length, stream: Readable.from([content.subarray(0, 1000), content.subarray(1000)]) }),
+    };
+    const dl = new SharedDownload(new MemoryBlobStore(), digest, [fetcher.source(digest), upstream]);
+
+    // Followers attach before any source has opened; each notes where the bytes were coming from.
+    const follow = (range?: { start: number; end: number }) => {
+      const sources = new Set<string | undefined>();
+      const read = async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of dl.follow(range)) {
+          sources.add(dl.source);
+          chunks.push(Buffer.from(c as Uint8Array));
+        }
+        return Buffer.concat(chunks);
+      };
+      return { sources, bytes: within(read(), GUARD_MS, 'follower') };
+    };
+    const whole = follow();
+    const part = follow({ start: 100, end: size - 2 });
+
+    expect((await whole.bytes).equals(content)).toBe(true);
+    expect((await part.bytes).equals(content.subarray(100, size - 1))).toBe(true);
+    expect(whole.sources).toEqual(new Set(['upstream']));
+    expect(part.sources).toEqual(new Set(['upstream']));
+    await dl.done;
+    expect(dl.source).toBe('upstream');
+  });
+});
