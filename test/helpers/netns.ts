@@ -3,11 +3,9 @@
 // client inside it, and deletes it only after every process in it has exited. Needs root and iproute2.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runTool } from './clients.js';
-import { layerdBin, tempDir, type RunningProcess } from './processes.js';
+import { layerdBin, tempDir, track, whenReady, writeDistributionConfig, type RunningProcess } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -46,28 +44,6 @@ export async function waitForExit(pids: number[], timeoutMs: number): Promise<nu
   return alive;
 }
 
-/** A child process with its output kept and a stop() that resolves once it has exited. */
-function tracked(child: ChildProcess, port: number, url: string): RunningProcess {
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  return {
-    url,
-    port,
-    pid: child.pid!,
-    child,
-    output: () => out,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
 // Runs inside the namespace with node itself (always there, unlike curl): polls argv[1] until it answers
 // below 500 or argv[2] ms have passed.
 const PROBE = `
@@ -102,7 +78,7 @@ export async function createNetns(prefix = 'layerd'): Promise<NetNamespace> {
     spawn(cmd, args, opts = {}) {
       const child = spawn('ip', ['netns', 'exec', name, cmd, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
       started.push(child.pid!);
-      return tracked(child, opts.port ?? 0, opts.url ?? '');
+      return track(child, opts.port ?? 0, opts.url ?? '');
     },
     async waitForHttp(url, timeoutMs = 20_000, child) {
       const probe = spawn('ip', ['netns', 'exec', name, process.execPath, '--input-type=module', '-e', PROBE, url, String(timeoutMs)], {
@@ -142,26 +118,10 @@ export async function createNetns(prefix = 'layerd'): Promise<NetNamespace> {
 /** CNCF distribution (docker-registry) inside a namespace, on its loopback, with its access log on. */
 export async function startDistributionIn(ns: NetNamespace, port: number): Promise<RunningProcess & { rootDir: string }> {
   const rootDir = await tempDir('distribution-ns-');
-  const configPath = join(rootDir, 'config.yml');
-  await writeFile(
-    configPath,
-    [
-      'version: 0.1',
-      'log: {level: info, accesslog: {disabled: false}}',
-      `storage: {filesystem: {rootdirectory: ${join(rootDir, 'data')}}, delete: {enabled: true}}`,
-      `http: {addr: 127.0.0.1:${port}, secret: test}`,
-      'health: {storagedriver: {enabled: false}}',
-      '',
-    ].join('\n'),
-  );
+  const configPath = await writeDistributionConfig(rootDir, port);
   const url = `http://127.0.0.1:${port}`;
   const proc = ns.spawn('docker-registry', ['serve', configPath], { url, port });
-  try {
-    await ns.waitForHttp(`${url}/v2/`, 20_000, proc.child);
-  } catch (err) {
-    await proc.stop('SIGKILL');
-    throw new Error(`${String(err)}\n--- docker-registry output ---\n${proc.output()}`);
-  }
+  await whenReady(proc, 'docker-registry', () => ns.waitForHttp(`${url}/v2/`, 20_000, proc.child));
   return { ...proc, rootDir };
 }
 
@@ -170,11 +130,6 @@ export async function startLayerdIn(ns: NetNamespace, port: number, args: string
   const dataDir = await tempDir('layerd-data-ns-');
   const url = `http://127.0.0.1:${port}`;
   const proc = ns.spawn(process.execPath, [layerdBin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], { url, port });
-  try {
-    await ns.waitForHttp(`${url}/v2/`, 20_000, proc.child);
-  } catch (err) {
-    await proc.stop('SIGKILL');
-    throw new Error(`${String(err)}\n--- layerd output ---\n${proc.output()}`);
-  }
+  await whenReady(proc, 'layerd', () => ns.waitForHttp(`${url}/v2/`, 20_000, proc.child));
   return { ...proc, dataDir };
 }

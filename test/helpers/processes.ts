@@ -5,6 +5,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { blobGets } from './access-log.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 export const layerdBin = join(repoRoot, 'dist', 'cli.js');
@@ -55,7 +56,19 @@ export async function waitForHttp(url: string, timeoutMs = 20_000, child?: Child
   throw new Error(`${url} not ready after ${timeoutMs} ms: ${String(lastError)}`);
 }
 
-function track(child: ChildProcess, port: number, url: string): RunningProcess {
+/** Polls `check` until it returns a value, or fails after `timeoutMs`. */
+export async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A child process with its output kept and a stop() that resolves once it has exited. */
+export function track(child: ChildProcess, port: number, url: string): RunningProcess {
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -93,19 +106,25 @@ export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProc
     { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const proc = track(child, port, `http://127.0.0.1:${port}`);
-  try {
-    await waitForHttp(`${proc.url}/v2/`, 20_000, child);
-  } catch (err) {
-    await proc.stop('SIGKILL');
-    throw new Error(`${String(err)}\n--- layerd output ---\n${proc.output()}`);
-  }
+  await whenReady(proc, 'layerd', () => waitForHttp(`${proc.url}/v2/`, 20_000, child));
   return { ...proc, dataDir };
 }
 
-/** Starts CNCF distribution (docker-registry) with a filesystem store on 127.0.0.1. */
-export async function startDistribution(opts: { port?: number; rootDir?: string } = {}): Promise<RunningProcess & { rootDir: string; blobGets(): number }> {
-  const port = opts.port ?? (await freePort());
-  const rootDir = opts.rootDir ?? (await tempDir('distribution-'));
+/** Waits for a just-started process with `waitReady`; if that fails, kills it and throws with what it printed. */
+export async function whenReady(proc: RunningProcess, name: string, waitReady: () => Promise<void>): Promise<void> {
+  try {
+    await waitReady();
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw new Error(`${String(err)}\n--- ${name} output ---\n${proc.output()}`);
+  }
+}
+
+/**
+ * Writes a CNCF distribution config for a filesystem store under rootDir (deletes enabled, access log on)
+ * listening on 127.0.0.1:port, and returns its path.
+ */
+export async function writeDistributionConfig(rootDir: string, port: number): Promise<string> {
   const configPath = join(rootDir, 'config.yml');
   await writeFile(
     configPath,
@@ -118,19 +137,22 @@ export async function startDistribution(opts: { port?: number; rootDir?: string 
       '',
     ].join('\n'),
   );
+  return configPath;
+}
+
+/** Starts CNCF distribution (docker-registry) with a filesystem store on 127.0.0.1. */
+export async function startDistribution(opts: { port?: number; rootDir?: string } = {}): Promise<RunningProcess & { rootDir: string; blobGets(): number }> {
+  const port = opts.port ?? (await freePort());
+  const rootDir = opts.rootDir ?? (await tempDir('distribution-'));
+  const configPath = await writeDistributionConfig(rootDir, port);
   const child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = track(child, port, `http://127.0.0.1:${port}`);
-  try {
-    await waitForHttp(`${proc.url}/v2/`, 20_000, child);
-  } catch (err) {
-    await proc.stop('SIGKILL');
-    throw new Error(`${String(err)}\n--- docker-registry output ---\n${proc.output()}`);
-  }
+  await whenReady(proc, 'docker-registry', () => waitForHttp(`${proc.url}/v2/`, 20_000, child));
   return {
     ...proc,
     rootDir,
-    // The access log has one line per request; a blob GET is `"GET /v2/<name>/blobs/sha256:...`.
-    blobGets: () => proc.output().split('\n').filter((l) => /"GET \/v2\/\S+\/blobs\/sha(256|512):/.test(l)).length,
+    // Counted from the access log, which has one line per request.
+    blobGets: () => blobGets(proc.output()).length,
   };
 }
 

@@ -3,7 +3,7 @@
 // before the server ever saw them, and the path-traversal tests need the server to see them.
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { removeDir, startDistribution, startLayerd, type LayerdOptions } from './processes.js';
 
 export const MT = {
@@ -60,7 +60,12 @@ export interface ReqOptions {
 }
 
 export class RegistryClient {
-  constructor(readonly baseUrl: string) {}
+  /** `baseUrl` may be a function, read on every request, for a client made before its registry is started. */
+  constructor(private readonly base: string | (() => string)) {}
+
+  get baseUrl(): string {
+    return typeof this.base === 'function' ? this.base() : this.base;
+  }
 
   /** `path` is sent as is; an absolute URL (a Location header from the server) is reduced to its path and query. */
   async req(method: string, path: string, opts: ReqOptions = {}): Promise<Res> {
@@ -210,4 +215,24 @@ export async function startTarget(opts: LayerdOptions = {}): Promise<Target> {
       if (ownDir) await removeDir(node.dataDir);
     },
   };
+}
+
+/**
+ * Starts the registry under test (see startTarget) in beforeAll and stops it in afterAll of the calling
+ * file or describe block. The client and url() it returns may be taken at module level: they only read
+ * the target once a hook or test runs.
+ */
+export function useRegistryTarget(opts: LayerdOptions = {}): { client: RegistryClient; url(): string } {
+  let target: Target | undefined;
+  const url = () => {
+    if (!target) throw new Error('the registry target is not started: use it in a test or hook, after its beforeAll');
+    return target.url;
+  };
+  beforeAll(async () => {
+    target = await startTarget(opts);
+  });
+  afterAll(async () => {
+    await target?.stop();
+  });
+  return { client: new RegistryClient(url), url };
 }

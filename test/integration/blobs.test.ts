@@ -1,19 +1,10 @@
 // Blob reads, deletes and cross-repository mounts against a real `layerd serve`, per the OCI
 // Distribution Spec v1.1 ("Pulling blobs", "Checking if content exists", "Deleting Blobs",
 // "Mounting a blob from another repository") and RFC 9110 single-range requests.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOf, expectError, randomBlob, type RegistryClient, startTarget, type Target, withQuery } from '../helpers/registry-client.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { digestOf, expectError, randomBlob, useRegistryTarget, withQuery } from '../helpers/registry-client.js';
 
-let target: Target;
-let c: RegistryClient;
-
-beforeAll(async () => {
-  target = await startTarget();
-  c = target.client;
-});
-afterAll(async () => {
-  await target?.stop();
-});
+const { client: c, url: targetUrl } = useRegistryTarget();
 
 // A digest that no test ever pushes.
 const missing = digestOf('never pushed anywhere');
@@ -228,7 +219,7 @@ describe('cross-repository mount', () => {
     const digest = await c.pushBlob('mount/src', data);
     const res = await c.req('POST', `/v2/mount/dst/blobs/uploads/?mount=${digest}&from=mount/src`);
     expect(res.status).toBe(201);
-    expect(new URL(res.header('location')!, target.url).pathname).toBe(`/v2/mount/dst/blobs/${digest}`);
+    expect(new URL(res.header('location')!, targetUrl()).pathname).toBe(`/v2/mount/dst/blobs/${digest}`);
     expect(res.header('docker-content-digest')).toBe(digest);
     const get = await c.req('GET', `/v2/mount/dst/blobs/${digest}`);
     expect(get.status).toBe(200);

@@ -1,7 +1,7 @@
 // Content discovery against a real `layerd serve`: tags/list and _catalog with n/last pagination
 // and RFC 5988 Link headers, and the v1.1 referrers API (subject, OCI-Subject, artifactType
 // filtering with OCI-Filters-Applied).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   descriptor,
   digestOf,
@@ -9,22 +9,11 @@ import {
   jsonBytes,
   MT,
   randomBlob,
-  type RegistryClient,
   type Res,
-  startTarget,
-  type Target,
+  useRegistryTarget,
 } from '../helpers/registry-client.js';
 
-let target: Target;
-let c: RegistryClient;
-
-beforeAll(async () => {
-  target = await startTarget();
-  c = target.client;
-});
-afterAll(async () => {
-  await target?.stop();
-});
+const { client: c, url: targetUrl } = useRegistryTarget();
 
 /** The rel="next" target of a Link header as path + query, or undefined when there is no next page. */
 function nextLink(res: Res): string | undefined {
@@ -32,7 +21,7 @@ function nextLink(res: Res): string | undefined {
   if (link === undefined) return undefined;
   const m = /^<([^>]+)>;\s*rel="next"$/.exec(link.trim());
   expect(m, `Link header ${link}`).not.toBeNull();
-  const u = new URL(m![1]!, target.url);
+  const u = new URL(m![1]!, targetUrl());
   return u.pathname + u.search;
 }
 
@@ -73,7 +62,7 @@ describe('tags/list', () => {
     const res = await c.req('GET', `/v2/${repo}/tags/list?n=3`);
     expect(res.status).toBe(200);
     expect(res.json().tags).toEqual(['1.0', 'alpha', 'beta']);
-    const next = new URL(nextLink(res)!, target.url);
+    const next = new URL(nextLink(res)!, targetUrl());
     expect(next.pathname).toBe(`/v2/${repo}/tags/list`);
     expect(next.searchParams.get('n')).toBe('3');
     expect(next.searchParams.get('last')).toBe('beta');
@@ -157,7 +146,7 @@ describe('_catalog', () => {
     const all = (await c.req('GET', '/v2/_catalog')).json<{ repositories: string[] }>().repositories;
     const res = await c.req('GET', '/v2/_catalog?n=2');
     expect(res.json().repositories).toEqual(all.slice(0, 2));
-    const next = new URL(nextLink(res)!, target.url);
+    const next = new URL(nextLink(res)!, targetUrl());
     expect(next.pathname).toBe('/v2/_catalog');
     expect(next.searchParams.get('n')).toBe('2');
     expect(next.searchParams.get('last')).toBe(all[1]);
@@ -255,26 +244,11 @@ describe('referrers', () => {
     expect(body.mediaType).toBe(MT.ociIndex);
     const byDigest = Object.fromEntries((body.manifests as any[]).map((d) => [d.digest, d]));
     expect(Object.keys(byDigest).sort()).toEqual(['sbom', 'sig', 'index'].map((n) => digestOf(pushed[n]!.body)).sort());
-    expect(byDigest[digestOf(pushed.sbom!.body)]).toEqual({
-      mediaType: MT.ociManifest,
-      digest: digestOf(pushed.sbom!.body),
-      size: pushed.sbom!.body.length,
-      artifactType: SBOM,
-      annotations: { 'org.example.kind': 'sbom' },
-    });
-    expect(byDigest[digestOf(pushed.sig!.body)]).toEqual({
-      mediaType: MT.ociManifest,
-      digest: digestOf(pushed.sig!.body),
-      size: pushed.sig!.body.length,
-      artifactType: SIG_CONFIG,
-      annotations: { 'org.example.kind': 'signature' },
-    });
-    expect(byDigest[digestOf(pushed.index!.body)]).toEqual({
-      mediaType: MT.ociIndex,
-      digest: digestOf(pushed.index!.body),
-      size: pushed.index!.body.length,
-      annotations: { 'org.example.kind': 'bundle' },
-    });
+    // Each entry is the referrer's descriptor, carrying its artifactType and annotations.
+    const kind = (k: string) => ({ 'org.example.kind': k });
+    expect(byDigest[digestOf(pushed.sbom!.body)]).toEqual(descriptor(MT.ociManifest, pushed.sbom!.body, { artifactType: SBOM, annotations: kind('sbom') }));
+    expect(byDigest[digestOf(pushed.sig!.body)]).toEqual(descriptor(MT.ociManifest, pushed.sig!.body, { artifactType: SIG_CONFIG, annotations: kind('signature') }));
+    expect(byDigest[digestOf(pushed.index!.body)]).toEqual(descriptor(MT.ociIndex, pushed.index!.body, { annotations: kind('bundle') }));
   });
 
   it('?artifactType= filters and sets OCI-Filters-Applied: artifactType', async () => {

@@ -1,7 +1,7 @@
 // Manifests against a real `layerd serve`, per the OCI Distribution Spec v1.1 ("Pulling manifests",
 // "Pushing Manifests", "Deleting tags", "Deleting Manifests"): push by tag and digest, exact bytes,
 // content negotiation for the four manifest types, validation errors and deletes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   descriptor,
   digestOf,
@@ -10,21 +10,10 @@ import {
   MT,
   type PushedImage,
   randomBlob,
-  type RegistryClient,
-  startTarget,
-  type Target,
+  useRegistryTarget,
 } from '../helpers/registry-client.js';
 
-let target: Target;
-let c: RegistryClient;
-
-beforeAll(async () => {
-  target = await startTarget();
-  c = target.client;
-});
-afterAll(async () => {
-  await target?.stop();
-});
+const { client: c, url: targetUrl } = useRegistryTarget();
 
 const ALL_MANIFEST_TYPES = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList].join(', ');
 
@@ -95,7 +84,7 @@ describe('push and pull', () => {
     const res = await c.putManifest(repo, d, other, MT.ociManifest);
     expect(res.status).toBe(201);
     expect(res.header('docker-content-digest')).toBe(d);
-    expect(new URL(res.header('location')!, target.url).pathname).toBe(`/v2/${repo}/manifests/${d}`);
+    expect(new URL(res.header('location')!, targetUrl()).pathname).toBe(`/v2/${repo}/manifests/${d}`);
     const get = await c.req('GET', `/v2/${repo}/manifests/${d}`, { headers: { accept: MT.ociManifest } });
     expect(get.body.equals(other)).toBe(true);
     const tags = (await c.req('GET', `/v2/${repo}/tags/list`)).json<{ tags: string[] }>().tags;
@@ -268,22 +257,17 @@ describe('manifest push errors', () => {
     expectError(await c.putManifest(repo, 'foreign', body, MT.ociManifest), 400, 'MANIFEST_BLOB_UNKNOWN');
   });
 
-  it('an index that lists a manifest the repository does not have: 400 MANIFEST_BLOB_UNKNOWN', async () => {
+  // The same rule for both list formats: every manifest a list names must already be in the repository.
+  it.each([
+    ['an index that lists a manifest the repository does not have', MT.ociIndex, MT.ociManifest, 'badindex'],
+    ['a Docker manifest list that lists an unknown manifest', MT.dockerList, MT.dockerManifest, 'badlist'],
+  ])('%s: 400 MANIFEST_BLOB_UNKNOWN', async (_label, listType, childType, tag) => {
     const body = jsonBytes({
       schemaVersion: 2,
-      mediaType: MT.ociIndex,
-      manifests: [{ mediaType: MT.ociManifest, digest: digestOf('no such manifest'), size: 16, platform: { architecture: 'amd64', os: 'linux' } }],
+      mediaType: listType,
+      manifests: [{ mediaType: childType, digest: digestOf(`no such manifest in ${tag}`), size: 16, platform: { architecture: 'amd64', os: 'linux' } }],
     });
-    expectError(await c.putManifest(repo, 'badindex', body, MT.ociIndex), 400, 'MANIFEST_BLOB_UNKNOWN');
-  });
-
-  it('a Docker manifest list that lists an unknown manifest: 400 MANIFEST_BLOB_UNKNOWN', async () => {
-    const body = jsonBytes({
-      schemaVersion: 2,
-      mediaType: MT.dockerList,
-      manifests: [{ mediaType: MT.dockerManifest, digest: digestOf('no such docker manifest'), size: 16, platform: { architecture: 'amd64', os: 'linux' } }],
-    });
-    expectError(await c.putManifest(repo, 'badlist', body, MT.dockerList), 400, 'MANIFEST_BLOB_UNKNOWN');
+    expectError(await c.putManifest(repo, tag, body, listType), 400, 'MANIFEST_BLOB_UNKNOWN');
   });
 
   it('a subject that does not exist is accepted (the spec: MUST initially accept)', async () => {

@@ -12,7 +12,7 @@ import { blobGets, parseAccessLog } from '../helpers/access-log.js';
 import { emptyRegistriesConf, requireTool, runTool } from '../helpers/clients.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { buildTestLayout, type TestLayout } from '../helpers/oci-image.js';
-import { removeDir, startDistribution, startLayerd, tempDir, type RunningProcess } from '../helpers/processes.js';
+import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
 import { digestOf, errorCodes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 import { startTokenAuthProxy, type TokenAuthProxy } from '../helpers/token-auth-proxy.js';
 
@@ -99,17 +99,6 @@ function streamGet(url: string, opts: { headers?: Record<string, string>; timeou
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Polls `check` until it returns a value, or fails after `timeoutMs`. */
-async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 // ---------- what the seed was asked, from its access log ----------

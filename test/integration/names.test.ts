@@ -3,19 +3,10 @@
 // and names are also file-system paths in the store, so traversal tricks must never reach it:
 // every bad name is refused with 400 NAME_INVALID, or 404 where a router cannot even match it,
 // and never 2xx or 5xx.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestOf, errorCodes, expectError, MT, randomBlob, type RegistryClient, type Res, startTarget, type Target } from '../helpers/registry-client.js';
+import { describe, expect, it } from 'vitest';
+import { digestOf, errorCodes, expectError, MT, randomBlob, type Res, useRegistryTarget } from '../helpers/registry-client.js';
 
-let target: Target;
-let c: RegistryClient;
-
-beforeAll(async () => {
-  target = await startTarget();
-  c = target.client;
-});
-afterAll(async () => {
-  await target?.stop();
-});
+const { client: c } = useRegistryTarget();
 
 const VALID = ['a', 'a0/b1/c2/d3', 'a.b', 'a_b', 'a__b', 'a-b', 'a---b', '0/9', 'library/ubuntu', 'x.y-z_w/v__u'];
 

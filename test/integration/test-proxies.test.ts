@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { removeDir, startDistribution } from '../helpers/processes.js';
+import { removeDir, startDistribution, until } from '../helpers/processes.js';
 import { digestOf, expectError, MT, randomBlob, RegistryClient, type PushedImage, type Res } from '../helpers/registry-client.js';
 import { startTokenAuthProxy, type TokenAuthProxy } from '../helpers/token-auth-proxy.js';
 
@@ -47,17 +47,6 @@ async function tokenFor(c: RegistryClient, path: string, basic?: string): Promis
   const tokenRes = await fetchToken(parseChallenge(res.header('www-authenticate')), basic);
   expect(tokenRes.status).toBe(200);
   return ((await tokenRes.json()) as { token: string }).token;
-}
-
-/** Polls `check` until it returns a value, or fails after `timeoutMs`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('token-auth proxy', () => {
@@ -150,7 +139,7 @@ describe('token-auth proxy: server-side expiry', () => {
     const refused = await until('the token to expire', async () => {
       const res = await get(token);
       return res.status === 401 ? res : undefined;
-    });
+    }, 15_000);
     expect(parseChallenge(refused.header('www-authenticate'))).toMatchObject({ realm: `${proxy.url}/token`, error: 'invalid_token' });
     expect(proxy.liveTokens()).toBe(0);
     expect((await get(await tokenFor(c, path))).status).toBe(200);

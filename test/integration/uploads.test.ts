@@ -1,29 +1,18 @@
 // Blob upload sessions against a real `layerd serve`, per the OCI Distribution Spec v1.1 "Push"
 // section: single POST, POST then PUT, chunked PATCH with Content-Range, upload status, cancel,
 // and every way an upload can be refused.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   digestOf,
   expectError,
   randomBlob,
   type PushedImage,
-  type RegistryClient,
   type Res,
-  startTarget,
-  type Target,
+  useRegistryTarget,
   withQuery,
 } from '../helpers/registry-client.js';
 
-let target: Target;
-let c: RegistryClient;
-
-beforeAll(async () => {
-  target = await startTarget();
-  c = target.client;
-});
-afterAll(async () => {
-  await target?.stop();
-});
+const { client: c, url: targetUrl } = useRegistryTarget();
 
 const octet = { 'content-type': 'application/octet-stream' };
 
@@ -45,7 +34,7 @@ function patch(location: string, chunk: Buffer, start: number): Promise<Res> {
 
 /** The path of a (possibly absolute) Location header. */
 function pathOfLocation(location: string): string {
-  return new URL(location, target.url).pathname;
+  return new URL(location, targetUrl()).pathname;
 }
 
 describe('monolithic uploads', () => {

@@ -32,27 +32,33 @@ async function findEventually(router: ContentRouter, digest: Digest, want: numbe
 let n = 0;
 const fresh = () => digestOf(Buffer.from(`conformance blob ${n++} ${Math.random()}`));
 
+type Member = RouterCluster['routers'][number];
+
 export function describeContentRouter(name: string, create: () => Promise<RouterCluster>): void {
+  /** Runs a test body on a fresh cluster whose routers are all ready, and closes the cluster whatever the body did. */
+  async function withCluster(body: (routers: Member[]) => Promise<void>): Promise<void> {
+    const cluster = await create();
+    await Promise.all(cluster.routers.map((r) => r.router.ready()));
+    try {
+      await body(cluster.routers);
+    } finally {
+      await cluster.close();
+    }
+  }
+
   describe(`ContentRouter conformance: ${name}`, () => {
-    it('finds the provider of a blob from every other node, never itself', async () => {
-      const cluster = await create();
-      await Promise.all(cluster.routers.map((r) => r.router.ready()));
-      try {
-        const [a, b, c] = cluster.routers as [RouterCluster['routers'][0], RouterCluster['routers'][0], RouterCluster['routers'][0]];
+    it('finds the provider of a blob from every other node, never itself', () =>
+      withCluster(async (routers) => {
+        const [a, b, c] = routers as [Member, Member, Member];
         const digest = fresh();
         await a.router.provide(digest);
         for (const other of [b, c]) expect((await findEventually(other.router, digest, 1)).map((p) => p.id)).toEqual([a.id]);
         expect((await find(a.router, digest, { timeoutMs: 1_000 })).map((p) => p.id)).not.toContain(a.id);
-      } finally {
-        await cluster.close();
-      }
-    });
+      }));
 
-    it('lists several providers, honours limit, and answers nothing for an unknown blob', async () => {
-      const cluster = await create();
-      await Promise.all(cluster.routers.map((r) => r.router.ready()));
-      try {
-        const [a, b, c] = cluster.routers as [RouterCluster['routers'][0], RouterCluster['routers'][0], RouterCluster['routers'][0]];
+    it('lists several providers, honours limit, and answers nothing for an unknown blob', () =>
+      withCluster(async (routers) => {
+        const [a, b, c] = routers as [Member, Member, Member];
         const digest = fresh();
         await a.router.provide(digest);
         await b.router.provide(digest);
@@ -60,16 +66,11 @@ export function describeContentRouter(name: string, create: () => Promise<Router
         expect(both.map((p) => p.id).sort()).toEqual([a.id, b.id].sort());
         expect(await find(c.router, digest, { limit: 1 })).toHaveLength(1);
         expect(await find(c.router, fresh(), { timeoutMs: 2_000 })).toEqual([]);
-      } finally {
-        await cluster.close();
-      }
-    });
+      }));
 
-    it('stops a search when its signal aborts', async () => {
-      const cluster = await create();
-      await Promise.all(cluster.routers.map((r) => r.router.ready()));
-      try {
-        const c = cluster.routers[2]!;
+    it('stops a search when its signal aborts', () =>
+      withCluster(async (routers) => {
+        const c = routers[2]!;
         const controller = new AbortController();
         controller.abort();
         const found: Provider[] = [];
@@ -79,24 +80,16 @@ export function describeContentRouter(name: string, create: () => Promise<Router
           // an aborted search may end by throwing; either way it must end, with nothing
         }
         expect(found).toEqual([]);
-      } finally {
-        await cluster.close();
-      }
-    });
+      }));
 
-    it('accepts a withdraw and a provide again', async () => {
-      const cluster = await create();
-      await Promise.all(cluster.routers.map((r) => r.router.ready()));
-      try {
-        const [a, b] = cluster.routers as [RouterCluster['routers'][0], RouterCluster['routers'][0]];
+    it('accepts a withdraw and a provide again', () =>
+      withCluster(async (routers) => {
+        const [a, b] = routers as [Member, Member];
         const digest = fresh();
         await a.router.provide(digest);
         await a.router.withdraw(digest);
         await a.router.provide(digest);
         expect((await findEventually(b.router, digest, 1)).map((p) => p.id)).toEqual([a.id]);
-      } finally {
-        await cluster.close();
-      }
-    });
+      }));
   });
 }
