@@ -1,7 +1,6 @@
 // A BlobStore that tells the content router about every blob it commits and every blob it loses, so
 // "in the store" and "announced to the cluster" cannot drift apart whoever writes: a push, a mirror
 // fetch, a peer fetch.
-import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { ContentRouter } from '../p2p/content-router.js';
@@ -44,8 +43,8 @@ export class AnnouncingBlobStore implements BlobStore {
       id: writer.id,
       size: () => writer.size(),
       append: (source: ByteSource, opts?: AppendOptions) => writer.append(source, opts),
-      readWritten: (range: ByteRange): Readable => writer.readWritten(range),
-      commit: async (expected: Digest) => this.announce(await writer.commit(expected)),
+      openReader: () => writer.openReader(),
+      commit: async (expected: Digest, opts?: { onVerified?: () => void }) => this.announce(await writer.commit(expected, opts)),
       abort: () => writer.abort(),
     };
   }

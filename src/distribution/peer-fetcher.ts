@@ -36,8 +36,19 @@ export interface PeerFetcherOptions {
   log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
+/** How long to wait before asking a provider that answered busy again (if no slot frees sooner). */
+const BUSY_RETRY_MS = 100;
+/** Busy answers one range tolerates before it gives up on peers. */
+const MAX_BUSY_ANSWERS = 50;
+
 export class PeerFetcher {
   private readonly lookups = new Map<Digest, { at: number; providers: Provider[] }>();
+  /**
+   * Ranges in flight per provider, across every download of this node: a pull fetches several layers
+   * at once, and each provider serves a peer only so many transfers (--max-uploads-per-peer).
+   */
+  private readonly load = new Map<string, number>();
+  private capacityWaiters: Array<() => void> = [];
   private readonly o: Required<Omit<PeerFetcherOptions, 'onLookup' | 'log'>> & Pick<PeerFetcherOptions, 'onLookup' | 'log'>;
 
   constructor(
@@ -50,11 +61,31 @@ export class PeerFetcher {
       maxProviders: 8,
       rangeBytes: 8 * 1024 * 1024,
       parallel: 6,
-      perPeer: 3,
+      perPeer: 4,
       hedgeAfterMs: 3_000,
       lookupCacheMs: 10_000,
       ...opts,
     };
+  }
+
+  private releaseCapacity(): void {
+    const waiters = this.capacityWaiters;
+    this.capacityWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when some provider's load drops (or after a short pause, so a busy answer is retried). */
+  private capacity(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, BUSY_RETRY_MS);
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+      this.capacityWaiters.push(done);
+    });
   }
 
   /** Providers of the digest, ranked; [] when none answer within the lookup timeout. */
@@ -65,6 +96,8 @@ export class PeerFetcher {
     const found: Provider[] = [];
     const signal = AbortSignal.timeout(this.o.lookupTimeoutMs);
     try {
+      // A node that just joined has no routing-table peer yet: wait for one within the same budget.
+      await this.net.router.ready(this.o.lookupTimeoutMs);
       for await (const p of this.net.router.findProviders(digest, { signal, limit: this.o.maxProviders })) found.push(p);
     } catch {
       // a timed-out or failed lookup still returns what it found
@@ -107,7 +140,7 @@ export class PeerFetcher {
     const providers = await this.providers(digest);
     if (providers.length === 0) return undefined;
     const run = new AbortController();
-    const load = new Map<string, number>();
+    const load = this.load;
     const durations: number[] = [];
     let head: { data: Buffer; size: number };
     try {
@@ -156,6 +189,7 @@ export class PeerFetcher {
     runSignal: AbortSignal,
   ): Promise<{ data: Buffer; size: number }> {
     const tried = new Set<string>();
+    let busyAnswers = 0;
     const pick = (): Provider | undefined =>
       this.scores
         .rank(providers.filter((p) => !tried.has(p.id) && (load.get(p.id) ?? 0) < this.o.perPeer))
@@ -176,16 +210,28 @@ export class PeerFetcher {
         contributors.add(peer.id);
         return { data, size: blob.size };
       } catch (err) {
-        if (!signal.aborted) this.scores.failure(peer.id);
+        if ((err as { status?: unknown }).status === 'busy') {
+          // Not a failure: the provider is serving others. It may be asked again once a slot frees.
+          tried.delete(peer.id);
+          busyAnswers++;
+        } else if (!signal.aborted) this.scores.failure(peer.id);
         throw err;
       } finally {
         load.set(peer.id, (load.get(peer.id) ?? 1) - 1);
+        this.releaseCapacity();
       }
     };
     let lastError: unknown = new Error(`no provider left for ${digest} bytes ${range.start}-${range.end}`);
     for (;;) {
-      const peer = pick() ?? this.scores.rank(providers.filter((p) => !tried.has(p.id)))[0];
-      if (!peer || runSignal.aborted) throw lastError;
+      if (runSignal.aborted) throw lastError;
+      const peer = pick();
+      if (!peer) {
+        // Untried providers that are all at their limit: wait for a slot rather than overrun them.
+        const waiting = providers.some((p) => !tried.has(p.id)) && busyAnswers <= MAX_BUSY_ANSWERS;
+        if (!waiting) throw lastError;
+        await this.capacity(runSignal);
+        continue;
+      }
       const primary = new AbortController();
       const first = attempt(peer, primary.signal);
       const typical = durations.length ? durations.slice().sort((a, b) => a - b)[Math.floor(durations.length / 2)]! : 0;

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { OciError } from '../oci/errors.js';
-import type { BlobInfo, BlobStore, BlobWriter } from '../store/blob-store.js';
+import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../store/blob-store.js';
 import type { Source } from './answers.js';
 
 export interface FetchedBody {
@@ -38,6 +38,8 @@ export class SharedDownload {
   /** The source now writing (or that wrote) the bytes. */
   source: Source | undefined;
   private written = 0;
+  /** The current attempt's bytes matched the digest (the commit may still be flushing them). */
+  private verified = false;
   private streamThrough = false;
   private state: DownloadState = 'opening';
   private error: Error | undefined;
@@ -81,6 +83,7 @@ export class SharedDownload {
         // A client that already got bytes streamed through cannot be moved to another source.
         if (this.streamThrough && this.written > 0) return this.fail(error);
         this.written = 0;
+        this.verified = false;
         this.size = undefined;
         if (isFinal(error)) return this.fail(error);
       }
@@ -108,7 +111,13 @@ export class SharedDownload {
     if (this.size !== undefined && this.written !== this.size) {
       throw new Error(`source ended after ${this.written} of ${this.size} bytes`);
     }
-    const info = await this.writer.commit(this.digest);
+    const info = await this.writer.commit(this.digest, {
+      // Verified bytes may go to clients at once; the flush and rename need not hold them up.
+      onVerified: () => {
+        this.verified = true;
+        this.notify();
+      },
+    });
     this.size = info.size;
     this.state = 'committed';
     markStarted();
@@ -140,36 +149,41 @@ export class SharedDownload {
 
   private async *bytes(range?: ByteRange): AsyncGenerator<Uint8Array> {
     let pos = range?.start ?? 0;
-    for (;;) {
-      if (this.state === 'failed') throw this.error!;
-      const size = this.size;
-      const end = Math.min(range?.end ?? Infinity, size === undefined ? Infinity : size - 1);
-      if (pos > end) return;
-      if (this.state === 'committed') {
-        const { stream } = await this.store.open(this.digest, { start: pos, end });
-        yield* stream;
-        return;
-      }
-      // While unverified, the blob's last byte stays back (see the module comment).
-      const servable = size !== undefined && this.written < size ? this.written : this.written - 1;
-      const upto = Math.min(end, servable - 1);
-      if (this.streamThrough && this.state === 'running' && upto >= pos) {
-        try {
-          for await (const chunk of this.writer!.readWritten({ start: pos, end: upto })) {
-            pos += (chunk as Uint8Array).length;
-            yield chunk as Uint8Array;
-          }
-        } catch (err) {
-          // The commit renamed the bytes into the store under our feet: carry on from there.
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-          await this.done.catch(() => undefined);
+    // One reader per follower, opened on first need and kept through the commit.
+    let reader: WrittenReader | undefined;
+    try {
+      for (;;) {
+        if (this.state === 'failed') throw this.error!;
+        const size = this.size;
+        const end = Math.min(range?.end ?? Infinity, size === undefined ? Infinity : size - 1);
+        if (pos > end) return;
+        if (this.state === 'committed' && !reader) {
+          const { stream } = await this.store.open(this.digest, { start: pos, end });
+          yield* stream;
+          return;
         }
-        continue;
+        const readable = this.verified || this.state === 'committed' || (this.streamThrough && this.state === 'running');
+        // While unverified, the blob's last byte stays back (see the module comment).
+        const servable = this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
+        const upto = Math.min(end, servable - 1);
+        if (readable && upto >= pos) {
+          reader ??= await this.writer!.openReader();
+          const chunk = await reader.read(pos, Math.min(FOLLOW_CHUNK, upto - pos + 1));
+          if (chunk.length === 0) throw new Error(`blob ${this.digest} shrank while being read`);
+          pos += chunk.length;
+          yield chunk;
+          continue;
+        }
+        await this.changed();
       }
-      await this.changed();
+    } finally {
+      await reader?.close().catch(() => undefined);
     }
   }
 }
+
+/** How much a follower reads at a time from a download in progress. */
+const FOLLOW_CHUNK = 1024 * 1024;
 
 export class NoSourceError extends Error {
   constructor(readonly digest: Digest) {

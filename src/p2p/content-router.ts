@@ -22,8 +22,11 @@ export interface ContentRouter {
   findProviders(digest: Digest, opts?: FindOptions): AsyncIterable<Provider>;
   /** Stop announcing the blob (it was evicted or deleted). */
   withdraw(digest: Digest): Promise<void>;
-  /** Resolves when lookups can be answered (the routing table has peers, or none are expected). */
-  ready(): Promise<void>;
+  /**
+   * Resolves when lookups can be answered (the routing table has peers, or none are expected), or
+   * after `timeoutMs` at the latest.
+   */
+  ready(timeoutMs?: number): Promise<void>;
 }
 
 /** A shared "network" for MemoryContentRouters: digest → provider ids. */

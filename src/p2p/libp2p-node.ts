@@ -14,6 +14,7 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 
 export const DHT_PROTOCOL = '/layerd/kad/1.0.0';
@@ -36,8 +37,11 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 100 })] : [],
-    connectionManager: { maxConnections: 512 },
+    // Dial bootstrap peers at once: a joining node is useful only once it has a routing-table peer.
+    peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
+    // A cluster starts all its nodes at once (a DaemonSet rollout): libp2p's default of 5 inbound
+    // connections per host per second left later nodes isolated for good.
+    connectionManager: { maxConnections: 512, inboundConnectionThreshold: 1_000, maxIncomingPendingConnections: 256 },
     services: {
       identify: identify(),
       ping: ping(),
@@ -46,11 +50,29 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         clientMode: false,
         peerInfoMapper: passthroughMapper,
         initialQuerySelfInterval: 100,
-        allowQueryWithZeroPeers: false,
+        // Queries do not wait for the first self-query (~190 ms of a joining node's first lookup);
+        // the content router's ready() waits for a routing-table peer instead.
+        allowQueryWithZeroPeers: true,
         providers: { provideValidity: Math.round(opts.providerTtlMs / 1000) },
         reprovide: { validity: opts.providerTtlMs, threshold: Math.round(opts.providerTtlMs / 2), interval: Math.min(3_600_000, Math.round(opts.providerTtlMs / 4)) },
       }),
     },
   });
-  return node as unknown as LayerdLibp2p;
+  const layerd = node as unknown as LayerdLibp2p;
+  redialBootstrapWhileAlone(layerd, opts.bootstrap);
+  return layerd;
+}
+
+/**
+ * libp2p's bootstrap module dials once; a node whose first dials failed (its peers not up yet) would
+ * stay alone. While it has no connection, dial the bootstrap list again every few seconds.
+ */
+function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], everyMs = 3_000): void {
+  if (list.length === 0) return;
+  const timer = setInterval(() => {
+    if (node.status !== 'started' || node.getConnections().length > 0) return;
+    for (const addr of list) void node.dial(multiaddr(addr)).catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  node.addEventListener('stop', () => clearInterval(timer), { once: true });
 }

@@ -25,6 +25,12 @@ export interface AppendOptions {
   onProgress?: (size: number) => void;
 }
 
+export interface WrittenReader {
+  /** Up to `length` bytes from `position`, which must lie below the writer's size(). */
+  read(position: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
 /** A blob being written, possibly over several calls (chunked uploads) and across restarts. */
 export interface BlobWriter {
   readonly id: string;
@@ -37,12 +43,16 @@ export interface BlobWriter {
    */
   append(source: ByteSource, opts?: AppendOptions): Promise<number>;
   /**
-   * Reads bytes already written (the range must lie below size()): how later clients follow a download
-   * that is still being written. Bytes read this way are not verified yet.
+   * A reader of the bytes written so far: how clients follow a download still being written. It stays
+   * valid through the commit (the same bytes, now under their digest). Bytes read before the commit
+   * are not verified yet.
    */
-  readWritten(range: ByteRange): Readable;
-  /** Verifies the bytes against `expected` and makes them readable under it; the writer is then gone. */
-  commit(expected: Digest): Promise<BlobInfo>;
+  openReader(): Promise<WrittenReader>;
+  /**
+   * Verifies the bytes against `expected` and makes them readable under it; the writer is then gone.
+   * `onVerified` is called as soon as the digest matched, before the bytes are flushed and renamed.
+   */
+  commit(expected: Digest, opts?: { onVerified?: () => void }): Promise<BlobInfo>;
   /** Drops the bytes written; the writer is then gone. */
   abort(): Promise<void>;
 }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { algorithmOf, digestOf, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
-import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
+import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
 import { SerialQueue } from './serial-queue.js';
 
@@ -80,15 +80,18 @@ class MemoryBlobWriter implements BlobWriter {
     });
   }
 
-  readWritten(range: ByteRange): Readable {
-    const bytes = Buffer.concat(this.chunks).subarray(range.start, range.end + 1);
-    return Readable.from(bytes.length ? [bytes] : []);
+  async openReader(): Promise<WrittenReader> {
+    return {
+      read: async (position, length) => Buffer.concat(this.chunks).subarray(position, position + length),
+      close: async () => {},
+    };
   }
 
-  async commit(expected: Digest): Promise<BlobInfo> {
+  async commit(expected: Digest, opts: { onVerified?: () => void } = {}): Promise<BlobInfo> {
     const bytes = Buffer.concat(this.chunks);
     const actual = digestOf(bytes, algorithmOf(expected));
     if (actual !== expected) throw new DigestMismatchError(expected, actual);
+    opts.onVerified?.();
     this.blobs.set(expected, bytes);
     this.done();
     return { digest: expected, size: bytes.length };
