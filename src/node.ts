@@ -51,7 +51,7 @@ async function startP2P(config: Config, dataDir: string, store: BlobStore, stats
     providerTtlMs: 2 * config.reprovideInterval,
   });
   const log = logger.child({ component: 'p2p' });
-  const router = new DhtContentRouter(libp2p, { log });
+  const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
   await handleBlobProtocol(libp2p, store, {
     maxUploadsPerPeer: config.maxUploadsPerPeer,
     onServed: (_peer, _digest, bytes) => (stats.uploadedToPeers += bytes),

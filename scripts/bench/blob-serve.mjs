@@ -14,22 +14,33 @@
 // node-memory is the ceiling of this client on this machine; if a registry comes close to it, the client, not
 // the registry, set the pace. The box has 2 cores shared by client and server, so watch the load average too.
 // Results: a table on stdout, everything per round in .out/bench/blob-serve-<timestamp>.json.
-import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import {
+  MiB,
+  formatTable,
+  freePort,
+  log,
+  makeTempDir,
+  median,
+  mibPerSec,
+  procCpuSeconds,
+  procStatusKiB,
+  readBody,
+  request,
+  round1,
+  runBenchmark,
+  startDistribution,
+  startLayerd,
+  startServer,
+  writeResults,
+} from './lib.mjs';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MiB = 1024 * 1024;
 const REPO = 'bench/blob';
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 // ---------------------------------------------------------------- options
 
@@ -61,45 +72,6 @@ function readOptions() {
   return opts;
 }
 
-// ---------------------------------------------------------------- small helpers
-
-const median = (xs) => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const mibPerSec = (bytes, ms) => bytes / MiB / (ms / 1000);
-const round1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
-const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
-
-async function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
-/** One plain HTTP request with a fresh connection (agent: false), so no server keeps a warm socket from a prior round. */
-function request(url, { method = 'GET', headers = {}, body } = {}) {
-  return new Promise((res, rej) => {
-    const req = http.request(url, { method, headers, agent: false }, res);
-    req.on('error', rej);
-    if (body) body.on('error', rej).pipe(req);
-    else req.end();
-  });
-}
-
-async function readAll(res) {
-  const chunks = [];
-  for await (const c of res) chunks.push(c);
-  return Buffer.concat(chunks).toString();
-}
-
 // ---------------------------------------------------------------- the blob
 
 /** Writes `bytes` of random data to `path` in 1 MiB chunks, hashing as it goes; never holds the blob in memory. */
@@ -117,78 +89,7 @@ async function createBlob(path, bytes) {
   return `sha256:${hash.digest('hex')}`;
 }
 
-// ---------------------------------------------------------------- server processes
-
-/** Spawns a server, keeps only the tail of its output (distribution's access log grows), and polls /v2/ until ready. */
-async function startServer(name, command, args, port) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let tail = '';
-  const keep = (d) => (tail = (tail + d.toString()).slice(-16_000));
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = new Promise((r) => child.once('exit', r));
-  const server = { name, url: `http://127.0.0.1:${port}`, pid: child.pid, child, exited, output: () => tail };
-  running.add(server);
-  await waitReady(server, 30_000);
-  return server;
-}
-
-async function waitReady(server, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) break;
-    try {
-      const res = await request(`${server.url}/v2/`);
-      res.resume();
-      if (res.statusCode < 500) return;
-      last = `status ${res.statusCode}`;
-    } catch (err) {
-      last = err.message;
-    }
-    await new Promise((r) => setTimeout(r, 50)); // poll interval, not a readiness sleep
-  }
-  throw new Error(`${server.name} not ready (${last ?? `exited ${server.child.exitCode}`})\n${server.output()}`);
-}
-
-/** SIGTERM, then SIGKILL after 10 s; only ever signals the PIDs this script spawned. */
-async function stopServer(server) {
-  running.delete(server);
-  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), 10_000);
-  await server.exited;
-  clearTimeout(timer);
-}
-
-async function startLayerd(dir, nodeArgs) {
-  const bin = join(repoRoot, 'dist', 'cli.js');
-  if (!existsSync(bin)) throw new Error(`${bin} missing: run \`npm run build\` first (or pass --skip-layerd)`);
-  const port = await freePort();
-  const dataDir = join(dir, 'layerd-data');
-  await mkdir(dataDir);
-  const args = [...nodeArgs, bin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir];
-  return startServer('layerd', process.execPath, args, port);
-}
-
-async function startDistribution(dir) {
-  const port = await freePort();
-  const root = join(dir, 'distribution');
-  await mkdir(root);
-  const config = join(root, 'config.yml');
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log: {level: info, accesslog: {disabled: false}}',
-      `storage: {filesystem: {rootdirectory: ${join(root, 'data')}}, delete: {enabled: true}}`,
-      `http: {addr: 127.0.0.1:${port}, secret: bench}`,
-      'health: {storagedriver: {enabled: false}}',
-      '',
-    ].join('\n'),
-  );
-  return startServer('distribution', 'docker-registry', ['serve', config], port);
-}
+// ---------------------------------------------------------------- calibration servers
 
 // Calibration servers, each a separate node process so it gets its own core like the registries do:
 //   node-fs      the naive way: fs.createReadStream (64 KiB reads) piped into the response;
@@ -232,7 +133,7 @@ async function startBaseline(blobPath, mode) {
 /** POST to open an upload, then PUT ?digest= with the file streamed as the body (monolithic upload, no buffering). */
 async function pushBlob(server, blobPath, size, digest) {
   const post = await request(`${server.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } });
-  const postBody = await readAll(post);
+  const postBody = await readBody(post);
   if (post.statusCode !== 202 || !post.headers.location) {
     throw new Error(`${server.name}: POST upload → ${post.statusCode} ${postBody}`);
   }
@@ -244,7 +145,7 @@ async function pushBlob(server, blobPath, size, digest) {
     headers: { 'content-type': 'application/octet-stream', 'content-length': size },
     body: createReadStream(blobPath, { highWaterMark: MiB }),
   });
-  const putBody = await readAll(put);
+  const putBody = await readBody(put);
   if (put.statusCode !== 201) throw new Error(`${server.name}: PUT upload → ${put.statusCode} ${putBody}`);
   const ms = performance.now() - t0;
   log(`${server.name}: pushed in ${(ms / 1000).toFixed(2)} s (${mibPerSec(size, ms).toFixed(0)} MiB/s)`);
@@ -260,7 +161,7 @@ async function getBlob(url, { hash = false, redirects = 3 } = {}) {
     res.resume();
     return getBlob(new URL(res.headers.location, url), { hash, redirects: redirects - 1 });
   }
-  if (res.statusCode !== 200) throw new Error(`GET ${url} → ${res.statusCode} ${await readAll(res)}`);
+  if (res.statusCode !== 200) throw new Error(`GET ${url} → ${res.statusCode} ${await readBody(res)}`);
   const h = hash ? createHash('sha256') : null;
   let bytes = 0;
   // A data listener rather than for-await: the least per-chunk overhead in the client, which must not be the bottleneck.
@@ -273,13 +174,6 @@ async function getBlob(url, { hash = false, redirects = 3 } = {}) {
     res.on('error', fail);
   });
   return { bytes, digest: h ? `sha256:${h.digest('hex')}` : null };
-}
-
-/** CPU seconds (user+sys, all threads) a process has used so far, from /proc/<pid>/stat. */
-function procCpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // comm may contain spaces
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
 }
 
 /** Runs `parallel` simultaneous full GETs of the blob; returns aggregate throughput plus client and server CPU use. */
@@ -306,11 +200,6 @@ async function measure(server, blobUrl, size, parallel) {
 }
 
 // ---------------------------------------------------------------- memory sampling
-
-function procStatusKiB(pid, field) {
-  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
-  return m ? Number(m[1]) : null;
-}
 
 /** Samples VmRSS of each server every 100 ms; VmHWM alone would also count the push phase. */
 function startRssSampler(servers) {
@@ -402,13 +291,11 @@ function printTable(summary, opts) {
     s.serverCpuSecPerGiB,
     s.singleClientCpuPct,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length), i === 0 ? 'calibration:'.length : 0));
-  const line = (cells) => '| ' + cells.map((x, i) => String(x).padEnd(widths[i])).join(' | ') + ' |';
-  const rule = line(widths.map((w) => '-'.repeat(w)));
   const isCalibration = (r) => summary[r[0]].calibration;
-  const out = [line(header), rule, ...rows.filter((r) => !isCalibration(r)).map(line)];
   const calibration = rows.filter(isCalibration);
-  if (calibration.length) out.push(line(['calibration:', ...widths.slice(1).map(() => '')]), ...calibration.map(line));
+  const divider = calibration.length ? [['calibration:', ...header.slice(1).map(() => '')]] : [];
+  // header[0] padded so the first column is as wide as 'calibration:' even without calibration rows, as always.
+  const out = [formatTable(['server'.padEnd('calibration:'.length), ...header.slice(1)], [...rows.filter((r) => !isCalibration(r)), ...divider, ...calibration])];
   const l = summary.layerd;
   const d = summary.distribution;
   if (l && d) {
@@ -419,36 +306,9 @@ function printTable(summary, opts) {
   console.log(out.join('\n'));
 }
 
-async function writeResults(result) {
-  const dir = join(repoRoot, '.out', 'bench');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `blob-serve-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify(result, null, 2) + '\n');
-  return file;
-}
-
-// Everything started, so that a failure or Ctrl-C still stops the processes and removes the temp dir.
-const running = new Set();
-let workDir;
-let interrupted = false;
-
-async function cleanup() {
-  await Promise.all([...running].map(stopServer));
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-  workDir = undefined;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    interrupted = true;
-    log(`${sig}: stopping servers and removing temp files`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
 async function main() {
   const opts = readOptions();
-  workDir = await mkdtemp(join(tmpdir(), 'layerd-bench-'));
+  const workDir = await makeTempDir('layerd-bench-');
   const blobPath = join(workDir, 'blob.bin');
 
   log(`creating a ${(opts.blobBytes / MiB).toFixed(0)} MiB random blob in ${workDir}`);
@@ -456,7 +316,7 @@ async function main() {
   log(`blob ${digest}`);
 
   const registries = [];
-  if (!opts.skipLayerd) registries.push(await startLayerd(workDir, opts.layerdNodeArgs));
+  if (!opts.skipLayerd) registries.push(await startLayerd(workDir, { nodeArgs: opts.layerdNodeArgs }));
   if (!opts.skipDistribution) registries.push(await startDistribution(workDir));
   const baselines = [];
   for (const mode of opts.baselines) baselines.push(await startBaseline(blobPath, mode));
@@ -479,7 +339,7 @@ async function main() {
   console.log(`\nblob ${(opts.blobBytes / MiB).toFixed(0)} MiB, ${opts.rounds} rounds, medians (1 MiB = 2^20 bytes); ${load}\n`);
   printTable(summary, opts);
 
-  const file = await writeResults({
+  const file = await writeResults('blob-serve', {
     when: new Date().toISOString(),
     machine: { node: process.version, cpus: cpus().length, loadBefore, loadAfter },
     options: opts,
@@ -491,12 +351,4 @@ async function main() {
   console.log(`\nresults: ${file}`);
 }
 
-try {
-  await main();
-} catch (err) {
-  // After Ctrl-C the in-flight GET fails because its server was stopped: not worth a stack trace.
-  if (!interrupted) log(`failed: ${err.stack ?? err}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBenchmark(main);

@@ -36,6 +36,8 @@ export interface PeerFetcherOptions {
   log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
+/** After the first provider is found, how long a lookup goes on collecting others. */
+const LOOKUP_GRACE_MS = 20;
 /** How long to wait before asking a provider that answered busy again (if no slot frees sooner). */
 const BUSY_RETRY_MS = 100;
 /** Busy answers one range tolerates before it gives up on peers. */
@@ -94,13 +96,22 @@ export class PeerFetcher {
     if (cached && Date.now() - cached.at < this.o.lookupCacheMs) return this.scores.rank(cached.providers);
     const started = Date.now();
     const found: Provider[] = [];
-    const signal = AbortSignal.timeout(this.o.lookupTimeoutMs);
+    // A walk can take tens of ms after the first provider turns up: give others a short grace, not the
+    // whole walk, before the fetch starts.
+    const enough = new AbortController();
+    const signal = AbortSignal.any([AbortSignal.timeout(this.o.lookupTimeoutMs), enough.signal]);
+    let grace: NodeJS.Timeout | undefined;
     try {
       // A node that just joined has no routing-table peer yet: wait for one within the same budget.
       await this.net.router.ready(this.o.lookupTimeoutMs);
-      for await (const p of this.net.router.findProviders(digest, { signal, limit: this.o.maxProviders })) found.push(p);
+      for await (const p of this.net.router.findProviders(digest, { signal, limit: this.o.maxProviders })) {
+        found.push(p);
+        grace ??= setTimeout(() => enough.abort(), LOOKUP_GRACE_MS);
+      }
     } catch {
-      // a timed-out or failed lookup still returns what it found
+      // a timed-out, cut-short or failed lookup still returns what it found
+    } finally {
+      clearTimeout(grace);
     }
     this.o.onLookup?.(Date.now() - started, found.length);
     if (found.length > 0) {

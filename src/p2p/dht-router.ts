@@ -8,6 +8,8 @@ import { digestToCid } from './cid.js';
 import type { ContentRouter, FindOptions, Provider } from './content-router.js';
 
 export interface DhtRouterOptions {
+  /** Bootstrap peers are configured: until one is in the routing table, lookups cannot find anything. */
+  expectPeers?: boolean;
   /** Provides running at once. */
   provideConcurrency?: number;
   log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
@@ -79,12 +81,14 @@ export class DhtContentRouter implements ContentRouter {
 
   /**
    * Resolves once the routing table holds a peer (a provide or lookup before that reaches nobody), or
-   * at once when this node has no peers to expect; gives up after `timeoutMs` rather than hang.
+   * at once when this node has no peers to expect (no bootstrap list, no connection); gives up after
+   * `timeoutMs` rather than hang.
    */
   async ready(timeoutMs = 10_000): Promise<void> {
     const dht = this.libp2p.services.dht as unknown as { routingTable?: { size: number } };
     const end = Date.now() + timeoutMs;
-    while ((dht.routingTable?.size ?? 1) === 0 && this.libp2p.getConnections().length > 0 && Date.now() < end) {
+    const expecting = () => this.opts.expectPeers === true || this.libp2p.getConnections().length > 0;
+    while ((dht.routingTable?.size ?? 1) === 0 && expecting() && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+// Fan-out: one large layer pulled by several layerd nodes at once, every node with the same seed registry and
+// P2P on, bootstrapped to each other. How many bytes leave the seed, per byte of the layer? (Target ≤ 1.1: the
+// cluster fetches the layer from the seed about once and shares it.)
+//
+//   node scripts/bench/p2p-fanout.mjs                       # 1 GiB layer, 4 nodes, pulls all at once
+//   BENCH_MB=256 node scripts/bench/p2p-fanout.mjs --nodes 3
+//   node scripts/bench/p2p-fanout.mjs --stagger-ms 500      # each pull starts 500 ms after the previous one
+//
+// Options (flag, or env): --mb BENCH_MB (1024), --nodes BENCH_NODES (4), --stagger-ms BENCH_STAGGER_MS (0),
+// --verify BENCH_VERIFY=1 (clients hash what they get; costs client CPU on a small box), --layerd-bin
+// BENCH_LAYERD_BIN, --layerd-node-args BENCH_LAYERD_NODE_ARGS.
+//
+// The seed is CNCF distribution (docker-registry) with its access log on; the layer is a blob of random bytes
+// pushed to it by a streamed upload. Nodes: `layerd serve --upstream <seed> --p2p-listen /ip4/127.0.0.1/tcp/0`,
+// node 0 alone, the others with --bootstrap node 0; the run starts once every node's /api/status shows the
+// others connected. Then one client per node GETs /v2/<repo>/blobs/<digest> from its node, all at once (or
+// staggered), and reads the body to its end.
+//
+// Seed egress = the sum of the byte counts distribution's access log gives for the blob's GETs (200 and 206),
+// over the layer size. Also per node: time to last byte, X-Layerd-Source, and /api/status's stats (fetches by
+// source, uploadedToPeers, lookups). Makespan = first request → last client's last byte. Results: a table on
+// stdout, one JSON line, and everything in .out/bench/p2p-fanout-<timestamp>.json.
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  MiB,
+  formatTable,
+  layerdBin,
+  log,
+  makeTempDir,
+  mibPerSec,
+  round1,
+  round2,
+  runBenchmark,
+  startDistribution,
+  startLayerd,
+  writeResults,
+} from './lib.mjs';
+import { createRandomBlob, getJson, pollUntil, pushBlobFile, timedGet } from './p2p-lib.mjs';
+
+const REPO = 'bench/fanout';
+const TARGET = 1.1;
+
+function readOptions() {
+  const env = process.env;
+  const { values } = parseArgs({
+    options: {
+      mb: { type: 'string', default: env.BENCH_MB ?? '1024' },
+      nodes: { type: 'string', default: env.BENCH_NODES ?? '4' },
+      'stagger-ms': { type: 'string', default: env.BENCH_STAGGER_MS ?? '0' },
+      verify: { type: 'boolean', default: env.BENCH_VERIFY === '1' },
+      'layerd-bin': { type: 'string', default: env.BENCH_LAYERD_BIN ?? layerdBin },
+      'layerd-node-args': { type: 'string', default: env.BENCH_LAYERD_NODE_ARGS ?? '' },
+    },
+  });
+  const opts = {
+    blobBytes: Math.round(Number(values.mb) * MiB),
+    nodes: Number(values.nodes),
+    staggerMs: Number(values['stagger-ms']),
+    verify: values.verify,
+    layerdBin: resolve(values['layerd-bin']),
+    layerdNodeArgs: values['layerd-node-args'].split(/\s+/).filter(Boolean),
+  };
+  if (!(opts.blobBytes > 0) || !(opts.nodes >= 2) || !(opts.staggerMs >= 0)) throw new Error(`bad options: ${JSON.stringify(values)}`);
+  return opts;
+}
+
+/**
+ * Adds up the seed's blob GETs for `digest` from its access log, e.g.
+ *   127.0.0.1 - - [25/Nov/2026:07:44:01 +0000] "GET /v2/bench/fanout/blobs/sha256:… HTTP/1.1" 200 1073741824 "" "layerd/0.1.0"
+ * The byte count is what distribution wrote to the connection (a GET cut short counts what it sent).
+ */
+function egressCounter(digest) {
+  const gets = [];
+  const re = /"GET \/v2\/\S+\/blobs\/(sha256:[0-9a-f]{64})\S* HTTP\/[\d.]+" (\d{3}) (\d+|-)/;
+  return {
+    gets,
+    onLine(l) {
+      const m = re.exec(l);
+      if (m && m[1] === digest) gets.push({ status: Number(m[2]), bytes: m[3] === '-' ? 0 : Number(m[3]) });
+    },
+    bytes: () => gets.filter((g) => g.status === 200 || g.status === 206).reduce((a, g) => a + g.bytes, 0),
+  };
+}
+
+async function startNodes(dir, seed, opts) {
+  const host = `127.0.0.1:${seed.port}`;
+  const base = ['--upstream', `${host}=${seed.url}`, '--default-registry', host, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'];
+  const start = (i, extra) => startLayerd(dir, { name: `node${i}`, args: [...base, ...extra], nodeArgs: opts.layerdNodeArgs, bin: opts.layerdBin });
+  const first = await start(0, []);
+  const boot = (await getJson(`${first.url}/api/status`)).multiaddrs[0];
+  // Started one after another: libp2p refuses a host's 6th inbound connection within a second, and on loopback
+  // all nodes are one host (see p2p-lookup.mjs).
+  const nodes = [first];
+  for (let i = 1; i < opts.nodes; i++) nodes.push(await start(i, ['--bootstrap', boot]));
+  await pollUntil(
+    'every node connected to every other',
+    async () => (await Promise.all(nodes.map((n) => getJson(`${n.url}/api/status`)))).every((s) => s.connectedPeers >= opts.nodes - 1),
+    { timeoutMs: 60_000, everyMs: 100 },
+  );
+  return nodes;
+}
+
+async function main() {
+  const opts = readOptions();
+  const dir = await makeTempDir('layerd-bench-fanout-');
+  const blobPath = join(dir, 'layer.bin');
+  log(`creating a ${opts.blobBytes / MiB} MiB random layer`);
+  const digest = await createRandomBlob(blobPath, opts.blobBytes);
+
+  const egress = egressCounter(digest);
+  const seed = await startDistribution(dir, { name: 'seed', onLine: egress.onLine });
+  const push = await pushBlobFile(seed, REPO, blobPath, opts.blobBytes, digest);
+  log(`pushed the layer to the seed in ${(push.ms / 1000).toFixed(1)} s`);
+  const nodes = await startNodes(dir, seed, opts);
+  log(`${nodes.length} nodes up and connected to each other`);
+
+  const loadBefore = loadavg();
+  const t0 = performance.now();
+  const pulls = await Promise.all(
+    nodes.map(async (node, i) => {
+      if (opts.staggerMs > 0) await new Promise((r) => setTimeout(r, i * opts.staggerMs)); // the stagger under test
+      const startedAt = performance.now() - t0;
+      const r = await timedGet(`${node.url}/v2/${REPO}/blobs/${digest}`, { hash: opts.verify });
+      if (r.bytes !== opts.blobBytes) throw new Error(`${node.name}: ${r.bytes} bytes, want ${opts.blobBytes}`);
+      if (opts.verify && r.digest !== digest) throw new Error(`${node.name}: got ${r.digest}, want ${digest}`);
+      return { node: node.name, startedAtMs: round1(startedAt), ms: round1(r.ms), ttfbMs: round1(r.ttfbMs), doneAtMs: round1(performance.now() - t0), source: r.headers['x-layerd-source'] };
+    }),
+  );
+  const makespanMs = Math.max(...pulls.map((p) => p.doneAtMs));
+  const loadAfter = loadavg();
+
+  // Distribution logs a request when it has finished; a seed GET that a node abandoned may end a moment later.
+  let quiet = { n: -1, since: performance.now() };
+  await pollUntil(
+    "the seed's access log to go quiet",
+    () => {
+      if (egress.gets.length !== quiet.n) quiet = { n: egress.gets.length, since: performance.now() };
+      return performance.now() - quiet.since > 500;
+    },
+    { timeoutMs: 30_000, everyMs: 50 },
+  );
+
+  const statuses = await Promise.all(nodes.map((n) => getJson(`${n.url}/api/status`)));
+  const perNode = pulls.map((p, i) => {
+    const s = statuses[i].stats;
+    return {
+      ...p,
+      mibPerSec: round1(mibPerSec(opts.blobBytes, p.ms)),
+      fetchedFromPeerMiB: round1(s.fetches.peer.bytes / MiB),
+      fetchedFromSeedMiB: round1(s.fetches.upstream.bytes / MiB),
+      uploadedToPeersMiB: round1(s.uploadedToPeers / MiB),
+      lookups: s.lookups.count,
+      lookupsFound: s.lookups.found,
+      lookupMs: s.lookups.totalMs,
+      stats: s,
+    };
+  });
+  const egressBytes = egress.bytes();
+  const ratio = round2(egressBytes / opts.blobBytes);
+
+  console.log(
+    `\nlayer ${opts.blobBytes / MiB} MiB, ${opts.nodes} nodes, pulls ${opts.staggerMs ? `${opts.staggerMs} ms apart` : 'all at once'}; load avg ${loadBefore[0].toFixed(2)} → ${loadAfter[0].toFixed(2)} on ${cpus().length} cpus\n`,
+  );
+  console.log(
+    formatTable(
+      ['node', 'start ms', 'done ms', 'MiB/s', 'X-Layerd-Source', 'from seed MiB', 'from peers MiB', 'uploaded to peers MiB', 'lookups (found)'],
+      perNode.map((p) => [p.node, p.startedAtMs, p.doneAtMs, p.mibPerSec, p.source, p.fetchedFromSeedMiB, p.fetchedFromPeerMiB, p.uploadedToPeersMiB, `${p.lookups} (${p.lookupsFound})`]),
+    ),
+  );
+  console.log(`\nseed blob GETs: ${egress.gets.map((g) => `${g.status} ${round1(g.bytes / MiB)} MiB`).join(', ')}`);
+  console.log(`seed egress ${round1(egressBytes / MiB)} MiB = ${ratio}x the layer (target ≤ ${TARGET}); makespan ${(makespanMs / 1000).toFixed(1)} s`);
+
+  const file = await writeResults('p2p-fanout', {
+    bench: 'p2p-fanout',
+    when: new Date().toISOString(),
+    machine: { node: process.version, cpus: cpus().length, loadBefore, loadAfter },
+    options: opts,
+    digest,
+    push,
+    seed: { gets: egress.gets, egressBytes, ratio, target: TARGET },
+    makespanMs: round1(makespanMs),
+    nodes: perNode,
+  });
+  console.log(
+    JSON.stringify({
+      bench: 'p2p-fanout',
+      mb: opts.blobBytes / MiB,
+      nodes: opts.nodes,
+      staggerMs: opts.staggerMs,
+      seedEgressRatio: ratio,
+      pass: ratio <= TARGET,
+      makespanMs: round1(makespanMs),
+      sources: Object.fromEntries(perNode.map((p) => [p.node, { source: p.source, seedMiB: p.fetchedFromSeedMiB, peerMiB: p.fetchedFromPeerMiB }])),
+      results: file,
+    }),
+  );
+}
+
+await runBenchmark(main);

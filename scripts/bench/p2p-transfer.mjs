@@ -1,0 +1,478 @@
+#!/usr/bin/env node
+// Node-to-node transfer of one blob: over layerd's blob protocol (libp2p) against plain HTTP between the same
+// two hosts, in one run, in interleaved rounds.
+//
+//   node scripts/bench/p2p-transfer.mjs                     # 512 MiB blob, 3 rounds
+//   BENCH_MB=64 node scripts/bench/p2p-transfer.mjs --rounds 2
+//   node scripts/bench/p2p-transfer.mjs --cpu-prof          # plus one profiled p2p transfer (both nodes)
+//   BENCH_FETCHER_VARIANTS='[{"rangeBytes":33554432},{"parallel":2}]' node scripts/bench/p2p-transfer.mjs --methods p2p
+//
+// Options (flag, or env): --mb BENCH_MB (512), --rounds BENCH_ROUNDS (3), --methods BENCH_METHODS (comma list,
+// default all five below), --cpu-prof BENCH_CPU_PROF=1, --layerd-node-args BENCH_LAYERD_NODE_ARGS (extra node flags
+// for the fetching node B), --layerd-bin BENCH_LAYERD_BIN, --fetcher-variants BENCH_FETCHER_VARIANTS (a JSON array
+// of PeerFetcher settings to try on B, e.g. [{"rangeBytes":33554432},{"parallel":2}]: each adds a method
+// "p2p <settings>" to the rounds, interleaved with the others; applied by peer-fetcher-overrides.mjs since they
+// are not `layerd serve` options; an "env" key in a variant sets environment variables of B instead, e.g.
+// {"env":{"MALLOC_MMAP_THRESHOLD_":"33554432"}} to see what fresh-memory page faults cost).
+//
+// Two hosts on loopback: node A (layerd with P2P) holds the blob, pushed to it by a streamed upload. Each
+// method below moves the blob from A to "host B" and then to a client on B's side, which reads the body to its
+// end; the time is from the client's request to its last byte. The client only counts bytes (whoever is in the
+// middle verifies). Every round starts B with empty storage, so nothing is ever served from an earlier copy.
+//
+//   p2p          client → layerd B (P2P on, bootstrapped to A, no seed). B looks the digest up in the DHT,
+//                fetches it from A over /layerd/blob/1.0.0 (8 MiB ranges in parallel, noise + yamux), writes it
+//                to disk, verifies the sha256, then serves it from disk. This is what the target is about.
+//   http-verify  client → a small node server on B's side that GETs the blob from A's /v2 endpoint over plain
+//                HTTP (one connection), writes it to disk while hashing, fdatasyncs, checks the digest, then
+//                serves the file: the same verify-first work as p2p, with the transport swapped for HTTP.
+//                THE BASELINE: ratio = p2p throughput / http-verify throughput (target ≥ 0.8).
+//   layerd-http  client → layerd B' with A as its seed (--upstream, P2P off): layerd's own HTTP path, streamed
+//                through while it writes and hashes (last byte held until verified). For reference.
+//   http-direct  client → A's /v2 endpoint directly: A serving from its disk (page cache), nothing in between.
+//                The ceiling of any node-to-node transfer here.
+//   libp2p-raw   calibration, no layerd code in the data path: two node processes with layerd's libp2p stack
+//                (createP2PNode: TCP + noise + yamux) move the same number of bytes from memory to nowhere over
+//                BENCH_RAW_STREAMS (6, the fetcher's parallelism) streams of one connection (p2p-raw-peer.mjs).
+//                The ceiling of the blob protocol on this box; "CPU s/GiB B" is the receiver's.
+//
+// The box has 2 cores shared by A, B and the client, so CPU seconds per GiB of each process are recorded too:
+// with both cores busy, CPU is throughput. Results: a table on stdout, one JSON line, and everything per round in
+// .out/bench/p2p-transfer-<timestamp>.json (with --cpu-prof, the .cpuprofile files stay next to it).
+import { link, mkdir } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  MiB,
+  benchOutDir,
+  cpuProfiles,
+  formatTable,
+  freePort,
+  layerdBin,
+  log,
+  makeTempDir,
+  median,
+  mibPerSec,
+  monotonicUs,
+  procCpuSeconds,
+  removeTempDir,
+  repoRoot,
+  round1,
+  round2,
+  runBenchmark,
+  startLayerd,
+  startProcess,
+  startServer,
+  stopServer,
+  summarizeCpuProfiles,
+  timestamp,
+  wasInterrupted,
+  writeResults,
+} from './lib.mjs';
+import { cpuProfileByPackage, cpuProfileCallers, createRandomBlob, getJson, pollUntil, pushBlobFile, timedGet } from './p2p-lib.mjs';
+
+const REPO = 'bench/p2p';
+const METHODS = ['p2p', 'http-verify', 'layerd-http', 'http-direct', 'libp2p-raw'];
+const BASELINE = 'http-verify';
+const GiB = 1024 * MiB;
+
+function readOptions() {
+  const env = process.env;
+  const { values } = parseArgs({
+    options: {
+      mb: { type: 'string', default: env.BENCH_MB ?? '512' },
+      rounds: { type: 'string', default: env.BENCH_ROUNDS ?? '3' },
+      methods: { type: 'string', default: env.BENCH_METHODS ?? METHODS.join(',') },
+      'cpu-prof': { type: 'boolean', default: env.BENCH_CPU_PROF === '1' },
+      'layerd-node-args': { type: 'string', default: env.BENCH_LAYERD_NODE_ARGS ?? '' },
+      'layerd-bin': { type: 'string', default: env.BENCH_LAYERD_BIN ?? layerdBin },
+      'fetcher-variants': { type: 'string', default: env.BENCH_FETCHER_VARIANTS ?? '[]' },
+      'raw-streams': { type: 'string', default: env.BENCH_RAW_STREAMS ?? '6' },
+    },
+  });
+  const opts = {
+    blobBytes: Math.round(Number(values.mb) * MiB),
+    rounds: Number(values.rounds),
+    methods: values.methods.split(',').filter(Boolean),
+    cpuProf: values['cpu-prof'],
+    layerdNodeArgs: values['layerd-node-args'].split(/\s+/).filter(Boolean),
+    layerdBin: resolve(values['layerd-bin']),
+    fetcherVariants: JSON.parse(values['fetcher-variants']),
+    rawStreams: Number(values['raw-streams']),
+  };
+  if (!(opts.blobBytes > 0) || !(opts.rounds >= 1)) throw new Error(`bad options: ${JSON.stringify(values)}`);
+  const unknown = opts.methods.filter((m) => !METHODS.includes(m));
+  if (unknown.length || opts.methods.length === 0) throw new Error(`--methods: pick from ${METHODS.join(',')}`);
+  if (!Array.isArray(opts.fetcherVariants)) throw new Error('--fetcher-variants: want a JSON array of objects');
+  // Each variant is one more method; its name carries its settings.
+  opts.variantOf = {};
+  for (const v of opts.fetcherVariants) {
+    const name = `p2p ${JSON.stringify(v).replace(/"/g, '')}`;
+    opts.variantOf[name] = v;
+    opts.methods.push(name);
+  }
+  return opts;
+}
+
+// ---------------------------------------------------------------- host B's HTTP stand-in (the baseline)
+
+// Fetch from A over HTTP, append each chunk to a file (awaiting every write, as layerd's writer does) while
+// hashing it, fdatasync, check the digest, then serve the file in 1 MiB reads. The x-fetch-ms header says how
+// long the part before serving took. One file per request, removed once served.
+const VERIFY_PROXY_SRC = `
+const http = require('node:http'), fs = require('node:fs'), fsp = require('node:fs/promises'), crypto = require('node:crypto');
+const [source, digest, dir, port] = process.argv.slice(1);
+let n = 0;
+async function handle(req, res) {
+  const file = dir + '/blob-' + n++;
+  const t0 = performance.now();
+  const up = await new Promise((ok, fail) => http.get(source, { agent: false }, ok).on('error', fail));
+  if (up.statusCode !== 200) throw new Error('source answered ' + up.statusCode);
+  const fh = await fsp.open(file, 'w');
+  const hash = crypto.createHash('sha256');
+  let size = 0;
+  for await (const chunk of up) {
+    let done = 0;
+    while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done)).bytesWritten;
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  await fh.datasync();
+  await fh.close();
+  const got = 'sha256:' + hash.digest('hex');
+  if (got !== digest) throw new Error('digest mismatch: ' + got);
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, 'x-fetch-ms': (performance.now() - t0).toFixed(1) });
+  fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(res);
+  res.on('close', () => fs.rm(file, () => {}));
+}
+http.createServer((req, res) => {
+  if (req.url === '/v2/') return res.end('{}');
+  handle(req, res).catch((err) => { res.statusCode = 502; res.end(String(err)); });
+}).listen(Number(port), '127.0.0.1');
+`;
+
+async function startVerifyProxy(dir, sourceUrl, digest) {
+  const port = await freePort();
+  const files = join(dir, 'verify-proxy');
+  await mkdir(files, { recursive: true });
+  return startServer('http-verify', process.execPath, ['-e', VERIFY_PROXY_SRC, sourceUrl, digest, files, String(port)], port);
+}
+
+// ---------------------------------------------------------------- the libp2p stack alone (calibration)
+
+const RAW_PEER = join(repoRoot, 'scripts', 'bench', 'p2p-raw-peer.mjs');
+const parseJsonLine = (l) => {
+  try {
+    return JSON.parse(l);
+  } catch {
+    return undefined;
+  }
+};
+
+async function startRawSender(dir, opts) {
+  const home = join(dir, 'raw-sender');
+  await mkdir(home, { recursive: true });
+  const env = { LAYERD_BENCH_DIST: dirname(opts.layerdBin) };
+  return startProcess('libp2p-raw-sender', process.execPath, [RAW_PEER, 'serve', home], { env, ready: (l) => parseJsonLine(l)?.multiaddr });
+}
+
+/** One receiver process per transfer, with a fresh identity (a peer id that reconnects at once confuses libp2p). */
+async function measureRaw(sender, dir, opts) {
+  const home = join(dir, 'raw-receiver');
+  await mkdir(home, { recursive: true });
+  const env = { LAYERD_BENCH_DIST: dirname(opts.layerdBin) };
+  const args = [RAW_PEER, 'fetch', home, sender.ready, String(opts.blobBytes), String(opts.rawStreams)];
+  const cpu0 = procCpuSeconds(sender.pid);
+  let receiver;
+  try {
+    receiver = await startProcess('libp2p-raw-receiver', process.execPath, args, { env, ready: (l) => parseJsonLine(l)?.ms && parseJsonLine(l), timeoutMs: 600_000 });
+  } catch (err) {
+    throw new Error(`${err.message}\nsender output: ${sender.output().slice(-2000)}`);
+  }
+  const cpuA = procCpuSeconds(sender.pid) - cpu0; // includes the receiver's dial: a handshake, nothing next to the bytes
+  await stopServer(receiver);
+  const r = receiver.ready;
+  if (r.bytes !== opts.blobBytes) throw new Error(`libp2p-raw: ${r.bytes} bytes, want ${opts.blobBytes}`);
+  return { ms: round1(r.ms), mibPerSec: round1(mibPerSec(r.bytes, r.ms)), cpuSec: { a: round2(cpuA), middle: round2(r.cpuSec), client: null } };
+}
+
+// ---------------------------------------------------------------- layerd nodes
+
+/** Node args and env that make B use other PeerFetcher settings (see peer-fetcher-overrides.mjs). */
+function fetcherExperiment(opts, variant) {
+  const { env, ...settings } = variant ?? {};
+  if (Object.keys(settings).length === 0) return { nodeArgs: [], env, settings: undefined };
+  return {
+    nodeArgs: ['--import', join(repoRoot, 'scripts', 'bench', 'peer-fetcher-overrides.mjs')],
+    env: { ...env, LAYERD_BENCH_PEER_FETCHER: JSON.stringify(settings), LAYERD_BENCH_DIST: dirname(opts.layerdBin) },
+    settings,
+  };
+}
+
+/** layerd with P2P on loopback; resolves once /api/status names its multiaddr and (if it has any) a connected peer. */
+async function startP2PNode(dir, name, { bootstrap = [], nodeArgs = [], env, bin, dataDir } = {}) {
+  const args = ['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'];
+  for (const b of bootstrap) args.push('--bootstrap', b);
+  const node = await startLayerd(dir, { name, args, nodeArgs, env, bin, dataDir });
+  const status = await pollUntil(`${name} connected to ${bootstrap.length ? 'its bootstrap peer' : 'nothing'}`, async () => {
+    const s = await getJson(`${node.url}/api/status`);
+    return s.multiaddrs.length > 0 && s.connectedPeers >= Math.min(1, bootstrap.length) ? s : null;
+  });
+  return Object.assign(node, { peerId: status.peerId, multiaddr: status.multiaddrs[0] });
+}
+
+/**
+ * B is "ready" when one lookup has gone through the DHT: a GET for a digest nobody has must come back 404
+ * (kad-dht adds A to B's routing table only after identify, a moment after the connection opens).
+ */
+async function waitLookupReady(node) {
+  const nobody = `sha256:${'0'.repeat(64)}`;
+  await pollUntil(`${node.name} able to look blobs up`, async () => {
+    const before = (await getJson(`${node.url}/api/status`)).stats.lookups.count;
+    const res = await timedGet(`${node.url}/v2/${REPO}/blobs/${nobody}`).catch((err) => ({ error: err.message }));
+    const after = (await getJson(`${node.url}/api/status`)).stats.lookups.count;
+    return res.error?.includes('404') && after > before;
+  });
+}
+
+// ---------------------------------------------------------------- one measured transfer
+
+function cpuOf(procs) {
+  return Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? procCpuSeconds(p.pid) : null]));
+}
+
+/** GETs `url` as the client; returns times, throughput and the CPU seconds each process spent meanwhile. */
+async function measure(url, size, procs) {
+  const cpu0 = cpuOf(procs);
+  const client0 = process.cpuUsage();
+  const r = await timedGet(url);
+  const client = process.cpuUsage(client0);
+  const cpu1 = cpuOf(procs);
+  if (r.bytes !== size) throw new Error(`GET ${url}: ${r.bytes} bytes, want ${size}`);
+  const cpuSec = Object.fromEntries(Object.keys(procs).map((k) => [k, procs[k] ? round2(cpu1[k] - cpu0[k]) : null]));
+  cpuSec.client = round2((client.user + client.system) / 1e6);
+  return {
+    ms: round1(r.ms),
+    ttfbMs: round1(r.ttfbMs),
+    mibPerSec: round1(mibPerSec(size, r.ms)),
+    fetchMs: r.headers['x-fetch-ms'] ? Number(r.headers['x-fetch-ms']) : undefined,
+    source: r.headers['x-layerd-source'],
+    cpuSec,
+  };
+}
+
+async function runMethod(method, ctx) {
+  const { opts, a, digest, blobUrlA } = ctx;
+  const size = opts.blobBytes;
+  const dir = await makeTempDir(`layerd-bench-p2p-${method}-`);
+  try {
+    if (method === 'http-direct') return await measure(blobUrlA, size, { a, middle: null });
+    if (method === 'libp2p-raw') return await measureRaw(ctx.rawSender, dir, opts);
+    if (method === 'http-verify') return await measure(`${ctx.verifyProxy.url}/blob`, size, { a, middle: ctx.verifyProxy });
+    if (method === 'layerd-http') {
+      const host = `127.0.0.1:${a.port}`;
+      const b = await startLayerd(dir, {
+        name: 'layerd-http-b',
+        args: ['--upstream', `${host}=${a.url}`, '--default-registry', host, '--log-level', 'warn'],
+        nodeArgs: opts.layerdNodeArgs,
+        bin: opts.layerdBin,
+      });
+      try {
+        const r = await measure(`${b.url}/v2/${REPO}/blobs/${digest}`, size, { a, middle: b });
+        if (r.source !== 'upstream') throw new Error(`layerd-http: X-Layerd-Source ${r.source}, want upstream`);
+        return r;
+      } finally {
+        await stopServer(b);
+      }
+    }
+    // p2p
+    const exp = fetcherExperiment(opts, opts.variantOf[method]);
+    const b = await startP2PNode(dir, 'p2p-b', {
+      bootstrap: [a.multiaddr],
+      nodeArgs: [...opts.layerdNodeArgs, ...exp.nodeArgs],
+      env: exp.env,
+      bin: opts.layerdBin,
+    });
+    try {
+      await waitLookupReady(b);
+      const before = (await getJson(`${b.url}/api/status`)).stats;
+      const r = await measure(`${b.url}/v2/${REPO}/blobs/${digest}`, size, { a, middle: b });
+      const after = (await getJson(`${b.url}/api/status`)).stats;
+      if (r.source !== 'peer' || after.fetches.peer.count !== 1) throw new Error(`p2p: X-Layerd-Source ${r.source}, peer fetches ${after.fetches.peer.count}`);
+      if (exp.settings && !b.output().includes('peer-fetcher-overrides:')) throw new Error('p2p: the PeerFetcher overrides were not applied');
+      r.lookupMs = after.lookups.totalMs - before.lookups.totalMs;
+      return r;
+    } finally {
+      await stopServer(b);
+    }
+  } finally {
+    await removeTempDir(dir);
+  }
+}
+
+// ---------------------------------------------------------------- profiling
+
+/**
+ * One more p2p transfer with both nodes under --cpu-prof: a fresh A whose store already holds the blob (hard-linked
+ * into its data dir, so its profile has no push in it) and a fresh B. Profiles are written when they exit.
+ */
+async function profiledTransfer(opts, blobPath, digest, profDir) {
+  const dir = await makeTempDir('layerd-bench-p2p-prof-');
+  try {
+    const hex = digest.slice('sha256:'.length);
+    const aData = join(dir, 'prof-a-data');
+    await mkdir(join(aData, 'blobs', 'sha256', hex.slice(0, 2)), { recursive: true });
+    await link(blobPath, join(aData, 'blobs', 'sha256', hex.slice(0, 2), hex));
+    const prof = (who) => ['--cpu-prof', `--cpu-prof-dir=${join(profDir, who)}`];
+    const a = await startP2PNode(dir, 'prof-a', { nodeArgs: prof('a'), bin: opts.layerdBin, dataDir: aData });
+    const exp = fetcherExperiment(opts, undefined);
+    const b = await startP2PNode(dir, 'prof-b', { bootstrap: [a.multiaddr], nodeArgs: [...prof('b'), ...exp.nodeArgs], env: exp.env, bin: opts.layerdBin });
+    await waitLookupReady(b);
+    // Only samples taken during the transfer count (V8 stamps profiles with the monotonic clock): no start-up.
+    const window = [monotonicUs()];
+    const r = await measure(`${b.url}/v2/${REPO}/blobs/${digest}`, opts.blobBytes, { a, middle: b });
+    window.push(monotonicUs());
+    log(`profiled p2p transfer: ${r.mibPerSec} MiB/s (slower than unprofiled)`);
+    await stopServer(b);
+    await stopServer(a);
+    const windowsUs = [window];
+    const out = { transfer: r };
+    for (const who of ['a', 'b']) {
+      const [file] = await cpuProfiles(join(profDir, who));
+      if (!file) continue;
+      out[who] = {
+        file,
+        byPackage: await cpuProfileByPackage(file, { windowsUs }),
+        byFunction: (await summarizeCpuProfiles([{ file, windowsUs }], { top: 20 })).top,
+        // The copies: which code path each buffer copy and allocation comes from.
+        copies: await cpuProfileCallers(file, '_copyActual', { depth: 4, windowsUs }),
+      };
+    }
+    return out;
+  } finally {
+    await removeTempDir(dir);
+  }
+}
+
+// ---------------------------------------------------------------- the run
+
+function summarize(opts, rounds) {
+  const summary = {};
+  for (const m of opts.methods) {
+    const rs = rounds.map((r) => r[m]).filter((r) => r && !r.error);
+    const pick = (f) => median(rs.map(f));
+    const perGiB = (k) => round2(pick((r) => (r.cpuSec[k] === null ? null : r.cpuSec[k] / (opts.blobBytes / GiB))));
+    summary[m] = {
+      mibPerSec: round1(pick((r) => r.mibPerSec)),
+      ms: round1(pick((r) => r.ms)),
+      // p2p: request → first byte is lookup + fetch + verify + commit; http-verify says so in x-fetch-ms.
+      ttfbMs: round1(pick((r) => r.ttfbMs ?? null)),
+      lookupMs: pick((r) => r.lookupMs ?? null),
+      cpuSecPerGiB: { a: perGiB('a'), middle: perGiB('middle'), client: perGiB('client') },
+      failed: rounds.filter((r) => r[m]?.error).length,
+    };
+  }
+  const ratios = {};
+  const p2ps = opts.methods.filter((m) => m.startsWith('p2p'));
+  for (const p of p2ps) {
+    for (const m of opts.methods.filter((x) => !x.startsWith('p2p'))) ratios[`${p}/${m}`] = summary[p].mibPerSec && summary[m].mibPerSec ? round2(summary[p].mibPerSec / summary[m].mibPerSec) : null;
+  }
+  return { summary, ratios };
+}
+
+async function main() {
+  const opts = readOptions();
+  const work = await makeTempDir('layerd-bench-p2p-');
+  const blobPath = join(work, 'blob.bin');
+  log(`creating a ${opts.blobBytes / MiB} MiB random blob`);
+  const digest = await createRandomBlob(blobPath, opts.blobBytes);
+
+  const a = await startP2PNode(work, 'a', { bin: opts.layerdBin });
+  const push = await pushBlobFile(a, REPO, blobPath, opts.blobBytes, digest);
+  log(`pushed ${digest.slice(0, 19)}… to A in ${(push.ms / 1000).toFixed(1)} s`);
+  const blobUrlA = `${a.url}/v2/${REPO}/blobs/${digest}`;
+  // Untimed: A serves the right bytes, and its copy is in the page cache for every method alike.
+  const check = await timedGet(blobUrlA, { hash: true });
+  if (check.digest !== digest) throw new Error(`A serves ${check.digest}, want ${digest}`);
+  const verifyProxy = opts.methods.includes('http-verify') ? await startVerifyProxy(work, blobUrlA, digest) : null;
+  const rawSender = opts.methods.includes('libp2p-raw') ? await startRawSender(work, opts) : null;
+  const ctx = { opts, a, digest, blobUrlA, verifyProxy, rawSender };
+
+  const loadBefore = loadavg();
+  const rounds = [];
+  for (let i = 0; i < opts.rounds; i++) {
+    // Rotate who goes first, so warm-up and cache effects do not always favour the same method.
+    const order = opts.methods.map((_, k) => opts.methods[(k + i) % opts.methods.length]);
+    const round = { order };
+    for (const m of order) {
+      // A failed transfer is a result too (and is reported): the other methods' rounds still count.
+      round[m] = await runMethod(m, ctx).catch((err) => {
+        if (wasInterrupted()) throw err;
+        log(`${m} failed: ${err.message}`);
+        return { error: err.message.slice(0, 2000) };
+      });
+    }
+    log(`round ${i + 1}/${opts.rounds}: ` + order.map((m) => `${m} ${round[m].error ? 'FAILED' : `${round[m].mibPerSec} MiB/s`}`).join(', '));
+    rounds.push(round);
+  }
+  const loadAfter = loadavg();
+  const { summary, ratios } = summarize(opts, rounds);
+
+  let profile;
+  if (opts.cpuProf) {
+    const profDir = join(benchOutDir, `p2p-transfer-prof-${timestamp()}`);
+    profile = { dir: profDir, ...(await profiledTransfer(opts, blobPath, digest, profDir)) };
+  }
+
+  const mb = opts.blobBytes / MiB;
+  console.log(`\nblob ${mb} MiB, A → B → client on loopback, ${opts.rounds} rounds, medians; load avg ${loadBefore[0].toFixed(2)} → ${loadAfter[0].toFixed(2)} on ${cpus().length} cpus\n`);
+  console.log(
+    formatTable(
+      ['method', 'MiB/s', 'ms', 'first byte ms', 'CPU s/GiB A', 'CPU s/GiB B', 'CPU s/GiB client', 'failed'],
+      opts.methods.map((m) => {
+        const s = summary[m];
+        return [m, s.mibPerSec, s.ms, s.ttfbMs, s.cpuSecPerGiB.a, s.cpuSecPerGiB.middle, s.cpuSecPerGiB.client, s.failed];
+      }),
+    ),
+  );
+  if (summary.p2p) console.log(`\np2p lookup (B's /api/status) median ${summary.p2p.lookupMs} ms`);
+  if (Object.keys(ratios).length) {
+    console.log(`throughput ratios (target p2p/${BASELINE} ≥ 0.8):`);
+    for (const [k, v] of Object.entries(ratios)) console.log(`  ${k} = ${v}x`);
+  }
+  if (profile) {
+    for (const who of ['a', 'b']) {
+      if (!profile[who]) continue;
+      console.log(`\nCPU profile of ${who === 'a' ? 'A (serving)' : 'B (fetching)'}: busy ${profile[who].byPackage.busyMs} ms`);
+      console.log(formatTable(['where', 'self ms', '% busy'], profile[who].byPackage.groups.map((g) => [g.where, g.selfMs, g.pctOfBusy])));
+      console.log(formatTable(['top functions', 'self ms', '% busy'], profile[who].byFunction.slice(0, 8).map((f) => [f.fn, f.selfMs, f.pctOfBusy])));
+      if (profile[who].copies.length) console.log(formatTable(['buffer copies (_copyActual) called from', 'self ms'], profile[who].copies.map((c) => [c.callers, c.selfMs])));
+    }
+    console.log(`profiles: ${profile.dir}`);
+  }
+
+  const result = {
+    bench: 'p2p-transfer',
+    when: new Date().toISOString(),
+    machine: { node: process.version, cpus: cpus().length, loadBefore, loadAfter },
+    options: opts,
+    compared: {
+      p2p: 'client GET from layerd B (P2P, no seed): DHT lookup + ranged parallel fetch from A over libp2p, verify, commit, serve from disk',
+      'http-verify': 'client GET from a node server on B that fetches from A /v2 over HTTP, writes+hashes, fdatasyncs, verifies, serves from disk (baseline)',
+      'layerd-http': 'client GET from layerd B with A as --upstream (streamed through, last byte held until verified)',
+      'http-direct': "client GET from A's /v2 directly",
+      'libp2p-raw': `layerd's libp2p stack alone: memory → ${opts.rawStreams} streams on one connection → counted, between two processes`,
+    },
+    digest,
+    push,
+    summary,
+    ratios,
+    rounds,
+    profile,
+  };
+  const file = await writeResults('p2p-transfer', result);
+  console.log(JSON.stringify({ bench: 'p2p-transfer', mb, summary: Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, v.mibPerSec])), ratios, results: file }));
+}
+
+await runBenchmark(main);
