@@ -42,6 +42,9 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     // A cluster starts all its nodes at once (a DaemonSet rollout): libp2p's default of 5 inbound
     // connections per host per second left later nodes isolated for good.
     connectionManager: { maxConnections: 512, inboundConnectionThreshold: 1_000, maxIncomingPendingConnections: 256 },
+    // A ping that misses its deadline on a loaded host must not abort the connection and every blob
+    // transfer on it; transfers detect their own stalls (hedging) and the muxer its dead sockets.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     services: {
       identify: identify(),
       ping: ping(),

@@ -109,7 +109,15 @@ export class RegistryClient {
   async pushBlob(repo: string, data: Buffer, alg: DigestAlg = 'sha256'): Promise<string> {
     const digest = digestOf(data, alg);
     const octet = { 'content-type': 'application/octet-stream' };
-    let res = await this.req('POST', `/v2/${repo}/blobs/uploads/?digest=${digest}`, { headers: octet, body: data });
+    let res: Res;
+    try {
+      res = await this.req('POST', `/v2/${repo}/blobs/uploads/?digest=${digest}`, { headers: octet, body: data });
+    } catch (err) {
+      // distribution 2.8 answers a monolithic POST with 202 without reading the body and may close
+      // the connection under the write: start a session with an empty POST instead.
+      if (!['ECONNRESET', 'EPIPE'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      res = await this.req('POST', `/v2/${repo}/blobs/uploads/`, { headers: octet });
+    }
     if (res.status === 202) {
       res = await this.req('PUT', withQuery(res.header('location')!, `digest=${digest}`), { headers: octet, body: data });
     }
