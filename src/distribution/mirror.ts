@@ -10,7 +10,7 @@ import { OciError } from '../oci/errors.js';
 import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES, bareMediaType, isManifestMediaType, parseManifest } from '../oci/manifest.js';
 import type { ByteRange } from '../oci/range.js';
 import { normalizeRepository, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
-import type { BlobStore } from '../store/blob-store.js';
+import { readSmallBlob, type BlobStore } from '../store/blob-store.js';
 import type { RepositoryStore } from '../store/repository-store.js';
 import { UpstreamError } from '../upstream/errors.js';
 import { readBody } from '../upstream/http.js';
@@ -123,10 +123,7 @@ export class Mirror {
     const record = await cache.getManifest(repo, digest);
     if (!record) return undefined;
     try {
-      const { stream } = await this.opts.blobs.open(digest);
-      const chunks: Buffer[] = [];
-      for await (const c of stream) chunks.push(c as Buffer);
-      return { record, bytes: Buffer.concat(chunks), source: 'local', stale: false };
+      return { record, bytes: await readSmallBlob(this.opts.blobs, digest), source: 'local', stale: false };
     } catch {
       return undefined; // its bytes are gone (evicted): fetch again
     }

@@ -7,7 +7,7 @@ import { OciError } from '../oci/errors.js';
 import { MediaType, parseManifest, type Descriptor } from '../oci/manifest.js';
 import type { ByteRange } from '../oci/range.js';
 import { compareLexical, parseRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
-import type { BlobInfo, BlobStore, BlobWriter, ByteSource, OpenBlob } from '../store/blob-store.js';
+import { readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from '../store/blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../store/errors.js';
 import type { ManifestRecord, RepositoryStore } from '../store/repository-store.js';
 
@@ -45,8 +45,7 @@ export class Registry {
   async getManifest(repo: RepositoryName, ref: ManifestReference): Promise<StoredManifest> {
     const record = await this.resolveManifest(repo, ref);
     try {
-      const { stream } = await this.blobs.open(record.digest);
-      return { ...record, bytes: await collect(stream) };
+      return { ...record, bytes: await readSmallBlob(this.blobs, record.digest) };
     } catch (err) {
       if (err instanceof BlobNotFoundError) throw await this.manifestUnknown(repo, ref);
       throw err;
@@ -249,10 +248,4 @@ export function paginate<T extends string>(all: readonly T[], n?: number, last?:
   const page: Page<T> = { items };
   if (items.length > 0) page.next = items[items.length - 1];
   return page;
-}
-
-async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
 }

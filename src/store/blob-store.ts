@@ -82,3 +82,11 @@ export async function putViaWriter(store: BlobStore, source: ByteSource, expecte
     throw err;
   }
 }
+
+/** Reads a whole blob into memory: for manifests only, which the spec bounds (4 MiB). */
+export async function readSmallBlob(store: BlobStore, digest: Digest): Promise<Buffer> {
+  const { stream } = await store.open(digest);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
+}
