@@ -160,10 +160,10 @@ export class PeerFetcher {
       throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
     }
     if (head.size <= this.o.rangeBytes) return { size: head.size, stream: Readable.from([head.data]) };
-    // Byte mode, one range buffered at most: the parallel window, not Readable.from's 16-item
-    // read-ahead, bounds how many ranges are held in memory.
+    // One range of read-ahead: the parallel window, not Readable.from's default of 16 items, bounds how
+    // many ranges are held in memory.
     const ranges = this.assemble(digest, head.size, providers, head.data, contributors, load, durations, run);
-    return { size: head.size, stream: Readable.from(ranges, { objectMode: false, highWaterMark: 1 }) };
+    return { size: head.size, stream: Readable.from(ranges, { highWaterMark: 1 }) };
   }
 
   private async *assemble(digest: Digest, size: number, providers: Provider[], head: Buffer, contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {

@@ -144,9 +144,9 @@ export class SharedDownload {
 
   /** The blob's bytes in `range` (inclusive; the whole blob by default), as they become available. */
   follow(range?: ByteRange): Readable {
-    // Byte mode with a small buffer: Readable.from's default (object mode, 16 items) would read 16 MiB
-    // ahead for every client following a download.
-    return Readable.from(this.bytes(range), { objectMode: false, highWaterMark: 64 * 1024 });
+    // One chunk (≤ 1 MiB) of read-ahead: Readable.from's default of 16 items would buffer 16 MiB for
+    // every client following a download.
+    return Readable.from(this.bytes(range), { highWaterMark: 1 });
   }
 
   private async *bytes(range?: ByteRange): AsyncGenerator<Uint8Array> {
