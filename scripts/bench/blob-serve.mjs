@@ -15,7 +15,7 @@
 // the registry, set the pace. The box has 2 cores shared by client and server, so watch the load average too.
 // Results: a table on stdout, everything per round in .out/bench/blob-serve-<timestamp>.json.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -30,6 +30,7 @@ import {
   mibPerSec,
   procCpuSeconds,
   procStatusKiB,
+  pushBlobFile,
   readBody,
   request,
   round1,
@@ -130,24 +131,9 @@ async function startBaseline(blobPath, mode) {
 
 // ---------------------------------------------------------------- push
 
-/** POST to open an upload, then PUT ?digest= with the file streamed as the body (monolithic upload, no buffering). */
+/** Pushes the blob file into a registry (lib's streamed monolithic upload) and logs the rate. */
 async function pushBlob(server, blobPath, size, digest) {
-  const post = await request(`${server.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } });
-  const postBody = await readBody(post);
-  if (post.statusCode !== 202 || !post.headers.location) {
-    throw new Error(`${server.name}: POST upload → ${post.statusCode} ${postBody}`);
-  }
-  const putUrl = new URL(post.headers.location, server.url);
-  putUrl.searchParams.set('digest', digest);
-  const t0 = performance.now();
-  const put = await request(putUrl, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/octet-stream', 'content-length': size },
-    body: createReadStream(blobPath, { highWaterMark: MiB }),
-  });
-  const putBody = await readBody(put);
-  if (put.statusCode !== 201) throw new Error(`${server.name}: PUT upload → ${put.statusCode} ${putBody}`);
-  const ms = performance.now() - t0;
+  const { ms } = await pushBlobFile(server, REPO, blobPath, size, digest);
   log(`${server.name}: pushed in ${(ms / 1000).toFixed(2)} s (${mibPerSec(size, ms).toFixed(0)} MiB/s)`);
   return { ms, mibPerSec: mibPerSec(size, ms) };
 }

@@ -2,7 +2,7 @@
 // always cleaned up (also on error and Ctrl-C), /proc sampling, CPU-profile summaries and result files.
 // node: builtins only, so a benchmark runs with nothing but `node` and the registries it drives.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer } from 'node:net';
@@ -385,4 +385,22 @@ export async function summarizeCpuProfiles(entries, { top = 15 } = {}) {
         return { fn, selfMs: round1(us / 1000), pctOfBusy: round1((us / Math.max(1, busyUs)) * 100), via };
       }),
   };
+}
+
+/** Monolithic upload of a file: POST opens it, PUT ?digest= streams the file as the body (no buffering). */
+export async function pushBlobFile(server, repo, path, size, digest) {
+  const post = await request(`${server.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } });
+  const postBody = await readBody(post);
+  if (post.statusCode !== 202 || !post.headers.location) throw new Error(`${server.name}: POST upload → ${post.statusCode} ${postBody}`);
+  const putUrl = new URL(post.headers.location, server.url);
+  putUrl.searchParams.set('digest', digest);
+  const t0 = performance.now();
+  const put = await request(putUrl, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream', 'content-length': size },
+    body: createReadStream(path, { highWaterMark: MiB }),
+  });
+  const putBody = await readBody(put);
+  if (put.statusCode !== 201) throw new Error(`${server.name}: PUT ${digest} → ${put.statusCode} ${putBody}`);
+  return { ms: round1(performance.now() - t0) };
 }

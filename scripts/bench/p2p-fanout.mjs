@@ -31,6 +31,7 @@ import {
   log,
   makeTempDir,
   mibPerSec,
+  pushBlobFile,
   round1,
   round2,
   runBenchmark,
@@ -38,7 +39,7 @@ import {
   startLayerd,
   writeResults,
 } from './lib.mjs';
-import { createRandomBlob, getJson, pollUntil, pushBlobFile, timedGet } from './p2p-lib.mjs';
+import { createRandomBlob, getJson, pollUntil, timedGet } from './p2p-lib.mjs';
 
 const REPO = 'bench/fanout';
 const TARGET = 1.1;

@@ -1,7 +1,7 @@
 // Helpers shared by the p2p benchmarks (p2p-transfer, p2p-lookup, p2p-fanout), on top of lib.mjs: random blobs,
 // streamed pushes, timed GETs, polling with a deadline, percentiles, and CPU profiles grouped by package.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { MiB, readBody, request, round1 } from './lib.mjs';
@@ -20,23 +20,6 @@ export async function createRandomBlob(path, bytes) {
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** Monolithic upload of a file: POST opens it, PUT ?digest= streams the file as the body (no buffering). */
-export async function pushBlobFile(server, repo, path, size, digest) {
-  const post = await request(`${server.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': 0 } });
-  const postBody = await readBody(post);
-  if (post.statusCode !== 202 || !post.headers.location) throw new Error(`${server.name}: POST upload → ${post.statusCode} ${postBody}`);
-  const putUrl = new URL(post.headers.location, server.url);
-  putUrl.searchParams.set('digest', digest);
-  const t0 = performance.now();
-  const put = await request(putUrl, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/octet-stream', 'content-length': size },
-    body: createReadStream(path, { highWaterMark: MiB }),
-  });
-  const putBody = await readBody(put);
-  if (put.statusCode !== 201) throw new Error(`${server.name}: PUT ${digest} → ${put.statusCode} ${putBody}`);
-  return { ms: round1(performance.now() - t0) };
-}
 
 /** PUTs a manifest (bytes) under a tag. */
 export async function pushManifest(server, repo, tag, bytes, mediaType) {

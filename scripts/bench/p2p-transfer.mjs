@@ -56,6 +56,7 @@ import {
   mibPerSec,
   monotonicUs,
   procCpuSeconds,
+  pushBlobFile,
   removeTempDir,
   repoRoot,
   round1,
@@ -70,7 +71,7 @@ import {
   wasInterrupted,
   writeResults,
 } from './lib.mjs';
-import { cpuProfileByPackage, cpuProfileCallers, createRandomBlob, getJson, pollUntil, pushBlobFile, timedGet } from './p2p-lib.mjs';
+import { cpuProfileByPackage, cpuProfileCallers, createRandomBlob, getJson, pollUntil, timedGet } from './p2p-lib.mjs';
 
 const REPO = 'bench/p2p';
 const METHODS = ['p2p', 'http-verify', 'layerd-http', 'http-direct', 'libp2p-raw'];
