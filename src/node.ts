@@ -12,7 +12,9 @@ import { Registry } from './distribution/registry.js';
 import { NodeStats } from './distribution/stats.js';
 import type { NodeStatus } from './http/api-routes.js';
 import { buildHttpServer } from './http/server.js';
-import { fetchFromPeer, handleBlobProtocol } from './p2p/blob-protocol.js';
+import { fetchFromPeer, handleBlobProtocol, storeLookup, type ServableBlob } from './p2p/blob-protocol.js';
+import { FetchClaims } from './p2p/fetch-claims.js';
+import type { Digest } from './oci/digest.js';
 import { DhtContentRouter } from './p2p/dht-router.js';
 import { loadOrCreateIdentity } from './p2p/identity.js';
 import { createP2PNode, type LayerdLibp2p } from './p2p/libp2p-node.js';
@@ -39,7 +41,12 @@ interface P2P {
   libp2p: LayerdLibp2p;
   fetcher: PeerFetcher;
   announcing: AnnouncingBlobStore;
+  /** Serves blobs to peers: what the store holds, else what `relay` is fetching from the seed now. */
+  serve(relay: (digest: Digest) => Promise<ServableBlob | undefined>): Promise<void>;
 }
+
+/** How long a peer's request waits for this node's seed download of the blob to start writing. */
+const RELAY_WAIT_MS = 30_000;
 
 async function startP2P(config: Config, dataDir: string, store: BlobStore, stats: NodeStats, logger: Logger): Promise<P2P> {
   const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
@@ -52,17 +59,26 @@ async function startP2P(config: Config, dataDir: string, store: BlobStore, stats
   });
   const log = logger.child({ component: 'p2p' });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
-  await handleBlobProtocol(libp2p, store, {
-    maxUploadsPerPeer: config.maxUploadsPerPeer,
-    onServed: (_peer, _digest, bytes) => (stats.uploadedToPeers += bytes),
-  });
+  const claims = new FetchClaims(libp2p, { log });
+  await claims.start();
   const fetcher = new PeerFetcher(
-    { router, fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal) },
+    {
+      router,
+      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal),
+      whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
+    },
     new PeerScores(),
     { lookupTimeoutMs: config.peerLookupTimeout, onLookup: (ms, found) => stats.lookup(ms, found), log },
   );
+  const held = storeLookup(store);
+  const serve = (relay: (digest: Digest) => Promise<ServableBlob | undefined>) =>
+    handleBlobProtocol(
+      libp2p,
+      async (digest) => (await held(digest)) ?? relay(digest),
+      { maxUploadsPerPeer: config.maxUploadsPerPeer, onServed: (_peer, _digest, bytes) => (stats.uploadedToPeers += bytes) },
+    );
   logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()) }, 'p2p started');
-  return { libp2p, fetcher, announcing: new AnnouncingBlobStore(store, router) };
+  return { libp2p, fetcher, announcing: new AnnouncingBlobStore(store, router), serve };
 }
 
 export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
@@ -95,6 +111,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     peers: p2p?.fetcher,
     onBlobFetched: (_digest, size, source) => stats.fetched(source, size),
   });
+  await p2p?.serve((digest) => mirror.relay(digest, RELAY_WAIT_MS));
   const useMirror = upstreams.size > 0 || p2p !== undefined;
   const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry);
 

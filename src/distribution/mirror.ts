@@ -16,6 +16,7 @@ import { UpstreamError } from '../upstream/errors.js';
 import { readBody } from '../upstream/http.js';
 import { headerOf, type UpstreamRegistry } from '../upstream/registry-client.js';
 import type { BlobAnswer, ManifestAnswer, Source } from './answers.js';
+import type { ServableBlob } from '../p2p/blob-protocol.js';
 import type { PeerFetcher } from './peer-fetcher.js';
 import { DownloadRegistry, NoSourceError, type DownloadSource } from './shared-download.js';
 import { SingleFlight } from './single-flight.js';
@@ -174,7 +175,20 @@ export class Mirror {
     if (!download) {
       const sources: DownloadSource[] = [];
       if (peers) sources.push(peers.source(digest));
-      if (up) sources.push({ name: 'upstream', streamThrough: true, open: () => this.openBlob(up, repo, digest) });
+      if (up) {
+        sources.push({
+          name: 'upstream',
+          streamThrough: true,
+          open: async () => {
+            const body = await this.openBlob(up, repo, digest);
+            // Announced while it downloads: a node that misses the blob now follows this download
+            // instead of asking the seed too (peers verify what they get).
+            peers?.announce(digest);
+            return body;
+          },
+          failed: () => peers?.withdraw(digest),
+        });
+      }
       download = this.downloads.start(blobs, digest, sources);
       const started = Date.now();
       download.done
@@ -193,6 +207,16 @@ export class Mirror {
       throw toClientError(cause, 'BLOB_UNKNOWN', `blob ${digest} not found in ${registry}/${repo}`);
     }
     return { digest, size: running.size!, source: running.source ?? 'upstream', open: async (range?: ByteRange) => running.follow(range) };
+  }
+
+  /**
+   * A blob being fetched from the seed right now, for peers to follow as its bytes land; undefined when
+   * none is (a download from peers is not relayed, see SharedDownload.relayable).
+   */
+  async relay(digest: Digest, waitMs: number): Promise<ServableBlob | undefined> {
+    const download = this.downloads.get(digest);
+    if (!download || !(await download.relayable(waitMs))) return undefined;
+    return { size: download.size!, open: async (range) => download.follow(range, { unverified: true }) };
   }
 
   private async headBlob(up: UpstreamRegistry, repo: RepositoryName, digest: Digest): Promise<BlobAnswer> {

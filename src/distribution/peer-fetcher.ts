@@ -17,6 +17,12 @@ import type { DownloadSource, FetchedBody } from './shared-download.js';
 export interface PeerNetwork {
   readonly router: ContentRouter;
   fetch(peer: Provider, digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<PeerBlob>;
+  /**
+   * When no node holds the blob: the peer whose seed download this node should follow, or undefined
+   * when this node is to fetch it itself (see p2p/fetch-claims.ts). `failed` names fetchers that could
+   * not serve. Absent: every node fetches for itself.
+   */
+  whoFetches?(digest: Digest, failed: readonly string[]): Promise<Provider | undefined>;
 }
 
 export interface PeerFetcherOptions {
@@ -40,6 +46,8 @@ export interface PeerFetcherOptions {
 const LOOKUP_GRACE_MS = 20;
 /** How long to wait before asking a provider that answered busy again (if no slot frees sooner). */
 const BUSY_RETRY_MS = 100;
+/** Fetchers whose seed download a node tries to follow before it asks the seed itself. */
+const MAX_FETCHERS_FOLLOWED = 2;
 /** Busy answers one range tolerates before it gives up on peers. */
 const MAX_BUSY_ANSWERS = 50;
 
@@ -125,6 +133,16 @@ export class PeerFetcher {
     this.lookups.delete(digest);
   }
 
+  /** Tells the cluster this node has (or is fetching from the seed) the blob. */
+  announce(digest: Digest): void {
+    void this.net.router.provide(digest).catch(() => undefined);
+  }
+
+  /** Takes back an announcement of a download that failed. */
+  withdraw(digest: Digest): void {
+    void this.net.router.withdraw(digest).catch(() => undefined);
+  }
+
   /** A download source over the peers: nothing to offer when no peer has the blob. */
   source(digest: Digest): DownloadSource {
     const contributors = new Set<string>();
@@ -149,7 +167,32 @@ export class PeerFetcher {
    */
   private async open(digest: Digest, contributors: Set<string>): Promise<FetchedBody | undefined> {
     const providers = await this.providers(digest);
-    if (providers.length === 0) return undefined;
+    if (providers.length === 0) return this.follow(digest, contributors);
+    return this.download(digest, providers, contributors);
+  }
+
+  /**
+   * No node holds the blob: follow the download of the node that fetches it from the seed, or (when
+   * that is this node, or every fetcher named failed) return undefined so this node asks the seed.
+   */
+  private async follow(digest: Digest, contributors: Set<string>): Promise<FetchedBody | undefined> {
+    const failed: string[] = [];
+    for (let i = 0; i < MAX_FETCHERS_FOLLOWED; i++) {
+      const fetcher = await this.net.whoFetches?.(digest, failed).catch(() => undefined);
+      if (!fetcher || failed.includes(fetcher.id)) return undefined;
+      try {
+        const body = await this.download(digest, [fetcher], contributors);
+        this.o.log?.debug({ digest, fetcher: fetcher.id }, 'following a peer\'s seed download');
+        return body;
+      } catch (err) {
+        this.o.log?.debug({ digest, fetcher: fetcher.id, reason: (err as Error).message }, 'could not follow a peer\'s seed download');
+        failed.push(fetcher.id);
+      }
+    }
+    return undefined;
+  }
+
+  private async download(digest: Digest, providers: Provider[], contributors: Set<string>): Promise<FetchedBody> {
     const run = new AbortController();
     const load = this.load;
     const durations: number[] = [];

@@ -38,6 +38,8 @@ export class SharedDownload {
   /** The source now writing (or that wrote) the bytes. */
   source: Source | undefined;
   private written = 0;
+  /** Counts attempts, so a follower of unverified bytes notices when a new source starts over. */
+  private attempts = 0;
   /** The current attempt's bytes matched the digest (the commit may still be flushing them). */
   private verified = false;
   private streamThrough = false;
@@ -94,6 +96,8 @@ export class SharedDownload {
   /** One source, start to commit; undefined when it had nothing to offer. */
   private async attempt(source: DownloadSource, markStarted: () => void): Promise<BlobInfo | undefined> {
     this.state = 'opening';
+    this.attempts++;
+    this.notify();
     const body = await source.open();
     if (!body) return undefined;
     this.source = source.name;
@@ -101,6 +105,7 @@ export class SharedDownload {
     this.streamThrough = source.streamThrough;
     this.writer = await this.store.createWriter();
     this.state = 'running';
+    this.notify();
     if (this.size !== undefined && this.streamThrough) markStarted();
     await this.writer.append(body.stream, {
       onProgress: (n) => {
@@ -142,20 +147,46 @@ export class SharedDownload {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** The blob's bytes in `range` (inclusive; the whole blob by default), as they become available. */
-  follow(range?: ByteRange): Readable {
-    // One chunk (≤ 1 MiB) of read-ahead: Readable.from's default of 16 items would buffer 16 MiB for
-    // every client following a download.
-    return Readable.from(this.bytes(range), { highWaterMark: 1 });
+  /**
+   * Resolves true once bytes from the seed are being written and the size is known (or the blob is
+   * committed): then peers may follow this download. False when it fails, when its bytes come from
+   * peers (relaying a peer's unverified bytes could chain nodes into a cycle of waiting on each other),
+   * or after `waitMs`.
+   */
+  async relayable(waitMs: number): Promise<boolean> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      if (this.state === 'committed') return true;
+      if (this.state === 'failed') return false;
+      if (this.state === 'running') return this.streamThrough && this.size !== undefined;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.changed(), new Promise((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
   }
 
-  private async *bytes(range?: ByteRange): AsyncGenerator<Uint8Array> {
+  /**
+   * The blob's bytes in `range` (inclusive; the whole blob by default), as they become available.
+   * `unverified` hands over every byte as soon as it is written, before the digest is checked: only for
+   * peers, who verify the whole blob themselves. Their stream fails if the download starts over.
+   */
+  follow(range?: ByteRange, opts: { unverified?: boolean } = {}): Readable {
+    // One chunk (≤ 1 MiB) of read-ahead: Readable.from's default of 16 items would buffer 16 MiB for
+    // every client following a download.
+    return Readable.from(this.bytes(range, opts.unverified === true), { highWaterMark: 1 });
+  }
+
+  private async *bytes(range: ByteRange | undefined, unverified: boolean): AsyncGenerator<Uint8Array> {
     let pos = range?.start ?? 0;
+    const attempt = this.attempts;
     // One reader per follower, opened on first need and kept through the commit.
     let reader: WrittenReader | undefined;
     try {
       for (;;) {
         if (this.state === 'failed') throw this.error!;
+        if (unverified && this.attempts !== attempt) throw new Error(`download of ${this.digest} started over from another source`);
         const size = this.size;
         const end = Math.min(range?.end ?? Infinity, size === undefined ? Infinity : size - 1);
         if (pos > end) return;
@@ -164,9 +195,9 @@ export class SharedDownload {
           yield* stream;
           return;
         }
-        const readable = this.verified || this.state === 'committed' || (this.streamThrough && this.state === 'running');
-        // While unverified, the blob's last byte stays back (see the module comment).
-        const servable = this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
+        const readable = this.verified || this.state === 'committed' || ((this.streamThrough || unverified) && this.state === 'running');
+        // While unverified, the blob's last byte stays back from clients (see the module comment).
+        const servable = unverified || this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
         const upto = Math.min(end, servable - 1);
         if (readable && upto >= pos) {
           reader ??= await this.writer!.openReader();

@@ -14,9 +14,28 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
+import { chunkBytes, encodeLine as line, readLine } from './json-lines.js';
 
 export const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
 const MAX_LINE = 1024;
+
+/** A blob this node can serve peers: one it holds, or one it is fetching from the seed right now. */
+export interface ServableBlob {
+  size: number;
+  /** The bytes in range (inclusive), as they become available; BlobNotFoundError if the blob went away. */
+  open(range: ByteRange): Promise<Readable>;
+}
+
+/** Finds what to serve for a digest; undefined when this node has nothing to offer. */
+export type BlobLookup = (digest: Digest) => Promise<ServableBlob | undefined>;
+
+/** Serves what a store holds. */
+export function storeLookup(store: Pick<BlobStore, 'stat' | 'open'>): BlobLookup {
+  return async (digest) => {
+    const held = await store.stat(digest);
+    return held && { size: held.size, open: async (range) => (await store.open(digest, range)).stream };
+  };
+}
 /** Room for a whole yamux window plus slack, so a consumer that pauses never makes the muxer reset. */
 const READ_BUFFER = 32 * 1024 * 1024;
 
@@ -40,30 +59,6 @@ export class PeerFetchError extends Error {
   }
 }
 
-function chunkBytes(chunk: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
-  return chunk instanceof Uint8Array ? chunk : chunk.subarray();
-}
-
-/** Reads one JSON line from a stream; returns it with whatever bytes followed it. */
-async function readLine(source: AsyncIterator<Uint8Array | { subarray(): Uint8Array }>): Promise<{ line: string; rest: Uint8Array }> {
-  let buf = Buffer.alloc(0);
-  for (;;) {
-    const next = await source.next();
-    if (next.done) throw new Error('stream ended before a complete line');
-    buf = Buffer.concat([buf, chunkBytes(next.value)]);
-    const nl = buf.indexOf(0x0a);
-    if (nl >= 0) {
-      if (nl > MAX_LINE) throw new Error('line too long');
-      return { line: buf.subarray(0, nl).toString('utf8'), rest: buf.subarray(nl + 1) };
-    }
-    if (buf.length > MAX_LINE) throw new Error('line too long');
-  }
-}
-
-function line(obj: object): Uint8Array {
-  return Buffer.from(`${JSON.stringify(obj)}\n`);
-}
-
 export interface BlobServerOptions {
   /** Concurrent uploads one peer may have running; more are answered "busy". */
   maxUploadsPerPeer: number;
@@ -73,7 +68,7 @@ export interface BlobServerOptions {
 }
 
 /** Serves blobs from the store to peers. */
-export async function handleBlobProtocol(libp2p: Libp2p, blobs: BlobStore, opts: BlobServerOptions): Promise<void> {
+export async function handleBlobProtocol(libp2p: Libp2p, lookup: BlobLookup, opts: BlobServerOptions): Promise<void> {
   const uploads = new Map<string, number>();
   await libp2p.handle(
     BLOB_PROTOCOL,
@@ -88,7 +83,7 @@ export async function handleBlobProtocol(libp2p: Libp2p, blobs: BlobStore, opts:
           return;
         }
         uploads.set(peer, active + 1);
-        await serveOne(stream, peer, blobs, opts);
+        await serveOne(stream, peer, lookup, opts);
       } catch (err) {
         stream.abort(err instanceof Error ? err : new Error(String(err)));
       } finally {
@@ -103,7 +98,7 @@ export async function handleBlobProtocol(libp2p: Libp2p, blobs: BlobStore, opts:
   );
 }
 
-async function serveOne(stream: Stream, peer: string, blobs: BlobStore, opts: BlobServerOptions): Promise<void> {
+async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: BlobServerOptions): Promise<void> {
   const timeout = AbortSignal.timeout(opts.requestTimeoutMs ?? 10_000);
   const onTimeout = () => stream.abort(new Error('request timeout'));
   timeout.addEventListener('abort', onTimeout, { once: true });
@@ -118,7 +113,7 @@ async function serveOne(stream: Stream, peer: string, blobs: BlobStore, opts: Bl
   } finally {
     timeout.removeEventListener('abort', onTimeout);
   }
-  const info = await blobs.stat(request.digest);
+  const info = await lookup(request.digest);
   if (!info) {
     stream.send(line({ status: 'not-found' }));
     await stream.close();
@@ -133,7 +128,7 @@ async function serveOne(stream: Stream, peer: string, blobs: BlobStore, opts: Bl
   }
   let file: Readable;
   try {
-    file = info.size === 0 ? Readable.from([]) : (await blobs.open(request.digest, { start, end })).stream;
+    file = info.size === 0 ? Readable.from([]) : await info.open({ start, end });
   } catch (err) {
     if (!(err instanceof BlobNotFoundError)) throw err;
     stream.send(line({ status: 'not-found' }));

@@ -63,6 +63,12 @@ export class FakePeerNetwork implements PeerNetwork {
   /** Requests not yet ended, now and at most: how many ranges were in flight at once. */
   pending = 0;
   maxPending = 0;
+  /**
+   * The claim coordinator's answers (whoFetches): the id of the peer whose seed download to follow, or
+   * undefined for "fetch it yourself". Unset: always undefined. Every question is recorded in `claims`.
+   */
+  coordinator: ((digest: Digest, failed: readonly string[]) => string | undefined) | undefined;
+  readonly claims: Array<{ digest: Digest; failed: string[] }> = [];
   /** When set, a lookup yields what it has, then hangs until its signal aborts (a slow DHT walk). */
   routerHangs = false;
   readonly router: ContentRouter;
@@ -84,6 +90,13 @@ export class FakePeerNetwork implements PeerNetwork {
         }
       },
     };
+  }
+
+  async whoFetches(digest: Digest, failed: readonly string[]): Promise<Provider | undefined> {
+    this.claims.push({ digest, failed: [...failed] });
+    await new Promise((r) => setImmediate(r));
+    const id = this.coordinator?.(digest, failed);
+    return id === undefined ? undefined : { id, addrs: [] };
   }
 
   /** A peer holding `blobs` and announcing each of them. */

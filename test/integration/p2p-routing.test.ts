@@ -5,7 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/oci/digest.js';
-import { fetchFromPeer, handleBlobProtocol, PeerFetchError } from '../../src/p2p/blob-protocol.js';
+import { fetchFromPeer, handleBlobProtocol, storeLookup, PeerFetchError } from '../../src/p2p/blob-protocol.js';
 import { DhtContentRouter } from '../../src/p2p/dht-router.js';
 import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
 import { MemoryBlobStore } from '../../src/store/memory-blob-store.js';
@@ -47,7 +47,7 @@ describe('blob protocol', () => {
   beforeAll(async () => {
     c = await cluster(2);
     await store.put(Readable.from([data]), digest);
-    await handleBlobProtocol(c.nodes[0]!, store, { maxUploadsPerPeer: 2 });
+    await handleBlobProtocol(c.nodes[0]!, storeLookup(store), { maxUploadsPerPeer: 2 });
   });
   afterAll(async () => c?.close());
 

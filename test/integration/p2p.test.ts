@@ -375,6 +375,35 @@ describe('an image spreads through the cluster from one seed fetch', () => {
   });
 });
 
+describe('a cold image pulled by every node at the same moment', () => {
+  it('reaches the seed once per blob: one node fetches each blob, the others follow its download', async () => {
+    // Which node fetches is settled by a coordinator every node picks alike from the peers it sees:
+    // that takes nodes that see each other, as in a cluster that has settled (5 nodes: 4 peers each).
+    await Promise.all(
+      cluster.map((n) => until(`${n.name} to be connected to the other four`, async () => ((await n.status()).connectedPeers >= 4 ? true : undefined))),
+    );
+    const repo = 'test/cold';
+    // One blob of three 8 MiB peer ranges, so followers fetch ranges still on their way from the seed.
+    const blobs = [randomBlob(20 * 1024 * 1024 + 3), randomBlob(3_000_000), randomBlob(1_000)];
+    const digests = await Promise.all(blobs.map((b) => pushToSeed(repo, b)));
+    await seedSettled();
+    const before = await Promise.all(cluster.map((n) => n.status()));
+
+    const pulls = await Promise.all(cluster.map((n) => Promise.all(digests.map((d) => getBlob(n, d, repo)))));
+    for (const [i, answers] of pulls.entries()) {
+      for (const [j, res] of answers.entries()) {
+        expect(res.status, `${cluster[i]!.name} GET ${digests[j]}`).toBe(200);
+        expect(sha(res.body), `${cluster[i]!.name}: sha256 of what it got for ${digests[j]}`).toBe(digests[j]);
+      }
+    }
+    await expectSeedGets(new Map(digests.map((d) => [d, 1])));
+    const after = await Promise.all(cluster.map((n) => n.status()));
+    const delta = (k: 'peer' | 'upstream') => after.reduce((sum, s, i) => sum + s.stats.fetches[k].count - before[i]!.stats.fetches[k].count, 0);
+    expect(delta('upstream'), 'blobs fetched from the seed, over all nodes').toBe(digests.length);
+    expect(delta('peer'), 'blobs fetched from peers, over all nodes').toBe(digests.length * (cluster.length - 1));
+  });
+});
+
 describe('faults, with real processes', () => {
   it('a provider SIGKILLed while a node downloads from it: the download completes with the right bytes', async () => {
     const [, a, b, c] = cluster as [Node, Node, Node, Node, Node];

@@ -2,7 +2,7 @@
 // then peers, then the seed; bytes from peers reach no client before they verify, and peers whose
 // bytes did not verify are banned while the seed serves the blob.
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Source } from '../../../src/distribution/answers.js';
 import { Mirror, type MirrorOptions } from '../../../src/distribution/mirror.js';
@@ -307,5 +307,145 @@ describe('blob resolution: a corrupt peer', () => {
     expect(part.sources).toEqual(new Set(['upstream']));
     await dl.done;
     expect(dl.source).toBe('upstream');
+  });
+});
+
+describe('blob resolution: nobody holds it yet, so one node fetches and the rest follow', () => {
+  it('asks the seed itself when the coordinator says this node fetches, and announces the blob while it downloads', async () => {
+    const content = blobOf(3 * RANGE);
+    net = new FakePeerNetwork();
+    await net.addPeer('a');
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const digest = digestOf(content);
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('upstream');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.claims).toEqual([{ digest, failed: [] }]);
+    expect(seed.blobGets()).toBe(1);
+    // announced by the download itself (this mirror's store does not announce commits)
+    expect([...(net.routing.records.get(digest) ?? [])]).toEqual(['self']);
+  });
+
+  it('follows the download of the node the coordinator names: the bytes come from that peer, not the seed', async () => {
+    const content = blobOf(4 * RANGE + 9);
+    net = new FakePeerNetwork();
+    // 'f' is fetching the blob from the seed: it serves it, but no provider record is findable yet
+    const f = await net.addPeer('f');
+    await f.put(Readable.from([content]), digestOf(content));
+    net.coordinator = () => 'f';
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const digest = digestOf(content);
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('peer');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(seed.requests).toEqual([]);
+    expect(net.claims).toEqual([{ digest, failed: [] }]);
+    expect(new Set(net.requests.map((r) => r.peer))).toEqual(new Set(['f']));
+  });
+
+  it('reports a fetcher that cannot serve, and goes to the seed when the coordinator then names this node', async () => {
+    const content = blobOf(2 * RANGE);
+    net = new FakePeerNetwork();
+    await net.addPeer('f', [], 'failing');
+    net.coordinator = (_d, failed) => (failed.includes('f') ? undefined : 'f');
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const digest = digestOf(content);
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('upstream');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.claims).toEqual([
+      { digest, failed: [] },
+      { digest, failed: ['f'] },
+    ]);
+    expect(seed.blobGets()).toBe(1);
+  });
+
+  it('goes to the seed rather than ask again when the coordinator keeps naming a fetcher that failed', async () => {
+    const content = blobOf(5000);
+    net = new FakePeerNetwork();
+    await net.addPeer('f', [], 'not-found');
+    net.coordinator = () => 'f';
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+
+    const got = await m.get(digestOf(content));
+    expect(got.source).toBe('upstream');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.claims).toHaveLength(2);
+    expect(net.requestsTo('f')).toHaveLength(1);
+  });
+
+  it('withdraws the announcement of a seed download that did not verify', async () => {
+    const content = blobOf(2 * RANGE);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    const seed = fakeSeed(content);
+    content[100] = content[100]! ^ 0xff; // the seed now sends other bytes under the digest
+    const m = mirrorOf({ seed });
+
+    const answer = await within(m.mirror.blob(SEED, REPO, digest, false), GUARD_MS, 'blob answer');
+    await expect(within(readAll(await answer.open()), GUARD_MS, 'blob body')).rejects.toThrow();
+    await expect.poll(() => net.routing.records.get(digest)?.size ?? 0).toBe(0);
+    expect(await m.blobs.stat(digest)).toBeUndefined();
+  });
+});
+
+describe('relaying a download in progress to peers', () => {
+  /** A seed whose one blob's body the test writes by hand. */
+  function gatedSeed(content: Buffer) {
+    const body = new PassThrough();
+    const requests: string[] = [];
+    const registry = {
+      name: SEED,
+      async request(method: string, repo: string, rest: string): Promise<IncomingMessage> {
+        requests.push(`${method} ${repo}/${rest}`);
+        return Object.assign(body, { statusCode: 200, headers: { 'content-length': String(content.length) } }) as unknown as IncomingMessage;
+      },
+    };
+    return { registry: registry as unknown as UpstreamRegistry, requests, blobGets: () => requests.length, body };
+  }
+
+  it('hands peers every byte the seed has sent, the last one too, before the blob is verified', async () => {
+    const content = blobOf(3 * RANGE + 5);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    const seed = gatedSeed(content);
+    const m = mirrorOf({ seed: seed as unknown as ReturnType<typeof fakeSeed> });
+    expect(await m.mirror.relay(digest, 10)).toBeUndefined(); // no download yet
+
+    const client = m.mirror.blob(SEED, REPO, digest, false);
+    await expect.poll(() => seed.requests).toEqual([`GET ${REPO}/blobs/${digest}`]);
+    seed.body.write(content.subarray(0, RANGE));
+    const relayed = await within(m.mirror.relay(digest, GUARD_MS), GUARD_MS, 'relay');
+    expect(relayed?.size).toBe(content.length);
+    const head = await within(readAll(await relayed!.open({ start: 0, end: RANGE - 1 })), GUARD_MS, 'relayed head');
+    expect(head.equals(content.subarray(0, RANGE))).toBe(true);
+
+    // The rest, but for the seed's last byte's verification: a peer gets the whole blob, a client does not yet.
+    seed.body.write(content.subarray(RANGE));
+    const tail = await within(readAll(await relayed!.open({ start: RANGE, end: content.length - 1 })), GUARD_MS, 'relayed tail');
+    expect(Buffer.concat([head, tail]).equals(content)).toBe(true);
+    seed.body.end();
+    const answer = await client;
+    expect((await readAll(await answer.open())).equals(content)).toBe(true);
+  });
+
+  it('does not relay a download whose bytes come from peers (a chain of unverified relays could wait on itself)', async () => {
+    const content = blobOf(2 * RANGE);
+    net = new FakePeerNetwork();
+    let release!: () => void;
+    await net.addPeer('a', [content], { kind: 'slow', release: new Promise<void>((r) => (release = r)) });
+    const m = mirrorOf({ seed: fakeSeed(content) });
+    const client = m.get(digestOf(content));
+    await expect.poll(() => net.requests.length).toBeGreaterThan(0);
+    expect(await m.mirror.relay(digestOf(content), 50)).toBeUndefined();
+    release();
+    expect((await client).source).toBe('peer');
   });
 });
