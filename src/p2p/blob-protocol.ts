@@ -14,7 +14,7 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
-import { chunkBytes, encodeLine as line, readLine } from './json-lines.js';
+import { encodeLine as line, readLine } from './json-lines.js';
 
 export const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
 const MAX_LINE = 1024;
@@ -226,9 +226,11 @@ export async function fetchFromPeer(
       while (got < total) {
         const next = await it.next();
         if (next.done) break;
-        const bytes = chunkBytes(next.value);
-        got += bytes.length;
-        yield bytes;
+        // A list's buffers one by one: subarray() would copy them into one.
+        for (const bytes of next.value instanceof Uint8Array ? [next.value] : next.value) {
+          got += bytes.length;
+          yield bytes;
+        }
       }
       if (got !== total) throw new PeerFetchError(peer.id, 'truncated', `sent ${got} of ${total} bytes`);
     } finally {

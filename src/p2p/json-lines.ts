@@ -34,5 +34,3 @@ export function encodeLine(obj: object): Uint8Array {
 export function writeLine(stream: Pick<Stream, 'send'>, obj: object): void {
   stream.send(encodeLine(obj));
 }
-
-export { chunkBytes };
