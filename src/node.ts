@@ -49,6 +49,9 @@ interface P2P {
   serve(held: BlobLookup, relay: BlobLookup): Promise<void>;
 }
 
+/** How long requests in flight may run on after a shutdown begins. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
 /** How long a peer's request waits for this node's seed download of the blob to start writing. */
 const RELAY_WAIT_MS = 30_000;
 
@@ -267,7 +270,11 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     logger,
     async close() {
       clearInterval(gcTimer);
+      // Stop accepting; give transfers in flight a grace period, then cut them. Nothing half written is
+      // ever under a blob's name, and what downloads leave in uploads/ is collected at the next start.
+      const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await app.close();
+      clearTimeout(cut);
       await p2p?.libp2p.stop();
       for (const u of upstreams.values()) u.close();
     },

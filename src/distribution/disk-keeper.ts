@@ -55,7 +55,7 @@ export class DiskKeeper {
     private readonly o: DiskKeeperOptions,
   ) {
     this.now = o.now ?? Date.now;
-    this.settleMs = o.settleMs ?? 10_000;
+    this.settleMs = o.settleMs ?? 2_000;
   }
 
   get highBytes(): number | undefined {
@@ -98,6 +98,8 @@ export class DiskKeeper {
       }
     }
     if (this.store.index.bytes > this.highBytes!) {
+      // Blobs skipped only for being fresh can go once they have settled: look again then.
+      setTimeout(() => void this.enforce(), this.settleMs).unref();
       this.o.log?.warn({ bytes: this.store.index.bytes, high: this.highBytes }, 'disk quota: still over the high watermark (the rest is pushed content, in use, or just written)');
     } else if (evicted > 0) this.o.log?.info({ evicted, bytes: this.store.index.bytes }, 'disk quota: evicted least recently used blobs');
     return evicted;
