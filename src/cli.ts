@@ -3,7 +3,7 @@
 // command line (flags, config, an image reference), 1 for what failed at run time.
 import './polyfill.js';
 import { RuntimeError, UsageError, parseFlags, type Command } from './cli/command.js';
-import { gc, ls, pullCommand, status } from './cli/commands.js';
+import { gc, ls, pullCommand, rollout, status } from './cli/commands.js';
 import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './config.js';
 import { VERSION } from './version.js';
 
@@ -15,10 +15,11 @@ Usage:
   layerd pull IMAGE        pull an image into a node's cache, through its /v2 endpoint
   layerd ls                list the images a node holds
   layerd gc                reclaim a node's unreferenced content
+  layerd rollout IMAGE     have every node of the cluster pre-fetch an image
   layerd --version         print the version
   layerd help              this text
 
-status, pull, ls and gc talk to a running node: --node URL (default http://127.0.0.1:5000, env
+status, pull, ls, gc and rollout talk to a running node: --node URL (default http://127.0.0.1:5000, env
 LAYERD_NODE), --json for machine output. Exit codes: 0 ok, 1 failure at run time, 2 bad usage.
 
 Run "layerd <command> --help" for a command's options.`;
@@ -58,6 +59,7 @@ const COMMANDS: Record<string, Command> = {
   pull: pullCommand,
   ls,
   gc,
+  rollout,
 };
 
 async function main(argv: string[]): Promise<void> {

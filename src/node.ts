@@ -13,6 +13,9 @@ import { Registry } from './distribution/registry.js';
 import { NodeStats } from './distribution/stats.js';
 import { DiskKeeper } from './distribution/disk-keeper.js';
 import { Inventory } from './distribution/inventory.js';
+import { progressFrom, Rollouts, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec } from './distribution/rollout.js';
+import { RolloutTransport } from './p2p/rollout-protocol.js';
+import { JsonRecords } from './store/json-records.js';
 import type { Check, NodeApi, NodeStatus } from './http/api-routes.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from './store/tracked-blob-store.js';
@@ -45,6 +48,7 @@ interface P2P {
   libp2p: LayerdLibp2p;
   router: DhtContentRouter;
   fetcher: PeerFetcher;
+  rollouts: RolloutTransport;
   /** Serves blobs to peers: what `held` finds in the store, else what `relay` is fetching from the seed now. */
   serve(held: BlobLookup, relay: BlobLookup): Promise<void>;
 }
@@ -92,7 +96,36 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
       onServed: (peer, _digest, bytes) => stats.uploaded(peer, bytes),
     });
   logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()) }, 'p2p started');
-  return { libp2p, router, fetcher, serve };
+  return { libp2p, router, fetcher, serve, rollouts: new RolloutTransport(libp2p) };
+}
+
+/** Rollouts over libp2p, or, with P2P off, a cluster of one. */
+function rolloutNetwork(transport: RolloutTransport | undefined): RolloutNetwork {
+  if (!transport) return { self: 'this-node', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined };
+  return {
+    self: transport.self,
+    selfAddrs: () => transport.selfAddrs(),
+    peers: () => transport.peers(),
+    offer: (peer, spec) => transport.offer(peer, spec),
+    report: (spec, progress) => transport.report({ id: spec.origin, addrs: spec.originAddrs }, progress),
+  };
+}
+
+/** Running rollouts, kept as JSON files so a restarted node resumes them. */
+class JsonRecordsJournal implements RolloutJournal {
+  private readonly records: JsonRecords<RolloutSpec>;
+  constructor(dir: string) {
+    this.records = new JsonRecords(dir);
+  }
+  save(spec: RolloutSpec): Promise<void> {
+    return this.records.save(spec.id, spec);
+  }
+  remove(id: string): Promise<void> {
+    return this.records.remove(id);
+  }
+  load(): Promise<RolloutSpec[]> {
+    return this.records.load();
+  }
 }
 
 function connectedPeerIds(libp2p: LayerdLibp2p): string[] {
@@ -169,6 +202,17 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const useMirror = upstreams.size > 0 || p2p !== undefined;
   const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry);
 
+  const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts), new JsonRecordsJournal(join(dataDir, 'rollouts')), {
+    defaultRegistry: config.defaultRegistry,
+    log: logger,
+  });
+  await p2p?.rollouts.start({
+    offer: (raw, from) => {
+      rollouts.accept(specFrom(raw, config.defaultRegistry), from);
+    },
+    report: (raw, from) => rollouts.onReport(progressFrom(raw, from)),
+  });
+
   keeper = new DiskKeeper(tracked, {
     maxBytes: config.maxDiskBytes,
     highWatermark: config.diskHighWatermark,
@@ -243,6 +287,11 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       return checks;
     },
     metrics: () => metrics.render(),
+    rollouts: {
+      create: async (image, platform) => rollouts.view((await rollouts.create(image, platform)).id)!,
+      get: (id) => rollouts.view(id),
+      list: () => rollouts.list(),
+    },
   };
   const app = buildHttpServer({
     distribution,
@@ -265,11 +314,14 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     const announced = await announcing.announceAll();
     logger.info({ blobs: announced }, 'announcing held blobs');
   }
+  const resumed = await rollouts.resume();
+  if (resumed > 0) logger.info({ rollouts: resumed }, 'resuming rollouts');
   return {
     url,
     logger,
     async close() {
       clearInterval(gcTimer);
+      rollouts.close();
       // Stop accepting; give transfers in flight a grace period, then cut them. Nothing half written is
       // ever under a blob's name, and what downloads leave in uploads/ is collected at the next start.
       const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);

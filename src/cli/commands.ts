@@ -1,8 +1,9 @@
-// The commands that talk to a running node: status, pull, ls, gc.
+// The commands that talk to a running node: status, pull, ls, gc, rollout.
 import { UsageError, nodeOptionsHelp, nodeFlags, printJson, type Command } from './command.js';
 import { formatGc, formatImages, type GcDoc, type ImageDoc } from './images.js';
 import { NodeClient } from './node-client.js';
 import { pull, summaryLine } from './pull.js';
+import { failedNodes, summaryOf, waitForRollout, type RolloutDoc } from './rollout.js';
 import { formatStatus, type StatusDoc } from './status.js';
 
 export const status: Command = {
@@ -71,5 +72,42 @@ ${nodeOptionsHelp()}`,
     const doc = await new NodeClient(f.node).json<GcDoc>('POST', '/api/gc');
     if (f.json) printJson(doc);
     else process.stdout.write(`${formatGc(doc)}\n`);
+  },
+};
+
+export const rollout: Command = {
+  summary: 'have every node of the cluster pre-fetch an image',
+  help: () => `Usage: layerd rollout IMAGE [--node URL] [--platform OS/ARCH[/VARIANT]] [--wait] [--json]
+
+Asks the node to roll IMAGE out to the cluster (POST /api/rollouts): the request spreads to every node,
+and each fetches the manifests from its seed and the layers through the normal path (local, then
+peers, then the seed), so nodes feed each other instead of all asking the seed. Asking again while it
+runs joins the same rollout. Without --wait, prints the rollout's id and returns.
+With --wait, shows each node's progress (blobs, bytes, where they came from) until every node is done,
+failed or dead (a node that stops reporting), then a summary: makespan, bytes the seed sent against the
+image size. Exit code 1 if any node failed or died.
+
+${nodeOptionsHelp([
+    ['--platform OS/ARCH[/VARIANT]', 'only this platform of an index (default: every platform)'],
+    ['--wait', 'follow the rollout until it ends'],
+  ])}`,
+  async run(args) {
+    const f = nodeFlags(args, { platform: { type: 'string' }, wait: { type: 'boolean' } }, 1);
+    const image = f.positionals[0];
+    if (image === undefined) throw new UsageError('rollout: missing IMAGE (try: layerd rollout --help)');
+    const platform = f.values.platform as string | undefined;
+    if (platform !== undefined && !/^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(platform)) throw new UsageError(`invalid --platform ${JSON.stringify(platform)}: want os/arch[/variant]`);
+    const client = new NodeClient(f.node);
+    const started = await client.json<RolloutDoc>('POST', '/api/rollouts', platform ? { image, platform } : { image });
+    if (f.values.wait !== true) {
+      if (f.json) printJson(started);
+      else process.stdout.write(`rollout ${started.id} of ${started.image} started (follow it: layerd rollout ${image} --wait, or GET ${f.node}/api/rollouts/${started.id})\n`);
+      return;
+    }
+    const done = await waitForRollout(client, started.id, f.json ? undefined : process.stderr);
+    if (f.json) printJson(done);
+    else process.stdout.write(`${summaryOf(done)}\n`);
+    const failure = failedNodes(done);
+    if (failure) throw failure;
   },
 };

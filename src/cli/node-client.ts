@@ -70,9 +70,11 @@ export class NodeClient {
     return `${this.base}${path}`;
   }
 
-  /** GET or POST a JSON API path; the parsed body of a 2xx answer. */
-  async json<T>(method: 'GET' | 'POST', path: string): Promise<T> {
-    const res = await this.send(path, { method, headers: { accept: 'application/json' }, signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+  /** GET or POST a JSON API path (with a JSON body, if given); the parsed body of a 2xx answer. */
+  async json<T>(method: 'GET' | 'POST', path: string, body?: object): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.send(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(API_TIMEOUT_MS) });
     let text: string;
     try {
       text = await res.text();

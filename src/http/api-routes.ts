@@ -1,6 +1,8 @@
 // The node's own API (/api, /healthz, /readyz, /metrics): what an operator, a script, the dashboard or
 // Prometheus asks a node about itself. The node supplies the answers; this module only speaks HTTP.
 import type { FastifyInstance } from 'fastify';
+import { OciError } from '../oci/errors.js';
+import { readBounded } from './body.js';
 
 export interface NodeStatus {
   version: string;
@@ -27,7 +29,16 @@ export interface NodeApi {
   /** Readiness: healthy, the store is loaded and, when peers are expected, one is connected. */
   readiness(): Promise<Record<string, Check>>;
   metrics(): Promise<{ contentType: string; body: string }>;
+  rollouts: {
+    /** Starts (or joins the running) rollout of an image; throws an OciError for a bad request. */
+    create(image: string, platform?: string): Promise<object>;
+    get(id: string): object | undefined;
+    list(): object[];
+  };
 }
+
+/** The largest request body an /api call reads. */
+const MAX_API_BODY = 64 * 1024;
 
 export function registerApiRoutes(app: FastifyInstance, api: NodeApi): void {
   const json = (body: object) => JSON.stringify(body);
@@ -49,6 +60,30 @@ export function registerApiRoutes(app: FastifyInstance, api: NodeApi): void {
   });
   app.post('/api/gc', async (_request, reply) => {
     reply.type('application/json').send(json(await api.gc()));
+  });
+  app.post('/api/rollouts', async (request, reply) => {
+    let doc: { image?: unknown; platform?: unknown };
+    try {
+      doc = JSON.parse((await readBounded(request, MAX_API_BODY)).toString('utf8') || '{}') as typeof doc;
+    } catch (err) {
+      if (err instanceof OciError) throw err;
+      throw new OciError('NAME_INVALID', 'want a JSON body {"image": "registry/repository:tag", "platform"?: "os/arch"}', { status: 400 });
+    }
+    if (typeof doc?.image !== 'string' || (doc.platform !== undefined && typeof doc.platform !== 'string')) {
+      throw new OciError('NAME_INVALID', 'want a JSON body {"image": "registry/repository:tag", "platform"?: "os/arch"}', { status: 400 });
+    }
+    if (doc.platform !== undefined && !/^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(doc.platform)) {
+      throw new OciError('NAME_INVALID', `invalid platform ${JSON.stringify(doc.platform.slice(0, 100))}: want os/arch[/variant]`, { status: 400 });
+    }
+    reply.code(202).type('application/json').send(json(await api.rollouts.create(doc.image, doc.platform)));
+  });
+  app.get('/api/rollouts', async (_request, reply) => {
+    reply.type('application/json').send(json({ rollouts: api.rollouts.list() }));
+  });
+  app.get<{ Params: { id: string } }>('/api/rollouts/:id', async (request, reply) => {
+    const view = api.rollouts.get(request.params.id);
+    if (!view) throw new OciError('NAME_UNKNOWN', `no rollout ${request.params.id.slice(0, 100)} on this node`);
+    reply.type('application/json').send(json(view));
   });
   const probe = (ok: string, fail: string, run: () => Promise<Record<string, Check>>) => async (_request: unknown, reply: { code(n: number): { type(t: string): { send(b: string): void } } }) => {
     const checks = await run();

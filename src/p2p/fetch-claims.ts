@@ -13,15 +13,13 @@
 // Anything that goes wrong (no coordinator, a timeout, a bad answer) means "fetch it yourself": claims
 // save seed traffic, they never hold up a pull.
 import { createHash } from 'node:crypto';
-import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
+import type { Libp2p, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { parseDigest, type Digest } from '../oci/digest.js';
-import { readLine, writeLine } from './json-lines.js';
+import { answer, ask, peersSpeaking } from './json-rpc.js';
 import type { Provider } from './content-router.js';
 
 export const CLAIM_PROTOCOL = '/layerd/claim/1.0.0';
-/** Room for a list of peer ids or multiaddrs. */
-const MAX_CLAIM_LINE = 16 * 1024;
 
 export interface ClaimTableOptions {
   /** How long a claim holds without being handed on. */
@@ -105,10 +103,7 @@ export class FetchClaims {
   }
 
   async start(): Promise<void> {
-    await this.libp2p.handle(CLAIM_PROTOCOL, (stream: Stream, connection: Connection) => this.answer(stream, connection.remotePeer), {
-      maxInboundStreams: 256,
-      runOnLimitedConnection: false,
-    });
+    await answer(this.libp2p, CLAIM_PROTOCOL, (question, from) => this.answerClaim(question, from), this.askTimeoutMs);
   }
 
   private get self(): string {
@@ -120,7 +115,7 @@ export class FetchClaims {
    * fetch it from the seed itself.
    */
   async whoFetches(digest: Digest, failed: readonly string[] = []): Promise<Provider | undefined> {
-    const coordinator = coordinatorOf(digest, [this.self, ...(await this.layerdPeers())]);
+    const coordinator = coordinatorOf(digest, [this.self, ...(await peersSpeaking(this.libp2p, CLAIM_PROTOCOL))]);
     let fetcher: Provider;
     if (!coordinator || coordinator === this.self) {
       fetcher = await this.holderInfo(this.table.claim(digest, this.self, failed));
@@ -135,19 +130,6 @@ export class FetchClaims {
     return fetcher.id === this.self ? undefined : fetcher;
   }
 
-  /** Connected peers that speak the claim protocol (identify tells which). */
-  private async layerdPeers(): Promise<string[]> {
-    const ids: string[] = [];
-    for (const peer of this.libp2p.getPeers()) {
-      try {
-        if ((await this.libp2p.peerStore.get(peer)).protocols.includes(CLAIM_PROTOCOL)) ids.push(peer.toString());
-      } catch {
-        // not in the peer store yet: not a candidate
-      }
-    }
-    return ids;
-  }
-
   private async holderInfo(id: string): Promise<Provider> {
     if (id === this.self) return { id, addrs: this.libp2p.getMultiaddrs().map((a) => a.toString()) };
     try {
@@ -159,39 +141,16 @@ export class FetchClaims {
   }
 
   private async ask(coordinator: string, digest: Digest, failed: readonly string[]): Promise<Provider> {
-    const signal = AbortSignal.timeout(this.askTimeoutMs);
-    const stream = await this.libp2p.dialProtocol(peerIdFromString(coordinator), CLAIM_PROTOCOL, { signal });
-    const abort = () => stream.abort(new Error('claim timed out'));
-    signal.addEventListener('abort', abort, { once: true });
-    try {
-      writeLine(stream, { digest, failed });
-      await stream.close();
-      const { line } = await readLine(stream[Symbol.asyncIterator](), MAX_CLAIM_LINE);
-      const answer = JSON.parse(line) as { fetcher?: unknown; addrs?: unknown };
-      if (typeof answer.fetcher !== 'string' || !Array.isArray(answer.addrs) || !answer.addrs.every((a) => typeof a === 'string')) {
-        throw new Error('bad claim answer');
-      }
-      return { id: answer.fetcher, addrs: answer.addrs as string[] };
-    } finally {
-      signal.removeEventListener('abort', abort);
-    }
+    const reply = await ask<{ fetcher?: unknown; addrs?: unknown }>(this.libp2p, { id: coordinator }, CLAIM_PROTOCOL, { digest, failed }, this.askTimeoutMs);
+    if (typeof reply.fetcher !== 'string' || !Array.isArray(reply.addrs) || !reply.addrs.every((a) => typeof a === 'string')) throw new Error('bad claim answer');
+    return { id: reply.fetcher, addrs: reply.addrs as string[] };
   }
 
-  private async answer(stream: Stream, remote: PeerId): Promise<void> {
-    stream.maxReadBufferLength = 64 * 1024;
-    const timeout = setTimeout(() => stream.abort(new Error('request timeout')), this.askTimeoutMs);
-    try {
-      const { line } = await readLine(stream[Symbol.asyncIterator](), MAX_CLAIM_LINE);
-      const doc = JSON.parse(line) as { digest?: unknown; failed?: unknown };
-      const digest = parseDigest(String(doc.digest));
-      const failed = Array.isArray(doc.failed) ? doc.failed.filter((f): f is string => typeof f === 'string').slice(0, 64) : [];
-      const holder = await this.holderInfo(this.table.claim(digest, remote.toString(), failed));
-      writeLine(stream, { fetcher: holder.id, addrs: holder.addrs });
-      await stream.close();
-    } catch (err) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)));
-    } finally {
-      clearTimeout(timeout);
-    }
+  private async answerClaim(question: unknown, from: PeerId): Promise<object> {
+    const doc = question as { digest?: unknown; failed?: unknown };
+    const digest = parseDigest(String(doc.digest));
+    const failed = Array.isArray(doc.failed) ? doc.failed.filter((f): f is string => typeof f === 'string').slice(0, 64) : [];
+    const holder = await this.holderInfo(this.table.claim(digest, from.toString(), failed));
+    return { fetcher: holder.id, addrs: holder.addrs };
   }
 }

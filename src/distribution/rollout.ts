@@ -1,0 +1,410 @@
+// Cluster-wide rollout: every node pre-fetches an image so containers start from local disk. The node
+// asked (the origin) hands the rollout to its peers, each passes it on to its own, and every node that
+// gets it pulls the image through the normal path: manifests from its seed, blobs local → peers → seed.
+// Nodes that miss a blob at the same moment are coordinated by fetch claims (one fetches from the seed,
+// the others follow its download), so the seed sends the image about once.
+//
+// Every node reports its progress to the origin while it works; the origin's view is what
+// GET /api/rollouts/ID and `layerd rollout --wait` show. A node that stops reporting is reported dead
+// rather than waited for; a node that restarts resumes its rollouts (they are kept on disk) and
+// reports again. A rollout asked for twice is the same rollout.
+import { randomUUID } from 'node:crypto';
+import type { Digest } from '../oci/digest.js';
+import { parseManifest, type Descriptor } from '../oci/manifest.js';
+import { formatImageReference, parseImageReference, type ManifestReference } from '../oci/reference.js';
+import type { Source } from './answers.js';
+import type { Distribution } from './distribution.js';
+
+export interface RolloutSpec {
+  id: string;
+  /** As the user wrote it, resolved against the origin's default registry: registry/repository[:tag][@digest]. */
+  image: string;
+  /** os/arch[/variant] of an index to take; every platform when absent. */
+  platform?: string;
+  origin: string;
+  originAddrs: string[];
+  createdAt: number;
+  /** Peers the origin was connected to when it started: they are expected to report. */
+  expected: string[];
+}
+
+export type NodeState = 'running' | 'done' | 'failed';
+
+export interface NodeProgress {
+  rollout: string;
+  node: string;
+  state: NodeState;
+  blobsTotal: number;
+  blobsDone: number;
+  bytesTotal: number;
+  bytesDone: number;
+  bySource: Record<Source, number>;
+  startedAt: number;
+  finishedAt?: number;
+  error?: string;
+}
+
+export interface NodeView extends Partial<NodeProgress> {
+  node: string;
+  /** As the origin sees it: a node silent for deadAfterMs while not finished is dead. */
+  status: NodeState | 'dead' | 'waiting';
+  lastReportAt?: number;
+}
+
+export interface RolloutView {
+  id: string;
+  image: string;
+  platform?: string;
+  origin: string;
+  createdAt: number;
+  state: 'running' | 'done' | 'failed';
+  nodes: NodeView[];
+  summary: {
+    nodes: number;
+    done: number;
+    failed: number;
+    dead: number;
+    /** Bytes of the image one node fetches (manifests, configs, layers). */
+    imageBytes: number;
+    /** Bytes all nodes took from the seed, as they count it. */
+    seedBytes: number;
+    seedRatio: number;
+    /** From the request to the last node done, when every node is finished. */
+    makespanMs?: number;
+  };
+}
+
+/** What rollouts need from the peer-to-peer layer (a seam: tests use an in-memory twin). */
+export interface RolloutNetwork {
+  readonly self: string;
+  selfAddrs(): string[];
+  /** Layerd peers this node is connected to. */
+  peers(): Promise<string[]>;
+  /** Hands a rollout to a peer; resolves when it accepted it. */
+  offer(peer: string, spec: RolloutSpec): Promise<void>;
+  /** Sends this node's progress to the rollout's origin. */
+  report(spec: RolloutSpec, progress: NodeProgress): Promise<void>;
+}
+
+/** Where running rollouts are kept so a restarted node resumes them. */
+export interface RolloutJournal {
+  save(spec: RolloutSpec): Promise<void>;
+  remove(id: string): Promise<void>;
+  load(): Promise<RolloutSpec[]>;
+}
+
+export interface RolloutOptions {
+  defaultRegistry: string;
+  /** A node not finished and silent this long is dead. */
+  deadAfterMs?: number;
+  reportEveryMs?: number;
+  /** Blobs fetched at once by one node. */
+  parallel?: number;
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  now?: () => number;
+}
+
+const MAX_ROLLOUTS_KEPT = 100;
+
+export class Rollouts {
+  private readonly specs = new Map<string, RolloutSpec>();
+  private readonly mine = new Map<string, NodeProgress>();
+  /** At the origin: every node's last report, by rollout. */
+  private readonly reports = new Map<string, Map<string, { progress: NodeProgress; at: number }>>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly o: Required<Omit<RolloutOptions, 'log'>> & Pick<RolloutOptions, 'log'>;
+
+  constructor(
+    private readonly distribution: Distribution,
+    private readonly net: RolloutNetwork,
+    private readonly journal: RolloutJournal,
+    opts: RolloutOptions,
+  ) {
+    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 3, now: Date.now, ...opts };
+  }
+
+  /** Resumes the rollouts a previous run of this node had not finished. */
+  async resume(): Promise<number> {
+    const specs = await this.journal.load();
+    for (const spec of specs) this.accept(spec);
+    return specs.length;
+  }
+
+  /** A new rollout with this node as its origin (or the running one for the same image and platform). */
+  async create(image: string, platform?: string): Promise<RolloutSpec> {
+    const ref = parseImageReference(image, this.o.defaultRegistry);
+    const normalized = formatImageReference(ref);
+    for (const spec of this.specs.values()) {
+      if (spec.origin === this.net.self && spec.image === normalized && spec.platform === platform && this.view(spec.id)?.state === 'running') return spec;
+    }
+    const spec: RolloutSpec = {
+      id: randomUUID(),
+      image: normalized,
+      ...(platform ? { platform } : {}),
+      origin: this.net.self,
+      originAddrs: this.net.selfAddrs(),
+      createdAt: this.o.now(),
+      expected: await this.net.peers(),
+    };
+    this.accept(spec);
+    return spec;
+  }
+
+  /** A rollout offered by a peer (or resumed): taken once, passed on, and run. False if already known. */
+  accept(spec: RolloutSpec, from?: string): boolean {
+    if (this.specs.has(spec.id)) return false;
+    this.specs.set(spec.id, spec);
+    this.trim();
+    void this.journal.save(spec).catch(() => undefined);
+    void this.spread(spec, from);
+    void this.run(spec);
+    return true;
+  }
+
+  private async spread(spec: RolloutSpec, from?: string): Promise<void> {
+    for (const peer of await this.net.peers()) {
+      if (peer === from || peer === spec.origin) continue;
+      // A peer that cannot be reached now hears of it from another, or is reported dead by the origin.
+      void this.net.offer(peer, spec).catch(() => undefined);
+    }
+  }
+
+  /** At the origin: a node's progress. */
+  onReport(progress: NodeProgress): void {
+    const spec = this.specs.get(progress.rollout);
+    if (!spec || spec.origin !== this.net.self) return;
+    let byNode = this.reports.get(spec.id);
+    if (!byNode) this.reports.set(spec.id, (byNode = new Map()));
+    byNode.set(progress.node, { progress, at: this.o.now() });
+  }
+
+  private async run(spec: RolloutSpec): Promise<void> {
+    const progress: NodeProgress = {
+      rollout: spec.id,
+      node: this.net.self,
+      state: 'running',
+      blobsTotal: 0,
+      blobsDone: 0,
+      bytesTotal: 0,
+      bytesDone: 0,
+      bySource: { local: 0, peer: 0, upstream: 0 },
+      startedAt: this.o.now(),
+    };
+    this.mine.set(spec.id, progress);
+    const timer = setInterval(() => this.send(spec, progress), this.o.reportEveryMs);
+    timer.unref();
+    this.timers.set(spec.id, timer);
+    this.send(spec, progress);
+    try {
+      await this.fetchImage(spec, progress);
+      progress.state = 'done';
+      this.o.log?.info({ rollout: spec.id, image: spec.image, bytes: progress.bytesDone, bySource: progress.bySource, ms: this.o.now() - progress.startedAt }, 'rollout done');
+    } catch (err) {
+      progress.state = 'failed';
+      progress.error = (err as Error).message;
+      this.o.log?.warn({ rollout: spec.id, image: spec.image, reason: progress.error }, 'rollout failed');
+    }
+    progress.finishedAt = this.o.now();
+    clearInterval(timer);
+    this.timers.delete(spec.id);
+    await this.journal.remove(spec.id).catch(() => undefined);
+    await this.sendUntilHeard(spec, progress);
+  }
+
+  private send(spec: RolloutSpec, progress: NodeProgress): Promise<void> {
+    const copy = { ...progress, bySource: { ...progress.bySource } };
+    if (spec.origin === this.net.self) {
+      this.onReport(copy);
+      return Promise.resolve();
+    }
+    return this.net.report(spec, copy);
+  }
+
+  /** The final report matters most: it is retried a few times. */
+  private async sendUntilHeard(spec: RolloutSpec, progress: NodeProgress): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        return await this.send(spec, progress);
+      } catch {
+        await new Promise((r) => setTimeout(r, this.o.reportEveryMs).unref());
+      }
+    }
+  }
+
+  /** Pulls the image's manifests, then its blobs, `parallel` at a time, through the node's usual path. */
+  private async fetchImage(spec: RolloutSpec, progress: NodeProgress): Promise<void> {
+    const ref = parseImageReference(spec.image, this.o.defaultRegistry);
+    const ns = ref.registry;
+    const top: ManifestReference = ref.digest ? { kind: 'digest', digest: ref.digest } : { kind: 'tag', tag: ref.tag! };
+    const blobs = new Map<Digest, Descriptor>();
+    const visit = async (reference: ManifestReference, depth: number): Promise<void> => {
+      const m = await this.distribution.manifest(ref.repository, reference, ns);
+      progress.bytesTotal += m.bytes.length;
+      progress.bytesDone += m.bytes.length;
+      progress.bySource[m.source] += m.bytes.length;
+      const parsed = parseManifest(m.bytes, m.record.mediaType);
+      for (const b of parsed.blobs) blobs.set(b.digest, b);
+      if (depth > 1) return;
+      for (const child of parsed.manifests) {
+        if (spec.platform && !platformMatches(child, spec.platform)) continue;
+        await visit({ kind: 'digest', digest: child.digest }, depth + 1);
+      }
+    };
+    await visit(top, 0);
+    const todo = [...blobs.values()];
+    progress.blobsTotal = todo.length;
+    progress.bytesTotal += todo.reduce((sum, b) => sum + b.size, 0);
+    const worker = async () => {
+      for (let next = todo.shift(); next; next = todo.shift()) {
+        const answer = await this.distribution.blob(ref.repository, next.digest, ns, false);
+        let got = 0;
+        if (answer.source !== 'local') {
+          // Reading the answer to its end waits for the download, its verification and its commit.
+          for await (const chunk of await answer.open()) {
+            got += (chunk as Uint8Array).length;
+            progress.bytesDone += (chunk as Uint8Array).length;
+          }
+        } else {
+          got = answer.size;
+          progress.bytesDone += got;
+        }
+        if (got !== next.size) throw new Error(`blob ${next.digest}: got ${got} of ${next.size} bytes`);
+        progress.bySource[answer.source] += got;
+        progress.blobsDone++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.o.parallel, Math.max(1, blobs.size)) }, worker));
+  }
+
+  /** The origin's view of a rollout (others only know their own part); undefined when unknown. */
+  view(id: string): RolloutView | undefined {
+    const spec = this.specs.get(id);
+    if (!spec) return undefined;
+    const now = this.o.now();
+    const reports = this.reports.get(id) ?? new Map<string, { progress: NodeProgress; at: number }>();
+    const nodes: NodeView[] = [];
+    const names = new Set([spec.origin, ...spec.expected, ...reports.keys()]);
+    if (spec.origin !== this.net.self) {
+      const own = this.mine.get(id);
+      return own ? viewOf(spec, [{ ...own, status: own.state }]) : undefined;
+    }
+    for (const node of names) {
+      const r = reports.get(node);
+      if (!r) {
+        nodes.push({ node, status: now - spec.createdAt > this.o.deadAfterMs ? 'dead' : 'waiting' });
+        continue;
+      }
+      const silent = now - r.at > this.o.deadAfterMs;
+      nodes.push({ ...r.progress, node, status: r.progress.state === 'running' && silent ? 'dead' : r.progress.state, lastReportAt: r.at });
+    }
+    return viewOf(spec, nodes);
+  }
+
+  list(): RolloutView[] {
+    return [...this.specs.keys()].map((id) => this.view(id)).filter((v): v is RolloutView => v !== undefined).reverse();
+  }
+
+  close(): void {
+    for (const t of this.timers.values()) clearInterval(t);
+    this.timers.clear();
+  }
+
+  private trim(): void {
+    for (const id of this.specs.keys()) {
+      if (this.specs.size <= MAX_ROLLOUTS_KEPT) break;
+      if (this.mine.get(id)?.state === 'running') continue;
+      this.specs.delete(id);
+      this.mine.delete(id);
+      this.reports.delete(id);
+    }
+  }
+}
+
+function viewOf(spec: RolloutSpec, nodes: NodeView[]): RolloutView {
+  const count = (s: NodeView['status']) => nodes.filter((n) => n.status === s).length;
+  const finished = nodes.every((n) => n.status === 'done' || n.status === 'failed' || n.status === 'dead');
+  const imageBytes = Math.max(0, ...nodes.map((n) => n.bytesTotal ?? 0));
+  const seedBytes = nodes.reduce((sum, n) => sum + (n.bySource?.upstream ?? 0), 0);
+  const ends = nodes.filter((n) => n.finishedAt !== undefined).map((n) => n.finishedAt!);
+  return {
+    id: spec.id,
+    image: spec.image,
+    ...(spec.platform ? { platform: spec.platform } : {}),
+    origin: spec.origin,
+    createdAt: spec.createdAt,
+    state: !finished ? 'running' : count('done') === nodes.length ? 'done' : 'failed',
+    nodes: nodes.sort((a, b) => a.node.localeCompare(b.node)),
+    summary: {
+      nodes: nodes.length,
+      done: count('done'),
+      failed: count('failed'),
+      dead: count('dead'),
+      imageBytes,
+      seedBytes,
+      seedRatio: imageBytes > 0 ? seedBytes / imageBytes : 0,
+      ...(finished && ends.length > 0 ? { makespanMs: Math.max(...ends) - spec.createdAt } : {}),
+    },
+  };
+}
+
+/** os/arch[/variant] against an index entry's platform. */
+export function platformMatches(d: Descriptor, want: string): boolean {
+  const [os, arch, variant] = want.split('/');
+  const p = (d.platform ?? {}) as { os?: string; architecture?: string; variant?: string };
+  return p.os === os && p.architecture === arch && (variant === undefined || p.variant === variant);
+}
+
+// ---- what peers send, checked before it is believed ----
+
+const ID = /^[0-9a-f-]{36}$/;
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function strings(v: unknown, max: number): string[] {
+  if (!Array.isArray(v) || v.length > max || !v.every((x) => typeof x === 'string' && x.length < 512)) throw new Error('bad list');
+  return v as string[];
+}
+
+/** A rollout offered by a peer, or an error saying why it is refused. */
+export function specFrom(raw: unknown, defaultRegistry: string): RolloutSpec {
+  const d = raw as Record<string, unknown>;
+  if (typeof d !== 'object' || d === null || typeof d.id !== 'string' || !ID.test(d.id)) throw new Error('bad rollout id');
+  if (typeof d.image !== 'string' || typeof d.origin !== 'string' || !isCount(d.createdAt)) throw new Error('bad rollout');
+  if (d.platform !== undefined && (typeof d.platform !== 'string' || !/^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(d.platform))) throw new Error('bad platform');
+  const image = formatImageReference(parseImageReference(d.image, defaultRegistry));
+  return {
+    id: d.id,
+    image,
+    ...(d.platform ? { platform: d.platform as string } : {}),
+    origin: d.origin,
+    originAddrs: strings(d.originAddrs, 32),
+    createdAt: d.createdAt,
+    expected: strings(d.expected, 10_000),
+  };
+}
+
+/** A progress report from a peer; `from` is who sent it (a node reports only for itself). */
+export function progressFrom(raw: unknown, from: string): NodeProgress {
+  const d = raw as Record<string, unknown>;
+  const by = d?.bySource as Record<string, unknown> | undefined;
+  if (typeof d !== 'object' || d === null || typeof d.rollout !== 'string' || d.node !== from) throw new Error('bad report');
+  if (!['running', 'done', 'failed'].includes(d.state as string)) throw new Error('bad state');
+  for (const k of ['blobsTotal', 'blobsDone', 'bytesTotal', 'bytesDone', 'startedAt'] as const) if (!isCount(d[k])) throw new Error(`bad ${k}`);
+  if (!by || !isCount(by.local) || !isCount(by.peer) || !isCount(by.upstream)) throw new Error('bad bySource');
+  if (d.finishedAt !== undefined && !isCount(d.finishedAt)) throw new Error('bad finishedAt');
+  return {
+    rollout: d.rollout,
+    node: from,
+    state: d.state as NodeState,
+    blobsTotal: d.blobsTotal as number,
+    blobsDone: d.blobsDone as number,
+    bytesTotal: d.bytesTotal as number,
+    bytesDone: d.bytesDone as number,
+    bySource: { local: by.local, peer: by.peer, upstream: by.upstream },
+    startedAt: d.startedAt as number,
+    ...(d.finishedAt !== undefined ? { finishedAt: d.finishedAt as number } : {}),
+    ...(typeof d.error === 'string' ? { error: d.error.slice(0, 500) } : {}),
+  };
+}

@@ -1,0 +1,58 @@
+// Carries rollouts between nodes over /layerd/rollout/1.0.0: an offer (a rollout to run and pass on)
+// or a report (a node's progress, to the rollout's origin), each one JSON question with an {ok}
+// answer. What the messages mean is distribution's business: this module only moves them, and hands
+// them on with the sending peer's id (which libp2p authenticated).
+import type { Libp2p } from '@libp2p/interface';
+import { answer, ask, peersSpeaking } from './json-rpc.js';
+
+export const ROLLOUT_PROTOCOL = '/layerd/rollout/1.0.0';
+const ASK_TIMEOUT_MS = 5_000;
+
+export interface RolloutHandlers {
+  /** Throws when the offer is refused. */
+  offer(spec: unknown, from: string): void;
+  report(progress: unknown, from: string): void;
+}
+
+export class RolloutTransport {
+  constructor(private readonly libp2p: Libp2p) {}
+
+  async start(handlers: RolloutHandlers): Promise<void> {
+    await answer(this.libp2p, ROLLOUT_PROTOCOL, async (question, from) => {
+      const q = question as { type?: unknown; spec?: unknown; progress?: unknown };
+      try {
+        if (q.type === 'offer') handlers.offer(q.spec, from.toString());
+        else if (q.type === 'report') handlers.report(q.progress, from.toString());
+        else return { ok: false, error: 'unknown message type' };
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: (err as Error).message };
+      }
+    });
+  }
+
+  get self(): string {
+    return this.libp2p.peerId.toString();
+  }
+
+  selfAddrs(): string[] {
+    return this.libp2p.getMultiaddrs().map((a) => a.toString());
+  }
+
+  peers(): Promise<string[]> {
+    return peersSpeaking(this.libp2p, ROLLOUT_PROTOCOL);
+  }
+
+  async offer(peer: string, spec: object): Promise<void> {
+    await this.send({ id: peer }, { type: 'offer', spec });
+  }
+
+  async report(origin: { id: string; addrs: string[] }, progress: object): Promise<void> {
+    await this.send(origin, { type: 'report', progress });
+  }
+
+  private async send(target: { id: string; addrs?: string[] }, message: object): Promise<void> {
+    const reply = await ask<{ ok?: unknown; error?: unknown }>(this.libp2p, target, ROLLOUT_PROTOCOL, message, ASK_TIMEOUT_MS);
+    if (reply.ok !== true) throw new Error(`peer refused: ${String(reply.error)}`);
+  }
+}

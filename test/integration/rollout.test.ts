@@ -1,0 +1,219 @@
+// Cluster-wide rollout (issue 7) on loopback, with real processes: a docker-registry seed behind a
+// throttling proxy (so a rollout lasts long enough to kill a node in the middle of it) and six layerd
+// nodes. The seed's access log is the ground truth for how often each blob left the seed.
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blobGets } from '../helpers/access-log.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { freePort, layerdBin, removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
+import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, withQuery } from '../helpers/registry-client.js';
+
+type Seed = Awaited<ReturnType<typeof startDistribution>>;
+type Proc = Awaited<ReturnType<typeof startLayerd>>;
+interface Node extends Proc {
+  name: string;
+  args: string[];
+}
+
+const MB = 1024 * 1024;
+let seed: Seed;
+let proxy: FaultProxy;
+let registry: string;
+let nodes: Node[];
+const started: Node[] = [];
+const dirs: string[] = [];
+
+interface Status {
+  peerId: string;
+  multiaddrs: string[];
+  connectedPeers: number;
+}
+interface View {
+  id: string;
+  image: string;
+  state: string;
+  nodes: Array<{ node: string; status: string; blobsDone?: number; blobsTotal?: number; bySource?: Record<string, number>; error?: string }>;
+  summary: { nodes: number; done: number; failed: number; dead: number; imageBytes: number; seedBytes: number; seedRatio: number; makespanMs?: number };
+}
+
+async function api<T>(n: Proc, path: string, body?: object): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${n.url}${path}`, {
+    method: body ? 'POST' : 'GET',
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+async function pushToSeed(repo: string, data: Buffer): Promise<string> {
+  const c = new RegistryClient(seed.url);
+  const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
+  const put = await c.req('PUT', withQuery(post.header('location')!, `digest=${digestOf(data)}`), { headers: { 'content-type': 'application/octet-stream' }, body: data });
+  expect(put.status, put.body.toString()).toBe(201);
+  return digestOf(data);
+}
+
+/** An image of a config and three layers at the seed; its manifest bytes and every blob. */
+async function pushImage(repo: string, tag: string, sizes: number[]) {
+  const config = jsonBytes({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBlob(8).toString('hex') });
+  const layers = sizes.map((s) => randomBlob(s));
+  const manifest = jsonBytes({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: layers.map((l) => descriptor(MT.ociLayer, l)) });
+  for (const b of [config, ...layers]) await pushToSeed(repo, b);
+  await new RegistryClient(seed.url).pushManifest(repo, tag, manifest, MT.ociManifest);
+  return { ref: `${registry}/${repo}:${tag}`, repo, manifest, blobs: [config, ...layers] };
+}
+
+async function startNode(name: string, bootstrap?: Node, dataDir?: string, args?: string[]): Promise<Node> {
+  const nodeArgs = args ?? [
+    '--upstream', `${registry}=${proxy.url}`,
+    '--default-registry', registry,
+    '--p2p-listen', '/ip4/127.0.0.1/tcp/0',
+    ...(bootstrap ? ['--bootstrap', (await api<Status>(bootstrap, '/api/status')).body.multiaddrs[0]!] : []),
+  ];
+  const proc = await startLayerd({ dataDir, args: nodeArgs });
+  if (!dataDir) dirs.push(proc.dataDir);
+  const node = { ...proc, name, args: nodeArgs };
+  started.push(node);
+  return node;
+}
+
+async function fullyConnected(): Promise<void> {
+  await Promise.all(
+    nodes.map((n) => until(`${n.name} to see the other ${nodes.length - 1} nodes`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= nodes.length - 1 ? true : undefined), 30_000)),
+  );
+}
+
+/** Runs the CLI; resolves with its exit code and output. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [layerdBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Every node holds every blob of the image, bit-identical, and serves it from its own store. */
+async function expectImageEverywhere(image: { repo: string; blobs: Buffer[] }, on: Node[]): Promise<void> {
+  for (const n of on) {
+    for (const b of image.blobs) {
+      const res = await new RegistryClient(n.url).req('GET', `/v2/${image.repo}/blobs/${digestOf(b)}`);
+      expect(res.status, `${n.name} GET ${digestOf(b)}`).toBe(200);
+      expect(res.header('x-layerd-source'), `${n.name} serves ${digestOf(b)} from its store`).toBe('local');
+      expect(digestOf(res.body), `${n.name}: bytes of ${digestOf(b)}`).toBe(digestOf(b));
+    }
+  }
+}
+
+function seedGetsOf(digest: string): number {
+  return blobGets(seed.output()).filter((g) => g.digest === digest).length;
+}
+
+beforeAll(async () => {
+  seed = await startDistribution();
+  registry = `127.0.0.1:${seed.port}`;
+  // 8 MB/s per download: a node takes about a second per layer from the seed.
+  proxy = await startFaultProxy(seed.url, { mode: 'slow', slowBytesPerSecond: 8 * MB });
+  const first = await startNode('node1');
+  const rest = await Promise.all([2, 3, 4, 5, 6].map((i) => startNode(`node${i}`, first)));
+  nodes = [first, ...rest];
+  await fullyConnected();
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(started.map((n) => n.stop('SIGKILL').catch(() => undefined)));
+  await proxy?.close().catch(() => undefined);
+  if (seed) await seed.stop().catch(() => undefined);
+  for (const d of [...dirs, ...(seed ? [seed.rootDir] : [])]) await removeDir(d);
+});
+
+describe('layerd rollout', () => {
+  it('rolls a 3-layer image out to six nodes: all end bit-identical, the seed sends each blob at most twice', async () => {
+    const image = await pushImage('test/rollout', 'v1', [6 * MB, 4 * MB, 2 * MB]);
+    const run = await cli(['rollout', image.ref, '--node', nodes[0]!.url, '--wait', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const view = JSON.parse(run.stdout) as View;
+    expect(view.state).toBe('done');
+    expect(view.summary).toMatchObject({ nodes: 6, done: 6, failed: 0, dead: 0 });
+    const size = image.manifest.length + image.blobs.reduce((s, b) => s + b.length, 0);
+    expect(view.summary.imageBytes).toBe(size);
+    expect(view.summary.makespanMs).toBeGreaterThan(0);
+    for (const n of view.nodes) expect([n.status, n.blobsDone, n.blobsTotal]).toEqual(['done', 4, 4]);
+
+    await expectImageEverywhere(image, nodes);
+    for (const b of image.blobs) {
+      const gets = seedGetsOf(digestOf(b));
+      expect(gets, `seed GETs of ${digestOf(b)}`).toBeGreaterThanOrEqual(1);
+      expect(gets, `seed GETs of ${digestOf(b)}`).toBeLessThanOrEqual(2);
+    }
+    // What the nodes say they took from the seed agrees with the seed: about one image's worth.
+    expect(view.summary.seedRatio).toBeLessThanOrEqual(2);
+  });
+
+  it('answers a second request for a running rollout with the same rollout', async () => {
+    const image = await pushImage('test/twice', 'v1', [4 * MB, MB, MB]);
+    const a = await api<View>(nodes[0]!, '/api/rollouts', { image: image.ref });
+    const b = await api<View>(nodes[0]!, '/api/rollouts', { image: image.ref });
+    expect(a.status).toBe(202);
+    expect(b.body.id).toBe(a.body.id);
+    const done = await until('the rollout to end', async () => {
+      const v = (await api<View>(nodes[0]!, `/api/rollouts/${a.body.id}`)).body;
+      return v.state !== 'running' ? v : undefined;
+    }, 60_000);
+    expect(done.state).toBe('done');
+    await expectImageEverywhere(image, nodes);
+  });
+
+  it('reports a node killed mid-rollout as dead while the rest complete; restarted, it resumes and finishes', async () => {
+    const image = await pushImage('test/kill', 'v1', [8 * MB, 6 * MB, 4 * MB]);
+    const victim = nodes[5]!;
+    const victimId = (await api<Status>(victim, '/api/status')).body.peerId;
+    const { body: startedView } = await api<View>(nodes[0]!, '/api/rollouts', { image: image.ref });
+    await until('the victim to report progress', async () => {
+      const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
+      return v.nodes.find((n) => n.node === victimId)?.status === 'running' ? true : undefined;
+    }, 30_000);
+    await victim.stop('SIGKILL');
+
+    const ended = await until('the rollout to end without the victim', async () => {
+      const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
+      return v.state !== 'running' ? v : undefined;
+    }, 90_000);
+    expect(ended.state).toBe('failed');
+    expect(ended.summary).toMatchObject({ nodes: 6, done: 5, dead: 1 });
+    expect(ended.nodes.find((n) => n.node === victimId)?.status).toBe('dead');
+    await expectImageEverywhere(image, nodes.slice(0, 5));
+
+    // The victim comes back on its data dir: it resumes the rollout from its journal and reports done.
+    const back = await startNode('node6-again', undefined, victim.dataDir, victim.args);
+    nodes[5] = back;
+    const resumed = await until('the restarted node to finish the rollout', async () => {
+      const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
+      return v.nodes.find((n) => n.node === victimId)?.status === 'done' ? v : undefined;
+    }, 90_000);
+    expect(resumed.state).toBe('done');
+    await expectImageEverywhere(image, [back]);
+  });
+
+  it('refuses bad requests with a clear error: the CLI exits 2 for a bad reference, 1 for an unreachable node', async () => {
+    const bad = await api<{ errors: Array<{ code: string }> }>(nodes[0]!, '/api/rollouts', { image: 'UPPER/Case!!' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.errors[0]!.code).toBe('NAME_INVALID');
+    const unknown = await api<{ errors: Array<{ code: string }> }>(nodes[0]!, '/api/rollouts/00000000-0000-0000-0000-000000000000');
+    expect(unknown.status).toBe(404);
+
+    const usage = await cli(['rollout', '--node', nodes[0]!.url]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr.trim().split('\n')).toHaveLength(1);
+    const refused = await cli(['rollout', `${registry}/test/rollout:v1`, '--node', `http://127.0.0.1:${await freePort()}`]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('cannot reach node');
+  });
+});
