@@ -213,8 +213,8 @@ export class Mirror {
   }
 
   /**
-   * A blob being fetched from the seed right now, for peers to follow as its bytes land; undefined when
-   * none is (a download from peers is not relayed, see SharedDownload.relayable).
+   * A blob being fetched right now (from the seed, or from the peer before this node in a claim chain),
+   * for peers to follow as its bytes land; undefined when none is.
    */
   async relay(digest: Digest, waitMs: number): Promise<ServableBlob | undefined> {
     const download = this.downloads.get(digest);

@@ -148,17 +148,17 @@ export class SharedDownload {
   }
 
   /**
-   * Resolves true once bytes from the seed are being written and the size is known (or the blob is
-   * committed): then peers may follow this download. False when it fails, when its bytes come from
-   * peers (relaying a peer's unverified bytes could chain nodes into a cycle of waiting on each other),
-   * or after `waitMs`.
+   * Resolves true once bytes are being written and the size is known (or the blob is committed): then
+   * peers may follow this download, whatever its source. False when it fails, or after `waitMs`. (Only
+   * nodes that fetch from the seed announce a download in flight; a node fetching from peers is found
+   * only by its successor in a claim chain, which never leads back to itself: no cycle of waits.)
    */
   async relayable(waitMs: number): Promise<boolean> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       if (this.state === 'committed') return true;
       if (this.state === 'failed') return false;
-      if (this.state === 'running') return this.streamThrough && this.size !== undefined;
+      if (this.state === 'running' && this.size !== undefined) return true;
       const left = deadline - Date.now();
       if (left <= 0) return false;
       let timer: NodeJS.Timeout | undefined;

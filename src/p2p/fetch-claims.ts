@@ -2,10 +2,10 @@
 // tell: nodes that start together all find no provider, and each would go to the seed. So every digest
 // has a coordinator, the node (of this one and the layerd peers it is connected to) whose id hashes
 // closest to the digest, by XOR as in Kademlia; in a cluster whose nodes see each other, all agree on it
-// without a word. A node that finds no provider asks the coordinator "who fetches this?": the first to
-// ask is told "you" and goes to the seed; later askers are told who, and follow that node's download as
-// its bytes arrive (they verify the whole blob themselves). A claim lasts `claimTtlMs`, by when the
-// fetcher has announced the blob in the DHT, and passes to the next asker who reports its holder failed.
+// without a word. A node that finds no provider asks the coordinator "whom do I follow?": the first to
+// ask is told "yourself" and goes to the seed; each later asker is told to follow the asker before it,
+// and fetches that node's download as its bytes land (verifying the whole blob itself). A chain lasts
+// `claimTtlMs` after its last question, by when its nodes have announced the blob in the DHT.
 //
 // Protocol /layerd/claim/1.0.0, one stream per question:
 //   client → coordinator: a JSON line {"digest","failed"?: [peer ids the asker could not fetch from]}
@@ -29,9 +29,16 @@ export interface ClaimTableOptions {
   now?: () => number;
 }
 
-/** The coordinator's record of who fetches what: first asker wins; pure policy, no I/O. */
+/**
+ * The coordinator's record of who fetches what: a chain per digest. The first asker fetches from the
+ * seed; each later asker follows the one before it, so every node uploads one copy as it downloads
+ * (the way a pipeline broadcast fills a cluster in about the time one link takes for the blob, instead
+ * of the first fetcher's uplink carrying a copy for everyone). A node reported failed leaves the chain
+ * and the one after it follows the one before. Each asker's predecessor was in the chain before it, so
+ * following never goes round in a circle. Pure policy, no I/O.
+ */
 export class ClaimTable {
-  private readonly claims = new Map<Digest, { holder: string; at: number }>();
+  private readonly claims = new Map<Digest, { chain: string[]; at: number }>();
   private readonly ttl: number;
   private readonly max: number;
   private readonly now: () => number;
@@ -42,15 +49,24 @@ export class ClaimTable {
     this.now = opts.now ?? Date.now;
   }
 
-  /** The node that fetches `digest`: the live holder, unless the asker reports it failed; else the asker. */
+  /** Whom the asker follows for `digest`: its predecessor in the chain, or the asker itself (fetch it). */
   claim(digest: Digest, asker: string, failed: readonly string[] = []): string {
     const t = this.now();
-    const current = this.claims.get(digest);
-    if (current && t - current.at < this.ttl && !failed.includes(current.holder)) return current.holder;
-    this.claims.delete(digest);
-    if (this.claims.size >= this.max) this.prune(t);
-    this.claims.set(digest, { holder: asker, at: t });
-    return asker;
+    let entry = this.claims.get(digest);
+    if (entry && t - entry.at >= this.ttl) {
+      this.claims.delete(digest);
+      entry = undefined;
+    }
+    if (!entry) {
+      if (this.claims.size >= this.max) this.prune(t);
+      entry = { chain: [], at: t };
+    } else this.claims.delete(digest); // re-inserted below: the Map's order is the order of last use
+    entry.at = t;
+    entry.chain = entry.chain.filter((id) => id === asker || !failed.includes(id));
+    let at = entry.chain.indexOf(asker);
+    if (at < 0) at = entry.chain.push(asker) - 1;
+    this.claims.set(digest, entry);
+    return at === 0 ? asker : entry.chain[at - 1]!;
   }
 
   get size(): number {
@@ -59,7 +75,7 @@ export class ClaimTable {
 
   private prune(t: number): void {
     for (const [digest, c] of this.claims) if (t - c.at >= this.ttl) this.claims.delete(digest);
-    // Still full: drop the oldest (a Map iterates in insertion order).
+    // Still full: drop the least recently used (a Map iterates in insertion order).
     for (const digest of this.claims.keys()) {
       if (this.claims.size < this.max) break;
       this.claims.delete(digest);

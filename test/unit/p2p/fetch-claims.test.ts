@@ -7,37 +7,47 @@ import { digestOf, type Digest } from '../../../src/oci/digest.js';
 const digest = (n: number): Digest => digestOf(Buffer.from(`blob ${n}`));
 
 describe('ClaimTable', () => {
-  it('makes the first asker the fetcher and names it to everyone who asks after', () => {
+  it('makes the first asker the fetcher and chains the others: each follows the one before it', () => {
     const t = new ClaimTable();
     expect(t.claim(digest(1), 'a')).toBe('a');
     expect(t.claim(digest(1), 'b')).toBe('a');
-    expect(t.claim(digest(1), 'c')).toBe('a');
+    expect(t.claim(digest(1), 'c')).toBe('b');
+    expect(t.claim(digest(1), 'd')).toBe('c');
+    // asking again keeps one's place
     expect(t.claim(digest(1), 'a')).toBe('a');
-    // another digest is claimed on its own
-    expect(t.claim(digest(2), 'b')).toBe('b');
+    expect(t.claim(digest(1), 'c')).toBe('b');
+    // another digest has a chain of its own
+    expect(t.claim(digest(2), 'c')).toBe('c');
+    expect(t.claim(digest(2), 'a')).toBe('c');
   });
 
-  it('hands the claim to the asker who reports the holder failed; later askers follow the new holder', () => {
+  it('drops a node reported failed: the one after it follows the one before, and never one after itself', () => {
     const t = new ClaimTable();
-    t.claim(digest(1), 'a');
-    expect(t.claim(digest(1), 'b', ['x'])).toBe('a');
-    expect(t.claim(digest(1), 'b', ['a'])).toBe('b');
-    expect(t.claim(digest(1), 'c', ['a'])).toBe('b');
-    expect(t.claim(digest(1), 'd')).toBe('b');
+    for (const id of ['a', 'b', 'c', 'd']) t.claim(digest(1), id);
+    expect(t.claim(digest(1), 'c', ['b'])).toBe('a');
+    expect(t.claim(digest(1), 'd')).toBe('c');
+    expect(t.claim(digest(1), 'e')).toBe('d');
+    // the head failed: the next in line fetches from the seed itself
+    expect(t.claim(digest(1), 'c', ['a'])).toBe('c');
+    expect(t.claim(digest(1), 'd')).toBe('c');
+    // an unknown failed id changes nothing
+    expect(t.claim(digest(1), 'e', ['x'])).toBe('d');
   });
 
-  it('lets a claim lapse after claimTtlMs: the next asker fetches', () => {
+  it('lets a chain lapse claimTtlMs after its last question: the next asker fetches', () => {
     let now = 1_000;
     const t = new ClaimTable({ claimTtlMs: 500, now: () => now });
     t.claim(digest(1), 'a');
     now += 499;
     expect(t.claim(digest(1), 'b')).toBe('a');
-    now += 1;
-    expect(t.claim(digest(1), 'b')).toBe('b');
+    now += 499; // the chain was asked 499 ms ago: still alive
     expect(t.claim(digest(1), 'c')).toBe('b');
+    now += 500;
+    expect(t.claim(digest(1), 'd')).toBe('d');
+    expect(t.claim(digest(1), 'e')).toBe('d');
   });
 
-  it('keeps at most maxClaims, dropping lapsed claims first and then the oldest', () => {
+  it('keeps at most maxClaims chains, dropping lapsed ones first and then the least recently asked', () => {
     let now = 0;
     const t = new ClaimTable({ claimTtlMs: 100, maxClaims: 3, now: () => now });
     t.claim(digest(1), 'a');
@@ -48,11 +58,11 @@ describe('ClaimTable', () => {
     t.claim(digest(4), 'b');
     expect(t.size).toBe(3);
     expect(t.claim(digest(2), 'c')).toBe('a');
-    // full of live claims: the oldest (digest 2, then 3) goes
+    // full of live chains: the least recently asked (digest 3, then 4) goes
     t.claim(digest(5), 'b');
     expect(t.size).toBe(3);
-    expect(t.claim(digest(3), 'c')).toBe('a');
-    expect(t.claim(digest(2), 'c')).toBe('c');
+    expect(t.claim(digest(2), 'd')).toBe('c');
+    expect(t.claim(digest(3), 'c')).toBe('c');
   });
 });
 
