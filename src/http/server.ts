@@ -6,6 +6,7 @@ import type { Source } from '../distribution/answers.js';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
 import { registerApiRoutes, type NodeStatus } from './api-routes.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
 import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes } from './v2-routes.js';
 
@@ -46,6 +47,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   registerV2Routes(app, opts.distribution, opts.onBlobServed);
   registerApiRoutes(app, opts.status);
+  registerDashboardRoutes(app);
   return app;
 }
 
