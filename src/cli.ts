@@ -1,27 +1,27 @@
 #!/usr/bin/env node
-// The layerd command. Every failure a user can cause ends as one line on stderr and exit code 2.
+// The layerd command. A failure ends as one line on stderr: exit code 2 for what the user can fix on the
+// command line (flags, config, an image reference), 1 for what failed at run time.
 import './polyfill.js';
-import { parseArgs } from 'node:util';
+import { RuntimeError, UsageError, parseFlags, type Command } from './cli/command.js';
+import { gc, ls, pullCommand, status } from './cli/commands.js';
 import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './config.js';
-import { startNode } from './node.js';
 import { VERSION } from './version.js';
 
 const USAGE = `layerd: peer-to-peer container-image layer distribution daemon
 
 Usage:
   layerd serve [options]   run a node: an OCI registry (/v2) on this host
+  layerd status            show a node's status
+  layerd pull IMAGE        pull an image into a node's cache, through its /v2 endpoint
+  layerd ls                list the images a node holds
+  layerd gc                reclaim a node's unreferenced content
   layerd --version         print the version
   layerd help              this text
 
+status, pull, ls and gc talk to a running node: --node URL (default http://127.0.0.1:5000, env
+LAYERD_NODE), --json for machine output. Exit codes: 0 ok, 1 failure at run time, 2 bad usage.
+
 Run "layerd <command> --help" for a command's options.`;
-
-class UsageError extends Error {}
-
-interface Command {
-  summary: string;
-  help(): string;
-  run(args: string[]): Promise<void>;
-}
 
 const COMMANDS: Record<string, Command> = {
   serve: {
@@ -31,6 +31,8 @@ const COMMANDS: Record<string, Command> = {
       const { values } = parseFlags(args, flagSpecs());
       const file = (values.config as string | undefined) ?? process.env[envName('config')];
       const config = loadConfig({ flags: values, env: process.env, file });
+      // Loaded here, not at the top: the node's libraries (libp2p, fastify) would slow every client command.
+      const { startNode } = await import('./node.js');
       const node = await startNode(config);
       let stopping = false;
       const stop = (signal: string) => {
@@ -52,15 +54,11 @@ const COMMANDS: Record<string, Command> = {
       process.on('SIGINT', () => stop('SIGINT'));
     },
   },
+  status,
+  pull: pullCommand,
+  ls,
+  gc,
 };
-
-function parseFlags(args: string[], options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]);
-  }
-}
 
 async function main(argv: string[]): Promise<void> {
   const [first, ...rest] = argv;
@@ -91,6 +89,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`layerd: listen: ${e.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`layerd: ${e?.message ?? String(err)}\n`);
+  // A RuntimeError's message is already one line; anything else is a bug, but still gets one line.
+  const message = err instanceof RuntimeError ? err.message : (e?.message ?? String(err));
+  process.stderr.write(`layerd: ${message.split('\n')[0]}\n`);
   process.exit(1);
 });

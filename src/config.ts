@@ -91,6 +91,24 @@ function count(raw: unknown): number {
   return n;
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** A byte count: 1073741824, 500MB, 10GiB, 1.5TB. */
+export function parseBytes(raw: unknown): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(raw));
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`invalid size ${JSON.stringify(String(raw))}: want bytes or e.g. 500MB, 10GiB`);
+  const n = Math.floor(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`size must be above 0, not ${JSON.stringify(String(raw))}`);
+  return n;
+}
+
+function fraction(raw: unknown): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new Error(`must be a fraction in (0, 1], e.g. 0.9, not ${JSON.stringify(String(raw))}`);
+  return n;
+}
+
 export interface UpstreamConfig {
   /** The registry host name clients mean (docker.io, ghcr.io, seed:5000). */
   name: string;
@@ -214,6 +232,12 @@ export const OPTIONS = {
   reprovideInterval: option({ name: 'reprovide-interval', value: 'DURATION', description: 'how often held blobs are announced again (records live twice as long)', default: 12 * 3_600_000, parse: durationMs, show: showMs }),
   peerLookupTimeout: option({ name: 'peer-lookup-timeout', value: 'DURATION', description: 'how long to look for peers holding a blob before asking the seed', default: 2_000, parse: durationMs, show: showMs }),
   maxUploadsPerPeer: option({ name: 'max-uploads-per-peer', value: 'N', description: 'blob transfers one peer may draw from this node at once', default: 8, parse: count }),
+  maxDiskBytes: option({ name: 'max-disk-bytes', value: 'SIZE', description: 'quota for blobs on disk (e.g. 50GiB); least recently used cached blobs are evicted above it', default: undefined as number | undefined, parse: parseBytes, show: () => 'none' }),
+  diskHighWatermark: option({ name: 'disk-high-watermark', value: 'FRACTION', description: 'eviction starts when blobs pass this fraction of --max-disk-bytes', default: 0.9, parse: fraction }),
+  diskLowWatermark: option({ name: 'disk-low-watermark', value: 'FRACTION', description: 'eviction stops at this fraction of --max-disk-bytes', default: 0.8, parse: fraction }),
+  evictPushed: option({ name: 'evict-pushed', value: 'BOOL', description: 'let eviction remove content pushed to this node too (it may be its only copy)', default: false, parse: bool }),
+  gcInterval: option({ name: 'gc-interval', value: 'DURATION', description: 'how often stale uploads and unlinked blobs are collected (0: only at start and on request)', default: 3_600_000, parse: durationMs, show: showMs }),
+  uploadTtl: option({ name: 'upload-ttl', value: 'DURATION', description: 'how long an unfinished push may stay idle before its bytes are collected', default: 24 * 3_600_000, parse: durationMs, show: showMs }),
   upstreamRetries: option({ name: 'upstream-retries', value: 'N', description: 'retries of a seed request after a connection error or 5xx', default: 2, parse: count }),
 };
 
@@ -258,6 +282,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     } catch (err) {
       throw new ConfigError(def.name, (err as Error).message);
     }
+  }
+  if ((config.diskLowWatermark as number) > (config.diskHighWatermark as number)) {
+    throw new ConfigError('disk-low-watermark', `must not exceed disk-high-watermark (${config.diskHighWatermark})`);
   }
   return config as Config;
 }

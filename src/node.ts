@@ -1,5 +1,6 @@
 // A layerd node: the stores, the registry and mirror over them, the peer-to-peer layer when it is
 // configured, and the HTTP endpoint, wired from a Config.
+import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
@@ -10,15 +11,18 @@ import { PeerFetcher } from './distribution/peer-fetcher.js';
 import { PeerScores } from './distribution/peer-scores.js';
 import { Registry } from './distribution/registry.js';
 import { NodeStats } from './distribution/stats.js';
-import type { NodeStatus } from './http/api-routes.js';
+import { DiskKeeper } from './distribution/disk-keeper.js';
+import { Inventory } from './distribution/inventory.js';
+import type { Check, NodeApi, NodeStatus } from './http/api-routes.js';
+import { NodeMetrics, routeOf } from './node-metrics.js';
+import { TrackedBlobStore } from './store/tracked-blob-store.js';
+import { readdirOrEmpty } from './store/fs-util.js';
 import { buildHttpServer } from './http/server.js';
-import { fetchFromPeer, handleBlobProtocol, storeLookup, type ServableBlob } from './p2p/blob-protocol.js';
+import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
 import { FetchClaims } from './p2p/fetch-claims.js';
-import type { Digest } from './oci/digest.js';
 import { DhtContentRouter } from './p2p/dht-router.js';
 import { loadOrCreateIdentity } from './p2p/identity.js';
 import { createP2PNode, type LayerdLibp2p } from './p2p/libp2p-node.js';
-import type { BlobStore } from './store/blob-store.js';
 import { FsBlobStore } from './store/fs-blob-store.js';
 import { FsRepositoryStore } from './store/fs-repository-store.js';
 import type { RepositoryStore } from './store/repository-store.js';
@@ -39,16 +43,19 @@ export function createLogger(level: Config['logLevel']): Logger {
 
 interface P2P {
   libp2p: LayerdLibp2p;
+  router: DhtContentRouter;
   fetcher: PeerFetcher;
-  announcing: AnnouncingBlobStore;
-  /** Serves blobs to peers: what the store holds, else what `relay` is fetching from the seed now. */
-  serve(relay: (digest: Digest) => Promise<ServableBlob | undefined>): Promise<void>;
+  /** Serves blobs to peers: what `held` finds in the store, else what `relay` is fetching from the seed now. */
+  serve(held: BlobLookup, relay: BlobLookup): Promise<void>;
 }
+
+/** How long requests in flight may run on after a shutdown begins. */
+const SHUTDOWN_GRACE_MS = 5_000;
 
 /** How long a peer's request waits for this node's seed download of the blob to start writing. */
 const RELAY_WAIT_MS = 30_000;
 
-async function startP2P(config: Config, dataDir: string, store: BlobStore, stats: NodeStats, logger: Logger): Promise<P2P> {
+async function startP2P(config: Config, dataDir: string, stats: NodeStats, metrics: NodeMetrics, logger: Logger): Promise<P2P> {
   const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
   const libp2p = await createP2PNode({
     privateKey,
@@ -56,6 +63,7 @@ async function startP2P(config: Config, dataDir: string, store: BlobStore, stats
     announce: config.announce,
     bootstrap: config.bootstrap,
     providerTtlMs: 2 * config.reprovideInterval,
+    metricsRegistry: metrics.registry,
   });
   const log = logger.child({ component: 'p2p' });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
@@ -68,81 +76,205 @@ async function startP2P(config: Config, dataDir: string, store: BlobStore, stats
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
     },
     new PeerScores(),
-    { lookupTimeoutMs: config.peerLookupTimeout, onLookup: (ms, found) => stats.lookup(ms, found), log },
+    {
+      lookupTimeoutMs: config.peerLookupTimeout,
+      onLookup: (ms, found) => {
+        stats.lookup(ms, found);
+        metrics.lookupSeconds.observe(ms / 1000);
+      },
+      onRangeFetched: (peer, bytes) => stats.downloaded(peer, bytes),
+      log,
+    },
   );
-  const held = storeLookup(store);
-  const serve = (relay: (digest: Digest) => Promise<ServableBlob | undefined>) =>
-    handleBlobProtocol(
-      libp2p,
-      async (digest) => (await held(digest)) ?? relay(digest),
-      { maxUploadsPerPeer: config.maxUploadsPerPeer, onServed: (_peer, _digest, bytes) => (stats.uploadedToPeers += bytes) },
-    );
+  const serve = (held: BlobLookup, relay: BlobLookup) =>
+    handleBlobProtocol(libp2p, async (digest) => (await held(digest)) ?? relay(digest), {
+      maxUploadsPerPeer: config.maxUploadsPerPeer,
+      onServed: (peer, _digest, bytes) => stats.uploaded(peer, bytes),
+    });
   logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()) }, 'p2p started');
-  return { libp2p, fetcher, announcing: new AnnouncingBlobStore(store, router), serve };
+  return { libp2p, router, fetcher, serve };
+}
+
+function connectedPeerIds(libp2p: LayerdLibp2p): string[] {
+  return [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))];
+}
+
+/** The store takes writes: a small file is written and removed in its data dir. */
+async function storeWritable(dataDir: string): Promise<Check> {
+  const probe = join(dataDir, `.healthz-${process.pid}`);
+  try {
+    await writeFile(probe, 'ok');
+    await rm(probe, { force: true });
+    return { ok: true, detail: `${dataDir} is writable` };
+  } catch (err) {
+    return { ok: false, detail: `${dataDir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  }
 }
 
 export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   const dataDir = resolve(config.dataDir);
   const stats = new NodeStats();
+  let keeper: DiskKeeper | undefined;
+  let p2p: P2P | undefined;
+  let blobs: TrackedBlobStore | undefined;
+  const metrics: NodeMetrics = new NodeMetrics({
+    stats,
+    store: () => ({ bytes: blobs?.index.bytes ?? 0, blobs: blobs?.index.count ?? 0, maxBytes: config.maxDiskBytes }),
+    evictions: () => ({ count: keeper?.evictions ?? 0, bytes: keeper?.evictedBytes ?? 0 }),
+    connectedPeers: () => (p2p ? connectedPeerIds(p2p.libp2p).length : 0),
+    provides: () => p2p?.router.counts ?? { provides: 0, failures: 0 },
+  });
   const fsBlobs = await new FsBlobStore(dataDir).init();
-  const p2p = config.p2pListen.length > 0 ? await startP2P(config, dataDir, fsBlobs, stats, logger) : undefined;
-  // Every commit is announced to the cluster when P2P is on, whoever made it.
-  const blobs: BlobStore = p2p?.announcing ?? fsBlobs;
+  p2p = config.p2pListen.length > 0 ? await startP2P(config, dataDir, stats, metrics, logger) : undefined;
+  // Every commit is announced to the cluster when P2P is on, whoever made it; every read and write is
+  // accounted for the disk quota.
+  const announcing: AnnouncingBlobStore | undefined = p2p ? new AnnouncingBlobStore(fsBlobs, p2p.router) : undefined;
+  const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
+  blobs = tracked;
   const repos = await new FsRepositoryStore(dataDir).init();
-  const registry = new Registry(blobs, repos);
+  const registry = new Registry(tracked, repos);
 
   const upstreams = new Map<string, UpstreamRegistry>();
   for (const u of config.upstream) {
     upstreams.set(u.name, new UpstreamRegistry({ ...u, timeoutMs: config.upstreamTimeout, retries: config.upstreamRetries, userAgent: USER_AGENT }));
   }
   const caches = new Map<string, Promise<RepositoryStore>>();
+  const mirrorDir = join(dataDir, 'mirror');
+  // Each seed's cache lives apart from pushed content: data/mirror/<registry>/repositories/...
+  const cacheFor = (name: string) => {
+    let cache = caches.get(name);
+    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init()));
+    return cache;
+  };
+  /** Every seed cache: of the configured seeds, and of any other found on disk (a seed since removed). */
+  const allCaches = async (): Promise<Array<{ registry: string; repos: RepositoryStore }>> => {
+    const names = new Set([...upstreams.keys(), ...(await readdirOrEmpty(mirrorDir)).map((n) => decodeURIComponent(n))]);
+    return Promise.all([...names].sort().map(async (registry) => ({ registry, repos: await cacheFor(registry) })));
+  };
   const mirror = new Mirror({
-    blobs,
+    blobs: tracked,
     upstreams,
-    // Each seed's cache lives apart from pushed content: data/mirror/<registry>/repositories/...
-    cacheFor: (name) => {
-      let cache = caches.get(name);
-      if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(dataDir, 'mirror', encodeURIComponent(name))).init()));
-      return cache;
-    },
+    cacheFor,
     tagTtlMs: config.tagTtl,
     serveStale: config.serveStale,
     log: logger,
     peers: p2p?.fetcher,
-    onBlobFetched: (_digest, size, source) => stats.fetched(source, size),
+    onJoin: () => stats.singleFlightJoins++,
+    onBlobFetched: (digest, size, source) => {
+      stats.fetched(source, size);
+      tracked.setSource(digest, source);
+    },
   });
-  await p2p?.serve((digest) => mirror.relay(digest, RELAY_WAIT_MS));
+  await p2p?.serve(storeLookup(tracked), (digest) => mirror.relay(digest, RELAY_WAIT_MS));
   const useMirror = upstreams.size > 0 || p2p !== undefined;
   const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry);
 
-  let url = '';
-  const status = (): NodeStatus => ({
-    version: VERSION,
-    url,
-    peerId: p2p?.libp2p.peerId.toString(),
-    multiaddrs: p2p?.libp2p.getMultiaddrs().map((a) => a.toString()) ?? [],
-    connectedPeers: p2p ? new Set(p2p.libp2p.getConnections().map((c) => c.remotePeer.toString())).size : 0,
-    upstreams: [...upstreams.keys()],
-    defaultRegistry: config.defaultRegistry,
-    stats,
+  keeper = new DiskKeeper(tracked, {
+    maxBytes: config.maxDiskBytes,
+    highWatermark: config.diskHighWatermark,
+    lowWatermark: config.diskLowWatermark,
+    evictPushed: config.evictPushed,
+    pushed: repos,
+    caches: async () => (await allCaches()).map((c) => c.repos),
+    uploadSessionAlive: async (id, modified) => {
+      if (Date.now() - modified >= config.uploadTtl) return false;
+      for (const repo of await repos.listRepositories()) if (await repos.hasUpload(repo, id)) return true;
+      return false;
+    },
+    collectUploads: (keep) => fsBlobs.collectUploads(keep),
+    log: logger,
   });
-  const app = buildHttpServer({ distribution, logger, status, onBlobServed: (source) => stats.served[source]++ });
+  const diskKeeper = keeper;
+  tracked.onCommit = () => void diskKeeper.enforce();
+  // What a crash or kill -9 left (downloads cut short, abandoned uploads) goes before anything is served.
+  await diskKeeper.collect();
+  const gcTimer = config.gcInterval > 0 ? setInterval(() => void diskKeeper.collect().catch((err: Error) => logger.warn({ reason: err.message }, 'garbage collection failed')), config.gcInterval) : undefined;
+  gcTimer?.unref();
+
+  const inventory = new Inventory(tracked, async () => [{ registry: 'local', repos }, ...(await allCaches())]);
+  let url = '';
+  const status = (): NodeStatus => {
+    const peers = p2p ? connectedPeerIds(p2p.libp2p) : [];
+    return {
+      version: VERSION,
+      url,
+      peerId: p2p?.libp2p.peerId.toString(),
+      multiaddrs: p2p?.libp2p.getMultiaddrs().map((a) => a.toString()) ?? [],
+      connectedPeers: peers.length,
+      peers: peers.map((id) => ({
+        id,
+        addrs: p2p!.libp2p.getConnections().filter((c) => c.remotePeer.toString() === id).map((c) => c.remoteAddr.toString()),
+        uploaded: stats.peers.get(id)?.uploaded ?? 0,
+        downloaded: stats.peers.get(id)?.downloaded ?? 0,
+      })),
+      upstreams: [...upstreams.keys()],
+      defaultRegistry: config.defaultRegistry,
+      store: {
+        bytes: tracked.index.bytes,
+        blobs: tracked.index.count,
+        maxBytes: config.maxDiskBytes ?? null,
+        highWatermarkBytes: diskKeeper.highBytes ?? null,
+        lowWatermarkBytes: diskKeeper.lowBytes ?? null,
+        evictions: diskKeeper.evictions,
+      },
+      stats,
+    };
+  };
+  const health = async (): Promise<Record<string, Check>> => ({ process: { ok: true, detail: `pid ${process.pid}` }, store: await storeWritable(dataDir) });
+  const api: NodeApi = {
+    status,
+    images: () => inventory.images(),
+    blobs: async () =>
+      tracked.index
+        .leastRecentlyUsed()
+        .reverse()
+        .slice(0, 1000)
+        .map((e) => ({ digest: e.digest, size: e.size, source: e.source ?? 'unknown', lastAccess: new Date(e.lastUse).toISOString() })),
+    pulls: () => stats.recentPulls(),
+    gc: () => diskKeeper.collect(),
+    health,
+    readiness: async () => {
+      const checks = await health();
+      checks.index = { ok: true, detail: `${tracked.index.count} blobs, ${tracked.index.bytes} bytes` };
+      if (config.bootstrap.length > 0) {
+        const n = p2p ? connectedPeerIds(p2p.libp2p).length : 0;
+        checks.peers = { ok: n > 0, detail: n > 0 ? `${n} connected` : 'no peer connected yet (bootstrap peers are configured)' };
+      }
+      return checks;
+    },
+    metrics: () => metrics.render(),
+  };
+  const app = buildHttpServer({
+    distribution,
+    logger,
+    api,
+    requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
+    observe: (e) => {
+      if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);
+      if (!e.head) stats.pulled({ kind: e.kind, registry: e.registry, repository: e.repository, reference: e.reference, digest: e.digest, size: e.size, source: e.source });
+    },
+  });
   await app.listen({ host: config.listen.host, port: config.listen.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   url = `http://${host}:${port}`;
   // Names only: an upstream's credentials are never logged.
-  logger.info({ url, dataDir, upstreams: [...upstreams.keys()], defaultRegistry: config.defaultRegistry }, 'layerd listening');
-  if (p2p) {
-    const announced = await p2p.announcing.announceAll();
+  logger.info({ url, dataDir, upstreams: [...upstreams.keys()], defaultRegistry: config.defaultRegistry, maxDiskBytes: config.maxDiskBytes }, 'layerd listening');
+  if (announcing) {
+    const announced = await announcing.announceAll();
     logger.info({ blobs: announced }, 'announcing held blobs');
   }
   return {
     url,
     logger,
     async close() {
+      clearInterval(gcTimer);
+      // Stop accepting; give transfers in flight a grace period, then cut them. Nothing half written is
+      // ever under a blob's name, and what downloads leave in uploads/ is collected at the next start.
+      const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await app.close();
+      clearTimeout(cut);
       await p2p?.libp2p.stop();
       for (const u of upstreams.values()) u.close();
     },

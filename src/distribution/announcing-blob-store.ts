@@ -4,7 +4,7 @@
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { ContentRouter } from '../p2p/content-router.js';
-import type { AppendOptions, BlobInfo, BlobStore, BlobWriter, ByteSource, OpenBlob } from '../store/blob-store.js';
+import { onWriterCommit, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from '../store/blob-store.js';
 
 export class AnnouncingBlobStore implements BlobStore {
   constructor(
@@ -30,24 +30,14 @@ export class AnnouncingBlobStore implements BlobStore {
   }
 
   async createWriter(): Promise<BlobWriter> {
-    return this.wrap(await this.inner.createWriter());
+    return onWriterCommit(await this.inner.createWriter(), (info) => this.announce(info));
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {
     const writer = await this.inner.resumeWriter(id);
-    return writer && this.wrap(writer);
+    return writer && onWriterCommit(writer, (info) => this.announce(info));
   }
 
-  private wrap(writer: BlobWriter): BlobWriter {
-    return {
-      id: writer.id,
-      size: () => writer.size(),
-      append: (source: ByteSource, opts?: AppendOptions) => writer.append(source, opts),
-      openReader: () => writer.openReader(),
-      commit: async (expected: Digest, opts?: { onVerified?: () => void }) => this.announce(await writer.commit(expected, opts)),
-      abort: () => writer.abort(),
-    };
-  }
 
   async delete(digest: Digest): Promise<boolean> {
     const deleted = await this.inner.delete(digest);

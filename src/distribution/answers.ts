@@ -12,12 +12,16 @@ export interface ManifestAnswer {
   source: Source;
   /** Served from cache because the seed could not confirm the tag. */
   stale: boolean;
+  /** The seed registry the manifest belongs to; absent for content pushed to this node. */
+  registry?: string;
 }
 
 export interface BlobAnswer {
   digest: Digest;
   size: number;
   source: Source;
+  /** The seed registry the blob was asked for through; absent for content pushed to this node. */
+  registry?: string;
   /** The bytes in range (inclusive), or the whole blob. */
   open(range?: ByteRange): Promise<Readable>;
 }

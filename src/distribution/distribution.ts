@@ -30,7 +30,7 @@ export class Distribution {
     } catch (err) {
       if (!this.mirrors(err, target, 'manifest')) throw err;
     }
-    return this.mirror!.manifest(target, name, ref);
+    return { ...(await this.mirror!.manifest(target, name, ref)), registry: target };
   }
 
   async blob(name: RepositoryName, digest: Digest, ns: string | null, head: boolean): Promise<BlobAnswer> {
@@ -41,7 +41,7 @@ export class Distribution {
     } catch (err) {
       if (!this.mirrors(err, target, 'blob')) throw err;
     }
-    return this.mirror!.blob(target, name, digest, head);
+    return { ...(await this.mirror!.blob(target, name, digest, head)), registry: target };
   }
 
   /** A local miss goes to the mirror when it can get the content: a seed for manifests, a seed or peers for blobs. */

@@ -31,6 +31,8 @@ export interface MirrorOptions {
   log: Pick<Logger, 'info' | 'warn' | 'debug'>;
   /** Peers to ask for blobs before the seed (absent when P2P is off). */
   peers?: PeerFetcher;
+  /** Told when a client's request joins a download already running for the blob. */
+  onJoin?: (digest: Digest) => void;
   /** Told of every blob fetched and committed, with where it came from. */
   onBlobFetched?: (digest: Digest, size: number, source: Source) => void;
 }
@@ -170,6 +172,7 @@ export class Mirror {
     const local = await blobs.stat(digest);
     if (local) return { digest, size: local.size, source: 'local', open: async (range) => (await blobs.open(digest, range)).stream };
     let download = this.downloads.get(digest);
+    if (download && !head) this.opts.onJoin?.(digest);
     // A HEAD is answered by the seed without fetching; with no seed, only by fetching (and verifying).
     if (!download && head && up) return this.headBlob(up, repo, digest);
     if (!download) {

@@ -39,6 +39,8 @@ export interface PeerFetcherOptions {
   /** How long a lookup's answer is reused. */
   lookupCacheMs?: number;
   onLookup?: (ms: number, found: number) => void;
+  /** Told of every range a peer sent in full (for per-peer traffic). */
+  onRangeFetched?: (peer: string, bytes: number) => void;
   log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
@@ -59,7 +61,7 @@ export class PeerFetcher {
    */
   private readonly load = new Map<string, number>();
   private capacityWaiters: Array<() => void> = [];
-  private readonly o: Required<Omit<PeerFetcherOptions, 'onLookup' | 'log'>> & Pick<PeerFetcherOptions, 'onLookup' | 'log'>;
+  private readonly o: Required<Omit<PeerFetcherOptions, 'onLookup' | 'onRangeFetched' | 'log'>> & Pick<PeerFetcherOptions, 'onLookup' | 'onRangeFetched' | 'log'>;
 
   constructor(
     private readonly net: PeerNetwork,
@@ -264,6 +266,7 @@ export class PeerFetcher {
         const ms = Date.now() - started;
         durations.push(ms);
         this.scores.success(peer.id, Math.max(0, length), ms);
+        this.o.onRangeFetched?.(peer.id, Math.max(0, length));
         contributors.add(peer.id);
         return { data, size: blob.size };
       } catch (err) {

@@ -1,4 +1,5 @@
-// The node's own API (/api): what an operator or script asks a node about itself.
+// The node's own API (/api, /healthz, /readyz, /metrics): what an operator, a script, the dashboard or
+// Prometheus asks a node about itself. The node supplies the answers; this module only speaks HTTP.
 import type { FastifyInstance } from 'fastify';
 
 export interface NodeStatus {
@@ -10,8 +11,54 @@ export interface NodeStatus {
   [key: string]: unknown;
 }
 
-export function registerApiRoutes(app: FastifyInstance, status: () => NodeStatus): void {
+export interface Check {
+  ok: boolean;
+  detail?: string;
+}
+
+export interface NodeApi {
+  status(): NodeStatus;
+  images(): Promise<object[]>;
+  blobs(): Promise<object[]>;
+  pulls(): object[];
+  gc(): Promise<object>;
+  /** Liveness: the process runs and its store takes writes. */
+  health(): Promise<Record<string, Check>>;
+  /** Readiness: healthy, the store is loaded and, when peers are expected, one is connected. */
+  readiness(): Promise<Record<string, Check>>;
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export function registerApiRoutes(app: FastifyInstance, api: NodeApi): void {
+  const json = (body: object) => JSON.stringify(body);
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.url.startsWith('/api/') || request.url === '/healthz' || request.url === '/readyz') reply.header('cache-control', 'no-store');
+    return payload;
+  });
   app.get('/api/status', async (_request, reply) => {
-    reply.header('cache-control', 'no-store').send(status());
+    reply.type('application/json').send(json(api.status()));
+  });
+  app.get('/api/images', async (_request, reply) => {
+    reply.type('application/json').send(json({ images: await api.images() }));
+  });
+  app.get('/api/blobs', async (_request, reply) => {
+    reply.type('application/json').send(json({ blobs: await api.blobs() }));
+  });
+  app.get('/api/pulls', async (_request, reply) => {
+    reply.type('application/json').send(json({ pulls: api.pulls() }));
+  });
+  app.post('/api/gc', async (_request, reply) => {
+    reply.type('application/json').send(json(await api.gc()));
+  });
+  const probe = (ok: string, fail: string, run: () => Promise<Record<string, Check>>) => async (_request: unknown, reply: { code(n: number): { type(t: string): { send(b: string): void } } }) => {
+    const checks = await run();
+    const good = Object.values(checks).every((c) => c.ok);
+    reply.code(good ? 200 : 503).type('application/json').send(json({ status: good ? ok : fail, checks }));
+  };
+  app.get('/healthz', probe('ok', 'fail', () => api.health()));
+  app.get('/readyz', probe('ready', 'not-ready', () => api.readiness()));
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await api.metrics();
+    reply.type(contentType).send(body);
   });
 }

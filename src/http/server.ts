@@ -2,20 +2,23 @@
 // and every error rendered by errors.ts.
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Source } from '../distribution/answers.js';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
-import { registerApiRoutes, type NodeStatus } from './api-routes.js';
+import { registerApiRoutes, type NodeApi } from './api-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
-import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes } from './v2-routes.js';
+import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes, type ServeObserver } from './v2-routes.js';
 
 export interface HttpServerOptions {
   distribution: Distribution;
   logger: Logger | false;
-  status: () => NodeStatus;
-  /** Told of every blob answer (GET or HEAD, 2xx) and where its bytes came from. */
-  onBlobServed?: (source: Source) => void;
+  api: NodeApi;
+  /** Told of every answered request (for metrics). */
+  requestDone?: (method: string, url: string, status: number) => void;
+  /** Extra routes (the dashboard). */
+  extraRoutes?: Array<(app: FastifyInstance) => void>;
+  /** Told of every manifest and blob answer (GET or HEAD, 2xx) and where its bytes came from. */
+  observe?: ServeObserver;
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -45,9 +48,14 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     sendError(notFound(request.url), request, reply);
   });
 
-  registerV2Routes(app, opts.distribution, opts.onBlobServed);
-  registerApiRoutes(app, opts.status);
+  registerV2Routes(app, opts.distribution, opts.observe);
+  registerApiRoutes(app, opts.api);
   registerDashboardRoutes(app);
+  for (const register of opts.extraRoutes ?? []) register(app);
+  if (opts.requestDone) {
+    const done = opts.requestDone;
+    app.addHook('onResponse', async (request, reply) => done(request.method, request.url, reply.statusCode));
+  }
   return app;
 }
 

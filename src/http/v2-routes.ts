@@ -41,8 +41,13 @@ export const SOURCE_HEADER = 'x-layerd-source';
 
 export const API_VERSION_HEADER = { 'docker-distribution-api-version': 'registry/2.0' };
 
-export function registerV2Routes(app: FastifyInstance, distribution: Distribution, onBlobServed?: (source: Source) => void): void {
-  const h = new V2Handlers(distribution, onBlobServed);
+/** Told of every manifest and blob answer (2xx) a client gets: what, from where, how big. */
+export interface ServeObserver {
+  (event: { kind: 'manifest' | 'blob'; head: boolean; registry: string; repository: RepositoryName; reference: string; digest: Digest; size: number; bytes: number; source: Source }): void;
+}
+
+export function registerV2Routes(app: FastifyInstance, distribution: Distribution, observe?: ServeObserver): void {
+  const h = new V2Handlers(distribution, observe);
   const routes: Route[] = [
     { pattern: /^_catalog$/, named: false, methods: { GET: (c) => h.catalog(c) } },
     { pattern: /^(.+)\/tags\/list$/, named: true, methods: { GET: (c) => h.tags(c) } },
@@ -141,7 +146,7 @@ class V2Handlers {
 
   constructor(
     private readonly distribution: Distribution,
-    private readonly onBlobServed?: (source: Source) => void,
+    private readonly observe?: ServeObserver,
   ) {
     this.registry = distribution.registry;
   }
@@ -169,7 +174,9 @@ class V2Handlers {
     const m = await this.distribution.manifest(name, ref, query.get('ns'));
     reply.code(200).headers(manifestHeaders(m.record.mediaType, m.record.digest, m.bytes.length)).header(SOURCE_HEADER, m.source);
     if (m.stale) reply.headers({ warning: '110 - "Response is Stale"', 'x-layerd-stale': 'true' });
-    reply.send(request.method === 'HEAD' ? undefined : m.bytes);
+    const head = request.method === 'HEAD';
+    this.observe?.({ kind: 'manifest', head, registry: m.registry ?? 'local', repository: name, reference: param, digest: m.record.digest, size: m.bytes.length, bytes: head ? 0 : m.bytes.length, source: m.source });
+    reply.send(head ? undefined : m.bytes);
   }
 
   async putManifest({ request, reply, name, param }: Ctx): Promise<void> {
@@ -203,8 +210,9 @@ class V2Handlers {
       throw new OciError('RANGE_INVALID', `range not satisfiable for ${info.size} bytes`);
     }
     const range: ByteRange | undefined = rangeReq.kind === 'range' ? rangeReq.range : undefined;
-    this.onBlobServed?.(info.source);
     const length = range ? range.end - range.start + 1 : info.size;
+    const head = request.method === 'HEAD';
+    this.observe?.({ kind: 'blob', head, registry: info.registry ?? 'local', repository: name, reference: digest, digest, size: info.size, bytes: head ? 0 : length, source: info.source });
     reply.code(range ? 206 : 200).header('content-length', String(length));
     if (range) reply.header('content-range', contentRange(range, info.size));
     if (request.method === 'HEAD') return void reply.send();

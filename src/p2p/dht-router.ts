@@ -21,6 +21,8 @@ export class DhtContentRouter implements ContentRouter {
   private readonly concurrency: number;
   /** Digests this node announces, so a withdrawn digest's queued provide is skipped. */
   private readonly provided = new Set<Digest>();
+  /** Provides made and failed, for metrics. */
+  readonly counts = { provides: 0, failures: 0 };
 
   constructor(
     private readonly libp2p: Libp2p<{ dht: KadDHT }>,
@@ -49,8 +51,14 @@ export class DhtContentRouter implements ContentRouter {
       this.libp2p.contentRouting
         .provide(digestToCid(job.digest))
         .then(
-          () => this.opts.log?.debug({ digest: job.digest, ms: Date.now() - started }, 'provided'),
-          (err: Error) => this.opts.log?.warn({ digest: job.digest, reason: err.message }, 'provide failed'),
+          () => {
+            this.counts.provides++;
+            this.opts.log?.debug({ digest: job.digest, ms: Date.now() - started }, 'provided');
+          },
+          (err: Error) => {
+            this.counts.failures++;
+            this.opts.log?.warn({ digest: job.digest, reason: err.message }, 'provide failed');
+          },
         )
         .finally(() => {
           this.active--;

@@ -13,6 +13,8 @@ import { identify } from '@libp2p/identify';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
+import { prometheusMetrics } from '@libp2p/prometheus-metrics';
+import type { Registry } from 'prom-client';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
@@ -26,6 +28,8 @@ export interface P2PNodeOptions {
   bootstrap: string[];
   /** How long a provider record is valid, and so how often this node re-provides (at half of it). */
   providerTtlMs: number;
+  /** Where libp2p's own Prometheus metrics go (the node's /metrics). */
+  metricsRegistry?: Registry;
 }
 
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
@@ -35,6 +39,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp()],
+    ...(opts.metricsRegistry ? { metrics: prometheusMetrics({ registry: opts.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }) } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // Dial bootstrap peers at once: a joining node is useful only once it has a routing-table peer.

@@ -9,6 +9,8 @@ import type { ByteRange } from '../oci/range.js';
 export interface BlobInfo {
   digest: Digest;
   size: number;
+  /** When the blob was last read or written (ms since the epoch), where the store keeps that. */
+  accessedAt?: number;
 }
 
 export interface OpenBlob extends BlobInfo {
@@ -69,6 +71,20 @@ export interface BlobStore {
   /** Removes a blob; false if it was not there. */
   delete(digest: Digest): Promise<boolean>;
   list(): AsyncIterable<BlobInfo>;
+  /** Records a use of the blob, so the order of last use survives a restart (optional). */
+  touch?(digest: Digest): Promise<void>;
+}
+
+/** A writer like `writer` whose commit also calls `committed` with the new blob (for store wrappers). */
+export function onWriterCommit(writer: BlobWriter, committed: (info: BlobInfo) => BlobInfo): BlobWriter {
+  return {
+    id: writer.id,
+    size: () => writer.size(),
+    append: (source, opts) => writer.append(source, opts),
+    openReader: () => writer.openReader(),
+    commit: async (expected, opts) => committed(await writer.commit(expected, opts)),
+    abort: () => writer.abort(),
+  };
 }
 
 /** Shared by the implementations: write, commit, and abort on any failure. */

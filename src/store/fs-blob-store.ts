@@ -5,7 +5,7 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import { close, createReadStream, fdatasync, fstat, ftruncate, open as openCallback, read, writev } from 'node:fs';
 import { promisify } from 'node:util';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, utimes } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -142,6 +142,39 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** The file's mtime is the blob's last use: it is what orders eviction after a restart. */
+  async touch(digest: Digest): Promise<void> {
+    const now = new Date();
+    await utimes(this.blobPath(digest), now, now).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+  }
+
+  /**
+   * Removes upload areas no live writer owns and `keep` does not claim (a client's upload session that
+   * may still resume): what a crash or kill -9 left of downloads and abandoned uploads. Returns how
+   * many were removed.
+   */
+  async collectUploads(keep: (id: string, modifiedMs: number) => Promise<boolean>): Promise<number> {
+    let removed = 0;
+    for (const id of await readdirOrEmpty(this.uploadsDir)) {
+      if (this.writers.has(id)) continue;
+      const dir = join(this.uploadsDir, id);
+      let modified = 0;
+      try {
+        modified = (await stat(dir)).mtimeMs;
+        modified = Math.max(modified, (await stat(join(dir, 'data'))).mtimeMs);
+      } catch {
+        // no data file: nothing to keep
+      }
+      if (WRITER_ID.test(id) && (await keep(id, modified))) continue;
+      if (this.writers.has(id)) continue; // a writer resumed meanwhile
+      await rm(dir, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+
   async *list(): AsyncIterable<BlobInfo> {
     for (const algorithm of Object.keys(ALGORITHMS) as Algorithm[]) {
       for (const prefix of await readdirOrEmpty(join(this.blobsDir, algorithm))) {
@@ -152,8 +185,12 @@ export class FsBlobStore implements BlobStore {
           } catch {
             continue; // not a blob of ours
           }
-          const info = await this.stat(digest);
-          if (info) yield info;
+          try {
+            const st = await stat(this.blobPath(digest));
+            yield { digest, size: st.size, accessedAt: st.mtimeMs };
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
         }
       }
     }

@@ -65,6 +65,24 @@ export class FsRepositoryStore implements RepositoryStore {
     return removeFile(this.digestPath(repo, '_layers', digest));
   }
 
+  async listLinked(repo: RepositoryName): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const folder of ['_layers', '_manifests/revisions']) {
+      const base = join(this.repoDir(repo), folder);
+      for (const algorithm of await readdirOrEmpty(base)) {
+        for (const hex of await readdirOrEmpty(join(base, algorithm))) {
+          if (hex.includes('.tmp-')) continue; // a link still being written, or a crash's leftover
+          try {
+            out.push(parseDigest(`${algorithm}:${hex}`));
+          } catch {
+            // not a link of ours
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   async putManifest(repo: RepositoryName, record: ManifestRecord): Promise<void> {
     await writeAtomic(this.digestPath(repo, '_manifests/revisions', record.digest), JSON.stringify(record));
   }

@@ -51,6 +51,11 @@ export class MemoryRepositoryStore implements RepositoryStore {
     return this.repos.get(name)?.blobs.has(digest) ?? false;
   }
 
+  async listLinked(name: RepositoryName): Promise<Digest[]> {
+    const repo = this.repos.get(name);
+    return repo ? [...repo.blobs, ...repo.manifests.keys()] : [];
+  }
+
   async unlinkBlob(name: RepositoryName, digest: Digest): Promise<boolean> {
     return this.repos.get(name)?.blobs.delete(digest) ?? false;
   }

@@ -20,6 +20,8 @@ export interface RepositoryStore {
   linkBlob(repo: RepositoryName, digest: Digest): Promise<void>;
   hasBlob(repo: RepositoryName, digest: Digest): Promise<boolean>;
   unlinkBlob(repo: RepositoryName, digest: Digest): Promise<boolean>;
+  /** Every digest the repository links: its blobs and its manifests (for garbage collection). */
+  listLinked(repo: RepositoryName): Promise<Digest[]>;
 
   putManifest(repo: RepositoryName, record: ManifestRecord): Promise<void>;
   getManifest(repo: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined>;

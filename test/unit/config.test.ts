@@ -111,3 +111,25 @@ describe('upstream options', () => {
     expect(keyOf(() => loadConfig({ flags: { 'upstream-retries': '-1' } }))).toBe('upstream-retries');
   });
 });
+
+describe('disk options', () => {
+  it('parses sizes in bytes, SI and binary units', () => {
+    expect(loadConfig({ flags: { 'max-disk-bytes': '1048576' } }).maxDiskBytes).toBe(1_048_576);
+    expect(loadConfig({ flags: { 'max-disk-bytes': '500MB' } }).maxDiskBytes).toBe(500_000_000);
+    expect(loadConfig({ env: { LAYERD_MAX_DISK_BYTES: '10GiB' } }).maxDiskBytes).toBe(10 * 2 ** 30);
+    expect(loadConfig({ flags: { 'max-disk-bytes': '1.5 gb' } }).maxDiskBytes).toBe(1_500_000_000);
+    expect(loadConfig().maxDiskBytes).toBeUndefined();
+  });
+
+  it.each([['0'], ['-5GB'], ['ten gigs'], ['5XB']])('rejects the size %j naming the key', (value) => {
+    expect(keyOf(() => loadConfig({ flags: { 'max-disk-bytes': value } }))).toBe('max-disk-bytes');
+  });
+
+  it('takes watermarks as fractions, and refuses a low one above the high one', () => {
+    expect(loadConfig()).toMatchObject({ diskHighWatermark: 0.9, diskLowWatermark: 0.8, evictPushed: false });
+    expect(loadConfig({ flags: { 'disk-high-watermark': '0.95', 'disk-low-watermark': '0.5' } })).toMatchObject({ diskHighWatermark: 0.95, diskLowWatermark: 0.5 });
+    expect(keyOf(() => loadConfig({ flags: { 'disk-high-watermark': '1.5' } }))).toBe('disk-high-watermark');
+    expect(keyOf(() => loadConfig({ flags: { 'disk-low-watermark': '0' } }))).toBe('disk-low-watermark');
+    expect(keyOf(() => loadConfig({ flags: { 'disk-high-watermark': '0.5', 'disk-low-watermark': '0.6' } }))).toBe('disk-low-watermark');
+  });
+});

@@ -1,0 +1,75 @@
+// The commands that talk to a running node: status, pull, ls, gc.
+import { UsageError, nodeOptionsHelp, nodeFlags, printJson, type Command } from './command.js';
+import { formatGc, formatImages, type GcDoc, type ImageDoc } from './images.js';
+import { NodeClient } from './node-client.js';
+import { pull, summaryLine } from './pull.js';
+import { formatStatus, type StatusDoc } from './status.js';
+
+export const status: Command = {
+  summary: "show a node's status",
+  help: () => `Usage: layerd status [--node URL] [--json]
+
+Shows a node's version, peer id and addresses, connected peers, seed registries, store use,
+hit ratio, bytes saved versus the seeds, and blobs fetched by source (GET /api/status).
+
+${nodeOptionsHelp()}`,
+  async run(args) {
+    const f = nodeFlags(args);
+    const doc = await new NodeClient(f.node).json<StatusDoc>('GET', '/api/status');
+    if (f.json) printJson(doc);
+    else process.stdout.write(`${formatStatus(doc)}\n`);
+  },
+};
+
+export const pullCommand: Command = {
+  summary: "pull an image into a node's cache",
+  help: () => `Usage: layerd pull IMAGE [--node URL] [--platform OS/ARCH[/VARIANT]] [--json]
+
+Pulls IMAGE's manifests and blobs through the node's /v2 endpoint, as a container runtime would, so
+the node caches everything it did not hold. Every blob is streamed and checked against its digest.
+IMAGE is [REGISTRY/]REPOSITORY[:TAG][@DIGEST], e.g. registry.example:5000/team/app:v1,
+team/app@sha256:..., alpine (= docker.io/library/alpine:latest).
+An index pulls every platform's manifest and blobs, unless --platform picks one.
+
+${nodeOptionsHelp([['--platform OS/ARCH[/VARIANT]', 'only this platform of an index, e.g. linux/arm64']])}`,
+  async run(args) {
+    const f = nodeFlags(args, { platform: { type: 'string' } }, 1);
+    const image = f.positionals[0];
+    if (image === undefined) throw new UsageError('pull: missing IMAGE (try: layerd pull --help)');
+    const summary = await pull({ node: f.node, image, platform: f.values.platform as string | undefined, json: f.json, stderr: process.stderr });
+    if (f.json) printJson(summary);
+    else process.stdout.write(`${summaryLine(summary)}\n`);
+  },
+};
+
+export const ls: Command = {
+  summary: 'list the images a node holds',
+  help: () => `Usage: layerd ls [--node URL] [--json]
+
+Lists the images a node has cached or had pushed (GET /api/images): registry and repository, tags,
+short digest, size, and how much of it is on the node's disk.
+
+${nodeOptionsHelp()}`,
+  async run(args) {
+    const f = nodeFlags(args);
+    const doc = await new NodeClient(f.node).json<{ images?: ImageDoc[] }>('GET', '/api/images');
+    if (f.json) printJson(doc);
+    else process.stdout.write(`${formatImages(Array.isArray(doc.images) ? doc.images : [])}\n`);
+  },
+};
+
+export const gc: Command = {
+  summary: "reclaim a node's unreferenced content",
+  help: () => `Usage: layerd gc [--node URL] [--json]
+
+Asks the node to collect garbage (POST /api/gc): unfinished uploads and blobs nothing references,
+and prints what it removed and the bytes freed.
+
+${nodeOptionsHelp()}`,
+  async run(args) {
+    const f = nodeFlags(args);
+    const doc = await new NodeClient(f.node).json<GcDoc>('POST', '/api/gc');
+    if (f.json) printJson(doc);
+    else process.stdout.write(`${formatGc(doc)}\n`);
+  },
+};

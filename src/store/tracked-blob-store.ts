@@ -1,0 +1,109 @@
+// A BlobStore that keeps a UsageIndex of what it holds: sizes, order of last use, and which blobs are
+// being read right now (those are never evicted). Every layer above reads and writes through it, so
+// the index sees each commit, read and delete whoever makes it.
+import type { Digest } from '../oci/digest.js';
+import type { ByteRange } from '../oci/range.js';
+import { onWriterCommit, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
+import { UsageIndex } from './usage-index.js';
+
+/** A blob's last use is written to disk at most this often (a use is an mtime update). */
+const TOUCH_PERSIST_MS = 60_000;
+
+export class TrackedBlobStore implements BlobStore {
+  readonly index = new UsageIndex();
+  private readonly readers = new Map<Digest, number>();
+  private readonly persisted = new Map<Digest, number>();
+  /** Told after every commit (with the index already updated): where a quota check hooks in. */
+  onCommit: ((info: BlobInfo) => void) | undefined;
+
+  constructor(
+    private readonly inner: BlobStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Builds the index from what the store holds. */
+  async init(): Promise<this> {
+    const found = [];
+    for await (const info of this.inner.list()) found.push({ digest: info.digest, size: info.size, lastUse: info.accessedAt ?? 0 });
+    this.index.load(found);
+    return this;
+  }
+
+  isReading(digest: Digest): boolean {
+    return (this.readers.get(digest) ?? 0) > 0;
+  }
+
+  /** Records where a blob came from (for the dashboard and /api/blobs). */
+  setSource(digest: Digest, source: string): void {
+    const e = this.index.get(digest);
+    if (e) e.source = source;
+  }
+
+  stat(digest: Digest): Promise<BlobInfo | undefined> {
+    return this.inner.stat(digest);
+  }
+
+  async open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
+    this.readers.set(digest, (this.readers.get(digest) ?? 0) + 1);
+    let opened: OpenBlob;
+    try {
+      opened = await this.inner.open(digest, range);
+    } catch (err) {
+      this.release(digest);
+      throw err;
+    }
+    this.used(digest);
+    opened.stream.once('close', () => this.release(digest));
+    return opened;
+  }
+
+  private release(digest: Digest): void {
+    const n = (this.readers.get(digest) ?? 1) - 1;
+    if (n <= 0) this.readers.delete(digest);
+    else this.readers.set(digest, n);
+  }
+
+  private used(digest: Digest): void {
+    const t = this.now();
+    this.index.touch(digest, t);
+    if (!this.inner.touch || t - (this.persisted.get(digest) ?? 0) < TOUCH_PERSIST_MS) return;
+    this.persisted.set(digest, t);
+    if (this.persisted.size > 100_000) this.persisted.clear();
+    void this.inner.touch(digest).catch(() => undefined);
+  }
+
+  private committed(info: BlobInfo): BlobInfo {
+    this.index.add(info.digest, info.size, this.now());
+    this.onCommit?.(info);
+    return info;
+  }
+
+  async put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
+    return this.committed(await this.inner.put(source, expected));
+  }
+
+  async createWriter(): Promise<BlobWriter> {
+    return onWriterCommit(await this.inner.createWriter(), (info) => this.committed(info));
+  }
+
+  async resumeWriter(id: string): Promise<BlobWriter | undefined> {
+    const writer = await this.inner.resumeWriter(id);
+    return writer && onWriterCommit(writer, (info) => this.committed(info));
+  }
+
+
+  async delete(digest: Digest): Promise<boolean> {
+    const deleted = await this.inner.delete(digest);
+    this.index.remove(digest);
+    this.persisted.delete(digest);
+    return deleted;
+  }
+
+  list(): AsyncIterable<BlobInfo> {
+    return this.inner.list();
+  }
+
+  touch(digest: Digest): Promise<void> {
+    return this.inner.touch?.(digest) ?? Promise.resolve();
+  }
+}
