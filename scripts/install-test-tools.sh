@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real registries and clients the integration/e2e tests drive (Debian 12 packages):
-#   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr), docker.io (dockerd + docker).
+#   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr), docker.io (dockerd + docker),
+#   chromium (the dashboard test drives it headless through playwright-core; no browser is downloaded).
 # Idempotent and fast: if every package is already installed it does nothing, not even `apt-get update`.
 #
 # --no-install-recommends on purpose: podman's Recommends (uidmap, fuse-overlayfs, slirp4netns, buildah,
@@ -10,9 +11,11 @@
 # docker.io's Recommends (apparmor, cgroupfs-mount, git, needrestart, xz-utils, ca-certificates) are not
 # needed either: the e2e test runs a private dockerd with iptables and the bridge off that only pulls
 # gzip layers over plain HTTP; its hard Depends (containerd, runc, tini, iptables) come along.
+# chromium's one Recommends (chromium-sandbox) is skipped: the test launches it with --no-sandbox; its
+# fonts come with fontconfig (fonts-dejavu-core), enough for a readable screenshot.
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo umoci podman containerd docker.io)
+PACKAGES=(docker-registry skopeo umoci podman containerd docker.io chromium)
 
 # Prints the packages among "$@" that are not fully installed (one dpkg-query call: this is the fast path).
 missing_of() {
@@ -60,7 +63,7 @@ if [[ -n "$still_missing" ]]; then
   echo "install-test-tools: still not installed after apt-get install: $still_missing" >&2
   exit 1
 fi
-for cmd in docker-registry skopeo umoci podman containerd ctr dockerd; do
+for cmd in docker-registry skopeo umoci podman containerd ctr dockerd chromium; do
   command -v "$cmd" >/dev/null || { echo "install-test-tools: $cmd not on PATH after install" >&2; exit 1; }
 done
 echo "install-test-tools: done" >&2

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
 import { registerApiRoutes, type NodeApi } from './api-routes.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
 import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes, type ServeObserver } from './v2-routes.js';
 
@@ -49,6 +50,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
 
   registerV2Routes(app, opts.distribution, opts.observe);
   registerApiRoutes(app, opts.api);
+  registerDashboardRoutes(app);
   for (const register of opts.extraRoutes ?? []) register(app);
   if (opts.requestDone) {
     const done = opts.requestDone;
