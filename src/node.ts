@@ -193,6 +193,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     log: logger,
     peers: p2p?.fetcher,
     onJoin: () => stats.singleFlightJoins++,
+    onManifestFetched: (digest) => tracked.setSource(digest, 'upstream'),
     onBlobFetched: (digest, size, source) => {
       stats.fetched(source, size);
       tracked.setSource(digest, source);

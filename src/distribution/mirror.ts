@@ -31,6 +31,8 @@ export interface MirrorOptions {
   log: Pick<Logger, 'info' | 'warn' | 'debug'>;
   /** Peers to ask for blobs before the seed (absent when P2P is off). */
   peers?: PeerFetcher;
+  /** Told of every manifest fetched from a seed and kept. */
+  onManifestFetched?: (digest: Digest) => void;
   /** Told when a client's request joins a download already running for the blob. */
   onJoin?: (digest: Digest) => void;
   /** Told of every blob fetched and committed, with where it came from. */
@@ -154,6 +156,7 @@ export class Mirror {
     const contentType = headerOf(res, 'content-type');
     const record = { digest, mediaType: manifestMediaType(bytes, contentType), size: bytes.length };
     await this.opts.blobs.put(Readable.from([bytes]), digest);
+    this.opts.onManifestFetched?.(digest);
     await cache.putManifest(repo, record);
     return { record, bytes, source: 'upstream', stale: false };
   }

@@ -166,6 +166,12 @@ describe('the dashboard', () => {
     await pageShows(page, '#bytes-saved', 'bytes saved as a size', (t) => /^\d+(\.\d)? (B|KiB|MiB)$/.test(t));
     expect(await page.evaluate(() => (globalThis as Record<string, unknown>).notReloaded)).toBe(true);
 
+    // A rollout of the image from node 1 reaches node 2 too; the page lists it and sees it end.
+    const rollout = await fetch(`${node1.url}/api/rollouts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: `${registry}/${REPO}:${TAG}` }) });
+    expect(rollout.status).toBe(202);
+    const { id } = (await rollout.json()) as { id: string };
+    await pageShows(page, `#rollouts tr[data-rollout="${id}"]`, 'the rollout, done on both nodes', (t) => t.includes('done') && t.includes('2/2'));
+
     // Every endpoint answered, and the script never threw.
     expect(await page.locator('[data-error-for]:not([hidden])').allTextContents()).toEqual([]);
     expect(errors).toEqual([]);

@@ -376,7 +376,7 @@ describe('an image spreads through the cluster from one seed fetch', () => {
 });
 
 describe('a cold image pulled by every node at the same moment', () => {
-  it('reaches the seed once per blob: one node fetches each blob, the others follow its download', async () => {
+  it('reaches the seed once per blob: one node fetches each blob from the seed, the others follow a chain of downloads', async () => {
     // Which node fetches is settled by a coordinator every node picks alike from the peers it sees:
     // that takes nodes that see each other, as in a cluster that has settled (5 nodes: 4 peers each).
     await Promise.all(

@@ -248,9 +248,33 @@
     );
   }
 
+  function renderRollouts(body) {
+    const rollouts = Array.isArray(body.rollouts) ? body.rollouts : [];
+    setText('rollout-count', count(rollouts.length));
+    fill(
+      'rollouts',
+      rollouts.slice(0, 20).map((r) => {
+        const s = r.summary ?? {};
+        const ratio = typeof s.seedRatio === 'number' ? ` (${s.seedRatio.toFixed(2)}× the image)` : '';
+        return el(
+          'tr',
+          { 'data-rollout': r.id, 'data-image': r.image, 'data-state': r.state },
+          el('td', { title: r.id ?? '' }, clock(typeof r.createdAt === 'number' ? new Date(r.createdAt).toISOString() : undefined)),
+          el('td', {}, r.image ?? '?'),
+          el('td', {}, el('span', { className: `state ${String(r.state)}` }, r.state ?? '?'), s.dead ? ` · ${count(s.dead)} dead` : '', s.failed ? ` · ${count(s.failed)} failed` : ''),
+          el('td', { className: 'num' }, `${count(s.done)}/${count(s.nodes)}`),
+          el('td', { className: 'num' }, humanSize(s.seedBytes) + ratio),
+          el('td', { className: 'num' }, typeof s.makespanMs === 'number' ? `${(s.makespanMs / 1000).toFixed(1)} s` : '—'),
+        );
+      }),
+      'no rollouts yet',
+      6,
+    );
+  }
+
   // ---------- the loop ----------
 
-  const ENDPOINTS = { status: renderStatus, images: renderImages, blobs: renderBlobs, pulls: renderPulls };
+  const ENDPOINTS = { status: renderStatus, images: renderImages, blobs: renderBlobs, pulls: renderPulls, rollouts: renderRollouts };
 
   /** The JSON of /api/<name>, or an Error saying what went wrong (an OCI error body's message, if any). */
   async function getJson(name) {
