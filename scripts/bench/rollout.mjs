@@ -1,0 +1,236 @@
+#!/usr/bin/env node
+// Cluster rollout: one ~200 MB image to 8 hosts whose links are capped (tc tbf, 100 Mbit/s by default), two ways in
+// the same run on the same namespace network (scripts/cluster/netns-cluster-lib.mjs; run as root):
+//
+//   seed-direct  every host pulls the image straight from the seed registry (plain HTTP GETs from inside its
+//                namespace, what each host's runtime does without layerd): the seed's one link is shared 8 ways.
+//   rollout      `POST /api/rollouts` on node 1: every node fetches the manifests from the seed and the layers
+//                through layerd (local → peers → seed, simultaneous misses chained by fetch claims).
+//
+//   node scripts/bench/rollout.mjs                         # 8 nodes, 4 × 50 MiB layers, 100mbit
+//   node scripts/bench/rollout.mjs --nodes 4 --mb 64 --rate 200mbit --rounds 2
+//
+// Reported per way: makespan (request → last host done), p50/p99 per-host completion, seed egress ÷ image size
+// (tbf's byte count on the seed's link, headers included, so ~1.03 is one copy), and makespan ÷ the physical lower
+// bound (image size ÷ one host's link rate: no host can receive the image faster). Targets: rollout seed egress
+// ≤ 1.1×, rollout makespan ≤ 1.5× the lower bound, rollout ≥ 4× faster than seed-direct. Also an SVG chart of
+// hosts done over time for both ways. Results: a table on stdout, one JSON line, .out/bench/rollout-<ts>.{json,svg}.
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startCluster, parseRate } from '../cluster/netns-cluster-lib.mjs';
+import { MiB, benchOutDir, formatTable, log, makeTempDir, round1, round2, runBenchmark, timestamp, writeResults } from './lib.mjs';
+import { createRandomBlob, percentile } from './p2p-lib.mjs';
+
+const REPO = 'bench/rollout';
+const TAG = 'v1';
+const TARGETS = { seedRatio: 1.1, lowerBoundRatio: 1.5, speedup: 4 };
+
+function readOptions() {
+  const env = process.env;
+  const { values } = parseArgs({
+    options: {
+      nodes: { type: 'string', default: env.BENCH_NODES ?? '8' },
+      mb: { type: 'string', default: env.BENCH_MB ?? '200' },
+      layers: { type: 'string', default: env.BENCH_LAYERS ?? '4' },
+      rate: { type: 'string', default: env.BENCH_RATE ?? '100mbit' },
+      rounds: { type: 'string', default: env.BENCH_ROUNDS ?? '1' },
+    },
+  });
+  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds) };
+}
+
+/** Writes a JSON body to a file (the namespace HTTP helper streams bodies from files). */
+async function jsonFile(dir, name, doc) {
+  const path = join(dir, name);
+  await writeFile(path, JSON.stringify(doc));
+  return path;
+}
+
+/** Pushes the image's blobs and manifest to the seed, from inside the seed's namespace. */
+async function pushImage(cluster, dir, opts) {
+  const layerBytes = Math.round((opts.mb * MiB) / opts.layers);
+  const layers = [];
+  for (let i = 0; i < opts.layers; i++) {
+    const path = join(dir, `layer${i}`);
+    layers.push({ path, size: layerBytes, digest: await createRandomBlob(path, layerBytes), mediaType: 'application/vnd.oci.image.layer.v1.tar' });
+  }
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, created: new Date().toISOString() }));
+  const configPath = join(dir, 'config.json');
+  await writeFile(configPath, configBytes);
+  const config = { path: configPath, size: configBytes.length, digest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`, mediaType: 'application/vnd.oci.image.config.v1+json' };
+  for (const b of [config, ...layers]) {
+    const post = await cluster.seed.http(`/v2/${REPO}/blobs/uploads/`, { method: 'POST' });
+    if (post.status !== 202) throw new Error(`seed: POST upload → ${post.status} ${post.body}`);
+    const location = new URL(String(post.headers.location), cluster.seed.url);
+    location.searchParams.set('digest', b.digest);
+    const put = await cluster.seed.http(`${location.pathname}${location.search}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, bodyFile: b.path, timeoutMs: 300_000 });
+    if (put.status !== 201) throw new Error(`seed: PUT ${b.digest} → ${put.status} ${put.body}`);
+  }
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: config.mediaType, digest: config.digest, size: config.size },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    }),
+  );
+  const manifestPath = join(dir, 'manifest.json');
+  await writeFile(manifestPath, manifest);
+  const put = await cluster.seed.http(`/v2/${REPO}/manifests/${TAG}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, bodyFile: manifestPath });
+  if (put.status !== 201) throw new Error(`seed: PUT manifest → ${put.status} ${put.body}`);
+  const blobs = [config, ...layers];
+  return { blobs, manifestBytes: manifest.length, size: manifest.length + blobs.reduce((s, b) => s + b.size, 0) };
+}
+
+/** Every host GETs the manifest and each blob straight from the seed; ms from the start to each host's last byte. */
+async function seedDirect(cluster, image) {
+  const t0 = performance.now();
+  const done = await Promise.all(
+    cluster.nodes.map(async (n) => {
+      const m = await cluster.http(n.ns, `${cluster.seed.url}/v2/${REPO}/manifests/${TAG}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      if (m.status !== 200) throw new Error(`${n.name}: manifest from the seed → ${m.status}`);
+      for (const b of image.blobs) {
+        const r = await cluster.http(n.ns, `${cluster.seed.url}/v2/${REPO}/blobs/${b.digest}`, { outFile: '/dev/null', timeoutMs: 1_800_000 });
+        if (r.status !== 200 || `sha256:${r.sha256}` !== b.digest) throw new Error(`${n.name}: blob ${b.digest} from the seed → ${r.status}, ${r.size} bytes`);
+      }
+      return { node: n.name, ms: performance.now() - t0 };
+    }),
+  );
+  return done;
+}
+
+/** A rollout from node 1; ms from the request to each node's finish, as the rollout's view reports them. */
+async function rollout(cluster, dir) {
+  const first = cluster.nodes[0];
+  // The nodes' default registry is the seed: the reference needs no registry name.
+  const body = await jsonFile(dir, "rollout.json", { image: `${REPO}:${TAG}` });
+  const started = await first.http('/api/rollouts', { method: 'POST', headers: { 'content-type': 'application/json' }, bodyFile: body });
+  if (started.status !== 202) throw new Error(`rollout: POST → ${started.status} ${started.body}`);
+  const { id } = JSON.parse(started.body);
+  const deadline = Date.now() + 1_800_000;
+  for (;;) {
+    const r = await first.http(`/api/rollouts/${id}`);
+    const view = JSON.parse(r.body);
+    if (view.state !== 'running') {
+      if (view.state !== 'done') throw new Error(`rollout ended ${view.state}: ${JSON.stringify(view.nodes.filter((x) => x.status !== 'done'))}`);
+      const byPeer = new Map(cluster.nodes.map((n) => [n.peerId, n.name]));
+      return {
+        view,
+        done: view.nodes.map((x) => ({ node: byPeer.get(x.node) ?? x.node, ms: x.finishedAt - view.createdAt, bySource: x.bySource })),
+      };
+    }
+    if (Date.now() > deadline) throw new Error('rollout did not end within 30 minutes');
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
+function summarize(way, done, seedBytes, image, lowerBoundMs) {
+  const times = done.map((d) => d.ms);
+  const makespan = Math.max(...times);
+  return {
+    way,
+    makespanMs: round1(makespan),
+    p50Ms: round1(percentile(times, 50)),
+    p99Ms: round1(percentile(times, 99)),
+    seedEgressBytes: seedBytes,
+    seedRatio: round2(seedBytes / image.size),
+    lowerBoundRatio: round2(makespan / lowerBoundMs),
+    hosts: done.map((d) => ({ ...d, ms: round1(d.ms) })).sort((a, b) => a.ms - b.ms),
+  };
+}
+
+/** Hosts done over time, both ways, as steps; the lower bound as a dashed line. */
+function chartSvg(results, lowerBoundMs, title) {
+  const W = 720;
+  const H = 360;
+  const pad = { l: 56, r: 20, t: 36, b: 44 };
+  const maxMs = Math.max(lowerBoundMs, ...results.flatMap((r) => r.hosts.map((h) => h.ms))) * 1.05;
+  const n = Math.max(...results.map((r) => r.hosts.length));
+  const x = (ms) => pad.l + (ms / maxMs) * (W - pad.l - pad.r);
+  const y = (k) => H - pad.b - (k / n) * (H - pad.t - pad.b);
+  const colors = { 'seed-direct': '#c0392b', rollout: '#2471a3' };
+  const lines = results.map((r) => {
+    let d = `M ${x(0)} ${y(0)}`;
+    r.hosts.forEach((h, i) => (d += ` H ${x(h.ms).toFixed(1)} V ${y(i + 1).toFixed(1)}`));
+    return `<path d="${d}" fill="none" stroke="${colors[r.way] ?? '#555'}" stroke-width="2.5"/>`;
+  });
+  const ticks = [];
+  const step = Math.max(1, Math.ceil(maxMs / 1000 / 8));
+  for (let s = 0; s * 1000 <= maxMs; s += step) ticks.push(`<text x="${x(s * 1000)}" y="${H - pad.b + 18}" text-anchor="middle">${s}</text>`);
+  const yTicks = Array.from({ length: n + 1 }, (_, k) => `<text x="${pad.l - 8}" y="${y(k) + 4}" text-anchor="end">${k}</text>`);
+  const legend = results.map((r, i) => `<text x="${pad.l + 10}" y="${pad.t + 16 + i * 18}" fill="${colors[r.way]}">${r.way}: makespan ${(r.makespanMs / 1000).toFixed(1)} s, seed sent ${r.seedRatio}× the image</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${title}</text>
+<line x1="${pad.l}" y1="${H - pad.b}" x2="${W - pad.r}" y2="${H - pad.b}" stroke="#333"/>
+<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${H - pad.b}" stroke="#333"/>
+<line x1="${x(lowerBoundMs)}" y1="${pad.t}" x2="${x(lowerBoundMs)}" y2="${H - pad.b}" stroke="#777" stroke-dasharray="4 4"/>
+<text x="${x(lowerBoundMs) + 4}" y="${H - pad.b - 6}" fill="#777">lower bound ${(lowerBoundMs / 1000).toFixed(1)} s</text>
+${ticks.join('\n')}
+${yTicks.join('\n')}
+<text x="${(W + pad.l) / 2}" y="${H - 8}" text-anchor="middle">seconds since the request</text>
+<text x="16" y="${(H - pad.b + pad.t) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(H - pad.b + pad.t) / 2})">hosts with the whole image</text>
+${lines.join('\n')}
+${legend.join('\n')}
+</svg>
+`;
+}
+
+await runBenchmark(async () => {
+  const opts = readOptions();
+  const rounds = [];
+  for (let round = 1; round <= opts.rounds; round++) {
+    log(`round ${round}/${opts.rounds}: ${opts.nodes} hosts + a seed, links at ${opts.rate}`);
+    const cluster = await startCluster({ nodes: opts.nodes, rate: opts.rate, seed: 'distribution', prefix: 'bro', log: (l) => log(l) });
+    try {
+      const dir = await makeTempDir('layerd-bench-rollout-');
+      const image = await pushImage(cluster, dir, opts);
+      const lowerBoundMs = (image.size * 8 * 1000) / parseRate(opts.rate);
+      log(`image: ${opts.layers} layers + config, ${round1(image.size / MiB)} MiB; lower bound ${round1(lowerBoundMs / 1000)} s`);
+
+      let before = await cluster.bytesSent(cluster.seed.name);
+      const direct = await seedDirect(cluster, image);
+      const directEgress = (await cluster.bytesSent(cluster.seed.name)) - before;
+      log(`seed-direct: makespan ${round1(Math.max(...direct.map((d) => d.ms)) / 1000)} s`);
+
+      before = await cluster.bytesSent(cluster.seed.name);
+      const r = await rollout(cluster, dir);
+      const rolloutEgress = (await cluster.bytesSent(cluster.seed.name)) - before;
+      log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s`);
+
+      rounds.push({
+        round,
+        image: { bytes: image.size, layers: opts.layers },
+        lowerBoundMs: round1(lowerBoundMs),
+        results: [summarize('seed-direct', direct, directEgress, image, lowerBoundMs), summarize('rollout', r.done, rolloutEgress, image, lowerBoundMs)],
+        rolloutSummary: r.view.summary,
+      });
+    } finally {
+      await cluster.stop();
+    }
+  }
+
+  // The median round by rollout makespan is the one reported and charted.
+  const sorted = [...rounds].sort((a, b) => a.results[1].makespanMs - b.results[1].makespanMs);
+  const rep = sorted[Math.floor((sorted.length - 1) / 2)];
+  const [direct, roll] = rep.results;
+  const speedup = round2(direct.makespanMs / roll.makespanMs);
+  const load = loadavg()[0];
+  console.log(`\nimage ${round1(rep.image.bytes / MiB)} MiB to ${opts.nodes} hosts at ${opts.rate} each; lower bound ${round1(rep.lowerBoundMs / 1000)} s; ${opts.rounds} round(s); load ${round1(load)} on ${cpus().length} cpus\n`);
+  console.log(
+    formatTable(
+      ['way', 'makespan s', 'p50 s', 'p99 s', 'seed egress ÷ image', 'makespan ÷ lower bound'],
+      rep.results.map((x) => [x.way, round1(x.makespanMs / 1000), round1(x.p50Ms / 1000), round1(x.p99Ms / 1000), x.seedRatio, x.lowerBoundRatio]),
+    ),
+  );
+  const pass = { seedRatio: roll.seedRatio <= TARGETS.seedRatio, lowerBound: roll.lowerBoundRatio <= TARGETS.lowerBoundRatio, speedup: speedup >= TARGETS.speedup };
+  console.log(`\nrollout vs seed-direct: ${speedup}x faster (target ≥ ${TARGETS.speedup}); seed egress ${roll.seedRatio}x (target ≤ ${TARGETS.seedRatio}); makespan ${roll.lowerBoundRatio}x the lower bound (target ≤ ${TARGETS.lowerBoundRatio})`);
+  const stamp = timestamp();
+  const svgPath = join(benchOutDir, `rollout-${stamp}.svg`);
+  await writeFile(svgPath, chartSvg(rep.results, rep.lowerBoundMs, `${round1(rep.image.bytes / MiB)} MiB image to ${opts.nodes} hosts, ${opts.rate} links`));
+  const file = await writeResults('rollout', { opts, rounds, load });
+  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, rollout: { makespanMs: roll.makespanMs, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio }, seedDirect: { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio }, pass, chart: svgPath, results: file }));
+});
