@@ -200,7 +200,17 @@ export class SharedDownload {
         const servable = unverified || this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
         const upto = Math.min(end, servable - 1);
         if (readable && upto >= pos) {
-          reader ??= await this.writer!.openReader();
+          if (!reader) {
+            try {
+              reader = await this.writer!.openReader();
+            } catch (err) {
+              // The commit moved the bytes under their digest while this follower was opening them (the
+              // bytes verified, so followers were let in before the rename): read them there instead.
+              if (!this.verified && this.state !== 'committed') throw err;
+              await this.done.catch(() => undefined);
+              continue;
+            }
+          }
           const chunk = await reader.read(pos, Math.min(FOLLOW_CHUNK, upto - pos + 1));
           if (chunk.length === 0) throw new Error(`blob ${this.digest} shrank while being read`);
           pos += chunk.length;

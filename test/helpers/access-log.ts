@@ -40,3 +40,20 @@ export function blobGets(log: string | AccessLogEntry[]): BlobGet[] {
   }
   return gets;
 }
+
+/**
+ * distribution writes an access-log line when a request has finished, a moment after the client got its
+ * last byte: wait until the process's output stops growing before counting what it was asked.
+ */
+export async function logSettled(proc: { output(): string }, opts: { everyMs?: number; timeoutMs?: number } = {}): Promise<void> {
+  const everyMs = opts.everyMs ?? 150;
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  let last = -1;
+  for (;;) {
+    const len = proc.output().length;
+    if (len === last) return;
+    if (Date.now() > deadline) throw new Error('the access log did not settle');
+    last = len;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

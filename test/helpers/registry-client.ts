@@ -105,6 +105,20 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * Pushes a blob in two steps: an empty POST, then one PUT with the bytes. (pushBlob sends the bytes with
+   * the POST; distribution answers that 202 without reading them and closes, so the client's write races
+   * the close and sometimes fails with ECONNRESET.) Throws with the registry's answer on a failure.
+   */
+  async putBlob(repo: string, data: Buffer): Promise<string> {
+    const digest = digestOf(data);
+    const post = await this.req('POST', `/v2/${repo}/blobs/uploads/`);
+    if (post.status !== 202) throw new Error(`POST upload to ${repo}: ${post.status} ${post.body.toString().slice(0, 300)}`);
+    const put = await this.req('PUT', withQuery(post.header('location')!, `digest=${digest}`), { headers: { 'content-type': 'application/octet-stream' }, body: data });
+    if (put.status !== 201) throw new Error(`PUT ${digest} to ${repo}: ${put.status} ${put.body.toString().slice(0, 300)}`);
+    return digest;
+  }
+
   /** Pushes a blob with a single POST ?digest=; falls back to POST then PUT if the registry answers 202. */
   async pushBlob(repo: string, data: Buffer, alg: DigestAlg = 'sha256'): Promise<string> {
     const digest = digestOf(data, alg);

@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blobGets } from '../helpers/access-log.js';
-import { freePort, layerdBin, removeDir, repoRoot, startDistribution, startLayerd, until } from '../helpers/processes.js';
-import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, withQuery } from '../helpers/registry-client.js';
+import { blobGets, logSettled } from '../helpers/access-log.js';
+import { freePort, layerdBin, removeDir, repoRoot, startDistribution, startLayerd } from '../helpers/processes.js';
+import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
 type Node = Awaited<ReturnType<typeof startLayerd>>;
@@ -84,14 +84,8 @@ async function fails(args: string[], code: number, opts: { progress?: boolean } 
 const nodeArgs = () => ['--node', node.url];
 
 /** Pushes a blob to the seed: an empty POST, then one PUT (distribution may close on a body sent with the POST). */
-async function pushToSeed(repo: string, data: Buffer): Promise<string> {
-  const c = new RegistryClient(seed.url);
-  const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
-  expect(post.status, post.body.toString()).toBe(202);
-  const digest = digestOf(data);
-  const put = await c.req('PUT', withQuery(post.header('location')!, `digest=${digest}`), { headers: { 'content-type': 'application/octet-stream' }, body: data });
-  expect(put.status, put.body.toString()).toBe(201);
-  return digest;
+function pushToSeed(repo: string, data: Buffer): Promise<string> {
+  return new RegistryClient(seed.url).putBlob(repo, data);
 }
 
 /** Pushes config + layers and an OCI manifest for them under `reference`; returns the manifest and blob sizes. */
@@ -105,15 +99,8 @@ async function pushImage(repo: string, reference: string, layerSizes: number[], 
   return { manifest, digest, blobs };
 }
 
-/** Waits until the seed's log stops growing: distribution writes a request's line after its last byte. */
-async function seedSettled(): Promise<void> {
-  let last = -1;
-  await until('the seed log to settle', () => {
-    const len = seed.output().length;
-    if (len === last) return true;
-    last = len;
-    return undefined;
-  });
+function seedSettled(): Promise<void> {
+  return logSettled(seed);
 }
 
 function seedGets(digest: string): number {

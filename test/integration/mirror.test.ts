@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blobGets, parseAccessLog } from '../helpers/access-log.js';
+import { blobGets, parseAccessLog, logSettled } from '../helpers/access-log.js';
 import { emptyRegistriesConf, requireTool, runTool } from '../helpers/clients.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { buildTestLayout, type TestLayout } from '../helpers/oci-image.js';
@@ -112,18 +112,8 @@ function blobGetsOf(seed: RunningProcess, digest: string): number {
   return blobGets(seed.output()).filter((g) => g.digest === digest).length;
 }
 
-/**
- * distribution writes an access-log line when a request has finished, which can be a moment after the
- * client got the last byte: wait for the log to stop growing before taking a "before" count.
- */
-async function settled(seed: RunningProcess): Promise<void> {
-  let last = -1;
-  await until('the seed log to settle', () => {
-    const len = seed.output().length;
-    if (len === last) return true;
-    last = len;
-    return undefined;
-  });
+function settled(seed: RunningProcess): Promise<void> {
+  return logSettled(seed);
 }
 
 function expectSource(res: { headers: IncomingHttpHeaders }, source: 'local' | 'upstream', what: string): void {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { removeDir, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
-import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, withQuery } from '../helpers/registry-client.js';
+import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
 type Proc = Awaited<ReturnType<typeof startLayerd>>;
@@ -26,13 +26,8 @@ let image: { manifest: Buffer; blobs: Buffer[] };
 /** Twelve 1 MiB blobs at the seed in test/bulk, for the quota test. */
 let bulk: Buffer[];
 
-async function pushToSeed(repo: string, data: Buffer): Promise<string> {
-  const c = new RegistryClient(seed.url);
-  const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
-  expect(post.status).toBe(202);
-  const put = await c.req('PUT', withQuery(post.header('location')!, `digest=${digestOf(data)}`), { headers: { 'content-type': 'application/octet-stream' }, body: data });
-  expect(put.status, put.body.toString()).toBe(201);
-  return digestOf(data);
+function pushToSeed(repo: string, data: Buffer): Promise<string> {
+  return new RegistryClient(seed.url).putBlob(repo, data);
 }
 
 async function node(args: string[] = [], opts: { dataDir?: string; upstream?: string } = {}): Promise<Proc> {

@@ -10,9 +10,9 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { blobGets } from '../helpers/access-log.js';
+import { blobGets, logSettled } from '../helpers/access-log.js';
 import { removeDir, startDistribution, startLayerd, tempDir } from '../helpers/processes.js';
-import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, withQuery, type Res } from '../helpers/registry-client.js';
+import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
 type Proc = Awaited<ReturnType<typeof startLayerd>>;
@@ -186,22 +186,8 @@ function seedGetsOf(digest: string): number {
   return blobGets(seed.output()).filter((g) => g.digest === digest).length;
 }
 
-/**
- * distribution writes an access-log line when a request has finished, a moment after the client got
- * its last byte: wait until the log stops growing before counting what the seed was asked.
- */
-async function seedSettled(): Promise<void> {
-  let last = -1;
-  await until(
-    'the seed log to settle',
-    () => {
-      const len = seed.output().length;
-      if (len === last) return true;
-      last = len;
-      return undefined;
-    },
-    { timeoutMs: 10_000, everyMs: 150 },
-  );
+function seedSettled(): Promise<void> {
+  return logSettled(seed);
 }
 
 /** The seed logged exactly `n` GETs of each digest (waiting for late log lines, then for quiet). */
@@ -269,22 +255,8 @@ async function flipByte(dataDir: string, digest: string, at: number): Promise<vo
   }
 }
 
-/**
- * Pushes a blob to the seed: an empty POST, then one PUT with the bytes. (RegistryClient.pushBlob sends
- * the bytes with the POST; distribution answers that 202 without reading them and closes, so the
- * client's write races the close and sometimes fails with ECONNRESET.)
- */
-async function pushToSeed(repo: string, data: Buffer): Promise<string> {
-  const c = new RegistryClient(seed.url);
-  const digest = sha(data);
-  const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
-  expect(post.status, `POST upload at the seed: ${post.body.toString()}`).toBe(202);
-  const put = await c.req('PUT', withQuery(post.header('location')!, `digest=${digest}`), {
-    headers: { 'content-type': 'application/octet-stream' },
-    body: data,
-  });
-  expect(put.status, `PUT ${digest} at the seed: ${put.body.toString()}`).toBe(201);
-  return digest;
+function pushToSeed(repo: string, data: Buffer): Promise<string> {
+  return new RegistryClient(seed.url).putBlob(repo, data);
 }
 
 // ---------- the cluster ----------

@@ -121,3 +121,45 @@ describe('SharedDownload', () => {
     await expect(readAll(dl.follow())).rejects.toThrow('seed down');
   });
 });
+
+describe('SharedDownload, a follower that arrives while the commit moves the bytes', () => {
+  it('reads the blob under its digest when its bytes are no longer where they were written', async () => {
+    const inner = new MemoryBlobStore();
+    let release!: () => void;
+    const renamed = new Promise<void>((r) => (release = r));
+    let verified = false;
+    // A store whose writer, once its bytes verified, keeps them where readers opened earlier can still read
+    // them, but no new reader can open them there (FsBlobStore renames the file under its digest).
+    const store = Object.create(inner) as MemoryBlobStore;
+    store.createWriter = async () => {
+      const w = await inner.createWriter();
+      return {
+        ...w,
+        id: w.id,
+        size: () => w.size(),
+        append: (s, o) => w.append(s, o),
+        abort: () => w.abort(),
+        openReader: async () => {
+          if (verified) throw Object.assign(new Error('ENOENT: the upload was renamed'), { code: 'ENOENT' });
+          return w.openReader();
+        },
+        commit: async (expected, opts) => {
+          const info = await w.commit(expected, {
+            onVerified: () => {
+              verified = true;
+              opts?.onVerified?.();
+            },
+          });
+          await renamed;
+          return info;
+        },
+      };
+    };
+    const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: Readable.from([content]) }))]);
+    await dl.started;
+    await expect.poll(() => verified).toBe(true);
+    const late = readAll(dl.follow());
+    release();
+    expect((await late).equals(content)).toBe(true);
+  });
+});
