@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real registries and clients the integration/e2e tests drive (Debian 12 packages):
-#   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr), docker.io (dockerd + docker).
+#   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr), docker.io (dockerd + docker),
+#   docker-compose (1.29, only to validate compose/docker-compose.yml with `docker-compose config`; no engine needed).
 # Idempotent and fast: if every package is already installed it does nothing, not even `apt-get update`.
 #
 # --no-install-recommends on purpose: podman's Recommends (uidmap, fuse-overlayfs, slirp4netns, buildah,
@@ -12,7 +13,7 @@
 # gzip layers over plain HTTP; its hard Depends (containerd, runc, tini, iptables) come along.
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo umoci podman containerd docker.io)
+PACKAGES=(docker-registry skopeo umoci podman containerd docker.io docker-compose)
 
 # Prints the packages among "$@" that are not fully installed (one dpkg-query call: this is the fast path).
 missing_of() {
@@ -60,7 +61,7 @@ if [[ -n "$still_missing" ]]; then
   echo "install-test-tools: still not installed after apt-get install: $still_missing" >&2
   exit 1
 fi
-for cmd in docker-registry skopeo umoci podman containerd ctr dockerd; do
+for cmd in docker-registry skopeo umoci podman containerd ctr dockerd docker-compose; do
   command -v "$cmd" >/dev/null || { echo "install-test-tools: $cmd not on PATH after install" >&2; exit 1; }
 done
 echo "install-test-tools: done" >&2
