@@ -19,7 +19,7 @@ import { JsonRecords } from './store/json-records.js';
 import type { Check, NodeApi, NodeStatus } from './http/api-routes.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from './store/tracked-blob-store.js';
-import { readdirOrEmpty } from './store/fs-util.js';
+import { readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
 import { buildHttpServer } from './http/server.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
 import { FetchClaims } from './p2p/fetch-claims.js';
@@ -213,6 +213,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     },
     report: (raw, from) => rollouts.onReport(progressFrom(raw, from)),
   });
+  p2p?.rollouts.onPeer((peer) => rollouts.offerRunning(peer));
 
   keeper = new DiskKeeper(tracked, {
     maxBytes: config.maxDiskBytes,
@@ -227,6 +228,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       return false;
     },
     collectUploads: (keep) => fsBlobs.collectUploads(keep),
+    // A record mid-write is younger than a minute; anything older was left by a crash.
+    collectTempFiles: async () => (await removeStaleTempFiles(join(dataDir, 'repositories'), 60_000)) + (await removeStaleTempFiles(mirrorDir, 60_000)) + (await removeStaleTempFiles(join(dataDir, 'rollouts'), 60_000)),
     log: logger,
   });
   const diskKeeper = keeper;

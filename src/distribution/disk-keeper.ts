@@ -28,6 +28,8 @@ export interface DiskKeeperOptions {
   /** Upload areas a client may still resume (an open upload session younger than the upload TTL). */
   uploadSessionAlive: (id: string, modifiedMs: number) => Promise<boolean>;
   collectUploads: (keep: (id: string, modifiedMs: number) => Promise<boolean>) => Promise<number>;
+  /** Removes files a crash left half written outside the blob store (records written via a temp name). */
+  collectTempFiles?: () => Promise<number>;
   onEvicted?: (entry: UsageEntry) => void;
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
@@ -36,6 +38,7 @@ export interface DiskKeeperOptions {
 }
 
 export interface GcReport {
+  /** Upload areas and temp files a crash left. */
   removedUploads: number;
   removedBlobs: number;
   freedBytes: number;
@@ -122,7 +125,7 @@ export class DiskKeeper {
 
   /** Stale uploads, unlinked blobs, then the quota. */
   async collect(): Promise<GcReport> {
-    const removedUploads = await this.o.collectUploads((id, modified) => this.o.uploadSessionAlive(id, modified));
+    const removedUploads = (await this.o.collectUploads((id, modified) => this.o.uploadSessionAlive(id, modified))) + ((await this.o.collectTempFiles?.()) ?? 0);
     const linked = await linkedBy([this.o.pushed, ...(await this.o.caches())]);
     let removedBlobs = 0;
     let freedBytes = 0;

@@ -7,7 +7,8 @@
 // Every node reports its progress to the origin while it works; the origin's view is what
 // GET /api/rollouts/ID and `layerd rollout --wait` show. A node that stops reporting is reported dead
 // rather than waited for; a node that restarts resumes its rollouts (they are kept on disk) and
-// reports again. A rollout asked for twice is the same rollout.
+// reports again; a node that joins while a rollout runs is offered it by the peers it meets. A rollout
+// asked for twice is the same rollout.
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
@@ -166,6 +167,14 @@ export class Rollouts {
       if (peer === from || peer === spec.origin) continue;
       // A peer that cannot be reached now hears of it from another, or is reported dead by the origin.
       void this.net.offer(peer, spec).catch(() => undefined);
+    }
+  }
+
+  /** A node that joined while rollouts run gets them too (it ignores those it already has). */
+  offerRunning(peer: string): void {
+    for (const [id, progress] of this.mine) {
+      const spec = this.specs.get(id);
+      if (progress.state === 'running' && spec && peer !== spec.origin) void this.net.offer(peer, spec).catch(() => undefined);
     }
   }
 

@@ -31,6 +31,13 @@ export class RolloutTransport {
     });
   }
 
+  /** Calls `joined` for every peer that turns out (by identify) to speak the rollout protocol. */
+  onPeer(joined: (peer: string) => void): void {
+    this.libp2p.addEventListener('peer:identify', (evt) => {
+      if (evt.detail.protocols.includes(ROLLOUT_PROTOCOL)) joined(evt.detail.peerId.toString());
+    });
+  }
+
   get self(): string {
     return this.libp2p.peerId.toString();
   }

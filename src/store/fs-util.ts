@@ -52,3 +52,35 @@ export async function readdirOrEmpty(dir: string): Promise<string[]> {
     throw err;
   }
 }
+
+/** What writeAtomic leaves behind if the process dies between the write and the rename. */
+const TEMP_NAME = /\.tmp-[0-9a-f]{12}$/;
+
+/** Removes writeAtomic's leftovers under `dir` older than `olderThanMs`; returns how many. */
+export async function removeStaleTempFiles(dir: string, olderThanMs: number, now = Date.now()): Promise<number> {
+  let removed = 0;
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for (const e of entries) {
+      const path = `${d}/${e.name}`;
+      if (e.isDirectory()) await walk(path);
+      else if (e.isFile() && TEMP_NAME.test(e.name)) {
+        try {
+          if (now - (await stat(path)).mtimeMs < olderThanMs) continue; // may be mid-write
+          await rm(path, { force: true });
+          removed++;
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+    }
+  };
+  await walk(dir);
+  return removed;
+}

@@ -3,7 +3,7 @@
 // agrees with the disk after kill -9 in the middle of a download, readiness that follows the peers,
 // garbage collection on request, and a clean shutdown while a transfer is in flight.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -154,15 +154,22 @@ describe('metrics and the /api answers move with pulls', () => {
     expect(health.body.checks.store!.ok).toBe(true);
   });
 
-  it('POST /api/gc removes an abandoned upload area and says what it removed', async () => {
+  it('POST /api/gc removes an abandoned upload area and a half-written record, and says what it removed', async () => {
     const n = await node();
     const stale = join(n.dataDir, 'uploads', '0b7e7c38-5b7e-4c8a-9a8f-1f2e3d4c5b6a');
     await mkdir(stale, { recursive: true });
     await writeFile(join(stale, 'data'), randomBlob(1000));
+    // A record a crash left half written (writeAtomic's temp name), a few minutes old.
+    const tags = join(n.dataDir, 'repositories', 'team', 'app', '_manifests', 'tags');
+    await mkdir(tags, { recursive: true });
+    const temp = join(tags, 'v1.tmp-0123456789ab');
+    await writeFile(temp, 'sha256:');
+    await utimes(temp, new Date(Date.now() - 300_000), new Date(Date.now() - 300_000));
     const res = await json<Record<string, number>>(`${n.url}/api/gc`, { method: 'POST' });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ removedUploads: 1, removedBlobs: 0, freedBytes: 0, evicted: 0 });
+    expect(res.body).toEqual({ removedUploads: 2, removedBlobs: 0, freedBytes: 0, evicted: 0 });
     await expect(stat(stale)).rejects.toThrow();
+    await expect(stat(temp)).rejects.toThrow();
   });
 });
 

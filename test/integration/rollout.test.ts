@@ -2,7 +2,7 @@
 // throttling proxy (so a rollout lasts long enough to kill a node in the middle of it) and six layerd
 // nodes. The seed's access log is the ground truth for how often each blob left the seed.
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets } from '../helpers/access-log.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { freePort, layerdBin, removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
@@ -13,6 +13,8 @@ type Proc = Awaited<ReturnType<typeof startLayerd>>;
 interface Node extends Proc {
   name: string;
   args: string[];
+  /** Set when a test stops the node on purpose; any other exit is a crash (see afterEach). */
+  stopped?: boolean;
 }
 
 const MB = 1024 * 1024;
@@ -123,6 +125,13 @@ beforeAll(async () => {
   await fullyConnected();
 }, 120_000);
 
+// A node that exits without a test stopping it has crashed: fail the test that was running, with why.
+afterEach(() => {
+  const crashed = started.filter((n) => !n.stopped && (n.child.exitCode !== null || n.child.signalCode !== null));
+  for (const n of crashed) n.stopped = true;
+  expect(crashed.map((n) => `${n.name} exited (${n.child.exitCode ?? n.child.signalCode}):\n${n.output().split('\n').slice(-25).join('\n')}`)).toEqual([]);
+});
+
 afterAll(async () => {
   await Promise.all(started.map((n) => n.stop('SIGKILL').catch(() => undefined)));
   await proxy?.close().catch(() => undefined);
@@ -176,6 +185,7 @@ describe('layerd rollout', () => {
       const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
       return v.nodes.find((n) => n.node === victimId)?.status === 'running' ? true : undefined;
     }, 30_000);
+    victim.stopped = true;
     await victim.stop('SIGKILL');
 
     const ended = await until('the rollout to end without the victim', async () => {
@@ -190,12 +200,36 @@ describe('layerd rollout', () => {
     // The victim comes back on its data dir: it resumes the rollout from its journal and reports done.
     const back = await startNode('node6-again', undefined, victim.dataDir, victim.args);
     nodes[5] = back;
+    let last: View | undefined;
     const resumed = await until('the restarted node to finish the rollout', async () => {
-      const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
-      return v.nodes.find((n) => n.node === victimId)?.status === 'done' ? v : undefined;
-    }, 90_000);
+      last = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
+      return last.nodes.find((n) => n.node === victimId)?.status === 'done' ? last : undefined;
+    }, 90_000).catch((err: Error) => {
+      const lines = back.output().split('\n').filter((l) => /rollout|warn|error/i.test(l)).slice(-30);
+      throw new Error(`${err.message}\nlast view: ${JSON.stringify(last?.nodes.find((n) => n.node === victimId))}\n--- restarted node ---\n${lines.join('\n')}`);
+    });
     expect(resumed.state).toBe('done');
     await expectImageEverywhere(image, [back]);
+  });
+
+  it('offers a running rollout to a node that joins in the middle of it: it reports and ends with the image', async () => {
+    const image = await pushImage('test/join', 'v1', [8 * MB, 6 * MB, 4 * MB]);
+    // A slower seed, so the rollout is surely still running when the new node has started.
+    proxy.slowBytesPerSecond = 2 * MB;
+    const { body: startedView } = await api<View>(nodes[0]!, '/api/rollouts', { image: image.ref });
+    expect(startedView.nodes.length).toBe(nodes.length);
+    const late = await startNode('node7', nodes[2]);
+    const lateId = (await api<Status>(late, '/api/status')).body.peerId;
+    const ended = await until('the rollout to end, with the late node in it', async () => {
+      const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
+      return v.state !== 'running' && v.nodes.some((n) => n.node === lateId) ? v : undefined;
+    }, 90_000);
+    proxy.slowBytesPerSecond = 8 * MB;
+    expect(ended.state).toBe('done');
+    expect(ended.summary).toMatchObject({ nodes: 7, done: 7 });
+    await expectImageEverywhere(image, [...nodes, late]);
+    late.stopped = true;
+    await late.stop('SIGTERM');
   });
 
   it('refuses bad requests with a clear error: the CLI exits 2 for a bad reference, 1 for an unreachable node', async () => {
