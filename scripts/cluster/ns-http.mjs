@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// HTTP from inside a cluster namespace. The namespaces have no curl, ping or nc, and the addresses of a
+// netns cluster exist only inside them, so netns-cluster-lib.mjs runs this file with
+// `ip netns exec <ns> node ns-http.mjs ...` whenever it must talk to a host. Builtins only.
+//
+//   wait URL TIMEOUT_MS [--ready URL0] [--status N] [--min-peers N]
+//       With --ready, first polls URL0 until it answers 200. Then polls URL until it answers (status N if
+//       given, else any status below 500) and, with --min-peers, until its JSON body has connectedPeers >= N.
+//       Prints that last body; exits 1 at the deadline with the last reason on stderr. One process waits for
+//       everything, because starting node in a namespace costs a few hundred ms on a busy machine.
+//   request METHOD URL [--header 'Name: value']... [--body-file F] [--out F]
+//       One request. The body is streamed from F, the answer streamed to --out F (never held in memory).
+//       Prints {status, headers, size, sha256, body?} as JSON; body (text) only without --out.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+const [command, ...rest] = process.argv.slice(2);
+
+async function wait() {
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { ready: { type: 'string' }, status: { type: 'string' }, 'min-peers': { type: 'string' } },
+  });
+  const [url, ms] = positionals;
+  const deadline = Date.now() + Number(ms);
+  if (values.ready) await poll(values.ready, deadline, 200);
+  const wantStatus = values.status === undefined ? undefined : Number(values.status);
+  const minPeers = values['min-peers'] === undefined ? undefined : Number(values['min-peers']);
+  process.stdout.write(await poll(url, deadline, wantStatus, minPeers));
+}
+
+async function poll(url, deadline, wantStatus, minPeers) {
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const body = await res.text();
+      const statusOk = wantStatus === undefined ? res.status < 500 : res.status === wantStatus;
+      last = `status ${res.status}: ${body.slice(0, 300)}`;
+      if (statusOk) {
+        if (minPeers === undefined) return body;
+        const peers = JSON.parse(body).connectedPeers;
+        if (typeof peers === 'number' && peers >= minPeers) return body;
+        last = `connectedPeers ${peers}, want >= ${minPeers}`;
+      }
+    } catch (err) {
+      last = String(err?.cause ?? err);
+    }
+    if (Date.now() > deadline) {
+      process.stderr.write(`${url}: ${last}\n`);
+      process.exit(1);
+    }
+    await new Promise((r) => setTimeout(r, 100)); // poll interval
+  }
+}
+
+async function request() {
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { header: { type: 'string', multiple: true, default: [] }, 'body-file': { type: 'string' }, out: { type: 'string' } },
+  });
+  const [method, url] = positionals;
+  const headers = {};
+  for (const h of values.header) {
+    const i = h.indexOf(':');
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  const bodyFile = values['body-file'];
+  if (bodyFile) headers['content-length'] = String(statSync(bodyFile).size);
+  else if (method !== 'GET' && method !== 'HEAD') headers['content-length'] = '0';
+  const res = await new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, resolve);
+    req.on('error', reject);
+    if (bodyFile) createReadStream(bodyFile).on('error', reject).pipe(req);
+    else req.end();
+  });
+  const hash = createHash('sha256');
+  const out = values.out ? createWriteStream(values.out) : undefined;
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of res) {
+    hash.update(chunk);
+    size += chunk.length;
+    if (out) {
+      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    } else chunks.push(chunk);
+  }
+  if (out) await new Promise((resolve, reject) => out.end((err) => (err ? reject(err) : resolve())));
+  const result = { status: res.statusCode, headers: res.headers, size, sha256: hash.digest('hex') };
+  if (!out) result.body = Buffer.concat(chunks).toString('utf8');
+  process.stdout.write(JSON.stringify(result));
+}
+
+const commands = { wait, request };
+if (!commands[command]) {
+  process.stderr.write('usage: ns-http.mjs wait URL TIMEOUT_MS [--ready URL0] [--status N] [--min-peers N] | request METHOD URL [--header H]... [--body-file F] [--out F]\n');
+  process.exit(2);
+}
+commands[command]().catch((err) => {
+  process.stderr.write(`${err?.stack ?? err}\n`);
+  process.exit(1);
+});
