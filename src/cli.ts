@@ -53,6 +53,11 @@ const COMMANDS: Record<string, Command> = {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      // A promise nobody handled is a bug, but one stray rejection (a peer that hung up at the wrong
+      // moment) must not take down every pull on the host: log it loudly and go on serving.
+      process.on('unhandledRejection', (reason) => {
+        node.logger.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled rejection');
+      });
     },
   },
   status,

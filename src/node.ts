@@ -113,7 +113,7 @@ function rolloutNetwork(transport: RolloutTransport | undefined): RolloutNetwork
 
 /** Running rollouts, kept as JSON files so a restarted node resumes them. */
 class JsonRecordsJournal implements RolloutJournal {
-  private readonly records: JsonRecords<RolloutSpec>;
+  private readonly records: JsonRecords<unknown>;
   constructor(dir: string) {
     this.records = new JsonRecords(dir);
   }
@@ -123,7 +123,7 @@ class JsonRecordsJournal implements RolloutJournal {
   remove(id: string): Promise<void> {
     return this.records.remove(id);
   }
-  load(): Promise<RolloutSpec[]> {
+  load(): Promise<unknown[]> {
     return this.records.load();
   }
 }
@@ -209,7 +209,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   });
   await p2p?.rollouts.start({
     offer: (raw, from) => {
-      rollouts.accept(specFrom(raw, config.defaultRegistry), from);
+      rollouts.accept(specFrom(raw), from);
     },
     report: (raw, from) => rollouts.onReport(progressFrom(raw, from)),
   });

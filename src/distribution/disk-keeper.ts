@@ -76,13 +76,19 @@ export class DiskKeeper {
       this.again = true;
       return this.running;
     }
-    this.running = this.evict().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.enforce();
-      }
-    });
+    // Callers fire and forget (after each commit): a failure is logged here, never left unhandled.
+    this.running = this.evict()
+      .catch((err: Error) => {
+        this.o.log?.warn({ reason: err.message }, 'disk quota: eviction failed');
+        return 0;
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          void this.enforce();
+        }
+      });
     return this.running;
   }
 

@@ -183,9 +183,14 @@ export class PeerFetcher {
       const fetcher = await this.net.whoFetches?.(digest, failed).catch(() => undefined);
       if (!fetcher || failed.includes(fetcher.id)) return undefined;
       try {
-        const body = await this.download(digest, [fetcher], contributors);
-        this.o.log?.debug({ digest, fetcher: fetcher.id }, 'following a peer\'s seed download');
-        return body;
+        // One stream for the whole blob, written as it arrives: the node before this one sends its bytes as
+        // they land, and the node after this one reads this node's the same way, so a chain of nodes
+        // moves a blob with a delay of moments per hop, not of a range.
+        const blob = await this.net.fetch(fetcher, digest, undefined);
+        contributors.add(fetcher.id);
+        blob.body.once('end', () => this.o.onRangeFetched?.(fetcher.id, blob.length));
+        this.o.log?.debug({ digest, fetcher: fetcher.id }, 'following a peer\'s download');
+        return { size: blob.size, stream: blob.body };
       } catch (err) {
         this.o.log?.debug({ digest, fetcher: fetcher.id, reason: (err as Error).message }, 'could not follow a peer\'s seed download');
         failed.push(fetcher.id);

@@ -12,14 +12,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
-import { formatImageReference, parseImageReference, type ManifestReference } from '../oci/reference.js';
+import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../oci/reference.js';
 import type { Source } from './answers.js';
 import type { Distribution } from './distribution.js';
 
 export interface RolloutSpec {
   id: string;
-  /** As the user wrote it, resolved against the origin's default registry: registry/repository[:tag][@digest]. */
+  /** For people: registry/repository[:tag][@digest]. */
   image: string;
+  /** What nodes fetch, parsed once at the origin (a registry name without a dot, like `seed`, would not
+   * survive a round trip through the string form). */
+  registry: string;
+  repository: string;
+  /** A tag, or a digest (pinned when the user gave one). */
+  reference: string;
   /** os/arch[/variant] of an index to take; every platform when absent. */
   platform?: string;
   origin: string;
@@ -91,7 +97,8 @@ export interface RolloutNetwork {
 export interface RolloutJournal {
   save(spec: RolloutSpec): Promise<void>;
   remove(id: string): Promise<void>;
-  load(): Promise<RolloutSpec[]>;
+  /** What was saved, unchecked (a file may come from another version): resume checks each. */
+  load(): Promise<unknown[]>;
 }
 
 export interface RolloutOptions {
@@ -126,9 +133,15 @@ export class Rollouts {
 
   /** Resumes the rollouts a previous run of this node had not finished. */
   async resume(): Promise<number> {
-    const specs = await this.journal.load();
-    for (const spec of specs) this.accept(spec);
-    return specs.length;
+    let resumed = 0;
+    for (const raw of await this.journal.load()) {
+      try {
+        if (this.accept(specFrom(raw))) resumed++;
+      } catch (err) {
+        this.o.log?.warn({ reason: (err as Error).message }, 'a kept rollout could not be read: skipped');
+      }
+    }
+    return resumed;
   }
 
   /** A new rollout with this node as its origin (or the running one for the same image and platform). */
@@ -141,6 +154,9 @@ export class Rollouts {
     const spec: RolloutSpec = {
       id: randomUUID(),
       image: normalized,
+      registry: ref.registry,
+      repository: ref.repository,
+      reference: ref.digest ?? ref.tag!,
       ...(platform ? { platform } : {}),
       origin: this.net.self,
       originAddrs: this.net.selfAddrs(),
@@ -157,8 +173,8 @@ export class Rollouts {
     this.specs.set(spec.id, spec);
     this.trim();
     void this.journal.save(spec).catch(() => undefined);
-    void this.spread(spec, from);
-    void this.run(spec);
+    void this.spread(spec, from).catch(() => undefined);
+    void this.run(spec).catch((err: Error) => this.o.log?.warn({ rollout: spec.id, reason: err.message }, 'rollout stopped'));
     return true;
   }
 
@@ -200,10 +216,13 @@ export class Rollouts {
       startedAt: this.o.now(),
     };
     this.mine.set(spec.id, progress);
-    const timer = setInterval(() => this.send(spec, progress), this.o.reportEveryMs);
+    // A report that does not arrive is not an error here: the next one may, and the origin calls a
+    // node it has not heard from for a while dead. (Unhandled, the rejection would end the process.)
+    const report = () => void this.send(spec, progress).catch(() => undefined);
+    const timer = setInterval(report, this.o.reportEveryMs);
     timer.unref();
     this.timers.set(spec.id, timer);
-    this.send(spec, progress);
+    report();
     try {
       await this.fetchImage(spec, progress);
       progress.state = 'done';
@@ -242,12 +261,12 @@ export class Rollouts {
 
   /** Pulls the image's manifests, then its blobs, `parallel` at a time, through the node's usual path. */
   private async fetchImage(spec: RolloutSpec, progress: NodeProgress): Promise<void> {
-    const ref = parseImageReference(spec.image, this.o.defaultRegistry);
-    const ns = ref.registry;
-    const top: ManifestReference = ref.digest ? { kind: 'digest', digest: ref.digest } : { kind: 'tag', tag: ref.tag! };
+    const ns = spec.registry;
+    const repository = parseRepositoryName(spec.repository);
+    const top = parseManifestReference(spec.reference);
     const blobs = new Map<Digest, Descriptor>();
     const visit = async (reference: ManifestReference, depth: number): Promise<void> => {
-      const m = await this.distribution.manifest(ref.repository, reference, ns);
+      const m = await this.distribution.manifest(repository, reference, ns);
       progress.bytesTotal += m.bytes.length;
       progress.bytesDone += m.bytes.length;
       progress.bySource[m.source] += m.bytes.length;
@@ -265,7 +284,7 @@ export class Rollouts {
     progress.bytesTotal += todo.reduce((sum, b) => sum + b.size, 0);
     const worker = async () => {
       for (let next = todo.shift(); next; next = todo.shift()) {
-        const answer = await this.distribution.blob(ref.repository, next.digest, ns, false);
+        const answer = await this.distribution.blob(repository, next.digest, ns, false);
         let got = 0;
         if (answer.source !== 'local') {
           // Reading the answer to its end waits for the download, its verification and its commit.
@@ -298,6 +317,12 @@ export class Rollouts {
       return own ? viewOf(spec, [{ ...own, status: own.state }]) : undefined;
     }
     for (const node of names) {
+      const own = node === this.net.self ? this.mine.get(id) : undefined;
+      if (own) {
+        // This node is alive by definition: its own progress is current, whatever the clock says.
+        nodes.push({ ...own, bySource: { ...own.bySource }, status: own.state, lastReportAt: now });
+        continue;
+      }
       const r = reports.get(node);
       if (!r) {
         nodes.push({ node, status: now - spec.createdAt > this.o.deadAfterMs ? 'dead' : 'waiting' });
@@ -377,15 +402,21 @@ function strings(v: unknown, max: number): string[] {
 }
 
 /** A rollout offered by a peer, or an error saying why it is refused. */
-export function specFrom(raw: unknown, defaultRegistry: string): RolloutSpec {
+export function specFrom(raw: unknown): RolloutSpec {
   const d = raw as Record<string, unknown>;
   if (typeof d !== 'object' || d === null || typeof d.id !== 'string' || !ID.test(d.id)) throw new Error('bad rollout id');
-  if (typeof d.image !== 'string' || typeof d.origin !== 'string' || !isCount(d.createdAt)) throw new Error('bad rollout');
+  if (typeof d.origin !== 'string' || !isCount(d.createdAt)) throw new Error('bad rollout');
   if (d.platform !== undefined && (typeof d.platform !== 'string' || !/^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(d.platform))) throw new Error('bad platform');
-  const image = formatImageReference(parseImageReference(d.image, defaultRegistry));
+  if (typeof d.registry !== 'string' || typeof d.repository !== 'string' || typeof d.reference !== 'string') throw new Error('bad image');
+  const registry = parseRegistryName(d.registry);
+  const repository = parseRepositoryName(d.repository);
+  const reference = parseManifestReference(d.reference);
   return {
     id: d.id,
-    image,
+    image: formatImageReference({ registry, repository, ...(reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest }) }),
+    registry,
+    repository,
+    reference: referenceString(reference),
     ...(d.platform ? { platform: d.platform as string } : {}),
     origin: d.origin,
     originAddrs: strings(d.originAddrs, 32),

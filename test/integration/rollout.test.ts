@@ -130,6 +130,8 @@ afterEach(() => {
   const crashed = started.filter((n) => !n.stopped && (n.child.exitCode !== null || n.child.signalCode !== null));
   for (const n of crashed) n.stopped = true;
   expect(crashed.map((n) => `${n.name} exited (${n.child.exitCode ?? n.child.signalCode}):\n${n.output().split('\n').slice(-25).join('\n')}`)).toEqual([]);
+  // The node survives a stray rejection, but it is a bug all the same.
+  expect(started.flatMap((n) => n.output().split('\n').filter((l) => l.includes('unhandled rejection')).map((l) => `${n.name}: ${l.slice(0, 400)}`))).toEqual([]);
 });
 
 afterAll(async () => {

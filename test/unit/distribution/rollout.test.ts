@@ -1,0 +1,210 @@
+// Rollout policy over an in-memory network of nodes and a fake registry read path: how a rollout spreads,
+// what the origin reports (done, failed, dead, waiting), its summary, and what a peer's messages must look
+// like before they are believed.
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { BlobAnswer, ManifestAnswer, Source } from '../../../src/distribution/answers.js';
+import type { Distribution } from '../../../src/distribution/distribution.js';
+import { progressFrom, Rollouts, specFrom, type NodeProgress, type RolloutJournal, type RolloutNetwork, type RolloutSpec } from '../../../src/distribution/rollout.js';
+import { digestOf, type Digest } from '../../../src/oci/digest.js';
+import type { ManifestReference } from '../../../src/oci/reference.js';
+
+const SEED = 'seed.test:5000';
+const layer = Buffer.alloc(5000, 7);
+const config = Buffer.from('{"os":"linux"}');
+const manifest = Buffer.from(
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer), size: layer.length }],
+  }),
+);
+const blobs = new Map<Digest, Buffer>([
+  [digestOf(config), config],
+  [digestOf(layer), layer],
+]);
+
+/** The read path of one node: every blob comes from `source`; `fail` makes blob fetches fail. */
+function readPath(source: Source, opts: { fail?: boolean; gate?: Promise<void> } = {}) {
+  const asked: string[] = [];
+  const d = {
+    async manifest(repo: string, ref: ManifestReference, ns: string): Promise<ManifestAnswer> {
+      asked.push(`manifest ${ns}/${repo} ${ref.kind === 'tag' ? ref.tag : ref.digest}`);
+      return { record: { digest: digestOf(manifest), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length }, bytes: manifest, source: 'upstream', stale: false };
+    },
+    async blob(_repo: string, digest: Digest): Promise<BlobAnswer> {
+      await opts.gate;
+      if (opts.fail) throw new Error('seed unreachable');
+      const bytes = blobs.get(digest)!;
+      return { digest, size: bytes.length, source, open: async () => Readable.from([bytes]) };
+    },
+  };
+  return { distribution: d as unknown as Distribution, asked };
+}
+
+const journal = (): RolloutJournal & { saved: Map<string, RolloutSpec> } => {
+  const saved = new Map<string, RolloutSpec>();
+  return { saved, save: async (s) => void saved.set(s.id, s), remove: async (id) => void saved.delete(id), load: async () => [...saved.values()] };
+};
+
+/** Nodes on an in-memory network: offers and reports are delivered by direct calls. */
+function cluster(names: string[], opts: { sources?: Record<string, Source>; fail?: string[]; gate?: Promise<void> } = {}) {
+  let now = 1_000_000;
+  const clock = { now: () => now, advance: (ms: number) => (now += ms) };
+  const nodes = new Map<string, Rollouts>();
+  const down = new Set<string>();
+  const asked = new Map<string, string[]>();
+  for (const name of names) {
+    const net: RolloutNetwork = {
+      self: name,
+      selfAddrs: () => [`/mem/${name}`],
+      peers: async () => names.filter((n) => n !== name && !down.has(n)),
+      offer: async (peer, spec) => {
+        if (down.has(peer)) throw new Error('unreachable');
+        nodes.get(peer)!.accept(specFrom(JSON.parse(JSON.stringify(spec))), name);
+      },
+      report: async (spec, progress) => {
+        if (down.has(spec.origin)) throw new Error('unreachable');
+        nodes.get(spec.origin)!.onReport(progressFrom(JSON.parse(JSON.stringify(progress)), name));
+      },
+    };
+    const path = readPath(opts.sources?.[name] ?? 'peer', { fail: opts.fail?.includes(name), gate: opts.gate });
+    asked.set(name, path.asked);
+    nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, now: clock.now }));
+  }
+  return { nodes, node: (n: string) => nodes.get(n)!, down, clock, asked };
+}
+
+async function settle(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(check()).toBe(true);
+}
+
+describe('Rollouts', () => {
+  it('spreads from the origin to every node; each fetches the image; the origin sees all done with a summary', async () => {
+    const c = cluster(['a', 'b', 'c'], { sources: { a: 'upstream', b: 'peer', c: 'local' } });
+    const spec = await c.node('a').create('team/app:v1');
+    expect(spec).toMatchObject({ image: `${SEED}/team/app:v1`, registry: SEED, repository: 'team/app', reference: 'v1', origin: 'a', expected: ['b', 'c'] });
+    await settle(() => c.node('a').view(spec.id)?.state === 'done');
+    const view = c.node('a').view(spec.id)!;
+    expect(view.nodes.map((n) => [n.node, n.status, n.blobsDone, n.blobsTotal])).toEqual([
+      ['a', 'done', 2, 2],
+      ['b', 'done', 2, 2],
+      ['c', 'done', 2, 2],
+    ]);
+    const imageBytes = manifest.length + config.length + layer.length;
+    // The manifest always comes from the seed; a's blobs too: the seed sent one image and two manifests.
+    expect(view.summary).toMatchObject({ nodes: 3, done: 3, failed: 0, dead: 0, imageBytes, seedBytes: imageBytes + 2 * manifest.length });
+    expect(view.summary.makespanMs).toBeGreaterThanOrEqual(0);
+    expect(c.asked.get('b')).toEqual([`manifest ${SEED}/team/app v1`]);
+    // A node that is not the origin knows only its own part.
+    expect(c.node('b').view(spec.id)?.nodes.map((n) => n.node)).toEqual(['b']);
+  });
+
+  it('joins the running rollout when asked again for the same image and platform', async () => {
+    let open!: () => void;
+    const c = cluster(['a', 'b'], { gate: new Promise<void>((r) => (open = r)) });
+    const first = await c.node('a').create('team/app:v1');
+    expect((await c.node('a').create('seed.test:5000/team/app:v1')).id).toBe(first.id);
+    expect((await c.node('a').create('team/app:v1', 'linux/arm64')).id).not.toBe(first.id);
+    open();
+    await settle(() => c.node('a').view(first.id)?.state === 'done');
+    expect((await c.node('a').create('team/app:v1')).id).not.toBe(first.id);
+  });
+
+  it('reports a node that fails as failed, with its reason, and the rollout as failed once the rest are done', async () => {
+    const c = cluster(['a', 'b'], { fail: ['b'] });
+    const spec = await c.node('a').create('team/app:v1');
+    await settle(() => c.node('a').view(spec.id)?.state !== 'running');
+    const view = c.node('a').view(spec.id)!;
+    expect(view.state).toBe('failed');
+    expect(view.nodes.find((n) => n.node === 'b')).toMatchObject({ status: 'failed', error: 'seed unreachable' });
+  });
+
+  it('calls a node that stops reporting dead after deadAfterMs, and one expected but never heard from too', async () => {
+    let open!: () => void;
+    const c = cluster(['a', 'b', 'c'], { gate: new Promise<void>((r) => (open = r)) });
+    c.down.add('c'); // c never gets the offer
+    const spec = await c.node('a').create('team/app:v1');
+    expect(spec.expected).toEqual(['b']);
+    spec.expected.push('c'); // as if a was connected to c when it started
+    await settle(() => c.node('a').view(spec.id)?.nodes.find((n) => n.node === 'b')?.status === 'running');
+    expect(c.node('a').view(spec.id)!.nodes.find((n) => n.node === 'c')?.status).toBe('waiting');
+    c.down.add('a'); // b's reports no longer arrive
+    c.clock.advance(5_001);
+    const view = c.node('a').view(spec.id)!;
+    expect(view.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['a', 'running'],
+      ['b', 'dead'],
+      ['c', 'dead'],
+    ]);
+    open();
+    await settle(() => c.node('a').view(spec.id)?.state !== 'running');
+    expect(c.node('a').view(spec.id)!.summary).toMatchObject({ done: 1, dead: 2 });
+  });
+
+  it('offers running rollouts to a node that joins, and never one it has finished', async () => {
+    let open!: () => void;
+    const c = cluster(['a', 'b', 'late'], { gate: new Promise<void>((r) => (open = r)) });
+    c.down.add('late');
+    const spec = await c.node('a').create('team/app:v1');
+    c.down.delete('late');
+    c.node('b').offerRunning('late');
+    await settle(() => c.node('a').view(spec.id)?.nodes.some((n) => n.node === 'late') === true);
+    open();
+    await settle(() => c.node('a').view(spec.id)?.state === 'done');
+    expect(c.node('a').view(spec.id)!.summary).toMatchObject({ nodes: 3, done: 3 });
+  });
+
+  it('resumes what its journal kept (a restart) and skips a record it cannot read', async () => {
+    const c = cluster(['a', 'b']);
+    const spec = await c.node('a').create('team/app:v1');
+    await settle(() => c.node('a').view(spec.id)?.state === 'done');
+    const j = journal();
+    const rollouts = new Rollouts(readPath('peer').distribution, { self: 'b', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined }, { ...j, load: async () => [spec, { id: 'junk' }] }, { defaultRegistry: SEED });
+    expect(await rollouts.resume()).toBe(1);
+    await settle(() => rollouts.view(spec.id)?.state === 'done');
+  });
+});
+
+describe('what peers send', () => {
+  const good = (): Record<string, unknown> => ({
+    id: '0f6c2d9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f',
+    image: 'ignored',
+    registry: 'seed',
+    repository: 'team/app',
+    reference: 'v1',
+    origin: 'a',
+    originAddrs: ['/ip4/10.0.0.1/tcp/5001'],
+    createdAt: 1,
+    expected: ['b'],
+  });
+
+  it('takes a well-formed offer, rebuilding the image name from its checked parts', () => {
+    expect(specFrom(good())).toMatchObject({ image: 'seed/team/app:v1', registry: 'seed', repository: 'team/app', reference: 'v1' });
+    const pinned = specFrom({ ...good(), reference: digestOf(layer) });
+    expect(pinned.image).toBe(`seed/team/app@${digestOf(layer)}`);
+  });
+
+  it.each([
+    ['a bad id', { id: '../../etc' }],
+    ['a bad repository', { repository: '../up' }],
+    ['a bad reference', { reference: 'not a tag!' }],
+    ['a bad registry', { registry: 'UPPER CASE' }],
+    ['a bad platform', { platform: 'linux' }],
+    ['no addresses list', { originAddrs: 'x' }],
+    ['a missing image', { registry: undefined }],
+  ])('refuses an offer with %s', (_what, change) => {
+    expect(() => specFrom({ ...good(), ...change })).toThrow();
+  });
+
+  it('believes a report only from the node it is about', () => {
+    const p: NodeProgress = { rollout: 'r', node: 'b', state: 'running', blobsTotal: 2, blobsDone: 1, bytesTotal: 10, bytesDone: 5, bySource: { local: 0, peer: 5, upstream: 0 }, startedAt: 1 };
+    expect(progressFrom(p, 'b')).toEqual(p);
+    expect(() => progressFrom(p, 'c')).toThrow('bad report');
+    expect(() => progressFrom({ ...p, state: 'winning' }, 'b')).toThrow();
+    expect(() => progressFrom({ ...p, bytesDone: -1 }, 'b')).toThrow();
+    expect(() => progressFrom({ ...p, bySource: { local: 0, peer: 0 } }, 'b')).toThrow();
+  });
+});
