@@ -22,6 +22,11 @@ export interface BlobAnswer {
   source: Source;
   /** The seed registry the blob was asked for through; absent for content pushed to this node. */
   registry?: string;
+  /**
+   * For a blob being fetched: resolves once it is verified and kept (rejects if it never is). Lets a
+   * caller that only wants the blob on disk (a rollout) wait without reading it back.
+   */
+  stored?: Promise<void>;
   /** The bytes in range (inclusive), or the whole blob. */
   open(range?: ByteRange): Promise<Readable>;
 }

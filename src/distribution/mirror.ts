@@ -212,7 +212,15 @@ export class Mirror {
       const cause = err instanceof NoSourceError ? new OciError('BLOB_UNKNOWN', `no peer has ${digest}`) : err;
       throw toClientError(cause, 'BLOB_UNKNOWN', `blob ${digest} not found in ${registry}/${repo}`);
     }
-    return { digest, size: running.size!, source: running.source ?? 'upstream', open: async (range?: ByteRange) => running.follow(range) };
+    const stored = running.done.then(() => undefined);
+    stored.catch(() => undefined); // a client that never asks for it must not leave a rejection unhandled
+    return {
+      digest,
+      size: running.size!,
+      source: running.source ?? 'upstream',
+      stored,
+      open: async (range?: ByteRange) => running.follow(range),
+    };
   }
 
   /**

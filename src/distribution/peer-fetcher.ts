@@ -50,6 +50,8 @@ const LOOKUP_GRACE_MS = 20;
 const BUSY_RETRY_MS = 100;
 /** Fetchers whose seed download a node tries to follow before it asks the seed itself. */
 const MAX_FETCHERS_FOLLOWED = 2;
+/** Chain predecessors that may fail mid-download before a node gives up on peers for the blob. */
+const MAX_FOLLOW_RETRIES = 3;
 /** Busy answers one range tolerates before it gives up on peers. */
 const MAX_BUSY_ANSWERS = 50;
 
@@ -148,10 +150,23 @@ export class PeerFetcher {
   /** A download source over the peers: nothing to offer when no peer has the blob. */
   source(digest: Digest): DownloadSource {
     const contributors = new Set<string>();
+    // Chain predecessors that failed this download: the coordinator is told, and hands this node on to
+    // the one before them, instead of this node (and every node after it) going to the seed.
+    const failedFetchers: string[] = [];
+    let following: string | undefined;
     return {
       name: 'peer',
       streamThrough: false,
-      open: () => this.open(digest, contributors),
+      open: async () => {
+        contributors.clear();
+        return this.open(digest, contributors, failedFetchers, (id) => (following = id));
+      },
+      retry: () => {
+        if (!following || failedFetchers.length >= MAX_FOLLOW_RETRIES) return false;
+        failedFetchers.push(following);
+        following = undefined;
+        return true;
+      },
       failed: (err) => {
         this.forget(digest);
         this.o.log?.debug({ digest, peers: [...contributors], reason: err.message }, 'peer download failed: falling back');
@@ -167,9 +182,9 @@ export class PeerFetcher {
    * Nothing to offer when no provider is known; an error when providers were known but none could send
    * the first range (so the failure is reported and the lookup forgotten before the seed is asked).
    */
-  private async open(digest: Digest, contributors: Set<string>): Promise<FetchedBody | undefined> {
-    const providers = await this.providers(digest);
-    if (providers.length === 0) return this.follow(digest, contributors);
+  private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
+    const providers = failedFetchers.length > 0 ? [] : await this.providers(digest);
+    if (providers.length === 0) return this.follow(digest, contributors, failedFetchers, onFollow);
     return this.download(digest, providers, contributors);
   }
 
@@ -177,8 +192,8 @@ export class PeerFetcher {
    * No node holds the blob: follow the download of the node that fetches it from the seed, or (when
    * that is this node, or every fetcher named failed) return undefined so this node asks the seed.
    */
-  private async follow(digest: Digest, contributors: Set<string>): Promise<FetchedBody | undefined> {
-    const failed: string[] = [];
+  private async follow(digest: Digest, contributors: Set<string>, failedBefore: readonly string[], onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
+    const failed: string[] = [...failedBefore];
     for (let i = 0; i < MAX_FETCHERS_FOLLOWED; i++) {
       const fetcher = await this.net.whoFetches?.(digest, failed).catch(() => undefined);
       if (!fetcher || failed.includes(fetcher.id)) return undefined;
@@ -188,6 +203,7 @@ export class PeerFetcher {
         // moves a blob with a delay of moments per hop, not of a range.
         const blob = await this.net.fetch(fetcher, digest, undefined);
         contributors.add(fetcher.id);
+        onFollow(fetcher.id);
         blob.body.once('end', () => this.o.onRangeFetched?.(fetcher.id, blob.length));
         this.o.log?.debug({ digest, fetcher: fetcher.id }, 'following a peer\'s download');
         return { size: blob.size, stream: blob.body };

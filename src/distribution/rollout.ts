@@ -286,16 +286,17 @@ export class Rollouts {
       for (let next = todo.shift(); next; next = todo.shift()) {
         const answer = await this.distribution.blob(repository, next.digest, ns, false);
         let got = 0;
-        if (answer.source !== 'local') {
+        if (answer.stored) {
+          // A download: wait for it to be verified and kept, without reading the bytes back.
+          await answer.stored;
+          got = answer.size;
+        } else if (answer.source !== 'local') {
           // Reading the answer to its end waits for the download, its verification and its commit.
-          for await (const chunk of await answer.open()) {
-            got += (chunk as Uint8Array).length;
-            progress.bytesDone += (chunk as Uint8Array).length;
-          }
+          for await (const chunk of await answer.open()) got += (chunk as Uint8Array).length;
         } else {
           got = answer.size;
-          progress.bytesDone += got;
         }
+        progress.bytesDone += got;
         if (got !== next.size) throw new Error(`blob ${next.digest}: got ${got} of ${next.size} bytes`);
         progress.bySource[answer.source] += got;
         progress.blobsDone++;

@@ -29,6 +29,8 @@ export interface DownloadSource {
   open(): Promise<FetchedBody | undefined>;
   /** Told why this source's attempt failed, so it can blame whoever sent the bytes. */
   failed?(err: Error): void;
+  /** After a failure: whether this source has another way to try (another peer) before the next source. */
+  retry?(): boolean;
 }
 
 export type DownloadState = 'opening' | 'running' | 'committed' | 'failed';
@@ -72,7 +74,8 @@ export class SharedDownload {
 
   private async run(sources: DownloadSource[], markStarted: () => void): Promise<BlobInfo> {
     const failures: string[] = [];
-    for (const source of sources) {
+    for (let i = 0; i < sources.length; i++) {
+      const source = sources[i]!;
       try {
         const info = await this.attempt(source, markStarted);
         if (info) return info;
@@ -88,6 +91,7 @@ export class SharedDownload {
         this.verified = false;
         this.size = undefined;
         if (isFinal(error)) return this.fail(error);
+        if (source.retry?.()) i--;
       }
     }
     return this.fail(failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest));
@@ -180,13 +184,25 @@ export class SharedDownload {
 
   private async *bytes(range: ByteRange | undefined, unverified: boolean): AsyncGenerator<Uint8Array> {
     let pos = range?.start ?? 0;
-    const attempt = this.attempts;
+    let attempt = this.attempts;
+    const sizeAtStart = this.size;
     // One reader per follower, opened on first need and kept through the commit.
     let reader: WrittenReader | undefined;
     try {
       for (;;) {
         if (this.state === 'failed') throw this.error!;
-        if (unverified && this.attempts !== attempt) throw new Error(`download of ${this.digest} started over from another source`);
+        if (unverified && this.attempts !== attempt) {
+          // The download started over from another source. The bytes at each offset are the blob's own,
+          // whoever sends them, so a peer following it simply goes on from where it is once the new
+          // attempt has written that far (it verifies the whole blob itself); only a different size
+          // means the two sources disagree on what the blob is.
+          await reader?.close().catch(() => undefined);
+          reader = undefined;
+          attempt = this.attempts;
+        }
+        if (unverified && sizeAtStart !== undefined && this.size !== undefined && this.size !== sizeAtStart) {
+          throw new Error(`download of ${this.digest} started over with another size`);
+        }
         const size = this.size;
         const end = Math.min(range?.end ?? Infinity, size === undefined ? Infinity : size - 1);
         if (pos > end) return;

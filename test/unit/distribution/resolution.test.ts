@@ -366,6 +366,28 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     expect(seed.blobGets()).toBe(1);
   });
 
+  it('follows the node before a predecessor that broke off mid-blob, instead of going to the seed', async () => {
+    const content = blobOf(3 * RANGE);
+    net = new FakePeerNetwork();
+    const f = await net.addPeer('f', [], { kind: 'truncated' });
+    await f.put(Readable.from([content]), digestOf(content));
+    const g = await net.addPeer('g');
+    await g.put(Readable.from([content]), digestOf(content));
+    net.coordinator = (_d, failed) => (failed.includes('f') ? 'g' : 'f');
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+    const digest = digestOf(content);
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('peer');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(net.claims).toEqual([
+      { digest, failed: [] },
+      { digest, failed: ['f'] },
+    ]);
+    expect(seed.requests).toEqual([]);
+  });
+
   it('goes to the seed rather than ask again when the coordinator keeps naming a fetcher that failed', async () => {
     const content = blobOf(5000);
     net = new FakePeerNetwork();

@@ -163,3 +163,37 @@ describe('SharedDownload, a follower that arrives while the commit moves the byt
     expect((await late).equals(content)).toBe(true);
   });
 });
+
+describe('SharedDownload, relayed to a peer while its source changes', () => {
+  it('goes on from where the peer was when the download starts over from another source', async () => {
+    const store = new MemoryBlobStore();
+    const first = controlled();
+    const dl = new SharedDownload(store, digest, [
+      peer(async () => ({ size: content.length, stream: first.stream })),
+      upstream(async () => ({ size: content.length, stream: Readable.from([content]) })),
+    ]);
+    await expect.poll(() => dl.status).toBe('running');
+    const relayed = readAll(dl.follow(undefined, { unverified: true }));
+    first.push(content.subarray(0, 600));
+    await new Promise((r) => setTimeout(r, 20));
+    first.stream.destroy(new Error('the peer went away'));
+    expect((await relayed).equals(content)).toBe(true);
+    expect((await dl.done).size).toBe(content.length);
+    expect(dl.source).toBe('upstream');
+  });
+
+  it('fails the peer\'s stream when the new source disagrees about the size', async () => {
+    const store = new MemoryBlobStore();
+    const first = controlled();
+    const dl = new SharedDownload(store, digest, [
+      peer(async () => ({ size: content.length + 5, stream: first.stream })),
+      upstream(async () => ({ size: content.length, stream: Readable.from([content]) })),
+    ]);
+    await expect.poll(() => dl.status).toBe('running');
+    const relayed = readAll(dl.follow(undefined, { unverified: true }));
+    first.push(content.subarray(0, 600));
+    await new Promise((r) => setTimeout(r, 20));
+    first.stream.destroy(new Error('the peer went away'));
+    await expect(relayed).rejects.toThrow('another size');
+  });
+});
