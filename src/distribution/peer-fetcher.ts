@@ -182,37 +182,44 @@ export class PeerFetcher {
    * Nothing to offer when no provider is known; an error when providers were known but none could send
    * the first range (so the failure is reported and the lookup forgotten before the seed is asked).
    */
+  /**
+   * Nodes missing a blob at the same moment form a chain at its coordinator: one with a predecessor
+   * follows it at once (no DHT lookup, which also keeps later nodes off the seed fetcher's uplink). The
+   * head of a chain (or a node with no coordinator) looks for nodes holding the blob, takes it in ranges
+   * from them if any, and otherwise returns undefined: it is the one to ask the seed.
+   */
   private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
-    const providers = failedFetchers.length > 0 ? [] : await this.providers(digest);
-    if (providers.length === 0) return this.follow(digest, contributors, failedFetchers, onFollow);
-    return this.download(digest, providers, contributors);
+    const failed = [...failedFetchers];
+    for (let i = 0; i <= MAX_FETCHERS_FOLLOWED && this.net.whoFetches; i++) {
+      const predecessor = await this.net.whoFetches(digest, failed).catch(() => undefined);
+      if (!predecessor || failed.includes(predecessor.id)) break;
+      const body = await this.followStream(digest, predecessor, contributors, onFollow);
+      if (body) return body;
+      failed.push(predecessor.id);
+    }
+    // Predecessors failed: rather the seed than a lookup that would likely find them again.
+    if (failed.length > failedFetchers.length) return undefined;
+    const providers = failed.length > 0 ? [] : await this.providers(digest);
+    return providers.length > 0 ? this.download(digest, providers, contributors) : undefined;
   }
 
   /**
-   * No node holds the blob: follow the download of the node that fetches it from the seed, or (when
-   * that is this node, or every fetcher named failed) return undefined so this node asks the seed.
+   * One stream for the whole blob, written as it arrives: the node before this one sends its bytes as they
+   * land, and the node after this one reads this node's the same way, so a chain of nodes moves a blob
+   * with a delay of moments per hop, not of a range. Undefined when the predecessor cannot serve.
    */
-  private async follow(digest: Digest, contributors: Set<string>, failedBefore: readonly string[], onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
-    const failed: string[] = [...failedBefore];
-    for (let i = 0; i < MAX_FETCHERS_FOLLOWED; i++) {
-      const fetcher = await this.net.whoFetches?.(digest, failed).catch(() => undefined);
-      if (!fetcher || failed.includes(fetcher.id)) return undefined;
-      try {
-        // One stream for the whole blob, written as it arrives: the node before this one sends its bytes as
-        // they land, and the node after this one reads this node's the same way, so a chain of nodes
-        // moves a blob with a delay of moments per hop, not of a range.
-        const blob = await this.net.fetch(fetcher, digest, undefined);
-        contributors.add(fetcher.id);
-        onFollow(fetcher.id);
-        blob.body.once('end', () => this.o.onRangeFetched?.(fetcher.id, blob.length));
-        this.o.log?.debug({ digest, fetcher: fetcher.id }, 'following a peer\'s download');
-        return { size: blob.size, stream: blob.body };
-      } catch (err) {
-        this.o.log?.debug({ digest, fetcher: fetcher.id, reason: (err as Error).message }, 'could not follow a peer\'s seed download');
-        failed.push(fetcher.id);
-      }
+  private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
+    try {
+      const blob = await this.net.fetch(predecessor, digest, undefined);
+      contributors.add(predecessor.id);
+      onFollow(predecessor.id);
+      blob.body.once('end', () => this.o.onRangeFetched?.(predecessor.id, blob.length));
+      this.o.log?.debug({ digest, fetcher: predecessor.id }, 'following a peer\'s download');
+      return { size: blob.size, stream: blob.body };
+    } catch (err) {
+      this.o.log?.debug({ digest, fetcher: predecessor.id, reason: (err as Error).message }, 'could not follow a peer\'s download');
+      return undefined;
     }
-    return undefined;
   }
 
   private async download(digest: Digest, providers: Provider[], contributors: Set<string>): Promise<FetchedBody> {

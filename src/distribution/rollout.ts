@@ -128,7 +128,7 @@ export class Rollouts {
     private readonly journal: RolloutJournal,
     opts: RolloutOptions,
   ) {
-    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 3, now: Date.now, ...opts };
+    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, now: Date.now, ...opts };
   }
 
   /** Resumes the rollouts a previous run of this node had not finished. */
