@@ -78,6 +78,7 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
       router,
       fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal),
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
+      releaseClaim: (digest) => claims.release(digest),
     },
     new PeerScores(),
     {

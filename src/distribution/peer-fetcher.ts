@@ -23,6 +23,8 @@ export interface PeerNetwork {
    * not serve. Absent: every node fetches for itself.
    */
   whoFetches?(digest: Digest, failed: readonly string[]): Promise<Provider | undefined>;
+  /** This node, a chain's head, holds the whole blob now: its chain can end (see p2p/fetch-claims.ts). */
+  releaseClaim?(digest: Digest): Promise<void>;
 }
 
 export interface PeerFetcherOptions {
@@ -154,12 +156,18 @@ export class PeerFetcher {
     // the one before them, instead of this node (and every node after it) going to the seed.
     const failedFetchers: string[] = [];
     let following: string | undefined;
+    let head = false;
     return {
       name: 'peer',
       streamThrough: false,
       open: async () => {
         contributors.clear();
-        return this.open(digest, contributors, failedFetchers, (id) => (following = id));
+        const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id));
+        head = following === undefined;
+        return body;
+      },
+      stored: () => {
+        if (head && this.net.whoFetches) void this.net.releaseClaim?.(digest).catch(() => undefined);
       },
       retry: () => {
         if (!following || failedFetchers.length >= MAX_FOLLOW_RETRIES) return false;

@@ -31,6 +31,8 @@ export interface DownloadSource {
   failed?(err: Error): void;
   /** After a failure: whether this source has another way to try (another peer) before the next source. */
   retry?(): boolean;
+  /** Told, whichever source it came from, that the blob is verified and kept. */
+  stored?(): void;
 }
 
 export type DownloadState = 'opening' | 'running' | 'committed' | 'failed';
@@ -78,7 +80,10 @@ export class SharedDownload {
       const source = sources[i]!;
       try {
         const info = await this.attempt(source, markStarted);
-        if (info) return info;
+        if (info) {
+          for (const s of sources) s.stored?.();
+          return info;
+        }
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
         failures.push(`${source.name}: ${error.message}`);

@@ -10,6 +10,7 @@
 // Protocol /layerd/claim/1.0.0, one stream per question:
 //   client → coordinator: a JSON line {"digest","failed"?: [peer ids the asker could not fetch from]}
 //   coordinator → client: a JSON line {"fetcher": peer id, "addrs": [multiaddrs]}
+// or, from a chain's head once it holds the whole blob: {"digest","release":true} → {"ok":true}
 // Anything that goes wrong (no coordinator, a timeout, a bad answer) means "fetch it yourself": claims
 // save seed traffic, they never hold up a pull.
 import { createHash } from 'node:crypto';
@@ -67,6 +68,15 @@ export class ClaimTable {
     if (at < 0) at = entry.chain.push(asker) - 1;
     this.claims.set(digest, entry);
     return at === 0 ? asker : entry.chain[at - 1]!;
+  }
+
+  /**
+   * The chain's head has the whole blob (and has announced it): the chain ends, and the next node to
+   * miss the blob finds it in the DHT and takes ranges from every holder instead of joining a line.
+   * Nodes already in the chain keep following whom they follow.
+   */
+  release(digest: Digest, who: string): void {
+    if (this.claims.get(digest)?.chain[0] === who) this.claims.delete(digest);
   }
 
   get size(): number {
@@ -156,6 +166,13 @@ export class FetchClaims {
     }
   }
 
+  /** Tells the digest's coordinator that this node, a chain's head, now holds the whole blob. */
+  async release(digest: Digest): Promise<void> {
+    const coordinator = coordinatorOf(digest, [this.self, ...(await peersSpeaking(this.libp2p, CLAIM_PROTOCOL))]);
+    if (!coordinator || coordinator === this.self) return this.table.release(digest, this.self);
+    await ask(this.libp2p, { id: coordinator }, CLAIM_PROTOCOL, { digest, release: true }, this.askTimeoutMs);
+  }
+
   private async ask(coordinator: string, digest: Digest, failed: readonly string[]): Promise<Provider> {
     const reply = await ask<{ fetcher?: unknown; addrs?: unknown }>(this.libp2p, { id: coordinator }, CLAIM_PROTOCOL, { digest, failed }, this.askTimeoutMs);
     if (typeof reply.fetcher !== 'string' || !Array.isArray(reply.addrs) || !reply.addrs.every((a) => typeof a === 'string')) throw new Error('bad claim answer');
@@ -163,8 +180,12 @@ export class FetchClaims {
   }
 
   private async answerClaim(question: unknown, from: PeerId): Promise<object> {
-    const doc = question as { digest?: unknown; failed?: unknown };
+    const doc = question as { digest?: unknown; failed?: unknown; release?: unknown };
     const digest = parseDigest(String(doc.digest));
+    if (doc.release === true) {
+      this.table.release(digest, from.toString());
+      return { ok: true };
+    }
     const failed = Array.isArray(doc.failed) ? doc.failed.filter((f): f is string => typeof f === 'string').slice(0, 64) : [];
     const holder = await this.holderInfo(this.table.claim(digest, from.toString(), failed));
     return { fetcher: holder.id, addrs: holder.addrs };

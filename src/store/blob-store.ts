@@ -75,6 +75,58 @@ export interface BlobStore {
   touch?(digest: Digest): Promise<void>;
 }
 
+/**
+ * A BlobStore that passes everything to another and lets a subclass see each commit (`committed`) and
+ * each delete (`deleted`): how a node adds announcing and usage accounting around its filesystem store
+ * without either knowing of the other.
+ */
+export class ForwardingBlobStore implements BlobStore {
+  constructor(protected readonly inner: BlobStore) {}
+
+  /** Called with every blob committed through this store; returns it. */
+  protected committed(info: BlobInfo): BlobInfo {
+    return info;
+  }
+
+  /** Called after every delete through this store, with whether the blob was there. */
+  protected async deleted(_digest: Digest, _existed: boolean): Promise<void> {}
+
+  stat(digest: Digest): Promise<BlobInfo | undefined> {
+    return this.inner.stat(digest);
+  }
+
+  open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
+    return this.inner.open(digest, range);
+  }
+
+  async put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
+    return this.committed(await this.inner.put(source, expected));
+  }
+
+  async createWriter(): Promise<BlobWriter> {
+    return onWriterCommit(await this.inner.createWriter(), (info) => this.committed(info));
+  }
+
+  async resumeWriter(id: string): Promise<BlobWriter | undefined> {
+    const writer = await this.inner.resumeWriter(id);
+    return writer && onWriterCommit(writer, (info) => this.committed(info));
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    const existed = await this.inner.delete(digest);
+    await this.deleted(digest, existed);
+    return existed;
+  }
+
+  list(): AsyncIterable<BlobInfo> {
+    return this.inner.list();
+  }
+
+  touch(digest: Digest): Promise<void> {
+    return this.inner.touch?.(digest) ?? Promise.resolve();
+  }
+}
+
 /** A writer like `writer` whose commit also calls `committed` with the new blob (for store wrappers). */
 export function onWriterCommit(writer: BlobWriter, committed: (info: BlobInfo) => BlobInfo): BlobWriter {
   return {

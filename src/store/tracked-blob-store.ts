@@ -3,13 +3,13 @@
 // the index sees each commit, read and delete whoever makes it.
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
-import { onWriterCommit, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from './blob-store.js';
+import { ForwardingBlobStore, type BlobInfo, type BlobStore, type OpenBlob } from './blob-store.js';
 import { UsageIndex } from './usage-index.js';
 
 /** A blob's last use is written to disk at most this often (a use is an mtime update). */
 const TOUCH_PERSIST_MS = 60_000;
 
-export class TrackedBlobStore implements BlobStore {
+export class TrackedBlobStore extends ForwardingBlobStore {
   readonly index = new UsageIndex();
   private readonly readers = new Map<Digest, number>();
   private readonly persisted = new Map<Digest, number>();
@@ -17,9 +17,11 @@ export class TrackedBlobStore implements BlobStore {
   onCommit: ((info: BlobInfo) => void) | undefined;
 
   constructor(
-    private readonly inner: BlobStore,
+    inner: BlobStore,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    super(inner);
+  }
 
   /** Builds the index from what the store holds. */
   async init(): Promise<this> {
@@ -39,11 +41,8 @@ export class TrackedBlobStore implements BlobStore {
     if (e) e.source = source;
   }
 
-  stat(digest: Digest): Promise<BlobInfo | undefined> {
-    return this.inner.stat(digest);
-  }
 
-  async open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
+  override async open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
     this.readers.set(digest, (this.readers.get(digest) ?? 0) + 1);
     let opened: OpenBlob;
     try {
@@ -72,38 +71,20 @@ export class TrackedBlobStore implements BlobStore {
     void this.inner.touch(digest).catch(() => undefined);
   }
 
-  private committed(info: BlobInfo): BlobInfo {
+  protected override committed(info: BlobInfo): BlobInfo {
     this.index.add(info.digest, info.size, this.now());
     this.onCommit?.(info);
     return info;
   }
 
-  async put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
-    return this.committed(await this.inner.put(source, expected));
-  }
-
-  async createWriter(): Promise<BlobWriter> {
-    return onWriterCommit(await this.inner.createWriter(), (info) => this.committed(info));
-  }
-
-  async resumeWriter(id: string): Promise<BlobWriter | undefined> {
-    const writer = await this.inner.resumeWriter(id);
-    return writer && onWriterCommit(writer, (info) => this.committed(info));
-  }
 
 
-  async delete(digest: Digest): Promise<boolean> {
-    const deleted = await this.inner.delete(digest);
+
+
+  protected override async deleted(digest: Digest): Promise<void> {
     this.index.remove(digest);
     this.persisted.delete(digest);
-    return deleted;
   }
 
-  list(): AsyncIterable<BlobInfo> {
-    return this.inner.list();
-  }
 
-  touch(digest: Digest): Promise<void> {
-    return this.inner.touch?.(digest) ?? Promise.resolve();
-  }
 }

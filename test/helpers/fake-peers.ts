@@ -92,6 +92,13 @@ export class FakePeerNetwork implements PeerNetwork {
     };
   }
 
+  /** Digests this node released as a chain's head. */
+  readonly releases: Digest[] = [];
+
+  async releaseClaim(digest: Digest): Promise<void> {
+    this.releases.push(digest);
+  }
+
   async whoFetches(digest: Digest, failed: readonly string[]): Promise<Provider | undefined> {
     this.claims.push({ digest, failed: [...failed] });
     await new Promise((r) => setImmediate(r));
@@ -114,6 +121,12 @@ export class FakePeerNetwork implements PeerNetwork {
     await peer.store.put(Readable.from([blob]), digest);
     await peer.router.provide(digest);
     return digest;
+  }
+
+  /** A peer holding a blob it has not announced: one fetching it right now, found only through a claim. */
+  async addHolder(id: string, blob: Buffer, behaviour: BehaviourSpec = 'healthy'): Promise<void> {
+    const store = await this.addPeer(id, [], behaviour);
+    await store.put(Readable.from([blob]), digestOf(blob));
   }
 
   /** A provider record with nothing behind it: the peer no longer holds (or never held) the blob. */

@@ -326,14 +326,15 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     expect(seed.blobGets()).toBe(1);
     // announced by the download itself (this mirror's store does not announce commits)
     expect([...(net.routing.records.get(digest) ?? [])]).toEqual(['self']);
+    // the head of the chain holds the whole blob: its chain may end
+    await expect.poll(() => net.releases).toEqual([digest]);
   });
 
   it('follows the download of the node the coordinator names: the bytes come from that peer, not the seed', async () => {
     const content = blobOf(4 * RANGE + 9);
     net = new FakePeerNetwork();
     // 'f' is fetching the blob from the seed: it serves it, but no provider record is findable yet
-    const f = await net.addPeer('f');
-    await f.put(Readable.from([content]), digestOf(content));
+    await net.addHolder('f', content);
     net.coordinator = () => 'f';
     const seed = fakeSeed(content);
     const m = mirrorOf({ seed });
@@ -345,6 +346,8 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     expect(seed.requests).toEqual([]);
     expect(net.claims).toEqual([{ digest, failed: [] }]);
     expect(new Set(net.requests.map((r) => r.peer))).toEqual(new Set(['f']));
+    // a follower is no chain's head: it releases nothing
+    expect(net.releases).toEqual([]);
   });
 
   it('reports a fetcher that cannot serve, and goes to the seed when the coordinator then names this node', async () => {
@@ -369,10 +372,8 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
   it('follows the node before a predecessor that broke off mid-blob, instead of going to the seed', async () => {
     const content = blobOf(3 * RANGE);
     net = new FakePeerNetwork();
-    const f = await net.addPeer('f', [], { kind: 'truncated' });
-    await f.put(Readable.from([content]), digestOf(content));
-    const g = await net.addPeer('g');
-    await g.put(Readable.from([content]), digestOf(content));
+    await net.addHolder('f', content, { kind: 'truncated' });
+    await net.addHolder('g', content);
     net.coordinator = (_d, failed) => (failed.includes('f') ? 'g' : 'f');
     const seed = fakeSeed(content);
     const m = mirrorOf({ seed });

@@ -34,6 +34,18 @@ describe('ClaimTable', () => {
     expect(t.claim(digest(1), 'e', ['x'])).toBe('d');
   });
 
+  it('ends a chain when its head releases it (it holds the whole blob), and only then', () => {
+    const t = new ClaimTable();
+    for (const id of ['a', 'b', 'c']) t.claim(digest(1), id);
+    t.release(digest(1), 'b'); // not the head: nothing changes
+    expect(t.claim(digest(1), 'd')).toBe('c');
+    t.release(digest(1), 'a');
+    expect(t.size).toBe(0);
+    expect(t.claim(digest(1), 'e')).toBe('e');
+    t.release(digest(2), 'a'); // no chain: nothing to do
+    expect(t.size).toBe(1);
+  });
+
   it('lets a chain lapse claimTtlMs after its last question: the next asker fetches', () => {
     let now = 1_000;
     const t = new ClaimTable({ claimTtlMs: 500, now: () => now });
