@@ -33,6 +33,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port below the kernel's ephemeral range (32768 and up on Linux), for a port a test fixes in
+ * advance and binds later: a port from freePort() can meanwhile be taken by any outgoing connection or
+ * `tcp/0` listener on the machine (it came from that same range), and was seen to be.
+ */
+export async function stablePort(): Promise<number> {
+  for (let tries = 0; ; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolveFree) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', () => resolveFree(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolveFree(true)));
+    });
+    if (free) return port;
+    if (tries > 100) throw new Error('no free port between 20000 and 32000');
+  }
+}
+
 export async function tempDir(prefix = 'layerd-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
@@ -98,7 +117,7 @@ export interface LayerdOptions {
 
 /** Starts `layerd serve` from dist/ on 127.0.0.1 and waits until /v2/ answers. */
 export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProcess & { dataDir: string }> {
-  const port = opts.port ?? (await freePort());
+  const port = opts.port ?? (await stablePort());
   const dataDir = opts.dataDir ?? (await tempDir('layerd-data-'));
   const child = spawn(
     process.execPath,
@@ -142,7 +161,7 @@ export async function writeDistributionConfig(rootDir: string, port: number): Pr
 
 /** Starts CNCF distribution (docker-registry) with a filesystem store on 127.0.0.1. */
 export async function startDistribution(opts: { port?: number; rootDir?: string } = {}): Promise<RunningProcess & { rootDir: string; blobGets(): number }> {
-  const port = opts.port ?? (await freePort());
+  const port = opts.port ?? (await stablePort());
   const rootDir = opts.rootDir ?? (await tempDir('distribution-'));
   const configPath = await writeDistributionConfig(rootDir, port);
   const child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -40,7 +40,7 @@ import {
   type PortMap,
   type Settings,
 } from '../helpers/compose-checks.js';
-import { freePort, layerdBin, removeDir, repoRoot, tempDir, track, until, waitForHttp, whenReady, type RunningProcess } from '../helpers/processes.js';
+import { freePort, layerdBin, removeDir, repoRoot, stablePort, tempDir, track, until, waitForHttp, whenReady, type RunningProcess } from '../helpers/processes.js';
 import { RegistryClient } from '../helpers/registry-client.js';
 
 const composeDir = join(repoRoot, 'compose');
@@ -241,7 +241,7 @@ describe('(d) the compose nodes\' command lines, run on loopback', () => {
     // Every name:port a container is reached by gets a free loopback port.
     const ports: PortMap = new Map();
     for (const n of nodes) {
-      for (const p of [n.config.listen.port, ...n.config.p2pListen.map((a) => Number(/\/tcp\/(\d+)/.exec(a)![1]))]) ports.set(`${n.name}:${p}`, await freePort());
+      for (const p of [n.config.listen.port, ...n.config.p2pListen.map((a) => Number(/\/tcp\/(\d+)/.exec(a)![1]))]) ports.set(`${n.name}:${p}`, await stablePort());
     }
     // Start in depends_on order, as docker-compose would.
     const pending = [...nodes];

@@ -7,7 +7,7 @@ import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { removeDir, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { removeDir, stablePort, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
@@ -273,7 +273,7 @@ describe('readiness', () => {
     // The peer to bootstrap to: started once to learn its address, then stopped.
     const peerDir = await tempDir('layerd-ops-peer-');
     dirs.push(peerDir);
-    const p2pPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const p2pPort = await stablePort();
     const peerArgs = ['--p2p-listen', `/ip4/127.0.0.1/tcp/${p2pPort}`];
     const first = await node(peerArgs, { dataDir: peerDir });
     const addr = (await status(first)).multiaddrs.find((a) => a.includes(`/tcp/${p2pPort}/`))!;
