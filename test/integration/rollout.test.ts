@@ -178,7 +178,8 @@ describe('layerd rollout', () => {
     await expectImageEverywhere(image, nodes);
   });
 
-  it('reports a node killed mid-rollout as dead while the rest complete; restarted, it resumes and finishes', async () => {
+  // A node is called dead after 15 s of silence, and a restart follows: longer than the default timeout.
+  it('reports a node killed mid-rollout as dead while the rest complete; restarted, it resumes and finishes', { timeout: 240_000 }, async () => {
     const image = await pushImage('test/kill', 'v1', [8 * MB, 6 * MB, 4 * MB]);
     const victim = nodes[5]!;
     const victimId = (await api<Status>(victim, '/api/status')).body.peerId;
@@ -214,7 +215,7 @@ describe('layerd rollout', () => {
     await expectImageEverywhere(image, [back]);
   });
 
-  it('offers a running rollout to a node that joins in the middle of it: it reports and ends with the image', async () => {
+  it('offers a running rollout to a node that joins in the middle of it: it reports and ends with the image', { timeout: 180_000 }, async () => {
     const image = await pushImage('test/join', 'v1', [8 * MB, 6 * MB, 4 * MB]);
     // A slower seed, so the rollout is surely still running when the new node has started.
     proxy.slowBytesPerSecond = 2 * MB;
