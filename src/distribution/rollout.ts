@@ -172,9 +172,16 @@ export class Rollouts {
     if (this.specs.has(spec.id)) return false;
     this.specs.set(spec.id, spec);
     this.trim();
-    void this.journal.save(spec).catch(() => undefined);
-    void this.spread(spec, from).catch(() => undefined);
-    void this.run(spec).catch((err: Error) => this.o.log?.warn({ rollout: spec.id, reason: err.message }, 'rollout stopped'));
+    // Kept on disk before anything else, so a node that has reported the rollout running resumes it if
+    // it is killed: a report sent before the record was written could leave nothing to resume.
+    void this.journal
+      .save(spec)
+      .catch((err: Error) => this.o.log?.warn({ rollout: spec.id, reason: err.message }, 'rollout not kept on disk: it will not resume after a restart'))
+      .then(() => {
+        void this.spread(spec, from).catch(() => undefined);
+        return this.run(spec);
+      })
+      .catch((err: Error) => this.o.log?.warn({ rollout: spec.id, reason: err.message }, 'rollout stopped'));
     return true;
   }
 
