@@ -205,9 +205,11 @@ export class PeerFetcher {
       if (body) return body;
       failed.push(predecessor.id);
     }
-    // Predecessors failed: rather the seed than a lookup that would likely find them again.
-    if (failed.length > failedFetchers.length) return undefined;
-    const providers = failed.length > 0 ? [] : await this.providers(digest);
+    // This node heads a chain, a new one or one whose head it replaces: before the seed, the nodes that
+    // hold the whole blob (a chain ends once its head has it, so a node whose predecessor died late
+    // finds the holders here instead of fetching the blob from the seed again).
+    if (failed.length > 0) this.forget(digest);
+    const providers = await this.providers(digest);
     return providers.length > 0 ? this.download(digest, providers, contributors) : undefined;
   }
 

@@ -21,6 +21,8 @@ import { answer, ask, peersSpeaking } from './json-rpc.js';
 import type { Provider } from './content-router.js';
 
 export const CLAIM_PROTOCOL = '/layerd/claim/1.0.0';
+/** Coordinators asked in turn before a node fetches for itself. */
+const MAX_COORDINATORS_TRIED = 3;
 
 export interface ClaimTableOptions {
   /** How long a claim holds without being handed on. */
@@ -141,20 +143,28 @@ export class FetchClaims {
    * fetch it from the seed itself.
    */
   async whoFetches(digest: Digest, failed: readonly string[] = []): Promise<Provider | undefined> {
-    const coordinator = coordinatorOf(digest, [this.self, ...(await peersSpeaking(this.libp2p, CLAIM_PROTOCOL))]);
-    let fetcher: Provider;
-    if (!coordinator || coordinator === this.self) {
-      fetcher = await this.holderInfo(this.table.claim(digest, this.self, failed));
-    } else {
+    const peers = await peersSpeaking(this.libp2p, CLAIM_PROTOCOL);
+    // A coordinator that does not answer (it died a moment ago, its connection not yet closed) is passed
+    // over for the next closest, as every other node that asks will do: if each asker fetched for itself
+    // instead, a dead coordinator would send all of them to the seed.
+    const silent = new Set<string>();
+    for (let tries = 0; tries < MAX_COORDINATORS_TRIED; tries++) {
+      const coordinator = coordinatorOf(digest, [this.self, ...peers.filter((p) => !silent.has(p))]);
+      if (!coordinator || coordinator === this.self) {
+        const fetcher = await this.holderInfo(this.table.claim(digest, this.self, failed));
+        return fetcher.id === this.self ? undefined : fetcher;
+      }
       try {
-        fetcher = await this.ask(coordinator, digest, failed);
+        const fetcher = await this.ask(coordinator, digest, failed);
+        return fetcher.id === this.self ? undefined : fetcher;
       } catch (err) {
-        this.opts.log?.debug({ digest, coordinator, reason: (err as Error).message }, 'claim: coordinator did not answer, fetching myself');
-        return undefined;
+        this.opts.log?.debug({ digest, coordinator, reason: (err as Error).message }, 'claim: coordinator did not answer, asking the next');
+        silent.add(coordinator);
       }
     }
-    return fetcher.id === this.self ? undefined : fetcher;
+    return undefined;
   }
+
 
   private async holderInfo(id: string): Promise<Provider> {
     if (id === this.self) return { id, addrs: this.libp2p.getMultiaddrs().map((a) => a.toString()) };
