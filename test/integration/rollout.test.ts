@@ -217,8 +217,9 @@ describe('layerd rollout', () => {
 
   it('offers a running rollout to a node that joins in the middle of it: it reports and ends with the image', { timeout: 180_000 }, async () => {
     const image = await pushImage('test/join', 'v1', [8 * MB, 6 * MB, 4 * MB]);
-    // A slower seed, so the rollout is surely still running when the new node has started.
-    proxy.slowBytesPerSecond = 2 * MB;
+    // A much slower seed (the 8 MB layer takes 16 s), so the rollout is surely still running when the new
+    // node has started and met its peers, even on a loaded machine.
+    proxy.slowBytesPerSecond = MB / 2;
     const { body: startedView } = await api<View>(nodes[0]!, '/api/rollouts', { image: image.ref });
     expect(startedView.nodes.length).toBe(nodes.length);
     const late = await startNode('node7', nodes[2]);
