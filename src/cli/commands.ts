@@ -1,4 +1,5 @@
 // The commands that talk to a running node: status, pull, ls, gc, rollout.
+import { isPlatform } from '../oci/manifest.js';
 import { UsageError, nodeOptionsHelp, nodeFlags, printJson, type Command } from './command.js';
 import { formatGc, formatImages, type GcDoc, type ImageDoc } from './images.js';
 import { NodeClient } from './node-client.js';
@@ -96,7 +97,7 @@ ${nodeOptionsHelp([
     const image = f.positionals[0];
     if (image === undefined) throw new UsageError('rollout: missing IMAGE (try: layerd rollout --help)');
     const platform = f.values.platform as string | undefined;
-    if (platform !== undefined && !/^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(platform)) throw new UsageError(`invalid --platform ${JSON.stringify(platform)}: want os/arch[/variant]`);
+    if (platform !== undefined && !isPlatform(platform)) throw new UsageError(`invalid --platform ${JSON.stringify(platform)}: want os/arch[/variant]`);
     const client = new NodeClient(f.node);
     const started = await client.json<RolloutDoc>('POST', '/api/rollouts', platform ? { image, platform } : { image });
     if (f.values.wait !== true) {

@@ -11,7 +11,7 @@
 // asked for twice is the same rollout.
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
-import { parseManifest, type Descriptor } from '../oci/manifest.js';
+import { isPlatform, parseManifest, platformMatches, type Descriptor } from '../oci/manifest.js';
 import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../oci/reference.js';
 import type { Source } from './answers.js';
 import type { Distribution } from './distribution.js';
@@ -389,12 +389,6 @@ function viewOf(spec: RolloutSpec, nodes: NodeView[]): RolloutView {
   };
 }
 
-/** os/arch[/variant] against an index entry's platform. */
-export function platformMatches(d: Descriptor, want: string): boolean {
-  const [os, arch, variant] = want.split('/');
-  const p = (d.platform ?? {}) as { os?: string; architecture?: string; variant?: string };
-  return p.os === os && p.architecture === arch && (variant === undefined || p.variant === variant);
-}
 
 // ---- what peers send, checked before it is believed ----
 
@@ -414,7 +408,7 @@ export function specFrom(raw: unknown): RolloutSpec {
   const d = raw as Record<string, unknown>;
   if (typeof d !== 'object' || d === null || typeof d.id !== 'string' || !ID.test(d.id)) throw new Error('bad rollout id');
   if (typeof d.origin !== 'string' || !isCount(d.createdAt)) throw new Error('bad rollout');
-  if (d.platform !== undefined && (typeof d.platform !== 'string' || !/^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(d.platform))) throw new Error('bad platform');
+  if (d.platform !== undefined && (typeof d.platform !== 'string' || !isPlatform(d.platform))) throw new Error('bad platform');
   if (typeof d.registry !== 'string' || typeof d.repository !== 'string' || typeof d.reference !== 'string') throw new Error('bad image');
   const registry = parseRegistryName(d.registry);
   const repository = parseRepositoryName(d.repository);

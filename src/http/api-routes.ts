@@ -2,6 +2,7 @@
 // Prometheus asks a node about itself. The node supplies the answers; this module only speaks HTTP.
 import type { FastifyInstance } from 'fastify';
 import { OciError } from '../oci/errors.js';
+import { isPlatform } from '../oci/manifest.js';
 import { readBounded } from './body.js';
 
 export interface NodeStatus {
@@ -72,7 +73,7 @@ export function registerApiRoutes(app: FastifyInstance, api: NodeApi): void {
     if (typeof doc?.image !== 'string' || (doc.platform !== undefined && typeof doc.platform !== 'string')) {
       throw new OciError('NAME_INVALID', 'want a JSON body {"image": "registry/repository:tag", "platform"?: "os/arch"}', { status: 400 });
     }
-    if (doc.platform !== undefined && !/^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(doc.platform)) {
+    if (doc.platform !== undefined && !isPlatform(doc.platform)) {
       throw new OciError('NAME_INVALID', `invalid platform ${JSON.stringify(doc.platform.slice(0, 100))}: want os/arch[/variant]`, { status: 400 });
     }
     reply.code(202).type('application/json').send(json(await api.rollouts.create(doc.image, doc.platform)));

@@ -150,3 +150,15 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   if (isStringMap(m.annotations)) parsed.annotations = m.annotations;
   return parsed;
 }
+
+/** `os/arch[/variant]` as layerd's rollout API and CLI take it, e.g. linux/amd64 or linux/arm/v7. */
+export function isPlatform(text: string): boolean {
+  return /^[a-z0-9_.-]+\/[a-z0-9_.-]+(\/[a-z0-9_.-]+)?$/.test(text);
+}
+
+/** Whether an index entry is for the platform `want` (os/arch[/variant]; no variant matches any). */
+export function platformMatches(d: Descriptor, want: string): boolean {
+  const [os, arch, variant] = want.split('/');
+  const p = (d.platform ?? {}) as { os?: string; architecture?: string; variant?: string };
+  return p.os === os && p.architecture === arch && (variant === undefined || p.variant === variant);
+}
