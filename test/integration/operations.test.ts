@@ -188,14 +188,21 @@ describe('disk quota', () => {
       for (const [j, g] of got.entries()) expect([g.status, g.sha]).toEqual([200, digestOf(bulk[i + j]!)]);
     }
     // Blobs just written settle for 2 s before they may go: the store comes back under the mark then.
-    const s = await until('the store to be under the high watermark', async () => {
-      const st = await status(a);
-      return st.store.bytes <= high ? st : undefined;
+    // Eviction runs on down to the low mark in steps, so wait for a quiet moment in which the status,
+    // the metric and the disk are read between two identical status answers, and must agree.
+    const { s, files } = await until('the store to be under the high watermark and at rest', async () => {
+      const before = await status(a);
+      const evictedMetric = await metric(a, 'layerd_evictions_total');
+      const onDisk = await blobFiles(a.dataDir);
+      const after = await status(a);
+      if (after.store.bytes > high || JSON.stringify(before.store) !== JSON.stringify(after.store)) return undefined;
+      return { s: after, files: onDisk, evictedMetric };
+    }).then((r) => {
+      expect(r.evictedMetric).toBe(r.s.store.evictions);
+      return r;
     });
     expect(s.store.evictions).toBeGreaterThan(0);
-    expect(await metric(a, 'layerd_evictions_total')).toBe(s.store.evictions);
     // The index agrees with the disk.
-    const files = await blobFiles(a.dataDir);
     expect(files.reduce((sum, f) => sum + f.size, 0)).toBe(s.store.bytes);
     expect(files.length).toBe(s.store.blobs);
     // Content pushed to this node is never evicted.
