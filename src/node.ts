@@ -75,7 +75,7 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
     swarmKey: config.pskFile?.key,
     allowPeers: config.allowPeer,
     onRefused: (r) => access.refused(r),
-    onBootstrapDialFailed: (addr, reason) => log.debug({ addr, reason }, 'bootstrap dial failed'),
+    onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
   });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
   const claims = new FetchClaims(libp2p, { log });

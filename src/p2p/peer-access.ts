@@ -27,9 +27,17 @@ interface Log {
 /** Refused peers logged at info once each; a peer that keeps redialing is not worth a line a try. */
 const LOGGED_PEERS_MAX = 1000;
 
+/**
+ * Failed redials of one bootstrap peer before a warning (redials come every few seconds): peers that
+ * start together fail a few times as a matter of course, but a node still alone after this many most
+ * likely has another swarm key than its peers, or is not on their allow-list, and says nothing else.
+ */
+const BOOTSTRAP_FAILURES_BEFORE_WARNING = 5;
+
 export class PeerAccess {
   private refusals = 0;
   private readonly logged = new Set<string>();
+  private readonly dialFailures = new Map<string, number>();
 
   constructor(
     private readonly opts: PeerAccessOptions,
@@ -56,6 +64,15 @@ export class PeerAccess {
     if (this.logged.size >= LOGGED_PEERS_MAX) this.logged.clear();
     this.logged.add(r.peer);
     this.log.info({ ...r }, 'peer refused: not on the allow-list');
+  }
+
+  bootstrapDialFailed(addr: string, reason: string): void {
+    const n = (this.dialFailures.get(addr) ?? 0) + 1;
+    this.dialFailures.set(addr, n);
+    this.log.debug({ addr, reason }, 'bootstrap dial failed');
+    if (n === BOOTSTRAP_FAILURES_BEFORE_WARNING) {
+      this.log.warn({ addr, reason, failures: n }, 'still cannot join through this bootstrap peer: is it up, with the same --psk-file, and does its --allow-peer list name this node?');
+    }
   }
 
   /** What the node's log says at start about its network. */

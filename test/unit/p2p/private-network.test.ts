@@ -12,6 +12,7 @@ import { preSharedKey } from '@libp2p/pnet';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, optionsHelp } from '../../../src/config.js';
 import { allowListGater, canonicalPeerId, type RefusedPeer } from '../../../src/p2p/allow-list.js';
+import { PeerAccess } from '../../../src/p2p/peer-access.js';
 import { parseSwarmKey, readSwarmKeyFile, SwarmKey } from '../../../src/p2p/swarm-key.js';
 import { formatStatus } from '../../../src/cli/status.js';
 
@@ -247,5 +248,48 @@ describe('layerd status', () => {
     expect(formatStatus({ ...base, privateNetwork: true, allowList: 2, refusedPeers: 3 })).toMatch(/network\s+private \(swarm key\), allow-list of 2 peers, 3 refused/);
     expect(formatStatus({ ...base, privateNetwork: false, allowList: 0, refusedPeers: 0 })).toMatch(/network\s+open \(no swarm key\), any peer/);
     expect(formatStatus(base)).not.toMatch(/network/);
+  });
+});
+
+describe('peer access reporting', () => {
+  function recorder() {
+    const lines: Array<{ level: string; msg: string; obj: Record<string, unknown> }> = [];
+    const at = (level: string) => (obj: object, msg: string) => lines.push({ level, msg, obj: obj as Record<string, unknown> });
+    return { lines, log: { info: at('info'), warn: at('warn'), debug: at('debug') } };
+  }
+  const ID = '12D3KooWGRUVh7pWP2jVzh4ikV9WDJ2n2yUhmSQCNRnHkQjSLgxE';
+  const OTHER = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq';
+
+  it('warns about a key file others can read and a bootstrap peer the allow-list would refuse', () => {
+    const { lines, log } = recorder();
+    new PeerAccess({ keyFile: { path: '/k', mode: 0o644 }, allowPeers: [ID], bootstrap: [`/ip4/10.0.0.1/tcp/1/p2p/${ID}`, `/ip4/10.0.0.2/tcp/1/p2p/${OTHER}`] }, log);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'the swarm key file can be read by other users: chmod 600 it',
+      'bootstrap peer is not on the allow-list: it will be refused',
+    ]);
+    expect(lines[1]!.obj.bootstrap).toContain(OTHER);
+    const quiet = recorder();
+    new PeerAccess({ keyFile: { path: '/k', mode: 0o600 }, allowPeers: [ID], bootstrap: [`/ip4/10.0.0.1/tcp/1/p2p/${ID}`] }, quiet.log);
+    expect(quiet.lines).toEqual([]);
+  });
+
+  it('counts every refusal and logs each refused peer once at info', () => {
+    const { lines, log } = recorder();
+    const access = new PeerAccess({ allowPeers: [ID], bootstrap: [] }, log);
+    for (let i = 0; i < 3; i++) access.refused({ peer: OTHER, direction: 'inbound', stage: 'handshake' });
+    expect(access.status()).toEqual({ privateNetwork: false, allowList: 1, refusedPeers: 3 });
+    expect(lines.filter((l) => l.level === 'info')).toHaveLength(1);
+    expect(lines.filter((l) => l.level === 'debug')).toHaveLength(2);
+  });
+
+  it('warns once when a bootstrap peer keeps failing, naming the likely causes', () => {
+    const { lines, log } = recorder();
+    const access = new PeerAccess({ keyFile: { path: '/k', mode: 0o600 }, allowPeers: [], bootstrap: ['/ip4/10.0.0.1/tcp/1'] }, log);
+    for (let i = 0; i < 12; i++) access.bootstrapDialFailed('/ip4/10.0.0.1/tcp/1', 'Missing newline');
+    const warnings = lines.filter((l) => l.level === 'warn');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toMatch(/--psk-file.*--allow-peer/);
+    expect(lines.filter((l) => l.msg === 'bootstrap dial failed')).toHaveLength(12);
+    expect(access.status()).toEqual({ privateNetwork: true, allowList: 0, refusedPeers: 0 });
   });
 });
