@@ -1,7 +1,7 @@
 // The libp2p node inside every `layerd serve` that has --p2p-listen: TCP, noise, yamux, identify,
 // ping, and a Kademlia DHT of layerd's own; optionally a pre-shared-key private network (@libp2p/pnet,
-// applied to every connection before anything else is said) and an allow-list of peer ids. The settings below each answer a trap measured with
-// js-libp2p 3 / kad-dht 16:
+// applied to every connection before anything else is said) and an allow-list of peer ids. The settings
+// below each answer a trap measured with js-libp2p 3 / kad-dht 16:
 //  - kad-dht stays a client (answers no queries) unless clientMode is false: every node must serve;
 //  - its default peer-info mapper drops private and loopback addresses, leaving a LAN cluster's routing
 //    table empty: the passthrough mapper keeps them;
