@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseYaml } from 'yaml';
 import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from './oci/reference.js';
+import { canonicalPeerId } from './p2p/allow-list.js';
+import { readSwarmKeyFile, type SwarmKeyFile } from './p2p/swarm-key.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -209,6 +211,21 @@ function multiaddrs(needPeerId: boolean) {
   };
 }
 
+/** Peer ids (repeated flags, comma-separated env, YAML list), each checked and put in libp2p's printed form. */
+function peerIds(raw: unknown): string[] {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : [raw];
+  const ids = items.map((item) => String(item).trim()).filter((item) => item !== '');
+  return [
+    ...new Set(
+      ids.map((id) => {
+        const canonical = canonicalPeerId(id);
+        if (canonical === undefined) throw new Error(`invalid peer id ${JSON.stringify(id.slice(0, 100))}: want e.g. 12D3KooW... (layerd status shows a node's)`);
+        return canonical;
+      }),
+    ),
+  ];
+}
+
 // ---- the options: add one line here for each new option ----
 
 export const OPTIONS = {
@@ -239,6 +256,8 @@ export const OPTIONS = {
   gcInterval: option({ name: 'gc-interval', value: 'DURATION', description: 'how often stale uploads and unlinked blobs are collected (0: only at start and on request)', default: 3_600_000, parse: durationMs, show: showMs }),
   uploadTtl: option({ name: 'upload-ttl', value: 'DURATION', description: 'how long an unfinished push may stay idle before its bytes are collected', default: 24 * 3_600_000, parse: durationMs, show: showMs }),
   upstreamRetries: option({ name: 'upstream-retries', value: 'N', description: 'retries of a seed request after a connection error or 5xx', default: 2, parse: count }),
+  pskFile: option({ name: 'psk-file', value: 'FILE', description: 'swarm key of a private peer network (make one: layerd keygen); only nodes with the same key connect', default: undefined as SwarmKeyFile | undefined, parse: (raw) => readSwarmKeyFile(nonEmptyString(raw)), show: () => 'none' }),
+  allowPeer: option({ name: 'allow-peer', value: 'PEERID', description: 'connect only to these peers, both ways (repeatable; default: any peer)', default: [] as string[], parse: peerIds, multiple: true }),
 };
 
 type Options = typeof OPTIONS;

@@ -113,6 +113,8 @@ export interface LayerdOptions {
   port?: number;
   args?: string[];
   env?: Record<string, string>;
+  /** How long the node may take to answer /v2/ (default 20 s); a test starting several at once on a loaded host needs more. */
+  readyTimeoutMs?: number;
 }
 
 /** Starts `layerd serve` from dist/ on 127.0.0.1 and waits until /v2/ answers. */
@@ -125,7 +127,7 @@ export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProc
     { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const proc = track(child, port, `http://127.0.0.1:${port}`);
-  await whenReady(proc, 'layerd', () => waitForHttp(`${proc.url}/v2/`, 20_000, child));
+  await whenReady(proc, 'layerd', () => waitForHttp(`${proc.url}/v2/`, opts.readyTimeoutMs ?? 20_000, child));
   return { ...proc, dataDir };
 }
 
