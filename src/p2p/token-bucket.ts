@@ -49,7 +49,7 @@ export class TokenBucket {
   }
 }
 
-/** A burst of 100 ms of the rate, at least 64 KiB: small enough to hold the rate, big enough for a chunk. */
+/** A burst of a quarter second of the rate (at least 64 KiB): a pause in sending (a slow disk read, a busy CPU) shorter than that is made up for afterwards, so the long-run rate holds. */
 export function defaultBurst(rate: number): number {
-  return Math.max(64 * 1024, Math.round(rate / 10));
+  return Math.max(64 * 1024, Math.round(rate / 4));
 }

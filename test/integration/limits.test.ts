@@ -14,6 +14,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOB_PROTOCOL, fetchFromPeer, PeerFetchError } from '../../src/p2p/blob-protocol.js';
+import { CLAIM_PROTOCOL } from '../../src/p2p/fetch-claims.js';
+import { ROLLOUT_PROTOCOL } from '../../src/p2p/rollout-protocol.js';
 import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
 import { removeDir, startLayerd, until } from '../helpers/processes.js';
 import { descriptor, digestOf, expectError, jsonBytes, MT, randomBlob, RegistryClient, withQuery, type Res } from '../helpers/registry-client.js';
@@ -397,6 +399,15 @@ describe('peer limits', () => {
     expect(unread.status).toBe('reset');
     // Its slots are free again: the same peer is served in full.
     expect(digestOf(await fetchWhole(stalling))).toBe(bigDigest);
+  });
+
+  it('resets a silent stream on the claim and rollout protocols too', async () => {
+    const stalling = await rawPeer();
+    const streams = await Promise.all([CLAIM_PROTOCOL, ROLLOUT_PROTOCOL].map((protocol) => stalling.dialProtocol(multiaddr(addr), protocol)));
+    for (const [i, stream] of streams.entries()) {
+      await until(`the silent ${stream.protocol} stream to be reset`, () => (stream.status === 'open' ? undefined : stream.status), 30_000);
+      expect(streams[i]!.status).toBe('reset');
+    }
   });
 
   it('answers busy past --max-uploads-per-peer and refuses streams past --max-streams-per-peer', async () => {

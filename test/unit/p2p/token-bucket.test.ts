@@ -84,7 +84,7 @@ describe('UploadThrottle', () => {
     const a = throttle.transfer('a');
     const b = throttle.transfer('b');
     // Per peer: a's second megabyte waits for a's own bucket; b is not held up by a.
-    const burst = 100_000; // a tenth of a second of 1 MB/s
+    const burst = 250_000; // a quarter second of 1 MB/s
     await a.take(burst);
     expect(clock.t).toBe(0);
     await a.take(1_000_000);
@@ -107,7 +107,7 @@ describe('UploadThrottle', () => {
         sent += 64 * 1024;
       }
     }
-    // The first 100 ms of the rate is the burst; the rest goes at 1 MB/s for all four together.
-    expect(clock.t).toBeCloseTo(((sent - 100_000) / 1_000_000) * 1000, 6);
+    // The first quarter second of the rate is the burst; the rest goes at 1 MB/s for all four together.
+    expect(clock.t).toBeCloseTo(((sent - 250_000) / 1_000_000) * 1000, 6);
   });
 });
