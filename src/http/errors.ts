@@ -28,7 +28,7 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
   }
   reply.code(oci.status).header('content-type', 'application/json; charset=utf-8');
   if (oci.retryAfter !== undefined) reply.header('retry-after', String(oci.retryAfter));
-  discardUnreadBody(request);
+  discardUnreadBody(request, reply);
   if (request.method === 'HEAD') {
     reply.send();
     return;
@@ -44,11 +44,13 @@ const LINGER_MS = 5_000;
  * client may still be sending. Closing at once would make its TCP stack answer our error with a reset
  * and often drop the error unread, so the rest of the body is read into the void for a while (as a web
  * server's lingering close does), and the connection cut only if the client goes on sending after that.
- * Nothing of it is kept.
+ * Nothing of it is kept. The answer says keep-alive even to a client that asked to close: otherwise
+ * Node closes the socket as soon as the answer is written, unread bytes and all, which is that reset.
  */
-function discardUnreadBody(request: FastifyRequest): void {
+function discardUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
   const raw = request.raw;
   if (raw.complete || raw.destroyed) return;
+  reply.header('connection', 'keep-alive');
   const cut = setTimeout(() => raw.socket?.destroy(), LINGER_MS);
   cut.unref();
   const done = () => clearTimeout(cut);

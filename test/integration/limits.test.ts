@@ -67,7 +67,7 @@ function send(base: string, method: string, path: string, headers: Record<string
     req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
     // Once the answer has begun, a write cut short (the client closes its side when the answer ends,
     // the body still unsent) is expected: the answer is what counts.
-    req.on('error', (err) => (answering ? undefined : reject(err)));
+    req.on('error', (err) => (answering ? undefined : reject(Object.assign(err, { message: `${err.message} (send ${method} ${path} ${JSON.stringify(headers)})` }))));
     for (const c of chunks) req.write(c);
     req.end();
   });
@@ -243,10 +243,12 @@ describe('HTTP limits', () => {
 // ---------- HTTP: clients that stall ----------
 
 describe('HTTP idle timeout', () => {
-  const IDLE = '2s';
+  const IDLE = '3s';
   let node: Proc;
   let c: RegistryClient;
-  const blob = randomBlob(3 * MiB);
+  // Small enough to sit in the socket buffers at once: a pull never waits on this (busy) test process
+  // to read, so no pull here can itself look idle.
+  const blob = randomBlob(64 * 1024);
   let blobDigest: string;
 
   beforeAll(async () => {
@@ -297,7 +299,7 @@ describe('HTTP idle timeout', () => {
   });
 
   it('never cuts a slow transfer that keeps moving', async () => {
-    // 24 pieces 150 ms apart: the upload lasts longer than the idle timeout, no gap comes near it.
+    // 24 pieces 150 ms apart: the upload lasts longer than the 3 s idle timeout, no gap comes near it.
     const data = randomBlob(24 * 4096);
     const digest = digestOf(data);
     const url = new URL(node.url);
@@ -367,7 +369,7 @@ describe('peer limits', () => {
     node = await startLayerd({
       args: [
         '--p2p-listen', '/ip4/127.0.0.1/tcp/0',
-        '--peer-idle-timeout', '2s',
+        '--peer-idle-timeout', '4s',
         '--max-uploads-per-peer', '2',
         '--max-streams-per-peer', '4',
         '--max-upload-rate', '16MB/s',
@@ -414,6 +416,8 @@ describe('peer limits', () => {
     const greedy = await rawPeer();
     // Two transfers the peer does not read hold both of its upload slots.
     const held = [await stalledStream(greedy, true), await stalledStream(greedy, true)];
+    // Both are being served (their answers have begun) before anything else is asked.
+    await until('both held transfers to have begun', () => (held.every((h) => h.readBufferLength > 0) ? true : undefined), 30_000);
     const busy = await Promise.allSettled([fetchWhole(greedy), fetchWhole(greedy)]);
     for (const b of busy) {
       expect(b.status).toBe('rejected');
