@@ -105,6 +105,27 @@ export function parseBytes(raw: unknown): number {
   return n;
 }
 
+/** A rate in bytes per second: 100MB/s, 50Mbit/s, 1GiB/s, 2500000 (bytes/s); bits are divided by 8. */
+export function parseRate(raw: unknown): number {
+  const text = String(raw).trim();
+  const m = /^(\d+(?:\.\d+)?\s*[a-zA-Z]*?)(bit|bps)?(?:\/s|ps)?$/i.exec(text);
+  if (!m) throw new Error(`invalid rate ${JSON.stringify(text)}: want e.g. 100MB/s, 50Mbit/s`);
+  const isBits = m[2] !== undefined;
+  let n: number;
+  try {
+    n = parseBytes(m[1]);
+  } catch {
+    throw new Error(`invalid rate ${JSON.stringify(text)}: want e.g. 100MB/s, 50Mbit/s`);
+  }
+  return isBits ? Math.max(1, Math.floor(n / 8)) : n;
+}
+
+function positiveCount(raw: unknown): number {
+  const n = count(raw);
+  if (n === 0) throw new Error('must be at least 1');
+  return n;
+}
+
 function fraction(raw: unknown): number {
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0 || n > 1) throw new Error(`must be a fraction in (0, 1], e.g. 0.9, not ${JSON.stringify(String(raw))}`);
@@ -258,6 +279,13 @@ export const OPTIONS = {
   upstreamRetries: option({ name: 'upstream-retries', value: 'N', description: 'retries of a seed request after a connection error or 5xx', default: 2, parse: count }),
   pskFile: option({ name: 'psk-file', value: 'FILE', description: 'swarm key of a private peer network (make one: layerd keygen); only nodes with the same key connect', default: undefined as SwarmKeyFile | undefined, parse: (raw) => readSwarmKeyFile(nonEmptyString(raw)), show: () => 'none' }),
   allowPeer: option({ name: 'allow-peer', value: 'PEERID', description: 'connect only to these peers, both ways (repeatable; default: any peer)', default: [] as string[], parse: peerIds, multiple: true }),
+  maxUploadBytes: option({ name: 'max-upload-bytes', value: 'SIZE', description: 'largest blob a push may create (e.g. 10GiB); a larger one is refused with 413 and its bytes dropped', default: undefined as number | undefined, parse: parseBytes, show: () => 'none' }),
+  maxUploadSessions: option({ name: 'max-upload-sessions', value: 'N', description: 'push sessions open at once (idle ones count until --upload-ttl); past it 429 (0: no limit)', default: 100, parse: count }),
+  httpIdleTimeout: option({ name: 'http-idle-timeout', value: 'DURATION', description: 'cut an HTTP client that sends no byte of its request, or reads none of the answer, for this long; also the time allowed for its headers (0: off)', default: 60_000, parse: durationMs, show: showMs }),
+  peerIdleTimeout: option({ name: 'peer-idle-timeout', value: 'DURATION', description: 'reset a peer stream that sends no request, or reads none of a blob, for this long (0: off)', default: 30_000, parse: durationMs, show: showMs }),
+  maxStreamsPerPeer: option({ name: 'max-streams-per-peer', value: 'N', description: 'streams one peer connection may have open at once on each layerd protocol; more are refused', default: 64, parse: positiveCount }),
+  maxUploadRate: option({ name: 'max-upload-rate', value: 'RATE', description: 'bytes per second this node sends to all peers together (e.g. 100MB/s, 800Mbit/s)', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
+  maxUploadRatePerPeer: option({ name: 'max-upload-rate-per-peer', value: 'RATE', description: 'bytes per second this node sends to any one peer', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
 };
 
 type Options = typeof OPTIONS;

@@ -23,6 +23,8 @@ import { readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
 import { buildHttpServer } from './http/server.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
 import { FetchClaims } from './p2p/fetch-claims.js';
+import { UploadThrottle } from './p2p/upload-throttle.js';
+import { UploadSessions } from './distribution/upload-sessions.js';
 import { DhtContentRouter } from './p2p/dht-router.js';
 import { loadOrCreateIdentity } from './p2p/identity.js';
 import { createP2PNode, type LayerdLibp2p } from './p2p/libp2p-node.js';
@@ -78,7 +80,7 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
     onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
   });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
-  const claims = new FetchClaims(libp2p, { log });
+  const claims = new FetchClaims(libp2p, { log, maxInboundStreams: config.maxStreamsPerPeer });
   await claims.start();
   const fetcher = new PeerFetcher(
     {
@@ -101,10 +103,13 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
   const serve = (held: BlobLookup, relay: BlobLookup) =>
     handleBlobProtocol(libp2p, async (digest) => (await held(digest)) ?? relay(digest), {
       maxUploadsPerPeer: config.maxUploadsPerPeer,
+      maxInboundStreams: config.maxStreamsPerPeer,
+      idleTimeoutMs: config.peerIdleTimeout,
+      throttle: new UploadThrottle({ totalRate: config.maxUploadRate, perPeerRate: config.maxUploadRatePerPeer }),
       onServed: (peer, _digest, bytes) => stats.uploaded(peer, bytes),
     });
   logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()), ...access.summary() }, 'p2p started');
-  return { libp2p, router, fetcher, serve, access, rollouts: new RolloutTransport(libp2p) };
+  return { libp2p, router, fetcher, serve, access, rollouts: new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer }) };
 }
 
 /** Rollouts over libp2p, or, with P2P off, a cluster of one. */
@@ -173,7 +178,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
   blobs = tracked;
   const repos = await new FsRepositoryStore(dataDir).init();
-  const registry = new Registry(tracked, repos);
+  const registry = new Registry(tracked, repos, {
+    maxUploadBytes: config.maxUploadBytes,
+    sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),
+  });
 
   const upstreams = new Map<string, UpstreamRegistry>();
   for (const u of config.upstream) {
@@ -310,6 +318,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     distribution,
     logger,
     api,
+    idleTimeoutMs: config.httpIdleTimeout,
     requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
     observe: (e) => {
       if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);
