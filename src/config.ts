@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from './oci/reference.js';
 import { canonicalPeerId } from './p2p/allow-list.js';
 import { readSwarmKeyFile, type SwarmKeyFile } from './p2p/swarm-key.js';
+import { parseRepositoryPrefix } from './distribution/repository-visibility.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -247,6 +248,12 @@ function peerIds(raw: unknown): string[] {
   ];
 }
 
+/** Repository prefixes (repeated flags, comma-separated env, YAML list). */
+function repositoryPrefixes(raw: unknown): string[] {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : [raw];
+  return items.map((item) => String(item).trim()).filter((item) => item !== '').map(parseRepositoryPrefix);
+}
+
 // ---- the options: add one line here for each new option ----
 
 export const OPTIONS = {
@@ -286,6 +293,10 @@ export const OPTIONS = {
   maxStreamsPerPeer: option({ name: 'max-streams-per-peer', value: 'N', description: 'streams one peer connection may have open at once on each layerd protocol; more are refused', default: 64, parse: positiveCount }),
   maxUploadRate: option({ name: 'max-upload-rate', value: 'RATE', description: 'bytes per second this node sends to all peers together (e.g. 100MB/s, 800Mbit/s)', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
   maxUploadRatePerPeer: option({ name: 'max-upload-rate-per-peer', value: 'RATE', description: 'bytes per second this node sends to any one peer', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
+  htpasswd: option({ name: 'htpasswd', value: 'FILE', description: 'users who may push and read private repositories: user:bcrypt-hash lines, as htpasswd -B writes', default: undefined as string | undefined, parse: nonEmptyString, show: () => 'none' }),
+  tokenFile: option({ name: 'token-file', value: 'FILE', description: 'bearer tokens that may push and read private repositories: one per line, or name:token', default: undefined as string | undefined, parse: nonEmptyString, show: () => 'none' }),
+  privateRepos: option({ name: 'private-repos', value: 'PREFIX', description: 'repositories whose reads need credentials and whose blobs peers do not get, e.g. team/secret, or * (repeatable)', default: [] as string[], parse: repositoryPrefixes, multiple: true }),
+  sharePrivateBlobs: option({ name: 'share-private-blobs', value: 'BOOL', description: 'offer peers blobs held only for private repositories too', default: false, parse: bool }),
 };
 
 type Options = typeof OPTIONS;

@@ -3,8 +3,12 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { AnnouncingBlobStore } from './distribution/announcing-blob-store.js';
+import { BlobSharing } from './distribution/blob-sharing.js';
+import { RepositoryVisibility } from './distribution/repository-visibility.js';
+import { AccessPolicy, isLoopbackHost } from './http/access.js';
+import { Credentials, CredentialsFileError } from './http/credentials.js';
 import { Distribution } from './distribution/distribution.js';
 import { Mirror } from './distribution/mirror.js';
 import { PeerFetcher } from './distribution/peer-fetcher.js';
@@ -157,8 +161,28 @@ async function storeWritable(dataDir: string): Promise<Check> {
   }
 }
 
+/** The users and tokens of --htpasswd and --token-file; a malformed file stops the node like a bad option. */
+async function loadCredentials(config: Config): Promise<Credentials> {
+  try {
+    return await Credentials.load({ htpasswd: config.htpasswd, tokenFile: config.tokenFile });
+  } catch (err) {
+    if (!(err instanceof CredentialsFileError)) throw err;
+    throw new ConfigError(err.file === config.htpasswd ? 'htpasswd' : 'token-file', err.message);
+  }
+}
+
 export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   const dataDir = resolve(config.dataDir);
+  const credentials = await loadCredentials(config);
+  const visibility = new RepositoryVisibility(config.privateRepos);
+  const access = new AccessPolicy({ credentials, visibility, exposed: !isLoopbackHost(config.listen.host) });
+  // Which blobs peers may have: the links of pushed repositories and of every seed's cache decide.
+  const sharing = new BlobSharing({
+    visibility,
+    sharePrivate: config.sharePrivateBlobs,
+    stores: async () => [repos, ...(await allCaches()).map((c) => c.repos)],
+  });
+  const watched = (store: RepositoryStore): RepositoryStore => (sharing.active ? sharing.watch(store) : store);
   const stats = new NodeStats();
   let keeper: DiskKeeper | undefined;
   let p2p: P2P | undefined;
@@ -174,10 +198,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   p2p = config.p2pListen.length > 0 ? await startP2P(config, dataDir, stats, metrics, logger) : undefined;
   // Every commit is announced to the cluster when P2P is on, whoever made it; every read and write is
   // accounted for the disk quota.
-  const announcing: AnnouncingBlobStore | undefined = p2p ? new AnnouncingBlobStore(fsBlobs, p2p.router) : undefined;
+  const announcing: AnnouncingBlobStore | undefined = p2p ? new AnnouncingBlobStore(fsBlobs, p2p.router, sharing) : undefined;
   const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
   blobs = tracked;
-  const repos = await new FsRepositoryStore(dataDir).init();
+  const repos = watched(await new FsRepositoryStore(dataDir).init());
   const registry = new Registry(tracked, repos, {
     maxUploadBytes: config.maxUploadBytes,
     sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),
@@ -192,7 +216,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   // Each seed's cache lives apart from pushed content: data/mirror/<registry>/repositories/...
   const cacheFor = (name: string) => {
     let cache = caches.get(name);
-    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init()));
+    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then(watched)));
     return cache;
   };
   /** Every seed cache: of the configured seeds, and of any other found on disk (a seed since removed). */
@@ -214,8 +238,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       stats.fetched(source, size);
       tracked.setSource(digest, source);
     },
+    offersToPeers: sharing.active ? (name, repo) => !visibility.isPrivate(name, repo) : undefined,
   });
-  await p2p?.serve(storeLookup(tracked), (digest) => mirror.relay(digest, RELAY_WAIT_MS));
+  const held = storeLookup(tracked);
+  await p2p?.serve(async (digest) => ((await sharing.shareable(digest)) ? held(digest) : undefined), (digest) => mirror.relay(digest, RELAY_WAIT_MS));
   const useMirror = upstreams.size > 0 || p2p !== undefined;
   const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry);
 
@@ -319,6 +345,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     logger,
     api,
     idleTimeoutMs: config.httpIdleTimeout,
+    access,
     requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
     observe: (e) => {
       if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);
@@ -332,6 +359,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   url = `http://${host}:${port}`;
   // Names only: an upstream's credentials are never logged.
   logger.info({ url, dataDir, upstreams: [...upstreams.keys()], defaultRegistry: config.defaultRegistry, maxDiskBytes: config.maxDiskBytes }, 'layerd listening');
+  if (access.readOnly) {
+    logger.warn({ url }, 'the /v2 endpoint listens beyond loopback with no --htpasswd or --token-file: it is read-only for the network (pushes and private reads are refused)');
+  }
+  if (access.enforced || visibility.hasPrivate) {
+    logger.info({ ...credentials.counts, privateRepos: config.privateRepos, sharePrivateBlobs: config.sharePrivateBlobs }, 'access policy');
+  }
   if (announcing) {
     const announced = await announcing.announceAll();
     logger.info({ blobs: announced }, 'announcing held blobs');

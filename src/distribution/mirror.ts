@@ -37,6 +37,11 @@ export interface MirrorOptions {
   onJoin?: (digest: Digest) => void;
   /** Told of every blob fetched and committed, with where it came from. */
   onBlobFetched?: (digest: Digest, size: number, source: Source) => void;
+  /**
+   * Whether a download for this repository (as the client named it, and normalized) may be offered to
+   * peers while it runs: announced early, joined to a fetch chain, relayed. Absent: always.
+   */
+  offersToPeers?: (name: RepositoryName, repo: RepositoryName) => boolean;
 }
 
 export class Mirror {
@@ -45,6 +50,8 @@ export class Mirror {
   private readonly digestFlights = new SingleFlight<ManifestAnswer>();
   /** When each tag was last confirmed at its seed (memory only: after a restart every tag is re-checked once). */
   private readonly tagConfirmed = new Map<string, number>();
+  /** Downloads running for a repository whose blobs peers may have (only those are relayed). */
+  private readonly offered = new Set<Digest>();
 
   constructor(private readonly opts: MirrorOptions) {}
 
@@ -174,13 +181,14 @@ export class Mirror {
     const repo = normalizeRepository(registry, name);
     const local = await blobs.stat(digest);
     if (local) return { digest, size: local.size, source: 'local', open: async (range) => (await blobs.open(digest, range)).stream };
+    const offer = this.opts.offersToPeers?.(name, repo) ?? true;
     let download = this.downloads.get(digest);
     if (download && !head) this.opts.onJoin?.(digest);
     // A HEAD is answered by the seed without fetching; with no seed, only by fetching (and verifying).
     if (!download && head && up) return this.headBlob(up, repo, digest);
     if (!download) {
       const sources: DownloadSource[] = [];
-      if (peers) sources.push(peers.source(digest));
+      if (peers) sources.push(peers.source(digest, { claim: offer }));
       if (up) {
         sources.push({
           name: 'upstream',
@@ -189,13 +197,17 @@ export class Mirror {
             const body = await this.openBlob(up, repo, digest);
             // Announced while it downloads: a node that misses the blob now follows this download
             // instead of asking the seed too (peers verify what they get).
-            peers?.announce(digest);
+            if (offer) peers?.announce(digest);
             return body;
           },
-          failed: () => peers?.withdraw(digest),
+          failed: () => offer && peers?.withdraw(digest),
         });
       }
       download = this.downloads.start(blobs, digest, sources);
+      const mine = download;
+      void mine.done.catch(() => undefined).finally(() => {
+        if (this.downloads.get(digest) !== mine) this.offered.delete(digest);
+      });
       const started = Date.now();
       download.done
         .then(async (info) => {
@@ -206,6 +218,8 @@ export class Mirror {
         .catch((err: Error) => this.opts.log.warn({ registry, repository: repo, digest, reason: err.message }, 'blob fetch failed: nothing kept'));
     }
     const running = download;
+    // A public request joining a private download makes it offerable: the bytes are public content.
+    if (offer) this.offered.add(digest);
     try {
       await running.started;
     } catch (err) {
@@ -229,7 +243,7 @@ export class Mirror {
    */
   async relay(digest: Digest, waitMs: number): Promise<ServableBlob | undefined> {
     const download = this.downloads.get(digest);
-    if (!download || !(await download.relayable(waitMs))) return undefined;
+    if (!download || !this.offered.has(digest) || !(await download.relayable(waitMs))) return undefined;
     return { size: download.size!, open: async (range) => download.follow(range, { unverified: true }) };
   }
 

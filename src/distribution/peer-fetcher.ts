@@ -149,8 +149,13 @@ export class PeerFetcher {
     void this.net.router.withdraw(digest).catch(() => undefined);
   }
 
-  /** A download source over the peers: nothing to offer when no peer has the blob. */
-  source(digest: Digest): DownloadSource {
+  /**
+   * A download source over the peers: nothing to offer when no peer has the blob. `claim: false` keeps
+   * this node out of the blob's fetch chain (a download it must not pass on: see blob-sharing.ts); it
+   * then takes the blob only from nodes that hold it whole.
+   */
+  source(digest: Digest, opts: { claim?: boolean } = {}): DownloadSource {
+    const claim = opts.claim ?? true;
     const contributors = new Set<string>();
     // Chain predecessors that failed this download: the coordinator is told, and hands this node on to
     // the one before them, instead of this node (and every node after it) going to the seed.
@@ -162,12 +167,12 @@ export class PeerFetcher {
       streamThrough: false,
       open: async () => {
         contributors.clear();
-        const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id));
+        const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id), claim);
         head = following === undefined;
         return body;
       },
       stored: () => {
-        if (head && this.net.whoFetches) void this.net.releaseClaim?.(digest).catch(() => undefined);
+        if (head && claim && this.net.whoFetches) void this.net.releaseClaim?.(digest).catch(() => undefined);
       },
       retry: () => {
         if (!following || failedFetchers.length >= MAX_FOLLOW_RETRIES) return false;
@@ -196,9 +201,9 @@ export class PeerFetcher {
    * head of a chain (or a node with no coordinator) looks for nodes holding the blob, takes it in ranges
    * from them if any, and otherwise returns undefined: it is the one to ask the seed.
    */
-  private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
+  private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void, claim: boolean): Promise<FetchedBody | undefined> {
     const failed = [...failedFetchers];
-    for (let i = 0; i <= MAX_FETCHERS_FOLLOWED && this.net.whoFetches; i++) {
+    for (let i = 0; i <= MAX_FETCHERS_FOLLOWED && claim && this.net.whoFetches; i++) {
       const predecessor = await this.net.whoFetches(digest, failed).catch(() => undefined);
       if (!predecessor || failed.includes(predecessor.id)) break;
       const body = await this.followStream(digest, predecessor, contributors, onFollow);

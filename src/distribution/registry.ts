@@ -268,8 +268,9 @@ export class Registry {
     return paginate(tags, n, last);
   }
 
-  async catalog(n?: number, last?: string): Promise<Page<RepositoryName>> {
-    return paginate(await this.repos.listRepositories(), n, last);
+  /** The repositories `visible` lets the caller see (filtered before paging, so pages stay full). */
+  async catalog(n?: number, last?: string, visible: (repo: RepositoryName) => boolean = () => true): Promise<Page<RepositoryName>> {
+    return paginate((await this.repos.listRepositories()).filter(visible), n, last);
   }
 
   async referrers(repo: RepositoryName, subject: Digest, artifactType?: string): Promise<ReferrersIndex> {

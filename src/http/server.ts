@@ -9,6 +9,7 @@ import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
 import { cutIdleClients, headersDeadline } from './idle-clients.js';
 import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes, type ServeObserver } from './v2-routes.js';
+import type { AccessPolicy } from './access.js';
 
 export interface HttpServerOptions {
   distribution: Distribution;
@@ -22,6 +23,8 @@ export interface HttpServerOptions {
   observe?: ServeObserver;
   /** Cut a client silent this long mid-request (or not reading its answer); also its headers' deadline. 0: off. */
   idleTimeoutMs?: number;
+  /** Who may push and read private repositories; absent: everyone may do everything. */
+  access?: AccessPolicy;
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -53,7 +56,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     sendError(notFound(request.url), request, reply);
   });
 
-  registerV2Routes(app, opts.distribution, opts.observe);
+  registerV2Routes(app, opts.distribution, opts.observe, opts.access);
   registerApiRoutes(app, opts.api);
   registerDashboardRoutes(app);
   for (const register of opts.extraRoutes ?? []) register(app);

@@ -15,6 +15,7 @@ import type { Distribution } from '../distribution/distribution.js';
 import type { Page, Registry } from '../distribution/registry.js';
 import { isPumpable } from '../store/file-range-stream.js';
 import { contentLength, hasBody, readBounded } from './body.js';
+import type { AccessPolicy, Grant, V2Action } from './access.js';
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -25,6 +26,8 @@ interface Ctx {
   /** The path's captures after /v2/: [name, second] as matched by the route's pattern. */
   name: RepositoryName;
   param: string;
+  /** What the access policy granted the caller. */
+  grant: Grant;
 }
 
 type Handler = (ctx: Ctx) => Promise<void>;
@@ -46,8 +49,18 @@ export interface ServeObserver {
   (event: { kind: 'manifest' | 'blob'; head: boolean; registry: string; repository: RepositoryName; reference: string; digest: Digest; size: number; bytes: number; source: Source }): void;
 }
 
-export function registerV2Routes(app: FastifyInstance, distribution: Distribution, observe?: ServeObserver): void {
-  const h = new V2Handlers(distribution, observe);
+export function registerV2Routes(app: FastifyInstance, distribution: Distribution, observe?: ServeObserver, access?: AccessPolicy): void {
+  const h = new V2Handlers(distribution, observe, access);
+  const authorize = async (request: FastifyRequest, reply: FastifyReply, action: V2Action, name?: RepositoryName, ns?: string | null): Promise<Grant> => {
+    if (!access) return { seesPrivate: true };
+    let registry: string | undefined;
+    try {
+      registry = name === undefined ? undefined : distribution.targetOf(ns ?? null);
+    } catch {
+      registry = undefined; // a malformed ?ns= is refused by the handler
+    }
+    return access.authorize(request, reply, { action, name, registry });
+  };
   const routes: Route[] = [
     { pattern: /^_catalog$/, named: false, methods: { GET: (c) => h.catalog(c) } },
     { pattern: /^(.+)\/tags\/list$/, named: true, methods: { GET: (c) => h.tags(c) } },
@@ -78,6 +91,7 @@ export function registerV2Routes(app: FastifyInstance, distribution: Distributio
     const query = new URLSearchParams(q >= 0 ? raw.slice(q + 1) : '');
     if (path === '/v2/' || path === '/v2') {
       if (request.method !== 'GET' && request.method !== 'HEAD') throw unsupportedMethod(reply, request.method, ['GET', 'HEAD']);
+      await authorize(request, reply, 'ping');
       reply.code(200).header('content-type', 'application/json');
       return reply.send(request.method === 'HEAD' ? undefined : '{}');
     }
@@ -89,7 +103,11 @@ export function registerV2Routes(app: FastifyInstance, distribution: Distributio
       if (!handler) throw unsupportedMethod(reply, request.method, Object.keys(route.methods));
       const name = (route.named ? parseRepositoryName(m[1]!) : '') as RepositoryName;
       const param = route.named && m[2] !== undefined ? decodeSegment(m[2]) : '';
-      await handler({ request, reply, query, name, param });
+      // An upload session's GET is part of a push.
+      const write = (request.method !== 'GET' && request.method !== 'HEAD') || tail.includes('/blobs/uploads/');
+      const action: V2Action = !route.named ? 'catalog' : write ? 'write' : 'read';
+      const grant = await authorize(request, reply, action, route.named ? name : undefined, query.get('ns'));
+      await handler({ request, reply, query, name, param, grant });
       // An async fastify handler must hand back the reply once it has sent it (a stream is still
       // flowing when the handler returns); otherwise fastify would answer a second time.
       return reply;
@@ -147,13 +165,15 @@ class V2Handlers {
   constructor(
     private readonly distribution: Distribution,
     private readonly observe?: ServeObserver,
+    private readonly access?: AccessPolicy,
   ) {
     this.registry = distribution.registry;
   }
 
-  async catalog({ reply, query }: Ctx): Promise<void> {
+  async catalog({ reply, query, grant }: Ctx): Promise<void> {
     const { n, last } = pageParams(query);
-    const page = await this.registry.catalog(n, last);
+    const access = this.access;
+    const page = await this.registry.catalog(n, last, access ? (repo) => access.visible(grant, repo) : undefined);
     const link = linkHeader('/v2/_catalog', n, page);
     if (link) reply.header('link', link);
     reply.code(200).header('content-type', 'application/json').send(JSON.stringify({ repositories: page.items }));

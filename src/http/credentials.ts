@@ -1,0 +1,172 @@
+// Who may push (and read private repositories): users of an htpasswd file (bcrypt only, as
+// `htpasswd -B` writes) and bearer tokens of a token file. A request proves itself with
+// `Authorization: Basic` (a user's password, or a token as the password under the token's name) or
+// `Authorization: Bearer <token>`. Secrets never leave this module: results name the user only.
+import bcrypt from 'bcryptjs';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+
+/** A malformed credentials file: the message names the line, never its content (it may hold a secret). */
+export class CredentialsFileError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+    this.name = 'CredentialsFileError';
+  }
+}
+
+/** bcrypt in the modular crypt format: $2a$, $2b$ or $2y$, a two-digit cost, 53 characters of salt and hash. */
+const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+const USER = /^[^:\s]{1,255}$/;
+const TOKEN_NAME = /^[A-Za-z0-9._@-]{1,128}$/;
+const TOKEN = /^[\x21-\x7e]{16,4096}$/;
+
+export interface BearerToken {
+  /** Who the token stands for in logs; `token-<line>` when the file gives no name. */
+  name: string;
+  /** Whether the file named it (then Basic auth must use that name as the user). */
+  named: boolean;
+  secret: string;
+}
+
+/** Meaningful lines of a credentials file, with their 1-based numbers: blank lines and # comments skipped. */
+function lines(text: string): Array<{ n: number; text: string }> {
+  return text
+    .split(/\r?\n/)
+    .map((t, i) => ({ n: i + 1, text: t.trim() }))
+    .filter((l) => l.text !== '' && !l.text.startsWith('#'));
+}
+
+/** `user:bcrypt-hash` per line. Other hash formats (MD5 $apr1$, {SHA}, crypt) are refused: they are weak. */
+export function parseHtpasswd(text: string, file = 'htpasswd'): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const { n, text: l } of lines(text)) {
+    const colon = l.indexOf(':');
+    const user = colon > 0 ? l.slice(0, colon) : '';
+    const hash = l.slice(colon + 1);
+    if (!USER.test(user)) throw new CredentialsFileError(file, `line ${n}: want user:hash`);
+    if (!BCRYPT.test(hash)) throw new CredentialsFileError(file, `line ${n}: user ${user} has no bcrypt hash ($2y$/$2a$/$2b$; create it with htpasswd -B)`);
+    if (users.has(user)) throw new CredentialsFileError(file, `line ${n}: user ${user} is given twice`);
+    users.set(user, hash);
+  }
+  return users;
+}
+
+/** A token per line, or `name:token`. Tokens are 16+ printable characters without spaces. */
+export function parseTokens(text: string, file = 'token-file'): BearerToken[] {
+  const tokens: BearerToken[] = [];
+  for (const { n, text: l } of lines(text)) {
+    const colon = l.indexOf(':');
+    const named = colon >= 0;
+    const name = named ? l.slice(0, colon) : `token-${n}`;
+    const secret = named ? l.slice(colon + 1) : l;
+    if (named && !TOKEN_NAME.test(name)) throw new CredentialsFileError(file, `line ${n}: a token's name is letters, digits and . _ @ -`);
+    if (!TOKEN.test(secret)) throw new CredentialsFileError(file, `line ${n}: a token must be at least 16 printable characters, no spaces`);
+    if (tokens.some((t) => t.secret === secret)) throw new CredentialsFileError(file, `line ${n}: the same token is given twice`);
+    if (named && tokens.some((t) => t.named && t.name === name)) throw new CredentialsFileError(file, `line ${n}: the name ${name} is given twice`);
+    tokens.push({ name, named, secret });
+  }
+  return tokens;
+}
+
+export type AuthResult =
+  | { kind: 'anonymous' }
+  | { kind: 'user'; user: string; scheme: 'basic' | 'bearer' }
+  /** Credentials were sent and are wrong (or malformed): `reason` is safe to log. */
+  | { kind: 'invalid'; reason: string };
+
+/** Successful bcrypt checks are remembered this long: clients send Basic auth on every request. */
+const REMEMBER_MS = 5 * 60_000;
+const REMEMBER_MAX = 1_000;
+
+export class Credentials {
+  /** Fixed-size digests of the tokens, compared in constant time. */
+  private readonly tokens: Array<BearerToken & { digest: Buffer }>;
+  /** Keyed by a salted hash of user and password, so no password is kept in memory. */
+  private readonly remembered = new Map<string, number>();
+  private readonly salt = randomBytes(16);
+  /** Compared against for unknown users, so their answer takes as long as a known user's. */
+  private readonly decoy: string;
+
+  constructor(
+    private readonly users: ReadonlyMap<string, string> = new Map(),
+    tokens: readonly BearerToken[] = [],
+  ) {
+    this.tokens = tokens.map((t) => ({ ...t, digest: sha256(t.secret) }));
+    this.decoy = users.values().next().value ?? bcrypt.hashSync(randomBytes(12).toString('hex'), 10);
+  }
+
+  static async load(files: { htpasswd?: string; tokenFile?: string }): Promise<Credentials> {
+    const read = async (path: string) => {
+      try {
+        return await readFile(path, 'utf8');
+      } catch (err) {
+        throw new CredentialsFileError(path, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    const users = files.htpasswd ? parseHtpasswd(await read(files.htpasswd), files.htpasswd) : new Map<string, string>();
+    const tokens = files.tokenFile ? parseTokens(await read(files.tokenFile), files.tokenFile) : [];
+    return new Credentials(users, tokens);
+  }
+
+  /** Whether anyone at all can authenticate. */
+  get configured(): boolean {
+    return this.users.size > 0 || this.tokens.length > 0;
+  }
+
+  get counts(): { users: number; tokens: number } {
+    return { users: this.users.size, tokens: this.tokens.length };
+  }
+
+  /** Checks an Authorization header. An empty Basic pair (`:`), as some clients send by default, is anonymous. */
+  async check(header: string | undefined): Promise<AuthResult> {
+    if (header === undefined || header.trim() === '') return { kind: 'anonymous' };
+    const m = /^\s*(\S+)\s+(\S+)\s*$/.exec(header);
+    const scheme = m?.[1]!.toLowerCase();
+    if (!m || (scheme !== 'basic' && scheme !== 'bearer')) return { kind: 'invalid', reason: 'unsupported Authorization scheme' };
+    if (scheme === 'bearer') {
+      const token = this.matchToken(m[2]!);
+      return token ? { kind: 'user', user: token.name, scheme: 'bearer' } : { kind: 'invalid', reason: 'unknown bearer token' };
+    }
+    const decoded = Buffer.from(m[2]!, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return { kind: 'invalid', reason: 'malformed Basic credentials' };
+    const user = decoded.slice(0, colon);
+    const password = decoded.slice(colon + 1);
+    if (user === '' && password === '') return { kind: 'anonymous' };
+    const token = this.matchToken(password);
+    if (token && (!token.named || token.name === user)) return { kind: 'user', user: token.name, scheme: 'basic' };
+    return (await this.checkPassword(user, password)) ? { kind: 'user', user, scheme: 'basic' } : { kind: 'invalid', reason: `wrong password or unknown user ${safeName(user)}` };
+  }
+
+  /** Every token is compared, whichever matches, so the time taken says nothing about any of them. */
+  private matchToken(candidate: string): BearerToken | undefined {
+    const digest = sha256(candidate);
+    let found: BearerToken | undefined;
+    for (const t of this.tokens) if (timingSafeEqual(t.digest, digest) && !found) found = t;
+    return found;
+  }
+
+  private async checkPassword(user: string, password: string): Promise<boolean> {
+    const hash = this.users.get(user);
+    const key = createHash('sha256').update(this.salt).update(user).update('\0').update(password).digest('base64');
+    const at = this.remembered.get(key);
+    if (hash && at !== undefined && Date.now() - at < REMEMBER_MS) return true;
+    const ok = await bcrypt.compare(password, hash ?? this.decoy);
+    if (!ok || !hash) return false;
+    if (this.remembered.size >= REMEMBER_MAX) this.remembered.clear();
+    this.remembered.set(key, Date.now());
+    return true;
+  }
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** A user name as sent, safe for a log line (it is not a secret, but it is untrusted input). */
+function safeName(user: string): string {
+  return JSON.stringify(user.slice(0, 64));
+}
