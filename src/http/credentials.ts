@@ -88,14 +88,14 @@ export class Credentials {
   private readonly remembered = new Map<string, number>();
   private readonly salt = randomBytes(16);
   /** Compared against for unknown users, so their answer takes as long as a known user's. */
-  private readonly decoy: string;
+  private readonly decoy: string | undefined;
 
   constructor(
     private readonly users: ReadonlyMap<string, string> = new Map(),
     tokens: readonly BearerToken[] = [],
   ) {
     this.tokens = tokens.map((t) => ({ ...t, digest: sha256(t.secret) }));
-    this.decoy = users.values().next().value ?? bcrypt.hashSync(randomBytes(12).toString('hex'), 10);
+    this.decoy = users.values().next().value;
   }
 
   static async load(files: { htpasswd?: string; tokenFile?: string }): Promise<Credentials> {
@@ -154,7 +154,9 @@ export class Credentials {
     const key = createHash('sha256').update(this.salt).update(user).update('\0').update(password).digest('base64');
     const at = this.remembered.get(key);
     if (hash && at !== undefined && Date.now() - at < REMEMBER_MS) return true;
-    const ok = await bcrypt.compare(password, hash ?? this.decoy);
+    const against = hash ?? this.decoy;
+    if (!against) return false; // no users at all: nobody to tell apart
+    const ok = await bcrypt.compare(password, against);
     if (!ok || !hash) return false;
     if (this.remembered.size >= REMEMBER_MAX) this.remembered.clear();
     this.remembered.set(key, Date.now());
