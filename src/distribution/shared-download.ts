@@ -76,6 +76,7 @@ export class SharedDownload {
 
   private async run(sources: DownloadSource[], markStarted: () => void): Promise<BlobInfo> {
     const failures: string[] = [];
+    let last: Error | undefined;
     for (let i = 0; i < sources.length; i++) {
       const source = sources[i]!;
       try {
@@ -87,6 +88,7 @@ export class SharedDownload {
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
         failures.push(`${source.name}: ${error.message}`);
+        last = error;
         source.failed?.(error);
         await this.writer?.abort().catch(() => undefined);
         this.writer = undefined;
@@ -99,6 +101,8 @@ export class SharedDownload {
         if (source.retry?.()) i--;
       }
     }
+    // The last source (the seed) saying the blob does not exist is the answer, whatever peers did before.
+    if (last instanceof OciError && last.code === 'BLOB_UNKNOWN') return this.fail(last);
     return this.fail(failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest));
   }
 
