@@ -8,7 +8,7 @@ import { AnnouncingBlobStore } from './distribution/announcing-blob-store.js';
 import { BlobSharing } from './distribution/blob-sharing.js';
 import { RepositoryVisibility } from './distribution/repository-visibility.js';
 import { AccessPolicy, isLoopbackHost } from './http/access.js';
-import { Credentials, CredentialsFileError } from './http/credentials.js';
+import { CredentialsFileError, ReloadingCredentials } from './http/credentials.js';
 import { Distribution } from './distribution/distribution.js';
 import { Mirror } from './distribution/mirror.js';
 import { PeerFetcher } from './distribution/peer-fetcher.js';
@@ -161,10 +161,15 @@ async function storeWritable(dataDir: string): Promise<Check> {
   }
 }
 
-/** The users and tokens of --htpasswd and --token-file; a malformed file stops the node like a bad option. */
-async function loadCredentials(config: Config): Promise<Credentials> {
+/**
+ * The users and tokens of --htpasswd and --token-file, followed as the files change; a malformed file
+ * stops the node at start like a bad option, and is reported (the last good set kept) later.
+ */
+async function loadCredentials(config: Config, logger: Logger): Promise<ReloadingCredentials> {
   try {
-    return await Credentials.load({ htpasswd: config.htpasswd, tokenFile: config.tokenFile });
+    return await ReloadingCredentials.open({ htpasswd: config.htpasswd, tokenFile: config.tokenFile }, ({ ok, detail, users, tokens }) =>
+      ok ? logger.info({ users, tokens }, detail) : logger.warn({ users, tokens }, detail),
+    );
   } catch (err) {
     if (!(err instanceof CredentialsFileError)) throw err;
     throw new ConfigError(err.file === config.htpasswd ? 'htpasswd' : 'token-file', err.message);
@@ -173,7 +178,7 @@ async function loadCredentials(config: Config): Promise<Credentials> {
 
 export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   const dataDir = resolve(config.dataDir);
-  const credentials = await loadCredentials(config);
+  const credentials = await loadCredentials(config, logger);
   const visibility = new RepositoryVisibility(config.privateRepos);
   const access = new AccessPolicy({ credentials, visibility, exposed: !isLoopbackHost(config.listen.host) });
   // Which blobs peers may have: the links of pushed repositories and of every seed's cache decide.

@@ -12,7 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { normalizeRepository, type RepositoryName } from '../oci/reference.js';
 import type { RepositoryVisibility } from '../distribution/repository-visibility.js';
-import type { Credentials } from './credentials.js';
+import type { CredentialCheck } from './credentials.js';
 
 export const AUTH_REALM = 'layerd';
 const CHALLENGE = `Basic realm="${AUTH_REALM}", charset="UTF-8"`;
@@ -33,7 +33,7 @@ export interface Grant {
 }
 
 export interface AccessPolicyOptions {
-  credentials: Credentials;
+  credentials: CredentialCheck;
   visibility: RepositoryVisibility;
   /** The endpoint listens beyond loopback. */
   exposed: boolean;

@@ -4,7 +4,7 @@
 // `Authorization: Bearer <token>`. Secrets never leave this module: results name the user only.
 import bcrypt from 'bcryptjs';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 
 /** A malformed credentials file: the message names the line, never its content (it may hold a secret). */
 export class CredentialsFileError extends Error {
@@ -71,6 +71,17 @@ export function parseTokens(text: string, file = 'token-file'): BearerToken[] {
   return tokens;
 }
 
+export interface CredentialFiles {
+  htpasswd?: string;
+  tokenFile?: string;
+}
+
+/** What the access policy needs of credentials: whether there are any, and a check of a header. */
+export interface CredentialCheck {
+  readonly configured: boolean;
+  check(header: string | undefined): Promise<AuthResult>;
+}
+
 export type AuthResult =
   | { kind: 'anonymous' }
   | { kind: 'user'; user: string; scheme: 'basic' | 'bearer' }
@@ -81,7 +92,7 @@ export type AuthResult =
 const REMEMBER_MS = 5 * 60_000;
 const REMEMBER_MAX = 1_000;
 
-export class Credentials {
+export class Credentials implements CredentialCheck {
   /** Fixed-size digests of the tokens, compared in constant time. */
   private readonly tokens: Array<BearerToken & { digest: Buffer }>;
   /** Keyed by a salted hash of user and password, so no password is kept in memory. */
@@ -98,7 +109,7 @@ export class Credentials {
     this.decoy = users.values().next().value;
   }
 
-  static async load(files: { htpasswd?: string; tokenFile?: string }): Promise<Credentials> {
+  static async load(files: CredentialFiles): Promise<Credentials> {
     const read = async (path: string) => {
       try {
         return await readFile(path, 'utf8');
@@ -171,4 +182,74 @@ function sha256(text: string): Buffer {
 /** A user name as sent, safe for a log line (it is not a secret, but it is untrusted input). */
 function safeName(user: string): string {
   return JSON.stringify(user.slice(0, 64));
+}
+
+/** How often the files are looked at for changes, at most (on a request, never on a timer). */
+const RELOAD_CHECK_MS = 2_000;
+
+/**
+ * Credentials kept in step with their files, as operators expect of an htpasswd file: a user added or a
+ * token revoked takes effect within seconds, without a restart. A file that no longer parses is
+ * reported and the last good credentials stay in force.
+ */
+export class ReloadingCredentials implements CredentialCheck {
+  private checkedAt = Date.now();
+  private reloading: Promise<void> | undefined;
+
+  private constructor(
+    private readonly files: CredentialFiles,
+    private current: Credentials,
+    private stamp: string,
+    private readonly onReload: (event: { ok: boolean; detail: string; users: number; tokens: number }) => void,
+  ) {}
+
+  /** Loads the files; a missing or malformed one is a CredentialsFileError (the node does not start). */
+  static async open(files: CredentialFiles, onReload: ReloadingCredentials['onReload'] = () => undefined): Promise<ReloadingCredentials> {
+    const stamp = await stampOf(files);
+    return new ReloadingCredentials(files, await Credentials.load(files), stamp, onReload);
+  }
+
+  get configured(): boolean {
+    return this.current.configured;
+  }
+
+  get counts(): { users: number; tokens: number } {
+    return this.current.counts;
+  }
+
+  async check(header: string | undefined): Promise<AuthResult> {
+    if (Date.now() - this.checkedAt >= RELOAD_CHECK_MS) {
+      this.checkedAt = Date.now();
+      this.reloading ??= this.reloadIfChanged().finally(() => (this.reloading = undefined));
+    }
+    if (this.reloading) await this.reloading;
+    return this.current.check(header);
+  }
+
+  private async reloadIfChanged(): Promise<void> {
+    const stamp = await stampOf(this.files).catch(() => this.stamp); // unreadable now: keep what works
+    if (stamp === this.stamp) return;
+    this.stamp = stamp;
+    try {
+      this.current = await Credentials.load(this.files);
+      this.onReload({ ok: true, detail: 'credentials reloaded', ...this.current.counts });
+    } catch (err) {
+      this.onReload({ ok: false, detail: `${(err as Error).message}: keeping the credentials loaded before`, ...this.current.counts });
+    }
+  }
+}
+
+/** Size and modification time of each file: what changes when a file is edited or replaced. */
+async function stampOf(files: CredentialFiles): Promise<string> {
+  const parts: string[] = [];
+  for (const path of [files.htpasswd, files.tokenFile]) {
+    if (!path) continue;
+    try {
+      const s = await stat(path);
+      parts.push(`${s.ino}:${s.size}:${s.mtimeMs}`);
+    } catch (err) {
+      parts.push(`missing:${(err as NodeJS.ErrnoException).code ?? ''}`);
+    }
+  }
+  return parts.join('|');
 }

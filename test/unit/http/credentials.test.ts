@@ -1,7 +1,7 @@
 // Parsing of --htpasswd and --token-file, and checking Authorization headers against them.
 import bcrypt from 'bcryptjs';
 import { describe, expect, it } from 'vitest';
-import { Credentials, CredentialsFileError, parseHtpasswd, parseTokens } from '../../../src/http/credentials.js';
+import { Credentials, CredentialsFileError, ReloadingCredentials, parseHtpasswd, parseTokens } from '../../../src/http/credentials.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 /** What `htpasswd -B` writes ($2y$), from a bcrypt hash with another minor version. */
@@ -113,3 +113,41 @@ describe('checking Authorization headers', () => {
     expect(creds.counts).toEqual({ users: 1, tokens: 2 });
   });
 });
+
+describe('credentials files that change', () => {
+  it('are reloaded within seconds; a broken edit is reported and the last good set kept', async () => {
+    const { mkdtemp, writeFile, rename } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'layerd-creds-'));
+    const file = join(dir, 'tokens');
+    await writeFile(file, `first:${TOKEN}-first\n`);
+    const events: Array<{ ok: boolean; detail: string }> = [];
+    const creds = await ReloadingCredentials.open({ tokenFile: file }, (e) => events.push(e));
+    expect((await creds.check(`Bearer ${TOKEN}-first`)).kind).toBe('user');
+
+    // Replaced as editors and config managers do: a new file renamed over the old one.
+    await writeFile(`${file}.new`, `second:${TOKEN}-second-token\n`);
+    await rename(`${file}.new`, file);
+    await until(async () => (await creds.check(`Bearer ${TOKEN}-second-token`)).kind === 'user');
+    expect((await creds.check(`Bearer ${TOKEN}-first`)).kind).toBe('invalid'); // revoked
+    expect(events).toEqual([expect.objectContaining({ ok: true, detail: 'credentials reloaded' })]);
+
+    await writeFile(`${file}.new`, 'broken line with spaces\n');
+    await rename(`${file}.new`, file);
+    await until(async () => (await creds.check(`Bearer ${TOKEN}-second-token`), events.length === 2));
+    expect(events[1]).toMatchObject({ ok: false });
+    expect(events[1]!.detail).toContain('line 1');
+    expect(events[1]!.detail).not.toContain('broken line');
+    expect((await creds.check(`Bearer ${TOKEN}-second-token`)).kind).toBe('user');
+  });
+});
+
+/** Polls `ok` (each call may reload) until it holds, or fails after 15 s. */
+async function until(ok: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
