@@ -317,16 +317,19 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     };
   };
   const health = async (): Promise<Record<string, Check>> => ({ process: { ok: true, detail: `pid ${process.pid}` }, store: await storeWritable(dataDir) });
+  // /api has no credentials of its own: once /v2 asks for them, private repositories' names stay out of it.
+  const hidePrivate = access.enforced && visibility.hasPrivate;
+  const listed = (repository: string) => !hidePrivate || !visibility.isPrivate(repository);
   const api: NodeApi = {
     status,
-    images: () => inventory.images(),
+    images: async () => (await inventory.images()).filter((i) => listed(i.repository)),
     blobs: async () =>
       tracked.index
         .leastRecentlyUsed()
         .reverse()
         .slice(0, 1000)
         .map((e) => ({ digest: e.digest, size: e.size, source: e.source ?? 'unknown', lastAccess: new Date(e.lastUse).toISOString() })),
-    pulls: () => stats.recentPulls(),
+    pulls: () => stats.recentPulls().filter((p) => listed(p.repository)),
     gc: () => diskKeeper.collect(),
     health,
     readiness: async () => {

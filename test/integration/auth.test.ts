@@ -179,6 +179,14 @@ describe('an exposed node with htpasswd users and tokens', () => {
       path = /<([^>]+)>; rel="next"/.exec(res.header('link') ?? '')?.[1];
     }
     expect(paged).toEqual(seen);
+    // The node's own API has no credentials: private names stay out of its image list and recent pulls.
+    await anonymous.req('GET', '/v2/team/app/manifests/v1');
+    await alice.req('GET', '/v2/secret/app/manifests/v1');
+    const images = await (await fetch(`${node.url}/api/images`)).text();
+    const pulls = await (await fetch(`${node.url}/api/pulls`)).text();
+    expect(images).toContain('team/app');
+    expect(pulls).toContain('team/app');
+    for (const text of [images, pulls]) expect(text).not.toContain('secret/');
   });
 });
 
