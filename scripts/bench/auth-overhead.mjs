@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// What authentication costs a request: the same pushes and private reads against two layerd nodes in one
-// run, one open (loopback, nothing configured) and one asking for credentials (--htpasswd with a bcrypt
-// user, --token-file, --private-repos), measured alternately so machine load hits both alike.
+// What authentication costs a request: the same pushes and private reads against three layerd nodes in one
+// run, one open (loopback, nothing configured) and two asking for credentials (--htpasswd with a bcrypt
+// user, --token-file, --private-repos; one asked with Basic, one with a bearer token), measured in turn so
+// machine load hits all alike.
 //
 //   node scripts/bench/auth-overhead.mjs                    # 300 pushes and 1000 HEADs per mode and round, 3 rounds, cost 10
 //   node scripts/bench/auth-overhead.mjs --pushes 50 --reads 200 --rounds 1 --cost 5    # quick
@@ -45,18 +46,20 @@ await runBenchmark(async () => {
   await writeFile(join(dir, 'htpasswd'), `bench:${hash}\n`);
   await writeFile(join(dir, 'tokens'), `ci:${TOKEN}\n`);
   const open = await startLayerd(dir, { name: 'open', args: ['--log-level', 'warn'] });
-  const authed = await startLayerd(dir, {
-    name: 'authed',
-    args: ['--log-level', 'warn', '--htpasswd', join(dir, 'htpasswd'), '--token-file', join(dir, 'tokens'), '--private-repos', 'secret'],
-  });
+  // One node per mode, so each process serves the same share of requests (a busier process stays warmer).
+  const authedArgs = ['--log-level', 'warn', '--htpasswd', join(dir, 'htpasswd'), '--token-file', join(dir, 'tokens'), '--private-repos', 'secret'];
+  const authed = await startLayerd(dir, { name: 'basic', args: authedArgs });
+  const authedToo = await startLayerd(dir, { name: 'bearer', args: authedArgs });
   const { Agent } = await import('node:http');
   const modes = [
     { name: 'open', server: open, headers: {} },
     { name: 'basic', server: authed, headers: { authorization: `Basic ${Buffer.from(`bench:${PASSWORD}`).toString('base64')}` } },
-    { name: 'bearer', server: authed, headers: { authorization: `Bearer ${TOKEN}` } },
+    { name: 'bearer', server: authedToo, headers: { authorization: `Bearer ${TOKEN}` } },
   ];
-  // Request by request in turn (open, basic, bearer, open, ...), each timed alone: load from other
-  // processes falls on all three modes alike, and medians of per-request times shrug off its spikes.
+  // Request by request in turn, the order rotated each time (open, basic, bearer; basic, bearer, open; ...),
+  // each timed alone: load from other processes and whatever the first of a turn pays fall on all three
+  // modes alike, and medians of per-request times shrug off the spikes.
+  const turn = (i) => modes.map((_, k) => modes[(i + k) % modes.length]);
   const results = { push: {}, read: {} };
   for (const m of modes) {
     results.push[m.name] = [];
@@ -71,7 +74,7 @@ await runBenchmark(async () => {
   for (let round = 0; round < ROUNDS; round++) {
     const blobs = new Map(modes.map((m) => [m.name, Array.from({ length: PUSHES }, () => randomBytes(4096))]));
     for (let i = 0; i < PUSHES; i++) {
-      for (const m of modes) {
+      for (const m of turn(i)) {
         const blob = blobs.get(m.name)[i];
         const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
         results.push[m.name].push(
@@ -87,7 +90,7 @@ await runBenchmark(async () => {
       }
     }
     for (let i = 0; i < READS; i++) {
-      for (const m of modes) {
+      for (const m of turn(i)) {
         const digest = `sha256:${createHash('sha256').update(blobs.get(m.name)[i % PUSHES]).digest('hex')}`;
         results.read[m.name].push(await timed(() => call(`${m.server.url}/v2/secret/r${round}/blobs/${digest}`, { method: 'HEAD', headers: m.headers, agent: m.agent })));
       }
