@@ -32,6 +32,15 @@ export class RepositoryVisibility {
 
   /** Whether any of the names (a repository as a client wrote it, and as its registry normalizes it) is private. */
   isPrivate(...names: string[]): boolean {
-    return names.some((name) => this.prefixes.some((p) => p === ALL_REPOSITORIES || name === p || name.startsWith(`${p}/`)));
+    return names.flatMap(aliases).some((name) => this.prefixes.some((p) => p === ALL_REPOSITORIES || name === p || name.startsWith(`${p}/`)));
   }
+}
+
+/**
+ * A name and what else it may be written as: Docker Hub's official images are `nginx` to clients and
+ * `library/nginx` in a mirror's cache, so a prefix of either form covers both.
+ */
+function aliases(name: string): string[] {
+  const short = /^library\/([^/]+)$/.exec(name)?.[1];
+  return short ? [name, short] : [name];
 }

@@ -16,6 +16,14 @@ describe('repository prefixes', () => {
     expect(v.isPrivate('internal')).toBe(false);
   });
 
+  it("take Docker Hub's short names and library/ names for the same repository", () => {
+    // A mirror's cache holds library/nginx for what clients call nginx: the blob-sharing policy sees that name.
+    expect(new RepositoryVisibility(['nginx']).isPrivate('library/nginx')).toBe(true);
+    expect(new RepositoryVisibility(['library/nginx']).isPrivate('library/nginx')).toBe(true);
+    expect(new RepositoryVisibility(['nginx']).isPrivate('library/nginx-extra')).toBe(false);
+    expect(new RepositoryVisibility(['nginx']).isPrivate('library/nginx/sub')).toBe(false);
+  });
+
   it('take * for every repository, and nothing for none', () => {
     expect(new RepositoryVisibility(['*']).isPrivate('any/thing')).toBe(true);
     expect(new RepositoryVisibility([]).hasPrivate).toBe(false);
