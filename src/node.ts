@@ -180,7 +180,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const dataDir = resolve(config.dataDir);
   const credentials = await loadCredentials(config, logger);
   const visibility = new RepositoryVisibility(config.privateRepos);
-  const access = new AccessPolicy({ credentials, visibility, exposed: !isLoopbackHost(config.listen.host) });
+  const v2Access = new AccessPolicy({ credentials, visibility, exposed: !isLoopbackHost(config.listen.host) });
   // Which blobs peers may have: the links of pushed repositories and of every seed's cache decide.
   const sharing = new BlobSharing({
     visibility,
@@ -318,7 +318,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   };
   const health = async (): Promise<Record<string, Check>> => ({ process: { ok: true, detail: `pid ${process.pid}` }, store: await storeWritable(dataDir) });
   // /api has no credentials of its own: once /v2 asks for them, private repositories' names stay out of it.
-  const hidePrivate = access.enforced && visibility.hasPrivate;
+  const hidePrivate = v2Access.enforced && visibility.hasPrivate;
   const listed = (repository: string) => !hidePrivate || !visibility.isPrivate(repository);
   const api: NodeApi = {
     status,
@@ -353,7 +353,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     logger,
     api,
     idleTimeoutMs: config.httpIdleTimeout,
-    access,
+    access: v2Access,
     requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
     observe: (e) => {
       if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);
@@ -367,10 +367,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   url = `http://${host}:${port}`;
   // Names only: an upstream's credentials are never logged.
   logger.info({ url, dataDir, upstreams: [...upstreams.keys()], defaultRegistry: config.defaultRegistry, maxDiskBytes: config.maxDiskBytes }, 'layerd listening');
-  if (access.readOnly) {
+  if (v2Access.readOnly) {
     logger.warn({ url }, 'the /v2 endpoint listens beyond loopback with no --htpasswd or --token-file: it is read-only for the network (pushes and private reads are refused)');
   }
-  if (access.enforced || visibility.hasPrivate) {
+  if (v2Access.enforced || visibility.hasPrivate) {
     logger.info({ ...credentials.counts, privateRepos: config.privateRepos, sharePrivateBlobs: config.sharePrivateBlobs }, 'access policy');
   }
   if (announcing) {
