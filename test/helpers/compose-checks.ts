@@ -679,7 +679,7 @@ function loopbackPort(ports: PortMap, host: string, port: string | number): numb
  * The same settings with every container address replaced: the node's own listeners by 127.0.0.1 and its
  * own loopback ports, other services' names by localhost (still a /dns4 name to resolve) and theirs.
  */
-export function toLoopback(settings: Settings, own: string, ports: PortMap, dataDir: string): Settings {
+export function toLoopback(settings: Settings, own: string, ports: PortMap, dataDir: string, mounts: Map<string, string> = new Map()): Settings {
   const each = (v: unknown, f: (s: string) => string): unknown => (Array.isArray(v) ? v.map((x) => f(String(x))) : typeof v === 'string' ? v.split(',').map((x) => f(x.trim())).join(',') : v);
   const url = (s: string) => s.replace(/\bhttps?:\/\/([^/:]+):(\d+)/, (whole, h: string, p: string) => (ports.has(`${h}:${p}`) ? `http://127.0.0.1:${loopbackPort(ports, h, p)}` : whole));
   const out: Settings = {};
@@ -691,9 +691,16 @@ export function toLoopback(settings: Settings, own: string, ports: PortMap, data
     else if (key === 'upstream' && value && typeof value === 'object' && !Array.isArray(value)) {
       out[key] = Object.fromEntries(Object.entries(value).map(([name, u]) => [name, typeof u === 'string' ? url(u) : { ...(u as object), url: url(String((u as { url: string }).url)) }]));
     } else if (key === 'upstream') out[key] = each(value, url);
+    // A file a bind mount puts in the container (e.g. --htpasswd) is the mount's source on the host.
+    else if (typeof value === 'string' && mounts.has(posix.normalize(value))) out[key] = mounts.get(posix.normalize(value));
     else out[key] = value;
   }
   return out;
+}
+
+/** Host path by container path, for every file or folder bind-mounted into a service. */
+export function bindMounts(svc: ComposeService, composeDir: string): Map<string, string> {
+  return new Map(volumesOf(svc).flatMap((v) => (v.kind === 'bind' && v.source ? [[posix.normalize(v.target), join(composeDir, v.source)] as [string, string]] : [])));
 }
 
 /** Settings as `serve` arguments, a repeatable option once per value. */

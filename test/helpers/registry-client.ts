@@ -258,3 +258,21 @@ export function useRegistryTarget(opts: LayerdOptions = {}): { client: RegistryC
   });
   return { client: new RegistryClient(url), url };
 }
+
+/** A client that sends one Authorization header with every request (undefined: anonymous). */
+export class AuthClient extends RegistryClient {
+  constructor(
+    base: string,
+    private readonly authorization: string | undefined,
+  ) {
+    super(base);
+  }
+
+  override req(method: string, path: string, opts: ReqOptions = {}): Promise<Res> {
+    const auth: Record<string, string> = this.authorization ? { authorization: this.authorization } : {};
+    return super.req(method, path, { ...opts, headers: { ...auth, ...opts.headers } });
+  }
+}
+
+/** An Authorization header value for HTTP Basic. */
+export const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;

@@ -7,29 +7,12 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { layerdBin, removeDir, stablePort, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
-import { digestOf, expectError, MT, randomBlob, RegistryClient, type ReqOptions, type Res } from '../helpers/registry-client.js';
+import { AuthClient, basic, digestOf, expectError, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 
 const USER = 'alice';
 const PASSWORD = 'correct-horse-battery';
 const TOKEN = 'ci-0f8e2b7c41d94a6e9b3355aa';
 const CHALLENGE = /^Basic realm="layerd"/;
-
-/** A RegistryClient that sends one Authorization header with every request. */
-class AuthClient extends RegistryClient {
-  constructor(
-    base: string,
-    private readonly authorization: string | undefined,
-  ) {
-    super(base);
-  }
-
-  override req(method: string, path: string, opts: ReqOptions = {}): Promise<Res> {
-    const auth: Record<string, string> = this.authorization ? { authorization: this.authorization } : {};
-    return super.req(method, path, { ...opts, headers: { ...auth, ...opts.headers } });
-  }
-}
-
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 /** 401 with the Basic challenge and an UNAUTHORIZED OCI body (none for a HEAD). */
 function expectChallenge(res: Res, what: string): void {

@@ -24,6 +24,7 @@ import {
   dependsOn,
   dockerfileHealthcheck,
   dockerfileProblems,
+  bindMounts,
   identityKeyFile,
   kubernetesNodes,
   kubernetesProblems,
@@ -41,7 +42,7 @@ import {
   type Settings,
 } from '../helpers/compose-checks.js';
 import { freePort, layerdBin, removeDir, repoRoot, stablePort, tempDir, track, until, waitForHttp, whenReady, type RunningProcess } from '../helpers/processes.js';
-import { RegistryClient } from '../helpers/registry-client.js';
+import { AuthClient, basic } from '../helpers/registry-client.js';
 
 const composeDir = join(repoRoot, 'compose');
 const composeFile = join(composeDir, 'docker-compose.yml');
@@ -256,7 +257,7 @@ describe('(d) the compose nodes\' command lines, run on loopback', () => {
         await mkdir(join(dataDir, 'p2p'));
         await copyFile(key, join(dataDir, 'p2p', 'identity.key'));
       }
-      const args = toArgs(toLoopback(n!.settings, n!.name, ports, dataDir));
+      const args = toArgs(toLoopback(n!.settings, n!.name, ports, dataDir, bindMounts(n!.svc, composeDir)));
       running.set(n!.name, await serve(n!.name, args, ports.get(`${n!.name}:${n!.config.listen.port}`)!, dataDir));
     }
   }, 180_000);
@@ -300,7 +301,8 @@ describe('(d) the compose nodes\' command lines, run on loopback', () => {
 
   it('serves an image pushed to the seed through every node as seed:5000/team/app:v1 (`layerd pull`, as from the client container)', async () => {
     const seed = running.get('seed')!;
-    const pushed = await new RegistryClient(seed.url).pushImage('team/app', 'v1', { layers: 2, layerSize: 300_000 });
+    // The seed takes pushes with the compose network's public test user (compose/test-credentials).
+    const pushed = await new AuthClient(seed.url, basic('layerd', 'layerd-test-only')).pushImage('team/app', 'v1', { layers: 2, layerSize: 300_000 });
     const size = pushed.config.length + pushed.layers.reduce((s, l) => s + l.length, 0);
     for (const name of ['node1', 'node2', 'node3']) {
       const out = await runTool(process.execPath, [layerdBin, 'pull', 'seed:5000/team/app:v1', '--node', running.get(name)!.url, '--json'], {}, 120_000);
