@@ -225,8 +225,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     caches: async () => (await allCaches()).map((c) => c.repos),
     uploadSessionAlive: async (id, modified) => {
       if (Date.now() - modified >= config.uploadTtl) return false;
-      for (const repo of await repos.listRepositories()) if (await repos.hasUpload(repo, id)) return true;
-      return false;
+      return repos.hasUploadInAnyRepository(id);
     },
     collectUploads: (keep) => fsBlobs.collectUploads(keep),
     // A record mid-write is younger than a minute; anything older was left by a crash.

@@ -113,6 +113,8 @@ export interface LayerdOptions {
   port?: number;
   args?: string[];
   env?: Record<string, string>;
+  /** How long to wait for /v2/ to answer (default 20 s; restarts under load may need more). */
+  readyTimeoutMs?: number;
 }
 
 /** Starts `layerd serve` from dist/ on 127.0.0.1 and waits until /v2/ answers. */
@@ -125,7 +127,7 @@ export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProc
     { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const proc = track(child, port, `http://127.0.0.1:${port}`);
-  await whenReady(proc, 'layerd', () => waitForHttp(`${proc.url}/v2/`, 20_000, child));
+  await whenReady(proc, 'layerd', () => waitForHttp(`${proc.url}/v2/`, opts.readyTimeoutMs ?? 20_000, child));
   return { ...proc, dataDir };
 }
 
