@@ -76,7 +76,7 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
   const fetcher = new PeerFetcher(
     {
       router,
-      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal),
+      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout }),
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
       releaseClaim: (digest) => claims.release(digest),
     },
