@@ -5,12 +5,13 @@
 // uses a fresh blob announced by a fresh peer identity (so the victim never skips a peer it has already
 // penalised), and that peer is the blob's only provider: the victim must ask it, and must then complete
 // the pull from the seed. Every client response is hashed: no byte the liar sent may reach a client.
+// An honest second node is in the cluster too (it does not hold the blobs).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, repoRoot, startDistribution, startLayerd, tempDir } from '../helpers/processes.js';
+import { removeDir, repoRoot, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
 import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 import { storeProblems } from '../helpers/store-check.js';
 
@@ -26,6 +27,7 @@ const BLOB = 64 * 1024;
 
 let seed: Seed;
 let victim: Proc;
+let bystander: Proc;
 let bad: BadPeers;
 let dir: string;
 
@@ -90,14 +92,23 @@ beforeAll(async () => {
     args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--peer-idle-timeout', '1s', '--peer-lookup-timeout', '10s'],
     readyTimeoutMs: 60_000,
   });
+  // An honest second node: a cluster has one, and it gives the victim a DHT server to walk to (the
+  // liars are DHT clients, see bad-peer.mjs).
+  const addrs = ((await (await fetch(`${victim.url}/api/status`)).json()) as { multiaddrs: string[] }).multiaddrs;
+  bystander = await startLayerd({
+    args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', addrs.find((a) => a.includes('/p2p/'))!],
+    readyTimeoutMs: 60_000,
+  });
+  await until('the victim to meet the honest node', async () => (((await (await fetch(`${victim.url}/api/status`)).json()) as { connectedPeers: number }).connectedPeers > 0 ? true : undefined), 30_000);
   bad = new BadPeers(spawn(process.execPath, [join(repoRoot, 'test', 'helpers', 'bad-peer.mjs')], { stdio: ['pipe', 'pipe', 'pipe'] }));
 }, 120_000);
 
 afterAll(async () => {
   await bad?.close();
   await victim?.stop('SIGKILL');
+  await bystander?.stop('SIGKILL');
   await seed?.stop();
-  for (const d of [dir, victim?.dataDir, seed?.rootDir]) if (d) await removeDir(d);
+  for (const d of [dir, victim?.dataDir, bystander?.dataDir, seed?.rootDir]) if (d) await removeDir(d);
 });
 
 interface Outcome {
