@@ -239,7 +239,9 @@ export const OPTIONS = {
   gcInterval: option({ name: 'gc-interval', value: 'DURATION', description: 'how often stale uploads and unlinked blobs are collected (0: only at start and on request)', default: 3_600_000, parse: durationMs, show: showMs }),
   uploadTtl: option({ name: 'upload-ttl', value: 'DURATION', description: 'how long an unfinished push may stay idle before its bytes are collected', default: 24 * 3_600_000, parse: durationMs, show: showMs }),
   upstreamRetries: option({ name: 'upstream-retries', value: 'N', description: 'retries of a seed request after a connection error or 5xx', default: 2, parse: count }),
-  peerIdleTimeout: option({ name: 'peer-idle-timeout', value: 'DURATION', description: 'how long a peer may stay silent during a blob transfer before the fetch moves on to another source', default: 10_000, parse: durationMs, show: showMs }),
+  // Above the seed's own silence limit (--upstream-timeout) and a relay's wait for its seed download (30 s):
+  // a peer relaying a slow seed is waiting, not stalled.
+  peerIdleTimeout: option({ name: 'peer-idle-timeout', value: 'DURATION', description: 'how long a peer may stay silent during a blob transfer before the fetch moves on to another source', default: 45_000, parse: durationMs, show: showMs }),
 };
 
 type Options = typeof OPTIONS;

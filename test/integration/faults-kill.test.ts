@@ -1,13 +1,17 @@
-// kill -9 at the worst moments, with real processes: a layerd node is SIGKILLed mid chunked upload,
-// mid pull-through download (from a seed trickling through the fault proxy), and around a commit (the
-// last PUT of a push, the end of a pull-through), 20 runs of each, the kill moment moved along the
-// transfer from run to run. After every restart on the same data dir:
+// kill -9 at the worst moments, with real processes. Each of 20 runs SIGKILLs a layerd node while it has,
+// at once: a chunked upload stopped mid-PATCH, a pull-through download mid-body (from a seed trickling
+// through the fault proxy), and a commit under way (the last PUT of a push on even runs, the end of a
+// pull-through on odd runs: killed 0–9 ms after the last byte went out or, for the pull, after the
+// client saw all but the last byte, which the node holds back until the digest verifies). The kill
+// moment moves along each transfer from run to run (bytes of the PATCH written, bytes of the download
+// seen). One kill per run covers the three kinds: 20 runs of each for 20 restarts. After every restart
+// on the same data dir:
 //  - no partial blob is visible: HEAD is 404, or 200 with the whole blob (and 200 whenever the client
 //    was told the blob was complete before the kill: an acknowledged commit survives kill -9);
 //  - every file under blobs/ hashes to its name, and /api/status's store counts agree with the disk;
 //  - what the killed process had half downloaded is gone from uploads/;
+//  - the interrupted upload session resumes at exactly the bytes that reached the disk;
 //  - the same push or pull, made afresh, succeeds with the right bytes.
-// The three kinds run side by side, each on its own node, to keep the file quick.
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { readdir, stat } from 'node:fs/promises';
@@ -23,6 +27,8 @@ type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const RUNS = 20;
 const BLOB = 256 * 1024;
+/** The download cut mid-body: long enough to be still running when the run's other transfers end. */
+const LONG = 4 * 1024 * 1024;
 let seed: Seed;
 /** The seed as nodes see it: trickling, so a pull-through lasts long enough to be cut anywhere. */
 let slowSeed: FaultProxy;
@@ -33,8 +39,9 @@ const dirs: string[] = [];
 beforeAll(async () => {
   seed = await startDistribution();
   registry = `127.0.0.1:${seed.port}`;
-  // 256 KiB at 512 KiB/s: half a second per pull-through, in 25 KiB steps.
-  slowSeed = await startFaultProxy(seed.url, { mode: 'slow', slowBytesPerSecond: 512 * 1024 });
+  // 1 MiB/s, in 50 KiB steps: a 256 KiB pull-through lasts a quarter second, the 4 MiB one four seconds
+  // (it is cut within its first MiB, and must still be running when the run's other transfers end).
+  slowSeed = await startFaultProxy(seed.url, { mode: 'slow', slowBytesPerSecond: 1024 * 1024 });
 });
 
 afterAll(async () => {
@@ -143,158 +150,155 @@ function fileReaches(path: string, size: number): Promise<true> {
 /** Where in 0..span run i of RUNS places its kill: spread evenly, never at either end. */
 const spread = (i: number, span: number) => Math.max(1, Math.floor(((i + 0.5) / RUNS) * span));
 
-describe.concurrent('kill -9, then restart on the same data dir', () => {
-  it(`mid chunked upload (${RUNS} runs): the session resumes at the bytes written, nothing partial is a blob`, { timeout: 200_000 }, async () => {
-    const repo = 'kill/upload';
-    let node = await start();
-    const half = BLOB / 2;
-    for (let i = 0; i < RUNS; i++) {
-      const run = `upload run ${i}`;
-      const data = randomBlob(BLOB);
-      const c = new RegistryClient(node.url);
-      const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
-      expect(post.status, run).toBe(202);
-      const location = post.header('location')!;
-      const id = location.split('/').pop()!.split('?')[0]!;
-      const first = await c.req('PATCH', location, { headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${half - 1}` }, body: data.subarray(0, half) });
-      expect(first.status, `${run}: first chunk`).toBe(202);
-      // The second chunk: its headers promise `half` bytes; only `sent` of them are written before the kill.
-      const sent = spread(i, half);
-      const patch = openRequest(new URL(first.header('location')!, node.url).href, 'PATCH', {
-        'content-type': 'application/octet-stream',
-        'content-range': `${half}-${BLOB - 1}`,
-        'content-length': String(half),
-      });
-      patch.req.write(data.subarray(half, half + sent));
-      await fileReaches(join(node.dataDir, 'uploads', id, 'data'), half + sent);
-      await kill9(node);
-      expect((await patch.response).status, `${run}: the cut PATCH got no answer`).toBeUndefined();
-      patch.req.destroy();
 
-      node = await start(node.dataDir);
-      const c2 = new RegistryClient(node.url);
-      expect(await visible(c2, repo, data, run), `${run}: an unfinished upload is no blob`).toBe(false);
-      await expectConsistent(node, run);
-      // The session survived with exactly the bytes that reached the disk; the client resumes from there.
-      const status = await c2.req('GET', `/v2/${repo}/blobs/uploads/${id}`);
-      expect(status.status, `${run}: upload status ${status.body.toString()}`).toBe(204);
-      expect(status.header('range'), `${run}: upload range`).toBe(`0-${half + sent - 1}`);
-      // A fresh push of the same content works meanwhile...
-      expect(await c2.pushBlob(repo, data), `${run}: fresh push`).toBe(digestOf(data));
-      // ...and so does finishing the interrupted session.
-      const rest = await c2.req('PATCH', `/v2/${repo}/blobs/uploads/${id}`, {
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${half + sent}-${BLOB - 1}` },
-        body: data.subarray(half + sent),
-      });
-      expect(rest.status, `${run}: resumed PATCH`).toBe(202);
-      const put = await c2.req('PUT', withQuery(rest.header('location')!, `digest=${digestOf(data)}`));
-      expect(put.status, `${run}: PUT of the resumed session`).toBe(201);
-      const get = await c2.req('GET', `/v2/${repo}/blobs/${digestOf(data)}`);
-      expect(digestOf(get.body), run).toBe(digestOf(data));
-      await expectConsistent(node, `${run} (after the re-push)`);
-    }
+interface Upload {
+  id: string;
+  data: Buffer;
+  /** Bytes on disk when the node was killed: the first chunk and part of the second. */
+  held: number;
+  patch: { req: ClientRequest; response: Promise<Transfer> };
+}
+
+/** A chunked upload stopped mid-PATCH: the first half sent, then `sent` bytes of the second. */
+async function parkedUpload(node: Proc, repo: string, sent: number): Promise<Upload> {
+  const data = randomBlob(BLOB);
+  const half = BLOB / 2;
+  const c = new RegistryClient(node.url);
+  const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
+  expect(post.status).toBe(202);
+  const id = post.header('location')!.split('/').pop()!.split('?')[0]!;
+  const first = await c.req('PATCH', post.header('location')!, { headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${half - 1}` }, body: data.subarray(0, half) });
+  expect(first.status).toBe(202);
+  // The second chunk's headers promise `half` bytes; only `sent` of them are written before the kill.
+  const patch = openRequest(new URL(first.header('location')!, node.url).href, 'PATCH', {
+    'content-type': 'application/octet-stream',
+    'content-range': `${half}-${BLOB - 1}`,
+    'content-length': String(half),
   });
+  patch.req.write(data.subarray(half, half + sent));
+  await fileReaches(join(node.dataDir, 'uploads', id, 'data'), half + sent);
+  return { id, data, held: half + sent, patch };
+}
 
-  it(`mid pull-through download from a slow seed (${RUNS} runs): nothing partial is kept or visible, the pull succeeds afresh`, { timeout: 200_000 }, async () => {
-    const repo = 'kill/download';
-    let node = await start();
-    for (let i = 0; i < RUNS; i++) {
-      const run = `download run ${i}`;
-      const data = randomBlob(BLOB);
-      await new RegistryClient(seed.url).putBlob(repo, data);
-      // Cut when the client has seen `at` bytes: the node has written them and is still downloading.
-      const at = spread(i, BLOB - 2);
-      let killing: Promise<void> | undefined;
-      const pull = await streamingGet(`${node.url}/v2/${repo}/blobs/${digestOf(data)}`, (n) => {
-        if (n >= at) killing ??= kill9(node);
-      });
-      await killing;
-      expect(killing, `${run}: the kill happened mid-download`).toBeDefined();
-      expect(pull.complete, `${run}: the client's response was cut, not ended`).toBe(false);
-
-      node = await start(node.dataDir);
-      const c = new RegistryClient(node.url);
-      // Checked first: the HEAD below may start a new pull-through (the seed has the blob).
-      expect(await uploadsLeft(node.dataDir), `${run}: the cut download's bytes were collected at start`).toEqual([]);
-      await visible(c, repo, data, run);
-      await expectConsistent(node, run);
-      const again = await c.req('GET', `/v2/${repo}/blobs/${digestOf(data)}`);
-      expect(again.status, run).toBe(200);
-      expect(digestOf(again.body), `${run}: fresh pull`).toBe(digestOf(data));
-      await expectConsistent(node, `${run} (after the fresh pull)`);
-    }
+/** A push whose last PUT has its headers out and its body (`tail` bytes) not yet written. */
+async function pendingPut(node: Proc, repo: string, data: Buffer, tail = 4096): Promise<{ id: string; finish: () => Promise<void>; response: Promise<Transfer> }> {
+  const c = new RegistryClient(node.url);
+  const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
+  const patch = await c.req('PATCH', post.header('location')!, { headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${data.length - tail - 1}` }, body: data.subarray(0, data.length - tail) });
+  expect(patch.status).toBe(202);
+  const put = openRequest(new URL(withQuery(patch.header('location')!, `digest=${digestOf(data)}`), node.url).href, 'PUT', {
+    'content-type': 'application/octet-stream',
+    'content-range': `${data.length - tail}-${data.length - 1}`,
+    'content-length': String(tail),
   });
+  put.req.flushHeaders();
+  return {
+    id: post.header('location')!.split('/').pop()!.split('?')[0]!,
+    finish: () => new Promise<void>((r) => put.req.end(data.subarray(data.length - tail), r)),
+    response: put.response,
+  };
+}
 
-  it(`around a commit (${RUNS} runs: the last PUT of a push, the end of a pull-through): an acknowledged blob survives, a cut one is absent`, { timeout: 200_000 }, async () => {
+describe('kill -9 mid upload, mid download and around a commit, then restart on the same data dir', () => {
+  it(`${RUNS} runs of each`, { timeout: 400_000 }, async () => {
     let node = await start();
     const outcomes = { acknowledgedBeforeKill: 0, keptWithoutAck: 0, absent: 0 };
-    const pushSessions = new Set<string>();
+    const downloadCut: number[] = [];
+    /** Upload sessions cut by a kill: a client may resume them until --upload-ttl, so they stay. */
+    const sessions = new Set<string>();
     for (let i = 0; i < RUNS; i++) {
-      const data = randomBlob(BLOB);
-      const digest = digestOf(data);
-      // The kill lands 0–9 ms after the last byte went out (push) or after the client saw all but the
-      // last byte, which the node holds back until the digest verifies (pull-through): around the
-      // verify, fsync and rename of the commit.
-      const delayMs = Math.floor(i / 2);
       const push = i % 2 === 0;
-      const run = `commit run ${i} (${push ? 'push' : 'pull-through'}, +${delayMs} ms)`;
-      const repo = push ? 'kill/commit-push' : 'kill/commit-pull';
-      let ack: Transfer;
-      if (push) {
-        const c = new RegistryClient(node.url);
-        const post = await c.req('POST', `/v2/${repo}/blobs/uploads/`);
-        pushSessions.add(post.header('location')!.split('/').pop()!.split('?')[0]!);
-        const tail = 4096;
-        const patch = await c.req('PATCH', post.header('location')!, { headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${BLOB - tail - 1}` }, body: data.subarray(0, BLOB - tail) });
-        expect(patch.status, run).toBe(202);
-        const put = openRequest(new URL(withQuery(patch.header('location')!, `digest=${digest}`), node.url).href, 'PUT', {
-          'content-type': 'application/octet-stream',
-          'content-range': `${BLOB - tail}-${BLOB - 1}`,
-          'content-length': String(tail),
-        });
-        await new Promise<void>((r) => put.req.end(data.subarray(BLOB - tail), r));
+      const delayMs = Math.floor(i / 2);
+      const run = `run ${i} (commit of a ${push ? 'push' : 'pull-through'}, kill +${delayMs} ms)`;
+      const upload = await parkedUpload(node, 'kill/upload', spread(i, BLOB / 2 - 1));
+      sessions.add(upload.id);
+      const long = randomBlob(LONG);
+      const committing = randomBlob(BLOB);
+      const seedClient = new RegistryClient(seed.url);
+      await seedClient.putBlob('kill/download', long);
+      if (!push) await seedClient.putBlob('kill/commit-pull', committing);
+      const put = push ? await pendingPut(node, 'kill/commit-push', committing) : undefined;
+      if (put) sessions.add(put.id);
+
+      // The download runs; once the client has seen `at` bytes of it, the commit is set off and the
+      // node killed `delayMs` after.
+      const at = spread(i, LONG / 4);
+      let kill: Promise<void> | undefined;
+      let reached!: () => void;
+      const reachedAt = new Promise<void>((r) => (reached = r));
+      const download = streamingGet(`${node.url}/v2/kill/download/blobs/${digestOf(long)}`, (n) => {
+        if (n >= at) reached();
+      });
+      await reachedAt;
+      let ack: Promise<Transfer>;
+      if (put) {
+        await put.finish();
         await new Promise((r) => setTimeout(r, delayMs));
-        await kill9(node);
-        ack = await put.response;
-        ack.complete = ack.complete && ack.status === 201;
+        kill = kill9(node);
+        ack = put.response.then((t) => ({ ...t, complete: t.complete && t.status === 201 }));
       } else {
-        await new RegistryClient(seed.url).putBlob(repo, data);
-        let killing: Promise<void> | undefined;
-        ack = await streamingGet(`${node.url}/v2/${repo}/blobs/${digest}`, (n) => {
-          if (n >= BLOB - 1) killing ??= new Promise((r) => setTimeout(r, delayMs)).then(() => kill9(node));
+        ack = streamingGet(`${node.url}/v2/kill/commit-pull/blobs/${digestOf(committing)}`, (n) => {
+          if (n >= BLOB - 1) kill ??= new Promise((r) => setTimeout(r, delayMs)).then(() => kill9(node));
         });
-        await killing;
-        expect(killing, `${run}: the kill happened`).toBeDefined();
-        if (ack.complete) expect(ack.sha256, `${run}: a complete response has the right bytes`).toBe(digest);
       }
+      const [cut, acked, patchAnswer] = await Promise.all([download, ack, upload.patch.response]);
+      await kill;
+      upload.patch.req.destroy();
+      expect(kill, `${run}: the kill happened`).toBeDefined();
+      expect(patchAnswer.status, `${run}: the cut PATCH got no answer`).toBeUndefined();
+      expect(cut.complete, `${run}: the download was cut, not ended`).toBe(false);
+      expect(cut.bytes, `${run}: the download was mid-body`).toBeGreaterThanOrEqual(at);
+      downloadCut.push(cut.bytes);
+      if (acked.complete && !push) expect(acked.sha256, `${run}: a complete pull has the right bytes`).toBe(digestOf(committing));
 
       node = await start(node.dataDir);
       const c = new RegistryClient(node.url);
-      // Checked first: the HEAD below may start a new pull-through (the seed has the blob).
-      if (!push) {
-        // Push sessions the kill cut stay (a client may resume them until --upload-ttl); downloads go.
-        const left = (await uploadsLeft(node.dataDir)).filter((id) => !pushSessions.has(id));
-        const detail = await Promise.all(left.map(async (id) => `${id}: ${(await readdir(join(node.dataDir, 'uploads', id)).catch(() => [])).join(',')}`));
-        expect(left, `${run}: nothing of the download left in uploads/ ${detail.join(' ')}\n${node.output().slice(-3000)}`).toEqual([]);
-      }
-      // Kept = under its name in this node's store (a HEAD may also be answered from the seed).
-      const kept = (await diskBlobs(node.dataDir)).digests.includes(digest);
-      if (ack.complete) {
+      // The checks below pull afresh through the seed: at full speed, the trickle is for the kills.
+      await slowSeed.setMode('pass');
+      // First, before any request can start a new download: what the kill left.
+      const left = (await uploadsLeft(node.dataDir)).filter((id) => !sessions.has(id));
+      expect(left, `${run}: the cut downloads' bytes were collected at start`).toEqual([]);
+      const kept = new Set((await diskBlobs(node.dataDir)).digests);
+      await expectConsistent(node, run);
+
+      // The upload: no blob, and the session resumes at exactly the bytes that reached the disk.
+      expect(kept.has(digestOf(upload.data)), `${run}: an unfinished upload is no blob`).toBe(false);
+      expect(await visible(c, 'kill/upload', upload.data, run)).toBe(false);
+      const status = await c.req('GET', `/v2/kill/upload/blobs/uploads/${upload.id}`);
+      expect(status.status, `${run}: upload status ${status.body.toString()}`).toBe(204);
+      expect(status.header('range'), `${run}: upload range`).toBe(`0-${upload.held - 1}`);
+      expect(await c.pushBlob('kill/upload', upload.data), `${run}: fresh push`).toBe(digestOf(upload.data));
+      const rest = await c.req('PATCH', `/v2/kill/upload/blobs/uploads/${upload.id}`, {
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${upload.held}-${BLOB - 1}` },
+        body: upload.data.subarray(upload.held),
+      });
+      expect(rest.status, `${run}: resumed PATCH`).toBe(202);
+      expect((await c.req('PUT', withQuery(rest.header('location')!, `digest=${digestOf(upload.data)}`))).status, `${run}: PUT of the resumed session`).toBe(201);
+      sessions.delete(upload.id);
+
+      // The download: absent or whole, and a fresh pull gets the right bytes.
+      expect(kept.has(digestOf(long)), `${run}: a download cut mid-body is not kept`).toBe(false);
+      const again = await c.req('GET', `/v2/kill/download/blobs/${digestOf(long)}`);
+      expect(digestOf(again.body), `${run}: fresh pull`).toBe(digestOf(long));
+
+      // The commit: a 201 survives the kill; anything else is whole or absent.
+      const repo = push ? 'kill/commit-push' : 'kill/commit-pull';
+      if (acked.complete) {
         outcomes.acknowledgedBeforeKill++;
         // A 201 promises the pushed blob is stored. A pull-through's client already holds verified bytes:
         // the node's copy is a cache, and may be lost if the kill came between the last byte and the rename.
-        if (push) expect(kept, `${run}: the push was answered 201, so the blob must have survived the kill`).toBe(true);
-      } else if (kept) outcomes.keptWithoutAck++;
+        if (push) expect(kept.has(digestOf(committing)), `${run}: the push was answered 201, so the blob must have survived the kill`).toBe(true);
+      } else if (kept.has(digestOf(committing))) outcomes.keptWithoutAck++;
       else outcomes.absent++;
-      await expectConsistent(node, run);
-      await visible(c, repo, data, run);
-      if (push) expect(await c.pushBlob(repo, data), `${run}: fresh push`).toBe(digest);
-      const again = await c.req('GET', `/v2/${repo}/blobs/${digest}`);
-      expect(digestOf(again.body), `${run}: fresh pull`).toBe(digest);
-      await expectConsistent(node, `${run} (after the fresh push/pull)`);
+      await visible(c, repo, committing, run);
+      if (push) expect(await c.pushBlob(repo, committing), `${run}: fresh push`).toBe(digestOf(committing));
+      const pulled = await c.req('GET', `/v2/${repo}/blobs/${digestOf(committing)}`);
+      expect(digestOf(pulled.body), `${run}: fresh pull`).toBe(digestOf(committing));
+      await expectConsistent(node, `${run} (after the fresh pushes and pulls)`);
+      await slowSeed.setMode('slow');
     }
     // Where the kills landed, for the report (not asserted: it depends on timing).
-    console.log(JSON.stringify({ commitKills: outcomes }));
+    console.log(JSON.stringify({ killRuns: RUNS, commit: outcomes, downloadCutAtBytes: { min: Math.min(...downloadCut), max: Math.max(...downloadCut), of: LONG } }));
     expect(outcomes.acknowledgedBeforeKill + outcomes.keptWithoutAck + outcomes.absent).toBe(RUNS);
   });
 });

@@ -63,13 +63,13 @@ afterAll(async () => {
 describe('the seed flapping during a rollout', () => {
   it('the rollout completes on every node with bit-identical blobs', { timeout: 180_000 }, async () => {
     const config = jsonBytes({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBlob(8).toString('hex') });
-    const layers = [MB, MB, MB / 2, MB / 2].map((s) => randomBlob(s));
+    const layers = [MB / 2, MB / 2, MB / 4, MB / 4].map((s) => randomBlob(s));
     const manifest = jsonBytes({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: layers.map((l) => descriptor(MT.ociLayer, l)) });
     const up = new RegistryClient(seed.url);
     for (const b of [config, ...layers]) await up.putBlob('flap/app', b);
     await up.pushManifest('flap/app', 'v1', manifest, MT.ociManifest);
 
-    // The seed is down when the rollout starts, then flaps: 400 ms down, 600 ms up, until the rollout ends.
+    // The seed is down when the rollout starts, then flaps: 300 ms down, 700 ms up, until the rollout ends.
     await proxy.setMode('down');
     const started = await api<View>(nodes[0]!, '/api/rollouts', { image: `${registry}/flap/app:v1` });
     expect(started.status).toBe(202);
@@ -77,9 +77,9 @@ describe('the seed flapping during a rollout', () => {
     let ended: View | undefined;
     const flapping = (async () => {
       while (!ended) {
-        await new Promise((r) => setTimeout(r, 400));
+        await new Promise((r) => setTimeout(r, 300));
         await proxy.setMode('slow');
-        await new Promise((r) => setTimeout(r, 600));
+        await new Promise((r) => setTimeout(r, 700));
         if (ended) break;
         await proxy.setMode('down');
         flaps++;
