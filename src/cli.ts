@@ -4,6 +4,7 @@
 import './polyfill.js';
 import { RuntimeError, UsageError, parseFlags, type Command } from './cli/command.js';
 import { gc, ls, pullCommand, rollout, status } from './cli/commands.js';
+import { keygen } from './cli/keygen.js';
 import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './config.js';
 import { VERSION } from './version.js';
 
@@ -16,6 +17,7 @@ Usage:
   layerd ls                list the images a node holds
   layerd gc                reclaim a node's unreferenced content
   layerd rollout IMAGE     have every node of the cluster pre-fetch an image
+  layerd keygen [--out F]  create a swarm key for a private peer network (serve --psk-file)
   layerd --version         print the version
   layerd help              this text
 
@@ -65,6 +67,7 @@ const COMMANDS: Record<string, Command> = {
   ls,
   gc,
   rollout,
+  keygen,
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseYaml } from 'yaml';
 import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from './oci/reference.js';
+import { canonicalPeerId } from './p2p/allow-list.js';
+import { readSwarmKeyFile, type SwarmKeyFile } from './p2p/swarm-key.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -100,6 +102,27 @@ export function parseBytes(raw: unknown): number {
   if (!m || unit === undefined) throw new Error(`invalid size ${JSON.stringify(String(raw))}: want bytes or e.g. 500MB, 10GiB`);
   const n = Math.floor(Number(m[1]) * unit);
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`size must be above 0, not ${JSON.stringify(String(raw))}`);
+  return n;
+}
+
+/** A rate in bytes per second: 100MB/s, 50Mbit/s, 1GiB/s, 2500000 (bytes/s); bits are divided by 8. */
+export function parseRate(raw: unknown): number {
+  const text = String(raw).trim();
+  const m = /^(\d+(?:\.\d+)?\s*[a-zA-Z]*?)(bit|bps)?(?:\/s|ps)?$/i.exec(text);
+  if (!m) throw new Error(`invalid rate ${JSON.stringify(text)}: want e.g. 100MB/s, 50Mbit/s`);
+  const isBits = m[2] !== undefined;
+  let n: number;
+  try {
+    n = parseBytes(m[1]);
+  } catch {
+    throw new Error(`invalid rate ${JSON.stringify(text)}: want e.g. 100MB/s, 50Mbit/s`);
+  }
+  return isBits ? Math.max(1, Math.floor(n / 8)) : n;
+}
+
+function positiveCount(raw: unknown): number {
+  const n = count(raw);
+  if (n === 0) throw new Error('must be at least 1');
   return n;
 }
 
@@ -209,6 +232,21 @@ function multiaddrs(needPeerId: boolean) {
   };
 }
 
+/** Peer ids (repeated flags, comma-separated env, YAML list), each checked and put in libp2p's printed form. */
+function peerIds(raw: unknown): string[] {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : [raw];
+  const ids = items.map((item) => String(item).trim()).filter((item) => item !== '');
+  return [
+    ...new Set(
+      ids.map((id) => {
+        const canonical = canonicalPeerId(id);
+        if (canonical === undefined) throw new Error(`invalid peer id ${JSON.stringify(id.slice(0, 100))}: want e.g. 12D3KooW... (layerd status shows a node's)`);
+        return canonical;
+      }),
+    ),
+  ];
+}
+
 // ---- the options: add one line here for each new option ----
 
 export const OPTIONS = {
@@ -239,9 +277,15 @@ export const OPTIONS = {
   gcInterval: option({ name: 'gc-interval', value: 'DURATION', description: 'how often stale uploads and unlinked blobs are collected (0: only at start and on request)', default: 3_600_000, parse: durationMs, show: showMs }),
   uploadTtl: option({ name: 'upload-ttl', value: 'DURATION', description: 'how long an unfinished push may stay idle before its bytes are collected', default: 24 * 3_600_000, parse: durationMs, show: showMs }),
   upstreamRetries: option({ name: 'upstream-retries', value: 'N', description: 'retries of a seed request after a connection error or 5xx', default: 2, parse: count }),
-  // Above the seed's own silence limit (--upstream-timeout) and a relay's wait for its seed download (30 s):
-  // a peer relaying a slow seed is waiting, not stalled.
-  peerIdleTimeout: option({ name: 'peer-idle-timeout', value: 'DURATION', description: 'how long a peer may stay silent during a blob transfer before the fetch moves on to another source', default: 45_000, parse: durationMs, show: showMs }),
+  pskFile: option({ name: 'psk-file', value: 'FILE', description: 'swarm key of a private peer network (make one: layerd keygen); only nodes with the same key connect', default: undefined as SwarmKeyFile | undefined, parse: (raw) => readSwarmKeyFile(nonEmptyString(raw)), show: () => 'none' }),
+  allowPeer: option({ name: 'allow-peer', value: 'PEERID', description: 'connect only to these peers, both ways (repeatable; default: any peer)', default: [] as string[], parse: peerIds, multiple: true }),
+  maxUploadBytes: option({ name: 'max-upload-bytes', value: 'SIZE', description: 'largest blob a push may create (e.g. 10GiB); a larger one is refused with 413 and its bytes dropped', default: undefined as number | undefined, parse: parseBytes, show: () => 'none' }),
+  maxUploadSessions: option({ name: 'max-upload-sessions', value: 'N', description: 'push sessions open at once (idle ones count until --upload-ttl); past it 429 (0: no limit)', default: 100, parse: count }),
+  httpIdleTimeout: option({ name: 'http-idle-timeout', value: 'DURATION', description: 'cut an HTTP client that sends no byte of its request, or reads none of the answer, for this long; also the time allowed for its headers (0: off)', default: 60_000, parse: durationMs, show: showMs }),
+  peerIdleTimeout: option({ name: 'peer-idle-timeout', value: 'DURATION', description: 'reset a peer stream that sends no request, or reads none of a blob, or (when fetching) sends none of its answer, for this long (0: off)', default: 30_000, parse: durationMs, show: showMs }),
+  maxStreamsPerPeer: option({ name: 'max-streams-per-peer', value: 'N', description: 'streams one peer connection may have open at once on each layerd protocol; more are refused', default: 64, parse: positiveCount }),
+  maxUploadRate: option({ name: 'max-upload-rate', value: 'RATE', description: 'bytes per second this node sends to all peers together (e.g. 100MB/s, 800Mbit/s)', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
+  maxUploadRatePerPeer: option({ name: 'max-upload-rate-per-peer', value: 'RATE', description: 'bytes per second this node sends to any one peer', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
 };
 
 type Options = typeof OPTIONS;

@@ -23,9 +23,12 @@ import { readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
 import { buildHttpServer } from './http/server.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
 import { FetchClaims } from './p2p/fetch-claims.js';
+import { UploadThrottle } from './p2p/upload-throttle.js';
+import { UploadSessions } from './distribution/upload-sessions.js';
 import { DhtContentRouter } from './p2p/dht-router.js';
 import { loadOrCreateIdentity } from './p2p/identity.js';
 import { createP2PNode, type LayerdLibp2p } from './p2p/libp2p-node.js';
+import { PeerAccess } from './p2p/peer-access.js';
 import { FsBlobStore } from './store/fs-blob-store.js';
 import { FsRepositoryStore } from './store/fs-repository-store.js';
 import type { RepositoryStore } from './store/repository-store.js';
@@ -49,6 +52,7 @@ interface P2P {
   router: DhtContentRouter;
   fetcher: PeerFetcher;
   rollouts: RolloutTransport;
+  access: PeerAccess;
   /** Serves blobs to peers: what `held` finds in the store, else what `relay` is fetching from the seed now. */
   serve(held: BlobLookup, relay: BlobLookup): Promise<void>;
 }
@@ -61,6 +65,8 @@ const RELAY_WAIT_MS = 30_000;
 
 async function startP2P(config: Config, dataDir: string, stats: NodeStats, metrics: NodeMetrics, logger: Logger): Promise<P2P> {
   const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
+  const log = logger.child({ component: 'p2p' });
+  const access = new PeerAccess({ keyFile: config.pskFile, allowPeers: config.allowPeer, bootstrap: config.bootstrap }, log);
   const libp2p = await createP2PNode({
     privateKey,
     listen: config.p2pListen,
@@ -68,10 +74,13 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
     bootstrap: config.bootstrap,
     providerTtlMs: 2 * config.reprovideInterval,
     metricsRegistry: metrics.registry,
+    swarmKey: config.pskFile?.key,
+    allowPeers: config.allowPeer,
+    onRefused: (r) => access.refused(r),
+    onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
   });
-  const log = logger.child({ component: 'p2p' });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
-  const claims = new FetchClaims(libp2p, { log });
+  const claims = new FetchClaims(libp2p, { log, maxInboundStreams: config.maxStreamsPerPeer });
   await claims.start();
   const fetcher = new PeerFetcher(
     {
@@ -94,10 +103,13 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
   const serve = (held: BlobLookup, relay: BlobLookup) =>
     handleBlobProtocol(libp2p, async (digest) => (await held(digest)) ?? relay(digest), {
       maxUploadsPerPeer: config.maxUploadsPerPeer,
+      maxInboundStreams: config.maxStreamsPerPeer,
+      idleTimeoutMs: config.peerIdleTimeout,
+      throttle: new UploadThrottle({ totalRate: config.maxUploadRate, perPeerRate: config.maxUploadRatePerPeer }),
       onServed: (peer, _digest, bytes) => stats.uploaded(peer, bytes),
     });
-  logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()) }, 'p2p started');
-  return { libp2p, router, fetcher, serve, rollouts: new RolloutTransport(libp2p) };
+  logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()), ...access.summary() }, 'p2p started');
+  return { libp2p, router, fetcher, serve, access, rollouts: new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer }) };
 }
 
 /** Rollouts over libp2p, or, with P2P off, a cluster of one. */
@@ -166,7 +178,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
   blobs = tracked;
   const repos = await new FsRepositoryStore(dataDir).init();
-  const registry = new Registry(tracked, repos);
+  const registry = new Registry(tracked, repos, {
+    maxUploadBytes: config.maxUploadBytes,
+    sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),
+  });
 
   const upstreams = new Map<string, UpstreamRegistry>();
   for (const u of config.upstream) {
@@ -249,6 +264,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       peerId: p2p?.libp2p.peerId.toString(),
       multiaddrs: p2p?.libp2p.getMultiaddrs().map((a) => a.toString()) ?? [],
       connectedPeers: peers.length,
+      ...(p2p?.access.status() ?? { privateNetwork: false, allowList: 0, refusedPeers: 0 }),
       peers: peers.map((id) => ({
         id,
         addrs: p2p!.libp2p.getConnections().filter((c) => c.remotePeer.toString() === id).map((c) => c.remoteAddr.toString()),
@@ -301,6 +317,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     distribution,
     logger,
     api,
+    idleTimeoutMs: config.httpIdleTimeout,
     requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
     observe: (e) => {
       if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);

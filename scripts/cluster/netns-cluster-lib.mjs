@@ -19,7 +19,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -401,6 +401,8 @@ export async function startCluster(opts = {}) {
 
   function startNode(host, seedHost, bootstrap) {
     const args = [
+      // Node's own flags for every layerd node (e.g. --cpu-prof to see where a rollout's CPU goes).
+      ...(process.env.LAYERD_NODE_FLAGS ?? '').split(' ').filter(Boolean).map((f) => f.replaceAll('{host}', host.name)),
       o.layerdBin, 'serve',
       '--listen', `${host.addr}:${HTTP_PORT}`,
       '--data-dir', join(host.dataDir, 'data'),
@@ -516,6 +518,11 @@ export async function startCluster(opts = {}) {
           () => created.splice(created.indexOf(ns), 1),
           (err) => problems.push(err.message),
         );
+      }
+      // LAYERD_KEEP_LOGS=DIR keeps the hosts' logs of a run (the run dir goes) for a look afterwards.
+      if (process.env.LAYERD_KEEP_LOGS) {
+        await mkdir(process.env.LAYERD_KEEP_LOGS, { recursive: true });
+        for (const h of hosts) await copyFile(h.logFile, join(process.env.LAYERD_KEEP_LOGS, `${id}-${h.name}.log`)).catch(() => undefined);
       }
       await rm(runDir, { recursive: true, force: true }).catch((err) => problems.push(`removing ${runDir}: ${err.message}`));
       stopped = true;

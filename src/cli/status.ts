@@ -13,6 +13,9 @@ export interface StatusDoc {
   peerId?: string;
   multiaddrs?: string[];
   connectedPeers?: number;
+  privateNetwork?: boolean;
+  allowList?: number;
+  refusedPeers?: number;
   peers?: Array<{ id?: string; uploaded?: number; downloaded?: number }>;
   upstreams?: string[];
   defaultRegistry?: string;
@@ -28,6 +31,13 @@ export interface StatusDoc {
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
+function networkLine(s: StatusDoc): string {
+  const kind = s.privateNetwork ? 'private (swarm key)' : 'open (no swarm key)';
+  const allowed = num(s.allowList) ?? 0;
+  if (allowed === 0) return `${kind}, any peer`;
+  return `${kind}, allow-list of ${allowed} peer${allowed === 1 ? '' : 's'}, ${num(s.refusedPeers) ?? 0} refused`;
+}
+
 export function formatStatus(s: StatusDoc): string {
   const rows: [string, string][] = [];
   rows.push(['node', `${s.url ?? '?'} (layerd ${s.version ?? '?'})`]);
@@ -36,6 +46,7 @@ export function formatStatus(s: StatusDoc): string {
   if (addrs.length > 0) addrs.forEach((a, i) => rows.push([i === 0 ? 'addresses' : '', a]));
   else if (s.peerId) rows.push(['addresses', 'none']);
   rows.push(['peers', `${num(s.connectedPeers) ?? 0} connected`]);
+  if (s.peerId && typeof s.privateNetwork === 'boolean') rows.push(['network', networkLine(s)]);
   const upstreams = Array.isArray(s.upstreams) && s.upstreams.length > 0 ? s.upstreams.join(', ') : 'none';
   rows.push(['upstreams', `${upstreams}${s.defaultRegistry ? ` (default registry ${s.defaultRegistry})` : ''}`]);
   if (s.store) {

@@ -10,6 +10,14 @@ import { compareLexical, parseRepositoryName, type ManifestReference, type Repos
 import { readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from '../store/blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../store/errors.js';
 import type { ManifestRecord, RepositoryStore } from '../store/repository-store.js';
+import { tooLarge, withinLimit } from './byte-limit.js';
+import type { UploadSessions } from './upload-sessions.js';
+
+/** What pushes may take: the largest blob, and the sessions open at once. */
+export interface UploadLimits {
+  maxUploadBytes?: number;
+  sessions?: UploadSessions;
+}
 
 export interface StoredManifest extends ManifestRecord {
   bytes: Buffer;
@@ -28,9 +36,13 @@ export interface ReferrersIndex {
 }
 
 export class Registry {
+  /** Names places in the session count for pushes that have no session id (yet). */
+  private sessionTokens = 0;
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly repos: RepositoryStore,
+    private readonly limits: UploadLimits = {},
   ) {}
 
   // ---- manifests ----
@@ -142,51 +154,77 @@ export class Registry {
   }
 
   async startUpload(repo: RepositoryName): Promise<string> {
-    const writer = await this.blobs.createWriter();
-    await this.repos.addUpload(repo, writer.id);
-    return writer.id;
+    // The place is held from before the writer exists, so concurrent starts cannot overshoot the limit.
+    const pending = `pending-${++this.sessionTokens}`;
+    this.limits.sessions?.admit(pending);
+    try {
+      const writer = await this.blobs.createWriter();
+      this.limits.sessions?.touch(writer.id);
+      await this.repos.addUpload(repo, writer.id);
+      return writer.id;
+    } finally {
+      this.limits.sessions?.close(pending);
+    }
   }
-
-  /** POST ?digest=: the whole blob in one request. */
-  async uploadWhole(repo: RepositoryName, digest: Digest, body: ByteSource): Promise<BlobInfo> {
-    const info = await this.withDigestCheck(() => this.blobs.put(body, digest));
-    await this.repos.linkBlob(repo, digest);
-    return info;
+  /** POST ?digest=: the whole blob in one request (a session too while it runs). `declared`: its Content-Length. */
+  async uploadWhole(repo: RepositoryName, digest: Digest, body: ByteSource, declared?: number): Promise<BlobInfo> {
+    const max = this.limits.maxUploadBytes;
+    if (max !== undefined && declared !== undefined && declared > max) throw tooLarge(max);
+    const session = `whole-${++this.sessionTokens}`;
+    this.limits.sessions?.admit(session);
+    try {
+      const source = max === undefined ? body : withinLimit(body, max, max);
+      const info = await this.withDigestCheck(() => this.blobs.put(source, digest));
+      await this.repos.linkBlob(repo, digest);
+      return info;
+    } finally {
+      this.limits.sessions?.close(session);
+    }
   }
 
   async uploadSize(repo: RepositoryName, id: string): Promise<number> {
     return (await this.writer(repo, id)).size();
   }
 
-  /** PATCH: one chunk; `at` is the chunk's start from Content-Range, when the client sent one. */
-  async appendUpload(repo: RepositoryName, id: string, body: ByteSource, at?: number): Promise<number> {
+  /**
+   * PATCH: one chunk; `at` is the chunk's start from Content-Range, when the client sent one, and
+   * `declared` its Content-Length. A chunk that would take the blob past the upload limit ends the
+   * session: its bytes are dropped and the client is answered 413.
+   */
+  async appendUpload(repo: RepositoryName, id: string, body: ByteSource, at?: number, declared?: number): Promise<number> {
     const writer = await this.writer(repo, id);
+    const max = this.limits.maxUploadBytes;
+    let source = body;
     try {
-      return await writer.append(body, { at });
+      if (max !== undefined) {
+        const start = at ?? writer.size();
+        if (declared !== undefined && start + declared > max) throw tooLarge(max);
+        source = withinLimit(body, max - start, max);
+      }
+      return await writer.append(source, { at });
     } catch (err) {
       if (err instanceof OffsetMismatchError) {
         throw new OciError('RANGE_INVALID', err.message, { detail: { offset: err.actual } });
       }
+      if (err instanceof OciError && err.status === 413) await this.dropUpload(repo, id, writer);
       throw err;
     }
   }
 
   /** PUT ?digest=: the optional last chunk, then verify and commit. A digest mismatch ends the session. */
-  async completeUpload(repo: RepositoryName, id: string, digest: Digest, body: ByteSource | undefined, at?: number): Promise<BlobInfo> {
+  async completeUpload(repo: RepositoryName, id: string, digest: Digest, body: ByteSource | undefined, at?: number, declared?: number): Promise<BlobInfo> {
     const writer = await this.writer(repo, id);
-    if (body) await this.appendUpload(repo, id, body, at);
+    if (body) await this.appendUpload(repo, id, body, at, declared);
     let info: BlobInfo;
     try {
       info = await this.withDigestCheck(() => writer.commit(digest));
     } catch (err) {
-      if (err instanceof OciError && err.code === 'DIGEST_INVALID') {
-        await writer.abort().catch(() => undefined);
-        await this.repos.removeUpload(repo, id);
-      }
+      if (err instanceof OciError && err.code === 'DIGEST_INVALID') await this.dropUpload(repo, id, writer);
       throw err;
     }
     await this.repos.linkBlob(repo, digest);
     await this.repos.removeUpload(repo, id);
+    this.limits.sessions?.close(id);
     return info;
   }
 
@@ -194,11 +232,20 @@ export class Registry {
     const writer = await this.writer(repo, id);
     await writer.abort();
     await this.repos.removeUpload(repo, id);
+    this.limits.sessions?.close(id);
+  }
+
+  /** Ends a session that cannot go on: its bytes and its record go, and its place is free. */
+  private async dropUpload(repo: RepositoryName, id: string, writer: BlobWriter): Promise<void> {
+    await writer.abort().catch(() => undefined);
+    await this.repos.removeUpload(repo, id);
+    this.limits.sessions?.close(id);
   }
 
   private async writer(repo: RepositoryName, id: string): Promise<BlobWriter> {
     const writer = UPLOAD_ID.test(id) && (await this.repos.hasUpload(repo, id)) ? await this.blobs.resumeWriter(id) : undefined;
     if (!writer) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${id} not found in ${repo}`);
+    this.limits.sessions?.touch(id);
     return writer;
   }
 

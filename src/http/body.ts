@@ -25,7 +25,8 @@ export async function readBounded(request: FastifyRequest, max: number): Promise
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of request.raw) {
+  // Not destroyed on the early exit: the error answer must still reach the client (see errors.ts).
+  for await (const chunk of request.raw.iterator({ destroyOnReturn: false })) {
     total += (chunk as Buffer).length;
     if (total > max) {
       throw new OciError('SIZE_INVALID', `body exceeds ${max} bytes`, { status: 413 });

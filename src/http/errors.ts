@@ -29,9 +29,34 @@ export function sendError(err: unknown, request: FastifyRequest, reply: FastifyR
     return;
   }
   reply.code(oci.status).header('content-type', 'application/json; charset=utf-8');
+  if (oci.retryAfter !== undefined) reply.header('retry-after', String(oci.retryAfter));
+  discardUnreadBody(request, reply);
   if (request.method === 'HEAD') {
     reply.send();
     return;
   }
   reply.send(JSON.stringify(oci.toBody()));
+}
+
+/** How long the rest of a refused request's body is read and dropped before the connection is cut. */
+const LINGER_MS = 5_000;
+
+/**
+ * A request refused before its body was read (too large, too many sessions, a bad chunk range): the
+ * client may still be sending. Closing at once would make its TCP stack answer our error with a reset
+ * and often drop the error unread, so the rest of the body is read into the void for a while (as a web
+ * server's lingering close does), and the connection cut only if the client goes on sending after that.
+ * Nothing of it is kept. The answer says keep-alive even to a client that asked to close: otherwise
+ * Node closes the socket as soon as the answer is written, unread bytes and all, which is that reset.
+ */
+function discardUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.raw;
+  if (raw.complete || raw.destroyed) return;
+  reply.header('connection', 'keep-alive');
+  const cut = setTimeout(() => raw.socket?.destroy(), LINGER_MS);
+  cut.unref();
+  const done = () => clearTimeout(cut);
+  raw.once('end', done);
+  raw.once('close', done);
+  raw.resume();
 }

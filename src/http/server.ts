@@ -7,6 +7,7 @@ import { OciError } from '../oci/errors.js';
 import { registerApiRoutes, type NodeApi } from './api-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
+import { cutIdleClients, headersDeadline } from './idle-clients.js';
 import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes, type ServeObserver } from './v2-routes.js';
 
 export interface HttpServerOptions {
@@ -19,6 +20,8 @@ export interface HttpServerOptions {
   extraRoutes?: Array<(app: FastifyInstance) => void>;
   /** Told of every manifest and blob answer (GET or HEAD, 2xx) and where its bytes came from. */
   observe?: ServeObserver;
+  /** Cut a client silent this long mid-request (or not reading its answer); also its headers' deadline. 0: off. */
+  idleTimeoutMs?: number;
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -30,6 +33,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     // request timeout applies to their duration here.
     keepAliveTimeout: 65_000,
     requestTimeout: 0,
+    http: headersDeadline(opts.idleTimeoutMs ?? 0),
     routerOptions: { ignoreTrailingSlash: false },
     // A URL fastify cannot decode (e.g. a stray %ff) still gets the spec's error body.
     frameworkErrors: (err, request, reply) => {
@@ -37,6 +41,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
       sendError(new OciError('NAME_INVALID', `malformed request path: ${err.message}`), request, reply);
     },
   }) as unknown as FastifyInstance;
+  cutIdleClients(app.server, opts.idleTimeoutMs ?? 0);
 
   // Bodies are left unread for the handlers: blobs stream to disk, manifests are read with a bound.
   app.removeAllContentTypeParsers();

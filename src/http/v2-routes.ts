@@ -238,12 +238,12 @@ class V2Handlers {
     const digest = query.get('digest');
     if (digest !== null) {
       const d = parseDigest(digest);
-      await this.registry.uploadWhole(name, d, request.raw);
+      await this.registry.uploadWhole(name, d, request.raw, contentLength(request));
       reply.code(201).headers({ location: `/v2/${name}/blobs/${d}`, 'docker-content-digest': d }).send();
       return;
     }
     const id = await this.registry.startUpload(name);
-    if (hasBody(request)) await this.registry.appendUpload(name, id, request.raw, 0);
+    if (hasBody(request)) await this.registry.appendUpload(name, id, request.raw, 0, contentLength(request));
     const size = await this.registry.uploadSize(name, id);
     reply.code(202).headers(uploadHeaders(name, id, size)).send();
   }
@@ -255,14 +255,14 @@ class V2Handlers {
 
   async patchUpload({ request, reply, name, param }: Ctx): Promise<void> {
     const at = chunkStart(request);
-    const size = await this.registry.appendUpload(name, param, request.raw, at);
+    const size = await this.registry.appendUpload(name, param, request.raw, at, contentLength(request));
     reply.code(202).headers(uploadHeaders(name, param, size)).send();
   }
 
   async putUpload({ request, reply, query, name, param }: Ctx): Promise<void> {
     const digest = digestParam(query.get('digest'));
     const body = hasBody(request) ? request.raw : undefined;
-    const info = await this.registry.completeUpload(name, param, digest, body, body ? chunkStart(request) : undefined);
+    const info = await this.registry.completeUpload(name, param, digest, body, body ? chunkStart(request) : undefined, body ? contentLength(request) : undefined);
     reply.code(201).headers({ location: `/v2/${name}/blobs/${info.digest}`, 'docker-content-digest': info.digest }).send();
   }
 

@@ -29,13 +29,16 @@ export class OciError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly detail: unknown;
+  /** Seconds a client should wait before trying again (sent as Retry-After), for TOOMANYREQUESTS. */
+  readonly retryAfter?: number;
 
-  constructor(code: ErrorCode, message: string, opts: { status?: number; detail?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { status?: number; detail?: unknown; retryAfter?: number } = {}) {
     super(message);
     this.name = 'OciError';
     this.code = code;
     this.status = opts.status ?? ERROR_STATUS[code];
     this.detail = opts.detail;
+    if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
   }
 
   /** The spec's JSON error body. */

@@ -2,19 +2,19 @@
 //   client → server: a JSON line {"digest","start"?,"end"?}            (end inclusive; whole blob if absent)
 //   server → client: a JSON line {"status","size"?,"start"?,"length"?} then, for "ok", exactly length bytes
 // Statuses: ok, not-found, busy (the per-peer upload limit), bad-request, error. Bytes flow with the
-// streams' backpressure both ways (it-pipe into the muxer's drain-aware sink on the server, pulled by
-// the consumer on the client). A provider's bytes are never trusted: fetchers verify the whole blob.
+// streams' backpressure both ways (the server sends a chunk only once the muxer has room, pulled by the
+// consumer on the client). A provider's bytes are never trusted: fetchers verify the whole blob.
+// A peer that sends no request, or stops reading what it asked for, is reset after the idle timeout.
 import type { Connection, Libp2p, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { messageStreamToDuplex } from '@libp2p/utils';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import { pipe } from 'it-pipe';
 import { Readable } from 'node:stream';
 import { parseDigest, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
 import { encodeLine as line, readLine } from './json-lines.js';
+import type { UploadThrottle } from './upload-throttle.js';
 
 export const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
 const MAX_LINE = 1024;
@@ -62,9 +62,23 @@ export class PeerFetchError extends Error {
 export interface BlobServerOptions {
   /** Concurrent uploads one peer may have running; more are answered "busy". */
   maxUploadsPerPeer: number;
-  /** How long a peer may take to send its request line. */
-  requestTimeoutMs?: number;
+  /** Streams one connection may have open on this protocol; libp2p refuses more (default 256). */
+  maxInboundStreams?: number;
+  /** How long a peer may take to send its request line, or leave a chunk unread (0: no limit; default 30 s). */
+  idleTimeoutMs?: number;
+  /** The pace of the bytes sent (--max-upload-rate). */
+  throttle?: UploadThrottle;
   onServed?: (peer: string, digest: Digest, bytes: number) => void;
+}
+
+const DEFAULT_IDLE_MS = 30_000;
+
+/** Rejects after `ms` (none when 0), and lets the caller cancel the timer. */
+function idleTimer(ms: number, what: string): { signal?: AbortSignal; clear(): void } {
+  if (ms <= 0) return { clear: () => undefined };
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`${what}: peer idle for ${ms} ms`)), ms);
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }
 
 /** Serves blobs from the store to peers. */
@@ -94,24 +108,30 @@ export async function handleBlobProtocol(libp2p: Libp2p, lookup: BlobLookup, opt
         }
       }
     },
-    { maxInboundStreams: 256, runOnLimitedConnection: false },
+    { maxInboundStreams: opts.maxInboundStreams ?? 256, runOnLimitedConnection: false },
   );
 }
 
 async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: BlobServerOptions): Promise<void> {
-  const timeout = AbortSignal.timeout(opts.requestTimeoutMs ?? 10_000);
-  const onTimeout = () => stream.abort(new Error('request timeout'));
-  timeout.addEventListener('abort', onTimeout, { once: true });
+  const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+  const waitRequest = idleTimer(idleMs, 'request');
+  const onTimeout = () => stream.abort(waitRequest.signal!.reason as Error);
+  waitRequest.signal?.addEventListener('abort', onTimeout, { once: true });
   let request: { digest: Digest; range?: ByteRange };
+  const incoming = stream[Symbol.asyncIterator]();
   try {
-    const { line: text } = await readLine(stream[Symbol.asyncIterator]());
+    const { line: text } = await readLine(incoming);
     request = parseRequest(text);
   } catch {
+    if (stream.status !== 'open') return; // reset: timed out, or the peer gave up
     stream.send(line({ status: 'bad-request' }));
     await stream.close();
     return;
   } finally {
-    timeout.removeEventListener('abort', onTimeout);
+    waitRequest.clear();
+    waitRequest.signal?.removeEventListener('abort', onTimeout);
+    // Nothing more is read: whatever else the peer sends is held only up to the small read buffer.
+    void incoming.return?.();
   }
   const info = await lookup(request.digest);
   if (!info) {
@@ -137,19 +157,36 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   }
   const length = info.size === 0 ? 0 : end - start + 1;
   stream.send(line({ status: 'ok', size: info.size, start, length }));
+  const pace = opts.throttle?.limited ? opts.throttle.transfer(peer) : undefined;
   let sent = 0;
-  await pipe(
-    file,
-    async function* (source) {
-      for await (const chunk of source) {
-        sent += (chunk as Buffer).length;
-        yield chunk as Uint8Array;
-      }
-    },
-    messageStreamToDuplex(stream),
-  );
-  await stream.close();
+  try {
+    for await (const chunk of file) {
+      await pace?.take((chunk as Uint8Array).length);
+      // The chunk goes out now; the next is read only once the muxer has room for it (backpressure),
+      // and a peer that leaves it unread for the idle time is reset.
+      if (!stream.send(chunk as Uint8Array)) await whenDrained(stream, idleMs);
+      sent += (chunk as Uint8Array).length;
+    }
+    const closing = idleTimer(idleMs, 'close');
+    try {
+      await stream.close({ signal: closing.signal });
+    } finally {
+      closing.clear();
+    }
+  } finally {
+    pace?.done();
+    file.destroy();
+  }
   opts.onServed?.(peer, request.digest, sent);
+}
+
+async function whenDrained(stream: Stream, idleMs: number): Promise<void> {
+  const drained = idleTimer(idleMs, 'send');
+  try {
+    await stream.onDrain({ signal: drained.signal });
+  } finally {
+    drained.clear();
+  }
 }
 
 function parseRequest(text: string): { digest: Digest; range?: ByteRange } {

@@ -114,6 +114,8 @@ export function coordinatorOf(digest: Digest, candidates: readonly string[]): st
 export interface FetchClaimsOptions extends ClaimTableOptions {
   /** How long a question to the coordinator may take before this node fetches for itself. */
   askTimeoutMs?: number;
+  /** Claim streams one peer connection may have open at once. */
+  maxInboundStreams?: number;
   log?: { debug(obj: object, msg: string): void };
 }
 
@@ -131,7 +133,7 @@ export class FetchClaims {
   }
 
   async start(): Promise<void> {
-    await answer(this.libp2p, CLAIM_PROTOCOL, (question, from) => this.answerClaim(question, from), this.askTimeoutMs);
+    await answer(this.libp2p, CLAIM_PROTOCOL, (question, from) => this.answerClaim(question, from), { timeoutMs: this.askTimeoutMs, maxInboundStreams: this.opts.maxInboundStreams });
   }
 
   private get self(): string {

@@ -31,8 +31,19 @@ export async function ask<T>(libp2p: Libp2p, target: RpcTarget, protocol: string
   }
 }
 
-/** Answers each question with `answer`'s result; a question that fails to parse or answer closes the stream. */
-export async function answer(libp2p: Libp2p, protocol: string, respond: (question: unknown, from: PeerId) => Promise<object>, timeoutMs = 5_000): Promise<void> {
+export interface AnswerLimits {
+  /** How long one exchange may take, the peer's question and its reading of the answer included. */
+  timeoutMs?: number;
+  /** Streams one connection may have open on the protocol; libp2p refuses more. */
+  maxInboundStreams?: number;
+}
+
+/**
+ * Answers each question with `answer`'s result; a question that fails to parse or answer closes the
+ * stream, and one not done within the timeout (a peer that stalls) is reset.
+ */
+export async function answer(libp2p: Libp2p, protocol: string, respond: (question: unknown, from: PeerId) => Promise<object>, limits: AnswerLimits = {}): Promise<void> {
+  const timeoutMs = limits.timeoutMs ?? 5_000;
   await libp2p.handle(
     protocol,
     async (stream: Stream, connection: Connection) => {
@@ -48,7 +59,7 @@ export async function answer(libp2p: Libp2p, protocol: string, respond: (questio
         clearTimeout(timeout);
       }
     },
-    { maxInboundStreams: 256, runOnLimitedConnection: false },
+    { maxInboundStreams: limits.maxInboundStreams ?? 256, runOnLimitedConnection: false },
   );
 }
 

@@ -1,6 +1,7 @@
 // The libp2p node inside every `layerd serve` that has --p2p-listen: TCP, noise, yamux, identify,
-// ping, and a Kademlia DHT of layerd's own. The settings below each answer a trap measured with
-// js-libp2p 3 / kad-dht 16:
+// ping, and a Kademlia DHT of layerd's own; optionally a pre-shared-key private network (@libp2p/pnet,
+// applied to every connection before anything else is said) and an allow-list of peer ids. The settings
+// below each answer a trap measured with js-libp2p 3 / kad-dht 16:
 //  - kad-dht stays a client (answers no queries) unless clientMode is false: every node must serve;
 //  - its default peer-info mapper drops private and loopback addresses, leaving a LAN cluster's routing
 //    table empty: the passthrough mapper keeps them;
@@ -10,6 +11,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { bootstrap } from '@libp2p/bootstrap';
 import { identify } from '@libp2p/identify';
+import { preSharedKey } from '@libp2p/pnet';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
@@ -18,6 +20,8 @@ import type { Registry } from 'prom-client';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import { allowListGater, type RefusedPeer } from './allow-list.js';
+import type { SwarmKey } from './swarm-key.js';
 
 export const DHT_PROTOCOL = '/layerd/kad/1.0.0';
 
@@ -30,6 +34,13 @@ export interface P2PNodeOptions {
   providerTtlMs: number;
   /** Where libp2p's own Prometheus metrics go (the node's /metrics). */
   metricsRegistry?: Registry;
+  /** A private network: every connection is encrypted with this key first, so peers without it never get in. */
+  swarmKey?: SwarmKey;
+  /** When given, the only peers this node connects to, either way. */
+  allowPeers?: string[];
+  onRefused?: (refused: RefusedPeer) => void;
+  /** A redial of a bootstrap peer failed (e.g. it has another swarm key, or refused this node). */
+  onBootstrapDialFailed?: (addr: string, reason: string) => void;
 }
 
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
@@ -40,6 +51,8 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp()],
     ...(opts.metricsRegistry ? { metrics: prometheusMetrics({ registry: opts.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }) } : {}),
+    ...(opts.swarmKey ? { connectionProtector: preSharedKey({ psk: opts.swarmKey.fileBytes() }) } : {}),
+    ...(opts.allowPeers && opts.allowPeers.length > 0 ? { connectionGater: allowListGater(opts.allowPeers, opts.onRefused) } : {}),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // Dial bootstrap peers at once: a joining node is useful only once it has a routing-table peer.
@@ -67,7 +80,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     },
   });
   const layerd = node as unknown as LayerdLibp2p;
-  redialBootstrapWhileAlone(layerd, opts.bootstrap);
+  redialBootstrapWhileAlone(layerd, opts.bootstrap, opts.onBootstrapDialFailed);
   return layerd;
 }
 
@@ -75,11 +88,11 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
  * libp2p's bootstrap module dials once; a node whose first dials failed (its peers not up yet) would
  * stay alone. While it has no connection, dial the bootstrap list again every few seconds.
  */
-function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], everyMs = 3_000): void {
+function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], onFailed?: (addr: string, reason: string) => void, everyMs = 3_000): void {
   if (list.length === 0) return;
   const timer = setInterval(() => {
     if (node.status !== 'started' || node.getConnections().length > 0) return;
-    for (const addr of list) void node.dial(multiaddr(addr)).catch(() => undefined);
+    for (const addr of list) void node.dial(multiaddr(addr)).catch((err: Error) => onFailed?.(addr, err.message));
   }, everyMs);
   timer.unref();
   node.addEventListener('stop', () => clearInterval(timer), { once: true });

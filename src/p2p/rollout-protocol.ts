@@ -3,7 +3,7 @@
 // answer. What the messages mean is distribution's business: this module only moves them, and hands
 // them on with the sending peer's id (which libp2p authenticated).
 import type { Libp2p } from '@libp2p/interface';
-import { answer, ask, peersSpeaking } from './json-rpc.js';
+import { answer, ask, peersSpeaking, type AnswerLimits } from './json-rpc.js';
 
 export const ROLLOUT_PROTOCOL = '/layerd/rollout/1.0.0';
 const ASK_TIMEOUT_MS = 5_000;
@@ -15,7 +15,10 @@ export interface RolloutHandlers {
 }
 
 export class RolloutTransport {
-  constructor(private readonly libp2p: Libp2p) {}
+  constructor(
+    private readonly libp2p: Libp2p,
+    private readonly limits: AnswerLimits = {},
+  ) {}
 
   async start(handlers: RolloutHandlers): Promise<void> {
     await answer(this.libp2p, ROLLOUT_PROTOCOL, async (question, from) => {
@@ -28,7 +31,7 @@ export class RolloutTransport {
       } catch (err) {
         return { ok: false, error: (err as Error).message };
       }
-    });
+    }, this.limits);
   }
 
   /** Calls `joined` for every peer that turns out (by identify) to speak the rollout protocol. */

@@ -113,7 +113,7 @@ export interface LayerdOptions {
   port?: number;
   args?: string[];
   env?: Record<string, string>;
-  /** How long to wait for /v2/ to answer (default 20 s; restarts under load may need more). */
+  /** How long the node may take to answer /v2/ (default 20 s); a test starting several at once on a loaded host needs more. */
   readyTimeoutMs?: number;
 }
 
