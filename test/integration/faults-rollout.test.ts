@@ -1,6 +1,6 @@
 // The seed flapping during a rollout, with real processes: a docker-registry seed behind the fault
 // proxy, three layerd nodes, and `POST /api/rollouts` while the proxy goes down and comes back every
-// few hundred milliseconds (a restarting registry, a flaky link). Connections are refused while it is
+// second or so (a restarting registry, a flaky link). Connections are refused while it is
 // down and transfers in flight are cut when it goes down.
 //
 // The behaviour asserted: a rollout rides out a flapping seed. A node retries what failed (manifests
@@ -69,17 +69,19 @@ describe('the seed flapping during a rollout', () => {
     for (const b of [config, ...layers]) await up.putBlob('flap/app', b);
     await up.pushManifest('flap/app', 'v1', manifest, MT.ociManifest);
 
-    // The seed is down when the rollout starts, then flaps: 300 ms down, 700 ms up, until the rollout ends.
+    // The seed is down when the rollout starts, for 1.5 s: longer than a node's own seed retries take to
+    // give up (2 retries, at most 0.9 s of backoff), so the origin's first manifest fetch surely fails and
+    // the rollout must retry it. Then it flaps, 300 ms down and 1 s up, until the rollout ends.
     await proxy.setMode('down');
     const started = await api<View>(nodes[0]!, '/api/rollouts', { image: `${registry}/flap/app:v1` });
     expect(started.status).toBe(202);
     let flaps = 0;
     let ended: View | undefined;
     const flapping = (async () => {
-      while (!ended) {
-        await new Promise((r) => setTimeout(r, 300));
+      for (let first = true; !ended; first = false) {
+        await new Promise((r) => setTimeout(r, first ? 1_500 : 300));
         await proxy.setMode('slow');
-        await new Promise((r) => setTimeout(r, 700));
+        await new Promise((r) => setTimeout(r, 1_000));
         if (ended) break;
         await proxy.setMode('down');
         flaps++;
@@ -95,8 +97,12 @@ describe('the seed flapping during a rollout', () => {
       await flapping;
       await proxy.setMode('slow');
     }
-    console.log(JSON.stringify({ rolloutFlapping: { flaps, state: ended.state, summary: ended.summary, seedBlobGets: proxy.count('blob-get'), seedManifestGets: proxy.count('manifest-get') } }));
+    const retries = nodes.map((n) => n.output().split('\n').filter((l) => l.includes('rollout fetch failed: retrying')).length);
+    if (process.env.FAULTS_VERBOSE) for (const n of nodes) console.log(n.output().split('\n').filter((l) => l.includes('retrying')).map((l) => l.slice(0, 400)).join('\n'));
+    console.log(JSON.stringify({ rolloutFlapping: { flaps, state: ended.state, summary: ended.summary, retriesPerNode: retries, seedBlobGets: proxy.count('blob-get'), seedManifestGets: proxy.count('manifest-get') } }));
     expect(flaps, 'the seed went down at least once during the rollout (besides at its start)').toBeGreaterThan(0);
+    const retried = nodes[0]!.output().split('\n').filter((l) => l.includes('rollout fetch failed: retrying'));
+    expect(retried.length, 'the origin retried what the down seed refused').toBeGreaterThan(0);
     expect(ended.state, JSON.stringify(ended.nodes)).toBe('done');
     expect(ended.summary).toMatchObject({ nodes: 3, done: 3, failed: 0, dead: 0 });
     for (const n of nodes) {
