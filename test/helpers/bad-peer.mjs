@@ -80,7 +80,6 @@ async function misbehave(stream, key, blob, digest, mode) {
 }
 
 async function serve({ key, bootstrap, digest, file, mode }) {
-  const t0 = Date.now();
   const blob = await readFile(file);
   // layerd's transport, encryption, muxer and DHT protocol; the DHT as a client, so liars never become
   // routing-table peers of one another (each provide then reaches the node under test alone, instead of
@@ -105,7 +104,6 @@ async function serve({ key, bootstrap, digest, file, mode }) {
     },
     { maxInboundStreams: 256 },
   );
-  const t1 = Date.now();
   // A provide before the routing table holds the node under test would reach nobody. The dial is
   // made here (and made again if it fails on a loaded host), not left to peer discovery.
   const deadline = Date.now() + 60_000;
@@ -118,10 +116,9 @@ async function serve({ key, bootstrap, digest, file, mode }) {
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  const t2 = Date.now();
   // The walk to the closest peers and ADD_PROVIDER to them, the node under test among them.
   await libp2p.contentRouting.provide(digestToCid(digest), { signal: AbortSignal.timeout(60_000) });
-  say({ key, provided: true, peerId: libp2p.peerId.toString(), ms: { create: t1 - t0, join: t2 - t1, provide: Date.now() - t2 } });
+  say({ key, provided: true, peerId: libp2p.peerId.toString() });
 }
 
 const lines = createInterface({ input: process.stdin });

@@ -20,7 +20,7 @@ type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const MODES = ['corrupt', 'wrong-size', 'truncate', 'reset', 'stall-header', 'stall-body'] as const;
 type Mode = (typeof MODES)[number];
-const RUNS = Number(process.env.FAULTS_PEER_RUNS ?? 100);
+const RUNS = 100;
 /** Runs whose pulls go on at once. */
 const BATCH = 25;
 const BLOB = 64 * 1024;
@@ -66,7 +66,6 @@ class BadPeers {
   async serve(key: string, bootstrap: string, digest: string, file: string, mode: Mode): Promise<string> {
     const answer = await this.call({ op: 'serve', key, bootstrap, digest, file, mode });
     if (answer.error) throw new Error(`bad peer ${key}: ${String(answer.error)}`);
-    if (process.env.FAULTS_TIMING) console.log(JSON.stringify(answer.ms));
     return answer.peerId as string;
   }
 
@@ -129,7 +128,6 @@ describe('a peer that lies or stalls', () => {
     const outcomes: Outcome[] = [];
 
     for (let first = 0; first < RUNS; first += BATCH) {
-      const t0 = Date.now();
       const batch = await Promise.all(
         Array.from({ length: Math.min(BATCH, RUNS - first) }, async (_, j) => {
           const i = first + j;
@@ -143,7 +141,6 @@ describe('a peer that lies or stalls', () => {
           return { i, mode, data, digest, key };
         }),
       );
-      const t1 = Date.now();
       // Every liar of the batch has announced its blob; now the clients pull them all at once.
       const results = await Promise.all(
         batch.map(async ({ mode, digest, key }) => {
@@ -160,7 +157,6 @@ describe('a peer that lies or stalls', () => {
         }),
       );
       outcomes.push(...results);
-      if (process.env.FAULTS_TIMING) console.log(JSON.stringify({ batch: first / BATCH, announceMs: t1 - t0, pullMs: Date.now() - t1 }));
     }
 
     const badBytesServed = outcomes.filter((o) => o.status === 200 && !o.right).length;

@@ -98,12 +98,12 @@ describe('the seed flapping during a rollout', () => {
       await proxy.setMode('slow');
     }
     const retries = nodes.map((n) => n.output().split('\n').filter((l) => l.includes('rollout fetch failed: retrying')).length);
-    if (process.env.FAULTS_VERBOSE) for (const n of nodes) console.log(n.output().split('\n').filter((l) => l.includes('retrying')).map((l) => l.slice(0, 400)).join('\n'));
     console.log(JSON.stringify({ rolloutFlapping: { flaps, state: ended.state, summary: ended.summary, retriesPerNode: retries, seedBlobGets: proxy.count('blob-get'), seedManifestGets: proxy.count('manifest-get') } }));
     expect(flaps, 'the seed went down at least once during the rollout (besides at its start)').toBeGreaterThan(0);
     const retried = nodes[0]!.output().split('\n').filter((l) => l.includes('rollout fetch failed: retrying'));
     expect(retried.length, 'the origin retried what the down seed refused').toBeGreaterThan(0);
-    expect(ended.state, JSON.stringify(ended.nodes)).toBe('done');
+    const why = nodes.flatMap((n) => n.output().split('\n').filter((l) => /retrying|rollout failed/.test(l)).map((l) => l.slice(0, 300)));
+    expect(ended.state, `${JSON.stringify(ended.nodes)}\n${why.join('\n')}`).toBe('done');
     expect(ended.summary).toMatchObject({ nodes: 3, done: 3, failed: 0, dead: 0 });
     for (const n of nodes) {
       const c = new RegistryClient(n.url);
