@@ -24,6 +24,7 @@ interface View {
 }
 
 const MB = 1024 * 1024;
+const MAX_FLAPS = 6;
 let seed: Seed;
 let proxy: FaultProxy;
 let registry: string;
@@ -71,14 +72,16 @@ describe('the seed flapping during a rollout', () => {
 
     // The seed is down when the rollout starts, for 1.5 s: longer than a node's own seed retries take to
     // give up (2 retries, at most 0.9 s of backoff), so the origin's first manifest fetch surely fails and
-    // the rollout must retry it. Then it flaps, 300 ms down and 1 s up, until the rollout ends.
+    // the rollout must retry it. Then it flaps, 300 ms down and 1 s up, until the rollout ends or it has
+    // flapped MAX_FLAPS times (about 8 s: inside a node's retry budget, which a seed down for longer
+    // than that exhausts by design).
     await proxy.setMode('down');
     const started = await api<View>(nodes[0]!, '/api/rollouts', { image: `${registry}/flap/app:v1` });
     expect(started.status).toBe(202);
     let flaps = 0;
     let ended: View | undefined;
     const flapping = (async () => {
-      for (let first = true; !ended; first = false) {
+      for (let first = true; !ended && flaps < MAX_FLAPS; first = false) {
         await new Promise((r) => setTimeout(r, first ? 1_500 : 300));
         await proxy.setMode('slow');
         await new Promise((r) => setTimeout(r, 1_000));
