@@ -89,7 +89,7 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
   const fetcher = new PeerFetcher(
     {
       router,
-      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal),
+      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout }),
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
       releaseClaim: (digest) => claims.release(digest),
     },
@@ -271,8 +271,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     caches: async () => (await allCaches()).map((c) => c.repos),
     uploadSessionAlive: async (id, modified) => {
       if (Date.now() - modified >= config.uploadTtl) return false;
-      for (const repo of await repos.listRepositories()) if (await repos.hasUpload(repo, id)) return true;
-      return false;
+      return repos.hasUploadInAnyRepository(id);
     },
     collectUploads: (keep) => fsBlobs.collectUploads(keep),
     // A record mid-write is younger than a minute; anything older was left by a crash.

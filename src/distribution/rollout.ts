@@ -11,6 +11,7 @@
 // asked for twice is the same rollout.
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
 import { isPlatform, parseManifest, platformMatches, type Descriptor } from '../oci/manifest.js';
 import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../oci/reference.js';
 import type { Source } from './answers.js';
@@ -108,6 +109,13 @@ export interface RolloutOptions {
   reportEveryMs?: number;
   /** Blobs fetched at once by one node. */
   parallel?: number;
+  /**
+   * Retries of a manifest or blob whose fetch failed for a reason another try may fix (the seed down
+   * or cut off, a peer gone), with backoff doubling from retryBaseMs: a rollout rides out a flapping
+   * seed instead of failing at its first refused connection. A 4xx (unknown image, denied) is final.
+   */
+  retries?: number;
+  retryBaseMs?: number;
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   now?: () => number;
 }
@@ -128,7 +136,7 @@ export class Rollouts {
     private readonly journal: RolloutJournal,
     opts: RolloutOptions,
   ) {
-    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, now: Date.now, ...opts };
+    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, retries: 5, retryBaseMs: 500, now: Date.now, ...opts };
   }
 
   /** Resumes the rollouts a previous run of this node had not finished. */
@@ -273,7 +281,7 @@ export class Rollouts {
     const top = parseManifestReference(spec.reference);
     const blobs = new Map<Digest, Descriptor>();
     const visit = async (reference: ManifestReference, depth: number): Promise<void> => {
-      const m = await this.distribution.manifest(repository, reference, ns);
+      const m = await this.retrying(spec, `manifest ${referenceString(reference)}`, () => this.distribution.manifest(repository, reference, ns));
       progress.bytesTotal += m.bytes.length;
       progress.bytesDone += m.bytes.length;
       progress.bySource[m.source] += m.bytes.length;
@@ -289,27 +297,49 @@ export class Rollouts {
     const todo = [...blobs.values()];
     progress.blobsTotal = todo.length;
     progress.bytesTotal += todo.reduce((sum, b) => sum + b.size, 0);
+    /** One blob, fetched and kept; how many bytes and from where. */
+    const fetchOne = async (blob: Descriptor): Promise<{ got: number; source: Source }> => {
+      const answer = await this.distribution.blob(repository, blob.digest, ns, false);
+      let got = 0;
+      if (answer.stored) {
+        // A download: wait for it to be verified and kept, without reading the bytes back.
+        await answer.stored;
+        got = answer.size;
+      } else if (answer.source !== 'local') {
+        // Reading the answer to its end waits for the download, its verification and its commit.
+        for await (const chunk of await answer.open()) got += (chunk as Uint8Array).length;
+      } else {
+        got = answer.size;
+      }
+      if (got !== blob.size) throw new Error(`got ${got} of ${blob.size} bytes`);
+      return { got, source: answer.source };
+    };
     const worker = async () => {
       for (let next = todo.shift(); next; next = todo.shift()) {
-        const answer = await this.distribution.blob(repository, next.digest, ns, false);
-        let got = 0;
-        if (answer.stored) {
-          // A download: wait for it to be verified and kept, without reading the bytes back.
-          await answer.stored;
-          got = answer.size;
-        } else if (answer.source !== 'local') {
-          // Reading the answer to its end waits for the download, its verification and its commit.
-          for await (const chunk of await answer.open()) got += (chunk as Uint8Array).length;
-        } else {
-          got = answer.size;
-        }
+        const blob = next;
+        const { got, source } = await this.retrying(spec, `blob ${blob.digest}`, () => fetchOne(blob));
         progress.bytesDone += got;
-        if (got !== next.size) throw new Error(`blob ${next.digest}: got ${got} of ${next.size} bytes`);
-        progress.bySource[answer.source] += got;
+        progress.bySource[source] += got;
         progress.blobsDone++;
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.parallel, Math.max(1, blobs.size)) }, worker));
+  }
+
+  /** `work`, tried again after failures another try may fix (see RolloutOptions.retries). */
+  private async retrying<T>(spec: RolloutSpec, what: string, work: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch (err) {
+        const reason = (err as Error).message;
+        const final = err instanceof OciError && err.status < 500 && err.status !== 429;
+        if (final || attempt >= this.o.retries) throw new Error(`${what}: ${reason}${attempt > 0 ? ` (after ${attempt + 1} attempts)` : ''}`);
+        const waitMs = this.o.retryBaseMs * 2 ** attempt;
+        this.o.log?.warn({ rollout: spec.id, what, reason, retryInMs: waitMs }, 'rollout fetch failed: retrying');
+        await new Promise((r) => setTimeout(r, waitMs).unref());
+      }
+    }
   }
 
   /** The origin's view of a rollout (others only know their own part); undefined when unknown. */

@@ -12,6 +12,7 @@ import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../store/blob-store.js';
+import { isNoSpace } from '../store/errors.js';
 import type { Source } from './answers.js';
 
 export interface FetchedBody {
@@ -116,7 +117,7 @@ export class SharedDownload {
     this.source = source.name;
     this.size = body.size;
     this.streamThrough = source.streamThrough;
-    this.writer = await this.store.createWriter();
+    this.writer = await this.store.createWriter({ expectedSize: this.size });
     this.state = 'running';
     this.notify();
     if (this.size !== undefined && this.streamThrough) markStarted();
@@ -260,8 +261,12 @@ export class NoSourceError extends Error {
   }
 }
 
-/** Failures that another source cannot fix: the blob does not exist, or the client may not have it. */
+/**
+ * Failures that another source cannot fix: the blob does not exist, the client may not have it, or
+ * this node's disk is full (kept as it is, so the client is told why).
+ */
 function isFinal(err: Error): boolean {
+  if (isNoSpace(err)) return true;
   return err instanceof OciError && err.status < 500 && err.code !== 'BLOB_UNKNOWN';
 }
 

@@ -49,6 +49,14 @@ export class OciError extends Error {
   }
 }
 
+/**
+ * The node's disk is full. 507 (RFC 4918 §11.5), not 503: the node is up and serves what it holds, but
+ * cannot store this until space is freed; a client's retry loop will not fix it, the message says what will.
+ */
+export function insufficientStorage(reason: string): OciError {
+  return new OciError('UNAVAILABLE', `insufficient storage: the node's disk is full (${reason})`, { status: 507, detail: { reason: 'ENOSPC' } });
+}
+
 export function isOciError(err: unknown): err is OciError {
   return err instanceof OciError;
 }

@@ -51,7 +51,7 @@ export interface BlobResponseHeader {
 export class PeerFetchError extends Error {
   constructor(
     readonly peer: string,
-    readonly status: BlobStatus | 'protocol' | 'unreachable' | 'truncated',
+    readonly status: BlobStatus | 'protocol' | 'unreachable' | 'truncated' | 'stalled',
     message: string,
   ) {
     super(`peer ${peer}: ${message}`);
@@ -207,6 +207,15 @@ export interface PeerBlob {
   body: Readable;
 }
 
+export interface FetchOptions {
+  /**
+   * How long the peer may keep this node waiting for its answer or its next bytes. Only time spent
+   * waiting on the peer counts (not a slow consumer's), so a stalled peer is given up on without
+   * cutting a transfer that is merely backpressured. Absent: the muxer's own inactivity timeout (minutes).
+   */
+  idleTimeoutMs?: number;
+}
+
 /** Fetches a blob (or a range of it) from one peer. */
 export async function fetchFromPeer(
   libp2p: Libp2p,
@@ -214,6 +223,7 @@ export async function fetchFromPeer(
   digest: Digest,
   range: ByteRange | undefined,
   signal?: AbortSignal,
+  opts: FetchOptions = {},
 ): Promise<PeerBlob> {
   let stream: Stream;
   try {
@@ -230,7 +240,12 @@ export async function fetchFromPeer(
   if (range) Object.assign(request, { start: range.start, end: range.end });
   stream.send(line(request));
   await stream.close(); // half-close: the request is all we send
-  const it = stream[Symbol.asyncIterator]();
+  let stalled = false;
+  const it = withinIdle(stream[Symbol.asyncIterator](), opts.idleTimeoutMs, () => {
+    stalled = true;
+    stream.abort(new Error('peer stalled'));
+  });
+  const stallError = () => new PeerFetchError(peer.id, 'stalled', `sent nothing for ${opts.idleTimeoutMs} ms`);
   let header: BlobResponseHeader;
   let rest: Uint8Array;
   try {
@@ -240,7 +255,7 @@ export async function fetchFromPeer(
   } catch (err) {
     signal?.removeEventListener('abort', abort);
     stream.abort(new Error('bad response'));
-    throw new PeerFetchError(peer.id, 'protocol', `bad response header: ${(err as Error).message}`);
+    throw stalled ? stallError() : new PeerFetchError(peer.id, 'protocol', `bad response header: ${(err as Error).message}`);
   }
   if (header.status !== 'ok') {
     signal?.removeEventListener('abort', abort);
@@ -261,8 +276,16 @@ export async function fetchFromPeer(
         yield rest;
       }
       while (got < total) {
-        const next = await it.next();
-        if (next.done) break;
+        let next: Awaited<ReturnType<typeof it.next>>;
+        try {
+          next = await it.next();
+        } catch (err) {
+          throw stalled ? stallError() : err;
+        }
+        if (next.done) {
+          if (stalled) throw stallError();
+          break;
+        }
         // A list's buffers one by one: subarray() would copy them into one.
         for (const bytes of next.value instanceof Uint8Array ? [next.value] : next.value) {
           got += bytes.length;
@@ -276,6 +299,30 @@ export async function fetchFromPeer(
     }
   }
   return { size, start, length, body: Readable.from(body(), { objectMode: false }) };
+}
+
+/**
+ * The iterator, with each next() given `idleMs` to settle; past that, `onStall` runs (it aborts the
+ * stream, which settles the pending next()) and next() rejects.
+ */
+function withinIdle<T>(it: AsyncIterator<T>, idleMs: number | undefined, onStall: () => void): AsyncIterator<T> {
+  if (!idleMs) return it;
+  return {
+    next: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const stall = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          onStall();
+          reject(new Error('peer stalled'));
+        }, idleMs);
+      });
+      try {
+        return await Promise.race([it.next(), stall]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
 }
 
 function isCount(v: unknown): v is number {

@@ -65,7 +65,11 @@ export interface BlobStore {
   open(digest: Digest, range?: ByteRange): Promise<OpenBlob>;
   /** Writes a whole blob from a stream and commits it under `expected`. */
   put(source: ByteSource, expected: Digest): Promise<BlobInfo>;
-  createWriter(): Promise<BlobWriter>;
+  /**
+   * A new writer. `expectedSize`, when known, is checked against the free space first: a download that
+   * cannot fit fails before a client is sent any header (InsufficientStorageError), not halfway.
+   */
+  createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter>;
   /** Reopens a writer by id (after a restart too); undefined if there is none. */
   resumeWriter(id: string): Promise<BlobWriter | undefined>;
   /** Removes a blob; false if it was not there. */
@@ -103,8 +107,8 @@ export class ForwardingBlobStore implements BlobStore {
     return this.committed(await this.inner.put(source, expected));
   }
 
-  async createWriter(): Promise<BlobWriter> {
-    return onWriterCommit(await this.inner.createWriter(), (info) => this.committed(info));
+  async createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter> {
+    return onWriterCommit(await this.inner.createWriter(opts), (info) => this.committed(info));
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {

@@ -25,6 +25,23 @@ export class WriterNotFoundError extends Error {
   }
 }
 
+/** The store's filesystem has no room for the bytes. Its code matches the errno, so one check covers both. */
+export class InsufficientStorageError extends Error {
+  readonly code = 'ENOSPC';
+  constructor(
+    readonly needed: number,
+    readonly free: number,
+  ) {
+    super(`no space left for ${needed} bytes (${free} bytes free)`);
+    this.name = 'InsufficientStorageError';
+  }
+}
+
+/** Whether a failure is the disk being full (the errno from a write, or a space check). */
+export function isNoSpace(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && ['ENOSPC', 'EDQUOT'].includes((err as NodeJS.ErrnoException).code ?? '');
+}
+
 export class OffsetMismatchError extends Error {
   constructor(
     readonly expected: number,

@@ -5,14 +5,14 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import { close, createReadStream, fdatasync, fstat, ftruncate, open as openCallback, read, writev } from 'node:fs';
 import { promisify } from 'node:util';
-import { mkdir, open, rename, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ALGORITHMS, algorithmOf, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
-import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
+import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
 import { isNotFound, readdirOrEmpty } from './fs-util.js';
 import { FileRangeStream } from './file-range-stream.js';
 import { SerialQueue } from './serial-queue.js';
@@ -99,7 +99,12 @@ export class FsBlobStore implements BlobStore {
     return putViaWriter(this, source, expected);
   }
 
-  async createWriter(): Promise<BlobWriter> {
+  async createWriter(opts: { expectedSize?: number } = {}): Promise<BlobWriter> {
+    if (opts.expectedSize !== undefined) {
+      const fs = await statfs(this.root);
+      const free = fs.bavail * fs.bsize;
+      if (free < opts.expectedSize) throw new InsufficientStorageError(opts.expectedSize, free);
+    }
     const id = randomUUID();
     const dir = join(this.uploadsDir, id);
     await mkdir(dir, { recursive: true });

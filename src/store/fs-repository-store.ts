@@ -149,4 +149,17 @@ export class FsRepositoryStore implements RepositoryStore {
   async removeUpload(repo: RepositoryName, id: string): Promise<void> {
     await removeFile(join(this.repoDir(repo), '_uploads', id));
   }
+
+  async hasUploadInAnyRepository(id: string): Promise<boolean> {
+    // Not through listRepositories: a repository whose first push is still running has only _uploads.
+    const walk = async (dir: string): Promise<boolean> => {
+      const entries = await readdirOrEmpty(dir);
+      if (entries.includes('_uploads') && (await pathExists(join(dir, '_uploads', id)))) return true;
+      for (const entry of entries) {
+        if (!entry.startsWith('_') && (await walk(join(dir, entry)))) return true;
+      }
+      return false;
+    };
+    return walk(this.reposDir);
+  }
 }

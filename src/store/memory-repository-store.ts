@@ -118,4 +118,9 @@ export class MemoryRepositoryStore implements RepositoryStore {
   async removeUpload(name: RepositoryName, id: string): Promise<void> {
     this.repos.get(name)?.uploads.delete(id);
   }
+
+  async hasUploadInAnyRepository(id: string): Promise<boolean> {
+    for (const r of this.repos.values()) if (r.uploads.has(id)) return true;
+    return false;
+  }
 }

@@ -40,4 +40,9 @@ export interface RepositoryStore {
   addUpload(repo: RepositoryName, id: string): Promise<void>;
   hasUpload(repo: RepositoryName, id: string): Promise<boolean>;
   removeUpload(repo: RepositoryName, id: string): Promise<void>;
+  /**
+   * Whether any repository has an upload session `id`, including a repository that holds nothing else
+   * yet (the first push to a new name): what decides, after a restart, whether an upload area is kept.
+   */
+  hasUploadInAnyRepository(id: string): Promise<boolean>;
 }

@@ -26,8 +26,9 @@ const blobs = new Map<Digest, Buffer>([
 ]);
 
 /** The read path of one node: every blob comes from `source`; `fail` makes blob fetches fail. */
-function readPath(source: Source, opts: { fail?: boolean; gate?: Promise<void> } = {}) {
+function readPath(source: Source, opts: { fail?: boolean; failFirst?: number; gate?: Promise<void> } = {}) {
   const asked: string[] = [];
+  let failures = 0;
   const d = {
     async manifest(repo: string, ref: ManifestReference, ns: string): Promise<ManifestAnswer> {
       asked.push(`manifest ${ns}/${repo} ${ref.kind === 'tag' ? ref.tag : ref.digest}`);
@@ -35,7 +36,7 @@ function readPath(source: Source, opts: { fail?: boolean; gate?: Promise<void> }
     },
     async blob(_repo: string, digest: Digest): Promise<BlobAnswer> {
       await opts.gate;
-      if (opts.fail) throw new Error('seed unreachable');
+      if (opts.fail || failures++ < (opts.failFirst ?? 0)) throw new Error('seed unreachable');
       const bytes = blobs.get(digest)!;
       return { digest, size: bytes.length, source, open: async () => Readable.from([bytes]) };
     },
@@ -49,7 +50,7 @@ const journal = (): RolloutJournal & { saved: Map<string, RolloutSpec> } => {
 };
 
 /** Nodes on an in-memory network: offers and reports are delivered by direct calls. */
-function cluster(names: string[], opts: { sources?: Record<string, Source>; fail?: string[]; gate?: Promise<void> } = {}) {
+function cluster(names: string[], opts: { sources?: Record<string, Source>; fail?: string[]; failFirst?: number; gate?: Promise<void> } = {}) {
   let now = 1_000_000;
   const clock = { now: () => now, advance: (ms: number) => (now += ms) };
   const nodes = new Map<string, Rollouts>();
@@ -69,9 +70,9 @@ function cluster(names: string[], opts: { sources?: Record<string, Source>; fail
         nodes.get(spec.origin)!.onReport(progressFrom(JSON.parse(JSON.stringify(progress)), name));
       },
     };
-    const path = readPath(opts.sources?.[name] ?? 'peer', { fail: opts.fail?.includes(name), gate: opts.gate });
+    const path = readPath(opts.sources?.[name] ?? 'peer', { fail: opts.fail?.includes(name), failFirst: opts.failFirst, gate: opts.gate });
     asked.set(name, path.asked);
-    nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, now: clock.now }));
+    nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, retryBaseMs: 1, now: clock.now }));
   }
   return { nodes, node: (n: string) => nodes.get(n)!, down, clock, asked };
 }
@@ -119,7 +120,14 @@ describe('Rollouts', () => {
     await settle(() => c.node('a').view(spec.id)?.state !== 'running');
     const view = c.node('a').view(spec.id)!;
     expect(view.state).toBe('failed');
-    expect(view.nodes.find((n) => n.node === 'b')).toMatchObject({ status: 'failed', error: 'seed unreachable' });
+    expect(view.nodes.find((n) => n.node === 'b')).toMatchObject({ status: 'failed', error: expect.stringMatching(/^blob sha256:[0-9a-f]{64}: seed unreachable \(after 6 attempts\)$/) });
+  });
+
+  it('retries blobs whose fetch failed (a flapping seed): the rollout ends done on every node', async () => {
+    const c = cluster(['a', 'b'], { failFirst: 3 });
+    const spec = await c.node('a').create('team/app:v1');
+    await settle(() => c.node('a').view(spec.id)?.state !== 'running');
+    expect(c.node('a').view(spec.id)).toMatchObject({ state: 'done', summary: { done: 2, failed: 0 } });
   });
 
   it('calls a node that stops reporting dead after deadAfterMs, and one expected but never heard from too', async () => {

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../../src/oci/digest.js';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.js';
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
+import { InsufficientStorageError, isNoSpace } from '../../../src/store/errors.js';
 import { describeBlobStore } from './blob-store.conformance.js';
 
 const dirs: string[] = [];
@@ -22,6 +23,17 @@ describeBlobStore('filesystem', fsStore);
 describeBlobStore('memory', async () => new MemoryBlobStore());
 
 describe('FsBlobStore specifics', () => {
+  it('refuses a writer for more bytes than the disk has free, before creating anything', async () => {
+    const store = await fsStore();
+    const err = await store.createWriter({ expectedSize: Number.MAX_SAFE_INTEGER }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InsufficientStorageError);
+    expect(isNoSpace(err)).toBe(true);
+    expect(await readdir(join(store.root, 'uploads'))).toEqual([]);
+    // A size that fits is taken.
+    const writer = await store.createWriter({ expectedSize: 1 });
+    await writer.abort();
+  });
+
   it('resumes a writer after a restart and re-hashes the bytes at commit', async () => {
     const first = await fsStore();
     const writer = await first.createWriter();

@@ -76,5 +76,14 @@ export function describeRepositoryStore(name: string, create: () => Promise<Repo
       await s.removeUpload(A, 'u1');
       expect(await s.hasUpload(A, 'u1')).toBe(false);
     });
+
+    it('finds an upload session in any repository, also one that holds nothing else yet', async () => {
+      const s = await create();
+      await s.addUpload('first/push' as RepositoryName, 'u2');
+      expect(await s.hasUploadInAnyRepository('u2')).toBe(true);
+      expect(await s.hasUploadInAnyRepository('u3')).toBe(false);
+      await s.removeUpload('first/push' as RepositoryName, 'u2');
+      expect(await s.hasUploadInAnyRepository('u2')).toBe(false);
+    });
   });
 }

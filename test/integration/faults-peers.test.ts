@@ -1,0 +1,180 @@
+// Lying and stalling peers, with real processes: a layerd node (the victim) with a docker-registry seed,
+// and a bad-peer process (test/helpers/bad-peer.mjs) whose libp2p nodes join the victim's cluster,
+// announce blobs in its DHT, and then answer the blob protocol wrongly: corrupted bytes, a wrong size,
+// a stream cut short (clean end or reset), no answer at all, or an answer that stops halfway. Each run
+// uses a fresh blob announced by a fresh peer identity (so the victim never skips a peer it has already
+// penalised), and that peer is the blob's only provider: the victim must ask it, and must then complete
+// the pull from the seed. Every client response is hashed: no byte the liar sent may reach a client.
+// An honest second node is in the cluster too (it does not hold the blobs).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeDir, repoRoot, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
+import { storeProblems } from '../helpers/store-check.js';
+
+type Seed = Awaited<ReturnType<typeof startDistribution>>;
+type Proc = Awaited<ReturnType<typeof startLayerd>>;
+
+const MODES = ['corrupt', 'wrong-size', 'truncate', 'reset', 'stall-header', 'stall-body'] as const;
+type Mode = (typeof MODES)[number];
+const RUNS = 100;
+/** Runs whose pulls go on at once. */
+const BATCH = 25;
+const BLOB = 64 * 1024;
+
+let seed: Seed;
+let victim: Proc;
+let bystander: Proc;
+let bad: BadPeers;
+let dir: string;
+
+/** The bad-peer process, driven over its stdin and stdout. */
+class BadPeers {
+  private readonly waiting = new Map<string, (msg: Record<string, unknown>) => void>();
+  /** Digests each bad node was asked for. */
+  readonly asked = new Map<string, string[]>();
+  private readonly stderr: string[] = [];
+
+  constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const msg = JSON.parse(line) as Record<string, unknown> & { key: string };
+      if (typeof msg.asked === 'string') {
+        this.asked.set(msg.key, [...(this.asked.get(msg.key) ?? []), msg.asked]);
+        return;
+      }
+      const wake = this.waiting.get(msg.key);
+      this.waiting.delete(msg.key);
+      wake?.(msg);
+    });
+    child.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
+  }
+
+  private call(cmd: Record<string, unknown> & { key: string }): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`bad peer: no answer to ${JSON.stringify(cmd)}\n${this.stderr.join('').slice(-2000)}`)), 60_000);
+      this.waiting.set(cmd.key, (msg) => {
+        clearTimeout(timer);
+        resolve(msg);
+      });
+      this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+    });
+  }
+
+  async serve(key: string, bootstrap: string, digest: string, file: string, mode: Mode): Promise<string> {
+    const answer = await this.call({ op: 'serve', key, bootstrap, digest, file, mode });
+    if (answer.error) throw new Error(`bad peer ${key}: ${String(answer.error)}`);
+    return answer.peerId as string;
+  }
+
+  async stop(key: string): Promise<void> {
+    await this.call({ op: 'stop', key });
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.stdin!.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+beforeAll(async () => {
+  dir = await tempDir('layerd-bad-peer-');
+  seed = await startDistribution();
+  const registry = `127.0.0.1:${seed.port}`;
+  victim = await startLayerd({
+    args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--peer-idle-timeout', '1s', '--peer-lookup-timeout', '10s'],
+    readyTimeoutMs: 60_000,
+  });
+  // An honest second node: a cluster has one, and it gives the victim a DHT server to walk to (the
+  // liars are DHT clients, see bad-peer.mjs).
+  const addrs = ((await (await fetch(`${victim.url}/api/status`)).json()) as { multiaddrs: string[] }).multiaddrs;
+  bystander = await startLayerd({
+    args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', addrs.find((a) => a.includes('/p2p/'))!],
+    readyTimeoutMs: 60_000,
+  });
+  await until('the victim to meet the honest node', async () => (((await (await fetch(`${victim.url}/api/status`)).json()) as { connectedPeers: number }).connectedPeers > 0 ? true : undefined), 30_000);
+  bad = new BadPeers(spawn(process.execPath, [join(repoRoot, 'test', 'helpers', 'bad-peer.mjs')], { stdio: ['pipe', 'pipe', 'pipe'] }));
+}, 120_000);
+
+afterAll(async () => {
+  await bad?.close();
+  await victim?.stop('SIGKILL');
+  await bystander?.stop('SIGKILL');
+  await seed?.stop();
+  for (const d of [dir, victim?.dataDir, bystander?.dataDir, seed?.rootDir]) if (d) await removeDir(d);
+});
+
+interface Outcome {
+  mode: Mode;
+  status: number;
+  /** sha256 of what the client received matched the digest. */
+  right: boolean;
+  source?: string;
+  askedLiar: boolean;
+}
+
+describe('a peer that lies or stalls', () => {
+  it(`${RUNS} runs (corrupted, wrong size, truncated, reset, silent, stalled mid-body): no bad byte reaches a client, every pull completes from the seed`, { timeout: 600_000 }, async () => {
+    const status = (await (await fetch(`${victim.url}/api/status`)).json()) as { multiaddrs: string[] };
+    const bootstrap = status.multiaddrs.find((a) => a.includes('/p2p/'))!;
+    expect(bootstrap, 'the victim has a /p2p/ multiaddr').toBeDefined();
+    const c = new RegistryClient(victim.url);
+    const outcomes: Outcome[] = [];
+
+    for (let first = 0; first < RUNS; first += BATCH) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(BATCH, RUNS - first) }, async (_, j) => {
+          const i = first + j;
+          const mode = MODES[i % MODES.length]!;
+          const data = randomBlob(BLOB);
+          const file = join(dir, `blob-${i}`);
+          await writeFile(file, data);
+          const digest = await new RegistryClient(seed.url).putBlob('faults/peer', data);
+          const key = `run${i}`;
+          await bad.serve(key, bootstrap, digest, file, mode);
+          return { i, mode, data, digest, key };
+        }),
+      );
+      // Every liar of the batch has announced its blob; now the clients pull them all at once.
+      const results = await Promise.all(
+        batch.map(async ({ mode, digest, key }) => {
+          const res = await c.req('GET', `/v2/faults/peer/blobs/${digest}`);
+          const outcome: Outcome = {
+            mode,
+            status: res.status,
+            right: digestOf(res.body) === digest,
+            source: res.header('x-layerd-source'),
+            askedLiar: (bad.asked.get(key) ?? []).includes(digest),
+          };
+          await bad.stop(key);
+          return outcome;
+        }),
+      );
+      outcomes.push(...results);
+    }
+
+    const badBytesServed = outcomes.filter((o) => o.status === 200 && !o.right).length;
+    const summary = {
+      runs: outcomes.length,
+      byMode: Object.fromEntries(MODES.map((m) => [m, outcomes.filter((o) => o.mode === m).length])),
+      liarAsked: outcomes.filter((o) => o.askedLiar).length,
+      completed: outcomes.filter((o) => o.status === 200 && o.right).length,
+      badBytesServed,
+      sources: outcomes.reduce<Record<string, number>>((acc, o) => ((acc[o.source ?? 'none'] = (acc[o.source ?? 'none'] ?? 0) + 1), acc), {}),
+    };
+    console.log(JSON.stringify({ badPeers: summary }));
+    expect(badBytesServed, 'client responses whose bytes do not match their digest').toBe(0);
+    expect(outcomes.filter((o) => o.status !== 200 || !o.right).map((o) => `${o.mode}: ${o.status}`), 'pulls that did not complete').toEqual([]);
+    // Each run met its liar (it was the only provider), and was then served from the seed.
+    expect(outcomes.filter((o) => !o.askedLiar).map((o) => o.mode), 'runs where the liar was never asked').toEqual([]);
+    expect(summary.sources).toEqual({ upstream: RUNS });
+    expect(await storeProblems(victim.url, victim.dataDir), 'the victim\'s store after all runs').toEqual([]);
+    expect(victim.child.exitCode, 'the victim is still running').toBeNull();
+  });
+});
