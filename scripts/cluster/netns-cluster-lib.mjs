@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
 export const defaultLayerdBin = join(repoRoot, 'dist', 'cli.js');
+const SEED_HTPASSWD = join(repoRoot, 'compose', 'test-credentials', 'htpasswd');
 const nsHttp = join(here, 'ns-http.mjs');
 
 const RUN_DIR_PREFIX = 'layerd-cluster-';
@@ -395,7 +396,9 @@ export async function startCluster(opts = {}) {
       host.config = config;
       return spawnDaemon(host, 'docker-registry', ['serve', config, ...o.seedArgs]);
     }
-    const args = [o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), ...o.seedArgs];
+    // It listens beyond loopback, so it takes pushes only with credentials: the compose network's public
+    // test user (layerd / layerd-test-only, compose/test-credentials).
+    const args = [o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), '--htpasswd', SEED_HTPASSWD, ...o.seedArgs];
     return spawnDaemon(host, process.execPath, args);
   }
 
