@@ -14,7 +14,7 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
-import { encodeLine as line, readLine } from './json-lines.js';
+import { encodeLine as line, FrameError, parseJsonObject, readLine } from './json-lines.js';
 
 export const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
 const MAX_LINE = 1024;
@@ -38,6 +38,11 @@ export function storeLookup(store: Pick<BlobStore, 'stat' | 'open'>): BlobLookup
 }
 /** Room for a whole yamux window plus slack, so a consumer that pauses never makes the muxer reset. */
 const READ_BUFFER = 32 * 1024 * 1024;
+
+export interface BlobRequest {
+  digest: Digest;
+  range?: ByteRange;
+}
 
 export type BlobStatus = 'ok' | 'not-found' | 'busy' | 'bad-request' | 'error';
 
@@ -102,10 +107,10 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   const timeout = AbortSignal.timeout(opts.requestTimeoutMs ?? 10_000);
   const onTimeout = () => stream.abort(new Error('request timeout'));
   timeout.addEventListener('abort', onTimeout, { once: true });
-  let request: { digest: Digest; range?: ByteRange };
+  let request: BlobRequest;
   try {
     const { line: text } = await readLine(stream[Symbol.asyncIterator]());
-    request = parseRequest(text);
+    request = parseBlobRequest(text);
   } catch {
     stream.send(line({ status: 'bad-request' }));
     await stream.close();
@@ -152,14 +157,14 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   opts.onServed?.(peer, request.digest, sent);
 }
 
-function parseRequest(text: string): { digest: Digest; range?: ByteRange } {
-  const doc = JSON.parse(text) as { digest?: unknown; start?: unknown; end?: unknown };
-  if (typeof doc.digest !== 'string') throw new Error('no digest');
+/** A blob request line: {"digest","start"?,"end"?}. Throws FrameError or an OciError (DIGEST_INVALID). */
+export function parseBlobRequest(text: string): BlobRequest {
+  const doc = parseJsonObject(text);
+  if (typeof doc.digest !== 'string') throw new FrameError('no digest');
   const digest = parseDigest(doc.digest);
-  const isOffset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   if (doc.start === undefined && doc.end === undefined) return { digest };
-  if (!isOffset(doc.start) || (doc.end !== undefined && !isOffset(doc.end)) || (isOffset(doc.end) && doc.end < doc.start)) throw new Error('bad range');
-  return { digest, range: { start: doc.start, end: isOffset(doc.end) ? doc.end : Number.MAX_SAFE_INTEGER } };
+  if (!isCount(doc.start) || (doc.end !== undefined && !isCount(doc.end)) || (isCount(doc.end) && doc.end < doc.start)) throw new FrameError('bad range');
+  return { digest, range: { start: doc.start, end: isCount(doc.end) ? doc.end : Number.MAX_SAFE_INTEGER } };
 }
 
 export interface PeerBlob {
