@@ -76,6 +76,7 @@ export class SharedDownload {
 
   private async run(sources: DownloadSource[], markStarted: () => void): Promise<BlobInfo> {
     const failures: string[] = [];
+    let unknown = 0;
     for (let i = 0; i < sources.length; i++) {
       const source = sources[i]!;
       try {
@@ -87,6 +88,7 @@ export class SharedDownload {
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
         failures.push(`${source.name}: ${error.message}`);
+        if (error instanceof OciError && error.code === 'BLOB_UNKNOWN') unknown++;
         source.failed?.(error);
         await this.writer?.abort().catch(() => undefined);
         this.writer = undefined;
@@ -99,7 +101,11 @@ export class SharedDownload {
         if (source.retry?.()) i--;
       }
     }
-    return this.fail(failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest));
+    if (failures.length === 0) return this.fail(new NoSourceError(this.digest));
+    // Every source that answered says there is no such blob: the client asked for one that does not
+    // exist (a 404), not one that a failing source kept from it (a 502).
+    if (unknown === failures.length) return this.fail(new OciError('BLOB_UNKNOWN', failures.join('; ')));
+    return this.fail(new Error(failures.join('; ')));
   }
 
   /** One source, start to commit; undefined when it had nothing to offer. */
