@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
 import { registerApiRoutes, type NodeApi } from './api-routes.js';
+import { answerClientError, answerExpectation } from './client-errors.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
 import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes, type ServeObserver } from './v2-routes.js';
@@ -32,6 +33,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     requestTimeout: 0,
     routerOptions: { ignoreTrailingSlash: false },
     // A URL fastify cannot decode (e.g. a stray %ff) still gets the spec's error body.
+    // A request the HTTP parser refuses (or an Expect it cannot meet) gets the OCI error body too.
+    clientErrorHandler: answerClientError,
     frameworkErrors: (err, request, reply) => {
       reply.headers(API_VERSION_HEADER);
       sendError(new OciError('NAME_INVALID', `malformed request path: ${err.message}`), request, reply);
@@ -42,6 +45,7 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+  app.server.on('checkExpectation', answerExpectation);
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     reply.headers(API_VERSION_HEADER);
