@@ -491,7 +491,7 @@ export function* sampleBatches(arb, seed, batchSize = 200) {
  * Runs HTTP cases against `baseUrl` until `count` requests were sent. `alive()` says whether the node's
  * process still runs; a case that finds it dead counts a crash and stops the run.
  */
-export async function fuzzHttp({ baseUrl, count, seed, concurrency = 16, deadlineMs = 20_000, alive = () => true, onProgress }) {
+export async function fuzzHttp({ baseUrl, count, seed, concurrency = 16, deadlineMs = 20_000, alive = () => true, stop = () => false, onProgress }) {
   const stats = { requests: 0, cases: 0, statuses: {}, fiveXX: 0, hangs: 0, badBodies: 0, closedWithoutAnswer: 0, clientRefused: 0, crashed: false, violations: [] };
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const cases = sampleBatches(httpCase, seed);
@@ -509,7 +509,7 @@ export async function fuzzHttp({ baseUrl, count, seed, concurrency = 16, deadlin
     if (stats.violations.length < 50) stats.violations.push({ problem, method: req.method, path: req.path.slice(0, 300), headers: Object.fromEntries(Object.entries(req.headers ?? {}).map(([k, v]) => [k, String(v).slice(0, 100)])), body: req.body ? req.body.subarray(0, 300).toString('latin1') : undefined, answer: res.body?.subarray(0, 300).toString('utf8') });
   };
   const worker = async () => {
-    while (stats.requests < count && !stats.crashed) {
+    while (stats.requests < count && !stats.crashed && !stop()) {
       const c = cases.next().value;
       stats.cases++;
       if (c.kind === 'http') await runHttpCase(baseUrl, c, deadlineMs, agent, record);
@@ -687,11 +687,11 @@ export async function blobStillServed(libp2p, target, protocols, deadlineMs = 20
 }
 
 /** Sends `count` frame cases, `concurrency` at a time. */
-export async function fuzzPeers({ libp2p, target, protocols, count, seed, concurrency = 8, deadlineMs = 30_000, alive = () => true }) {
+export async function fuzzPeers({ libp2p, target, protocols, count, seed, concurrency = 8, deadlineMs = 30_000, alive = () => true, stop = () => false }) {
   const stats = { frames: 0, outcomes: {}, hangs: 0, badAnswers: 0, crashed: false, violations: [] };
   const cases = sampleBatches(frameCase, seed);
   const worker = async () => {
-    while (stats.frames < count && !stats.crashed) {
+    while (stats.frames < count && !stats.crashed && !stop()) {
       const c = cases.next().value;
       stats.frames++;
       const r = await sendFrame(libp2p, target, protocols, c, deadlineMs);

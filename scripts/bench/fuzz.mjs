@@ -6,7 +6,7 @@
 // that replays the run's cases. The generators live in fuzz-gen.mjs, shared with test/integration/fuzz.test.ts.
 //
 //   node scripts/bench/fuzz.mjs [--requests 100000] [--frames 10000] [--seed N] [--concurrency 16]
-//                               [--frame-concurrency 8] [--deadline-ms 20000]
+//                               [--frame-concurrency 8] [--deadline-ms 20000] [--max-seconds 0 (no limit)]
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -21,6 +21,8 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     'frame-concurrency': { type: 'string', default: '8' },
     'deadline-ms': { type: 'string', default: '20000' },
+    // A shared machine can be slow: past this many seconds no new case starts, and the counts say so.
+    'max-seconds': { type: 'string', default: '0' },
   },
 });
 const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -56,6 +58,8 @@ await runBenchmark(async () => {
 
   log(`seed ${seed}: ${opts.requests} requests, ${opts.frames} frames against ${node.url} (pid ${node.pid})`);
   const t0 = Date.now();
+  const maxMs = Number(opts['max-seconds']) * 1000;
+  const overTime = () => maxMs > 0 && Date.now() - t0 > maxMs;
   let lastLog = 0;
   const [h, p] = await Promise.all([
     fuzzHttp({
@@ -65,13 +69,14 @@ await runBenchmark(async () => {
       concurrency: Number(opts.concurrency),
       deadlineMs,
       alive,
+      stop: overTime,
       onProgress: (s) => {
         if (Date.now() - lastLog < 10_000) return;
         lastLog = Date.now();
         log(`${s.requests} requests, ${s.fiveXX} 5xx, ${s.hangs} hangs, ${Math.round(s.requests / ((Date.now() - t0) / 1000))}/s`);
       },
     }),
-    fuzzPeers({ libp2p: peer, target, protocols, count: Number(opts.frames), seed, concurrency: Number(opts['frame-concurrency']), deadlineMs: Math.max(deadlineMs, 30_000), alive }),
+    fuzzPeers({ libp2p: peer, target, protocols, count: Number(opts.frames), seed, concurrency: Number(opts['frame-concurrency']), deadlineMs: Math.max(deadlineMs, 30_000), alive, stop: overTime }),
   ]);
   const seconds = (Date.now() - t0) / 1000;
 
@@ -102,6 +107,7 @@ await runBenchmark(async () => {
     blobAfter: blob.status === 200 && blob.body.equals(KNOWN.layer),
     peerBlobAfter: peerBlob,
     seconds: Math.round(seconds),
+    stoppedByTimeLimit: overTime(),
     requestsPerSec: Math.round(h.requests / seconds),
     violations: [...h.violations.slice(0, 10), ...p.violations.slice(0, 10)],
   };
