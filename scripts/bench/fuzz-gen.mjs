@@ -653,10 +653,10 @@ export async function sendFrame(libp2p, target, protocols, c, deadlineMs) {
   }
   const how = await ended;
   clearTimeout(timer);
-  if (how === 'hang') {
-    stream.abort(new Error('fuzz deadline'));
-    return { outcome: 'hang' };
-  }
+  // The node has ended its side; end ours too (a stalled sender never closed), or the stream stays
+  // open here and counts against this peer's stream limits.
+  if (stream.status === 'open') stream.abort(new Error('fuzz: done'));
+  if (how === 'hang') return { outcome: 'hang' };
   const data = Buffer.concat(got);
   if (data.length === 0) return { outcome: how === 'reset' ? 'reset' : 'closed' };
   const nl = data.indexOf(0x0a);

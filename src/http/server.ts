@@ -35,6 +35,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     // A URL fastify cannot decode (e.g. a stray %ff) still gets the spec's error body.
     // A request the HTTP parser refuses (or an Expect it cannot meet) gets the OCI error body too.
     clientErrorHandler: answerClientError,
+    // node would answer an HTTP/1.1 request without Host with a bare 400 of its own; the hook below
+    // gives the same 400 with the OCI body.
+    http: { requireHostHeader: false },
     frameworkErrors: (err, request, reply) => {
       reply.headers(API_VERSION_HEADER);
       sendError(new OciError('NAME_INVALID', `malformed request path: ${err.message}`), request, reply);
@@ -46,6 +49,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
   app.server.on('checkExpectation', answerExpectation);
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new OciError('UNSUPPORTED', 'an HTTP/1.1 request needs a Host header', { status: 400 });
+  });
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     reply.headers(API_VERSION_HEADER);

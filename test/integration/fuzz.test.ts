@@ -104,6 +104,12 @@ describe('bugs the fuzzers found', () => {
     expect(isOciErrorBody(bodyOf(bigHeader))).toBe(true);
   });
 
+  it('an HTTP/1.1 request without Host gets 400 with the OCI error body (was node\'s empty 400)', async () => {
+    const noHost = await raw(node.port, 'GET /v2/ HTTP/1.1\r\n\r\n');
+    expect(noHost).toMatch(/^HTTP\/1\.1 400 /);
+    expect(isOciErrorBody(bodyOf(noHost))).toBe(true);
+  });
+
   it('an Expect header other than 100-continue gets 417 with the OCI error body (was an empty body)', async () => {
     const res = await send(node.url, { method: 'GET', path: '/v2/', headers: { expect: 'something' } }, 20_000);
     expect(res.status).toBe(417);
