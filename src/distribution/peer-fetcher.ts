@@ -40,6 +40,12 @@ export interface PeerFetcherOptions {
   hedgeAfterMs?: number;
   /** How long a lookup's answer is reused. */
   lookupCacheMs?: number;
+  /**
+   * How long a chain predecessor may take to answer before this node stops following it: an honest one
+   * answers once its own download starts (it waits up to 30 s for that), one that never answers must not
+   * hold a client's request forever.
+   */
+  followAnswerMs?: number;
   onLookup?: (ms: number, found: number) => void;
   /** Told of every range a peer sent in full (for per-peer traffic). */
   onRangeFetched?: (peer: string, bytes: number) => void;
@@ -80,6 +86,7 @@ export class PeerFetcher {
       perPeer: 4,
       hedgeAfterMs: 3_000,
       lookupCacheMs: 10_000,
+      followAnswerMs: 40_000,
       ...opts,
     };
   }
@@ -224,14 +231,19 @@ export class PeerFetcher {
    * with a delay of moments per hop, not of a range. Undefined when the predecessor cannot serve.
    */
   private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
+    // Only the answer has a deadline: the body follows the predecessor's own download, at its pace.
+    const answer = new AbortController();
+    const timer = setTimeout(() => answer.abort(), this.o.followAnswerMs);
     try {
-      const blob = await this.net.fetch(predecessor, digest, undefined);
+      const blob = await this.net.fetch(predecessor, digest, undefined, answer.signal);
+      clearTimeout(timer);
       contributors.add(predecessor.id);
       onFollow(predecessor.id);
       blob.body.once('end', () => this.o.onRangeFetched?.(predecessor.id, blob.length));
       this.o.log?.debug({ digest, fetcher: predecessor.id }, 'following a peer\'s download');
       return { size: blob.size, stream: blob.body };
     } catch (err) {
+      clearTimeout(timer);
       this.o.log?.debug({ digest, fetcher: predecessor.id, reason: (err as Error).message }, 'could not follow a peer\'s download');
       return undefined;
     }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
 import { registerApiRoutes, type NodeApi } from './api-routes.js';
+import { answerClientError, answerExpectation } from './client-errors.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
 import { cutIdleClients, headersDeadline } from './idle-clients.js';
@@ -36,9 +37,13 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     // request timeout applies to their duration here.
     keepAliveTimeout: 65_000,
     requestTimeout: 0,
-    http: headersDeadline(opts.idleTimeoutMs ?? 0),
     routerOptions: { ignoreTrailingSlash: false },
     // A URL fastify cannot decode (e.g. a stray %ff) still gets the spec's error body.
+    // A request the HTTP parser refuses (or an Expect it cannot meet) gets the OCI error body too.
+    clientErrorHandler: answerClientError,
+    // node would answer an HTTP/1.1 request without Host with a bare 400 of its own; the hook below
+    // gives the same 400 with the OCI body. The idle timeout is also the deadline for a request's headers.
+    http: { requireHostHeader: false, ...headersDeadline(opts.idleTimeoutMs ?? 0) },
     frameworkErrors: (err, request, reply) => {
       reply.headers(API_VERSION_HEADER);
       sendError(new OciError('NAME_INVALID', `malformed request path: ${err.message}`), request, reply);
@@ -50,6 +55,10 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+  app.server.on('checkExpectation', answerExpectation);
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new OciError('UNSUPPORTED', 'an HTTP/1.1 request needs a Host header', { status: 400 });
+  });
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     reply.headers(API_VERSION_HEADER);

@@ -13,7 +13,7 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
-import { encodeLine as line, readLine } from './json-lines.js';
+import { encodeLine as line, FrameError, parseJsonObject, readLine } from './json-lines.js';
 import type { UploadThrottle } from './upload-throttle.js';
 
 export const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
@@ -38,6 +38,11 @@ export function storeLookup(store: Pick<BlobStore, 'stat' | 'open'>): BlobLookup
 }
 /** Room for a whole yamux window plus slack, so a consumer that pauses never makes the muxer reset. */
 const READ_BUFFER = 32 * 1024 * 1024;
+
+export interface BlobRequest {
+  digest: Digest;
+  range?: ByteRange;
+}
 
 export type BlobStatus = 'ok' | 'not-found' | 'busy' | 'bad-request' | 'error';
 
@@ -117,11 +122,11 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   const waitRequest = idleTimer(idleMs, 'request');
   const onTimeout = () => stream.abort(waitRequest.signal!.reason as Error);
   waitRequest.signal?.addEventListener('abort', onTimeout, { once: true });
-  let request: { digest: Digest; range?: ByteRange };
+  let request: BlobRequest;
   const incoming = stream[Symbol.asyncIterator]();
   try {
     const { line: text } = await readLine(incoming);
-    request = parseRequest(text);
+    request = parseBlobRequest(text);
   } catch {
     if (stream.status !== 'open') return; // reset: timed out, or the peer gave up
     stream.send(line({ status: 'bad-request' }));
@@ -189,14 +194,14 @@ async function whenDrained(stream: Stream, idleMs: number): Promise<void> {
   }
 }
 
-function parseRequest(text: string): { digest: Digest; range?: ByteRange } {
-  const doc = JSON.parse(text) as { digest?: unknown; start?: unknown; end?: unknown };
-  if (typeof doc.digest !== 'string') throw new Error('no digest');
+/** A blob request line: {"digest","start"?,"end"?}. Throws FrameError or an OciError (DIGEST_INVALID). */
+export function parseBlobRequest(text: string): BlobRequest {
+  const doc = parseJsonObject(text);
+  if (typeof doc.digest !== 'string') throw new FrameError('no digest');
   const digest = parseDigest(doc.digest);
-  const isOffset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   if (doc.start === undefined && doc.end === undefined) return { digest };
-  if (!isOffset(doc.start) || (doc.end !== undefined && !isOffset(doc.end)) || (isOffset(doc.end) && doc.end < doc.start)) throw new Error('bad range');
-  return { digest, range: { start: doc.start, end: isOffset(doc.end) ? doc.end : Number.MAX_SAFE_INTEGER } };
+  if (!isCount(doc.start) || (doc.end !== undefined && !isCount(doc.end)) || (isCount(doc.end) && doc.end < doc.start)) throw new FrameError('bad range');
+  return { digest, range: { start: doc.start, end: isCount(doc.end) ? doc.end : Number.MAX_SAFE_INTEGER } };
 }
 
 export interface PeerBlob {

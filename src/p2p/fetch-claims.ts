@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import type { Libp2p, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { parseDigest, type Digest } from '../oci/digest.js';
+import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking } from './json-rpc.js';
 import type { Provider } from './content-router.js';
 
@@ -93,6 +94,19 @@ export class ClaimTable {
       this.claims.delete(digest);
     }
   }
+}
+
+export type ClaimQuestion = { kind: 'release'; digest: Digest } | { kind: 'claim'; digest: Digest; failed: string[] };
+
+/** A question a peer sent the coordinator; FrameError or OciError (DIGEST_INVALID) when malformed. */
+export function parseClaimQuestion(question: unknown): ClaimQuestion {
+  if (typeof question !== 'object' || question === null || Array.isArray(question)) throw new FrameError('want a JSON object');
+  const doc = question as { digest?: unknown; failed?: unknown; release?: unknown };
+  if (typeof doc.digest !== 'string') throw new FrameError('no digest');
+  const digest = parseDigest(doc.digest);
+  if (doc.release === true) return { kind: 'release', digest };
+  const failed = Array.isArray(doc.failed) ? doc.failed.filter((f): f is string => typeof f === 'string').slice(0, 64) : [];
+  return { kind: 'claim', digest, failed };
 }
 
 function keyOf(text: string): Buffer {
@@ -192,14 +206,12 @@ export class FetchClaims {
   }
 
   private async answerClaim(question: unknown, from: PeerId): Promise<object> {
-    const doc = question as { digest?: unknown; failed?: unknown; release?: unknown };
-    const digest = parseDigest(String(doc.digest));
-    if (doc.release === true) {
-      this.table.release(digest, from.toString());
+    const q = parseClaimQuestion(question);
+    if (q.kind === 'release') {
+      this.table.release(q.digest, from.toString());
       return { ok: true };
     }
-    const failed = Array.isArray(doc.failed) ? doc.failed.filter((f): f is string => typeof f === 'string').slice(0, 64) : [];
-    const holder = await this.holderInfo(this.table.claim(digest, from.toString(), failed));
+    const holder = await this.holderInfo(this.table.claim(q.digest, from.toString(), q.failed));
     return { fetcher: holder.id, addrs: holder.addrs };
   }
 }

@@ -4,6 +4,14 @@ import type { Stream } from '@libp2p/interface';
 
 const MAX_LINE = 1024;
 
+/** A peer sent bytes that are not a frame of the protocol: the stream is answered "bad request" or closed. */
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FrameError';
+  }
+}
+
 function chunkBytes(chunk: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
   return chunk instanceof Uint8Array ? chunk : chunk.subarray();
 }
@@ -16,15 +24,31 @@ export async function readLine(
   let buf = Buffer.alloc(0);
   for (;;) {
     const next = await source.next();
-    if (next.done) throw new Error('stream ended before a complete line');
+    if (next.done) throw new FrameError('stream ended before a complete line');
     buf = Buffer.concat([buf, chunkBytes(next.value)]);
     const nl = buf.indexOf(0x0a);
     if (nl >= 0) {
-      if (nl > maxLine) throw new Error('line too long');
+      if (nl > maxLine) throw new FrameError('line too long');
       return { line: buf.subarray(0, nl).toString('utf8'), rest: buf.subarray(nl + 1) };
     }
-    if (buf.length > maxLine) throw new Error('line too long');
+    if (buf.length > maxLine) throw new FrameError('line too long');
   }
+}
+
+/** One line's JSON value; FrameError when it is not JSON. */
+export function parseJsonLine(line: string): unknown {
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    throw new FrameError(`not a JSON line: ${JSON.stringify(line.slice(0, 80))}`);
+  }
+}
+
+/** The JSON object a line must hold (a peer's request or answer); FrameError otherwise. */
+export function parseJsonObject(line: string): Record<string, unknown> {
+  const value = parseJsonLine(line);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FrameError('want a JSON object');
+  return value as Record<string, unknown>;
 }
 
 export function encodeLine(obj: object): Uint8Array {

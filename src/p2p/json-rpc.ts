@@ -3,7 +3,7 @@
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { readLine, writeLine } from './json-lines.js';
+import { parseJsonLine, readLine, writeLine } from './json-lines.js';
 
 /** Room for lists of peer ids or multiaddrs, and a progress record. */
 const MAX_MESSAGE = 16 * 1024;
@@ -51,7 +51,7 @@ export async function answer(libp2p: Libp2p, protocol: string, respond: (questio
       const timeout = setTimeout(() => stream.abort(new Error('request timeout')), timeoutMs);
       try {
         const { line } = await readLine(stream[Symbol.asyncIterator](), MAX_MESSAGE);
-        writeLine(stream, await respond(JSON.parse(line), connection.remotePeer));
+        writeLine(stream, await respond(parseJsonLine(line), connection.remotePeer));
         await stream.close();
       } catch (err) {
         stream.abort(err instanceof Error ? err : new Error(String(err)));

@@ -3,10 +3,22 @@
 // answer. What the messages mean is distribution's business: this module only moves them, and hands
 // them on with the sending peer's id (which libp2p authenticated).
 import type { Libp2p } from '@libp2p/interface';
+import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking, type AnswerLimits } from './json-rpc.js';
 
 export const ROLLOUT_PROTOCOL = '/layerd/rollout/1.0.0';
 const ASK_TIMEOUT_MS = 5_000;
+
+export type RolloutMessage = { type: 'offer'; spec: unknown } | { type: 'report'; progress: unknown };
+
+/** The envelope of a rollout message; what is inside is checked by whoever handles it. */
+export function parseRolloutMessage(question: unknown): RolloutMessage {
+  if (typeof question !== 'object' || question === null || Array.isArray(question)) throw new FrameError('want a JSON object');
+  const q = question as { type?: unknown; spec?: unknown; progress?: unknown };
+  if (q.type === 'offer') return { type: 'offer', spec: q.spec };
+  if (q.type === 'report') return { type: 'report', progress: q.progress };
+  throw new FrameError('unknown message type');
+}
 
 export interface RolloutHandlers {
   /** Throws when the offer is refused. */
@@ -22,11 +34,10 @@ export class RolloutTransport {
 
   async start(handlers: RolloutHandlers): Promise<void> {
     await answer(this.libp2p, ROLLOUT_PROTOCOL, async (question, from) => {
-      const q = question as { type?: unknown; spec?: unknown; progress?: unknown };
       try {
-        if (q.type === 'offer') handlers.offer(q.spec, from.toString());
-        else if (q.type === 'report') handlers.report(q.progress, from.toString());
-        else return { ok: false, error: 'unknown message type' };
+        const m = parseRolloutMessage(question);
+        if (m.type === 'offer') handlers.offer(m.spec, from.toString());
+        else handlers.report(m.progress, from.toString());
         return { ok: true };
       } catch (err) {
         return { ok: false, error: (err as Error).message };

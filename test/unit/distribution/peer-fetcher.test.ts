@@ -404,3 +404,22 @@ describe('PeerScores', () => {
     expect(ids(scores.rank(peers('steady', 'usually-fast')))).toEqual(['usually-fast', 'steady']);
   });
 });
+
+describe('PeerFetcher: a chain predecessor that never answers', () => {
+  // Found while fuzzing (issue 8): a peer can make itself a chain's head by asking the coordinator first;
+  // the node then followed it with no deadline, so a peer that accepts the stream and never answers held
+  // the client's request forever. Now it gives up after followAnswerMs and goes on to the seed.
+  it('stops following it after followAnswerMs and fetches from the seed', async () => {
+    const content = blobOf(3 * RANGE);
+    net = new FakePeerNetwork();
+    net.coordinator = (_d, failed) => (failed.includes('mute') ? undefined : 'mute');
+    const fetch = net.fetch.bind(net);
+    net.fetch = (provider, d, range, signal) =>
+      provider.id === 'mute' ? new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('no answer')), { once: true })) : fetch(provider, d, range, signal);
+    const { fetcher } = fetcherOf({ followAnswerMs: 100 });
+    const seed = seedOf(content);
+    const { bytes } = await download(fetcher, digestOf(content), seed.source);
+    expect(bytes.equals(content)).toBe(true);
+    expect(seed.opens).toBe(1);
+  });
+});

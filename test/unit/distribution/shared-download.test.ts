@@ -4,6 +4,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { DownloadRegistry, SharedDownload, type DownloadSource } from '../../../src/distribution/shared-download.js';
 import { digestOf } from '../../../src/oci/digest.js';
+import { OciError } from '../../../src/oci/errors.js';
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
 
 const content = Buffer.from('0123456789'.repeat(100));
@@ -195,5 +196,21 @@ describe('SharedDownload, relayed to a peer while its source changes', () => {
     await new Promise((r) => setTimeout(r, 20));
     first.stream.destroy(new Error('the peer went away'));
     await expect(relayed).rejects.toThrow('another size');
+  });
+});
+
+describe('SharedDownload, a blob no source has', () => {
+  // Found by the fuzzer (issue 8): a GET for a digest the seed does not have, on a node with peers,
+  // answered 502 (the seed's 404 was folded into a generic error) instead of 404 BLOB_UNKNOWN.
+  it('fails with BLOB_UNKNOWN when every source that answered says unknown, and with a plain error otherwise', async () => {
+    const missing = () => Promise.reject(new OciError('BLOB_UNKNOWN', 'not at the seed'));
+    const none = new SharedDownload(new MemoryBlobStore(), digest, [peer(async () => undefined), upstream(missing)]);
+    none.done.catch(() => undefined);
+    await expect(none.started).rejects.toMatchObject({ code: 'BLOB_UNKNOWN', status: 404 });
+    const broken = new SharedDownload(new MemoryBlobStore(), digest, [peer(() => Promise.reject(new Error('peer reset'))), upstream(missing)]);
+    broken.done.catch(() => undefined);
+    const err = await broken.started.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as { code?: string }).code).toBeUndefined();
   });
 });

@@ -1,0 +1,133 @@
+// Property tests for the frame decoders of layerd's peer protocols: whatever bytes a peer sends, the
+// line reader and each protocol's request parser return a value or throw a FrameError (or, for a bad
+// digest, an OciError), which the handlers turn into a "bad-request" answer or a closed stream. Any
+// other exception (a TypeError from a null field, say) would be a bug. Valid frames round-trip.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ALGORITHMS, type Algorithm } from '../../../src/oci/digest.js';
+import { OciError } from '../../../src/oci/errors.js';
+import { parseBlobRequest } from '../../../src/p2p/blob-protocol.js';
+import { parseClaimQuestion } from '../../../src/p2p/fetch-claims.js';
+import { encodeLine, FrameError, parseJsonLine, parseJsonObject, readLine } from '../../../src/p2p/json-lines.js';
+import { parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
+import { progressFrom, specFrom } from '../../../src/distribution/rollout.js';
+
+const RUNS = { numRuns: 1_000 };
+
+function typed<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof FrameError) return undefined;
+    if (err instanceof OciError && err.code === 'DIGEST_INVALID') return undefined;
+    throw new Error(`threw ${(err as Error)?.name}: ${(err as Error)?.message}, want FrameError or DIGEST_INVALID`);
+  }
+}
+
+async function* chunked(parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  for (const p of parts) yield p;
+}
+
+const digest = fc.constantFrom(...(Object.keys(ALGORITHMS) as Algorithm[])).chain((a) => fc.uint8Array({ minLength: ALGORITHMS[a] / 2, maxLength: ALGORITHMS[a] / 2 }).map((b) => `${a}:${Buffer.from(b).toString('hex')}`));
+const anyValue = fc.oneof(fc.jsonValue(), fc.constant(null), fc.constant(-1), fc.constant(1e300), fc.constant(2 ** 60), fc.string(), digest);
+/** JSON lines shaped like the protocols' messages with any field wrong or missing, and lines that are not JSON. */
+const frameText = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.jsonValue().map((v) => JSON.stringify(v) ?? ''),
+  fc.record({ digest: fc.oneof(digest, anyValue), start: anyValue, end: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+  fc.record({ digest: fc.oneof(digest, anyValue), failed: anyValue, release: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+  fc.record({ type: fc.oneof(fc.constantFrom('offer', 'report'), anyValue), spec: anyValue, progress: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+);
+
+describe('line framing', () => {
+  it('reads the first line of any chunking, or fails with a FrameError', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 700 }), { maxLength: 6 }), fc.integer({ min: 1, max: 2048 }), async (parts, max) => {
+        const all = Buffer.concat(parts);
+        const nl = all.indexOf(0x0a);
+        let got: { line: string; rest: Uint8Array } | undefined;
+        try {
+          got = await readLine(chunked(parts), max);
+        } catch (err) {
+          expect(err).toBeInstanceOf(FrameError);
+          expect(nl < 0 || nl > max).toBe(true);
+          return;
+        }
+        expect(nl).toBeGreaterThanOrEqual(0);
+        expect(got.line).toBe(all.subarray(0, nl).toString('utf8'));
+        // what follows the line is handed on, up to the end of the chunk the line ended in
+        expect(Buffer.from(all.subarray(nl + 1)).subarray(0, got.rest.length).equals(Buffer.from(got.rest))).toBe(true);
+      }),
+      RUNS,
+    );
+  });
+
+  it('round-trips an encoded line, and parses any text to a value or a FrameError', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(fc.string(), fc.jsonValue()), async (obj) => {
+        const { line } = await readLine(chunked([encodeLine(obj)]), 1 << 20);
+        expect(parseJsonObject(line)).toEqual(JSON.parse(JSON.stringify(obj)));
+      }),
+      RUNS,
+    );
+    fc.assert(fc.property(frameText, (text) => void typed(() => parseJsonLine(text))), RUNS);
+  });
+});
+
+describe('protocol requests', () => {
+  it('a blob request parses to a digest and a range with start <= end, or fails typed', () => {
+    fc.assert(
+      fc.property(frameText, (text) => {
+        const r = typed(() => parseBlobRequest(text));
+        if (r?.range) expect(0 <= r.range.start && r.range.start <= r.range.end).toBe(true);
+      }),
+      RUNS,
+    );
+  });
+
+  it('a valid blob request round-trips', () => {
+    fc.assert(
+      fc.property(digest, fc.option(fc.tuple(fc.maxSafeNat(), fc.maxSafeNat()), { nil: undefined }), (d, range) => {
+        const req = range ? { digest: d, start: Math.min(...range), end: Math.max(...range) } : { digest: d };
+        const parsed = parseBlobRequest(JSON.stringify(req));
+        expect(parsed).toEqual(range ? { digest: d, range: { start: req.start, end: req.end } } : { digest: d });
+      }),
+      RUNS,
+    );
+  });
+
+  it('claim and rollout questions parse or fail typed', () => {
+    fc.assert(
+      fc.property(frameText, (text) => {
+        const value = typed(() => parseJsonLine(text));
+        if (value === undefined) return;
+        const claim = typed(() => parseClaimQuestion(value));
+        if (claim?.kind === 'claim') expect(claim.failed.every((f) => typeof f === 'string')).toBe(true);
+        typed(() => parseRolloutMessage(value));
+      }),
+      RUNS,
+    );
+  });
+
+  it("a rollout's spec and progress are checked with an Error naming the field, never a TypeError", () => {
+    const spec = fc.record(
+      { id: fc.oneof(fc.uuid(), anyValue), origin: anyValue, createdAt: anyValue, platform: fc.oneof(fc.constant('linux/amd64'), anyValue), registry: fc.oneof(fc.constant('seed:5000'), anyValue), repository: fc.oneof(fc.constant('a/b'), anyValue), reference: fc.oneof(fc.constant('v1'), digest, anyValue), originAddrs: anyValue, expected: anyValue },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(spec, anyValue), fc.oneof(spec, anyValue), (s, p) => {
+        for (const parse of [() => specFrom(s), () => progressFrom(p, 'peer')]) {
+          try {
+            parse();
+          } catch (err) {
+            expect(err).toBeInstanceOf(Error);
+            expect(err).not.toBeInstanceOf(TypeError);
+            expect(err).not.toBeInstanceOf(RangeError);
+          }
+        }
+      }),
+      RUNS,
+    );
+  });
+});
