@@ -202,14 +202,19 @@ describe('SharedDownload, relayed to a peer while its source changes', () => {
 describe('SharedDownload, a blob no source has', () => {
   // Found by the fuzzer (issue 8): a GET for a digest the seed does not have, on a node with peers,
   // answered 502 (the seed's 404 was folded into a generic error) instead of 404 BLOB_UNKNOWN.
-  it('fails with BLOB_UNKNOWN when every source that answered says unknown, and with a plain error otherwise', async () => {
+  it('fails with BLOB_UNKNOWN when the seed, the last source, says unknown (whatever peers did), and with a plain error otherwise', async () => {
     const missing = () => Promise.reject(new OciError('BLOB_UNKNOWN', 'not at the seed'));
     const none = new SharedDownload(new MemoryBlobStore(), digest, [peer(async () => undefined), upstream(missing)]);
     none.done.catch(() => undefined);
     await expect(none.started).rejects.toMatchObject({ code: 'BLOB_UNKNOWN', status: 404 });
-    const broken = new SharedDownload(new MemoryBlobStore(), digest, [peer(() => Promise.reject(new Error('peer reset'))), upstream(missing)]);
-    broken.done.catch(() => undefined);
-    const err = await broken.started.then(() => undefined, (e: unknown) => e);
+    // A peer that failed does not make the seed's answer less true: the blob is not in the registry.
+    const brokenPeer = new SharedDownload(new MemoryBlobStore(), digest, [peer(() => Promise.reject(new Error('peer reset'))), upstream(missing)]);
+    brokenPeer.done.catch(() => undefined);
+    await expect(brokenPeer.started).rejects.toMatchObject({ code: 'BLOB_UNKNOWN', status: 404 });
+    // The seed failing is not an answer about the blob: a plain error (502 at the edge).
+    const brokenSeed = new SharedDownload(new MemoryBlobStore(), digest, [peer(async () => undefined), upstream(() => Promise.reject(new Error('connection reset')))]);
+    brokenSeed.done.catch(() => undefined);
+    const err = await brokenSeed.started.then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as { code?: string }).code).toBeUndefined();
   });
