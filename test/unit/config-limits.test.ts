@@ -14,7 +14,7 @@ describe('limit options', () => {
 
   it('has the documented defaults', () => {
     const c = loadConfig();
-    expect(c).toMatchObject({ maxUploadSessions: 100, httpIdleTimeout: 60_000, peerIdleTimeout: 30_000, maxStreamsPerPeer: 64, maxUploadsPerPeer: 8 });
+    expect(c).toMatchObject({ maxUploadSessions: 100, httpIdleTimeout: 60_000, peerIdleTimeout: 45_000, maxStreamsPerPeer: 64, maxUploadsPerPeer: 8 });
     expect(c.maxUploadBytes).toBeUndefined();
     expect(c.maxUploadRate).toBeUndefined();
     expect(c.maxUploadRatePerPeer).toBeUndefined();
