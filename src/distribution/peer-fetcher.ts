@@ -209,7 +209,9 @@ export class PeerFetcher {
    * from them if any, and otherwise returns undefined: it is the one to ask the seed.
    */
   private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void, claim: boolean): Promise<FetchedBody | undefined> {
-    const failed = [...failedFetchers];
+    // Peers this node avoids (bad bytes, or a chain place they never served) are reported as failed, so
+    // the coordinator drops them from the chain instead of handing them to this node or anyone else.
+    const failed = [...failedFetchers, ...this.scores.banned()];
     for (let i = 0; i <= MAX_FETCHERS_FOLLOWED && claim && this.net.whoFetches; i++) {
       const predecessor = await this.net.whoFetches(digest, failed).catch(() => undefined);
       if (!predecessor || failed.includes(predecessor.id)) break;
@@ -244,7 +246,10 @@ export class PeerFetcher {
       return { size: blob.size, stream: blob.body };
     } catch (err) {
       clearTimeout(timer);
-      this.o.log?.debug({ digest, fetcher: predecessor.id, reason: (err as Error).message }, 'could not follow a peer\'s download');
+      if (answer.signal.aborted) {
+        this.scores.unresponsive(predecessor.id);
+        this.o.log?.warn({ digest, fetcher: predecessor.id, waitedMs: this.o.followAnswerMs }, 'a peer took a place in a fetch chain and never answered: avoided');
+      } else this.o.log?.debug({ digest, fetcher: predecessor.id, reason: (err as Error).message }, 'could not follow a peer\'s download');
       return undefined;
     }
   }

@@ -48,6 +48,20 @@ export class PeerScores {
     this.score(id).corruptUntil = this.now() + this.corruptPenaltyMs;
   }
 
+  /**
+   * A peer that took a place in a fetch chain and then never answered the node following it: avoided as
+   * long as a corrupt one, so it can stall each of this node's pulls once, not once per blob.
+   */
+  unresponsive(id: string): void {
+    this.corrupt(id);
+  }
+
+  /** Peers avoided right now. */
+  banned(): string[] {
+    const t = this.now();
+    return [...this.scores].filter(([, s]) => s.corruptUntil > t).map(([id]) => id);
+  }
+
   isBanned(id: string): boolean {
     return (this.scores.get(id)?.corruptUntil ?? 0) > this.now();
   }

@@ -422,4 +422,29 @@ describe('PeerFetcher: a chain predecessor that never answers', () => {
     expect(bytes.equals(content)).toBe(true);
     expect(seed.opens).toBe(1);
   });
+
+  it('avoids it afterwards: the next blob reports it failed to the coordinator at once, with no wait', async () => {
+    net = new FakePeerNetwork();
+    const reported: string[][] = [];
+    net.coordinator = (_d, failed) => {
+      reported.push([...failed]);
+      return failed.includes('mute') ? undefined : 'mute';
+    };
+    let muteAsked = 0;
+    const fetch = net.fetch.bind(net);
+    net.fetch = (provider, d, range, signal) => {
+      if (provider.id !== 'mute') return fetch(provider, d, range, signal);
+      muteAsked++;
+      return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('no answer')), { once: true }));
+    };
+    const { fetcher } = fetcherOf({ followAnswerMs: 100 });
+    const first = blobOf(RANGE, 1);
+    const second = blobOf(RANGE, 2);
+    expect((await download(fetcher, digestOf(first), seedOf(first).source)).bytes.equals(first)).toBe(true);
+    expect(muteAsked).toBe(1);
+    reported.length = 0;
+    expect((await download(fetcher, digestOf(second), seedOf(second).source)).bytes.equals(second)).toBe(true);
+    expect(muteAsked).toBe(1);
+    expect(reported[0]).toContain('mute');
+  });
 });
