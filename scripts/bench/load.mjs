@@ -8,14 +8,16 @@
 //   node scripts/bench/load.mjs --only same --skip-distribution  # one scenario, layerd alone
 //
 // Options (flag, or env): --clients BENCH_CLIENTS (500), --blob-mb BENCH_BLOB_MB (256), --distinct BENCH_DISTINCT (64),
-// --distinct-mb BENCH_DISTINCT_MB (16), --only BENCH_ONLY (same|distinct), --skip-layerd, --skip-distribution,
+// --distinct-mb BENCH_DISTINCT_MB (16), --same-rounds BENCH_SAME_ROUNDS (1), --distinct-rounds BENCH_DISTINCT_ROUNDS (3),
+// --only BENCH_ONLY (same|distinct), --skip-layerd, --skip-distribution,
 // --workers BENCH_WORKERS (client threads, default: the number of cpus), --layerd-bin BENCH_LAYERD_BIN,
 // --layerd-args BENCH_LAYERD_ARGS (extra `layerd serve` flags), --idle-timeout-s BENCH_IDLE_TIMEOUT_S (120).
 //
 // Scenarios, each on a proxy started with empty storage (so every blob is cold) and stopped afterwards:
 //  same:     `clients` clients GET one blob of `blob-mb` MiB at the same moment.
 //  distinct: `distinct` clients GET `distinct` different blobs of `distinct-mb` MiB each, one blob per client.
-// Per scenario and proxy: time to complete per client (p50/p99/max, from the common start to the last byte),
+// Each scenario runs in rounds (the long one once by default, the short one 3 times), alternating which proxy goes
+// first; ratios are per round, and their median is reported. Per scenario and proxy: time to complete per client (p50/p99/max, from the common start to the last byte),
 // aggregate throughput (all bytes / time until the last client finished), the seed's blob GETs per digest (from
 // its access log), the proxy's peak RSS (VmRSS sampled every 50 ms, and VmHWM, the kernel's own high-water mark),
 // its peak number of open file descriptors, its CPU time, and the latency of a GET /v2/ ping sent every 100 ms
@@ -72,6 +74,8 @@ function readOptions() {
       distinct: { type: 'string', default: env.BENCH_DISTINCT ?? '64' },
       'distinct-mb': { type: 'string', default: env.BENCH_DISTINCT_MB ?? '16' },
       only: { type: 'string', default: env.BENCH_ONLY ?? '' },
+      'same-rounds': { type: 'string', default: env.BENCH_SAME_ROUNDS ?? '1' },
+      'distinct-rounds': { type: 'string', default: env.BENCH_DISTINCT_ROUNDS ?? '3' },
       'skip-layerd': { type: 'boolean', default: env.BENCH_SKIP_LAYERD === '1' },
       'skip-distribution': { type: 'boolean', default: env.BENCH_SKIP_DISTRIBUTION === '1' },
       workers: { type: 'string', default: env.BENCH_WORKERS ?? String(cpus().length) },
@@ -85,6 +89,8 @@ function readOptions() {
     blobBytes: Math.round(Number(values['blob-mb']) * MiB),
     distinct: Number(values.distinct),
     distinctBytes: Math.round(Number(values['distinct-mb']) * MiB),
+    sameRounds: Number(values['same-rounds']),
+    distinctRounds: Number(values['distinct-rounds']),
     scenarios: values.only ? [values.only] : ['same', 'distinct'],
     proxies: [...(values['skip-layerd'] ? [] : ['layerd']), ...(values['skip-distribution'] ? [] : ['distribution'])],
     workers: Number(values.workers),
@@ -92,7 +98,7 @@ function readOptions() {
     layerdArgs: values['layerd-args'].split(/\s+/).filter(Boolean),
     idleTimeoutMs: Number(values['idle-timeout-s']) * 1000,
   };
-  const positive = ['clients', 'blobBytes', 'distinct', 'distinctBytes', 'workers', 'idleTimeoutMs'];
+  const positive = ['sameRounds', 'distinctRounds', 'clients', 'blobBytes', 'distinct', 'distinctBytes', 'workers', 'idleTimeoutMs'];
   if (positive.some((k) => !(opts[k] > 0))) throw new Error(`bad options: ${JSON.stringify(values)}`);
   if (opts.scenarios.some((s) => s !== 'same' && s !== 'distinct')) throw new Error(`--only: same or distinct, not ${values.only}`);
   if (opts.proxies.length === 0) throw new Error('nothing to measure: both proxies skipped');
@@ -323,35 +329,62 @@ function ratios(l, d) {
 
 function table(results) {
   const rows = [];
-  for (const [scenario, byProxy] of Object.entries(results)) {
-    for (const [name, r] of Object.entries(byProxy)) {
-      if (name === 'ratios') continue;
-      rows.push([
-        scenario,
-        name,
-        `${r.ok}/${r.clients}`,
-        (r.p50Ms / 1000).toFixed(2),
-        (r.p99Ms / 1000).toFixed(2),
-        r.mibPerSec,
-        r.seedBlobGets,
-        r.vmHwmMiB,
-        r.peakFds,
-        `${r.pingP50Ms} / ${r.pingP99Ms}`,
-        r.cpu.proxySec,
-      ]);
+  for (const [scenario, { rounds }] of Object.entries(results)) {
+    for (const [k, round] of rounds.entries()) {
+      for (const name of round.order) {
+        const r = round[name];
+        rows.push([
+          scenario,
+          k + 1,
+          name,
+          `${r.ok}/${r.clients}`,
+          (r.p50Ms / 1000).toFixed(2),
+          (r.p99Ms / 1000).toFixed(2),
+          r.mibPerSec,
+          r.seedBlobGets,
+          r.vmHwmMiB,
+          r.peakFds,
+          `${r.pingP50Ms} / ${r.pingP99Ms}`,
+          r.cpu.proxySec,
+        ]);
+      }
     }
   }
-  const header = ['scenario', 'proxy', 'ok', 'p50 s', 'p99 s', 'MiB/s', 'seed GETs', 'peak RSS MiB', 'peak fds', 'ping p50/p99 ms', 'proxy CPU s'];
+  const header = ['scenario', 'round', 'proxy', 'ok', 'p50 s', 'p99 s', 'MiB/s', 'seed GETs', 'peak RSS MiB', 'peak fds', 'ping p50/p99 ms', 'proxy CPU s'];
   const lines = [formatTable(header, rows)];
-  for (const [scenario, byProxy] of Object.entries(results)) {
-    const q = byProxy.ratios;
-    if (q) {
-      lines.push(
-        `${scenario}: layerd / distribution  throughput ${q.throughput}x, p50 ${q.p50}x, p99 ${q.p99}x, seed GETs ${q.seedBlobGets}x, peak RSS ${q.peakRss}x`,
-      );
-    }
+  for (const [scenario, { ratios: q, rounds }] of Object.entries(results)) {
+    if (!q) continue;
+    const per = rounds.map((r) => r.ratios.throughput).join(', ');
+    lines.push(
+      `${scenario}: layerd / distribution (median of ${rounds.length} round${rounds.length > 1 ? 's' : ''})  throughput ${q.throughput}x (per round ${per}), ` +
+        `p50 ${q.p50}x, p99 ${q.p99}x, seed GETs ${q.seedBlobGets}x, peak RSS ${q.peakRss}x`,
+    );
   }
   return lines.join('\n');
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => x !== null && x !== undefined).sort((a, b) => a - b);
+  if (s.length === 0) return null;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : round2((s[m - 1] + s[m]) / 2);
+};
+
+/** Rounds of one scenario, alternating which proxy goes first (a warm page cache or a busy minute favours no one). */
+async function runScenario(scenario, seed, blobs, opts) {
+  const rounds = [];
+  const count = scenario === 'same' ? opts.sameRounds : opts.distinctRounds;
+  for (let k = 0; k < count; k++) {
+    const order = opts.proxies.map((_, i) => opts.proxies[(i + k) % opts.proxies.length]);
+    const round = { order };
+    for (const name of order) round[name] = await measure(scenario, name, seed, blobs, opts);
+    const q = ratios(round.layerd, round.distribution);
+    if (q) round.ratios = q;
+    rounds.push(round);
+  }
+  const out = { rounds };
+  if (rounds[0].ratios) out.ratios = Object.fromEntries(Object.keys(rounds[0].ratios).map((k) => [k, median(rounds.map((r) => r.ratios[k]))]));
+  return out;
 }
 
 // ---------------------------------------------------------------- main
@@ -377,12 +410,7 @@ async function main() {
 
   const load0 = loadavg();
   const results = {};
-  for (const scenario of opts.scenarios) {
-    results[scenario] = {};
-    for (const name of opts.proxies) results[scenario][name] = await measure(scenario, name, seed, blobs[scenario], opts);
-    const q = ratios(results[scenario].layerd, results[scenario].distribution);
-    if (q) results[scenario].ratios = q;
-  }
+  for (const scenario of opts.scenarios) results[scenario] = await runScenario(scenario, seed, blobs[scenario], opts);
   const load1 = loadavg();
   await stopServer(seed);
 
