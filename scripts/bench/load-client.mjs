@@ -6,8 +6,10 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
 
-/** @type {{ jobs: Array<{ i: number, url: string, size: number, digest: string }>, idleTimeoutMs: number }} */
-const { jobs, idleTimeoutMs } = workerData;
+/** @type {{ jobs: Array<{ i: number, url: string, size: number, digest: string }>, idleTimeoutMs: number, maxWallMs: number }} */
+const { jobs, idleTimeoutMs, maxWallMs } = workerData;
+/** Requests still running, so that the wall-time cap can end them. */
+const open = new Set();
 
 // One socket per client, all open at once: the agent must not queue requests (its default is unlimited, said
 // here so it stays so), and no keep-alive, so every client pays its own connect like a fresh puller does.
@@ -44,13 +46,20 @@ function get(job, t0) {
     // An idle limit, not a deadline: a client that gets no byte for this long counts as failed (a hang).
     req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`no byte for ${idleTimeoutMs} ms`)));
     req.on('error', (err) => finish(err.message));
+    open.add(req);
+    req.on('close', () => open.delete(req));
   });
 }
 
 parentPort.on('message', async (msg) => {
   if (msg !== 'go') return;
   const t0 = performance.now();
+  // A cap on the whole run, so that a proxy that crawls still yields numbers (its unfinished clients fail).
+  const cap = setTimeout(() => {
+    for (const req of open) req.destroy(new Error(`not done within ${maxWallMs / 1000} s`));
+  }, maxWallMs);
   const results = await Promise.all(jobs.map((job) => get(job, t0)));
+  clearTimeout(cap);
   agent.destroy();
   parentPort.postMessage(results);
 });

@@ -11,7 +11,9 @@
 // --distinct-mb BENCH_DISTINCT_MB (16), --same-rounds BENCH_SAME_ROUNDS (1), --distinct-rounds BENCH_DISTINCT_ROUNDS (3),
 // --only BENCH_ONLY (same|distinct), --skip-layerd, --skip-distribution,
 // --workers BENCH_WORKERS (client threads, default: the number of cpus), --layerd-bin BENCH_LAYERD_BIN,
-// --layerd-args BENCH_LAYERD_ARGS (extra `layerd serve` flags), --idle-timeout-s BENCH_IDLE_TIMEOUT_S (120).
+// --layerd-args BENCH_LAYERD_ARGS (extra `layerd serve` flags), --idle-timeout-s BENCH_IDLE_TIMEOUT_S (120: a client
+// that gets no byte for this long fails), --max-wall-s BENCH_MAX_WALL_S (1200: clients still running this long after
+// the start are ended and fail, so a proxy that crawls still yields numbers).
 //
 // Scenarios, each on a proxy started with empty storage (so every blob is cold) and stopped afterwards:
 //  same:     `clients` clients GET one blob of `blob-mb` MiB at the same moment.
@@ -82,6 +84,7 @@ function readOptions() {
       'layerd-bin': { type: 'string', default: env.BENCH_LAYERD_BIN ?? layerdBin },
       'layerd-args': { type: 'string', default: env.BENCH_LAYERD_ARGS ?? '' },
       'idle-timeout-s': { type: 'string', default: env.BENCH_IDLE_TIMEOUT_S ?? '120' },
+      'max-wall-s': { type: 'string', default: env.BENCH_MAX_WALL_S ?? '1200' },
     },
   });
   const opts = {
@@ -97,8 +100,9 @@ function readOptions() {
     layerdBin: resolve(values['layerd-bin']),
     layerdArgs: values['layerd-args'].split(/\s+/).filter(Boolean),
     idleTimeoutMs: Number(values['idle-timeout-s']) * 1000,
+    maxWallMs: Number(values['max-wall-s']) * 1000,
   };
-  const positive = ['sameRounds', 'distinctRounds', 'clients', 'blobBytes', 'distinct', 'distinctBytes', 'workers', 'idleTimeoutMs'];
+  const positive = ['sameRounds', 'distinctRounds', 'clients', 'blobBytes', 'distinct', 'distinctBytes', 'workers', 'idleTimeoutMs', 'maxWallMs'];
   if (positive.some((k) => !(opts[k] > 0))) throw new Error(`bad options: ${JSON.stringify(values)}`);
   if (opts.scenarios.some((s) => s !== 'same' && s !== 'distinct')) throw new Error(`--only: same or distinct, not ${values.only}`);
   if (opts.proxies.length === 0) throw new Error('nothing to measure: both proxies skipped');
@@ -147,7 +151,7 @@ async function runClients(jobs, opts) {
   const n = Math.min(opts.workers, jobs.length);
   const shares = Array.from({ length: n }, (_, w) => jobs.filter((_, i) => i % n === w));
   const workers = shares.map(
-    (share) => new Worker(new URL('./load-client.mjs', import.meta.url), { workerData: { jobs: share, idleTimeoutMs: opts.idleTimeoutMs } }),
+    (share) => new Worker(new URL('./load-client.mjs', import.meta.url), { workerData: { jobs: share, idleTimeoutMs: opts.idleTimeoutMs, maxWallMs: opts.maxWallMs } }),
   );
   try {
     const message = (w) =>
@@ -273,10 +277,12 @@ async function measure(scenario, name, seed, blobs, opts) {
     await seedQuiet(seed);
     const seedGets = digests.map((d) => (seed.blobGets.get(d) ?? 0) - gets0.get(d));
     const ok = results.filter((r) => r.ok);
-    const times = ok.map((r) => r.ms).sort((a, b) => a - b);
+    // A failed client counts with the time it failed at (a cap, a timeout): leaving it out would flatter a proxy.
+    const times = results.map((r) => r.ms).sort((a, b) => a - b);
     const pings = w.pings.sort((a, b) => a - b);
     const failures = results.filter((r) => !r.ok);
-    const bytes = ok.reduce((a, r) => a + r.bytes, 0);
+    // Every byte delivered counts towards throughput, also those of a client ended by the cap.
+    const bytes = results.reduce((a, r) => a + r.bytes, 0);
     const out = {
       clients: jobs.length,
       ok: ok.length,
