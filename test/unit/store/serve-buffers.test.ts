@@ -67,6 +67,17 @@ describe('ServeBuffers', () => {
     expect(pool.active).toBe(0);
   });
 
+  it('reuses buffers past the budget instead of allocating one per read', async () => {
+    const pool = new ServeBuffers(16 * MiB);
+    const size = MiB;
+    // 400 clients that each take a write on the next turn: steady state, the pool stays past its budget.
+    const sinks = Array.from({ length: 400 }, () => new Writable({ highWaterMark: 0, write: (_c, _e, done) => setImmediate(done) }));
+    await Promise.all(sinks.map((sink) => pumpInto(sink, source(size), pool)));
+    expect(pool.inUseBytes).toBe(0);
+    // 400 x 1 MiB went through 64 KiB buffers: allocating one per read would be 400 MiB.
+    expect(pool.allocatedBytes).toBeLessThanOrEqual(16 * MiB + 400 * MIN_CHUNK + 16 * MAX_CHUNK);
+  });
+
   it('stops and lets go of the response when the client goes away', async () => {
     const pool = new ServeBuffers(8 * MiB);
     const c = slowSink();
