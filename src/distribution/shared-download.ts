@@ -7,12 +7,15 @@
 //    held back until the digest verifies; on a mismatch every client's stream fails, so its
 //    connection is cut and it can never mistake the body for complete.
 //  - verify first (peers): clients get nothing until the whole blob has verified.
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../store/blob-store.js';
 import { isNoSpace } from '../store/errors.js';
+import { isPumpable, type Pumpable } from '../store/file-range-stream.js';
+import { pumpInto } from '../store/serve-buffers.js';
 import type { Source } from './answers.js';
 
 export interface FetchedBody {
@@ -52,6 +55,8 @@ export class SharedDownload {
   private error: Error | undefined;
   private writer: BlobWriter | undefined;
   private waiters: Array<() => void> = [];
+  /** The reader followers share (see sharedReader). */
+  private reader: { attempt: number; reader: Promise<WrittenReader>; users: number } | undefined;
   /** Resolves once clients can be told the size and source (and rejects if no source could answer). */
   readonly started: Promise<void>;
   /** Resolves with the committed blob, or rejects with why every source failed. */
@@ -185,70 +190,163 @@ export class SharedDownload {
    * The blob's bytes in `range` (inclusive; the whole blob by default), as they become available.
    * `unverified` hands over every byte as soon as it is written, before the digest is checked: only for
    * peers, who verify the whole blob themselves. Their stream fails if the download starts over.
+   * The stream can also pumpInto() a socket: then it reads into the serve budget's recycled buffers
+   * instead of a new buffer per chunk (how HTTP clients are served; see store/serve-buffers.ts).
    */
-  follow(range?: ByteRange, opts: { unverified?: boolean } = {}): Readable {
+  follow(range?: ByteRange, opts: { unverified?: boolean } = {}): Readable & Pumpable {
+    const cursor = this.cursor(range, opts.unverified === true);
     // One chunk (≤ 1 MiB) of read-ahead: Readable.from's default of 16 items would buffer 16 MiB for
     // every client following a download.
-    return Readable.from(this.bytes(range, opts.unverified === true), { highWaterMark: 1 });
+    const stream = Readable.from(this.bytes(cursor), { highWaterMark: 1 }) as Readable & Pumpable;
+    stream.pumpInto = async (sink) => {
+      if (stream.readableDidRead) throw new Error('pumpInto: stream already in use');
+      try {
+        await this.pump(cursor, sink);
+      } finally {
+        stream.destroy();
+      }
+    };
+    return stream;
   }
 
-  private async *bytes(range: ByteRange | undefined, unverified: boolean): AsyncGenerator<Uint8Array> {
-    let pos = range?.start ?? 0;
-    let attempt = this.attempts;
-    const sizeAtStart = this.size;
-    // One reader per follower, opened on first need and kept through the commit.
-    let reader: WrittenReader | undefined;
+  private cursor(range: ByteRange | undefined, unverified: boolean): Cursor {
+    return { pos: range?.start ?? 0, last: range?.end ?? Infinity, end: Infinity, unverified, attempt: this.attempts, sizeAtStart: this.size };
+  }
+
+  private async *bytes(cursor: Cursor): AsyncGenerator<Uint8Array> {
     try {
       for (;;) {
-        if (this.state === 'failed') throw this.error!;
-        if (unverified && this.attempts !== attempt) {
-          // The download started over from another source. The bytes at each offset are the blob's own,
-          // whoever sends them, so a peer following it simply goes on from where it is once the new
-          // attempt has written that far (it verifies the whole blob itself); only a different size
-          // means the two sources disagree on what the blob is.
-          await reader?.close().catch(() => undefined);
-          reader = undefined;
-          attempt = this.attempts;
-        }
-        if (unverified && sizeAtStart !== undefined && this.size !== undefined && this.size !== sizeAtStart) {
-          throw new Error(`download of ${this.digest} started over with another size`);
-        }
-        const size = this.size;
-        const end = Math.min(range?.end ?? Infinity, size === undefined ? Infinity : size - 1);
-        if (pos > end) return;
-        if (this.state === 'committed' && !reader) {
-          const { stream } = await this.store.open(this.digest, { start: pos, end });
+        const n = await this.ready(cursor);
+        if (n === 'committed') {
+          const { stream } = await this.store.open(this.digest, { start: cursor.pos, end: cursor.end });
           yield* stream;
           return;
         }
-        const readable = this.verified || this.state === 'committed' || ((this.streamThrough || unverified) && this.state === 'running');
-        // While unverified, the blob's last byte stays back from clients (see the module comment).
-        const servable = unverified || this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
-        const upto = Math.min(end, servable - 1);
-        if (readable && upto >= pos) {
-          if (!reader) {
-            try {
-              reader = await this.writer!.openReader();
-            } catch (err) {
-              // The commit moved the bytes under their digest while this follower was opening them (the
-              // bytes verified, so followers were let in before the rename): read them there instead.
-              if (!this.verified && this.state !== 'committed') throw err;
-              await this.done.catch(() => undefined);
-              continue;
-            }
-          }
-          const chunk = await reader.read(pos, Math.min(FOLLOW_CHUNK, upto - pos + 1));
-          if (chunk.length === 0) throw new Error(`blob ${this.digest} shrank while being read`);
-          pos += chunk.length;
-          yield chunk;
-          continue;
-        }
-        await this.changed();
+        if (n === 0) return;
+        const chunk = await cursor.reader!.read(cursor.pos, Math.min(FOLLOW_CHUNK, n));
+        if (chunk.length === 0) throw new Error(`blob ${this.digest} shrank while being read`);
+        cursor.pos += chunk.length;
+        yield chunk;
       }
     } finally {
-      await reader?.close().catch(() => undefined);
+      cursor.release?.();
     }
   }
+
+  private async pump(cursor: Cursor, sink: Writable): Promise<void> {
+    let committed = false;
+    try {
+      await pumpInto(sink, async (buf) => {
+        const n = await this.ready(cursor);
+        if (n === 'committed') {
+          committed = true;
+          return 0;
+        }
+        if (n === 0) return 0;
+        const chunk = await cursor.reader!.read(cursor.pos, Math.min(buf.length, n), buf);
+        if (chunk.length === 0) throw new Error(`blob ${this.digest} shrank while being read`);
+        cursor.pos += chunk.length;
+        return chunk.length;
+      });
+    } finally {
+      cursor.release?.();
+    }
+    if (!committed) return;
+    // Committed before this follower opened a reader: the rest comes from the store like any local blob.
+    const { stream } = await this.store.open(this.digest, { start: cursor.pos, end: cursor.end });
+    if (isPumpable(stream)) return stream.pumpInto(sink);
+    await pipeline(stream, sink, { end: false });
+  }
+
+  /**
+   * Waits until the follower at `cursor` can read, and says how much: a byte count through its reader
+   * (opened here on first need), 0 at the end of its range, or 'committed' when it should read the
+   * committed blob from the store instead (it had no reader open when the commit came).
+   */
+  private async ready(c: Cursor): Promise<number | 'committed'> {
+    for (;;) {
+      if (this.state === 'failed') throw this.error!;
+      if (c.unverified && this.attempts !== c.attempt) {
+        // The download started over from another source. The bytes at each offset are the blob's own,
+        // whoever sends them, so a peer following it simply goes on from where it is once the new
+        // attempt has written that far (it verifies the whole blob itself); only a different size
+        // means the two sources disagree on what the blob is.
+        c.release?.();
+        c.reader = c.release = undefined;
+        c.attempt = this.attempts;
+      }
+      if (c.unverified && c.sizeAtStart !== undefined && this.size !== undefined && this.size !== c.sizeAtStart) {
+        throw new Error(`download of ${this.digest} started over with another size`);
+      }
+      const size = this.size;
+      c.end = Math.min(c.last, size === undefined ? Infinity : size - 1);
+      if (c.pos > c.end) return 0;
+      if (this.state === 'committed' && !c.reader) return 'committed';
+      const readable = this.verified || this.state === 'committed' || ((this.streamThrough || c.unverified) && this.state === 'running');
+      // While unverified, the blob's last byte stays back from clients (see the module comment).
+      const servable = c.unverified || this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
+      const upto = Math.min(c.end, servable - 1);
+      if (readable && upto >= c.pos) {
+        if (!c.reader) {
+          try {
+            [c.reader, c.release] = await this.sharedReader();
+          } catch (err) {
+            // The commit moved the bytes under their digest while this follower was opening them (the
+            // bytes verified, so followers were let in before the rename): read them there instead.
+            if (!this.verified && this.state !== 'committed') throw err;
+            await this.done.catch(() => undefined);
+            continue;
+          }
+        }
+        return upto - c.pos + 1;
+      }
+      await this.changed();
+    }
+  }
+
+  /**
+   * A reader of the current attempt's bytes, shared by every follower of it: one file descriptor per
+   * download, not one per client (500 clients of one blob held 500 descriptors). Closed by its last user.
+   */
+  private async sharedReader(): Promise<[WrittenReader, () => void]> {
+    let shared = this.reader;
+    if (!shared || shared.attempt !== this.attempts) {
+      shared = { attempt: this.attempts, reader: this.writer!.openReader(), users: 0 };
+      shared.reader.catch(() => undefined);
+      this.reader = shared;
+    }
+    const s = shared;
+    s.users++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (--s.users > 0) return;
+      if (this.reader === s) this.reader = undefined;
+      s.reader.then((r) => r.close()).catch(() => undefined);
+    };
+    try {
+      return [await s.reader, release];
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+}
+
+/** Where one follower stands. */
+interface Cursor {
+  pos: number;
+  /** The last byte its range asked for (Infinity: to the blob's end). */
+  last: number;
+  /** The last byte it will get, once the size is known. */
+  end: number;
+  unverified: boolean;
+  /** The attempt it follows (peers go on across attempts). */
+  attempt: number;
+  sizeAtStart: number | undefined;
+  reader?: WrittenReader;
+  release?: () => void;
 }
 
 /** How much a follower reads at a time from a download in progress. */

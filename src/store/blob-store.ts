@@ -28,8 +28,11 @@ export interface AppendOptions {
 }
 
 export interface WrittenReader {
-  /** Up to `length` bytes from `position`, which must lie below the writer's size(). */
-  read(position: number, length: number): Promise<Uint8Array>;
+  /**
+   * Up to `length` bytes from `position`, which must lie below the writer's size(). With `into` (at least
+   * `length` long) they are read into it and a view of it is returned: no new buffer per read.
+   */
+  read(position: number, length: number, into?: Buffer): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 

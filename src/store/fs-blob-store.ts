@@ -269,9 +269,9 @@ class FsBlobWriter implements BlobWriter {
     // One descriptor for the reader's life: it survives the rename at commit (same inode).
     const fd = await openFd(this.dataPath, 'r');
     return {
-      read: (position, length) =>
+      read: (position, length, into) =>
         new Promise((resolve, reject) => {
-          const buf = Buffer.allocUnsafe(length);
+          const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
           read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n === length ? buf : buf.subarray(0, n))));
         }),
       close: () => closeFd(fd),

@@ -82,7 +82,10 @@ class MemoryBlobWriter implements BlobWriter {
 
   async openReader(): Promise<WrittenReader> {
     return {
-      read: async (position, length) => Buffer.concat(this.chunks).subarray(position, position + length),
+      read: async (position, length, into) => {
+        const bytes = Buffer.concat(this.chunks).subarray(position, position + length);
+        return into ? into.subarray(0, bytes.copy(into)) : bytes;
+      },
       close: async () => {},
     };
   }

@@ -1,6 +1,7 @@
 // The shared download's promises: one fetch, followers at their own pace, nothing unverified kept,
 // a bad body always cut short.
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { DownloadRegistry, SharedDownload, type DownloadSource } from '../../../src/distribution/shared-download.js';
 import { digestOf } from '../../../src/oci/digest.js';
@@ -217,5 +218,52 @@ describe('SharedDownload, a blob no source has', () => {
     const err = await brokenSeed.started.then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as { code?: string }).code).toBeUndefined();
+  });
+});
+
+describe('SharedDownload, many followers at once', () => {
+  it('opens one reader for all of them, and each can pump its copy into a socket-like sink', async () => {
+    const inner = new MemoryBlobStore();
+    let readers = 0;
+    let open = 0;
+    let peakOpen = 0;
+    const store = Object.create(inner) as MemoryBlobStore;
+    store.createWriter = async () => {
+      const w = await inner.createWriter();
+      return {
+        ...w,
+        id: w.id,
+        size: () => w.size(),
+        append: (s, o) => w.append(s, o),
+        commit: (d, o) => w.commit(d, o),
+        abort: () => w.abort(),
+        openReader: async () => {
+          readers++;
+          peakOpen = Math.max(peakOpen, ++open);
+          const r = await w.openReader();
+          return { read: (p, l, into) => r.read(p, l, into), close: async () => void open-- };
+        },
+      };
+    };
+    const src = controlled();
+    const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: src.stream }))]);
+    await dl.started;
+    const sinks = Array.from({ length: 100 }, () => {
+      const chunks: Buffer[] = [];
+      const sink = new Writable({ write: (c: Buffer, _e, done) => (chunks.push(Buffer.from(c)), done()) });
+      return { sink, bytes: () => Buffer.concat(chunks) };
+    });
+    const pumps = sinks.map(({ sink }, i) => (i % 2 ? dl.follow().pumpInto(sink) : pipeline(dl.follow(), sink)));
+    for (let at = 0; at < content.length; at += 100) {
+      src.push(content.subarray(at, at + 100));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    src.end();
+    await Promise.all(pumps);
+    for (const s of sinks) expect(s.bytes().equals(content)).toBe(true);
+    // Once a reader was open, it was shared: one per download, not one per follower (one file descriptor).
+    expect(readers).toBe(1);
+    expect(peakOpen).toBe(1);
+    expect(open).toBe(0);
   });
 });
