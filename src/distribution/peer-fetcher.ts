@@ -119,8 +119,11 @@ export class PeerFetcher {
     const found: Provider[] = [];
     // A walk can take tens of ms after the first provider turns up: give others a short grace, not the
     // whole walk, before the fetch starts.
+    // One controller and plain timers: on Node 20 a signal from AbortSignal.any over AbortSignal.timeout
+    // can be collected before it fires, and the lookup then never ended (the fuzzer found such a GET).
     const enough = new AbortController();
-    const signal = AbortSignal.any([AbortSignal.timeout(this.o.lookupTimeoutMs), enough.signal]);
+    const signal = enough.signal;
+    const budget = setTimeout(() => enough.abort(new Error('lookup timeout')), this.o.lookupTimeoutMs);
     let grace: NodeJS.Timeout | undefined;
     try {
       // A node that just joined has no routing-table peer yet: wait for one within the same budget.
@@ -132,6 +135,7 @@ export class PeerFetcher {
     } catch {
       // a timed-out, cut-short or failed lookup still returns what it found
     } finally {
+      clearTimeout(budget);
       clearTimeout(grace);
     }
     this.o.onLookup?.(Date.now() - started, found.length);
@@ -235,9 +239,19 @@ export class PeerFetcher {
   private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
     // Only the answer has a deadline: the body follows the predecessor's own download, at its pace.
     const answer = new AbortController();
-    const timer = setTimeout(() => answer.abort(), this.o.followAnswerMs);
+    let timer: NodeJS.Timeout | undefined;
+    // The deadline does not rely on the transport honouring the signal: whatever the dial and the
+    // protocol negotiation do, this node stops waiting on time.
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        answer.abort();
+        reject(new Error(`no answer in ${this.o.followAnswerMs} ms`));
+      }, this.o.followAnswerMs);
+    });
     try {
-      const blob = await this.net.fetch(predecessor, digest, undefined, answer.signal);
+      const fetching = this.net.fetch(predecessor, digest, undefined, answer.signal);
+      fetching.then((late) => answer.signal.aborted && late.body.destroy(), () => undefined);
+      const blob = await Promise.race([fetching, deadline]);
       clearTimeout(timer);
       contributors.add(predecessor.id);
       onFollow(predecessor.id);
