@@ -180,3 +180,28 @@ export async function startDistribution(opts: { port?: number; rootDir?: string 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
+
+/** A process's pino log lines, parsed (a line still being written is skipped). */
+export function logLines(proc: { output(): string }): Array<Record<string, unknown>> {
+  const lines: Array<Record<string, unknown>> = [];
+  for (const l of proc.output().split('\n')) {
+    if (!l.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      // a line still being written
+    }
+  }
+  return lines;
+}
+
+/** GET (or, with a body, POST JSON to) a node's /api path; the status and the parsed JSON answer. */
+export async function nodeApi<T>(n: { url: string }, path: string, body?: object): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${n.url}${path}`, {
+    method: body ? 'POST' : 'GET',
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}

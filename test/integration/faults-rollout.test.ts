@@ -10,7 +10,7 @@
 // past the budget still fails the rollout, with the seed error per node: the unit tests cover that.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
+import { removeDir, startDistribution, startLayerd, until, nodeApi as api } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 import { storeProblems } from '../helpers/store-check.js';
 
@@ -30,15 +30,6 @@ let proxy: FaultProxy;
 let registry: string;
 const nodes: Proc[] = [];
 
-async function api<T>(n: Proc, path: string, body?: object): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${n.url}${path}`, {
-    method: body ? 'POST' : 'GET',
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(10_000),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
 
 beforeAll(async () => {
   seed = await startDistribution();

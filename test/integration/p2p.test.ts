@@ -11,7 +11,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { removeDir, startDistribution, startLayerd, tempDir } from '../helpers/processes.js';
+import { removeDir, startDistribution, startLayerd, tempDir, logLines as logOf } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
@@ -125,19 +125,6 @@ async function connected(node: Node): Promise<void> {
   });
 }
 
-/** The node's pino log lines, parsed. */
-function logOf(node: Node): Array<Record<string, unknown>> {
-  const lines: Array<Record<string, unknown>> = [];
-  for (const l of node.output().split('\n')) {
-    if (!l.startsWith('{')) continue;
-    try {
-      lines.push(JSON.parse(l) as Record<string, unknown>);
-    } catch {
-      // a line still being written
-    }
-  }
-  return lines;
-}
 
 /** Waits until the node has logged a finished DHT provide for every digest. */
 async function provided(node: Node, digests: string[]): Promise<void> {

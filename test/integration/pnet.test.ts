@@ -27,7 +27,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { layerdBin, removeDir, stablePort, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { layerdBin, removeDir, stablePort, startDistribution, startLayerd, tempDir, until, logLines as logOf } from '../helpers/processes.js';
 import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
@@ -117,19 +117,6 @@ async function startNode(name: string, home: { dataDir: string; id: string }, ex
   return node;
 }
 
-/** The node's pino log lines, parsed. */
-function logOf(node: Node): Array<Record<string, unknown>> {
-  const lines: Array<Record<string, unknown>> = [];
-  for (const l of node.output().split('\n')) {
-    if (!l.startsWith('{')) continue;
-    try {
-      lines.push(JSON.parse(l) as Record<string, unknown>);
-    } catch {
-      // a line still being written
-    }
-  }
-  return lines;
-}
 
 function p2pLog(node: Node): string {
   return logOf(node)

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets } from '../helpers/access-log.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { freePort, layerdBin, removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
+import { freePort, layerdBin, removeDir, startDistribution, startLayerd, until, nodeApi as api } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
@@ -38,15 +38,6 @@ interface View {
   summary: { nodes: number; done: number; failed: number; dead: number; imageBytes: number; seedBytes: number; seedRatio: number; makespanMs?: number };
 }
 
-async function api<T>(n: Proc, path: string, body?: object): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${n.url}${path}`, {
-    method: body ? 'POST' : 'GET',
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(10_000),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
 
 function pushToSeed(repo: string, data: Buffer): Promise<string> {
   return new RegistryClient(seed.url).putBlob(repo, data);
