@@ -77,6 +77,8 @@ export interface BlobServerOptions {
 }
 
 const DEFAULT_IDLE_MS = 30_000;
+/** How long a peer may take to send its request line. */
+const REQUEST_LINE_MS = 10_000;
 
 /** Rejects after `ms` (none when 0), and lets the caller cancel the timer. */
 function idleTimer(ms: number, what: string): { signal?: AbortSignal; clear(): void } {
@@ -119,7 +121,9 @@ export async function handleBlobProtocol(libp2p: Libp2p, lookup: BlobLookup, opt
 
 async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: BlobServerOptions): Promise<void> {
   const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
-  const waitRequest = idleTimer(idleMs, 'request');
+  // An honest peer sends its one short request line at once: a stream that has not within a few seconds
+  // is reset, whatever the (longer) idle limit for the bytes that follow.
+  const waitRequest = idleTimer(idleMs > 0 ? Math.min(idleMs, REQUEST_LINE_MS) : REQUEST_LINE_MS, 'request');
   const onTimeout = () => stream.abort(waitRequest.signal!.reason as Error);
   waitRequest.signal?.addEventListener('abort', onTimeout, { once: true });
   let request: BlobRequest;
