@@ -70,12 +70,18 @@ export async function storeStatus(url: string): Promise<StoreStatus> {
  * Every blob file verifies and the index matches the disk; returns a list of problems (empty when all is
  * well), so a caller can report every run's problems at once.
  */
-export async function storeProblems(url: string, dataDir: string): Promise<string[]> {
-  const disk = await diskBlobs(dataDir);
-  const index = await storeStatus(url);
-  const problems = [...disk.bad];
-  if (index.blobs !== disk.digests.length || index.bytes !== disk.bytes) {
-    problems.push(`index says ${index.blobs} blobs / ${index.bytes} bytes, disk holds ${disk.digests.length} / ${disk.bytes}`);
+export async function storeProblems(url: string, dataDir: string, settleMs = 10_000): Promise<string[]> {
+  // A pull's client can finish before its blob's commit does (bytes stream through while they land), so
+  // index and disk may differ for a moment: only a difference that lasts is a problem.
+  const deadline = Date.now() + settleMs;
+  for (;;) {
+    const disk = await diskBlobs(dataDir);
+    const index = await storeStatus(url);
+    const problems = [...disk.bad];
+    if (index.blobs !== disk.digests.length || index.bytes !== disk.bytes) {
+      problems.push(`index says ${index.blobs} blobs / ${index.bytes} bytes, disk holds ${disk.digests.length} / ${disk.bytes}`);
+    }
+    if (problems.length === disk.bad.length || Date.now() > deadline) return problems;
+    await new Promise((r) => setTimeout(r, 200));
   }
-  return problems;
 }
