@@ -239,19 +239,9 @@ export class PeerFetcher {
   private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
     // Only the answer has a deadline: the body follows the predecessor's own download, at its pace.
     const answer = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    // The deadline does not rely on the transport honouring the signal: whatever the dial and the
-    // protocol negotiation do, this node stops waiting on time.
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        answer.abort();
-        reject(new Error(`no answer in ${this.o.followAnswerMs} ms`));
-      }, this.o.followAnswerMs);
-    });
+    const timer = setTimeout(() => answer.abort(new Error(`no answer in ${this.o.followAnswerMs} ms`)), this.o.followAnswerMs);
     try {
-      const fetching = this.net.fetch(predecessor, digest, undefined, answer.signal);
-      fetching.then((late) => answer.signal.aborted && late.body.destroy(), () => undefined);
-      const blob = await Promise.race([fetching, deadline]);
+      const blob = await this.net.fetch(predecessor, digest, undefined, answer.signal);
       clearTimeout(timer);
       contributors.add(predecessor.id);
       onFollow(predecessor.id);

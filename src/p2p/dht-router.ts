@@ -71,7 +71,7 @@ export class DhtContentRouter implements ContentRouter {
   async *findProviders(digest: Digest, opts: FindOptions = {}): AsyncIterable<Provider> {
     const self = this.libp2p.peerId.toString();
     const seen = new Set<string>();
-    for await (const peer of untilAborted(this.libp2p.contentRouting.findProviders(digestToCid(digest), { signal: opts.signal }), opts.signal)) {
+    for await (const peer of this.libp2p.contentRouting.findProviders(digestToCid(digest), { signal: opts.signal })) {
       const id = peer.id.toString();
       if (id === self || seen.has(id)) continue;
       seen.add(id);
@@ -102,29 +102,3 @@ export class DhtContentRouter implements ContentRouter {
   }
 }
 
-/**
- * The items of `source` until `signal` aborts, then the abort reason at once, whether or not the walk
- * notices its signal: a lookup must never hold a pull.
- */
-async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
-  if (!signal) return yield* source;
-  const it = source[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason ?? new Error('aborted'));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => undefined);
-  try {
-    for (;;) {
-      const next = await Promise.race([it.next(), aborted]);
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
-    // Left to end on its own: awaiting the walk's return() could wait as long as the walk.
-    void Promise.resolve(it.return?.()).catch(() => undefined);
-  }
-}
