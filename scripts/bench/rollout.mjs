@@ -16,7 +16,7 @@
 // ≤ 1.1×, rollout makespan ≤ 1.5× the lower bound, rollout ≥ 4× faster than seed-direct. Also an SVG chart of
 // hosts done over time for both ways. Results: a table on stdout, one JSON line, .out/bench/rollout-<ts>.{json,svg}.
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -251,6 +251,7 @@ await runBenchmark(async () => {
   console.log(`rollout vs seed-direct: ${speedup === null ? 'not measured' : `${speedup}x faster`} (target ≥ ${TARGETS.speedup}); seed egress ${roll.seedRatio}x (target ≤ ${TARGETS.seedRatio}); makespan ${roll.lowerBoundRatio}x the lower bound (target ≤ ${TARGETS.lowerBoundRatio})`);
   const stamp = timestamp();
   const svgPath = join(benchOutDir, `rollout-${stamp}.svg`);
+  await mkdir(benchOutDir, { recursive: true }); // a fresh clone has no .out/ yet
   await writeFile(svgPath, chartSvg(rep.results, rep.lowerBoundMs, `${round1(rep.image.bytes / MiB)} MiB image to ${opts.nodes} hosts, ${opts.rate} links`, rep.cpuFloorMs));
   const file = await writeResults('rollout', { opts, rounds, load });
   console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, rollout: { makespanMs: roll.makespanMs, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));

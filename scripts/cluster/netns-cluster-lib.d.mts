@@ -116,6 +116,8 @@ export function startCluster(opts?: ClusterOptions): Promise<Cluster>;
 export function down(opts?: { prefix?: string; log?: (line: string) => void }): Promise<{ namespaces: string[]; pids: number[]; dirs: string[] }>;
 export function namespacesOf(prefix: string): Promise<string[]>;
 export function parseRate(rate: string): number;
+/** The node flags on the layerd bin's `#!/usr/bin/env -S node …` line (how it ships). */
+export function shippedNodeFlags(layerdBin: string): string[];
 export function parseSubnet(cidr: string): { network: number; length: number; size: number };
 export const repoRoot: string;
 export const defaultLayerdBin: string;

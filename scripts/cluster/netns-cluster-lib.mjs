@@ -36,6 +36,16 @@ const P2P_PORT = 5001;
 const BRIDGE = 'br0';
 const STOP_GRACE_MS = 10_000; // a layerd node lets transfers run 5 s after SIGTERM before it exits
 
+/**
+ * The node flags layerd ships with: those on its bin's `#!/usr/bin/env -S node …` line, how the `layerd`
+ * command and the image start it. The cluster runs its nodes with them, as a host would.
+ */
+export function shippedNodeFlags(layerdBin) {
+  const first = readFileSync(layerdBin, 'utf8').split('\n', 1)[0];
+  const m = /^#!\/usr\/bin\/env -S node\b(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
 // ---------------------------------------------------------------- parsing options
 
 /** `100mbit` → 100e6 bits/s. Only tc's bit-rate units: a bare number or `Xbps` means bytes in tc, a trap. */
@@ -398,13 +408,14 @@ export async function startCluster(opts = {}) {
     }
     // It listens beyond loopback, so it takes pushes only with credentials: the compose network's public
     // test user (layerd / layerd-test-only, compose/test-credentials).
-    const args = [o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), '--htpasswd', SEED_HTPASSWD, ...o.seedArgs];
+    const args = [...shippedNodeFlags(o.layerdBin), o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), '--htpasswd', SEED_HTPASSWD, ...o.seedArgs];
     return spawnDaemon(host, process.execPath, args);
   }
 
   function startNode(host, seedHost, bootstrap) {
     const args = [
       // Node's own flags for every layerd node (e.g. --cpu-prof to see where a rollout's CPU goes).
+      ...shippedNodeFlags(o.layerdBin),
       ...(process.env.LAYERD_NODE_FLAGS ?? '').split(' ').filter(Boolean).map((f) => f.replaceAll('{host}', host.name)),
       o.layerdBin, 'serve',
       '--listen', `${host.addr}:${HTTP_PORT}`,
@@ -414,6 +425,8 @@ export async function startCluster(opts = {}) {
       '--default-registry', 'seed',
       ...(bootstrap ? ['--bootstrap', bootstrap] : []),
       ...o.nodeArgs,
+      // Extra `layerd serve` arguments for every node from the environment (e.g. --log-level debug for a timeline).
+      ...(process.env.LAYERD_NODE_ARGS ?? '').split(' ').filter(Boolean),
     ];
     return spawnDaemon(host, process.execPath, args);
   }

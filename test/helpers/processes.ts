@@ -5,6 +5,7 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { shippedNodeFlags } from '../../scripts/cluster/netns-cluster-lib.mjs';
 import { blobGets } from './access-log.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -123,7 +124,8 @@ export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProc
   const dataDir = opts.dataDir ?? (await tempDir('layerd-data-'));
   const child = spawn(
     process.execPath,
-    [layerdBin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...(opts.args ?? [])],
+    // With the node flags layerd ships with (its #! line), as the `layerd` command runs it.
+    [...shippedNodeFlags(layerdBin), layerdBin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...(opts.args ?? [])],
     { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const proc = track(child, port, `http://127.0.0.1:${port}`);
