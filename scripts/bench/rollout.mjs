@@ -131,6 +131,18 @@ async function rollout(cluster, dir) {
   }
 }
 
+/** The hosts' DHT lookups (a chain head looks for holders before it asks the seed): how many, mean ms. */
+async function dhtLookups(cluster) {
+  let count = 0;
+  let sum = 0;
+  for (const n of cluster.nodes) {
+    const text = (await n.http('/metrics')).body;
+    count += Number(/^layerd_dht_lookup_seconds_count (\S+)$/m.exec(text)?.[1] ?? 0);
+    sum += Number(/^layerd_dht_lookup_seconds_sum (\S+)$/m.exec(text)?.[1] ?? 0);
+  }
+  return { count, meanMs: count > 0 ? round1((sum / count) * 1000) : null };
+}
+
 function summarize(way, done, seedBytes, image, lowerBoundMs) {
   const times = done.map((d) => d.ms);
   const makespan = Math.max(...times);
@@ -215,6 +227,8 @@ await runBenchmark(async () => {
       const rolloutCpuS = cpu() - cpuBefore;
       const rolloutEgress = (await cluster.bytesSent(cluster.seed.name)) - before;
       log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s`);
+      const lookups = await dhtLookups(cluster);
+      log(`rollout: ${lookups.count} DHT lookups on the hosts, ${lookups.meanMs} ms each on average`);
 
       rounds.push({
         round,
@@ -223,6 +237,7 @@ await runBenchmark(async () => {
         results: [...(direct ? [summarize('seed-direct', direct, directEgress, image, lowerBoundMs)] : []), summarize('rollout', r.done, rolloutEgress, image, lowerBoundMs)],
         rolloutSummary: r.view.summary,
         rolloutCpuSeconds: round1(rolloutCpuS),
+        dhtLookups: lookups,
         /** The makespan if the hosts' CPU seconds were spread perfectly over this machine's cores. */
         cpuFloorMs: round1((rolloutCpuS / cpus().length) * 1000),
       });

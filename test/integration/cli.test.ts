@@ -100,7 +100,7 @@ describe('layerd CLI', () => {
     }
   });
 
-  it('`npm start` serves a registry on the embedded defaults (here moved by environment to a free port)', async () => {
+  it('`npm start` serves a registry on the embedded defaults (here moved by environment to a free port), through the bin\'s #! line and its node flag', async () => {
     const dir = await tempDir();
     dirs.push(dir);
     const port = await freePort();
@@ -114,6 +114,10 @@ describe('layerd CLI', () => {
       await waitForHttp(`http://127.0.0.1:${port}/v2/`, 30_000, child);
       const res = await fetch(`http://127.0.0.1:${port}/v2/`);
       expect(res.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
+      // The daemon in npm's process group is node with the flag from dist/cli.js's first line (env -S).
+      const group = spawnSync('pgrep', ['-a', '-g', String(child.pid)], { encoding: 'utf8' }).stdout;
+      const daemon = group.split('\n').find((l) => /^\d+ node .*dist\/cli\.js serve/.test(l));
+      expect(daemon, group).toMatch(/\bnode --initial-heap-size=128 \S*dist\/cli\.js serve\b/);
     } finally {
       process.kill(-child.pid!, 'SIGTERM');
     }
