@@ -126,11 +126,15 @@ export function coordinatorOf(digest: Digest, candidates: readonly string[]): st
 }
 
 export interface FetchClaimsOptions extends ClaimTableOptions {
-  /** How long a question to the coordinator may take before this node fetches for itself. */
+  /**
+   * How long a question to the coordinator may take before this node asks the next one (default 5 s).
+   * Not much less: asking the next starts a second chain, one more copy from the seed, and in a rollout's
+   * start-up burst on a busy host DHT walks took 1.2–1.7 s each (rollout bench), a claim the same order.
+   */
   askTimeoutMs?: number;
   /** Claim streams one peer connection may have open at once. */
   maxInboundStreams?: number;
-  log?: { debug(obj: object, msg: string): void };
+  log?: { debug(obj: object, msg: string): void; warn?(obj: object, msg: string): void };
 }
 
 /** Both sides of the claim protocol for one libp2p node. */
@@ -143,7 +147,7 @@ export class FetchClaims {
     private readonly opts: FetchClaimsOptions = {},
   ) {
     this.table = new ClaimTable(opts);
-    this.askTimeoutMs = opts.askTimeoutMs ?? 2_000;
+    this.askTimeoutMs = opts.askTimeoutMs ?? 5_000;
   }
 
   async start(): Promise<void> {
@@ -174,7 +178,8 @@ export class FetchClaims {
         const fetcher = await this.ask(coordinator, digest, failed);
         return fetcher.id === this.self ? undefined : fetcher;
       } catch (err) {
-        this.opts.log?.debug({ digest, coordinator, reason: (err as Error).message }, 'claim: coordinator did not answer, asking the next');
+        // Worth a warning: if the coordinator is alive, only slow, this node may head a second chain.
+        this.opts.log?.warn?.({ digest, coordinator, reason: (err as Error).message }, 'claim: coordinator did not answer, asking the next');
         silent.add(coordinator);
       }
     }
