@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --initial-heap-size=128
-// (The flag: with V8's default small first heap, a node moving blobs ran a full garbage collection every second
-// or so at ~25 MiB/s, promoting little; a 128 MiB first heap cut a rollout's CPU by ~10%, scripts/bench/rollout.mjs.
-// Every way layerd is shipped starts it through this line: the `layerd` bin, the image's ENTRYPOINT, the cluster
-// scripts, which read it from here.)
+// (The flag: with V8's default small first heap, a node receiving a blob over a 25 Mbit/s link ran a full garbage
+// collection about every second, promoting little; a 128 MiB first heap cut a rollout's CPU by ~10-20%
+// (scripts/bench/rollout.mjs). Every way layerd ships starts it through this line: the `layerd` bin, `npm start`,
+// the image's ENTRYPOINT; the test helpers and cluster scripts read the flags from here.)
 // The layerd command. A failure ends as one line on stderr: exit code 2 for what the user can fix on the
 // command line (flags, config, an image reference), 1 for what failed at run time.
 import './polyfill.js';

@@ -234,6 +234,8 @@ export async function startCluster(opts = {}) {
   // 100mbit, what was seen working) and never less than a few full-size packets.
   const burstBytes = o.burst ?? Math.max(32 * 1024, Math.ceil(rateBits / 8 / 50));
   await preflight(o);
+  // Every layerd host runs with the node flags on the bin's #! line (read once, not per host).
+  const nodeFlags = shippedNodeFlags(o.layerdBin);
 
   const id = `${o.prefix}-${randomBytes(3).toString('hex')}`;
   const runDir = join(tmpdir(), `${RUN_DIR_PREFIX}${id}`);
@@ -408,14 +410,14 @@ export async function startCluster(opts = {}) {
     }
     // It listens beyond loopback, so it takes pushes only with credentials: the compose network's public
     // test user (layerd / layerd-test-only, compose/test-credentials).
-    const args = [...shippedNodeFlags(o.layerdBin), o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), '--htpasswd', SEED_HTPASSWD, ...o.seedArgs];
+    const args = [...nodeFlags, o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), '--htpasswd', SEED_HTPASSWD, ...o.seedArgs];
     return spawnDaemon(host, process.execPath, args);
   }
 
   function startNode(host, seedHost, bootstrap) {
     const args = [
       // Node's own flags for every layerd node (e.g. --cpu-prof to see where a rollout's CPU goes).
-      ...shippedNodeFlags(o.layerdBin),
+      ...nodeFlags,
       ...(process.env.LAYERD_NODE_FLAGS ?? '').split(' ').filter(Boolean).map((f) => f.replaceAll('{host}', host.name)),
       o.layerdBin, 'serve',
       '--listen', `${host.addr}:${HTTP_PORT}`,

@@ -30,7 +30,6 @@ let proxy: FaultProxy;
 let registry: string;
 const nodes: Proc[] = [];
 
-
 beforeAll(async () => {
   seed = await startDistribution();
   registry = `127.0.0.1:${seed.port}`;

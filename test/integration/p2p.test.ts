@@ -125,7 +125,6 @@ async function connected(node: Node): Promise<void> {
   });
 }
 
-
 /** Waits until the node has logged a finished DHT provide for every digest. */
 async function provided(node: Node, digests: string[]): Promise<void> {
   await until(

@@ -117,7 +117,6 @@ async function startNode(name: string, home: { dataDir: string; id: string }, ex
   return node;
 }
 
-
 function p2pLog(node: Node): string {
   return logOf(node)
     .filter((l) => l.component === 'p2p' || (l.level as number) >= 40)

@@ -38,7 +38,6 @@ interface View {
   summary: { nodes: number; done: number; failed: number; dead: number; imageBytes: number; seedBytes: number; seedRatio: number; makespanMs?: number };
 }
 
-
 function pushToSeed(repo: string, data: Buffer): Promise<string> {
   return new RegistryClient(seed.url).putBlob(repo, data);
 }
