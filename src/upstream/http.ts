@@ -26,6 +26,14 @@ export function keepAliveAgents(): Agents {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 
+/** The URL each response was answered from, after redirects: who is speaking decides what it may ask for. */
+const answeredFrom = new WeakMap<IncomingMessage, URL>();
+
+/** Where a response from send() came from (the last hop of its redirects). */
+export function responseUrl(res: IncomingMessage): URL | undefined {
+  return answeredFrom.get(res);
+}
+
 /**
  * Sends a request without a body and resolves with the response once its headers arrive, following
  * redirects (registries send blob GETs to object storage). Authorization is not carried to another
@@ -36,6 +44,7 @@ export async function send(method: string, url: URL, headers: OutgoingHttpHeader
   let currentHeaders = headers;
   for (let hop = 0; ; hop++) {
     const res = await once(method, current, currentHeaders, timeoutMs, agents);
+    answeredFrom.set(res, current);
     const location = res.headers.location;
     if (!REDIRECTS.has(res.statusCode ?? 0) || !location || hop >= MAX_REDIRECTS) return res;
     res.resume();

@@ -4,7 +4,7 @@
 // Authorization header of a request to the seed or its token realm.
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { UpstreamError } from './errors.js';
-import { keepAliveAgents, readBody, send, TimeoutError, type Agents } from './http.js';
+import { keepAliveAgents, readBody, responseUrl, send, TimeoutError, type Agents } from './http.js';
 import { parseChallenge, type Challenge } from './www-authenticate.js';
 
 export interface UpstreamOptions {
@@ -87,6 +87,9 @@ export class UpstreamRegistry {
   private async withAuth(method: string, url: URL, extra: OutgoingHttpHeaders, scope: string): Promise<IncomingMessage> {
     const res = await send(method, url, this.headers(extra, this.cachedAuth(scope)), this.opts.timeoutMs, this.agents);
     if (res.statusCode !== 401) return res;
+    // A 401 from another origin (where the seed redirected us, e.g. object storage) is not the seed's
+    // challenge: its realm is not one the seed named, so neither credentials nor a token dance go there.
+    if (responseUrl(res)?.origin !== this.base.origin) return res;
     const challenge = parseChallenge(headerOf(res, 'www-authenticate'));
     res.resume();
     this.tokens.delete(scope); // whatever we sent was not good enough: re-run the dance once
