@@ -11,6 +11,7 @@ import { AccessPolicy, isLoopbackHost } from './http/access.js';
 import { CredentialsFileError, ReloadingCredentials } from './http/credentials.js';
 import { Distribution } from './distribution/distribution.js';
 import { Mirror } from './distribution/mirror.js';
+import { MirrorListings } from './distribution/mirror-listings.js';
 import { PeerFetcher } from './distribution/peer-fetcher.js';
 import { PeerScores } from './distribution/peer-scores.js';
 import { Registry } from './distribution/registry.js';
@@ -248,7 +249,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const held = storeLookup(tracked);
   await p2p?.serve(async (digest) => ((await sharing.shareable(digest)) ? held(digest) : undefined), (digest) => mirror.relay(digest, RELAY_WAIT_MS));
   const useMirror = upstreams.size > 0 || p2p !== undefined;
-  const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry);
+  const listings = new MirrorListings({ upstreams, cacheFor, tagTtlMs: config.tagTtl, serveStale: config.serveStale, log: logger });
+  const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry, upstreams.size > 0 ? listings : undefined);
 
   const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts), new JsonRecordsJournal(join(dataDir, 'rollouts')), {
     defaultRegistry: config.defaultRegistry,

@@ -6,6 +6,7 @@ import { parseRegistryName, type ManifestReference, type RepositoryName } from '
 import type { Digest } from '../oci/digest.js';
 import type { BlobAnswer, ManifestAnswer } from './answers.js';
 import type { Mirror } from './mirror.js';
+import type { MirrorListings, ReferrersAnswer, TagsAnswer } from './mirror-listings.js';
 import type { Registry } from './registry.js';
 
 const LOCAL_MISSES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN']);
@@ -15,6 +16,8 @@ export class Distribution {
     readonly registry: Registry,
     private readonly mirror: Mirror | undefined,
     private readonly defaultRegistry: string,
+    /** Tags and referrers of seed repositories (absent: only this node's own are listed). */
+    private readonly listings?: MirrorListings,
   ) {}
 
   /** The registry a request means: `?ns=` when given, else the default. */
@@ -42,6 +45,32 @@ export class Distribution {
       if (!this.mirrors(err, target, 'blob')) throw err;
     }
     return { ...(await this.mirror!.blob(target, name, digest, head)), registry: target };
+  }
+
+  /**
+   * A repository pushed to this node lists its own tags; any other is listed by the seed of the registry
+   * the request means, when there is one.
+   */
+  async tags(name: RepositoryName, n: number | undefined, last: string | undefined, ns: string | null): Promise<TagsAnswer> {
+    const target = this.targetOf(ns);
+    try {
+      const page = await this.registry.listTags(name, n, last);
+      return { tags: page.items, next: page.next !== undefined && n !== undefined ? { n, last: page.next } : undefined, stale: false };
+    } catch (err) {
+      if (!(err instanceof OciError) || err.code !== 'NAME_UNKNOWN' || !this.listings?.serves(target)) throw err;
+    }
+    return this.listings.tags(target, name, n, last);
+  }
+
+  /** Referrers, the same way: this node's own for a repository pushed to it, else the seed's. */
+  async referrers(name: RepositoryName, subject: Digest, params: URLSearchParams, ns: string | null): Promise<ReferrersAnswer> {
+    const target = this.targetOf(ns);
+    if (this.listings?.serves(target) && !(await this.registry.hasRepository(name))) {
+      return this.listings.referrers(target, name, subject, params);
+    }
+    const artifactType = params.get('artifactType') ?? undefined;
+    const index = await this.registry.referrers(name, subject, artifactType);
+    return { manifests: index.manifests, filtered: artifactType !== undefined, stale: false };
   }
 
   /** A local miss goes to the mirror when it can get the content: a seed for manifests, a seed or peers for blobs. */

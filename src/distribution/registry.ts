@@ -273,6 +273,17 @@ export class Registry {
     return paginate((await this.repos.listRepositories()).filter(visible), n, last);
   }
 
+  /** Whether anything was pushed to (or mounted into) the repository on this node. */
+  async hasRepository(repo: RepositoryName): Promise<boolean> {
+    return this.repos.exists(repo);
+  }
+
+  /** Points each tag at a manifest the repository holds (a push by digest with `?tag=`). */
+  async tagManifest(repo: RepositoryName, digest: Digest, tags: readonly Tag[]): Promise<void> {
+    if (!(await this.repos.getManifest(repo, digest))) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest} not found in ${repo}`);
+    for (const tag of tags) await this.repos.setTag(repo, tag, digest);
+  }
+
   async referrers(repo: RepositoryName, subject: Digest, artifactType?: string): Promise<ReferrersIndex> {
     let manifests = await this.repos.listReferrers(repo, subject);
     if (artifactType !== undefined) manifests = manifests.filter((d) => d.artifactType === artifactType);

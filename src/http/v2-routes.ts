@@ -7,9 +7,9 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
+import { MAX_MANIFEST_BYTES, MediaType } from '../oci/manifest.js';
 import { contentRange, parseChunkRange, parseRangeHeader, uploadedRange, type ByteRange } from '../oci/range.js';
-import { parseManifestReference, parseRepositoryName, type RepositoryName } from '../oci/reference.js';
+import { parseManifestReference, parseRegistryName, parseRepositoryName, parseTag, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
 import type { Source } from '../distribution/answers.js';
 import type { Distribution } from '../distribution/distribution.js';
 import type { Page, Registry } from '../distribution/registry.js';
@@ -43,6 +43,9 @@ interface Route {
 export const SOURCE_HEADER = 'x-layerd-source';
 
 export const API_VERSION_HEADER = { 'docker-distribution-api-version': 'registry/2.0' };
+
+/** What an answer from what the node knew, because the seed could not be reached, carries. */
+const STALE_HEADERS = { warning: '110 - "Response is Stale"', 'x-layerd-stale': 'true' };
 
 /** Told of every manifest and blob answer (2xx) a client gets: what, from where, how big. */
 export interface ServeObserver {
@@ -106,6 +109,8 @@ export function registerV2Routes(app: FastifyInstance, distribution: Distributio
       // An upload session's GET is part of a push.
       const write = (request.method !== 'GET' && request.method !== 'HEAD') || tail.includes('/blobs/uploads/');
       const action: V2Action = !route.named ? 'catalog' : write ? 'write' : 'read';
+      const ns = route.named && !write ? namespaceOf(query) : undefined;
+      if (ns !== undefined) reply.header('oci-namespace', ns);
       const grant = await authorize(request, reply, action, route.named ? name : undefined, query.get('ns'));
       await handler({ request, reply, query, name, param, grant });
       // An async fastify handler must hand back the reply once it has sent it (a stream is still
@@ -154,6 +159,51 @@ function linkHeader(path: string, n: number | undefined, page: Page<string>): st
   return `<${path}?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
 }
 
+/**
+ * The `ns` a read is scoped by, for the spec's OCI-Namespace answer header: its value as sent, when it
+ * names a registry (a malformed one scopes nothing: the request is refused).
+ */
+function namespaceOf(query: URLSearchParams): string | undefined {
+  const ns = query.get('ns');
+  if (ns === null || ns === '' || !/^[\x21-\x7e]{1,300}$/.test(ns)) return undefined;
+  try {
+    parseRegistryName(ns);
+    return ns;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The next page's link, keeping the request's `ns` so that the page is of the same registry. */
+function nextLink(path: string, next: URLSearchParams, ns: string | null): string {
+  const q = new URLSearchParams(next);
+  if (ns !== null && ns !== '') q.set('ns', ns);
+  return `<${path}?${q}>; rel="next"`;
+}
+
+/** The spec SHOULD: at least 10 tags per push by digest; beyond this many, 414 as it allows. */
+const MAX_TAG_PARAMS = 100;
+
+/** The `tag` parameters of a push by digest, each checked and deduplicated (the spec's end-7b). */
+function tagParams(query: URLSearchParams, ref: ManifestReference): Tag[] {
+  const raw = query.getAll('tag');
+  if (raw.length === 0) return [];
+  if (ref.kind !== 'digest') throw new OciError('TAG_INVALID', 'tag parameters are only taken with a push by digest');
+  if (raw.length > MAX_TAG_PARAMS) throw new OciError('TAG_INVALID', `at most ${MAX_TAG_PARAMS} tag parameters per push`, { status: 414 });
+  // All or nothing: one malformed tag refuses the push before anything is stored.
+  return [...new Set(raw.map((t) => parseTag(t)))];
+}
+
+/** A GET or HEAD names a manifest; one by a malformed reference is not there (end-3 lists only 404). */
+function readReference(param: string): ManifestReference {
+  try {
+    return parseManifestReference(param);
+  } catch (err) {
+    if (err instanceof OciError) throw new OciError('MANIFEST_UNKNOWN', `manifest unknown: ${err.message}`);
+    throw err;
+  }
+}
+
 function digestParam(value: string | null): Digest {
   if (value === null || value === '') throw new OciError('DIGEST_INVALID', 'digest query parameter is required');
   return parseDigest(value);
@@ -181,29 +231,34 @@ class V2Handlers {
 
   async tags({ reply, query, name }: Ctx): Promise<void> {
     const { n, last } = pageParams(query);
-    const page = await this.registry.listTags(name, n, last);
-    const link = linkHeader(`/v2/${name}/tags/list`, n, page);
-    if (link) reply.header('link', link);
-    reply.code(200).header('content-type', 'application/json').send(JSON.stringify({ name, tags: page.items }));
+    const ns = query.get('ns');
+    const answer = await this.distribution.tags(name, n, last, ns);
+    if (answer.next) reply.header('link', nextLink(`/v2/${name}/tags/list`, new URLSearchParams({ n: String(answer.next.n), last: answer.next.last }), ns));
+    if (answer.stale) reply.headers(STALE_HEADERS);
+    reply.code(200).header('content-type', 'application/json').send(JSON.stringify({ name, tags: answer.tags }));
   }
 
   async getManifest({ request, reply, query, name, param }: Ctx): Promise<void> {
-    const ref = parseManifestReference(param);
+    const ref = readReference(param);
     // The stored type is served whatever Accept says: answering 404 for content we hold would only
     // make a client fall back to a slower source. Clients check the Content-Type they get.
     const m = await this.distribution.manifest(name, ref, query.get('ns'));
     reply.code(200).headers(manifestHeaders(m.record.mediaType, m.record.digest, m.bytes.length)).header(SOURCE_HEADER, m.source);
-    if (m.stale) reply.headers({ warning: '110 - "Response is Stale"', 'x-layerd-stale': 'true' });
+    if (m.stale) reply.headers(STALE_HEADERS);
     const head = request.method === 'HEAD';
     this.observe?.({ kind: 'manifest', head, registry: m.registry ?? 'local', repository: name, reference: param, digest: m.record.digest, size: m.bytes.length, bytes: head ? 0 : m.bytes.length, source: m.source });
     reply.send(head ? undefined : m.bytes);
   }
 
-  async putManifest({ request, reply, name, param }: Ctx): Promise<void> {
+  async putManifest({ request, reply, query, name, param }: Ctx): Promise<void> {
     const ref = parseManifestReference(param);
+    const tags = tagParams(query, ref);
     const bytes = await readBounded(request, MAX_MANIFEST_BYTES);
     const record = await this.registry.putManifest(name, ref, bytes, request.headers['content-type']);
+    if (tags.length > 0) await this.registry.tagManifest(name, record.digest, tags);
     reply.code(201).headers({ location: `/v2/${name}/manifests/${record.digest}`, 'docker-content-digest': record.digest });
+    // One OCI-Tag field line per tag created (RFC 9110 lets a client read them as one list).
+    if (tags.length > 0) reply.header('oci-tag', tags);
     if (record.subject) reply.header('oci-subject', record.subject);
     reply.send();
   }
@@ -293,9 +348,12 @@ class V2Handlers {
 
   async referrers({ reply, query, name, param }: Ctx): Promise<void> {
     const subject = parseDigest(param);
-    const artifactType = query.get('artifactType') ?? undefined;
-    const index = await this.registry.referrers(name, subject, artifactType);
-    if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
+    const ns = query.get('ns');
+    const answer = await this.distribution.referrers(name, subject, query, ns);
+    if (answer.filtered) reply.header('oci-filters-applied', 'artifactType');
+    if (answer.next) reply.header('link', nextLink(`/v2/${name}/referrers/${subject}`, answer.next, ns));
+    if (answer.stale) reply.headers(STALE_HEADERS);
+    const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: answer.manifests };
     // A Buffer, so that fastify adds no charset: the spec wants this Content-Type exactly.
     reply.code(200).header('content-type', index.mediaType).send(Buffer.from(JSON.stringify(index)));
   }
