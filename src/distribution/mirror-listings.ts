@@ -15,6 +15,7 @@ import { readBody } from '../upstream/http.js';
 import { headerOf, type UpstreamRegistry } from '../upstream/registry-client.js';
 import { toClientError } from './mirror.js';
 import { paginate } from './registry.js';
+import { SingleFlight } from './single-flight.js';
 
 export interface TagsAnswer {
   tags: string[];
@@ -62,6 +63,8 @@ export class MirrorListings {
   /** The tags each seed repository last listed, and when (key registry/repo); Map order is age, oldest first. */
   private readonly known = new Map<string, { tags: readonly Tag[]; at: number }>();
   private knownCount = 0;
+  /** Clients listing one repository at once share one walk of the seed's list. */
+  private readonly tagFlights = new SingleFlight<Tag[]>();
 
   constructor(private readonly opts: MirrorListingOptions) {}
 
@@ -95,7 +98,7 @@ export class MirrorListings {
       all = [...fresh.tags];
     } else {
       try {
-        all = await this.fetchTags(up, key, repo);
+        all = await this.tagFlights.run(key, () => this.fetchTags(up, key, repo));
       } catch (err) {
         const known = err instanceof UpstreamError && err.unavailable && this.opts.serveStale ? await this.knownTags(registry, repo, key) : undefined;
         if (!known) throw toClientError(err, 'MANIFEST_UNKNOWN', `repository ${repo} not known to ${registry}`);
