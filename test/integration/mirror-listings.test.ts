@@ -4,14 +4,19 @@
 // seeds are real: CNCF distribution for tags (it has no referrers API: 404, so clients fall back to the
 // tag schema), and a second layerd for referrers. Each seed is reached through a fault proxy that can
 // take it down. Also here: the OCI-Namespace header a ?ns= request is answered with.
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { closeServer, listen, startFaultProxy, trackSockets, type FaultProxy } from '../helpers/fault-proxy.js';
 import { logLines, removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
 import { descriptor, digestOf, expectError, jsonBytes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 import { requireTool } from '../helpers/clients.js';
 
 const DIST = 'dist.test:5000';
 const LSEED = 'lseed.test:5000';
+/** A seed that pages everything and lies where a test says so (a small server: no real registry does both). */
+const FAKE = 'fake.test:5000';
+const FAKE_SUBJECT = `sha256:${'ab'.repeat(32)}`;
+const fakeRef = (n: number) => ({ mediaType: MT.ociManifest, digest: `sha256:${String(n).repeat(64)}`, size: 100 + n, artifactType: SBOM });
 const SBOM = 'application/vnd.example.sbom.v1';
 const SIG = 'application/vnd.example.signature.v1';
 const TAGS = ['1.0', 'alpha', 'beta', 'gamma', 'latest', 'v1', 'v2'];
@@ -60,8 +65,48 @@ beforeAll(async () => {
     referrers[kind] = await ls.pushManifest('ref/app', digestOf(body), body, MT.ociManifest);
   }
 
+  const fake = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const json = (body: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(200, { 'content-type': 'application/json', ...headers });
+      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+    const last = url.searchParams.get('last');
+    switch (url.pathname) {
+      case '/v2/paged/app/tags/list': {
+        // Three pages, each in no order, each pointing at the next.
+        if (last === null) return json({ name: 'paged/app', tags: ['b', 'a'] }, { link: '</v2/paged/app/tags/list?n=2&last=b>; rel="next"' });
+        if (last === 'b') return json({ name: 'paged/app', tags: ['d', 'c'] }, { link: '</v2/paged/app/tags/list?n=2&last=d>; rel="next"' });
+        return json({ name: 'paged/app', tags: ['e'] });
+      }
+      case '/v2/circle/app/tags/list':
+        return json({ tags: ['x', 'y'] }, { link: '</v2/circle/app/tags/list?last=x>; rel="next"' });
+      case '/v2/evil/app/tags/list':
+        return json({ name: 'evil/app', tags: ['ok', '../../../etc/passwd'] });
+      case '/v2/huge/app/tags/list':
+        return json(`{"tags":["${'a'.repeat(5 * 1024 * 1024)}"]}`);
+      case `/v2/evil/app/referrers/${FAKE_SUBJECT}`:
+        return json({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ mediaType: MT.ociManifest, digest: 'sha256:../../x', size: 1 }] });
+      case `/v2/paged/app/referrers/${FAKE_SUBJECT}`: {
+        if (url.searchParams.get('page') === '2') return json({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [fakeRef(2)] }, { 'content-type': MT.ociIndex });
+        // An extra field the node must not pass on, and a Link with a cursor of the seed's own.
+        return json(
+          { schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ ...fakeRef(1), injected: '<script>' }] },
+          { 'content-type': MT.ociIndex, link: `<http://elsewhere.invalid/v2/paged/app/referrers/${FAKE_SUBJECT}?page=2&ns=evil.test>; rel="next"` },
+        );
+      }
+      default:
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}');
+    }
+  });
+  const fakeSockets = trackSockets(fake);
+  const fakeUrl = `http://127.0.0.1:${await listen(fake)}`;
+  cleanups.push(() => closeServer(fake, fakeSockets));
+
   node = await startLayerd({
     args: [
+      '--upstream', `${FAKE}=${fakeUrl}`,
       '--upstream', `${DIST}=${distProxy.url}`,
       '--upstream', `${LSEED}=${lseedProxy.url}`,
       '--default-registry', DIST,
@@ -174,6 +219,46 @@ describe('referrers of a seed repository', () => {
   it('a seed without the referrers API (distribution 2.8 answers 404): 404 NAME_UNKNOWN, so clients fall back to the tag schema', async () => {
     const img = await new RegistryClient(dist.url).pushImage('ref/plain', 'v1');
     expectError(await c.req('GET', `/v2/ref/plain/referrers/${img.digest}`), 404, 'NAME_UNKNOWN');
+  });
+});
+
+describe('what a seed says is checked, and its paging followed', () => {
+  it('a tag list the seed pages is followed to the end and paged here in this node\'s order', async () => {
+    const res = await c.req('GET', `/v2/paged/app/tags/list?ns=${FAKE}`);
+    expect(res.status, res.body.toString().slice(0, 200)).toBe(200);
+    expect(res.json()).toEqual({ name: 'paged/app', tags: ['a', 'b', 'c', 'd', 'e'] });
+    expect((await allPages(`/v2/paged/app/tags/list?n=2&ns=${FAKE}`)).tags).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('a seed whose Link goes round in circles does not hold the node: the tags seen are listed', async () => {
+    const res = await c.req('GET', `/v2/circle/app/tags/list?ns=${FAKE}`);
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ name: 'circle/app', tags: ['x', 'y'] });
+  });
+
+  it('a tag list with an invalid tag, or beyond the size bound, is refused: 502 with an OCI error body', async () => {
+    for (const repo of ['evil/app', 'huge/app']) {
+      const res = await c.req('GET', `/v2/${repo}/tags/list?ns=${FAKE}`);
+      expect(res.status, repo).toBe(502);
+      expect((res.json() as { errors: Array<{ code: string }> }).errors[0]!.code).toBe('UNAVAILABLE');
+      expect(res.body.toString()).not.toContain('passwd');
+    }
+  });
+
+  it('a referrers index with an invalid digest is refused: 502', async () => {
+    const res = await c.req('GET', `/v2/evil/app/referrers/${FAKE_SUBJECT}?ns=${FAKE}`);
+    expect(res.status).toBe(502);
+  });
+
+  it('paged referrers: the seed\'s Link becomes one on this node\'s path (its cursor kept, its host and ns not), fields rebuilt', async () => {
+    const first = await c.req('GET', `/v2/paged/app/referrers/${FAKE_SUBJECT}?ns=${FAKE}`);
+    expect(first.status, first.body.toString().slice(0, 200)).toBe(200);
+    expect((first.json() as { manifests: unknown[] }).manifests).toEqual([fakeRef(1)]);
+    const next = nextOf(first);
+    expect(next).toBe(`/v2/paged/app/referrers/${FAKE_SUBJECT}?page=2&ns=${encodeURIComponent(FAKE)}`);
+    const second = await c.req('GET', next!);
+    expect((second.json() as { manifests: unknown[] }).manifests).toEqual([fakeRef(2)]);
+    expect(second.header('link')).toBeUndefined();
   });
 });
 
