@@ -187,7 +187,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     sharePrivate: config.sharePrivateBlobs,
     stores: async () => [repos, ...(await allCaches()).map((c) => c.repos)],
   });
-  const watched = (store: RepositoryStore): RepositoryStore => (sharing.active ? sharing.watch(store) : store);
+  const watched = (store: RepositoryStore): RepositoryStore => (sharing.watching ? sharing.watch(store) : store);
   const stats = new NodeStats();
   let keeper: DiskKeeper | undefined;
   let p2p: P2P | undefined;
@@ -244,6 +244,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       tracked.setSource(digest, source);
     },
     offersToPeers: sharing.active ? (name, repo) => !visibility.isPrivate(name, repo) : undefined,
+    heldForPeers: (digest) => sharing.publiclyLinked(digest),
   });
   const held = storeLookup(tracked);
   await p2p?.serve(async (digest) => ((await sharing.shareable(digest)) ? held(digest) : undefined), (digest) => mirror.relay(digest, RELAY_WAIT_MS));

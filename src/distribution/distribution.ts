@@ -6,7 +6,8 @@ import { parseRegistryName, type ManifestReference, type RepositoryName } from '
 import type { Digest } from '../oci/digest.js';
 import type { BlobAnswer, ManifestAnswer } from './answers.js';
 import type { Mirror } from './mirror.js';
-import type { Registry } from './registry.js';
+import type { Adopter, Registry } from './registry.js';
+import type { ManifestRecord } from '../store/repository-store.js';
 
 const LOCAL_MISSES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN']);
 
@@ -42,6 +43,41 @@ export class Distribution {
       if (!this.mirrors(err, target, 'blob')) throw err;
     }
     return { ...(await this.mirror!.blob(target, name, digest, head)), registry: target };
+  }
+
+  /**
+   * A pushed manifest. HEAD and GET on /v2/<name>/... serve what the mirror of the default registry
+   * serves for that name (content fetched for it, or that its seed or, with no seed, the peers have),
+   * and a pushing client skips uploading whatever they answer 200 for. So the PUT takes exactly that
+   * too, through the same path as a GET (fetching it if it is not held), and links it into the
+   * repository: HEAD, GET and PUT agree, and nothing a pull could not read is linked. Everything else
+   * must be pushed or mounted (?mount=) into the repository first.
+   */
+  putManifest(name: RepositoryName, ref: ManifestReference, bytes: Buffer, contentType: string | undefined): Promise<ManifestRecord> {
+    return this.registry.putManifest(name, ref, bytes, contentType, this.mirror ? this.adopter(this.mirror, name) : undefined);
+  }
+
+  private adopter(mirror: Mirror, name: RepositoryName): Adopter {
+    const target = this.defaultRegistry;
+    return {
+      blob: async (digest) => {
+        if (!mirror.servesBlobs(target)) return false;
+        try {
+          await (await mirror.blob(target, name, digest, false)).stored;
+          return true;
+        } catch {
+          return false; // the seed and peers do not have it for this name (or cannot say): not in the repository
+        }
+      },
+      manifest: async (digest) => {
+        if (!mirror.serves(target)) return undefined;
+        try {
+          return (await mirror.manifest(target, name, { kind: 'digest', digest })).record;
+        } catch {
+          return undefined;
+        }
+      },
+    };
   }
 
   /** A local miss goes to the mirror when it can get the content: a seed for manifests, a seed or peers for blobs. */

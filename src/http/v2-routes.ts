@@ -202,7 +202,7 @@ class V2Handlers {
   async putManifest({ request, reply, name, param }: Ctx): Promise<void> {
     const ref = parseManifestReference(param);
     const bytes = await readBounded(request, MAX_MANIFEST_BYTES);
-    const record = await this.registry.putManifest(name, ref, bytes, request.headers['content-type']);
+    const record = await this.distribution.putManifest(name, ref, bytes, request.headers['content-type']);
     reply.code(201).headers({ location: `/v2/${name}/manifests/${record.digest}`, 'docker-content-digest': record.digest });
     if (record.subject) reply.header('oci-subject', record.subject);
     reply.send();
