@@ -20,7 +20,7 @@ import { parseDigest } from '../../src/oci/digest.js';
 import { emptyRegistriesConf, requireTool, runTool } from '../helpers/clients.js';
 import { buildTestLayout, readReachableBlobs, reachableDigests, type TestLayout } from '../helpers/oci-image.js';
 import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
-import { AuthClient, digestOf, expectError, MT, RegistryClient, type PushedImage, type Res } from '../helpers/registry-client.js';
+import { AuthClient, descriptor, digestOf, expectError, jsonBytes, MT, randomBlob, RegistryClient, type PushedImage, type Res } from '../helpers/registry-client.js';
 
 const TOKEN = 'ci-5d1e0c7a9b3f42e8a6c4d2b0';
 const SEED = 'seed:5000';
@@ -247,5 +247,27 @@ describe('pushing an image that shares layers with what a mirror holds (item 2)'
       return res.status === 200 ? res.json<{ tags: string[] }>().tags : undefined;
     });
     expect(tags).toEqual(['pushed']);
+  });
+
+  it('a layer the seed has for the repository but the node does not hold: HEAD says 200, so the manifest PUT takes it too (fetched then)', async () => {
+    const layer = randomBlob(120_000);
+    const layerDigest = await new RegistryClient(seed.url).putBlob('base/tool', layer);
+    const c = new RegistryClient(b.url);
+    const head = await c.req('HEAD', `/v2/base/tool/blobs/${layerDigest}`);
+    expect(head.status).toBe(200);
+    // The client skips the upload HEAD answered 200 for, pushes the rest and the manifest.
+    const config = jsonBytes({ architecture: 'amd64', os: 'linux', nonce: randomBlob(8).toString('hex') });
+    await c.pushBlob('base/tool', config);
+    const manifest = jsonBytes({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: [descriptor(MT.ociLayer, layer)] });
+    const put = await c.putManifest('base/tool', 'mine', manifest, MT.ociManifest);
+    expect(put.status, put.body.toString()).toBe(201);
+    const got = await c.req('GET', `/v2/base/tool/blobs/${layerDigest}`);
+    expect(got.status).toBe(200);
+    expect(got.header('x-layerd-source')).toBe('local');
+    expect(got.body.equals(layer)).toBe(true);
+    // A name the seed does not have it for gets a 404 on HEAD, and its manifest PUT is refused.
+    expectNotFound(await c.req('HEAD', `/v2/team/tool/blobs/${layerDigest}`), 'HEAD team/tool');
+    await c.pushBlob('team/tool', config);
+    expectError(await c.putManifest('team/tool', 'mine', manifest, MT.ociManifest), 400, 'MANIFEST_BLOB_UNKNOWN');
   });
 });
