@@ -270,4 +270,19 @@ describe('pushing an image that shares layers with what a mirror holds (item 2)'
     await c.pushBlob('team/tool', config);
     expectError(await c.putManifest('team/tool', 'mine', manifest, MT.ociManifest), 400, 'MANIFEST_BLOB_UNKNOWN');
   });
+
+  it('an index PUT takes a child manifest a pull of the same name is served (cached for the seed\'s repository), and no other', async () => {
+    const c = new RegistryClient(b.url);
+    const image = await new RegistryClient(seed.url).pushImage('base/lib', 'v1', { layers: 1, layerSize: 20_000 });
+    expect((await c.req('GET', '/v2/base/lib/manifests/v1', { headers: { accept: MT.ociManifest } })).status).toBe(200); // cached by B, pushed to B nowhere
+    const child = { mediaType: MT.ociManifest, digest: image.digest, size: image.manifest.length, platform: { architecture: 'amd64', os: 'linux' } };
+    const index = jsonBytes({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [child] });
+    const put = await c.putManifest('base/lib', 'idx', index, MT.ociIndex);
+    expect(put.status, put.body.toString()).toBe(201);
+    const got = await c.req('GET', '/v2/base/lib/manifests/idx', { headers: { accept: MT.ociIndex } });
+    expect(got.status).toBe(200);
+    expect(got.body.equals(index)).toBe(true);
+    expectNotFound(await c.req('HEAD', `/v2/team/elsewhere/manifests/${image.digest}`), 'HEAD team/elsewhere manifest');
+    expectError(await c.putManifest('team/elsewhere', 'idx', index, MT.ociIndex), 400, 'MANIFEST_BLOB_UNKNOWN');
+  });
 });
