@@ -21,7 +21,7 @@ import { Inventory } from './distribution/inventory.js';
 import { progressFrom, Rollouts, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec } from './distribution/rollout.js';
 import { RolloutTransport } from './p2p/rollout-protocol.js';
 import { JsonRecords } from './store/json-records.js';
-import type { Check, NodeApi, NodeStatus } from './http/api-routes.js';
+import type { Check, NodeApi, NodeStatus, Viewer } from './http/api-routes.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from './store/tracked-blob-store.js';
 import { readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
@@ -188,7 +188,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     sharePrivate: config.sharePrivateBlobs,
     stores: async () => [repos, ...(await allCaches()).map((c) => c.repos)],
   });
-  const watched = (store: RepositoryStore): RepositoryStore => (sharing.active ? sharing.watch(store) : store);
+  const watched = (store: RepositoryStore): RepositoryStore => (sharing.watching ? sharing.watch(store) : store);
   const stats = new NodeStats();
   let keeper: DiskKeeper | undefined;
   let p2p: P2P | undefined;
@@ -245,6 +245,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       tracked.setSource(digest, source);
     },
     offersToPeers: sharing.active ? (name, repo) => !visibility.isPrivate(name, repo) : undefined,
+    heldForPeers: (digest) => sharing.publiclyLinked(digest),
   });
   const held = storeLookup(tracked);
   await p2p?.serve(async (digest) => ((await sharing.shareable(digest)) ? held(digest) : undefined), (digest) => mirror.relay(digest, RELAY_WAIT_MS));
@@ -318,19 +319,27 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     };
   };
   const health = async (): Promise<Record<string, Check>> => ({ process: { ok: true, detail: `pid ${process.pid}` }, store: await storeWritable(dataDir) });
-  // /api has no credentials of its own: once /v2 asks for them, private repositories' names stay out of it.
-  const hidePrivate = v2Access.enforced && visibility.hasPrivate;
-  const listed = (repository: string) => !hidePrivate || !visibility.isPrivate(repository);
+  // /api answers name repositories and digests: a caller without credentials (once /v2 asks for them:
+  // the grant says) sees none that only a private repository holds, as on /v2.
+  const listed = (viewer: Viewer, repository: string) => viewer.seesPrivate || !visibility.isPrivate(repository);
+  const rolloutListed = (viewer: Viewer, id: string) => {
+    const subject = rollouts.subject(id);
+    return viewer.seesPrivate || (subject !== undefined && !visibility.isPrivate(subject.repository));
+  };
   const api: NodeApi = {
     status,
-    images: async () => (await inventory.images()).filter((i) => listed(i.repository)),
-    blobs: async () =>
-      tracked.index
+    images: async (viewer) => (await inventory.images()).filter((i) => listed(viewer, i.repository)),
+    blobs: async (viewer) => {
+      // Digests too: a digest held only for private repositories is not shown (one walk of the links).
+      const open = viewer.seesPrivate || !visibility.hasPrivate ? undefined : await sharing.publicDigests();
+      return tracked.index
         .leastRecentlyUsed()
         .reverse()
+        .filter((e) => !open || open.has(e.digest))
         .slice(0, 1000)
-        .map((e) => ({ digest: e.digest, size: e.size, source: e.source ?? 'unknown', lastAccess: new Date(e.lastUse).toISOString() })),
-    pulls: () => stats.recentPulls().filter((p) => listed(p.repository)),
+        .map((e) => ({ digest: e.digest, size: e.size, source: e.source ?? 'unknown', lastAccess: new Date(e.lastUse).toISOString() }));
+    },
+    pulls: (viewer) => stats.recentPulls().filter((p) => listed(viewer, p.repository)),
     gc: () => diskKeeper.collect(),
     health,
     readiness: async () => {
@@ -345,8 +354,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     metrics: () => metrics.render(),
     rollouts: {
       create: async (image, platform) => rollouts.view((await rollouts.create(image, platform)).id)!,
-      get: (id) => rollouts.view(id),
-      list: () => rollouts.list(),
+      get: (id, viewer) => (rolloutListed(viewer, id) ? rollouts.view(id) : undefined),
+      list: (viewer) => rollouts.list().filter((v) => rolloutListed(viewer, v.id)),
     },
   };
   const app = buildHttpServer({

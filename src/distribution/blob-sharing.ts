@@ -44,9 +44,24 @@ export class BlobSharing {
     this.events = events;
   }
 
-  /** Whether peers may have the blob: it is linked by a public repository. */
+  /** Whether link changes must be watched (watch()): whenever some repository is private, for publiclyLinked()'s memo. */
+  get watching(): boolean {
+    return this.opts.visibility.hasPrivate;
+  }
+
+  /** Whether peers may have the blob: it is linked by a public repository (or the policy is off). */
   shareable(digest: Digest): Promise<boolean> {
     if (!this.active) return Promise.resolve(true);
+    return this.publiclyLinked(digest);
+  }
+
+  /**
+   * Whether a public repository links the blob, whatever --share-private-blobs says: what decides if
+   * bytes held here may answer a /v2 request by digest alone. Sharing private blobs makes the peer
+   * network the trust boundary; it does not open them to anonymous HTTP clients.
+   */
+  publiclyLinked(digest: Digest): Promise<boolean> {
+    if (!this.opts.visibility.hasPrivate) return Promise.resolve(true);
     let answer = this.memo.get(digest);
     if (!answer) {
       if (this.memo.size >= MEMO_MAX) this.memo.clear();

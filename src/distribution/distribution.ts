@@ -7,7 +7,8 @@ import type { Digest } from '../oci/digest.js';
 import type { BlobAnswer, ManifestAnswer } from './answers.js';
 import type { Mirror } from './mirror.js';
 import type { MirrorListings, ReferrersAnswer, TagsAnswer } from './mirror-listings.js';
-import type { Registry } from './registry.js';
+import type { Adopter, Registry } from './registry.js';
+import type { ManifestRecord } from '../store/repository-store.js';
 
 const LOCAL_MISSES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN']);
 
@@ -71,6 +72,41 @@ export class Distribution {
     const artifactType = params.get('artifactType') ?? undefined;
     const index = await this.registry.referrers(name, subject, artifactType);
     return { manifests: index.manifests, filtered: artifactType !== undefined, stale: false };
+  }
+
+  /**
+   * A pushed manifest. HEAD and GET on /v2/<name>/... serve what the mirror of the default registry
+   * serves for that name (content fetched for it, or that its seed or, with no seed, the peers have),
+   * and a pushing client skips uploading whatever they answer 200 for. So the PUT takes exactly that
+   * too, through the same path as a GET (fetching it if it is not held), and links it into the
+   * repository: HEAD, GET and PUT agree, and nothing a pull could not read is linked. Everything else
+   * must be pushed or mounted (?mount=) into the repository first.
+   */
+  putManifest(name: RepositoryName, ref: ManifestReference, bytes: Buffer, contentType: string | undefined): Promise<ManifestRecord> {
+    return this.registry.putManifest(name, ref, bytes, contentType, this.mirror ? this.adopter(this.mirror, name) : undefined);
+  }
+
+  private adopter(mirror: Mirror, name: RepositoryName): Adopter {
+    const target = this.defaultRegistry;
+    return {
+      blob: async (digest) => {
+        if (!mirror.servesBlobs(target)) return false;
+        try {
+          await (await mirror.blob(target, name, digest, false)).stored;
+          return true;
+        } catch {
+          return false; // the seed and peers do not have it for this name (or cannot say): not in the repository
+        }
+      },
+      manifest: async (digest) => {
+        if (!mirror.serves(target)) return undefined;
+        try {
+          return (await mirror.manifest(target, name, { kind: 'digest', digest })).record;
+        } catch {
+          return undefined;
+        }
+      },
+    };
   }
 
   /** A local miss goes to the mirror when it can get the content: a seed for manifests, a seed or peers for blobs. */

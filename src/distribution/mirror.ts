@@ -43,7 +43,16 @@ export interface MirrorOptions {
    * peers while it runs: announced early, joined to a fetch chain, relayed. Absent: always.
    */
   offersToPeers?: (name: RepositoryName, repo: RepositoryName) => boolean;
+  /**
+   * Whether bytes this node holds may be served by digest alone, standing in for a peer fetch (a
+   * registry with no seed): only where a peer would be offered them, i.e. some public repository links
+   * the blob. Absent: always.
+   */
+  heldForPeers?: (digest: Digest) => Promise<boolean>;
 }
+
+/** How many times a request waits out a download it may not join before it gives up. */
+const MAX_WAITS = 3;
 
 export class Mirror {
   private readonly downloads = new DownloadRegistry();
@@ -53,6 +62,8 @@ export class Mirror {
   private readonly tagConfirmed = new Map<string, number>();
   /** Downloads running for a repository whose blobs peers may have (only those are relayed). */
   private readonly offered = new Set<Digest>();
+  /** The repositories (registry/repo) each running download was vouched for: their caches link the blob once it is stored. */
+  private readonly fetchedFor = new WeakMap<object, Map<string, { registry: string; repo: RepositoryName }>>();
 
   constructor(private readonly opts: MirrorOptions) {}
 
@@ -172,16 +183,72 @@ export class Mirror {
   // ---- blobs ----
 
   /**
-   * A blob from the local store, else from peers, else from the seed (the order of `sources`). With no
-   * seed for the registry, peers alone may still have it.
+   * A blob for one repository of a registry: the bytes this node holds when they are held for it (see
+   * held()), else from peers, else from the seed (the order of `sources`). With no seed for the
+   * registry, peers alone may still have it, by digest.
+   *
+   * Content is served for a name only as the seed (or, with no seed, the peers) would serve it: the
+   * store is content-addressed and shared by every repository, pushed or cached, so holding the bytes
+   * says nothing about whether this repository has them. Otherwise anyone could read a private
+   * repository's layer under any name, and a HEAD would tell a pushing client that its new repository
+   * already has a layer its manifest PUT then refuses.
    */
   async blob(registry: string, name: RepositoryName, digest: Digest, head: boolean): Promise<BlobAnswer> {
     const up = this.opts.upstreams.get(registry);
-    const { blobs, peers } = this.opts;
+    const { peers } = this.opts;
     if (!up && !peers) throw new OciError('NAME_UNKNOWN', `no seed registry is configured for ${registry}`);
     const repo = normalizeRepository(registry, name);
+    const cache = await this.opts.cacheFor(registry);
+    for (let waits = 0; ; waits++) {
+      const held = await this.held(cache, up, repo, digest);
+      if (held) return held;
+      const running = this.downloads.get(digest);
+      if (!running || (await this.mayJoin(running, registry, up, repo, digest))) return this.fetchBlob(registry, up, name, repo, digest, head);
+      // Another repository's download that nothing vouches for this one (its content is private, and
+      // there is no seed to ask): wait until it is over, then look again as if it had never run.
+      if (waits >= MAX_WAITS) throw new OciError('BLOB_UNKNOWN', `blob ${digest} not found in ${registry}/${repo}`, { detail: { digest } });
+      await running.done.catch(() => undefined);
+    }
+  }
+
+  /**
+   * The held bytes, when they may be served for this repository: its cache links them (they were
+   * fetched for it before); or the seed says now that the repository has the blob (a HEAD, no bytes
+   * cross; then the cache links them too); or, with no seed, a peer would be offered them.
+   */
+  private async held(cache: RepositoryStore, up: UpstreamRegistry | undefined, repo: RepositoryName, digest: Digest): Promise<BlobAnswer | undefined> {
+    const { blobs } = this.opts;
     const local = await blobs.stat(digest);
-    if (local) return { digest, size: local.size, source: 'local', open: async (range) => (await blobs.open(digest, range)).stream };
+    if (!local) return undefined;
+    const answer: BlobAnswer = { digest, size: local.size, source: 'local', open: async (range) => (await blobs.open(digest, range)).stream };
+    if ((await cache.hasBlob(repo, digest)) || (await cache.getManifest(repo, digest))) return answer;
+    if (up) {
+      await this.headBlob(up, repo, digest);
+      await cache.linkBlob(repo, digest);
+      return answer;
+    }
+    return (await (this.opts.heldForPeers?.(digest) ?? true)) ? answer : undefined;
+  }
+
+  /**
+   * Whether a request for this repository may follow a download already running for the digest: one
+   * started or vouched for this repository; else the seed says the repository has the blob; else (no
+   * seed) the download is public content, which peers would be offered too.
+   */
+  private async mayJoin(download: object, registry: string, up: UpstreamRegistry | undefined, repo: RepositoryName, digest: Digest): Promise<boolean> {
+    const vouched = this.fetchedFor.get(download);
+    const key = `${registry}/${repo}`;
+    if (vouched?.has(key)) return true;
+    if (up) {
+      await this.headBlob(up, repo, digest);
+      vouched?.set(key, { registry, repo });
+      return true;
+    }
+    return this.offered.has(digest);
+  }
+
+  private async fetchBlob(registry: string, up: UpstreamRegistry | undefined, name: RepositoryName, repo: RepositoryName, digest: Digest, head: boolean): Promise<BlobAnswer> {
+    const { blobs, peers } = this.opts;
     const offer = this.opts.offersToPeers?.(name, repo) ?? true;
     let download = this.downloads.get(digest);
     if (download && !head) this.opts.onJoin?.(digest);
@@ -206,6 +273,8 @@ export class Mirror {
       }
       download = this.downloads.start(blobs, digest, sources);
       const mine = download;
+      const vouched = new Map([[`${registry}/${repo}`, { registry, repo }]]);
+      this.fetchedFor.set(mine, vouched);
       void mine.done.catch(() => undefined).finally(() => {
         if (this.downloads.get(digest) !== mine) this.offered.delete(digest);
       });
@@ -213,7 +282,8 @@ export class Mirror {
       download.done
         .then(async (info) => {
           this.opts.log.info({ registry, repository: repo, digest, size: info.size, ms: Date.now() - started, source: download!.source }, 'blob fetched');
-          await (await this.opts.cacheFor(registry)).linkBlob(repo, digest);
+          // Every repository it was fetched for links it (those that joined were vouched for by the seed).
+          for (const v of vouched.values()) await (await this.opts.cacheFor(v.registry)).linkBlob(v.repo, digest);
           this.opts.onBlobFetched?.(digest, info.size, download!.source ?? 'upstream');
         })
         .catch((err: Error) => this.opts.log.warn({ registry, repository: repo, digest, reason: err.message }, 'blob fetch failed: nothing kept'));

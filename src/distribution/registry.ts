@@ -23,6 +23,16 @@ export interface StoredManifest extends ManifestRecord {
   bytes: Buffer;
 }
 
+/**
+ * What a manifest PUT may take that the repository does not link yet: a blob or child manifest that a
+ * pull of this very repository would be served (so a HEAD or GET told the pushing client it is there,
+ * and it skipped the upload). True (or the record) once it is in the store.
+ */
+export interface Adopter {
+  blob(digest: Digest): Promise<boolean>;
+  manifest(digest: Digest): Promise<ManifestRecord | undefined>;
+}
+
 export interface Page<T> {
   items: T[];
   /** The last item returned, when more remain after it. */
@@ -72,24 +82,36 @@ export class Registry {
 
   /**
    * Stores a pushed manifest. Everything it references must already be in the repository, so a tag
-   * never points at an image that cannot be pulled.
+   * never points at an image that cannot be pulled; `adopt` may vouch for what the repository does not
+   * link yet (see Adopter), and that is then linked into it.
    */
-  async putManifest(repo: RepositoryName, ref: ManifestReference, bytes: Buffer, contentType: string | undefined): Promise<ManifestRecord> {
+  async putManifest(repo: RepositoryName, ref: ManifestReference, bytes: Buffer, contentType: string | undefined, adopt?: Adopter): Promise<ManifestRecord> {
     const parsed = parseManifest(bytes, contentType);
     const digest = digestOf(bytes, ref.kind === 'digest' ? algorithmOf(ref.digest) : 'sha256');
     if (ref.kind === 'digest' && ref.digest !== digest) {
       throw new OciError('DIGEST_INVALID', `manifest body has digest ${digest}, not ${ref.digest}`);
     }
+    const adoptedBlobs: Digest[] = [];
+    const adoptedManifests: ManifestRecord[] = [];
     for (const blob of parsed.blobs) {
-      if (!(await this.repos.hasBlob(repo, blob.digest)) || !(await this.blobs.stat(blob.digest))) {
-        throw new OciError('MANIFEST_BLOB_UNKNOWN', `blob ${blob.digest} is not in ${repo}`, { detail: { digest: blob.digest } });
+      if ((await this.repos.hasBlob(repo, blob.digest)) && (await this.blobs.stat(blob.digest))) continue;
+      if (adopt && (await adopt.blob(blob.digest)) && (await this.blobs.stat(blob.digest))) {
+        adoptedBlobs.push(blob.digest);
+        continue;
       }
+      throw new OciError('MANIFEST_BLOB_UNKNOWN', `blob ${blob.digest} is not in ${repo}`, { detail: { digest: blob.digest } });
     }
     for (const child of parsed.manifests) {
-      if (!(await this.repos.getManifest(repo, child.digest))) {
-        throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${child.digest} is not in ${repo}`, { detail: { digest: child.digest } });
+      if (await this.repos.getManifest(repo, child.digest)) continue;
+      const adopted = adopt ? await adopt.manifest(child.digest) : undefined;
+      if (adopted && (await this.blobs.stat(child.digest))) {
+        adoptedManifests.push(adopted);
+        continue;
       }
+      throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${child.digest} is not in ${repo}`, { detail: { digest: child.digest } });
     }
+    for (const d of adoptedBlobs) await this.repos.linkBlob(repo, d);
+    for (const m of adoptedManifests) await this.repos.putManifest(repo, m);
     await this.blobs.put(Readable.from([bytes]), digest);
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.length };
     if (parsed.subject) record.subject = parsed.subject.digest;

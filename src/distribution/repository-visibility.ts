@@ -2,6 +2,11 @@
 // path components (`team/secret` covers `team/secret` and `team/secret/app`, never `team/secretive`);
 // `*` covers every repository. Reads of a private repository need credentials, and a blob held only
 // for private repositories is not offered to peers (see blob-sharing.ts).
+//
+// This is the one privacy decision every path asks (/v2 reads, the catalog, every /api answer, the
+// blob-sharing policy), and it is taken on normalized names: a one-component name is the same
+// repository as `library/<name>` (Docker Hub's rule, and how a mirror's cache files it), so a prefix
+// written either way covers both, whichever form the caller or the store happens to use.
 import { parseRepositoryName } from '../oci/reference.js';
 
 export const ALL_REPOSITORIES = '*';
@@ -30,17 +35,27 @@ export class RepositoryVisibility {
     return this.prefixes.length > 0;
   }
 
-  /** Whether any of the names (a repository as a client wrote it, and as its registry normalizes it) is private. */
+  /** Whether any of the names (a repository as a client wrote it, or as its registry normalizes it) is private. */
   isPrivate(...names: string[]): boolean {
-    return names.flatMap(aliases).some((name) => this.prefixes.some((p) => p === ALL_REPOSITORIES || name === p || name.startsWith(`${p}/`)));
+    if (this.prefixes.length === 0) return false;
+    return names.some((name) => this.prefixes.some((p) => covers(p, name)));
   }
 }
 
+/** Whether a prefix covers a name, both compared in their normalized form (see canonical()). */
+function covers(prefix: string, name: string): boolean {
+  if (prefix === ALL_REPOSITORIES) return true;
+  const n = canonical(name);
+  // Whole components below the prefix as written (`team` covers `team/app`), or the very repository
+  // the prefix names in either form (`internal` is `library/internal`). `library/team/x` is not below
+  // `team`: only a one-component name takes the implied `library/`.
+  return n === canonical(prefix) || n.startsWith(`${prefix}/`);
+}
+
 /**
- * A name and what else it may be written as: Docker Hub's official images are `nginx` to clients and
- * `library/nginx` in a mirror's cache, so a prefix of either form covers both.
+ * A repository's normalized name: Docker Hub's official images are `nginx` to clients and
+ * `library/nginx` in a mirror's cache; both are `library/nginx` here.
  */
-function aliases(name: string): string[] {
-  const short = /^library\/([^/]+)$/.exec(name)?.[1];
-  return short ? [name, short] : [name];
+function canonical(name: string): string {
+  return name.includes('/') ? name : `library/${name}`;
 }

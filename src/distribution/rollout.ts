@@ -372,6 +372,12 @@ export class Rollouts {
     return viewOf(spec, nodes);
   }
 
+  /** The registry and repository a rollout fetches (for filtering answers by privacy); undefined when unknown. */
+  subject(id: string): { registry: string; repository: string } | undefined {
+    const spec = this.specs.get(id);
+    return spec && { registry: spec.registry, repository: spec.repository };
+  }
+
   list(): RolloutView[] {
     return [...this.specs.keys()].map((id) => this.view(id)).filter((v): v is RolloutView => v !== undefined).reverse();
   }

@@ -1,6 +1,6 @@
 // The node's own API (/api, /healthz, /readyz, /metrics): what an operator, a script, the dashboard or
 // Prometheus asks a node about itself. The node supplies the answers; this module only speaks HTTP.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { isPlatform } from '../oci/manifest.js';
 import { readBounded } from './body.js';
@@ -19,11 +19,16 @@ export interface Check {
   detail?: string;
 }
 
+/** Who asks, as far as /api answers go: whether private repositories' names and content may be shown. */
+export interface Viewer {
+  seesPrivate: boolean;
+}
+
 export interface NodeApi {
   status(): NodeStatus;
-  images(): Promise<object[]>;
-  blobs(): Promise<object[]>;
-  pulls(): object[];
+  images(viewer: Viewer): Promise<object[]>;
+  blobs(viewer: Viewer): Promise<object[]>;
+  pulls(viewer: Viewer): object[];
   gc(): Promise<object>;
   /** Liveness: the process runs and its store takes writes. */
   health(): Promise<Record<string, Check>>;
@@ -33,15 +38,19 @@ export interface NodeApi {
   rollouts: {
     /** Starts (or joins the running) rollout of an image; throws an OciError for a bad request. */
     create(image: string, platform?: string): Promise<object>;
-    get(id: string): object | undefined;
-    list(): object[];
+    get(id: string, viewer: Viewer): object | undefined;
+    list(viewer: Viewer): object[];
   };
 }
 
 /** The largest request body an /api call reads. */
 const MAX_API_BODY = 64 * 1024;
 
-export function registerApiRoutes(app: FastifyInstance, api: NodeApi): void {
+/**
+ * `viewerOf` says who asks (the same credentials as /v2, and the same 401 for bad ones): every answer
+ * that names repositories or digests is filtered by it. Absent: everyone sees everything.
+ */
+export function registerApiRoutes(app: FastifyInstance, api: NodeApi, viewerOf: (request: FastifyRequest, reply: FastifyReply) => Promise<Viewer> = async () => ({ seesPrivate: true })): void {
   const json = (body: object) => JSON.stringify(body);
   app.addHook('onSend', async (request, reply, payload) => {
     if (request.url.startsWith('/api/') || request.url === '/healthz' || request.url === '/readyz') reply.header('cache-control', 'no-store');
@@ -50,14 +59,14 @@ export function registerApiRoutes(app: FastifyInstance, api: NodeApi): void {
   app.get('/api/status', async (_request, reply) => {
     reply.type('application/json').send(json(api.status()));
   });
-  app.get('/api/images', async (_request, reply) => {
-    reply.type('application/json').send(json({ images: await api.images() }));
+  app.get('/api/images', async (request, reply) => {
+    reply.type('application/json').send(json({ images: await api.images(await viewerOf(request, reply)) }));
   });
-  app.get('/api/blobs', async (_request, reply) => {
-    reply.type('application/json').send(json({ blobs: await api.blobs() }));
+  app.get('/api/blobs', async (request, reply) => {
+    reply.type('application/json').send(json({ blobs: await api.blobs(await viewerOf(request, reply)) }));
   });
-  app.get('/api/pulls', async (_request, reply) => {
-    reply.type('application/json').send(json({ pulls: api.pulls() }));
+  app.get('/api/pulls', async (request, reply) => {
+    reply.type('application/json').send(json({ pulls: api.pulls(await viewerOf(request, reply)) }));
   });
   app.post('/api/gc', async (_request, reply) => {
     reply.type('application/json').send(json(await api.gc()));
@@ -78,11 +87,11 @@ export function registerApiRoutes(app: FastifyInstance, api: NodeApi): void {
     }
     reply.code(202).type('application/json').send(json(await api.rollouts.create(doc.image, doc.platform)));
   });
-  app.get('/api/rollouts', async (_request, reply) => {
-    reply.type('application/json').send(json({ rollouts: api.rollouts.list() }));
+  app.get('/api/rollouts', async (request, reply) => {
+    reply.type('application/json').send(json({ rollouts: api.rollouts.list(await viewerOf(request, reply)) }));
   });
   app.get<{ Params: { id: string } }>('/api/rollouts/:id', async (request, reply) => {
-    const view = api.rollouts.get(request.params.id);
+    const view = api.rollouts.get(request.params.id, await viewerOf(request, reply));
     if (!view) throw new OciError('NAME_UNKNOWN', `no rollout ${request.params.id.slice(0, 100)} on this node`);
     reply.type('application/json').send(json(view));
   });

@@ -66,7 +66,9 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   });
 
   registerV2Routes(app, opts.distribution, opts.observe, opts.access);
-  registerApiRoutes(app, opts.api);
+  // /api reads are filtered by the /v2 read rule: a caller sees private repositories only with credentials.
+  const access = opts.access;
+  registerApiRoutes(app, opts.api, access ? (request, reply) => access.authorize(request, reply, { action: 'catalog' }) : undefined);
   registerDashboardRoutes(app);
   for (const register of opts.extraRoutes ?? []) register(app);
   if (opts.requestDone) {

@@ -254,7 +254,7 @@ class V2Handlers {
     const ref = parseManifestReference(param);
     const tags = tagParams(query, ref);
     const bytes = await readBounded(request, MAX_MANIFEST_BYTES);
-    const record = await this.registry.putManifest(name, ref, bytes, request.headers['content-type']);
+    const record = await this.distribution.putManifest(name, ref, bytes, request.headers['content-type']);
     if (tags.length > 0) await this.registry.tagManifest(name, record.digest, tags);
     reply.code(201).headers({ location: `/v2/${name}/manifests/${record.digest}`, 'docker-content-digest': record.digest });
     // One OCI-Tag field line per tag created (RFC 9110 lets a client read them as one list).

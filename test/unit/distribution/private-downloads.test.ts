@@ -77,3 +77,36 @@ describe('mirror downloads and peers', () => {
     expect(d.relayed?.size).toBe(256 * 1024);
   });
 });
+
+describe('joining a download running for another repository', () => {
+  it('follows it only once the seed says this repository has the blob; then both repositories link it', async () => {
+    const content = blobOf(256 * 1024);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    const body = new PassThrough();
+    const requests: string[] = [];
+    // The seed has the blob in secret/app and team/app, not in team/other; the GET's body is held open.
+    const seed = {
+      name: SEED,
+      async request(method: string, repo: string): Promise<IncomingMessage> {
+        requests.push(`${method} ${repo}`);
+        if (repo === 'team/other') return Object.assign(new PassThrough().end(), { statusCode: 404, headers: {} }) as unknown as IncomingMessage;
+        if (method === 'HEAD') return Object.assign(new PassThrough().end(), { statusCode: 200, headers: { 'content-length': String(content.length) } }) as unknown as IncomingMessage;
+        body.write(content.subarray(0, content.length / 2));
+        return Object.assign(body, { statusCode: 200, headers: { 'content-length': String(content.length) } }) as unknown as IncomingMessage;
+      },
+    } as unknown as UpstreamRegistry;
+    const cache = new MemoryRepositoryStore();
+    const mirror = new Mirror({ blobs: new MemoryBlobStore(), upstreams: new Map([[SEED, seed]]), cacheFor: async () => cache, tagTtlMs: 60_000, serveStale: true, log: quiet });
+    const first = await mirror.blob(SEED, 'secret/app' as RepositoryName, digest, false);
+    // Mid-download: a repository the seed does not have it in gets nothing of it.
+    await expect(mirror.blob(SEED, 'team/other' as RepositoryName, digest, false)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
+    const joined = await mirror.blob(SEED, 'team/app' as RepositoryName, digest, false);
+    expect(requests).toEqual(['GET secret/app', 'HEAD team/other', 'HEAD team/app']);
+    body.end(content.subarray(content.length / 2));
+    for (const answer of [first, joined]) expect((await readAll(await answer.open())).equals(content)).toBe(true);
+    await first.stored;
+    await expect.poll(async () => (await cache.hasBlob('team/app' as RepositoryName, digest)) && (await cache.hasBlob('secret/app' as RepositoryName, digest))).toBe(true);
+    expect(await cache.hasBlob('team/other' as RepositoryName, digest)).toBe(false);
+  });
+});

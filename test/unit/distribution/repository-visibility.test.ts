@@ -13,7 +13,12 @@ describe('repository prefixes', () => {
   it('count a repository private when any of its names is (as written, or normalized)', () => {
     const v = new RepositoryVisibility(['library/internal']);
     expect(v.isPrivate('internal', 'library/internal')).toBe(true);
-    expect(v.isPrivate('internal')).toBe(false);
+    // One decision on normalized names (issue 13, item 7): the short name alone is the same repository.
+    expect(v.isPrivate('internal')).toBe(true);
+    expect(v.isPrivate('internal/app')).toBe(false);
+    expect(v.isPrivate('library/internal/app')).toBe(true);
+    expect(new RepositoryVisibility(['internal']).isPrivate('library/internal')).toBe(true);
+    expect(new RepositoryVisibility(['team']).isPrivate('library/team/x')).toBe(false);
   });
 
   it("take Docker Hub's short names and library/ names for the same repository", () => {

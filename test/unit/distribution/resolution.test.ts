@@ -47,7 +47,7 @@ function fakeSeed(...blobs: Buffer[]) {
 }
 
 /** A mirror whose peers are `net`, with the seed (if any) holding `seedBlobs`. */
-function mirrorOf(opts: { seed?: ReturnType<typeof fakeSeed> } = {}) {
+function mirrorOf(opts: { seed?: ReturnType<typeof fakeSeed>; heldForPeers?: MirrorOptions['heldForPeers'] } = {}) {
   const blobs = new MemoryBlobStore();
   const scores = new PeerScores();
   const fetcher = new PeerFetcher(net, scores, { rangeBytes: RANGE, hedgeAfterMs: 60_000 });
@@ -62,6 +62,7 @@ function mirrorOf(opts: { seed?: ReturnType<typeof fakeSeed> } = {}) {
     log: quiet,
     peers: fetcher,
     onBlobFetched: (digest, size, source) => fetched.push({ digest, size, source }),
+    heldForPeers: opts.heldForPeers,
   });
   /** What a client's GET gets: where the blob came from, and its bytes. */
   const get = async (digest: Digest) => {
@@ -69,17 +70,18 @@ function mirrorOf(opts: { seed?: ReturnType<typeof fakeSeed> } = {}) {
     const bytes = await within(readAll(await answer.open()), GUARD_MS, 'blob body');
     return { source: answer.source, size: answer.size, bytes };
   };
-  return { mirror, blobs, scores, fetcher, fetched, get };
+  return { mirror, blobs, cache, scores, fetcher, fetched, get };
 }
 
 describe('blob resolution: local store, then peers, then the seed', () => {
-  it('serves a blob it holds from the local store, asking no peer and no seed', async () => {
+  it('serves a blob it holds for the repository from the local store, asking no peer and no seed', async () => {
     const content = blobOf(5000);
     net = new FakePeerNetwork();
     await net.addPeer('a', [content]);
     const seed = fakeSeed(content);
     const m = mirrorOf({ seed });
     await m.blobs.put(Readable.from([content]), digestOf(content));
+    await m.cache.linkBlob(REPO, digestOf(content));
 
     const got = await m.get(digestOf(content));
     expect(got.source).toBe('local');
@@ -87,6 +89,44 @@ describe('blob resolution: local store, then peers, then the seed', () => {
     expect(net.lookups).toBe(0);
     expect(net.requests).toEqual([]);
     expect(seed.requests).toEqual([]);
+  });
+
+  it('serves bytes held for another repository only once the seed says this one has them (a HEAD), then links them', async () => {
+    const content = blobOf(5000);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    const m = mirrorOf({ seed: fakeSeed(content) });
+    await m.blobs.put(Readable.from([content]), digest);
+    const got = await m.get(digest);
+    expect(got.source).toBe('local');
+    expect(got.bytes.equals(content)).toBe(true);
+    expect(await m.cache.hasBlob(REPO, digest)).toBe(true);
+
+    // A seed that does not have it for this repository: not found, whatever the store holds.
+    const other = mirrorOf({ seed: fakeSeed() });
+    await other.blobs.put(Readable.from([content]), digest);
+    await expect(other.mirror.blob(SEED, REPO, digest, true)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
+    await expect(other.mirror.blob(SEED, REPO, digest, false)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
+    expect(await other.cache.hasBlob(REPO, digest)).toBe(false);
+  });
+
+  it('with no seed, serves held bytes by digest only where peers would be offered them, else asks the peers', async () => {
+    const content = blobOf(5000);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    const shared = mirrorOf({ heldForPeers: async () => true });
+    await shared.blobs.put(Readable.from([content]), digest);
+    expect((await shared.get(digest)).source).toBe('local');
+    expect(net.lookups).toBe(0);
+
+    const kept = mirrorOf({ heldForPeers: async () => false });
+    await kept.blobs.put(Readable.from([content]), digest);
+    await expect(kept.mirror.blob(SEED, REPO, digest, false)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
+    expect(net.lookups).toBe(1);
+    await net.addPeer('a', [content]);
+    const got = await kept.get(digest);
+    expect(got.source).toBe('peer');
+    expect(got.bytes.equals(content)).toBe(true);
   });
 
   it('goes to the seed when no peer has the blob, then keeps it', async () => {
