@@ -3,9 +3,9 @@
 // written bytes at its own pace. The blob becomes visible under its digest only after it verifies.
 //
 // Two modes, by how far the source is trusted:
-//  - streamThrough (the seed registry): clients get bytes as they land, except the blob's last byte,
-//    held back until the digest verifies; on a mismatch every client's stream fails, so its
-//    connection is cut and it can never mistake the body for complete.
+//  - streamThrough (the seed registry): clients get bytes as they land, except the last byte each asked
+//    for (the blob's, or its range's), held back until the digest verifies; on a mismatch every
+//    client's stream fails, so its connection is cut and it can never mistake the body for complete.
 //  - verify first (peers): clients get nothing until the whole blob has verified.
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -282,10 +282,12 @@ export class SharedDownload {
       c.end = Math.min(c.last, size === undefined ? Infinity : size - 1);
       if (c.pos > c.end) return 0;
       if (this.state === 'committed' && !c.reader) return 'committed';
-      const readable = this.verified || this.state === 'committed' || ((this.streamThrough || c.unverified) && this.state === 'running');
-      // While unverified, the blob's last byte stays back from clients (see the module comment).
-      const servable = c.unverified || this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
-      const upto = Math.min(c.end, servable - 1);
+      const checked = this.verified || this.state === 'committed';
+      const readable = checked || ((this.streamThrough || c.unverified) && this.state === 'running');
+      // While unverified, the last byte each client asked for stays back: the blob's last for a whole-blob
+      // answer, its range's last for a Range answer (a range ending early must not complete either), and,
+      // while the size is unknown, the last byte written (it may be the blob's last). See the module comment.
+      const upto = checked || c.unverified ? Math.min(c.end, this.written - 1) : Math.min(c.end - 1, size === undefined ? this.written - 2 : this.written - 1);
       if (readable && upto >= c.pos) {
         if (!c.reader) {
           try {
