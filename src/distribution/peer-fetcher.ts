@@ -317,18 +317,18 @@ export class PeerFetcher {
     if (head.size <= this.o.rangeBytes) return { size: head.size, stream: Readable.from(head.data, { objectMode: false }) };
     // One range of read-ahead: the parallel window, not Readable.from's default of 16 items, bounds how
     // many ranges are held in memory.
-    const ranges = this.assemble(digest, head.size, providers, head.data, contributors, load, durations, run);
+    const ranges = this.assemble(digest, head.size, expected, providers, head.data, contributors, load, durations, run);
     return { size: head.size, stream: Readable.from(ranges, { highWaterMark: 1 }) };
   }
 
-  private async *assemble(digest: Digest, size: number, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
+  private async *assemble(digest: Digest, size: number, expected: number | undefined, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
     const count = Math.ceil(size / this.o.rangeBytes);
     const chunks: Array<Promise<Buffer[]> | undefined> = [Promise.resolve(head)];
     const launch = (index: number) => {
       const start = index * this.o.rangeBytes;
       const range = { start, end: Math.min(size, start + this.o.rangeBytes) - 1 };
-      // Every later range's provider must agree with the size the first one gave (and checks passed).
-      const p = this.fetchRange(digest, range, providers, load, durations, contributors, run.signal, size, true).then((r) => r.data);
+      // Every later range's provider must agree with the size the first one gave.
+      const p = this.fetchRange(digest, range, providers, load, durations, contributors, run.signal, expected, size).then((r) => r.data);
       p.catch(() => undefined);
       chunks[index] = p;
     };
@@ -358,7 +358,8 @@ export class PeerFetcher {
     contributors: Set<string>,
     runSignal: AbortSignal,
     expected: number | undefined,
-    sizeKnown = false,
+    /** The size the blob's first range came with, for the later ranges. */
+    agreed?: number,
   ): Promise<{ data: Buffer[]; size: number }> {
     const tried = new Set<string>();
     let busyAnswers = 0;
@@ -374,8 +375,9 @@ export class PeerFetcher {
       try {
         const blob = await this.net.fetch(peer, digest, range, signal);
         try {
-          if (sizeKnown && blob.size !== expected) throw new Error(`peer ${peer.id} claimed ${blob.size} bytes, another provider ${expected}`);
           this.judgeClaim(digest, peer.id, blob.size, expected);
+          // Without a descriptor, which of the two lies is unknown: this range just moves to another provider.
+          if (agreed !== undefined && blob.size !== agreed) throw new Error(`peer ${peer.id} claimed ${blob.size} bytes, another provider ${agreed}`);
         } catch (err) {
           blob.body.destroy();
           throw err;

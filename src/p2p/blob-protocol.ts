@@ -274,8 +274,17 @@ export async function fetchFromPeer(
   }
   const { size, start, length } = header as Required<BlobResponseHeader>;
   const total = length;
+  let got = 0;
+  let finished = false;
+  // Also run when the caller drops the body before reading it (a claim it refused): a generator never
+  // started runs no finally, and the stream would stay open with the peer still sending into it.
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    signal?.removeEventListener('abort', abort);
+    if (got !== total) stream.abort(new Error('incomplete'));
+  };
   async function* body(): AsyncGenerator<Uint8Array> {
-    let got = 0;
     try {
       if (rest.length > total) throw new PeerFetchError(peer.id, 'protocol', `sent more than the ${total} bytes it announced`);
       if (rest.length > 0) {
@@ -303,11 +312,12 @@ export async function fetchFromPeer(
       }
       if (got !== total) throw new PeerFetchError(peer.id, 'truncated', `sent ${got} of ${total} bytes`);
     } finally {
-      signal?.removeEventListener('abort', abort);
-      if (got !== total) stream.abort(new Error('incomplete'));
+      finish();
     }
   }
-  return { size, start, length, body: Readable.from(body(), { objectMode: false }) };
+  const out = Readable.from(body(), { objectMode: false });
+  out.once('close', finish);
+  return { size, start, length, body: out };
 }
 
 const STATUSES: readonly BlobStatus[] = ['ok', 'not-found', 'busy', 'bad-request', 'error'];
