@@ -195,6 +195,8 @@ export class Mirror {
     if (!download && head && up) return this.headBlob(up, repo, digest);
     if (!download) {
       const sources: DownloadSource[] = [];
+      // Peers' claimed sizes are held against the manifest's descriptor; not against a seed HEAD, which
+      // would put the seed (and its timeout, when it is down) in front of every peer fetch.
       if (peers) sources.push(peers.source(digest, { claim: offer, size: this.sizes.get(digest) }));
       if (up) {
         sources.push({
