@@ -19,6 +19,7 @@ import { headerOf, type UpstreamRegistry } from '../upstream/registry-client.js'
 import type { BlobAnswer, ManifestAnswer, Source } from './answers.js';
 import type { ServableBlob } from '../p2p/blob-protocol.js';
 import type { PeerFetcher } from './peer-fetcher.js';
+import { DescriptorSizes } from './descriptor-sizes.js';
 import { DownloadRegistry, NoSourceError, type DownloadSource } from './shared-download.js';
 import { SingleFlight } from './single-flight.js';
 
@@ -64,6 +65,8 @@ export class Mirror {
   private readonly offered = new Set<Digest>();
   /** The repositories (registry/repo) each running download was vouched for: their caches link the blob once it is stored. */
   private readonly fetchedFor = new WeakMap<object, Map<string, { registry: string; repo: RepositoryName }>>();
+  /** Blob sizes the seed's manifests give: what a peer's claimed size is held against. */
+  private readonly sizes = new DescriptorSizes();
 
   constructor(private readonly opts: MirrorOptions) {}
 
@@ -147,7 +150,9 @@ export class Mirror {
     const record = await cache.getManifest(repo, digest);
     if (!record) return undefined;
     try {
-      return { record, bytes: await readSmallBlob(this.opts.blobs, digest), source: 'local', stale: false };
+      const bytes = await readSmallBlob(this.opts.blobs, digest);
+      this.sizes.note(bytes, record.mediaType);
+      return { record, bytes, source: 'local', stale: false };
     } catch {
       return undefined; // its bytes are gone (evicted): fetch again
     }
@@ -174,6 +179,7 @@ export class Mirror {
     }
     const contentType = headerOf(res, 'content-type');
     const record = { digest, mediaType: manifestMediaType(bytes, contentType), size: bytes.length };
+    this.sizes.note(bytes, record.mediaType);
     await this.opts.blobs.put(Readable.from([bytes]), digest);
     this.opts.onManifestFetched?.(digest);
     await cache.putManifest(repo, record);
@@ -256,7 +262,9 @@ export class Mirror {
     if (!download && head && up) return this.headBlob(up, repo, digest);
     if (!download) {
       const sources: DownloadSource[] = [];
-      if (peers) sources.push(peers.source(digest, { claim: offer }));
+      // Peers' claimed sizes are held against the manifest's descriptor; not against a seed HEAD, which
+      // would put the seed (and its timeout, when it is down) in front of every peer fetch.
+      if (peers) sources.push(peers.source(digest, { claim: offer, size: this.sizes.get(digest) }));
       if (up) {
         sources.push({
           name: 'upstream',

@@ -11,7 +11,7 @@ import type { ContentRouter, Provider } from '../p2p/content-router.js';
 import type { PeerBlob } from '../p2p/blob-protocol.js';
 import { DigestMismatchError } from '../store/errors.js';
 import type { PeerScores } from './peer-scores.js';
-import type { DownloadSource, FetchedBody } from './shared-download.js';
+import { UnconfirmedClaimError, type DownloadSource, type FetchedBody } from './shared-download.js';
 
 /** What blob resolution needs from the peer-to-peer layer (a seam: tests use an in-memory one). */
 export interface PeerNetwork {
@@ -46,6 +46,11 @@ export interface PeerFetcherOptions {
    * hold a client's request forever.
    */
   followAnswerMs?: number;
+  /**
+   * The largest blob a peer may claim when nothing says what size the blob has (default 1 TiB): a claim
+   * beyond it is a lie, whatever the disk could hold.
+   */
+  maxBlobBytes?: number;
   onLookup?: (ms: number, found: number) => void;
   /** Told of every range a peer sent in full (for per-peer traffic). */
   onRangeFetched?: (peer: string, bytes: number) => void;
@@ -62,6 +67,14 @@ const MAX_FETCHERS_FOLLOWED = 2;
 const MAX_FOLLOW_RETRIES = 3;
 /** Busy answers one range tolerates before it gives up on peers. */
 const MAX_BUSY_ANSWERS = 50;
+
+/** A peer announced a size the blob cannot have: it is penalized, and not read from. */
+class ImpossibleClaimError extends Error {
+  constructor(peer: string, claimed: number, why: string) {
+    super(`peer ${peer} claimed ${claimed} bytes, ${why}`);
+    this.name = 'ImpossibleClaimError';
+  }
+}
 
 export class PeerFetcher {
   private readonly lookups = new Map<Digest, { at: number; providers: Provider[] }>();
@@ -87,6 +100,7 @@ export class PeerFetcher {
       hedgeAfterMs: 3_000,
       lookupCacheMs: 10_000,
       followAnswerMs: 40_000,
+      maxBlobBytes: 2 ** 40,
       ...opts,
     };
   }
@@ -165,9 +179,12 @@ export class PeerFetcher {
    * this node out of the blob's fetch chain (a download it must not pass on: see blob-sharing.ts); it
    * then takes the blob only from nodes that hold it whole.
    */
-  source(digest: Digest, opts: { claim?: boolean } = {}): DownloadSource {
+  source(digest: Digest, opts: { claim?: boolean; size?: number } = {}): DownloadSource {
     const claim = opts.claim ?? true;
+    const expected = opts.size;
     const contributors = new Set<string>();
+    // Claims that only the disk's room could refuse (nothing said the size): judged once the blob is kept.
+    const unconfirmed: Array<{ peers: string[]; size: number }> = [];
     // Chain predecessors that failed this download: the coordinator is told, and hands this node on to
     // the one before them, instead of this node (and every node after it) going to the seed.
     const failedFetchers: string[] = [];
@@ -178,12 +195,17 @@ export class PeerFetcher {
       streamThrough: false,
       open: async () => {
         contributors.clear();
-        const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id), claim);
+        const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id), claim, expected);
         head = following === undefined;
-        return body;
+        return body && { ...body, confirmed: expected !== undefined };
       },
-      stored: () => {
+      stored: (info) => {
         if (head && claim && this.net.whoFetches) void this.net.releaseClaim?.(digest).catch(() => undefined);
+        for (const c of unconfirmed) {
+          if (c.size === info.size) continue;
+          for (const id of c.peers) this.scores.corrupt(id);
+          this.o.log?.warn({ digest, peers: c.peers, claimed: c.size, size: info.size }, 'peers claimed a size the blob does not have: penalized');
+        }
       },
       retry: () => {
         if (!following || failedFetchers.length >= MAX_FOLLOW_RETRIES) return false;
@@ -193,6 +215,7 @@ export class PeerFetcher {
       },
       failed: (err) => {
         this.forget(digest);
+        if (err instanceof UnconfirmedClaimError) unconfirmed.push({ peers: [...contributors], size: err.claimed });
         this.o.log?.debug({ digest, peers: [...contributors], reason: err.message }, 'peer download failed: falling back');
         if (err instanceof DigestMismatchError) {
           for (const id of contributors) this.scores.corrupt(id);
@@ -212,14 +235,14 @@ export class PeerFetcher {
    * head of a chain (or a node with no coordinator) looks for nodes holding the blob, takes it in ranges
    * from them if any, and otherwise returns undefined: it is the one to ask the seed.
    */
-  private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void, claim: boolean): Promise<FetchedBody | undefined> {
+  private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void, claim: boolean, expected: number | undefined): Promise<FetchedBody | undefined> {
     // Peers this node avoids (bad bytes, or a chain place they never served) are reported as failed, so
     // the coordinator drops them from the chain instead of handing them to this node or anyone else.
     const failed = [...failedFetchers, ...this.scores.banned()];
     for (let i = 0; i <= MAX_FETCHERS_FOLLOWED && claim && this.net.whoFetches; i++) {
       const predecessor = await this.net.whoFetches(digest, failed).catch(() => undefined);
       if (!predecessor || failed.includes(predecessor.id)) break;
-      const body = await this.followStream(digest, predecessor, contributors, onFollow);
+      const body = await this.followStream(digest, predecessor, contributors, onFollow, expected);
       if (body) return body;
       failed.push(predecessor.id);
     }
@@ -228,7 +251,7 @@ export class PeerFetcher {
     // finds the holders here instead of fetching the blob from the seed again).
     if (failed.length > 0) this.forget(digest);
     const providers = await this.providers(digest);
-    return providers.length > 0 ? this.download(digest, providers, contributors) : undefined;
+    return providers.length > 0 ? this.download(digest, providers, contributors, expected) : undefined;
   }
 
   /**
@@ -236,13 +259,19 @@ export class PeerFetcher {
    * land, and the node after this one reads this node's the same way, so a chain of nodes moves a blob
    * with a delay of moments per hop, not of a range. Undefined when the predecessor cannot serve.
    */
-  private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void): Promise<FetchedBody | undefined> {
+  private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void, expected: number | undefined): Promise<FetchedBody | undefined> {
     // Only the answer has a deadline: the body follows the predecessor's own download, at its pace.
     const answer = new AbortController();
     const timer = setTimeout(() => answer.abort(new Error(`no answer in ${this.o.followAnswerMs} ms`)), this.o.followAnswerMs);
     try {
       const blob = await this.net.fetch(predecessor, digest, undefined, answer.signal);
       clearTimeout(timer);
+      try {
+        this.judgeClaim(digest, predecessor.id, blob.size, expected);
+      } catch (err) {
+        blob.body.destroy();
+        throw err;
+      }
       contributors.add(predecessor.id);
       onFollow(predecessor.id);
       blob.body.once('end', () => this.o.onRangeFetched?.(predecessor.id, blob.length));
@@ -250,7 +279,9 @@ export class PeerFetcher {
       return { size: blob.size, stream: blob.body };
     } catch (err) {
       clearTimeout(timer);
-      if (answer.signal.aborted) {
+      if (err instanceof ImpossibleClaimError) {
+        // judged and penalized already
+      } else if (answer.signal.aborted) {
         this.scores.unresponsive(predecessor.id);
         this.o.log?.warn({ digest, fetcher: predecessor.id, waitedMs: this.o.followAnswerMs }, 'a peer took a place in a fetch chain and never answered: avoided');
       } else this.o.log?.debug({ digest, fetcher: predecessor.id, reason: (err as Error).message }, 'could not follow a peer\'s download');
@@ -258,30 +289,46 @@ export class PeerFetcher {
     }
   }
 
-  private async download(digest: Digest, providers: Provider[], contributors: Set<string>): Promise<FetchedBody> {
+  /**
+   * A size a peer announced, held against what this node trusts: the size a manifest's descriptor gives
+   * (`expected`), else the largest blob any peer may claim. A claim that cannot be true is that peer's
+   * lie, not this node's problem: it is penalized like bad bytes, and none of its bytes are read.
+   */
+  private judgeClaim(digest: Digest, peer: string, claimed: number, expected: number | undefined): void {
+    let why: string | undefined;
+    if (expected !== undefined && claimed !== expected) why = `the blob's descriptor says ${expected}`;
+    else if (claimed > this.o.maxBlobBytes) why = `beyond the limit of ${this.o.maxBlobBytes}`;
+    if (why === undefined) return;
+    this.scores.corrupt(peer);
+    this.o.log?.warn({ digest, peer, claimed, expected, limit: this.o.maxBlobBytes }, 'a peer claimed a size the blob cannot have: penalized');
+    throw new ImpossibleClaimError(peer, claimed, why);
+  }
+
+  private async download(digest: Digest, providers: Provider[], contributors: Set<string>, expected: number | undefined): Promise<FetchedBody> {
     const run = new AbortController();
     const load = this.load;
     const durations: number[] = [];
     let head: { data: Buffer[]; size: number };
     try {
-      head = await this.fetchRange(digest, { start: 0, end: this.o.rangeBytes - 1 }, providers, load, durations, contributors, run.signal);
+      head = await this.fetchRange(digest, { start: 0, end: this.o.rangeBytes - 1 }, providers, load, durations, contributors, run.signal, expected);
     } catch (err) {
       throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
     }
     if (head.size <= this.o.rangeBytes) return { size: head.size, stream: Readable.from(head.data, { objectMode: false }) };
     // One range of read-ahead: the parallel window, not Readable.from's default of 16 items, bounds how
     // many ranges are held in memory.
-    const ranges = this.assemble(digest, head.size, providers, head.data, contributors, load, durations, run);
+    const ranges = this.assemble(digest, head.size, expected, providers, head.data, contributors, load, durations, run);
     return { size: head.size, stream: Readable.from(ranges, { highWaterMark: 1 }) };
   }
 
-  private async *assemble(digest: Digest, size: number, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
+  private async *assemble(digest: Digest, size: number, expected: number | undefined, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
     const count = Math.ceil(size / this.o.rangeBytes);
     const chunks: Array<Promise<Buffer[]> | undefined> = [Promise.resolve(head)];
     const launch = (index: number) => {
       const start = index * this.o.rangeBytes;
       const range = { start, end: Math.min(size, start + this.o.rangeBytes) - 1 };
-      const p = this.fetchRange(digest, range, providers, load, durations, contributors, run.signal).then((r) => r.data);
+      // Every later range's provider must agree with the size the first one gave.
+      const p = this.fetchRange(digest, range, providers, load, durations, contributors, run.signal, expected, size).then((r) => r.data);
       p.catch(() => undefined);
       chunks[index] = p;
     };
@@ -310,6 +357,9 @@ export class PeerFetcher {
     durations: number[],
     contributors: Set<string>,
     runSignal: AbortSignal,
+    expected: number | undefined,
+    /** The size the blob's first range came with, for the later ranges. */
+    agreed?: number,
   ): Promise<{ data: Buffer[]; size: number }> {
     const tried = new Set<string>();
     let busyAnswers = 0;
@@ -324,6 +374,14 @@ export class PeerFetcher {
       const started = Date.now();
       try {
         const blob = await this.net.fetch(peer, digest, range, signal);
+        try {
+          this.judgeClaim(digest, peer.id, blob.size, expected);
+          // Without a descriptor, which of the two lies is unknown: this range just moves to another provider.
+          if (agreed !== undefined && blob.size !== agreed) throw new Error(`peer ${peer.id} claimed ${blob.size} bytes, another provider ${agreed}`);
+        } catch (err) {
+          blob.body.destroy();
+          throw err;
+        }
         const length = Math.min(range.end, blob.size - 1) - range.start + 1;
         if (blob.start !== range.start || blob.length !== Math.max(0, length)) throw new Error('peer answered another range');
         const data = await collect(blob.body, Math.max(0, length));
@@ -334,7 +392,9 @@ export class PeerFetcher {
         contributors.add(peer.id);
         return { data, size: blob.size };
       } catch (err) {
-        if ((err as { status?: unknown }).status === 'busy') {
+        if (err instanceof ImpossibleClaimError) {
+          // penalized already (judgeClaim)
+        } else if ((err as { status?: unknown }).status === 'busy') {
           // Not a failure: the provider is serving others. It may be asked again once a slot frees.
           tried.delete(peer.id);
           busyAnswers++;

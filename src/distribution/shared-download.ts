@@ -3,9 +3,9 @@
 // written bytes at its own pace. The blob becomes visible under its digest only after it verifies.
 //
 // Two modes, by how far the source is trusted:
-//  - streamThrough (the seed registry): clients get bytes as they land, except the blob's last byte,
-//    held back until the digest verifies; on a mismatch every client's stream fails, so its
-//    connection is cut and it can never mistake the body for complete.
+//  - streamThrough (the seed registry): clients get bytes as they land, except the last byte each asked
+//    for (the blob's, or its range's), held back until the digest verifies; on a mismatch every
+//    client's stream fails, so its connection is cut and it can never mistake the body for complete.
 //  - verify first (peers): clients get nothing until the whole blob has verified.
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,6 +22,12 @@ export interface FetchedBody {
   /** From Content-Length; a source that cannot say is read to its end and served after commit. */
   size?: number;
   stream: Readable;
+  /**
+   * For an untrusted source (a peer): whether something trusted (a manifest's descriptor) confirmed the
+   * size. An unconfirmed size that the disk has no room for is the source's failure, not this node's:
+   * the next source is tried instead of answering 507 (see UnconfirmedClaimError).
+   */
+  confirmed?: boolean;
 }
 
 /** One place the bytes may come from; a download tries its sources in order until one verifies. */
@@ -35,8 +41,8 @@ export interface DownloadSource {
   failed?(err: Error): void;
   /** After a failure: whether this source has another way to try (another peer) before the next source. */
   retry?(): boolean;
-  /** Told, whichever source it came from, that the blob is verified and kept. */
-  stored?(): void;
+  /** Told, whichever source it came from, that the blob is verified and kept (and its true size). */
+  stored?(info: BlobInfo): void;
 }
 
 export type DownloadState = 'opening' | 'running' | 'committed' | 'failed';
@@ -88,7 +94,7 @@ export class SharedDownload {
       try {
         const info = await this.attempt(source, markStarted);
         if (info) {
-          for (const s of sources) s.stored?.();
+          for (const s of sources) s.stored?.(info);
           return info;
         }
       } catch (err) {
@@ -122,12 +128,21 @@ export class SharedDownload {
     this.source = source.name;
     this.size = body.size;
     this.streamThrough = source.streamThrough;
-    this.writer = await this.store.createWriter({ expectedSize: this.size });
+    try {
+      this.writer = await this.store.createWriter({ expectedSize: this.size });
+    } catch (err) {
+      body.stream.destroy();
+      if (isNoSpace(err) && !source.streamThrough && !body.confirmed && this.size !== undefined) throw new UnconfirmedClaimError(this.size, err as Error);
+      throw err;
+    }
     this.state = 'running';
     this.notify();
     if (this.size !== undefined && this.streamThrough) markStarted();
+    const size = this.size;
     await this.writer.append(body.stream, {
       onProgress: (n) => {
+        // Never more than the source announced reaches the disk (the append stops with the stream).
+        if (size !== undefined && n > size) body.stream.destroy(new Error(`source sent more than its ${size} bytes`));
         this.written = n;
         this.notify();
       },
@@ -282,10 +297,12 @@ export class SharedDownload {
       c.end = Math.min(c.last, size === undefined ? Infinity : size - 1);
       if (c.pos > c.end) return 0;
       if (this.state === 'committed' && !c.reader) return 'committed';
-      const readable = this.verified || this.state === 'committed' || ((this.streamThrough || c.unverified) && this.state === 'running');
-      // While unverified, the blob's last byte stays back from clients (see the module comment).
-      const servable = c.unverified || this.verified || this.state === 'committed' || (size !== undefined && this.written < size) ? this.written : this.written - 1;
-      const upto = Math.min(c.end, servable - 1);
+      const checked = this.verified || this.state === 'committed';
+      const readable = checked || ((this.streamThrough || c.unverified) && this.state === 'running');
+      // While unverified, the last byte each client asked for stays back: the blob's last for a whole-blob
+      // answer, its range's last for a Range answer (a range ending early must not complete either), and,
+      // while the size is unknown, the last byte written (it may be the blob's last). See the module comment.
+      const upto = checked || c.unverified ? Math.min(c.end, this.written - 1) : Math.min(c.end - 1, size === undefined ? this.written - 2 : this.written - 1);
       if (readable && upto >= c.pos) {
         if (!c.reader) {
           try {
@@ -351,6 +368,20 @@ interface Cursor {
 
 /** How much a follower reads at a time from a download in progress. */
 const FOLLOW_CHUNK = 1024 * 1024;
+
+/**
+ * An untrusted source's size, unconfirmed, that this disk has no room for: the source is given up (and
+ * judged against the true size once another source's copy verifies), the next one is tried.
+ */
+export class UnconfirmedClaimError extends Error {
+  constructor(
+    readonly claimed: number,
+    cause: Error,
+  ) {
+    super(`no room for the ${claimed} bytes claimed (unconfirmed): ${cause.message}`, { cause });
+    this.name = 'UnconfirmedClaimError';
+  }
+}
 
 export class NoSourceError extends Error {
   constructor(readonly digest: Digest) {

@@ -259,7 +259,8 @@ export async function fetchFromPeer(
   let rest: Uint8Array;
   try {
     const first = await readLine(it);
-    header = JSON.parse(first.line) as BlobResponseHeader;
+    // The peer's header is checked before anything in it is believed (see parseBlobResponse).
+    header = parseBlobResponse(first.line, range);
     rest = first.rest;
   } catch (err) {
     signal?.removeEventListener('abort', abort);
@@ -269,17 +270,23 @@ export async function fetchFromPeer(
   if (header.status !== 'ok') {
     signal?.removeEventListener('abort', abort);
     stream.abort(new Error('done'));
-    throw new PeerFetchError(peer.id, header.status ?? 'protocol', `answered ${header.status}`);
+    throw new PeerFetchError(peer.id, header.status, `answered ${header.status}`);
   }
-  const { size, start, length } = header;
-  if (!isCount(size) || !isCount(start) || !isCount(length)) {
-    stream.abort(new Error('bad header'));
-    throw new PeerFetchError(peer.id, 'protocol', 'response header without size/start/length');
-  }
+  const { size, start, length } = header as Required<BlobResponseHeader>;
   const total = length;
+  let got = 0;
+  let finished = false;
+  // Also run when the caller drops the body before reading it (a claim it refused): a generator never
+  // started runs no finally, and the stream would stay open with the peer still sending into it.
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    signal?.removeEventListener('abort', abort);
+    if (got !== total) stream.abort(new Error('incomplete'));
+  };
   async function* body(): AsyncGenerator<Uint8Array> {
-    let got = 0;
     try {
+      if (rest.length > total) throw new PeerFetchError(peer.id, 'protocol', `sent more than the ${total} bytes it announced`);
       if (rest.length > 0) {
         got += rest.length;
         yield rest;
@@ -297,17 +304,42 @@ export async function fetchFromPeer(
         }
         // A list's buffers one by one: subarray() would copy them into one.
         for (const bytes of next.value instanceof Uint8Array ? [next.value] : next.value) {
+          // Not one byte past what the header announced reaches the caller (or its disk).
+          if (got + bytes.length > total) throw new PeerFetchError(peer.id, 'protocol', `sent more than the ${total} bytes it announced`);
           got += bytes.length;
           yield bytes;
         }
       }
       if (got !== total) throw new PeerFetchError(peer.id, 'truncated', `sent ${got} of ${total} bytes`);
     } finally {
-      signal?.removeEventListener('abort', abort);
-      if (got !== total) stream.abort(new Error('incomplete'));
+      finish();
     }
   }
-  return { size, start, length, body: Readable.from(body(), { objectMode: false }) };
+  const out = Readable.from(body(), { objectMode: false });
+  out.once('close', finish);
+  return { size, start, length, body: out };
+}
+
+const STATUSES: readonly BlobStatus[] = ['ok', 'not-found', 'busy', 'bad-request', 'error'];
+
+/**
+ * A response header line, checked against the request before anything in it is believed: a known status;
+ * for "ok", whole numbers, a start and length that are the ones asked for (the whole blob when no range
+ * was asked) and that fit in the size. Throws FrameError otherwise. Whether the size itself can be true
+ * is the fetcher's judgement (it knows what manifests and limits say: distribution/peer-fetcher.ts).
+ */
+export function parseBlobResponse(text: string, range: ByteRange | undefined): BlobResponseHeader {
+  const doc = parseJsonObject(text);
+  const status = doc.status as BlobStatus;
+  if (!STATUSES.includes(status)) throw new FrameError('unknown status');
+  if (status !== 'ok') return { status };
+  const { size, start, length } = doc;
+  if (!isCount(size) || !isCount(start) || !isCount(length)) throw new FrameError('ok without a size, start and length');
+  const wantStart = range?.start ?? 0;
+  const wantEnd = Math.min(range?.end ?? size - 1, size - 1);
+  const wantLength = Math.max(0, wantEnd - wantStart + 1);
+  if (start !== wantStart || length !== wantLength || start + length > size) throw new FrameError(`answered bytes ${start}+${length} of ${size}, not the range asked for`);
+  return { status, size, start, length };
 }
 
 /**

@@ -5,7 +5,7 @@
 // peer it has already penalised: every run meets a liar it has not met before.
 //
 // Driven by JSON lines on stdin, answered by JSON lines on stdout:
-//   {"op":"serve","key","bootstrap","digest","file","mode"}  → {"key","provided":true,"peerId"} | {"key","error"}
+//   {"op":"serve","key","bootstrap","digest","file","mode","claimSize"?}  → {"key","provided":true,"peerId"} | {"key","error"}
 //   {"op":"stop","key"}                                      → {"key","stopped":true}
 // and, unprompted, {"key","asked":digest,"start","end"} whenever a node requests the blob.
 // Modes (what it does after reading the request):
@@ -15,6 +15,8 @@
 //   reset        the right header, half the bytes, then a stream reset
 //   stall-header nothing at all, forever
 //   stall-body   the right header and a quarter of the bytes, then nothing, forever
+//   claim        a header claiming a blob of claimSize bytes (the range asked for, cut at that size),
+//                then the blob's bytes and zeros for as long as the node reads (at most 64 MiB)
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
@@ -44,7 +46,9 @@ async function send(stream, bytes) {
   if (!stream.send(bytes)) await stream.onDrain();
 }
 
-async function misbehave(stream, key, blob, digest, mode) {
+const CLAIM_SEND_MAX = 64 * 1024 * 1024;
+
+async function misbehave(stream, key, blob, digest, mode, claimSize) {
   const { line } = await readLine(stream[Symbol.asyncIterator]());
   const req = JSON.parse(line);
   const start = req.start ?? 0;
@@ -55,6 +59,24 @@ async function misbehave(stream, key, blob, digest, mode) {
     return stream.close();
   }
   if (mode === 'stall-header') return; // keep the stream open, answer nothing
+  if (mode === 'claim') {
+    const claimedEnd = Math.min(req.end ?? claimSize - 1, claimSize - 1);
+    const length = claimedEnd - start + 1;
+    await send(stream, encodeLine({ status: 'ok', size: claimSize, start, length }));
+    let sent = 0;
+    const real = blob.subarray(Math.min(start, blob.length), Math.min(claimedEnd + 1, blob.length));
+    if (real.length > 0) {
+      await send(stream, Buffer.from(real));
+      sent += real.length;
+    }
+    const zeros = Buffer.alloc(64 * 1024);
+    while (sent < length && sent < CLAIM_SEND_MAX && stream.status === 'open') {
+      const n = Math.min(zeros.length, length - sent);
+      await send(stream, zeros.subarray(0, n));
+      sent += n;
+    }
+    return stream.status === 'open' ? stream.close() : undefined;
+  }
   const bytes = Buffer.from(blob.subarray(start, end + 1));
   if (mode === 'wrong-size') {
     const extra = Buffer.alloc(1000, 0x5a);
@@ -79,7 +101,7 @@ async function misbehave(stream, key, blob, digest, mode) {
   throw new Error(`unknown mode ${mode}`);
 }
 
-async function serve({ key, bootstrap, digest, file, mode }) {
+async function serve({ key, bootstrap, digest, file, mode, claimSize }) {
   const blob = await readFile(file);
   // layerd's transport, encryption, muxer and DHT protocol; the DHT as a client, so liars never become
   // routing-table peers of one another (each provide then reaches the node under test alone, instead of
@@ -100,7 +122,7 @@ async function serve({ key, bootstrap, digest, file, mode }) {
   await libp2p.handle(
     BLOB_PROTOCOL,
     (stream) => {
-      misbehave(stream, key, blob, digest, mode).catch((err) => stream.abort(err));
+      misbehave(stream, key, blob, digest, mode, claimSize).catch((err) => stream.abort(err));
     },
     { maxInboundStreams: 256 },
   );

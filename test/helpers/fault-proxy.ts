@@ -131,9 +131,11 @@ export interface LoggedRequest {
  * - `down`: the listening socket is closed and open connections are cut: connections are refused.
  * - `corrupt-blob`: blob GET bodies (200 and 206) get one byte flipped in the middle; the length stays.
  * - `slow`: every response body trickles at `slowBytesPerSecond`.
+ * - `corrupt-slow`: both: blob GET bodies get the middle byte flipped and trickle (a client can arrive
+ *   while the bad bytes are still landing).
  * - `hang`: requests are accepted and never answered.
  */
-export type FaultMode = 'pass' | 'down' | 'corrupt-blob' | 'slow' | 'hang';
+export type FaultMode = 'pass' | 'down' | 'corrupt-blob' | 'corrupt-slow' | 'slow' | 'hang';
 
 export interface FaultProxy {
   url: string;
@@ -167,12 +169,16 @@ class FlipMiddleByte extends Transform {
   }
 }
 
-/** Passes bytes on at about `rate` bytes per second, in pieces of 1/20 s. */
+/** Passes bytes on at about `rate` bytes per second, in pieces of 1/20 s (through `flip` first, if given). */
 class Throttle extends Transform {
-  constructor(private readonly rate: number) {
+  constructor(
+    private readonly rate: number,
+    private readonly flip?: FlipMiddleByte,
+  ) {
     super();
   }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  override _transform(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.flip) this.flip._transform(chunk, enc, (_err, flipped?: Buffer) => (chunk = flipped ?? chunk));
     const piece = Math.max(1, Math.floor(this.rate / 20));
     let off = 0;
     const next = (): void => {
@@ -207,9 +213,10 @@ export async function startFaultProxy(backend: string, opts: { mode?: FaultMode;
       self,
       bodyTransform: (r, upRes) => {
         if (mode === 'slow') return new Throttle(proxy.slowBytesPerSecond);
-        if (mode === 'corrupt-blob' && requestKind(r.method, r.url) === 'blob-get' && (upRes.statusCode === 200 || upRes.statusCode === 206)) {
+        if ((mode === 'corrupt-blob' || mode === 'corrupt-slow') && requestKind(r.method, r.url) === 'blob-get' && (upRes.statusCode === 200 || upRes.statusCode === 206)) {
           const length = Number(upRes.headers['content-length'] ?? 0);
-          return new FlipMiddleByte(Math.floor(length / 2));
+          const middle = Math.floor(length / 2);
+          return mode === 'corrupt-slow' ? new Throttle(proxy.slowBytesPerSecond, new FlipMiddleByte(middle)) : new FlipMiddleByte(middle);
         }
         return undefined;
       },

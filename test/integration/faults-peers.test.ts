@@ -6,12 +6,11 @@
 // penalised), and that peer is the blob's only provider: the victim must ask it, and must then complete
 // the pull from the seed. Every client response is hashed: no byte the liar sent may reach a client.
 // An honest second node is in the cluster too (it does not hold the blobs).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, repoRoot, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { BadPeers } from '../helpers/bad-peers.js';
+import { removeDir, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
 import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 import { storeProblems } from '../helpers/store-check.js';
 
@@ -31,58 +30,6 @@ let bystander: Proc;
 let bad: BadPeers;
 let dir: string;
 
-/** The bad-peer process, driven over its stdin and stdout. */
-class BadPeers {
-  private readonly waiting = new Map<string, (msg: Record<string, unknown>) => void>();
-  /** Digests each bad node was asked for. */
-  readonly asked = new Map<string, string[]>();
-  private readonly stderr: string[] = [];
-
-  constructor(readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const msg = JSON.parse(line) as Record<string, unknown> & { key: string };
-      if (typeof msg.asked === 'string') {
-        this.asked.set(msg.key, [...(this.asked.get(msg.key) ?? []), msg.asked]);
-        return;
-      }
-      const wake = this.waiting.get(msg.key);
-      this.waiting.delete(msg.key);
-      wake?.(msg);
-    });
-    child.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
-  }
-
-  private call(cmd: Record<string, unknown> & { key: string }): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`bad peer: no answer to ${JSON.stringify(cmd)}\n${this.stderr.join('').slice(-2000)}`)), 60_000);
-      this.waiting.set(cmd.key, (msg) => {
-        clearTimeout(timer);
-        resolve(msg);
-      });
-      this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
-    });
-  }
-
-  async serve(key: string, bootstrap: string, digest: string, file: string, mode: Mode): Promise<string> {
-    const answer = await this.call({ op: 'serve', key, bootstrap, digest, file, mode });
-    if (answer.error) throw new Error(`bad peer ${key}: ${String(answer.error)}`);
-    return answer.peerId as string;
-  }
-
-  async stop(key: string): Promise<void> {
-    await this.call({ op: 'stop', key });
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.stdin!.end();
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
 beforeAll(async () => {
   dir = await tempDir('layerd-bad-peer-');
   seed = await startDistribution();
@@ -99,7 +46,7 @@ beforeAll(async () => {
     readyTimeoutMs: 60_000,
   });
   await until('the victim to meet the honest node', async () => (((await (await fetch(`${victim.url}/api/status`)).json()) as { connectedPeers: number }).connectedPeers > 0 ? true : undefined), 30_000);
-  bad = new BadPeers(spawn(process.execPath, [join(repoRoot, 'test', 'helpers', 'bad-peer.mjs')], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  bad = BadPeers.start();
 }, 120_000);
 
 afterAll(async () => {

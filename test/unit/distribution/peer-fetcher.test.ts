@@ -448,3 +448,88 @@ describe('PeerFetcher: a chain predecessor that never answers', () => {
     expect(reported[0]).toContain('mute');
   });
 });
+
+describe('PeerFetcher: a size no blob of that digest can have (issue 13, item 5)', () => {
+  /** A download through the peers then the seed, with the size the manifest gave (if any). */
+  async function fetchWith(fetcher: PeerFetcher, content: Buffer, size: number | undefined) {
+    const digest = digestOf(content);
+    const seed = seedOf(content);
+    const store = new MemoryBlobStore();
+    const dl = new SharedDownload(store, digest, [fetcher.source(digest, { size }), seed.source]);
+    const bytes = await within(readAll(dl.follow()), GUARD_MS, 'download');
+    await dl.done;
+    return { bytes, dl, seed };
+  }
+
+  it('penalizes a provider whose size differs from the descriptor\'s, reads none of its body, and takes the blob from another', async () => {
+    const content = blobOf(3 * RANGE);
+    net = new FakePeerNetwork();
+    await net.addPeer('liar', [content]);
+    await net.addPeer('honest', [content]);
+    // The liar's header claims 1000 bytes more than the blob has.
+    const fetch = net.fetch.bind(net);
+    net.fetch = async (provider, d, range, signal) => {
+      const blob = await fetch(provider, d, range, signal);
+      return provider.id === 'liar' ? { ...blob, size: blob.size + 1000 } : blob;
+    };
+    const { scores, fetcher } = fetcherOf();
+    const { bytes, dl, seed } = await fetchWith(fetcher, content, content.length);
+    expect(bytes.equals(content)).toBe(true);
+    expect(dl.source).toBe('peer');
+    expect(seed.opens).toBe(0);
+    expect(net.requestsTo('liar').length).toBeGreaterThan(0);
+    expect(net.requestsTo('liar').every((r) => r.outcome !== 'sent')).toBe(true);
+    expect(scores.isBanned('liar')).toBe(true);
+    expect(scores.isBanned('honest')).toBe(false);
+  });
+
+  it('penalizes every provider when the descriptor\'s size is not the blob\'s, and goes to the seed', async () => {
+    const content = blobOf(2 * RANGE);
+    await threePeers(content);
+    const { scores, fetcher } = fetcherOf();
+    const { bytes, dl, seed } = await fetchWith(fetcher, content, content.length + 1);
+    expect(bytes.equals(content)).toBe(true);
+    expect(dl.source).toBe('upstream');
+    expect(seed.opens).toBe(1);
+    for (const id of ['a', 'b', 'c']) expect(scores.isBanned(id)).toBe(true);
+    // Judged on the header: no body was taken in full.
+    expect(net.requests.every((r) => r.outcome !== 'sent')).toBe(true);
+  });
+
+  it('with no descriptor, holds a claim against maxBlobBytes', async () => {
+    const content = blobOf(2 * RANGE);
+    await threePeers(content);
+    const { scores, fetcher } = fetcherOf({ maxBlobBytes: RANGE });
+    const { bytes, dl } = await fetchWith(fetcher, content, undefined);
+    expect(bytes.equals(content)).toBe(true);
+    expect(dl.source).toBe('upstream');
+    for (const id of ['a', 'b', 'c']) expect(scores.isBanned(id)).toBe(true);
+  });
+
+  it('with no descriptor and no room for the claim, tries the seed instead of failing for want of disk, and penalizes the claim once the true size is known', async () => {
+    const content = blobOf(2 * RANGE);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    const { scores, fetcher } = fetcherOf();
+    const store = new MemoryBlobStore();
+    // A store with room only for what the seed's size turns out to be: the peer's claim (made bigger here) does not fit.
+    const createWriter = store.createWriter.bind(store);
+    store.createWriter = async (opts: { expectedSize?: number } = {}) => {
+      if ((opts.expectedSize ?? 0) > content.length) throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+      return createWriter();
+    };
+    const source = fetcher.source(digest);
+    const lying: DownloadSource = { ...source, open: async () => {
+      const body = await source.open();
+      return body && { ...body, size: content.length + 1 };
+    } };
+    const seed = seedOf(content);
+    const dl = new SharedDownload(store, digest, [lying, seed.source]);
+    expect((await within(readAll(dl.follow()), GUARD_MS, 'download')).equals(content)).toBe(true);
+    await dl.done;
+    expect(dl.source).toBe('upstream');
+    expect(seed.opens).toBe(1);
+    expect(scores.isBanned('a')).toBe(true);
+  });
+});

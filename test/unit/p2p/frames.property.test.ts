@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ALGORITHMS, type Algorithm } from '../../../src/oci/digest.js';
 import { OciError } from '../../../src/oci/errors.js';
-import { parseBlobRequest } from '../../../src/p2p/blob-protocol.js';
+import { parseBlobRequest, parseBlobResponse } from '../../../src/p2p/blob-protocol.js';
 import { parseClaimQuestion } from '../../../src/p2p/fetch-claims.js';
 import { encodeLine, FrameError, parseJsonLine, parseJsonObject, readLine } from '../../../src/p2p/json-lines.js';
 import { parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
@@ -37,6 +37,7 @@ const frameText = fc.oneof(
   fc.jsonValue().map((v) => JSON.stringify(v) ?? ''),
   fc.record({ digest: fc.oneof(digest, anyValue), start: anyValue, end: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
   fc.record({ digest: fc.oneof(digest, anyValue), failed: anyValue, release: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+  fc.record({ status: fc.oneof(fc.constantFrom('ok', 'busy', 'not-found'), anyValue), size: anyValue, start: anyValue, length: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
   fc.record({ type: fc.oneof(fc.constantFrom('offer', 'report'), anyValue), spec: anyValue, progress: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
 );
 
@@ -95,6 +96,29 @@ describe('protocol requests', () => {
       }),
       RUNS,
     );
+  });
+
+  it('a blob response header is believed only when it answers the range asked for, within its size (issue 13, item 5)', () => {
+    const range = fc.option(fc.tuple(fc.nat(1 << 20), fc.nat(1 << 20)).map(([a, b]) => ({ start: Math.min(a, b), end: Math.max(a, b) })), { nil: undefined });
+    fc.assert(
+      fc.property(frameText, range, (text, asked) => {
+        const h = typed(() => parseBlobResponse(text, asked));
+        if (h?.status !== 'ok') return;
+        const { size, start, length } = h as Required<typeof h>;
+        for (const v of [size, start, length]) expect(Number.isSafeInteger(v) && v >= 0).toBe(true);
+        expect(start).toBe(asked?.start ?? 0);
+        expect(start + length).toBeLessThanOrEqual(size);
+        expect(length).toBe(Math.max(0, Math.min(asked?.end ?? size - 1, size - 1) - start + 1));
+      }),
+      RUNS,
+    );
+    // What an honest server sends parses; the same with a length past the size, or another start, does not.
+    expect(parseBlobResponse('{"status":"ok","size":100,"start":10,"length":20}', { start: 10, end: 29 })).toEqual({ status: 'ok', size: 100, start: 10, length: 20 });
+    expect(parseBlobResponse('{"status":"ok","size":100,"start":0,"length":100}', undefined).size).toBe(100);
+    expect(() => parseBlobResponse('{"status":"ok","size":100,"start":0,"length":101}', undefined)).toThrow(FrameError);
+    expect(() => parseBlobResponse('{"status":"ok","size":100,"start":5,"length":20}', { start: 10, end: 29 })).toThrow(FrameError);
+    expect(() => parseBlobResponse('null', undefined)).toThrow(FrameError);
+    expect(() => parseBlobResponse('{"status":"maybe"}', undefined)).toThrow(FrameError);
   });
 
   it('claim and rollout questions parse or fail typed', () => {

@@ -1,0 +1,66 @@
+// Drives the bad-peer process (test/helpers/bad-peer.mjs) over its stdin and stdout: libp2p nodes that
+// join a cluster, announce a blob in its DHT, and answer layerd's blob protocol wrongly.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { repoRoot } from './processes.js';
+
+/** How a bad node answers (see bad-peer.mjs). */
+export type BadMode = 'corrupt' | 'wrong-size' | 'truncate' | 'reset' | 'stall-header' | 'stall-body' | 'claim';
+
+export class BadPeers {
+  private readonly waiting = new Map<string, (msg: Record<string, unknown>) => void>();
+  /** Digests each bad node was asked for. */
+  readonly asked = new Map<string, string[]>();
+  private readonly stderr: string[] = [];
+
+  constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const msg = JSON.parse(line) as Record<string, unknown> & { key: string };
+      if (typeof msg.asked === 'string') {
+        this.asked.set(msg.key, [...(this.asked.get(msg.key) ?? []), msg.asked]);
+        return;
+      }
+      const wake = this.waiting.get(msg.key);
+      this.waiting.delete(msg.key);
+      wake?.(msg);
+    });
+    child.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
+  }
+
+  /** The bad-peer process, started. */
+  static start(): BadPeers {
+    return new BadPeers(spawn(process.execPath, [join(repoRoot, 'test', 'helpers', 'bad-peer.mjs')], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  }
+
+  private call(cmd: Record<string, unknown> & { key: string }): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`bad peer: no answer to ${JSON.stringify(cmd)}\n${this.stderr.join('').slice(-2000)}`)), 60_000);
+      this.waiting.set(cmd.key, (msg) => {
+        clearTimeout(timer);
+        resolve(msg);
+      });
+      this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+    });
+  }
+
+  /** A new bad node announcing `digest` (bytes in `file`); resolves with its peer id once it has provided. */
+  async serve(key: string, bootstrap: string, digest: string, file: string, mode: BadMode, opts: { claimSize?: number } = {}): Promise<string> {
+    const answer = await this.call({ op: 'serve', key, bootstrap, digest, file, mode, ...opts });
+    if (answer.error) throw new Error(`bad peer ${key}: ${String(answer.error)}`);
+    return answer.peerId as string;
+  }
+
+  async stop(key: string): Promise<void> {
+    await this.call({ op: 'stop', key });
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.stdin!.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
