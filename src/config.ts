@@ -295,6 +295,7 @@ export const OPTIONS = {
   maxUploadRatePerPeer: option({ name: 'max-upload-rate-per-peer', value: 'RATE', description: 'bytes per second this node sends to any one peer', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
   htpasswd: option({ name: 'htpasswd', value: 'FILE', description: 'users who may push and read private repositories: user:bcrypt-hash lines, as htpasswd -B writes', default: undefined as string | undefined, parse: nonEmptyString, show: () => 'none' }),
   tokenFile: option({ name: 'token-file', value: 'FILE', description: 'bearer tokens that may push and read private repositories: one per line, or name:token', default: undefined as string | undefined, parse: nonEmptyString, show: () => 'none' }),
+  maxAuthFailures: option({ name: 'max-auth-failures', value: 'N', description: 'failed authentications one client address may make per minute; past them it gets 429 and no password is checked (0: no limit)', default: 10, parse: count }),
   privateRepos: option({ name: 'private-repos', value: 'PREFIX', description: 'repositories whose reads need credentials and whose blobs peers do not get, e.g. team/secret, or * (repeatable)', default: [] as string[], parse: repositoryPrefixes, multiple: true }),
   sharePrivateBlobs: option({ name: 'share-private-blobs', value: 'BOOL', description: 'offer peers blobs held only for private repositories too', default: false, parse: bool }),
 };

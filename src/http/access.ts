@@ -89,8 +89,13 @@ export class AccessPolicy {
       const what = req.action === 'write' ? 'pushes are refused' : `repository ${req.name} is private`;
       throw new OciError('DENIED', `${what}: this node listens beyond loopback and has no --htpasswd or --token-file configured`);
     }
-    const result = await this.o.credentials.check(request.headers.authorization);
+    const result = await this.o.credentials.check(request.headers.authorization, request.ip);
     if (result.kind === 'user') return { seesPrivate: true };
+    if (result.kind === 'limited') {
+      // Once per address and episode, not once per request: a flood must not flood the log too.
+      if (result.firstRefusal) request.log.warn({ ip: request.ip, retryAfter: result.retryAfter }, 'too many failed authentications: refusing this address for a while');
+      throw new OciError('TOOMANYREQUESTS', `${result.reason}: try again in ${result.retryAfter} s`, { retryAfter: result.retryAfter });
+    }
     if (result.kind === 'invalid') {
       // The reason names the scheme or the user, never the password or token.
       request.log.warn({ method: request.method, url: request.url.slice(0, 200), ip: request.ip, reason: result.reason }, 'authentication failed');
