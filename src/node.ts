@@ -355,6 +355,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     api,
     idleTimeoutMs: config.httpIdleTimeout,
     access: v2Access,
+    loopback: isLoopbackHost(config.listen.host),
+    allowHosts: config.allowHost,
     requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
     observe: (e) => {
       if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);

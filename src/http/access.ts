@@ -17,7 +17,8 @@ import type { CredentialCheck } from './credentials.js';
 export const AUTH_REALM = 'layerd';
 const CHALLENGE = `Basic realm="${AUTH_REALM}", charset="UTF-8"`;
 
-export type V2Action = 'ping' | 'catalog' | 'read' | 'write';
+/** What a request does; 'api-write' is a POST or DELETE of the node's own /api (gc, rollouts): a push's credentials. */
+export type V2Action = 'ping' | 'catalog' | 'read' | 'write' | 'api-write';
 
 export interface AccessRequest {
   action: V2Action;
@@ -63,6 +64,7 @@ export class AccessPolicy {
     if (!this.enforced) return false;
     switch (req.action) {
       case 'write':
+      case 'api-write':
         return true;
       case 'ping':
         return this.o.credentials.configured;
@@ -86,7 +88,7 @@ export class AccessPolicy {
     const needed = this.needsCredentials(req);
     if (!this.o.credentials.configured) {
       if (!needed) return { seesPrivate: false };
-      const what = req.action === 'write' ? 'pushes are refused' : `repository ${req.name} is private`;
+      const what = req.action === 'write' ? 'pushes are refused' : req.action === 'api-write' ? 'writes to /api are refused' : `repository ${req.name} is private`;
       throw new OciError('DENIED', `${what}: this node listens beyond loopback and has no --htpasswd or --token-file configured`);
     }
     const result = await this.o.credentials.check(request.headers.authorization, request.ip);
@@ -104,7 +106,7 @@ export class AccessPolicy {
     }
     if (!needed) return { seesPrivate: false };
     reply.header('www-authenticate', CHALLENGE);
-    const what = req.action === 'write' ? 'pushing' : req.action === 'ping' ? 'this registry' : `repository ${req.name}`;
+    const what = req.action === 'write' ? 'pushing' : req.action === 'api-write' ? 'writes to /api' : req.action === 'ping' ? 'this registry' : `repository ${req.name}`;
     throw new OciError('UNAUTHORIZED', `authentication required for ${what}`);
   }
 
