@@ -74,6 +74,16 @@ export class FailureLimiter {
     return { retryAfter: Math.max(1, Math.ceil(((1 - b.tokens) * 60) / this.o.perMinute)), firstRefusal: first };
   }
 
+  /**
+   * Whether the address has no failures outstanding (never failed, or its bucket has refilled): its
+   * password checks go before those of addresses that keep failing.
+   */
+  clean(client: string): boolean {
+    if (!this.enabled) return true;
+    const b = this.buckets.get(clientKey(client));
+    return b === undefined || b.tokens + ((this.now() - b.at) / 60_000) * this.o.perMinute >= this.o.perMinute;
+  }
+
   /** Gives back the attempt `take` took: the credentials were right. */
   refund(client: string): void {
     if (!this.enabled) return;
@@ -150,22 +160,27 @@ interface Job {
 
 /**
  * bcrypt compares, one at a time, on a worker thread: the event loop never runs bcrypt, so requests that
- * need none are never slowed by those that do, and at most one core goes to it. At most `maxWaiting`
- * compares wait; past that `compare` answers undefined (too busy) at once.
+ * need none are never slowed by those that do, and at most one core goes to it. Compares for addresses
+ * with a clean record go first: in a flood from many addresses, each of which keeps failing, a new
+ * client's first login waits for one compare, not for the flood's. At most `maxWaiting` compares wait in
+ * each line; past that `compare` answers undefined (too busy) at once. The line depends only on the
+ * caller's own address, never on the user named, so it tells nothing about which users exist.
  */
 export class BcryptPool {
   private worker: Worker | undefined;
+  private readonly urgent: Job[] = [];
   private readonly queue: Job[] = [];
   private running: Job | undefined;
   private nextId = 1;
 
   constructor(private readonly maxWaiting = 16) {}
 
-  /** Whether the password matches the hash; undefined if too many compares are waiting already. */
-  compare(password: string, hash: string): Promise<boolean | undefined> {
-    if (this.queue.length >= this.maxWaiting) return Promise.resolve(undefined);
+  /** Whether the password matches the hash; undefined if too many compares are waiting already in its line. */
+  compare(password: string, hash: string, urgent = false): Promise<boolean | undefined> {
+    const line = urgent ? this.urgent : this.queue;
+    if (line.length >= this.maxWaiting) return Promise.resolve(undefined);
     return new Promise<boolean>((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, password, hash, resolve, reject });
+      line.push({ id: this.nextId++, password, hash, resolve, reject });
       this.pump();
     });
   }
@@ -178,8 +193,9 @@ export class BcryptPool {
   }
 
   private pump(): void {
-    if (this.running || this.queue.length === 0) return;
-    const job = this.queue.shift()!;
+    if (this.running) return;
+    const job = this.urgent.shift() ?? this.queue.shift();
+    if (!job) return;
     this.running = job;
     this.ensureWorker().postMessage({ id: job.id, password: job.password, hash: job.hash });
   }

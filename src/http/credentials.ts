@@ -188,9 +188,10 @@ export class Credentials implements CredentialCheck {
     const against = hash ?? this.decoy;
     if (!against) return this.failed(client, wrong); // no users at all: nobody to tell apart
     const limiter = this.guard.limiter;
+    const urgent = limiter.clean(client); // before this attempt counts
     const turn = limiter.take(client);
     if (turn.retryAfter > 0) return { kind: 'limited', retryAfter: turn.retryAfter, reason: 'too many failed authentications from this address', firstRefusal: turn.firstRefusal };
-    const ok = await this.guard.pool.compare(password, against);
+    const ok = await this.guard.pool.compare(password, against, urgent);
     if (ok === undefined) {
       limiter.refund(client); // not this client's failure
       return { kind: 'limited', retryAfter: 1, reason: 'too many password checks waiting', firstRefusal: false };

@@ -79,6 +79,35 @@ describe('BcryptPool', () => {
   });
 });
 
+describe('BcryptPool lines', () => {
+  it('runs a clean address\'s compare before those of addresses that keep failing', async () => {
+    const hash = bcrypt.hashSync('pw', 4);
+    const pool = new BcryptPool(16);
+    const order: string[] = [];
+    try {
+      const all = [
+        ...Array.from({ length: 6 }, (_, i) => pool.compare('bad', hash).then(() => order.push(`flood${i}`))),
+        pool.compare('pw', hash, true).then(() => order.push('fresh')),
+      ];
+      await Promise.all(all);
+      // The first flood compare was already running; the fresh one came next.
+      expect(order.indexOf('fresh')).toBeLessThanOrEqual(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('says an address is clean until it fails, and again once its bucket refills', () => {
+    let now = 0;
+    const l = new FailureLimiter({ perMinute: 6, now: () => now });
+    expect(l.clean('a')).toBe(true);
+    l.take('a');
+    expect(l.clean('a')).toBe(false);
+    now += 10_000;
+    expect(l.clean('a')).toBe(true);
+  });
+});
+
 describe('Credentials with a limit', () => {
   it('refuses a limited address without checking, still takes its remembered good password, and not a bad one', async () => {
     const hash = bcrypt.hashSync('right', 4);
