@@ -248,6 +248,20 @@ function peerIds(raw: unknown): string[] {
   ];
 }
 
+/** Host names (repeated flags, comma-separated env, YAML list), lower case, without a port. */
+function hostNames(raw: unknown): string[] {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : [raw];
+  return items
+    .map((item) => String(item).trim().toLowerCase())
+    .filter((item) => item !== '')
+    .map((name) => {
+      if (!/^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/.test(name) || name.length > 253) {
+        throw new Error(`invalid host name ${JSON.stringify(name.slice(0, 100))}: want a DNS name without a port, e.g. registry.local`);
+      }
+      return name.replace(/\.$/, '');
+    });
+}
+
 /** Repository prefixes (repeated flags, comma-separated env, YAML list). */
 function repositoryPrefixes(raw: unknown): string[] {
   const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : [raw];
@@ -295,6 +309,8 @@ export const OPTIONS = {
   maxUploadRatePerPeer: option({ name: 'max-upload-rate-per-peer', value: 'RATE', description: 'bytes per second this node sends to any one peer', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),
   htpasswd: option({ name: 'htpasswd', value: 'FILE', description: 'users who may push and read private repositories: user:bcrypt-hash lines, as htpasswd -B writes', default: undefined as string | undefined, parse: nonEmptyString, show: () => 'none' }),
   tokenFile: option({ name: 'token-file', value: 'FILE', description: 'bearer tokens that may push and read private repositories: one per line, or name:token', default: undefined as string | undefined, parse: nonEmptyString, show: () => 'none' }),
+  maxAuthFailures: option({ name: 'max-auth-failures', value: 'N', description: 'failed authentications one client address may make per minute; past them it gets 429 and no password is checked (0: no limit)', default: 10, parse: count }),
+  allowHost: option({ name: 'allow-host', value: 'NAME', description: 'a Host name a loopback listener answers to besides localhost, 127.x and [::1] (repeatable; others get 403, against DNS rebinding)', default: [] as string[], parse: hostNames, multiple: true }),
   privateRepos: option({ name: 'private-repos', value: 'PREFIX', description: 'repositories whose reads need credentials and whose blobs peers do not get, e.g. team/secret, or * (repeatable)', default: [] as string[], parse: repositoryPrefixes, multiple: true }),
   sharePrivateBlobs: option({ name: 'share-private-blobs', value: 'BOOL', description: 'offer peers blobs held only for private repositories too', default: false, parse: bool }),
 };

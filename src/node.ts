@@ -8,7 +8,7 @@ import { AnnouncingBlobStore } from './distribution/announcing-blob-store.js';
 import { BlobSharing } from './distribution/blob-sharing.js';
 import { RepositoryVisibility } from './distribution/repository-visibility.js';
 import { AccessPolicy, isLoopbackHost } from './http/access.js';
-import { CredentialsFileError, ReloadingCredentials } from './http/credentials.js';
+import { AuthGuard, CredentialsFileError, ReloadingCredentials } from './http/credentials.js';
 import { Distribution } from './distribution/distribution.js';
 import { Mirror } from './distribution/mirror.js';
 import { MirrorListings } from './distribution/mirror-listings.js';
@@ -168,8 +168,10 @@ async function storeWritable(dataDir: string): Promise<Check> {
  */
 async function loadCredentials(config: Config, logger: Logger): Promise<ReloadingCredentials> {
   try {
-    return await ReloadingCredentials.open({ htpasswd: config.htpasswd, tokenFile: config.tokenFile }, ({ ok, detail, users, tokens }) =>
-      ok ? logger.info({ users, tokens }, detail) : logger.warn({ users, tokens }, detail),
+    return await ReloadingCredentials.open(
+      { htpasswd: config.htpasswd, tokenFile: config.tokenFile },
+      ({ ok, detail, users, tokens }) => (ok ? logger.info({ users, tokens }, detail) : logger.warn({ users, tokens }, detail)),
+      new AuthGuard({ maxFailuresPerMinute: config.maxAuthFailures }),
     );
   } catch (err) {
     if (!(err instanceof CredentialsFileError)) throw err;
@@ -364,6 +366,8 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     api,
     idleTimeoutMs: config.httpIdleTimeout,
     access: v2Access,
+    loopback: isLoopbackHost(config.listen.host),
+    allowHosts: config.allowHost,
     requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
     observe: (e) => {
       if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);

@@ -271,7 +271,7 @@ const routeCase = fc.oneof(
       .map((body) => [step('POST', '/api/rollouts', { 'content-type': 'application/json' }, Buffer.from(body))]),
   },
   // rarely: a garbage collection while everything else runs
-  { weight: 1, arbitrary: fc.constant([step('POST', '/api/gc')]) },
+  { weight: 1, arbitrary: fc.constant([step('POST', '/api/gc', { 'content-type': 'application/json' })]) },
   // any path at all
   { weight: 20, arbitrary: fc.tuple(fc.constantFrom('GET', 'PUT', 'PATCH', 'DELETE'), fc.string({ maxLength: 60 })).map(([m, p]) => [step(m, `/v2/${p}`)]) },
 );
@@ -281,41 +281,41 @@ const rawCase = fc.oneof(
   fc.constantFrom(
     'GARBAGE\r\n\r\n',
     'GET\r\n\r\n',
-    'GET /v2/ HTTP/9.9\r\nHost: x\r\n\r\n',
+    'GET /v2/ HTTP/9.9\r\nHost: localhost\r\n\r\n',
     'GET /v2/ HTTP/1.1\r\n\r\n',
     'GET /v2/ HTTP/1.0\r\n\r\n',
-    'get /v2/ HTTP/1.1\r\nHost: x\r\n\r\n',
-    'PROPFIND /v2/ HTTP/1.1\r\nHost: x\r\n\r\n',
-    'TRACE /v2/ HTTP/1.1\r\nHost: x\r\n\r\n',
-    'CONNECT /v2/ HTTP/1.1\r\nHost: x\r\n\r\n',
-    'BREW /v2/ HTTP/1.1\r\nHost: x\r\n\r\n',
-    'GET /v2/a b/tags/list HTTP/1.1\r\nHost: x\r\n\r\n',
-    'GET /v2/\x00/tags/list HTTP/1.1\r\nHost: x\r\n\r\n',
-    'GET v2/ HTTP/1.1\r\nHost: x\r\n\r\n',
-    'GET * HTTP/1.1\r\nHost: x\r\n\r\n',
-    'GET http://x/v2/ HTTP/1.1\r\nHost: x\r\n\r\n',
-    'GET /v2/ HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n',
-    'GET /v2/ HTTP/1.1\r\nHost: x\r\n folded: continuation\r\n\r\n',
-    'GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
-    'GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
-    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
-    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
-    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
-    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
-    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab',
-    'PUT /v2/fuzz/known/manifests/v9 HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 99999999999999999999\r\n\r\n{}',
-    'PUT /v2/fuzz/known/manifests/v9 HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{"schemaVersion":2',
-    'GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/_catalog HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n',
+    'get /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'PROPFIND /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'TRACE /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'CONNECT /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'BREW /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'GET /v2/a b/tags/list HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'GET /v2/\x00/tags/list HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'GET v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'GET * HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'GET http://x/v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n',
+    'GET /v2/ HTTP/1.1\r\nHost: localhost\r\nbad header line\r\n\r\n',
+    'GET /v2/ HTTP/1.1\r\nHost: localhost\r\n folded: continuation\r\n\r\n',
+    'GET /v2/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n',
+    'GET /v2/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n',
+    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
+    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
+    'POST /v2/fuzz/known/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab',
+    'PUT /v2/fuzz/known/manifests/v9 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 99999999999999999999\r\n\r\n{}',
+    'PUT /v2/fuzz/known/manifests/v9 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000000\r\n\r\n{"schemaVersion":2',
+    'GET /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\nGET /v2/_catalog HTTP/1.1\r\nHost: localhost\r\n\r\nGARBAGE\r\n\r\n',
     '\r\n\r\n\r\n',
     '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03',
     'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n',
   ),
   // a request line or headers past the parser's limits
-  fc.constantFrom(`GET /v2/${'a'.repeat(70_000)}/tags/list HTTP/1.1\r\nHost: x\r\n\r\n`, `GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, `GET /v2/ HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-${i}: y`).join('\r\n')}\r\n\r\n`),
+  fc.constantFrom(`GET /v2/${'a'.repeat(70_000)}/tags/list HTTP/1.1\r\nHost: localhost\r\n\r\n`, `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, `GET /v2/ HTTP/1.1\r\nHost: localhost\r\n${Array.from({ length: 3000 }, (_, i) => `X-${i}: y`).join('\r\n')}\r\n\r\n`),
   // bytes of any kind
   fc.uint8Array({ minLength: 1, maxLength: 300 }).map((b) => Buffer.from(b).toString('latin1')),
   // a valid start, then cut anywhere
-  fc.tuple(fc.constantFrom(`PUT /v2/fuzz/known/manifests/cut HTTP/1.1\r\nHost: x\r\nContent-Type: ${MT.manifest}\r\nContent-Length: ${KNOWN.manifest.length}\r\n\r\n${KNOWN.manifest}`, `GET /v2/${KNOWN.repo}/blobs/${KNOWN.layerDigest} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n`), fc.nat()).map(([text, at]) => text.slice(0, at % text.length)),
+  fc.tuple(fc.constantFrom(`PUT /v2/fuzz/known/manifests/cut HTTP/1.1\r\nHost: localhost\r\nContent-Type: ${MT.manifest}\r\nContent-Length: ${KNOWN.manifest.length}\r\n\r\n${KNOWN.manifest}`, `GET /v2/${KNOWN.repo}/blobs/${KNOWN.layerDigest} HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-9\r\n\r\n`), fc.nat()).map(([text, at]) => text.slice(0, at % text.length)),
 );
 
 /** Content-Length that does not match the body: the client half-closes, or sends more than it said. */
@@ -336,7 +336,7 @@ const lengthMismatch = fc
     const { line, body, type } = make(repo);
     const declared = Math.max(0, body.length + (delta === 0 ? 1 : delta));
     const sent = delta < 0 ? body : body.subarray(0, cut % (body.length + 1));
-    const head = `${line} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${type ? `Content-Type: ${type}\r\n` : ''}Content-Length: ${declared}\r\n\r\n`;
+    const head = `${line} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${type ? `Content-Type: ${type}\r\n` : ''}Content-Length: ${declared}\r\n\r\n`;
     return { text: head, body: sent, upload: line.includes('{upload}') };
   });
 

@@ -27,6 +27,7 @@ export function nodeOptionsHelp(own: [flag: string, text: string][] = []): strin
   const rows: [string, string][] = [
     ...own,
     ['--node URL', `the node's HTTP endpoint (default ${DEFAULT_NODE}; env LAYERD_NODE)`],
+    ['--user USER[:PASSWORD]', "credentials for a node that asks for them (/api writes, private repositories): an htpasswd user, or a token's name and the token; env LAYERD_USER, the password also from LAYERD_PASSWORD"],
     ['--json', 'machine output: one JSON document on stdout'],
   ];
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
@@ -43,6 +44,8 @@ export function parseFlags(args: string[], options: FlagSpecs, positionals = fal
 
 export interface NodeFlags {
   node: string;
+  /** `Basic ...` from --user (or LAYERD_USER and LAYERD_PASSWORD), if given. */
+  authorization?: string;
   json: boolean;
   positionals: string[];
   values: Record<string, string | boolean | Array<string | boolean> | undefined>;
@@ -50,10 +53,25 @@ export interface NodeFlags {
 
 /** Parses a node command's arguments: --node and --json plus `extra` flags; `maxPositionals` operands. */
 export function nodeFlags(args: string[], extra: FlagSpecs = {}, maxPositionals = 0): NodeFlags {
-  const { values, positionals } = parseFlags(args, { node: { type: 'string' }, json: { type: 'boolean' }, ...extra }, true);
+  const { values, positionals } = parseFlags(args, { node: { type: 'string' }, user: { type: 'string' }, json: { type: 'boolean' }, ...extra }, true);
   if (positionals.length > maxPositionals) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[maxPositionals])}`);
   const raw = (values.node as string | undefined) ?? process.env.LAYERD_NODE ?? DEFAULT_NODE;
-  return { node: parseNodeUrl(raw), json: values.json === true, positionals, values };
+  const authorization = basicAuthorization((values.user as string | undefined) ?? process.env.LAYERD_USER, process.env.LAYERD_PASSWORD);
+  return { node: parseNodeUrl(raw), authorization, json: values.json === true, positionals, values };
+}
+
+/**
+ * The Basic Authorization header of `USER[:PASSWORD]`; the password may come from the environment
+ * instead (so it stays out of `ps` and shell history). There is no prompt: commands run in scripts.
+ */
+export function basicAuthorization(user: string | undefined, envPassword: string | undefined): string | undefined {
+  if (user === undefined || user === '') return undefined;
+  const colon = user.indexOf(':');
+  const name = colon >= 0 ? user.slice(0, colon) : user;
+  const password = colon >= 0 ? user.slice(colon + 1) : envPassword;
+  if (name === '') throw new UsageError('--user: want USER[:PASSWORD], the user is empty');
+  if (password === undefined || password === '') throw new UsageError(`--user: no password for ${JSON.stringify(name.slice(0, 64))}: give USER:PASSWORD or set LAYERD_PASSWORD`);
+  return `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`;
 }
 
 /** The node's base URL, without a trailing slash; only http(s) makes sense for a node. */

@@ -9,7 +9,7 @@ import { formatStatus, type StatusDoc } from './status.js';
 
 export const status: Command = {
   summary: "show a node's status",
-  help: () => `Usage: layerd status [--node URL] [--json]
+  help: () => `Usage: layerd status [--node URL] [--user USER[:PASSWORD]] [--json]
 
 Shows a node's version, peer id and addresses, connected peers, seed registries, store use,
 hit ratio, bytes saved versus the seeds, and blobs fetched by source (GET /api/status).
@@ -17,7 +17,7 @@ hit ratio, bytes saved versus the seeds, and blobs fetched by source (GET /api/s
 ${nodeOptionsHelp()}`,
   async run(args) {
     const f = nodeFlags(args);
-    const doc = await new NodeClient(f.node).json<StatusDoc>('GET', '/api/status');
+    const doc = await new NodeClient(f.node, f.authorization).json<StatusDoc>('GET', '/api/status');
     if (f.json) printJson(doc);
     else process.stdout.write(`${formatStatus(doc)}\n`);
   },
@@ -25,7 +25,7 @@ ${nodeOptionsHelp()}`,
 
 export const pullCommand: Command = {
   summary: "pull an image into a node's cache",
-  help: () => `Usage: layerd pull IMAGE [--node URL] [--platform OS/ARCH[/VARIANT]] [--json]
+  help: () => `Usage: layerd pull IMAGE [--node URL] [--user USER[:PASSWORD]] [--platform OS/ARCH[/VARIANT]] [--json]
 
 Pulls IMAGE's manifests and blobs through the node's /v2 endpoint, as a container runtime would, so
 the node caches everything it did not hold. Every blob is streamed and checked against its digest.
@@ -38,7 +38,7 @@ ${nodeOptionsHelp([['--platform OS/ARCH[/VARIANT]', 'only this platform of an in
     const f = nodeFlags(args, { platform: { type: 'string' } }, 1);
     const image = f.positionals[0];
     if (image === undefined) throw new UsageError('pull: missing IMAGE (try: layerd pull --help)');
-    const summary = await pull({ node: f.node, image, platform: f.values.platform as string | undefined, json: f.json, stderr: process.stderr });
+    const summary = await pull({ node: f.node, authorization: f.authorization, image, platform: f.values.platform as string | undefined, json: f.json, stderr: process.stderr });
     if (f.json) printJson(summary);
     else process.stdout.write(`${summaryLine(summary)}\n`);
   },
@@ -46,7 +46,7 @@ ${nodeOptionsHelp([['--platform OS/ARCH[/VARIANT]', 'only this platform of an in
 
 export const ls: Command = {
   summary: 'list the images a node holds',
-  help: () => `Usage: layerd ls [--node URL] [--json]
+  help: () => `Usage: layerd ls [--node URL] [--user USER[:PASSWORD]] [--json]
 
 Lists the images a node has cached or had pushed (GET /api/images): registry and repository, tags,
 short digest, size, and how much of it is on the node's disk.
@@ -54,7 +54,7 @@ short digest, size, and how much of it is on the node's disk.
 ${nodeOptionsHelp()}`,
   async run(args) {
     const f = nodeFlags(args);
-    const doc = await new NodeClient(f.node).json<{ images?: ImageDoc[] }>('GET', '/api/images');
+    const doc = await new NodeClient(f.node, f.authorization).json<{ images?: ImageDoc[] }>('GET', '/api/images');
     if (f.json) printJson(doc);
     else process.stdout.write(`${formatImages(Array.isArray(doc.images) ? doc.images : [])}\n`);
   },
@@ -62,7 +62,7 @@ ${nodeOptionsHelp()}`,
 
 export const gc: Command = {
   summary: "reclaim a node's unreferenced content",
-  help: () => `Usage: layerd gc [--node URL] [--json]
+  help: () => `Usage: layerd gc [--node URL] [--user USER[:PASSWORD]] [--json]
 
 Asks the node to collect garbage (POST /api/gc): unfinished uploads and blobs nothing references,
 and prints what it removed and the bytes freed.
@@ -70,7 +70,7 @@ and prints what it removed and the bytes freed.
 ${nodeOptionsHelp()}`,
   async run(args) {
     const f = nodeFlags(args);
-    const doc = await new NodeClient(f.node).json<GcDoc>('POST', '/api/gc');
+    const doc = await new NodeClient(f.node, f.authorization).json<GcDoc>('POST', '/api/gc');
     if (f.json) printJson(doc);
     else process.stdout.write(`${formatGc(doc)}\n`);
   },
@@ -78,7 +78,7 @@ ${nodeOptionsHelp()}`,
 
 export const rollout: Command = {
   summary: 'have every node of the cluster pre-fetch an image',
-  help: () => `Usage: layerd rollout IMAGE [--node URL] [--platform OS/ARCH[/VARIANT]] [--wait] [--json]
+  help: () => `Usage: layerd rollout IMAGE [--node URL] [--user USER[:PASSWORD]] [--platform OS/ARCH[/VARIANT]] [--wait] [--json]
 
 Asks the node to roll IMAGE out to the cluster (POST /api/rollouts): the request spreads to every node,
 and each fetches the manifests from its seed and the layers through the normal path (local, then
@@ -98,7 +98,7 @@ ${nodeOptionsHelp([
     if (image === undefined) throw new UsageError('rollout: missing IMAGE (try: layerd rollout --help)');
     const platform = f.values.platform as string | undefined;
     if (platform !== undefined && !isPlatform(platform)) throw new UsageError(`invalid --platform ${JSON.stringify(platform)}: want os/arch[/variant]`);
-    const client = new NodeClient(f.node);
+    const client = new NodeClient(f.node, f.authorization);
     const started = await client.json<RolloutDoc>('POST', '/api/rollouts', platform ? { image, platform } : { image });
     if (f.values.wait !== true) {
       if (f.json) printJson(started);

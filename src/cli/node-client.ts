@@ -64,17 +64,25 @@ export function parseErrorBody(status: number, statusText: string, body: string)
 }
 
 export class NodeClient {
-  constructor(readonly base: string) {}
+  /** `authorization`: the Authorization header sent with every request (--user), if any. */
+  constructor(
+    readonly base: string,
+    private readonly authorization?: string,
+  ) {}
 
   url(path: string): string {
     return `${this.base}${path}`;
   }
 
-  /** GET or POST a JSON API path (with a JSON body, if given); the parsed body of a 2xx answer. */
+  /**
+   * GET or POST a JSON API path; the parsed body of a 2xx answer. A POST always sends a JSON body ({} if
+   * none is given): the node takes /api POSTs only as application/json.
+   */
   async json<T>(method: 'GET' | 'POST', path: string, body?: object): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await this.send(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+    const payload = method === 'POST' ? JSON.stringify(body ?? {}) : undefined;
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.send(path, { method, headers, body: payload, signal: AbortSignal.timeout(API_TIMEOUT_MS) });
     let text: string;
     try {
       text = await res.text();
@@ -103,8 +111,9 @@ export class NodeClient {
   }
 
   private async send(path: string, init: RequestInit): Promise<Response> {
+    const headers = { ...(init.headers as Record<string, string> | undefined), ...(this.authorization ? { authorization: this.authorization } : {}) };
     try {
-      return await fetch(this.url(path), init);
+      return await fetch(this.url(path), { ...init, headers });
     } catch (err) {
       throw new NodeUnreachableError(this.base, fetchFailureReason(err));
     }

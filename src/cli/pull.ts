@@ -47,6 +47,8 @@ export interface PullSummary {
 
 export interface PullOptions {
   node: string;
+  /** The Authorization header to send (--user), for private repositories. */
+  authorization?: string;
   image: string;
   platform?: string;
   /** Machine output: no per-blob lines on a non-terminal stderr. */
@@ -98,8 +100,9 @@ class Puller {
   constructor(
     node: string,
     private readonly ref: ImageReference,
+    authorization?: string,
   ) {
-    this.client = new NodeClient(node);
+    this.client = new NodeClient(node, authorization);
     // containerd names the registry it means in ?ns=; the node mirrors that registry.
     this.ns = `ns=${encodeURIComponent(ref.registry)}`;
   }
@@ -192,7 +195,7 @@ export async function pull(opts: PullOptions): Promise<PullSummary> {
   const ref = parseImageArg(opts.image);
   const platform = opts.platform === undefined ? undefined : parsePlatform(opts.platform);
   const started = performance.now();
-  const puller = new Puller(opts.node, ref);
+  const puller = new Puller(opts.node, ref, opts.authorization);
 
   // Manifests first, walking an index down to the image manifests wanted.
   const manifests: PulledManifest[] = [];

@@ -17,7 +17,8 @@ import type { CredentialCheck } from './credentials.js';
 export const AUTH_REALM = 'layerd';
 const CHALLENGE = `Basic realm="${AUTH_REALM}", charset="UTF-8"`;
 
-export type V2Action = 'ping' | 'catalog' | 'read' | 'write';
+/** What a request does; 'api-write' is a POST or DELETE of the node's own /api (gc, rollouts): a push's credentials. */
+export type V2Action = 'ping' | 'catalog' | 'read' | 'write' | 'api-write';
 
 export interface AccessRequest {
   action: V2Action;
@@ -63,6 +64,7 @@ export class AccessPolicy {
     if (!this.enforced) return false;
     switch (req.action) {
       case 'write':
+      case 'api-write':
         return true;
       case 'ping':
         return this.o.credentials.configured;
@@ -86,11 +88,16 @@ export class AccessPolicy {
     const needed = this.needsCredentials(req);
     if (!this.o.credentials.configured) {
       if (!needed) return { seesPrivate: false };
-      const what = req.action === 'write' ? 'pushes are refused' : `repository ${req.name} is private`;
+      const what = req.action === 'write' ? 'pushes are refused' : req.action === 'api-write' ? 'writes to /api are refused' : `repository ${req.name} is private`;
       throw new OciError('DENIED', `${what}: this node listens beyond loopback and has no --htpasswd or --token-file configured`);
     }
-    const result = await this.o.credentials.check(request.headers.authorization);
+    const result = await this.o.credentials.check(request.headers.authorization, request.ip);
     if (result.kind === 'user') return { seesPrivate: true };
+    if (result.kind === 'limited') {
+      // Once per address and episode, not once per request: a flood must not flood the log too.
+      if (result.firstRefusal) request.log.warn({ ip: request.ip, retryAfter: result.retryAfter }, 'too many failed authentications: refusing this address for a while');
+      throw new OciError('TOOMANYREQUESTS', `${result.reason}: try again in ${result.retryAfter} s`, { retryAfter: result.retryAfter });
+    }
     if (result.kind === 'invalid') {
       // The reason names the scheme or the user, never the password or token.
       request.log.warn({ method: request.method, url: request.url.slice(0, 200), ip: request.ip, reason: result.reason }, 'authentication failed');
@@ -99,7 +106,7 @@ export class AccessPolicy {
     }
     if (!needed) return { seesPrivate: false };
     reply.header('www-authenticate', CHALLENGE);
-    const what = req.action === 'write' ? 'pushing' : req.action === 'ping' ? 'this registry' : `repository ${req.name}`;
+    const what = req.action === 'write' ? 'pushing' : req.action === 'api-write' ? 'writes to /api' : req.action === 'ping' ? 'this registry' : `repository ${req.name}`;
     throw new OciError('UNAUTHORIZED', `authentication required for ${what}`);
   }
 

@@ -2,9 +2,9 @@
 // `htpasswd -B` writes) and bearer tokens of a token file. A request proves itself with
 // `Authorization: Basic` (a user's password, or a token as the password under the token's name) or
 // `Authorization: Bearer <token>`. Secrets never leave this module: results name the user only.
-import bcrypt from 'bcryptjs';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
+import { BcryptPool, FailureLimiter, RecentKeys } from './auth-guard.js';
 
 /** A malformed credentials file: the message names the line, never its content (it may hold a secret). */
 export class CredentialsFileError extends Error {
@@ -79,24 +79,49 @@ export interface CredentialFiles {
 /** What the access policy needs of credentials: whether there are any, and a check of a header. */
 export interface CredentialCheck {
   readonly configured: boolean;
-  check(header: string | undefined): Promise<AuthResult>;
+  /** `client` is the caller's address: failures are limited per address. */
+  check(header: string | undefined, client?: string): Promise<AuthResult>;
 }
 
 export type AuthResult =
   | { kind: 'anonymous' }
   | { kind: 'user'; user: string; scheme: 'basic' | 'bearer' }
   /** Credentials were sent and are wrong (or malformed): `reason` is safe to log. */
-  | { kind: 'invalid'; reason: string };
+  | { kind: 'invalid'; reason: string }
+  /**
+   * Not checked: the address failed too often (or too many checks wait already). `retryAfter` is in
+   * seconds; `firstRefusal` says this is the first refusal of the address since it was last allowed.
+   */
+  | { kind: 'limited'; retryAfter: number; reason: string; firstRefusal: boolean };
 
 /** Successful bcrypt checks are remembered this long: clients send Basic auth on every request. */
 const REMEMBER_MS = 5 * 60_000;
-const REMEMBER_MAX = 1_000;
+const REMEMBER_MAX = 10_000;
+/** Failed ones this long: a client retrying the same wrong password costs no bcrypt either. */
+const FORGET_BAD_MS = 60_000;
+const BAD_MAX = 10_000;
+
+/** What survives a reload of the files: the per-address limit and the bcrypt worker. */
+export class AuthGuard {
+  readonly limiter: FailureLimiter;
+  readonly pool: BcryptPool;
+
+  /** `maxFailuresPerMinute`: failed authentications one address may make a minute (0: no limit). */
+  constructor(o: { maxFailuresPerMinute?: number; maxWaiting?: number } = {}) {
+    this.limiter = new FailureLimiter({ perMinute: o.maxFailuresPerMinute ?? 0 });
+    this.pool = new BcryptPool(o.maxWaiting);
+  }
+}
 
 export class Credentials implements CredentialCheck {
   /** Fixed-size digests of the tokens, compared in constant time. */
   private readonly tokens: Array<BearerToken & { digest: Buffer }>;
-  /** Keyed by a salted hash of user and password, so no password is kept in memory. */
-  private readonly remembered = new Map<string, number>();
+  /**
+   * Keyed by a salted hash of user and password, so no password is kept in memory. They belong to this
+   * set of users: a reload makes a new Credentials, so a changed password is checked again.
+   */
+  private readonly remembered = new RecentKeys(REMEMBER_MS, REMEMBER_MAX);
+  private readonly knownBad = new RecentKeys(FORGET_BAD_MS, BAD_MAX);
   private readonly salt = randomBytes(16);
   /** Compared against for unknown users, so their answer takes as long as a known user's. */
   private readonly decoy: string | undefined;
@@ -104,12 +129,13 @@ export class Credentials implements CredentialCheck {
   constructor(
     private readonly users: ReadonlyMap<string, string> = new Map(),
     tokens: readonly BearerToken[] = [],
+    private readonly guard: AuthGuard = new AuthGuard(),
   ) {
     this.tokens = tokens.map((t) => ({ ...t, digest: sha256(t.secret) }));
     this.decoy = users.values().next().value;
   }
 
-  static async load(files: CredentialFiles): Promise<Credentials> {
+  static async load(files: CredentialFiles, guard?: AuthGuard): Promise<Credentials> {
     const read = async (path: string) => {
       try {
         return await readFile(path, 'utf8');
@@ -119,7 +145,7 @@ export class Credentials implements CredentialCheck {
     };
     const users = files.htpasswd ? parseHtpasswd(await read(files.htpasswd), files.htpasswd) : new Map<string, string>();
     const tokens = files.tokenFile ? parseTokens(await read(files.tokenFile), files.tokenFile) : [];
-    return new Credentials(users, tokens);
+    return new Credentials(users, tokens, guard);
   }
 
   /** Whether anyone at all can authenticate. */
@@ -131,15 +157,20 @@ export class Credentials implements CredentialCheck {
     return { users: this.users.size, tokens: this.tokens.length };
   }
 
-  /** Checks an Authorization header. An empty Basic pair (`:`), as some clients send by default, is anonymous. */
-  async check(header: string | undefined): Promise<AuthResult> {
+  /**
+   * Checks an Authorization header from `client`. An empty Basic pair (`:`), as some clients send by
+   * default, is anonymous. Whatever fails counts against the address; an address past its limit gets
+   * `limited` for anything that would need bcrypt or that fails, and its good remembered credentials
+   * still pass (they cost nothing to check).
+   */
+  async check(header: string | undefined, client = ''): Promise<AuthResult> {
     if (header === undefined || header.trim() === '') return { kind: 'anonymous' };
     const m = /^\s*(\S+)\s+(\S+)\s*$/.exec(header);
     const scheme = m?.[1]!.toLowerCase();
     if (!m || (scheme !== 'basic' && scheme !== 'bearer')) return { kind: 'invalid', reason: 'unsupported Authorization scheme' };
     if (scheme === 'bearer') {
       const token = this.matchToken(m[2]!);
-      return token ? { kind: 'user', user: token.name, scheme: 'bearer' } : { kind: 'invalid', reason: 'unknown bearer token' };
+      return token ? { kind: 'user', user: token.name, scheme: 'bearer' } : this.failed(client, 'unknown bearer token');
     }
     const decoded = Buffer.from(m[2]!, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
@@ -149,7 +180,36 @@ export class Credentials implements CredentialCheck {
     if (user === '' && password === '') return { kind: 'anonymous' };
     const token = this.matchToken(password);
     if (token && (!token.named || token.name === user)) return { kind: 'user', user: token.name, scheme: 'basic' };
-    return (await this.checkPassword(user, password)) ? { kind: 'user', user, scheme: 'basic' } : { kind: 'invalid', reason: `wrong password or unknown user ${safeName(user)}` };
+    const wrong = `wrong password or unknown user ${safeName(user)}`;
+    const hash = this.users.get(user);
+    const key = createHash('sha256').update(this.salt).update(user).update('\0').update(password).digest('base64');
+    if (hash && this.remembered.has(key)) return { kind: 'user', user, scheme: 'basic' };
+    if (this.knownBad.has(key)) return this.failed(client, wrong);
+    const against = hash ?? this.decoy;
+    if (!against) return this.failed(client, wrong); // no users at all: nobody to tell apart
+    const limiter = this.guard.limiter;
+    const urgent = limiter.clean(client); // before this attempt counts
+    const turn = limiter.take(client);
+    if (turn.retryAfter > 0) return { kind: 'limited', retryAfter: turn.retryAfter, reason: 'too many failed authentications from this address', firstRefusal: turn.firstRefusal };
+    const ok = await this.guard.pool.compare(password, against, urgent);
+    if (ok === undefined) {
+      limiter.refund(client); // not this client's failure
+      return { kind: 'limited', retryAfter: 1, reason: 'too many password checks waiting', firstRefusal: false };
+    }
+    if (!ok || !hash) {
+      this.knownBad.add(key);
+      return { kind: 'invalid', reason: wrong };
+    }
+    limiter.refund(client);
+    this.remembered.add(key);
+    return { kind: 'user', user, scheme: 'basic' };
+  }
+
+  /** A failure that cost no bcrypt: counted against the address all the same (it is guessing). */
+  private failed(client: string, reason: string): AuthResult {
+    const turn = this.guard.limiter.take(client);
+    if (turn.retryAfter > 0) return { kind: 'limited', retryAfter: turn.retryAfter, reason: 'too many failed authentications from this address', firstRefusal: turn.firstRefusal };
+    return { kind: 'invalid', reason };
   }
 
   /** Every token is compared, whichever matches, so the time taken says nothing about any of them. */
@@ -158,20 +218,6 @@ export class Credentials implements CredentialCheck {
     let found: BearerToken | undefined;
     for (const t of this.tokens) if (timingSafeEqual(t.digest, digest) && !found) found = t;
     return found;
-  }
-
-  private async checkPassword(user: string, password: string): Promise<boolean> {
-    const hash = this.users.get(user);
-    const key = createHash('sha256').update(this.salt).update(user).update('\0').update(password).digest('base64');
-    const at = this.remembered.get(key);
-    if (hash && at !== undefined && Date.now() - at < REMEMBER_MS) return true;
-    const against = hash ?? this.decoy;
-    if (!against) return false; // no users at all: nobody to tell apart
-    const ok = await bcrypt.compare(password, against);
-    if (!ok || !hash) return false;
-    if (this.remembered.size >= REMEMBER_MAX) this.remembered.clear();
-    this.remembered.set(key, Date.now());
-    return true;
   }
 }
 
@@ -201,12 +247,13 @@ export class ReloadingCredentials implements CredentialCheck {
     private current: Credentials,
     private stamp: string,
     private readonly onReload: (event: { ok: boolean; detail: string; users: number; tokens: number }) => void,
+    private readonly guard: AuthGuard,
   ) {}
 
   /** Loads the files; a missing or malformed one is a CredentialsFileError (the node does not start). */
-  static async open(files: CredentialFiles, onReload: ReloadingCredentials['onReload'] = () => undefined): Promise<ReloadingCredentials> {
+  static async open(files: CredentialFiles, onReload: ReloadingCredentials['onReload'] = () => undefined, guard = new AuthGuard()): Promise<ReloadingCredentials> {
     const stamp = await stampOf(files);
-    return new ReloadingCredentials(files, await Credentials.load(files), stamp, onReload);
+    return new ReloadingCredentials(files, await Credentials.load(files, guard), stamp, onReload, guard);
   }
 
   get configured(): boolean {
@@ -217,13 +264,13 @@ export class ReloadingCredentials implements CredentialCheck {
     return this.current.counts;
   }
 
-  async check(header: string | undefined): Promise<AuthResult> {
+  async check(header: string | undefined, client?: string): Promise<AuthResult> {
     if (Date.now() - this.checkedAt >= RELOAD_CHECK_MS) {
       this.checkedAt = Date.now();
       this.reloading ??= this.reloadIfChanged().finally(() => (this.reloading = undefined));
     }
     if (this.reloading) await this.reloading;
-    return this.current.check(header);
+    return this.current.check(header, client);
   }
 
   private async reloadIfChanged(): Promise<void> {
@@ -231,7 +278,7 @@ export class ReloadingCredentials implements CredentialCheck {
     if (stamp === this.stamp) return;
     this.stamp = stamp;
     try {
-      this.current = await Credentials.load(this.files);
+      this.current = await Credentials.load(this.files, this.guard);
       this.onReload({ ok: true, detail: 'credentials reloaded', ...this.current.counts });
     } catch (err) {
       this.onReload({ ok: false, detail: `${(err as Error).message}: keeping the credentials loaded before`, ...this.current.counts });

@@ -11,6 +11,7 @@ import { sendError } from './errors.js';
 import { cutIdleClients, headersDeadline } from './idle-clients.js';
 import { API_VERSION_HEADER, SOURCE_HEADER, registerV2Routes, type ServeObserver } from './v2-routes.js';
 import type { AccessPolicy } from './access.js';
+import { registerBrowserGuard } from './browser-guard.js';
 
 export interface HttpServerOptions {
   distribution: Distribution;
@@ -24,8 +25,12 @@ export interface HttpServerOptions {
   observe?: ServeObserver;
   /** Cut a client silent this long mid-request (or not reading its answer); also its headers' deadline. 0: off. */
   idleTimeoutMs?: number;
-  /** Who may push and read private repositories; absent: everyone may do everything. */
+  /** Who may push and read private repositories (and write through /api); absent: everyone may do everything. */
   access?: AccessPolicy;
+  /** The listener is loopback only: Host must be a loopback name (or one of allowHosts), against DNS rebinding. */
+  loopback?: boolean;
+  /** Host names a loopback listener answers to besides localhost, 127.x and [::1]. */
+  allowHosts?: readonly string[];
 }
 
 export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
@@ -59,6 +64,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.addHook('onRequest', async (request) => {
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new OciError('UNSUPPORTED', 'an HTTP/1.1 request needs a Host header', { status: 400 });
   });
+  // Before any route runs: Host (DNS rebinding), cross-site Origin, /api content type and /api writes' credentials.
+  registerBrowserGuard(app, { loopback: opts.loopback ?? false, allowHosts: opts.allowHosts, access: opts.access });
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
     reply.headers(API_VERSION_HEADER);

@@ -314,6 +314,15 @@ describe('(d) the compose nodes\' command lines, run on loopback', () => {
       expect((pull.bytesBySource.peer ?? 0) + (pull.bytesBySource.upstream ?? 0), name).toBe(size);
     }
   }, 180_000);
+
+  it('takes the README\'s rollout on node1 with the test user (--user), and refuses it without', async () => {
+    const node1 = running.get('node1')!.url;
+    const args = [layerdBin, 'rollout', 'seed:5000/team/app:v1', '--node', node1, '--json'];
+    await expect(runTool(process.execPath, args)).rejects.toThrow(/401 UNAUTHORIZED/);
+    const started = JSON.parse(await runTool(process.execPath, [...args, '--user', 'layerd:layerd-test-only'])) as { id?: string; image?: string };
+    expect(started.image).toBe('seed:5000/team/app:v1');
+    expect(started.id).toMatch(/^[0-9a-f-]{36}$/);
+  }, 60_000);
 });
 
 describe('(d) the Kubernetes configs, run on loopback', () => {

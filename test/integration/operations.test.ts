@@ -165,7 +165,7 @@ describe('metrics and the /api answers move with pulls', () => {
     const temp = join(tags, 'v1.tmp-0123456789ab');
     await writeFile(temp, 'sha256:');
     await utimes(temp, new Date(Date.now() - 300_000), new Date(Date.now() - 300_000));
-    const res = await json<Record<string, number>>(`${n.url}/api/gc`, { method: 'POST' });
+    const res = await json<Record<string, number>>(`${n.url}/api/gc`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ removedUploads: 2, removedBlobs: 0, freedBytes: 0, evicted: 0 });
     await expect(stat(stale)).rejects.toThrow();

@@ -42,3 +42,34 @@ describe('access options', () => {
     for (const flag of ['--htpasswd FILE', '--token-file FILE', '--private-repos PREFIX', '--share-private-blobs BOOL']) expect(help).toContain(flag);
   });
 });
+
+describe('browser and flood options', () => {
+  it('default to 10 failed authentications a minute and no extra Host names', () => {
+    expect(loadConfig()).toMatchObject({ maxAuthFailures: 10, allowHost: [] });
+  });
+
+  it('come from flags, the environment and YAML; Host names lower case, without a trailing dot', async () => {
+    expect(loadConfig({ flags: { 'max-auth-failures': '0', 'allow-host': ['Registry.Local', 'layerd.'] } })).toMatchObject({ maxAuthFailures: 0, allowHost: ['registry.local', 'layerd'] });
+    expect(loadConfig({ env: { LAYERD_ALLOW_HOST: 'a.local, b', LAYERD_MAX_AUTH_FAILURES: '30' } })).toMatchObject({ allowHost: ['a.local', 'b'], maxAuthFailures: 30 });
+    const dir = await mkdtemp(join(tmpdir(), 'layerd-config-browser-'));
+    const file = join(dir, 'layerd.yml');
+    await writeFile(file, 'allow-host: [registry.local]\nmax-auth-failures: 5\n');
+    expect(loadConfig({ file })).toMatchObject({ allowHost: ['registry.local'], maxAuthFailures: 5 });
+  });
+
+  it('refuse a Host name with a port, a scheme or a space, and a negative count', () => {
+    for (const [flags, key] of [
+      [{ 'allow-host': ['registry.local:5000'] }, 'allow-host'],
+      [{ 'allow-host': ['http://x'] }, 'allow-host'],
+      [{ 'allow-host': ['a b'] }, 'allow-host'],
+      [{ 'max-auth-failures': '-1' }, 'max-auth-failures'],
+    ] as const) {
+      expect(() => loadConfig({ flags }), JSON.stringify(flags)).toThrow(ConfigError);
+      try {
+        loadConfig({ flags });
+      } catch (err) {
+        expect((err as ConfigError).key).toBe(key);
+      }
+    }
+  });
+});
