@@ -23,6 +23,7 @@ import { JsonRecords } from './store/json-records.js';
 import type { Check, NodeApi, NodeStatus } from './http/api-routes.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from './store/tracked-blob-store.js';
+import { guardLinks } from './store/collection-guard.js';
 import { readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
 import { buildHttpServer } from './http/server.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
@@ -206,8 +207,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const announcing: AnnouncingBlobStore | undefined = p2p ? new AnnouncingBlobStore(fsBlobs, p2p.router, sharing) : undefined;
   const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
   blobs = tracked;
-  const repos = watched(await new FsRepositoryStore(dataDir).init());
+  // Every link written is marked for collections running meanwhile (see CollectionGuard).
+  const repos = guardLinks(watched(await new FsRepositoryStore(dataDir).init()), tracked.guard);
   const registry = new Registry(tracked, repos, {
+    guard: tracked.guard,
     maxUploadBytes: config.maxUploadBytes,
     sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),
   });
@@ -221,7 +224,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   // Each seed's cache lives apart from pushed content: data/mirror/<registry>/repositories/...
   const cacheFor = (name: string) => {
     let cache = caches.get(name);
-    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then(watched)));
+    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then((c) => guardLinks(watched(c), tracked.guard))));
     return cache;
   };
   /** Every seed cache: of the configured seeds, and of any other found on disk (a seed since removed). */
