@@ -24,7 +24,7 @@ import type { Check, NodeApi, NodeStatus } from './http/api-routes.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from './store/tracked-blob-store.js';
 import { guardLinks } from './store/collection-guard.js';
-import { readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
+import { FSYNC, readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
 import { buildHttpServer } from './http/server.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
 import { FetchClaims } from './p2p/fetch-claims.js';
@@ -369,6 +369,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   url = `http://${host}:${port}`;
   // Names only: an upstream's credentials are never logged.
   logger.info({ url, dataDir, upstreams: [...upstreams.keys()], defaultRegistry: config.defaultRegistry, maxDiskBytes: config.maxDiskBytes }, 'layerd listening');
+  if (!FSYNC) logger.warn({ env: 'LAYERD_UNSAFE_NO_FSYNC' }, 'fsync is off: a power cut can lose pushes this node acknowledged (for benchmarks only)');
   if (v2Access.readOnly) {
     logger.warn({ url }, 'the /v2 endpoint listens beyond loopback with no --htpasswd or --token-file: it is read-only for the network (pushes and private reads are refused)');
   }
