@@ -40,12 +40,15 @@ export async function syncDir(dir: string): Promise<void> {
  * directory it made, or undefined when `dir` existed): each new directory's entry lives in its parent.
  */
 export async function syncCreatedDir(dir: string, created: string | undefined): Promise<void> {
-  await syncDir(dir);
-  if (created === undefined) return;
-  for (let d = dir; ; d = dirname(d)) {
-    await syncDir(dirname(d));
-    if (d === created || dirname(d) === d) return;
+  const dirs = [dir];
+  if (created !== undefined) {
+    for (let d = dir; ; d = dirname(d)) {
+      dirs.push(dirname(d));
+      if (d === created || dirname(d) === d) break;
+    }
   }
+  // In any order: all are done before the write is acknowledged.
+  await Promise.all(dirs.map(syncDir));
 }
 
 /**
