@@ -1,7 +1,7 @@
-// Garbage collection against pushes (issue 13, items 3 and 9): collections back to back, on request and
-// on the --gc-interval timer, over a store of a few thousand repositories while hundreds of pushes run;
-// every push that was answered 201 must be whole afterwards. And a tag whose name looks like a temp
-// file survives collection and a restart.
+// Garbage collection and eviction against pushes (issue 13, items 3 and 9): collections back to back, on
+// request and on the --gc-interval timer, or evictions under a quota, over a store of a few thousand
+// repositories while hundreds of pushes run; every push that was answered 201 must be whole afterwards.
+// And a tag whose name looks like a temp file survives collection and a restart.
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { readdir, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -91,60 +91,82 @@ async function missing(client: RegistryClient, p: Pushed): Promise<string[]> {
   return out;
 }
 
-describe('garbage collection while pushes run', () => {
-  it('loses no push answered 201 with collections back to back over a few thousand repositories', async () => {
-    const dataDir = await tempDir('layerd-gc-race-');
-    dirs.push(dataDir);
-    prefill(dataDir, 3_000);
-    // The timer collects too, as the hourly one does.
-    const n = await startLayerd({ dataDir, args: ['--max-upload-sessions', '0'], readyTimeoutMs: 60_000 });
-    started.push(n);
-    const client = new RegistryClient(n.url);
+/**
+ * Pushes to a node over `REPOS` prefilled repositories while `busy` keeps it collecting or evicting: at
+ * least 300, 4 at a time, and on until `enough()` says the node went through its runs. Each goes to a
+ * repository of its own (new names are what a listing misses) or to one of the prefilled ones; half with
+ * monolithic uploads, half with POST then PUT. Returns what failed and what is missing afterwards of the
+ * pushes answered 201.
+ */
+async function pushesDuring(n: Proc, enough: () => boolean): Promise<{ failed: string[]; lost: string[]; acknowledged: number }> {
+  const client = new RegistryClient(n.url);
+  const results: Array<Pushed | string> = [];
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < 300 || !enough(); i = next++) {
+      const repo = i % 3 === 0 ? `fill/r${(i * 13) % REPOS}` : `push/p${i}`;
+      results.push(await pushOne(client, repo, `t${i}`, i % 2 === 0));
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  const failed = results.filter((r): r is string => typeof r === 'string');
+  const acknowledged = results.filter((r): r is Pushed => typeof r !== 'string');
+  // One more collection after the pushes: what they left is linked, so it must stay.
+  expect((await fetch(`${n.url}/api/gc`, { method: 'POST' })).status).toBe(200);
+  const lost: string[] = [];
+  for (const p of acknowledged) lost.push(...(await missing(client, p)));
+  return { failed, lost, acknowledged: acknowledged.length };
+}
 
+const REPOS = 3_000;
+
+async function prefilledNode(args: string[]): Promise<Proc> {
+  const dataDir = await tempDir('layerd-gc-race-');
+  dirs.push(dataDir);
+  prefill(dataDir, REPOS);
+  const n = await startLayerd({ dataDir, args: ['--max-upload-sessions', '0', ...args], readyTimeoutMs: 60_000 });
+  started.push(n);
+  return n;
+}
+
+describe('garbage collection and eviction while pushes run', () => {
+  it('loses no push answered 201 with collections back to back over a few thousand repositories', async () => {
+    // The timer collects too (the hourly one, much more often).
+    const n = await prefilledNode(['--gc-interval', '3s']);
     let pushing = true;
     let collections = 0;
     const gcFailures: string[] = [];
-    const collector = async () => {
+    const collecting = (async () => {
       while (pushing) {
         try {
           const res = await fetch(`${n.url}/api/gc`, { method: 'POST', signal: AbortSignal.timeout(120_000) });
           await res.arrayBuffer();
-          if (res.status === 200) {
-            collections++;
-          } else gcFailures.push(String(res.status));
+          if (res.status === 200) collections++;
+          else gcFailures.push(String(res.status));
         } catch (err) {
           gcFailures.push((err as Error).message);
         }
       }
-    };
-    const collecting = [collector()];
-
-    // At least 300 pushes, 4 at a time, and on until two collections have run through them: each to a
-    // repository of its own (new names are what a listing misses) or to one of the prefilled ones; half
-    // with monolithic uploads, half with POST then PUT.
-    const results: Array<Pushed | string> = [];
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < 300 || collections < 2; i = next++) {
-        const repo = i % 3 === 0 ? `fill/r${(i * 13) % 3_000}` : `push/p${i}`;
-        results.push(await pushOne(client, repo, `t${i}`, i % 2 === 0));
-      }
-    };
-    await Promise.all(Array.from({ length: 4 }, worker));
+    })();
+    const { failed, lost, acknowledged } = await pushesDuring(n, () => collections >= 2);
     pushing = false;
-    await Promise.all(collecting);
-
-    const failed = results.filter((r): r is string => typeof r === 'string');
-    const acknowledged = results.filter((r): r is Pushed => typeof r !== 'string');
-    // One more collection after the pushes: what they left is linked, so it must stay.
-    expect((await fetch(`${n.url}/api/gc`, { method: 'POST' })).status).toBe(200);
-    const lost: string[] = [];
-    for (const p of acknowledged) lost.push(...(await missing(client, p)));
+    await collecting;
     // A push that failed part way had a blob answered 201 that then went (MANIFEST_BLOB_UNKNOWN): a loss too.
     expect({ failed, lost }).toEqual({ failed: [], lost: [] });
-    expect(acknowledged.length).toBeGreaterThanOrEqual(300);
+    expect(acknowledged).toBeGreaterThanOrEqual(300);
     expect(gcFailures).toEqual([]);
-    expect(collections).toBeGreaterThan(1);
+    expect(collections).toBeGreaterThanOrEqual(2);
+  }, 180_000);
+
+  it('loses no push answered 201 to evictions under a quota smaller than what is pushed', async () => {
+    // Always over the quota once a few dozen images are in: every commit starts an eviction, which lists
+    // the pushed repositories to know what it must not evict. Pushed content is never evicted.
+    const n = await prefilledNode(['--max-disk-bytes', '32KiB']);
+    const evictionRuns = () => (n.output().match(/disk quota: still over the high watermark/g) ?? []).length;
+    const { failed, lost, acknowledged } = await pushesDuring(n, () => evictionRuns() >= 2);
+    expect({ failed, lost }).toEqual({ failed: [], lost: [] });
+    expect(acknowledged).toBeGreaterThanOrEqual(300);
+    expect(evictionRuns()).toBeGreaterThanOrEqual(2);
   }, 180_000);
 });
 
