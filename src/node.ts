@@ -24,7 +24,8 @@ import { JsonRecords } from './store/json-records.js';
 import type { Check, NodeApi, NodeStatus, Viewer } from './http/api-routes.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from './store/tracked-blob-store.js';
-import { readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
+import { guardLinks } from './store/collection-guard.js';
+import { FSYNC, readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js';
 import { buildHttpServer } from './http/server.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
 import { FetchClaims } from './p2p/fetch-claims.js';
@@ -209,8 +210,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const announcing: AnnouncingBlobStore | undefined = p2p ? new AnnouncingBlobStore(fsBlobs, p2p.router, sharing) : undefined;
   const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
   blobs = tracked;
-  const repos = watched(await new FsRepositoryStore(dataDir).init());
+  // Every link written is marked for collections running meanwhile (see CollectionGuard).
+  const repos = guardLinks(watched(await new FsRepositoryStore(dataDir).init()), tracked.guard);
   const registry = new Registry(tracked, repos, {
+    guard: tracked.guard,
     maxUploadBytes: config.maxUploadBytes,
     sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),
   });
@@ -224,7 +227,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   // Each seed's cache lives apart from pushed content: data/mirror/<registry>/repositories/...
   const cacheFor = (name: string) => {
     let cache = caches.get(name);
-    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then(watched)));
+    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then((c) => guardLinks(watched(c), tracked.guard))));
     return cache;
   };
   /** Every seed cache: of the configured seeds, and of any other found on disk (a seed since removed). */
@@ -381,6 +384,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   url = `http://${host}:${port}`;
   // Names only: an upstream's credentials are never logged.
   logger.info({ url, dataDir, upstreams: [...upstreams.keys()], defaultRegistry: config.defaultRegistry, maxDiskBytes: config.maxDiskBytes }, 'layerd listening');
+  if (!FSYNC) logger.warn({ env: 'LAYERD_UNSAFE_NO_FSYNC' }, 'fsync is off: a power cut can lose pushes this node acknowledged (for benchmarks only)');
   if (v2Access.readOnly) {
     logger.warn({ url }, 'the /v2 endpoint listens beyond loopback with no --htpasswd or --token-file: it is read-only for the network (pushes and private reads are refused)');
   }

@@ -7,8 +7,15 @@
 //    store chain, so the blob is also withdrawn from the DHT.
 //  - Collection (at start, periodically, and on `layerd gc`): upload areas that no live writer or
 //    resumable upload session owns (what kill -9 leaves of a download), and blobs that no repository,
-//    pushed or mirrored, links any more.
+//    pushed or mirrored, links any more. One collection at a time; a request during one gets the next.
+// Both list what the repositories link and then remove what is not in the list: over thousands of
+// repositories the listing takes seconds, and pushes go on meanwhile. So each run is a sweep of the
+// store's CollectionGuard, begun before the listing: what is committed or linked after that, or held
+// by a push between its commit and its link, is spared, checked right before each delete.
+// The settle window stays for content fetched for pulls: a download commits the blob and the mirror
+// links it into the seed's cache afterwards, without a hold; a blob that fresh is not yet linked.
 import type { Digest } from '../oci/digest.js';
+import type { Sweep } from '../store/collection-guard.js';
 import type { RepositoryStore } from '../store/repository-store.js';
 import type { TrackedBlobStore } from '../store/tracked-blob-store.js';
 import type { UsageEntry } from '../store/usage-index.js';
@@ -50,6 +57,8 @@ export class DiskKeeper {
   evictedBytes = 0;
   private running: Promise<number> | undefined;
   private again = false;
+  private collecting: Promise<GcReport> | undefined;
+  private nextCollection: Promise<GcReport> | undefined;
   private readonly now: () => number;
   private readonly settleMs: number;
 
@@ -93,13 +102,22 @@ export class DiskKeeper {
   }
 
   private async evict(): Promise<number> {
+    const sweep = this.store.guard.begin();
+    try {
+      return await this.evictIn(sweep);
+    } finally {
+      sweep.end();
+    }
+  }
+
+  private async evictIn(sweep: Sweep): Promise<number> {
     const low = this.lowBytes!;
     let evicted = 0;
     const protectedDigests = this.o.evictPushed ? new Set<Digest>() : await linkedBy([this.o.pushed]);
     for (const entry of this.store.index.leastRecentlyUsed()) {
       if (this.store.index.bytes <= low) break;
       if (!this.evictable(entry, protectedDigests)) continue;
-      if (await this.remove(entry)) {
+      if (await this.remove(sweep, entry)) {
         evicted++;
         this.evictions++;
         this.evictedBytes += entry.size;
@@ -118,29 +136,58 @@ export class DiskKeeper {
     return !this.store.isReading(entry.digest) && this.now() - entry.lastUse >= this.settleMs && !protectedDigests.has(entry.digest);
   }
 
-  private async remove(entry: UsageEntry): Promise<boolean> {
-    // Checked again right before: a read may have started while the protected set was computed.
+  private async remove(sweep: Sweep, entry: UsageEntry): Promise<boolean> {
+    // Checked again right before: a read may have started, or a push held or linked the blob, while
+    // the protected set was computed.
     if (this.store.isReading(entry.digest)) return false;
     try {
-      return await this.store.delete(entry.digest);
+      return await this.store.guard.remove(sweep, entry.digest, () => this.store.delete(entry.digest));
     } catch (err) {
       this.o.log?.warn({ digest: entry.digest, reason: (err as Error).message }, 'could not remove a blob');
       return false;
     }
   }
 
-  /** Stale uploads, unlinked blobs, then the quota. */
-  async collect(): Promise<GcReport> {
+  /**
+   * Stale uploads, unlinked blobs, then the quota. One collection runs at a time: a call while one runs
+   * gets the next, which begins after it (so it sees everything unlinked before the call).
+   */
+  collect(): Promise<GcReport> {
+    if (!this.collecting) return this.startCollection();
+    this.nextCollection ??= this.collecting
+      .catch(() => undefined)
+      .then(() => {
+        this.nextCollection = undefined;
+        return this.startCollection();
+      });
+    return this.nextCollection;
+  }
+
+  private startCollection(): Promise<GcReport> {
+    const run = this.collectOnce().finally(() => {
+      if (this.collecting === run) this.collecting = undefined;
+    });
+    this.collecting = run;
+    return run;
+  }
+
+  private async collectOnce(): Promise<GcReport> {
     const removedUploads = (await this.o.collectUploads((id, modified) => this.o.uploadSessionAlive(id, modified))) + ((await this.o.collectTempFiles?.()) ?? 0);
-    const linked = await linkedBy([this.o.pushed, ...(await this.o.caches())]);
+    // Begun before the listing: anything linked after the listing passed its repository is marked.
+    const sweep = this.store.guard.begin();
     let removedBlobs = 0;
     let freedBytes = 0;
-    for (const entry of this.store.index.leastRecentlyUsed()) {
-      if (linked.has(entry.digest) || this.store.isReading(entry.digest) || this.now() - entry.lastUse < this.settleMs) continue;
-      if (await this.remove(entry)) {
-        removedBlobs++;
-        freedBytes += entry.size;
+    try {
+      const linked = await linkedBy([this.o.pushed, ...(await this.o.caches())]);
+      for (const entry of this.store.index.leastRecentlyUsed()) {
+        if (linked.has(entry.digest) || this.store.isReading(entry.digest) || this.now() - entry.lastUse < this.settleMs) continue;
+        if (await this.remove(sweep, entry)) {
+          removedBlobs++;
+          freedBytes += entry.size;
+        }
       }
+    } finally {
+      sweep.end();
     }
     const before = this.evictedBytes;
     const evicted = await this.enforce();

@@ -8,6 +8,7 @@ import { MediaType, parseManifest, type Descriptor } from '../oci/manifest.js';
 import type { ByteRange } from '../oci/range.js';
 import { compareLexical, parseRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
 import { readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from '../store/blob-store.js';
+import type { CollectionGuard } from '../store/collection-guard.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../store/errors.js';
 import type { ManifestRecord, RepositoryStore } from '../store/repository-store.js';
 import { tooLarge, withinLimit } from './byte-limit.js';
@@ -17,6 +18,14 @@ import type { UploadSessions } from './upload-sessions.js';
 export interface UploadLimits {
   maxUploadBytes?: number;
   sessions?: UploadSessions;
+}
+
+export interface RegistryOptions extends UploadLimits {
+  /**
+   * Held from before a push commits a blob or manifest until its link is written, so a collection that
+   * begins in between does not take the new content for unlinked (the blob store's guard).
+   */
+  guard?: CollectionGuard;
 }
 
 export interface StoredManifest extends ManifestRecord {
@@ -52,8 +61,13 @@ export class Registry {
   constructor(
     private readonly blobs: BlobStore,
     private readonly repos: RepositoryStore,
-    private readonly limits: UploadLimits = {},
+    private readonly limits: RegistryOptions = {},
   ) {}
+
+  /** Runs `work` (a commit and its link) with `digest` held from collections. */
+  private held<T>(digest: Digest, work: () => Promise<T>): Promise<T> {
+    return this.limits.guard ? this.limits.guard.holding(digest, work) : work();
+  }
 
   // ---- manifests ----
 
@@ -110,12 +124,15 @@ export class Registry {
       }
       throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${child.digest} is not in ${repo}`, { detail: { digest: child.digest } });
     }
+    // Links made while a collection runs are recorded by the guarded stores, so these are spared too.
     for (const d of adoptedBlobs) await this.repos.linkBlob(repo, d);
     for (const m of adoptedManifests) await this.repos.putManifest(repo, m);
-    await this.blobs.put(Readable.from([bytes]), digest);
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.length };
     if (parsed.subject) record.subject = parsed.subject.digest;
-    await this.repos.putManifest(repo, record);
+    await this.held(digest, async () => {
+      await this.blobs.put(Readable.from([bytes]), digest);
+      await this.repos.putManifest(repo, record);
+    });
     if (ref.kind === 'tag') await this.repos.setTag(repo, ref.tag, digest);
     if (parsed.subject) {
       const referrer: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
@@ -170,9 +187,12 @@ export class Registry {
   /** Cross-repository mount: true when `from` holds the blob and it is now linked into `repo`. */
   async mountBlob(repo: RepositoryName, digest: Digest, from: string): Promise<boolean> {
     const source = parseRepositoryName(from);
-    if (!(await this.repos.hasBlob(source, digest)) || !(await this.blobs.stat(digest))) return false;
-    await this.repos.linkBlob(repo, digest);
-    return true;
+    // Held before the check: a collection cannot remove the blob between the check and the new link.
+    return this.held(digest, async () => {
+      if (!(await this.repos.hasBlob(source, digest)) || !(await this.blobs.stat(digest))) return false;
+      await this.repos.linkBlob(repo, digest);
+      return true;
+    });
   }
 
   async startUpload(repo: RepositoryName): Promise<string> {
@@ -196,9 +216,11 @@ export class Registry {
     this.limits.sessions?.admit(session);
     try {
       const source = max === undefined ? body : withinLimit(body, max, max);
-      const info = await this.withDigestCheck(() => this.blobs.put(source, digest));
-      await this.repos.linkBlob(repo, digest);
-      return info;
+      return await this.held(digest, async () => {
+        const info = await this.withDigestCheck(() => this.blobs.put(source, digest));
+        await this.repos.linkBlob(repo, digest);
+        return info;
+      });
     } finally {
       this.limits.sessions?.close(session);
     }
@@ -237,14 +259,17 @@ export class Registry {
   async completeUpload(repo: RepositoryName, id: string, digest: Digest, body: ByteSource | undefined, at?: number, declared?: number): Promise<BlobInfo> {
     const writer = await this.writer(repo, id);
     if (body) await this.appendUpload(repo, id, body, at, declared);
-    let info: BlobInfo;
-    try {
-      info = await this.withDigestCheck(() => writer.commit(digest));
-    } catch (err) {
-      if (err instanceof OciError && err.code === 'DIGEST_INVALID') await this.dropUpload(repo, id, writer);
-      throw err;
-    }
-    await this.repos.linkBlob(repo, digest);
+    const info = await this.held(digest, async () => {
+      let committed: BlobInfo;
+      try {
+        committed = await this.withDigestCheck(() => writer.commit(digest));
+      } catch (err) {
+        if (err instanceof OciError && err.code === 'DIGEST_INVALID') await this.dropUpload(repo, id, writer);
+        throw err;
+      }
+      await this.repos.linkBlob(repo, digest);
+      return committed;
+    });
     await this.repos.removeUpload(repo, id);
     this.limits.sessions?.close(id);
     return info;

@@ -98,6 +98,11 @@ export class ForwardingBlobStore implements BlobStore {
   /** Called after every delete through this store, with whether the blob was there. */
   protected async deleted(_digest: Digest, _existed: boolean): Promise<void> {}
 
+  /** Runs a commit under `expected` (a whole put, or a writer's commit): a subclass may wrap it. */
+  protected committing<T>(_expected: Digest, commit: () => Promise<T>): Promise<T> {
+    return commit();
+  }
+
   stat(digest: Digest): Promise<BlobInfo | undefined> {
     return this.inner.stat(digest);
   }
@@ -107,16 +112,23 @@ export class ForwardingBlobStore implements BlobStore {
   }
 
   async put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
-    return this.committed(await this.inner.put(source, expected));
+    return this.committed(await this.committing(expected, () => this.inner.put(source, expected)));
   }
 
   async createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter> {
-    return onWriterCommit(await this.inner.createWriter(opts), (info) => this.committed(info));
+    return this.wrapWriter(await this.inner.createWriter(opts));
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {
     const writer = await this.inner.resumeWriter(id);
-    return writer && onWriterCommit(writer, (info) => this.committed(info));
+    return writer && this.wrapWriter(writer);
+  }
+
+  private wrapWriter(writer: BlobWriter): BlobWriter {
+    const wrapped = onWriterCommit(writer, (info) => this.committed(info));
+    const commit = wrapped.commit;
+    wrapped.commit = (expected, opts) => this.committing(expected, () => commit(expected, opts));
+    return wrapped;
   }
 
   async delete(digest: Digest): Promise<boolean> {

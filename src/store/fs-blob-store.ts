@@ -1,19 +1,20 @@
 // BlobStore on a filesystem directory:
 //   <root>/blobs/<alg>/<hex[0:2]>/<hex>   committed content, one file per digest
 //   <root>/uploads/<writer id>/data       bytes being written, renamed into blobs/ only after verifying
-// A rename within one filesystem is atomic, so a crash leaves either the whole blob or none of it.
+// A rename within one filesystem is atomic, so a crash leaves either the whole blob or none of it; the
+// bytes are fsynced before it and the directory after it, so a committed blob survives a power cut.
 import { randomUUID, type Hash } from 'node:crypto';
 import { close, createReadStream, fdatasync, fstat, ftruncate, open as openCallback, read, writev } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ALGORITHMS, algorithmOf, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
-import { isNotFound, readdirOrEmpty } from './fs-util.js';
+import { FSYNC, isNotFound, readdirOrEmpty, syncCreatedDir } from './fs-util.js';
 import { FileRangeStream } from './file-range-stream.js';
 import { SerialQueue } from './serial-queue.js';
 
@@ -284,15 +285,20 @@ class FsBlobWriter implements BlobWriter {
       const actual = algorithm === 'sha256' && this.hash ? digestFromHash('sha256', this.hash.copy()) : await hashFile(this.dataPath, algorithm);
       if (actual !== expected) throw new DigestMismatchError(expected, actual);
       opts.onVerified?.();
-      const fd = await openFd(this.dataPath, 'r+');
-      try {
-        await datasyncFd(fd); // the bytes are on disk before the name says they are there
-      } finally {
-        await closeFd(fd);
+      if (FSYNC) {
+        const fd = await openFd(this.dataPath, 'r+');
+        try {
+          await datasyncFd(fd); // the bytes are on disk before the name says they are there
+        } finally {
+          await closeFd(fd);
+        }
       }
       const target = this.store.blobPath(expected);
-      await mkdir(join(target, '..'), { recursive: true });
+      const dir = dirname(target);
+      const created = await mkdir(dir, { recursive: true });
       await rename(this.dataPath, target); // replaces an identical copy if one raced us: same bytes
+      // The name is durable before the commit is acknowledged (a power cut must not undo a 201).
+      await syncCreatedDir(dir, created);
       await rm(this.dir, { recursive: true, force: true });
       this.store.forgetWriter(this.id);
       return { digest: expected, size: this.bytes };

@@ -5,13 +5,15 @@
 //   <root>/repositories/<name>/_manifests/tags/<tag>                  the digest a tag points at
 //   <root>/repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>     referrer descriptors (JSON)
 //   <root>/repositories/<name>/_uploads/<id>                          upload sessions of this repository
-// Name components never start with "_", so these folders cannot collide with nested repositories.
+// Name components never start with "_", so these folders cannot collide with nested repositories, nor
+// with ".": what starts with one is a write in progress (fs-util's temp names), never listed.
+// Every write is durable before it resolves (writeAtomic), and so is every delete a client is told of.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { algorithmOf, hexOf, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { isTag, type RepositoryName, type Tag } from '../oci/reference.js';
-import { pathExists, readOrUndefined, readdirOrEmpty, removeFile, writeAtomic } from './fs-util.js';
+import { isTempName, pathExists, readOrUndefined, readdirOrEmpty, removeFile, removeFileDurably, writeAtomic } from './fs-util.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
 
 export class FsRepositoryStore implements RepositoryStore {
@@ -45,7 +47,7 @@ export class FsRepositoryStore implements RepositoryStore {
       const entries = await readdirOrEmpty(dir);
       if (prefix && (entries.includes('_manifests') || entries.includes('_layers'))) found.push(prefix);
       for (const entry of entries) {
-        if (entry.startsWith('_')) continue;
+        if (!isComponentStart(entry)) continue;
         await walk(join(dir, entry), prefix ? `${prefix}/${entry}` : entry);
       }
     };
@@ -62,7 +64,7 @@ export class FsRepositoryStore implements RepositoryStore {
   }
 
   unlinkBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
-    return removeFile(this.digestPath(repo, '_layers', digest));
+    return removeFileDurably(this.digestPath(repo, '_layers', digest));
   }
 
   async listLinked(repo: RepositoryName): Promise<Digest[]> {
@@ -71,7 +73,7 @@ export class FsRepositoryStore implements RepositoryStore {
       const base = join(this.repoDir(repo), folder);
       for (const algorithm of await readdirOrEmpty(base)) {
         for (const hex of await readdirOrEmpty(join(base, algorithm))) {
-          if (hex.includes('.tmp-')) continue; // a link still being written, or a crash's leftover
+          if (isTempName(hex)) continue; // a link still being written, or a crash's leftover
           try {
             out.push(parseDigest(`${algorithm}:${hex}`));
           } catch {
@@ -93,7 +95,7 @@ export class FsRepositoryStore implements RepositoryStore {
   }
 
   deleteManifest(repo: RepositoryName, digest: Digest): Promise<boolean> {
-    return removeFile(this.digestPath(repo, '_manifests/revisions', digest));
+    return removeFileDurably(this.digestPath(repo, '_manifests/revisions', digest));
   }
 
   async setTag(repo: RepositoryName, tag: Tag, digest: Digest): Promise<void> {
@@ -106,7 +108,7 @@ export class FsRepositoryStore implements RepositoryStore {
   }
 
   deleteTag(repo: RepositoryName, tag: Tag): Promise<boolean> {
-    return removeFile(join(this.repoDir(repo), '_manifests/tags', tag));
+    return removeFileDurably(join(this.repoDir(repo), '_manifests/tags', tag));
   }
 
   async listTags(repo: RepositoryName): Promise<Tag[] | undefined> {
@@ -124,14 +126,14 @@ export class FsRepositoryStore implements RepositoryStore {
   }
 
   async removeReferrer(repo: RepositoryName, subject: Digest, referrer: Digest): Promise<void> {
-    await removeFile(join(this.referrerDir(repo, subject), referrer.replace(':', '-')));
+    await removeFileDurably(join(this.referrerDir(repo, subject), referrer.replace(':', '-')));
   }
 
   async listReferrers(repo: RepositoryName, subject: Digest): Promise<Descriptor[]> {
     const dir = this.referrerDir(repo, subject);
     const out: Descriptor[] = [];
     for (const name of (await readdirOrEmpty(dir)).sort()) {
-      if (name.includes('.tmp-')) continue;
+      if (name.startsWith('.')) continue; // a write in progress
       const text = await readOrUndefined(join(dir, name));
       if (text !== undefined) out.push(JSON.parse(text) as Descriptor);
     }
@@ -156,10 +158,15 @@ export class FsRepositoryStore implements RepositoryStore {
       const entries = await readdirOrEmpty(dir);
       if (entries.includes('_uploads') && (await pathExists(join(dir, '_uploads', id)))) return true;
       for (const entry of entries) {
-        if (!entry.startsWith('_') && (await walk(join(dir, entry)))) return true;
+        if (isComponentStart(entry) && (await walk(join(dir, entry)))) return true;
       }
       return false;
     };
     return walk(this.reposDir);
   }
+}
+
+/** Whether a directory entry may be a repository name component (not a store folder, not a temp file). */
+function isComponentStart(entry: string): boolean {
+  return !entry.startsWith('_') && !entry.startsWith('.');
 }

@@ -21,7 +21,7 @@ export class JsonRecords<T> {
   async load(): Promise<T[]> {
     const out: T[] = [];
     for (const name of await readdirOrEmpty(this.dir)) {
-      if (!name.endsWith('.json')) continue;
+      if (!name.endsWith('.json') || name.startsWith('.')) continue; // a temp file is a write in progress
       const text = await readOrUndefined(join(this.dir, name));
       try {
         if (text) out.push(JSON.parse(text) as T);

@@ -4,6 +4,7 @@
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { ForwardingBlobStore, type BlobInfo, type BlobStore, type OpenBlob } from './blob-store.js';
+import { CollectionGuard } from './collection-guard.js';
 import { UsageIndex } from './usage-index.js';
 
 /** A blob's last use is written to disk at most this often (a use is an mtime update). */
@@ -11,6 +12,8 @@ const TOUCH_PERSIST_MS = 60_000;
 
 export class TrackedBlobStore extends ForwardingBlobStore {
   readonly index = new UsageIndex();
+  /** What collections and evictions must spare; every commit through this store is held and marked. */
+  readonly guard = new CollectionGuard();
   private readonly readers = new Map<Digest, number>();
   private readonly persisted = new Map<Digest, number>();
   /** Told after every commit (with the index already updated): where a quota check hooks in. */
@@ -77,14 +80,13 @@ export class TrackedBlobStore extends ForwardingBlobStore {
     return info;
   }
 
-
-
-
+  /** A commit waits for a sweep's delete of the same digest already under way, and no sweep starts one meanwhile. */
+  protected override committing<T>(expected: Digest, commit: () => Promise<T>): Promise<T> {
+    return this.guard.holding(expected, commit);
+  }
 
   protected override async deleted(digest: Digest): Promise<void> {
     this.index.remove(digest);
     this.persisted.delete(digest);
   }
-
-
 }

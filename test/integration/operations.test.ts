@@ -162,7 +162,7 @@ describe('metrics and the /api answers move with pulls', () => {
     // A record a crash left half written (writeAtomic's temp name), a few minutes old.
     const tags = join(n.dataDir, 'repositories', 'team', 'app', '_manifests', 'tags');
     await mkdir(tags, { recursive: true });
-    const temp = join(tags, 'v1.tmp-0123456789ab');
+    const temp = join(tags, '.tmp-0123456789ab-v1');
     await writeFile(temp, 'sha256:');
     await utimes(temp, new Date(Date.now() - 300_000), new Date(Date.now() - 300_000));
     const res = await json<Record<string, number>>(`${n.url}/api/gc`, { method: 'POST', headers: { 'content-type': 'application/json' } });

@@ -8,6 +8,8 @@ import type { RepositoryName } from '../../../src/oci/reference.js';
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
 import { MemoryRepositoryStore } from '../../../src/store/memory-repository-store.js';
 import { TrackedBlobStore } from '../../../src/store/tracked-blob-store.js';
+import { guardLinks } from '../../../src/store/collection-guard.js';
+import type { RepositoryStore } from '../../../src/store/repository-store.js';
 
 const KB = 1000;
 const REPO = 'team/app' as RepositoryName;
@@ -191,5 +193,69 @@ describe('DiskKeeper: garbage collection', () => {
     expect(report.evicted).toBeGreaterThan(0);
     expect(report.freedBytes).toBe(5 * KB + report.evicted * 10 * KB);
     expect(t.store.index.bytes).toBeLessThanOrEqual(50 * KB);
+  });
+
+  it('spares a blob committed before the listing and linked after it passed, however old it is by the delete', async () => {
+    // The pushed repositories, as node.ts wires them: every link is marked for running collections.
+    let late: (() => Promise<void>) | undefined;
+    const inner = new MemoryRepositoryStore();
+    const listing: RepositoryStore = new Proxy(inner, {
+      get(target, prop) {
+        // Right after the repositories are listed, a push links its blob into a new one.
+        if (prop === 'listRepositories') return async () => {
+          const names = await target.listRepositories();
+          await late?.();
+          return names;
+        };
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const t = await setup({ maxBytes: undefined, pushed: listing });
+    const pushedRepos = guardLinks(listing, t.store.guard);
+    const bytes = Buffer.alloc(KB, 42);
+    const digest = digestOf(bytes);
+    await t.store.put(Readable.from([bytes]), digest);
+    t.clock.advance(10_000); // past the settle window: only the mark can save it
+    late = async () => {
+      late = undefined;
+      await pushedRepos.linkBlob('team/new' as RepositoryName, digest);
+    };
+    expect((await t.keeper.collect()).removedBlobs).toBe(0);
+    expect(await t.store.stat(digest)).toBeDefined();
+    expect(await inner.listLinked('team/new' as RepositoryName)).toEqual([digest]);
+  });
+
+  it('a commit of a digest being deleted waits for the delete, and a held digest is not deleted', async () => {
+    const t = await setup({ maxBytes: undefined });
+    const orphan = await t.put(1, KB, 'none');
+    const sweep = t.store.guard.begin();
+    let finish!: () => void;
+    const gate = new Promise<void>((r) => (finish = r));
+    const deleting = t.store.guard.remove(sweep, orphan, async () => {
+      await gate;
+      return t.store.delete(orphan);
+    });
+    const bytes = Buffer.alloc(KB, 1);
+    let committed = false;
+    const commit = t.store.put(Readable.from([bytes]), orphan).then(() => (committed = true));
+    // Let the commit go as far as it can: it must stop before its rename, at the running delete.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(committed).toBe(false);
+    finish();
+    expect(await deleting).toBe(true);
+    await commit;
+    expect(await t.store.stat(orphan)).toBeDefined();
+    // Committed during the sweep: marked, so this sweep spares it.
+    expect(await t.store.guard.remove(sweep, orphan, () => t.store.delete(orphan))).toBe(false);
+    sweep.end();
+    const release = t.store.guard.hold(orphan);
+    const next = t.store.guard.begin();
+    expect(await t.store.guard.remove(next, orphan, () => t.store.delete(orphan))).toBe(false);
+    release();
+    next.end();
+    const last = t.store.guard.begin();
+    expect(await t.store.guard.remove(last, orphan, () => t.store.delete(orphan))).toBe(true);
+    last.end();
   });
 });

@@ -149,6 +149,29 @@ export function describeBlobStore(name: string, create: () => Promise<BlobStore>
       expect(await store.stat(digest)).toBeUndefined();
     });
 
+    // What the usage index (and so collection and eviction) is built from at start: list() names every
+    // committed blob with its size and nothing being written; a deleted blob can be committed again.
+    it('lists committed blobs with their sizes, not bytes still being written, and takes a blob back after its delete', async () => {
+      const store = await create();
+      const other = Buffer.from('other blob');
+      await store.put(source(content), digest);
+      await store.put(Readable.from([other]), digestOf(other, 'sha512'));
+      const pending = await store.createWriter();
+      await pending.append(source('not yet'));
+      const listed: Array<{ digest: Digest; size: number }> = [];
+      for await (const info of store.list()) listed.push({ digest: info.digest, size: info.size });
+      expect(listed.sort((a, b) => (a.digest < b.digest ? -1 : 1))).toEqual(
+        [{ digest, size: content.length }, { digest: digestOf(other, 'sha512'), size: other.length }].sort((a, b) => (a.digest < b.digest ? -1 : 1)),
+      );
+      expect(await store.delete(digest)).toBe(true);
+      const after: Digest[] = [];
+      for await (const info of store.list()) after.push(info.digest);
+      expect(after).toEqual([digestOf(other, 'sha512')]);
+      await pending.commit(digestOf(Buffer.from('not yet')));
+      await store.put(source(content), digest);
+      expect(await store.stat(digest)).toEqual({ digest, size: content.length });
+    });
+
     it('does not resume writers it never made', async () => {
       const store = await create();
       expect(await store.resumeWriter('00000000-0000-4000-8000-000000000000')).toBeUndefined();

@@ -56,6 +56,65 @@ export function describeRepositoryStore(name: string, create: () => Promise<Repo
       expect(await s.listRepositories()).toEqual(['team', 'team/app', 'team/other']);
     });
 
+    // What garbage collection and eviction rely on: what a repository links is exactly what listLinked
+    // says, for every repository listRepositories names; anything missed there is deleted.
+    it('listLinked gives exactly the blobs linked and the manifests put, nothing else', async () => {
+      const s = await create();
+      const d4 = digestOf(Buffer.from('four'));
+      const d5 = digestOf(Buffer.from('five'));
+      await s.linkBlob(A, d1);
+      await s.linkBlob(A, d3);
+      await s.linkBlob(A, d1); // twice: listed once
+      await s.putManifest(A, { digest: d2, mediaType: MediaType.OciManifest, size: 3 });
+      // A tag, a referrer and an upload are not links: the tag's manifest is linked by its record only.
+      await s.setTag(A, 'v1' as Tag, d4);
+      await s.addReferrer(A, d2, { mediaType: MediaType.OciManifest, digest: d5, size: 1 });
+      await s.addUpload(A, 'u1');
+      expect([...(await s.listLinked(A))].sort()).toEqual([d1, d2, d3].sort());
+      // Another repository's links are its own.
+      await s.linkBlob(B, d4);
+      expect(await s.listLinked(B)).toEqual([d4]);
+      expect(await s.listLinked('team/none' as RepositoryName)).toEqual([]);
+      // Unlinked or deleted: no longer listed.
+      await s.unlinkBlob(A, d1);
+      await s.deleteManifest(A, d2);
+      expect(await s.listLinked(A)).toEqual([d3]);
+    });
+
+    it('keeps nested repositories apart in listLinked and lists both', async () => {
+      const s = await create();
+      const parent = 'team' as RepositoryName;
+      const child = 'team/app/sub' as RepositoryName;
+      await s.linkBlob(parent, d1);
+      await s.linkBlob(A, d2);
+      await s.putManifest(child, { digest: d3, mediaType: MediaType.OciManifest, size: 3 });
+      expect(await s.listRepositories()).toEqual(['team', 'team/app', 'team/app/sub']);
+      expect(await s.listLinked(parent)).toEqual([d1]);
+      expect(await s.listLinked(A)).toEqual([d2]);
+      expect(await s.listLinked(child)).toEqual([d3]);
+    });
+
+    it('lists a repository that has only links, only manifests or only tags; one with only uploads is found by hasUploadInAnyRepository instead', async () => {
+      const s = await create();
+      await s.linkBlob('only/links' as RepositoryName, d1);
+      await s.putManifest('only/manifests' as RepositoryName, { digest: d2, mediaType: MediaType.OciManifest, size: 3 });
+      await s.setTag('only/tags' as RepositoryName, 'v1' as Tag, d3);
+      await s.addUpload('only/uploads' as RepositoryName, 'u9');
+      expect(await s.listRepositories()).toEqual(['only/links', 'only/manifests', 'only/tags']);
+      expect(await s.hasUploadInAnyRepository('u9')).toBe(true);
+      // Emptied by unlinking, a repository is still listed (with nothing linked): it still exists.
+      await s.unlinkBlob('only/links' as RepositoryName, d1);
+      expect(await s.listRepositories()).toContain('only/links');
+      expect(await s.listLinked('only/links' as RepositoryName)).toEqual([]);
+    });
+
+    it('lists a tag whose name looks like a temp file as any other', async () => {
+      const s = await create();
+      for (const tag of ['rel.tmp-0123456789ab', 'tmp-0123456789ab-v1', 'v1']) await s.setTag(A, tag as Tag, d1);
+      expect(await s.listTags(A)).toEqual(['rel.tmp-0123456789ab', 'tmp-0123456789ab-v1', 'v1']);
+      expect(await s.getTag(A, 'rel.tmp-0123456789ab' as Tag)).toBe(d1);
+    });
+
     it('indexes referrers by subject', async () => {
       const s = await create();
       const r1 = { mediaType: MediaType.OciManifest, digest: d1, size: 10, artifactType: 'application/x.sig' };
