@@ -27,7 +27,10 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
 export const defaultLayerdBin = join(repoRoot, 'dist', 'cli.js');
-const SEED_HTPASSWD = join(repoRoot, 'compose', 'test-credentials', 'htpasswd');
+// The compose network's public test user (compose/test-credentials): every layerd host here listens beyond
+// loopback, so it takes pushes and /api writes (rollouts) only with credentials.
+const TEST_HTPASSWD = join(repoRoot, 'compose', 'test-credentials', 'htpasswd');
+const TEST_AUTHORIZATION = `Basic ${Buffer.from('layerd:layerd-test-only').toString('base64')}`;
 const nsHttp = join(here, 'ns-http.mjs');
 
 const RUN_DIR_PREFIX = 'layerd-cluster-';
@@ -365,7 +368,8 @@ export async function startCluster(opts = {}) {
       logFile: join(runDir, `${name}.log`),
       output: () => (existsSync(host.logFile) ? readFileSync(host.logFile, 'utf8') : ''),
       exec: (cmd, args, runOpts) => runIn(ns, cmd, args, runOpts),
-      http: (path, reqOpts) => http(ns, `${host.url}${path}`, reqOpts),
+      // A layerd host is asked as its test user (a docker-registry seed takes no credentials).
+      http: (path, reqOpts = {}) => http(ns, `${host.url}${path}`, host.kind === 'layerd' ? { ...reqOpts, headers: { authorization: TEST_AUTHORIZATION, ...reqOpts.headers } } : reqOpts),
     };
     hosts.push(host);
     await ip(['netns', 'add', ns]);
@@ -408,9 +412,7 @@ export async function startCluster(opts = {}) {
       host.config = config;
       return spawnDaemon(host, 'docker-registry', ['serve', config, ...o.seedArgs]);
     }
-    // It listens beyond loopback, so it takes pushes only with credentials: the compose network's public
-    // test user (layerd / layerd-test-only, compose/test-credentials).
-    const args = [...nodeFlags, o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), '--htpasswd', SEED_HTPASSWD, ...o.seedArgs];
+    const args = [...nodeFlags, o.layerdBin, 'serve', '--listen', `${host.addr}:${HTTP_PORT}`, '--data-dir', join(host.dataDir, 'data'), '--htpasswd', TEST_HTPASSWD, ...o.seedArgs];
     return spawnDaemon(host, process.execPath, args);
   }
 
@@ -425,6 +427,7 @@ export async function startCluster(opts = {}) {
       '--p2p-listen', `/ip4/${host.addr}/tcp/${P2P_PORT}`,
       '--upstream', `seed=${seedHost.url}`,
       '--default-registry', 'seed',
+      '--htpasswd', TEST_HTPASSWD,
       ...(bootstrap ? ['--bootstrap', bootstrap] : []),
       ...o.nodeArgs,
       // Extra `layerd serve` arguments for every node from the environment (e.g. --log-level debug for a timeline).

@@ -207,3 +207,31 @@ export async function nodeApi<T>(n: { url: string }, path: string, body?: object
   });
   return { status: res.status, body: (await res.json()) as T };
 }
+
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the built CLI as a user would; the caller's own LAYERD_NODE and credentials (LAYERD_USER,
+ * LAYERD_PASSWORD) are left out, so only what a test gives counts. Killed (by its pid) if it hangs.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<CliRun> {
+  const base = { ...process.env };
+  for (const k of ['LAYERD_NODE', 'LAYERD_USER', 'LAYERD_PASSWORD']) delete base[k];
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [layerdBin, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolveRun({ status, stdout, stderr });
+    });
+  });
+}

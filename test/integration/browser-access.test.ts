@@ -2,13 +2,12 @@
 // processes: a loopback node answers only to loopback Host names (DNS rebinding gets nothing), writes and
 // /api refuse a cross-site Origin, /api POSTs want a JSON body (a form cannot send one without a CORS
 // preflight), and /api writes need the same credentials as a push wherever pushes need them.
-import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { layerdBin, removeDir, stablePort, startLayerd, tempDir, type RunningProcess } from '../helpers/processes.js';
+import { removeDir, runCli as cli, stablePort, startLayerd, tempDir, type RunningProcess } from '../helpers/processes.js';
 import { basic } from '../helpers/registry-client.js';
 
 interface Answer {
@@ -41,21 +40,6 @@ function ociCode(a: Answer): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The built CLI as a user runs it; LAYERD_* credentials of the caller's environment left out. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const base = { ...process.env };
-  for (const k of ['LAYERD_NODE', 'LAYERD_USER', 'LAYERD_PASSWORD']) delete base[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [layerdBin, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
 }
 
 const JSON_TYPE = { 'content-type': 'application/json' };

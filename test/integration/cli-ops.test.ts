@@ -1,23 +1,16 @@
 // The operator commands (status, pull, ls, gc) as users run them: the built CLI as a child process
 // against a real `layerd serve` node that mirrors a real docker-registry seed. The seed's access log is
 // the ground truth for what the node fetched.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { freePort, layerdBin, removeDir, repoRoot, startDistribution, startLayerd } from '../helpers/processes.js';
+import { freePort, removeDir, repoRoot, runCli as cli, startDistribution, startLayerd, type CliRun as Run } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
 type Node = Awaited<ReturnType<typeof startLayerd>>;
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface PullJson {
   image: string;
@@ -39,25 +32,6 @@ let registry: string;
 let image: { digest: string; blobs: Map<string, number> };
 /** The 2-platform index test/multi:v1: its digest and each platform's blobs. */
 let multi: { digest: string; platforms: Record<'linux/amd64' | 'linux/arm64', Map<string, number>> };
-
-/** Runs the built CLI; LAYERD_NODE is only what a test gives. Kills it (by its pid) if it hangs. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base = { ...process.env };
-  delete base.LAYERD_NODE;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [layerdBin, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 /** A run that must succeed; its output is in the failure message otherwise. */
 async function ok(args: string[], env: Record<string, string> = {}): Promise<Run> {

@@ -11,6 +11,9 @@ import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from 
 
 type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
+/** A collection, asked as the CLI asks it (/api POSTs take JSON only). */
+const GC: RequestInit = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' };
+
 const started: Proc[] = [];
 const dirs: string[] = [];
 afterAll(async () => {
@@ -112,7 +115,7 @@ async function pushesDuring(n: Proc, enough: () => boolean): Promise<{ failed: s
   const failed = results.filter((r): r is string => typeof r === 'string');
   const acknowledged = results.filter((r): r is Pushed => typeof r !== 'string');
   // One more collection after the pushes: what they left is linked, so it must stay.
-  expect((await fetch(`${n.url}/api/gc`, { method: 'POST' })).status).toBe(200);
+  expect((await fetch(`${n.url}/api/gc`, GC)).status).toBe(200);
   const lost: string[] = [];
   for (const p of acknowledged) lost.push(...(await missing(client, p)));
   return { failed, lost, acknowledged: acknowledged.length };
@@ -139,7 +142,7 @@ describe('garbage collection and eviction while pushes run', () => {
     const collecting = (async () => {
       while (pushing) {
         try {
-          const res = await fetch(`${n.url}/api/gc`, { method: 'POST', signal: AbortSignal.timeout(120_000) });
+          const res = await fetch(`${n.url}/api/gc`, { ...GC, signal: AbortSignal.timeout(120_000) });
           await res.arrayBuffer();
           if (res.status === 200) collections++;
           else gcFailures.push(String(res.status));
@@ -185,7 +188,7 @@ describe('temp names', () => {
     const old = new Date(Date.now() - 300_000);
     await utimes(join(tags, tag), old, old);
 
-    expect((await fetch(`${first.url}/api/gc`, { method: 'POST' })).status).toBe(200);
+    expect((await fetch(`${first.url}/api/gc`, GC)).status).toBe(200);
     const after = await client.req('GET', `/v2/team/app/manifests/${tag}`, { headers: { accept: MT.ociManifest } });
     expect([after.status, digestOf(after.body)]).toEqual([200, image.digest]);
 

@@ -13,9 +13,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
-import { fetchFromPeer, PeerFetchError } from '../../src/p2p/blob-protocol.js';
 import { loadOrCreateIdentity } from '../../src/p2p/identity.js';
-import { parseDigest } from '../../src/oci/digest.js';
+import { askPeerDirectly } from '../helpers/peer-probe.js';
 import { blobGets, logSettled } from '../helpers/access-log.js';
 import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
 import { startTokenAuthProxy, type TokenAuthProxy } from '../helpers/token-auth-proxy.js';
@@ -88,16 +87,7 @@ async function connected(node: Node, peers: number): Promise<void> {
 
 /** Asks a node for a blob directly over the blob protocol, as any peer can: its bytes, or the status it answered. */
 async function askDirectly(node: Node, digest: string): Promise<Buffer | string> {
-  const { peerId, multiaddrs } = await node.status();
-  try {
-    const blob = await fetchFromPeer(probe, { id: peerId, addrs: [multiaddrs[0]!] }, parseDigest(digest), undefined, AbortSignal.timeout(15_000));
-    const chunks: Buffer[] = [];
-    for await (const c of blob.body) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  } catch (err) {
-    if (err instanceof PeerFetchError) return err.status;
-    throw err;
-  }
+  return askPeerDirectly(probe, await node.status(), digest);
 }
 
 beforeAll(async () => {

@@ -14,9 +14,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
-import { fetchFromPeer, PeerFetchError } from '../../src/p2p/blob-protocol.js';
 import { loadOrCreateIdentity } from '../../src/p2p/identity.js';
-import { parseDigest } from '../../src/oci/digest.js';
+import { askPeerDirectly } from '../helpers/peer-probe.js';
 import { emptyRegistriesConf, requireTool, runTool } from '../helpers/clients.js';
 import { buildTestLayout, readReachableBlobs, reachableDigests, type TestLayout } from '../helpers/oci-image.js';
 import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
@@ -53,15 +52,7 @@ async function apiText(path: string, authorization?: string): Promise<{ status: 
 /** Asks A for a blob over the blob protocol, as any peer can: its bytes, or the status it answered. */
 async function askAsPeer(digest: string): Promise<Buffer | string> {
   const status = (await (await fetch(`${a.url}/api/status`)).json()) as { peerId: string; multiaddrs: string[] };
-  try {
-    const blob = await fetchFromPeer(probe, { id: status.peerId, addrs: [status.multiaddrs[0]!] }, parseDigest(digest), undefined, AbortSignal.timeout(15_000));
-    const chunks: Buffer[] = [];
-    for await (const c of blob.body) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  } catch (err) {
-    if (err instanceof PeerFetchError) return err.status;
-    throw err;
-  }
+  return askPeerDirectly(probe, status, digest);
 }
 
 beforeAll(async () => {
