@@ -262,9 +262,12 @@ export class Mirror {
     if (!download && head && up) return this.headBlob(up, repo, digest);
     if (!download) {
       const sources: DownloadSource[] = [];
-      // Peers' claimed sizes are held against the manifest's descriptor; not against a seed HEAD, which
-      // would put the seed (and its timeout, when it is down) in front of every peer fetch.
-      if (peers) sources.push(peers.source(digest, { claim: offer, size: this.sizes.get(digest) }));
+      // Peers' claimed sizes are held against the manifest's descriptor. With none (a blob asked for by
+      // digest alone), a large claim is checked against a seed HEAD once its first range is in: not before
+      // every peer fetch, which would put the seed (and its timeout, when it is down) in front of each,
+      // but before a liar could make this node read much (see PeerFetcherOptions.confirmClaimsAbove).
+      const confirmSize = up ? () => this.headBlob(up, repo, digest).then((a) => a.size) : undefined;
+      if (peers) sources.push(peers.source(digest, { claim: offer, size: this.sizes.get(digest), confirmSize }));
       if (up) {
         sources.push({
           name: 'upstream',

@@ -51,6 +51,12 @@ export interface PeerFetcherOptions {
    * beyond it is a lie, whatever the disk could hold.
    */
   maxBlobBytes?: number;
+  /**
+   * A claim no descriptor confirmed and larger than this (default 64 MiB) is checked against the seed's
+   * size (a HEAD) once the first range is in: the most a lying peer can make this node read by digest
+   * alone, where a seed can say. Smaller blobs never wait on the seed.
+   */
+  confirmClaimsAbove?: number;
   onLookup?: (ms: number, found: number) => void;
   /** Told of every range a peer sent in full (for per-peer traffic). */
   onRangeFetched?: (peer: string, bytes: number) => void;
@@ -101,6 +107,7 @@ export class PeerFetcher {
       lookupCacheMs: 10_000,
       followAnswerMs: 40_000,
       maxBlobBytes: 2 ** 40,
+      confirmClaimsAbove: 64 * 1024 * 1024,
       ...opts,
     };
   }
@@ -179,7 +186,7 @@ export class PeerFetcher {
    * this node out of the blob's fetch chain (a download it must not pass on: see blob-sharing.ts); it
    * then takes the blob only from nodes that hold it whole.
    */
-  source(digest: Digest, opts: { claim?: boolean; size?: number } = {}): DownloadSource {
+  source(digest: Digest, opts: { claim?: boolean; size?: number; confirmSize?: () => Promise<number | undefined> } = {}): DownloadSource {
     const claim = opts.claim ?? true;
     const expected = opts.size;
     const contributors = new Set<string>();
@@ -197,6 +204,9 @@ export class PeerFetcher {
         contributors.clear();
         const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id), claim, expected);
         head = following === undefined;
+        if (body && expected === undefined && opts.confirmSize && body.size !== undefined && body.size > Math.max(this.o.confirmClaimsAbove, this.o.rangeBytes)) {
+          return { ...body, confirmed: await this.confirmClaim(digest, body, [...contributors], opts.confirmSize) };
+        }
         return body && { ...body, confirmed: expected !== undefined };
       },
       stored: (info) => {
@@ -302,6 +312,23 @@ export class PeerFetcher {
     this.scores.corrupt(peer);
     this.o.log?.warn({ digest, peer, claimed, expected, limit: this.o.maxBlobBytes }, 'a peer claimed a size the blob cannot have: penalized');
     throw new ImpossibleClaimError(peer, claimed, why);
+  }
+
+  /**
+   * A large claim that no descriptor confirmed (a blob asked for by digest alone): the seed is asked its
+   * size (a HEAD, no body) before more than the first range is read, so a lying peer can make this node
+   * read at most confirmClaimsAbove bytes, not whatever the disk holds. True when the seed confirms
+   * the claim; false when it cannot say (down, or it lacks the blob: peers are all there is); a size
+   * that differs is the claimants' lie, penalized, and the download goes on to the next source.
+   */
+  private async confirmClaim(digest: Digest, body: FetchedBody, claimants: string[], confirmSize: () => Promise<number | undefined>): Promise<boolean> {
+    const trusted = await confirmSize().catch(() => undefined);
+    if (trusted === undefined) return false;
+    if (trusted === body.size) return true;
+    body.stream.destroy();
+    for (const id of claimants) this.scores.corrupt(id);
+    this.o.log?.warn({ digest, peers: claimants, claimed: body.size, size: trusted }, 'peers claimed a size the seed does not give the blob: penalized');
+    throw new ImpossibleClaimError(claimants.join(', '), body.size!, `the seed says ${trusted}`);
   }
 
   private async download(digest: Digest, providers: Provider[], contributors: Set<string>, expected: number | undefined): Promise<FetchedBody> {

@@ -506,6 +506,54 @@ describe('PeerFetcher: a size no blob of that digest can have (issue 13, item 5)
     for (const id of ['a', 'b', 'c']) expect(scores.isBanned(id)).toBe(true);
   });
 
+  it('with no descriptor, holds a large claim against the seed\'s size once the first range is in', async () => {
+    const content = blobOf(3 * RANGE);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    await net.addPeer('liar', [content]);
+    const fetch = net.fetch.bind(net);
+    net.fetch = async (provider, d, range, signal) => {
+      const blob = await fetch(provider, d, range, signal);
+      return provider.id === 'liar' ? { ...blob, size: blob.size + 1000 } : blob;
+    };
+    const { scores, fetcher } = fetcherOf({ confirmClaimsAbove: RANGE });
+    let asked = 0;
+    const seed = seedOf(content);
+    const dl = new SharedDownload(new MemoryBlobStore(), digest, [fetcher.source(digest, { confirmSize: async () => (asked++, content.length) }), seed.source]);
+    expect((await within(readAll(dl.follow()), GUARD_MS, 'download')).equals(content)).toBe(true);
+    await dl.done;
+    expect(asked).toBe(1);
+    expect(dl.source).toBe('upstream');
+    expect(scores.isBanned('liar')).toBe(true);
+    // At most the first range was read from the liar before its claim was refused.
+    expect(net.requestsTo('liar').filter((r) => r.outcome === 'sent').length).toBeLessThanOrEqual(1);
+  });
+
+  it('with no descriptor, a large claim the seed confirms goes on from the peers, and a small blob never asks the seed', async () => {
+    const big = blobOf(3 * RANGE);
+    await threePeers(big);
+    const { scores, fetcher } = fetcherOf({ confirmClaimsAbove: RANGE });
+    let asked = 0;
+    const confirmSize = async () => (asked++, big.length);
+    const seed = seedOf(big);
+    const dl = new SharedDownload(new MemoryBlobStore(), digestOf(big), [fetcher.source(digestOf(big), { confirmSize }), seed.source]);
+    expect((await within(readAll(dl.follow()), GUARD_MS, 'download')).equals(big)).toBe(true);
+    await dl.done;
+    expect(dl.source).toBe('peer');
+    expect(asked).toBe(1);
+    expect(seed.opens).toBe(0);
+    for (const id of ['a', 'b', 'c']) expect(scores.isBanned(id)).toBe(false);
+
+    const small = blobOf(RANGE, 7);
+    await net.addPeer('d', [small]);
+    asked = 0;
+    const one = new SharedDownload(new MemoryBlobStore(), digestOf(small), [fetcher.source(digestOf(small), { confirmSize }), seedOf(small).source]);
+    expect((await within(readAll(one.follow()), GUARD_MS, 'download')).equals(small)).toBe(true);
+    await one.done;
+    expect(one.source).toBe('peer');
+    expect(asked).toBe(0);
+  });
+
   it('with no descriptor and no room for the claim, tries the seed instead of failing for want of disk, and penalizes the claim once the true size is known', async () => {
     const content = blobOf(2 * RANGE);
     const digest = digestOf(content);
