@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { repoRoot } from './processes.js';
+import { removeDir, repoRoot, startDistribution, startLayerd, tempDir, until } from './processes.js';
 
 /** How a bad node answers (see bad-peer.mjs). */
 export type BadMode = 'corrupt' | 'wrong-size' | 'truncate' | 'reset' | 'stall-header' | 'stall-body' | 'claim';
@@ -63,4 +63,49 @@ export class BadPeers {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/**
+ * The cluster the lying-peer tests run against: a layerd node (the victim) with a docker-registry seed,
+ * an honest second node (the victim's DHT server to walk to: the liars are DHT clients, see
+ * bad-peer.mjs), and the bad-peer process. The victim's peer idle limit is the test's to choose.
+ */
+export interface LiarRig {
+  seed: Awaited<ReturnType<typeof startDistribution>>;
+  victim: Awaited<ReturnType<typeof startLayerd>>;
+  bystander: Awaited<ReturnType<typeof startLayerd>>;
+  bad: BadPeers;
+  /** A scratch folder for the blobs the liars serve. */
+  dir: string;
+  /** The victim's multiaddr, for the liars to join through. */
+  bootstrap: string;
+  stop(): Promise<void>;
+}
+
+export async function startLiarRig(o: { prefix: string; peerIdleTimeout: string }): Promise<LiarRig> {
+  const dir = await tempDir(o.prefix);
+  const seed = await startDistribution();
+  const registry = `127.0.0.1:${seed.port}`;
+  const mirror = ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0'];
+  const victim = await startLayerd({ args: [...mirror, '--peer-idle-timeout', o.peerIdleTimeout, '--peer-lookup-timeout', '10s'], readyTimeoutMs: 60_000 });
+  const status = async () => (await (await fetch(`${victim.url}/api/status`)).json()) as { multiaddrs: string[]; connectedPeers: number };
+  const bootstrap = (await status()).multiaddrs.find((a) => a.includes('/p2p/'))!;
+  const bystander = await startLayerd({ args: [...mirror, '--bootstrap', bootstrap], readyTimeoutMs: 60_000 });
+  await until('the victim to meet the honest node', async () => ((await status()).connectedPeers > 0 ? true : undefined), 30_000);
+  const bad = BadPeers.start();
+  return {
+    seed,
+    victim,
+    bystander,
+    bad,
+    dir,
+    bootstrap,
+    async stop() {
+      await bad.close();
+      await victim.stop('SIGKILL');
+      await bystander.stop('SIGKILL');
+      await seed.stop();
+      for (const d of [dir, victim.dataDir, bystander.dataDir, seed.rootDir]) await removeDir(d);
+    },
+  };
 }

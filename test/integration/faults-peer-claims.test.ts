@@ -8,20 +8,19 @@
 import { statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BadPeers } from '../helpers/bad-peers.js';
-import { logLines, nodeApi, removeDir, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { startLiarRig, type BadPeers, type LiarRig } from '../helpers/bad-peers.js';
+import { logLines, nodeApi, until } from '../helpers/processes.js';
 import { digestOf, RegistryClient } from '../helpers/registry-client.js';
 import { storeProblems } from '../helpers/store-check.js';
 
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const LAYER = 64 * 1024;
 /** The peer fetcher's range size: the most a peer's claim that nothing but the disk can refuse may cost. */
 const RANGE = 8 * 1024 * 1024;
 
-let seed: Awaited<ReturnType<typeof startDistribution>>;
-let victim: Proc;
-let bystander: Proc;
+let rig: LiarRig;
+let seed: LiarRig['seed'];
+let victim: LiarRig['victim'];
 let bad: BadPeers;
 let dir: string;
 let bootstrap: string;
@@ -33,31 +32,11 @@ interface Status {
 }
 
 beforeAll(async () => {
-  dir = await tempDir('layerd-claims-');
-  seed = await startDistribution();
-  const registry = `127.0.0.1:${seed.port}`;
-  victim = await startLayerd({
-    args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--peer-idle-timeout', '2s', '--peer-lookup-timeout', '10s'],
-    readyTimeoutMs: 60_000,
-  });
-  const addrs = (await nodeApi<Status>(victim, '/api/status')).body.multiaddrs;
-  bootstrap = addrs.find((a) => a.includes('/p2p/'))!;
-  // An honest node: the victim's DHT server to walk to (the liars are DHT clients).
-  bystander = await startLayerd({
-    args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', bootstrap],
-    readyTimeoutMs: 60_000,
-  });
-  await until('the victim to meet the honest node', async () => ((await nodeApi<Status>(victim, '/api/status')).body.connectedPeers > 0 ? true : undefined), 30_000);
-  bad = BadPeers.start();
+  rig = await startLiarRig({ prefix: 'layerd-claims-', peerIdleTimeout: '2s' });
+  ({ seed, victim, bad, dir, bootstrap } = rig);
 }, 120_000);
 
-afterAll(async () => {
-  await bad?.close();
-  await victim?.stop('SIGKILL');
-  await bystander?.stop('SIGKILL');
-  await seed?.stop();
-  for (const d of [dir, victim?.dataDir, bystander?.dataDir, seed?.rootDir]) if (d) await removeDir(d);
-});
+afterAll(() => rig?.stop());
 
 /** The victim's warning that penalizes this peer (its message), if it logged one. */
 function penalty(peerId: string): string | undefined {

@@ -9,13 +9,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BadPeers } from '../helpers/bad-peers.js';
-import { removeDir, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { startLiarRig, type BadPeers, type LiarRig } from '../helpers/bad-peers.js';
 import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 import { storeProblems } from '../helpers/store-check.js';
-
-type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const MODES = ['corrupt', 'wrong-size', 'truncate', 'reset', 'stall-header', 'stall-body'] as const;
 type Mode = (typeof MODES)[number];
@@ -24,38 +20,18 @@ const RUNS = 100;
 const BATCH = 25;
 const BLOB = 64 * 1024;
 
-let seed: Seed;
-let victim: Proc;
-let bystander: Proc;
+let rig: LiarRig;
+let seed: LiarRig['seed'];
+let victim: LiarRig['victim'];
 let bad: BadPeers;
 let dir: string;
 
 beforeAll(async () => {
-  dir = await tempDir('layerd-bad-peer-');
-  seed = await startDistribution();
-  const registry = `127.0.0.1:${seed.port}`;
-  victim = await startLayerd({
-    args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--peer-idle-timeout', '1s', '--peer-lookup-timeout', '10s'],
-    readyTimeoutMs: 60_000,
-  });
-  // An honest second node: a cluster has one, and it gives the victim a DHT server to walk to (the
-  // liars are DHT clients, see bad-peer.mjs).
-  const addrs = ((await (await fetch(`${victim.url}/api/status`)).json()) as { multiaddrs: string[] }).multiaddrs;
-  bystander = await startLayerd({
-    args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', addrs.find((a) => a.includes('/p2p/'))!],
-    readyTimeoutMs: 60_000,
-  });
-  await until('the victim to meet the honest node', async () => (((await (await fetch(`${victim.url}/api/status`)).json()) as { connectedPeers: number }).connectedPeers > 0 ? true : undefined), 30_000);
-  bad = BadPeers.start();
+  rig = await startLiarRig({ prefix: 'layerd-bad-peer-', peerIdleTimeout: '1s' });
+  ({ seed, victim, bad, dir } = rig);
 }, 120_000);
 
-afterAll(async () => {
-  await bad?.close();
-  await victim?.stop('SIGKILL');
-  await bystander?.stop('SIGKILL');
-  await seed?.stop();
-  for (const d of [dir, victim?.dataDir, bystander?.dataDir, seed?.rootDir]) if (d) await removeDir(d);
-});
+afterAll(() => rig?.stop());
 
 interface Outcome {
   mode: Mode;
