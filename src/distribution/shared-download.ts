@@ -128,7 +128,10 @@ export class SharedDownload {
           const error = err instanceof Error ? err : new Error(String(err));
           failures.push(`${source.name}: ${error.message}`);
           last = error;
-          if (isFinal(error)) return this.fail(error);
+          if (isFinal(error)) {
+            await this.drop(error, false);
+            return this.fail(error);
+          }
           if (startsOver(error)) {
             // Bytes that are wrong, or may be: whoever wrote any of them is told (a peer source penalizes its
             // providers), the bytes go, and clients answered from them are cut.
@@ -148,28 +151,35 @@ export class SharedDownload {
           if (source.retry?.()) i--;
         }
       }
+      // Nothing is left behind, before anyone is told: a client that retries at once must find no
+      // download (and start a new one), not this one still cleaning up.
+      const error = last instanceof OciError && last.code === 'BLOB_UNKNOWN' ? last : failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest);
+      await this.drop(error, false);
       // The last source (the seed) saying the blob does not exist is the answer, whatever peers did before.
-      if (last instanceof OciError && last.code === 'BLOB_UNKNOWN') return this.fail(last);
-      return this.fail(failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest));
+      return this.fail(error);
     } finally {
-      // Whatever did not commit leaves nothing behind (followers are told why by fail(), before this).
-      if (this.state !== 'committed') await this.drop(this.error ?? new Error('download failed'));
+      if (this.state !== 'committed') await this.drop(this.error ?? new Error('download failed'), false);
     }
   }
 
-  /** Drops the bytes written (if any): the download starts over, and clients answered from them are cut. */
-  private async drop(why: Error): Promise<void> {
+  /**
+   * Drops the bytes written (if any). `cut`: the download starts over, and clients answered from the
+   * dropped bytes are cut (otherwise it is ending, and fail() tells them why).
+   */
+  private async drop(why: Error, cut = true): Promise<void> {
     const writer = this.writer;
-    this.writer = undefined;
+    if (!writer) return;
+    this.writer = undefined; // no follower opens or reads it from here on
     this.wrote.clear();
     this.written = 0;
     this.verified = false;
     this.size = undefined;
-    if (!writer) return;
+    // The upload area goes before anyone is told: whoever learns of the drop finds it gone.
+    await writer.abort().catch(() => undefined);
+    if (!cut) return;
     this.generation++;
     this.dropped = why;
     this.notify();
-    await writer.abort().catch(() => undefined);
   }
 
   /** One source, from the byte written so far to the commit; undefined when it had nothing to offer. */
