@@ -12,7 +12,7 @@ import type { ContentRouter, Provider } from '../p2p/content-router.js';
 import type { PeerBlob } from '../p2p/blob-protocol.js';
 import { DigestMismatchError } from '../store/errors.js';
 import type { PeerScores } from './peer-scores.js';
-import { UnconfirmedClaimError, type DownloadSource, type FetchedBody } from './shared-download.js';
+import { SizeConflictError, UnconfirmedClaimError, type DownloadSource, type FetchedBody } from './shared-download.js';
 
 /** What blob resolution needs from the peer-to-peer layer (a seam: tests use an in-memory one). */
 export interface PeerNetwork {
@@ -231,6 +231,10 @@ export class PeerFetcher {
         if (err instanceof DigestMismatchError) {
           for (const id of contributors) this.scores.corrupt(id);
           this.o.log?.warn({ digest, peers: [...contributors] }, 'peers sent bytes that did not verify: penalized');
+        } else if (err instanceof SizeConflictError && err.by === 'upstream') {
+          // The seed, going on from where these peers' bytes ended, gives the blob another size: they lied.
+          for (const id of contributors) this.scores.corrupt(id);
+          this.o.log?.warn({ digest, peers: [...contributors], claimed: err.had, size: err.claimed }, 'peers claimed a size the seed does not give the blob: penalized');
         }
       },
     };

@@ -193,8 +193,8 @@ export class SharedDownload {
     let input = body.stream;
     try {
       if (start > from) throw new Error(`source answered from byte ${start}, not ${from}`);
-      if (this.writer && body.size !== undefined && (this.size ?? body.size) !== body.size) throw new SizeConflictError(this.size!, body.size);
-      if (body.size !== undefined && from > body.size) throw new SizeConflictError(from, body.size);
+      if (this.writer && body.size !== undefined && (this.size ?? body.size) !== body.size) throw new SizeConflictError(this.size!, body.size, source.name);
+      if (body.size !== undefined && from > body.size) throw new SizeConflictError(from, body.size, source.name);
       // A source that cannot begin at `from` (a seed answering 200 to a Range) sends what is written already
       // again: skipped, unchecked (the digest over the whole blob still decides).
       if (start < from) input = skipBytes(body.stream, from - start);
@@ -497,11 +497,15 @@ export class OverrunError extends Error {
   }
 }
 
-/** A source going on from a byte disagrees with the size the bytes before it came with: they are dropped. */
+/**
+ * A source going on from a byte disagrees with the size the bytes before it came with: they are dropped.
+ * `by` names the source that disagreed (when it is the seed, the sources before it lied about the size).
+ */
 export class SizeConflictError extends Error {
   constructor(
     readonly had: number,
     readonly claimed: number,
+    readonly by: Source,
   ) {
     super(`source says the blob has ${claimed} bytes, the download had ${had}: starting over`);
     this.name = 'SizeConflictError';

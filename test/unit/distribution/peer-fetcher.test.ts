@@ -582,3 +582,45 @@ describe('PeerFetcher: a size no blob of that digest can have (issue 13, item 5)
     expect(scores.isBanned('a')).toBe(true);
   });
 });
+
+describe('PeerFetcher: a download that goes on from an offset', () => {
+  it('asks the providers only for the bytes from the offset on, and keeps the earlier contributors', async () => {
+    const content = blobOf(3 * RANGE + 5);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    const { fetcher } = fetcherOf();
+    const source = fetcher.source(digest);
+    const body = (await source.open(RANGE + 100))!;
+    expect([body.size, body.start]).toEqual([content.length, RANGE + 100]);
+    expect((await within(readAll(body.stream), GUARD_MS, 'rest')).equals(content.subarray(RANGE + 100))).toBe(true);
+    expect(net.requests.map((r) => r.range?.start).sort((x, y) => x! - y!)).toEqual([RANGE + 100, 2 * RANGE + 100]);
+  });
+
+  it('penalizes the peers whose size the seed, going on from their bytes, contradicts; the download starts over', async () => {
+    const content = blobOf(3 * RANGE + 5);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    // Fails from the third range on, after two ranges were written.
+    await net.addPeer('a', [content], (req) => ((req.range?.start ?? 0) >= 2 * RANGE ? 'failing' : 'healthy'));
+    const { scores, fetcher } = fetcherOf();
+    const source = fetcher.source(digest);
+    // The peer's answer claims one byte more than the blob has (nothing confirmed it).
+    const lying: DownloadSource = { ...source, open: async (from) => {
+      const body = await source.open(from);
+      return body && { ...body, size: content.length + 1 };
+    } };
+    let seedFrom: number[] = [];
+    const seed: DownloadSource = {
+      name: 'upstream',
+      open: async (from) => {
+        seedFrom = [...seedFrom, from];
+        return { size: content.length, stream: Readable.from([content]) };
+      },
+    };
+    const dl = new SharedDownload(new MemoryBlobStore(), digest, [lying, seed]);
+    await within(dl.done, GUARD_MS, 'download');
+    expect(seedFrom).toEqual([2 * RANGE, 0]);
+    expect(scores.isBanned('a')).toBe(true);
+  });
+});

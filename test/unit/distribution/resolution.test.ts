@@ -32,8 +32,9 @@ function fakeSeed(...blobs: Buffer[]) {
   const requests: string[] = [];
   const registry = {
     name: SEED,
-    async request(method: 'GET' | 'HEAD', repo: string, rest: string): Promise<IncomingMessage> {
-      requests.push(`${method} ${repo}/${rest}`);
+    // A Range is noted (and, like some registries, ignored: the answer is the whole blob, 200).
+    async request(method: 'GET' | 'HEAD', repo: string, rest: string, headers: Record<string, unknown> = {}): Promise<IncomingMessage> {
+      requests.push(`${method} ${repo}/${rest}${headers.range ? ` ${String(headers.range)}` : ''}`);
       const blob = held.get(rest.replace(/^blobs\//, '') as Digest);
       const chunks = blob && method === 'GET' ? [...Array(Math.ceil(blob.length / 16_384)).keys()].map((i) => blob.subarray(i * 16_384, (i + 1) * 16_384)) : [];
       const res = Object.assign(Readable.from(chunks), {
@@ -444,6 +445,28 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
       { digest, failed: ['f'] },
     ]);
     expect(seed.requests).toEqual([]);
+    // The node before goes on from the byte f's stream had reached, not from the first.
+    const reached = net.requestsTo('f')[0]!.sent;
+    expect(reached).toBeGreaterThan(0);
+    expect(net.requestsTo('g').map((r) => r.range?.start)).toEqual([reached]);
+  });
+
+  it('goes on from the byte written with the seed when the only provider breaks off part way: the client\'s one answer completes', async () => {
+    const content = blobOf(3 * RANGE + 7);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content], (req) => ((req.range?.start ?? 0) >= 2 * RANGE ? 'failing' : 'healthy'));
+    const seed = fakeSeed(content);
+    const m = mirrorOf({ seed });
+
+    const got = await m.get(digest);
+    expect(got.source).toBe('peer');
+    expect(got.bytes.equals(content)).toBe(true);
+    // Asked from the byte the peer's ranges reached; this seed answered 200 (whole blob): what the node
+    // had was skipped.
+    expect(seed.requests).toEqual([`GET ${REPO}/blobs/${digest} bytes=${2 * RANGE}-`]);
+    await expect.poll(() => m.fetched).toEqual([{ digest, size: content.length, source: 'upstream' }]);
+    expect(m.scores.isBanned('a')).toBe(false);
   });
 
   it('goes to the seed rather than ask again when the coordinator keeps naming a fetcher that failed', async () => {
