@@ -5,7 +5,8 @@
 // bytes, 'corrupt-held' with a byte flipped), so a download is provably still running while the test
 // looks at what the client has: no timing decides anything.
 // Part 2 uses real layerd providers: one throttled (--max-upload-rate), so its transfer is still running
-// when the client has bytes; one killed part way, so the fetching node must go on from another source.
+// when the client has bytes; one killed part way, so the fetching node must go on from another source;
+// and a bad-peer node that stalls for good before the blob's end (the victim's idle limit ends it).
 //
 // What is asserted: a client gets bytes before the download is committed; no client completes a body
 // that did not verify (it is cut: fewer bytes than announced and a connection error); nothing of a bad
@@ -190,7 +191,8 @@ describe('streaming from real layerd providers', () => {
   const nodes: Node[] = [];
 
   beforeAll(async () => {
-    rig = await startLiarRig({ prefix: 'layerd-stream2-', peerIdleTimeout: '10s' });
+    // The victim gives up on a peer that sends nothing for 3 s (the stalled-peer test below).
+    rig = await startLiarRig({ prefix: 'layerd-stream2-', peerIdleTimeout: '3s' });
   }, 120_000);
 
   afterAll(async () => {
@@ -269,5 +271,27 @@ describe('streaming from real layerd providers', () => {
     await until('b to hold the blob', async () => ((await heldDigests(b)).includes(digest) ? true : undefined));
     expect(logged(b, 'blob fetched', digest).map((l) => l.source)).toEqual(['upstream']);
     expect(await uploadsLeft(b.dataDir)).toEqual([]);
+  });
+
+  it('a peer that stalls part way: the client\'s one GET completes, the rest coming from the seed; the peer is not taken for a liar', { timeout: 180_000 }, async () => {
+    const { victim, bad, dir, bootstrap, seed } = rig;
+    const data = randomBlob(BLOB);
+    const digest = await new RegistryClient(seed.url).putBlob('stream/stalled', data);
+    const file = join(dir, 'stalled');
+    await writeFile(file, data);
+    // Honest bytes, but the last KiB never comes (never released): the victim's idle limit ends it.
+    await bad.serve('stalled', bootstrap, digest, file, 'held');
+    const get = watchedGet(victim.url, `/v2/stream/stalled/blobs/${digest}`);
+    await until('the client to receive bytes from the peer', () => (get.received > 0 || get.finished ? true : undefined), 60_000);
+    expect(get.finished, `the GET ended early: ${get.error?.message}`).toBe(false);
+    expect(get.headers['x-layerd-source']).toBe('peer');
+
+    await get.done;
+    expect([get.status, get.complete, get.error?.message]).toEqual([200, true, undefined]);
+    expect(digestOf(get.body())).toBe(digest);
+    expect(blobGets(seed.output()).filter((g) => g.digest === digest).map((g) => g.status)).toEqual([206]);
+    await until('the victim to hold the blob', async () => ((await heldDigests(victim)).includes(digest) ? true : undefined));
+    expect(logLines(victim).filter((l) => l.msg === 'peers sent bytes that did not verify: penalized' && l.digest === digest)).toEqual([]);
+    await bad.stop('stalled');
   });
 });
