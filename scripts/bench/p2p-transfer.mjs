@@ -299,7 +299,13 @@ async function runMethod(method, ctx) {
       await waitLookupReady(b);
       const before = (await getJson(`${b.url}/api/status`)).stats;
       const r = await measure(`${b.url}/v2/${REPO}/blobs/${digest}`, size, { a, middle: b });
-      const after = (await getJson(`${b.url}/api/status`)).stats;
+      // Peer bytes stream through: the client's last (verified) byte can come a moment before the commit
+      // is counted, so the count is waited for (untimed).
+      let after = (await getJson(`${b.url}/api/status`)).stats;
+      for (let i = 0; i < 100 && after.fetches.peer.count !== 1; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        after = (await getJson(`${b.url}/api/status`)).stats;
+      }
       if (r.source !== 'peer' || after.fetches.peer.count !== 1) throw new Error(`p2p: X-Layerd-Source ${r.source}, peer fetches ${after.fetches.peer.count}`);
       if (exp.settings && !b.output().includes('peer-fetcher-overrides:')) throw new Error('p2p: the PeerFetcher overrides were not applied');
       r.lookupMs = after.lookups.totalMs - before.lookups.totalMs;

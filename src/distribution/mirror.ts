@@ -1,7 +1,8 @@
 // The mirror: content of other registries (the seeds), fetched on demand and kept. Manifests by digest
 // are immutable and kept for good; tags are re-resolved at the seed once their TTL has passed, and a
 // known tag is served stale (and said to be) while the seed cannot be reached. Blobs are fetched once
-// per digest however many clients ask (SharedDownload), verified, then kept.
+// per digest however many clients ask (SharedDownload), streamed to clients as they land (the last byte
+// held until the digest verifies), verified, then kept.
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -271,9 +272,8 @@ export class Mirror {
       if (up) {
         sources.push({
           name: 'upstream',
-          streamThrough: true,
-          open: async () => {
-            const body = await this.openBlob(up, repo, digest);
+          open: async (from) => {
+            const body = await this.openBlob(up, repo, digest, from);
             // Announced while it downloads: a node that misses the blob now follows this download
             // instead of asking the seed too (peers verify what they get).
             if (offer) peers?.announce(digest);
@@ -302,8 +302,11 @@ export class Mirror {
     const running = download;
     // A public request joining a private download makes it offerable: the bytes are public content.
     if (offer) this.offered.add(digest);
+    let answer: Awaited<ReturnType<typeof running.answer>>;
     try {
       await running.started;
+      // The size and source as they are now (a download that dropped its bytes may be starting over).
+      answer = await running.answer();
     } catch (err) {
       const cause = err instanceof NoSourceError ? new OciError('BLOB_UNKNOWN', `no peer has ${digest}`) : err;
       throw toClientError(cause, 'BLOB_UNKNOWN', `blob ${digest} not found in ${registry}/${repo}`);
@@ -312,10 +315,11 @@ export class Mirror {
     stored.catch(() => undefined); // a client that never asks for it must not leave a rejection unhandled
     return {
       digest,
-      size: running.size!,
-      source: running.source ?? 'upstream',
+      size: answer.size,
+      source: answer.source,
       stored,
-      open: async (range?: ByteRange) => running.follow(range),
+      // Tied to the bytes this answer was made from: if they are dropped, the client is cut.
+      open: async (range?: ByteRange) => running.follow(range, { generation: answer.generation }),
     };
   }
 
@@ -344,15 +348,28 @@ export class Mirror {
     return { digest, size, source: 'upstream', open: async () => Readable.from([]) };
   }
 
-  private async openBlob(up: UpstreamRegistry, repo: RepositoryName, digest: Digest) {
-    const res = await up.request('GET', repo, `blobs/${digest}`);
+  /**
+   * The blob's bytes from `from` on: a download that another source left part way goes on with a Range.
+   * A seed that answers the Range with 200 sends the whole blob (start 0): the download skips what it has.
+   */
+  private async openBlob(up: UpstreamRegistry, repo: RepositoryName, digest: Digest, from = 0) {
+    const res = await up.request('GET', repo, `blobs/${digest}`, from > 0 ? { range: `bytes=${from}-` } : {});
     if (res.statusCode === 404) {
       res.resume();
       throw new OciError('BLOB_UNKNOWN', `blob ${digest} not found in ${up.name}/${repo}`);
     }
+    if (from > 0 && res.statusCode === 206) {
+      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(headerOf(res, 'content-range')?.trim() ?? '');
+      const [start, end, size] = range ? [Number(range[1]), Number(range[2]), Number(range[3])] : [];
+      if (start !== from || !Number.isSafeInteger(size) || end !== size! - 1) {
+        res.destroy();
+        throw new UpstreamError(up.name, 'protocol', `answered a Range from ${from} with Content-Range ${headerOf(res, 'content-range') ?? '(none)'}`);
+      }
+      return { size, start, stream: res };
+    }
     checkStatus(up, res);
     const length = Number(headerOf(res, 'content-length'));
-    return { size: Number.isSafeInteger(length) && length >= 0 ? length : undefined, stream: res };
+    return { size: Number.isSafeInteger(length) && length >= 0 ? length : undefined, start: 0, stream: res };
   }
 }
 

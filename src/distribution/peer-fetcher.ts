@@ -2,8 +2,9 @@
 // them, and pull the blob in ranges from several at once. A range whose provider fails moves to
 // another; a range that lags is hedged on an idle provider and the first copy wins. Only bounded
 // buffers are held (parallel × rangeBytes), and the bytes are emitted in order. Nothing here is
-// trusted: the caller verifies the whole blob, and on a mismatch every provider that contributed is
-// penalized (without per-range hashes the culprit cannot be singled out).
+// trusted: the caller verifies the whole blob (streaming it to clients meanwhile, the last byte held
+// back), and on a mismatch every provider that contributed is penalized (without per-range hashes the
+// culprit cannot be singled out). A download another way left part way goes on from its offset.
 import { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
@@ -11,7 +12,7 @@ import type { ContentRouter, Provider } from '../p2p/content-router.js';
 import type { PeerBlob } from '../p2p/blob-protocol.js';
 import { DigestMismatchError } from '../store/errors.js';
 import type { PeerScores } from './peer-scores.js';
-import { UnconfirmedClaimError, type DownloadSource, type FetchedBody } from './shared-download.js';
+import { SizeConflictError, UnconfirmedClaimError, type DownloadSource, type FetchedBody } from './shared-download.js';
 
 /** What blob resolution needs from the peer-to-peer layer (a seam: tests use an in-memory one). */
 export interface PeerNetwork {
@@ -199,10 +200,10 @@ export class PeerFetcher {
     let head = false;
     return {
       name: 'peer',
-      streamThrough: false,
-      open: async () => {
-        contributors.clear();
-        const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id), claim, expected);
+      open: async (from) => {
+        // Going on from an offset, the bytes before it are in the blob too: their senders stay contributors.
+        if (from === 0) contributors.clear();
+        const body = await this.open(digest, contributors, failedFetchers, (id) => (following = id), claim, expected, from);
         head = following === undefined;
         if (body && expected === undefined && opts.confirmSize && body.size !== undefined && body.size > Math.max(this.o.confirmClaimsAbove, this.o.rangeBytes)) {
           return { ...body, confirmed: await this.confirmClaim(digest, body, [...contributors], opts.confirmSize) };
@@ -230,6 +231,10 @@ export class PeerFetcher {
         if (err instanceof DigestMismatchError) {
           for (const id of contributors) this.scores.corrupt(id);
           this.o.log?.warn({ digest, peers: [...contributors] }, 'peers sent bytes that did not verify: penalized');
+        } else if (err instanceof SizeConflictError && err.by === 'upstream') {
+          // The seed, going on from where these peers' bytes ended, gives the blob another size: they lied.
+          for (const id of contributors) this.scores.corrupt(id);
+          this.o.log?.warn({ digest, peers: [...contributors], claimed: err.had, size: err.claimed }, 'peers claimed a size the seed does not give the blob: penalized');
         }
       },
     };
@@ -245,14 +250,14 @@ export class PeerFetcher {
    * head of a chain (or a node with no coordinator) looks for nodes holding the blob, takes it in ranges
    * from them if any, and otherwise returns undefined: it is the one to ask the seed.
    */
-  private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void, claim: boolean, expected: number | undefined): Promise<FetchedBody | undefined> {
+  private async open(digest: Digest, contributors: Set<string>, failedFetchers: readonly string[], onFollow: (id: string) => void, claim: boolean, expected: number | undefined, from = 0): Promise<FetchedBody | undefined> {
     // Peers this node avoids (bad bytes, or a chain place they never served) are reported as failed, so
     // the coordinator drops them from the chain instead of handing them to this node or anyone else.
     const failed = [...failedFetchers, ...this.scores.banned()];
     for (let i = 0; i <= MAX_FETCHERS_FOLLOWED && claim && this.net.whoFetches; i++) {
       const predecessor = await this.net.whoFetches(digest, failed).catch(() => undefined);
       if (!predecessor || failed.includes(predecessor.id)) break;
-      const body = await this.followStream(digest, predecessor, contributors, onFollow, expected);
+      const body = await this.followStream(digest, predecessor, contributors, onFollow, expected, from);
       if (body) return body;
       failed.push(predecessor.id);
     }
@@ -261,7 +266,7 @@ export class PeerFetcher {
     // finds the holders here instead of fetching the blob from the seed again).
     if (failed.length > 0) this.forget(digest);
     const providers = await this.providers(digest);
-    return providers.length > 0 ? this.download(digest, providers, contributors, expected) : undefined;
+    return providers.length > 0 ? this.download(digest, providers, contributors, expected, from) : undefined;
   }
 
   /**
@@ -269,12 +274,13 @@ export class PeerFetcher {
    * land, and the node after this one reads this node's the same way, so a chain of nodes moves a blob
    * with a delay of moments per hop, not of a range. Undefined when the predecessor cannot serve.
    */
-  private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void, expected: number | undefined): Promise<FetchedBody | undefined> {
+  private async followStream(digest: Digest, predecessor: Provider, contributors: Set<string>, onFollow: (id: string) => void, expected: number | undefined, from = 0): Promise<FetchedBody | undefined> {
     // Only the answer has a deadline: the body follows the predecessor's own download, at its pace.
     const answer = new AbortController();
     const timer = setTimeout(() => answer.abort(new Error(`no answer in ${this.o.followAnswerMs} ms`)), this.o.followAnswerMs);
     try {
-      const blob = await this.net.fetch(predecessor, digest, undefined, answer.signal);
+      // From `from` on, to the end (the predecessor cuts the range at the blob's size).
+      const blob = await this.net.fetch(predecessor, digest, from > 0 ? { start: from, end: Number.MAX_SAFE_INTEGER } : undefined, answer.signal);
       clearTimeout(timer);
       try {
         this.judgeClaim(digest, predecessor.id, blob.size, expected);
@@ -286,7 +292,7 @@ export class PeerFetcher {
       onFollow(predecessor.id);
       blob.body.once('end', () => this.o.onRangeFetched?.(predecessor.id, blob.length));
       this.o.log?.debug({ digest, fetcher: predecessor.id }, 'following a peer\'s download');
-      return { size: blob.size, stream: blob.body };
+      return { size: blob.size, start: blob.start, stream: blob.body };
     } catch (err) {
       clearTimeout(timer);
       if (err instanceof ImpossibleClaimError) {
@@ -331,28 +337,29 @@ export class PeerFetcher {
     throw new ImpossibleClaimError(claimants.join(', '), body.size!, `the seed says ${trusted}`);
   }
 
-  private async download(digest: Digest, providers: Provider[], contributors: Set<string>, expected: number | undefined): Promise<FetchedBody> {
+  /** The blob from byte `from` on (0: all of it), in ranges from the providers. */
+  private async download(digest: Digest, providers: Provider[], contributors: Set<string>, expected: number | undefined, from = 0): Promise<FetchedBody> {
     const run = new AbortController();
     const load = this.load;
     const durations: number[] = [];
     let head: { data: Buffer[]; size: number };
     try {
-      head = await this.fetchRange(digest, { start: 0, end: this.o.rangeBytes - 1 }, providers, load, durations, contributors, run.signal, expected);
+      head = await this.fetchRange(digest, { start: from, end: from + this.o.rangeBytes - 1 }, providers, load, durations, contributors, run.signal, expected);
     } catch (err) {
       throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
     }
-    if (head.size <= this.o.rangeBytes) return { size: head.size, stream: Readable.from(head.data, { objectMode: false }) };
+    if (head.size <= from + this.o.rangeBytes) return { size: head.size, start: from, stream: Readable.from(head.data, { objectMode: false }) };
     // One range of read-ahead: the parallel window, not Readable.from's default of 16 items, bounds how
     // many ranges are held in memory.
-    const ranges = this.assemble(digest, head.size, expected, providers, head.data, contributors, load, durations, run);
-    return { size: head.size, stream: Readable.from(ranges, { highWaterMark: 1 }) };
+    const ranges = this.assemble(digest, head.size, expected, providers, head.data, contributors, load, durations, run, from);
+    return { size: head.size, start: from, stream: Readable.from(ranges, { highWaterMark: 1 }) };
   }
 
-  private async *assemble(digest: Digest, size: number, expected: number | undefined, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
-    const count = Math.ceil(size / this.o.rangeBytes);
+  private async *assemble(digest: Digest, size: number, expected: number | undefined, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController, from = 0): AsyncGenerator<Buffer> {
+    const count = Math.ceil((size - from) / this.o.rangeBytes);
     const chunks: Array<Promise<Buffer[]> | undefined> = [Promise.resolve(head)];
     const launch = (index: number) => {
-      const start = index * this.o.rangeBytes;
+      const start = from + index * this.o.rangeBytes;
       const range = { start, end: Math.min(size, start + this.o.rangeBytes) - 1 };
       // Every later range's provider must agree with the size the first one gave.
       const p = this.fetchRange(digest, range, providers, load, durations, contributors, run.signal, expected, size).then((r) => r.data);

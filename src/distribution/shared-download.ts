@@ -2,18 +2,26 @@
 // Bytes go to the store's writer (disk), never to per-client memory buffers; each client follows the
 // written bytes at its own pace. The blob becomes visible under its digest only after it verifies.
 //
-// Two modes, by how far the source is trusted:
-//  - streamThrough (the seed registry): clients get bytes as they land, except the last byte each asked
-//    for (the blob's, or its range's), held back until the digest verifies; on a mismatch every
-//    client's stream fails, so its connection is cut and it can never mistake the body for complete.
-//  - verify first (peers): clients get nothing until the whole blob has verified.
+// Whatever the source (the seed registry or peers), clients get bytes as they land, hashed as they are
+// written, except the last byte each asked for (the blob's, or its range's), held back until the digest
+// verifies. So no client can receive a complete body that did not verify:
+//  - on a digest mismatch (or a source that sent more than it announced, or sources that disagree on
+//    the size) the bytes are dropped, every source that wrote some is told (peers penalize their
+//    providers), and every client already answered has its stream failed: its connection is cut and it
+//    can never mistake the body for complete. The download starts over from the next source, which the
+//    clients' retries (and any new client) join.
+//  - a source that fails part way for any other reason (a peer killed, stalled, cut short) costs no
+//    client anything: the download goes on from the byte already written with the next way (another
+//    peer, the chain's retry, the seed with a Range), into the same writer and the same running hash.
+// Peers following this download as chain successors get even the unverified last byte (they verify
+// the whole blob themselves); nothing is committed, announced as held or linked before it verifies.
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../store/blob-store.js';
-import { isNoSpace } from '../store/errors.js';
+import { DigestMismatchError, isNoSpace } from '../store/errors.js';
 import { isPumpable, type Pumpable } from '../store/file-range-stream.js';
 import { pumpInto } from '../store/serve-buffers.js';
 import type { Source } from './answers.js';
@@ -21,6 +29,11 @@ import type { Source } from './answers.js';
 export interface FetchedBody {
   /** From Content-Length; a source that cannot say is read to its end and served after commit. */
   size?: number;
+  /**
+   * The offset `stream` begins at (default 0). A source asked to go on from an offset may start
+   * earlier (a seed that ignores Range): the bytes before the offset are skipped. Never later.
+   */
+  start?: number;
   stream: Readable;
   /**
    * For an untrusted source (a peer): whether something trusted (a manifest's descriptor) confirmed the
@@ -33,11 +46,15 @@ export interface FetchedBody {
 /** One place the bytes may come from; a download tries its sources in order until one verifies. */
 export interface DownloadSource {
   name: Source;
-  /** Trusted sources stream through to clients before verification (see the module comment). */
-  streamThrough: boolean;
-  /** The bytes, or undefined when this source has nothing to offer (no providers, say). */
-  open(): Promise<FetchedBody | undefined>;
-  /** Told why this source's attempt failed, so it can blame whoever sent the bytes. */
+  /**
+   * The bytes from offset `from` on (0: the whole blob; more when another source failed part way and
+   * the download goes on from there), or undefined when this source has nothing to offer.
+   */
+  open(from: number): Promise<FetchedBody | undefined>;
+  /**
+   * Told why this source's attempt failed, so it can blame whoever sent the bytes. A digest mismatch
+   * is told to every source whose bytes were in the blob, not only the last one.
+   */
   failed?(err: Error): void;
   /** After a failure: whether this source has another way to try (another peer) before the next source. */
   retry?(): boolean;
@@ -52,14 +69,21 @@ export class SharedDownload {
   /** The source now writing (or that wrote) the bytes. */
   source: Source | undefined;
   private written = 0;
-  /** Counts attempts, so a follower of unverified bytes notices when a new source starts over. */
+  /** Counts writers, so a follower of unverified bytes notices when the download starts over. */
   private attempts = 0;
-  /** The current attempt's bytes matched the digest (the commit may still be flushing them). */
+  /**
+   * Counts start-overs (bytes dropped): a client answered before one has its stream failed (why: `dropped`),
+   * as its headers and the bytes it got belong to what was dropped.
+   */
+  private generation = 0;
+  private dropped: Error | undefined;
+  /** The bytes written matched the digest (the commit may still be flushing them). */
   private verified = false;
-  private streamThrough = false;
   private state: DownloadState = 'opening';
   private error: Error | undefined;
   private writer: BlobWriter | undefined;
+  /** The sources whose bytes are in the writer: all are told if the blob does not verify. */
+  private readonly wrote = new Set<DownloadSource>();
   private waiters: Array<() => void> = [];
   /** The reader followers share (see sharedReader). */
   private reader: { attempt: number; reader: Promise<WrittenReader>; users: number } | undefined;
@@ -89,63 +113,126 @@ export class SharedDownload {
   private async run(sources: DownloadSource[], markStarted: () => void): Promise<BlobInfo> {
     const failures: string[] = [];
     let last: Error | undefined;
-    for (let i = 0; i < sources.length; i++) {
-      const source = sources[i]!;
-      try {
-        const info = await this.attempt(source, markStarted);
-        if (info) {
-          for (const s of sources) s.stored?.(info);
-          return info;
+    // Sources asked once more from the first byte after disagreeing with the size the bytes had.
+    const restarted = new Set<DownloadSource>();
+    try {
+      for (let i = 0; i < sources.length; i++) {
+        const source = sources[i]!;
+        try {
+          const info = await this.attempt(source, markStarted);
+          if (info) {
+            for (const s of sources) s.stored?.(info);
+            return info;
+          }
+        } catch (err) {
+          const error = err instanceof Error ? err : new Error(String(err));
+          failures.push(`${source.name}: ${error.message}`);
+          last = error;
+          if (isFinal(error)) {
+            await this.drop(error, false);
+            return this.fail(error);
+          }
+          if (startsOver(error)) {
+            // Bytes that are wrong, or may be: whoever wrote any of them is told (a peer source penalizes its
+            // providers), the bytes go, and clients answered from them are cut.
+            for (const s of this.wrote) if (s !== source) s.failed?.(error);
+            source.failed?.(error);
+            await this.drop(error);
+            if (error instanceof SizeConflictError && !restarted.has(source)) {
+              restarted.add(source);
+              i--;
+              continue;
+            }
+          } else {
+            // Anything else (cut short, stalled, unreachable): what was written stays, and the next way
+            // goes on from there.
+            source.failed?.(error);
+          }
+          if (source.retry?.()) i--;
         }
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err));
-        failures.push(`${source.name}: ${error.message}`);
-        last = error;
-        source.failed?.(error);
-        await this.writer?.abort().catch(() => undefined);
-        this.writer = undefined;
-        // A client that already got bytes streamed through cannot be moved to another source.
-        if (this.streamThrough && this.written > 0) return this.fail(error);
-        this.written = 0;
-        this.verified = false;
-        this.size = undefined;
-        if (isFinal(error)) return this.fail(error);
-        if (source.retry?.()) i--;
       }
+      // Nothing is left behind, before anyone is told: a client that retries at once must find no
+      // download (and start a new one), not this one still cleaning up.
+      const error = last instanceof OciError && last.code === 'BLOB_UNKNOWN' ? last : failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest);
+      await this.drop(error, false);
+      // The last source (the seed) saying the blob does not exist is the answer, whatever peers did before.
+      return this.fail(error);
+    } finally {
+      if (this.state !== 'committed') await this.drop(this.error ?? new Error('download failed'), false);
     }
-    // The last source (the seed) saying the blob does not exist is the answer, whatever peers did before.
-    if (last instanceof OciError && last.code === 'BLOB_UNKNOWN') return this.fail(last);
-    return this.fail(failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest));
   }
 
-  /** One source, start to commit; undefined when it had nothing to offer. */
+  /**
+   * Drops the bytes written (if any). `cut`: the download starts over, and clients answered from the
+   * dropped bytes are cut (otherwise it is ending, and fail() tells them why).
+   */
+  private async drop(why: Error, cut = true): Promise<void> {
+    const writer = this.writer;
+    if (!writer) return;
+    this.writer = undefined; // no follower opens or reads it from here on
+    this.wrote.clear();
+    this.written = 0;
+    this.verified = false;
+    this.size = undefined;
+    // The upload area goes before anyone is told: whoever learns of the drop finds it gone.
+    await writer.abort().catch(() => undefined);
+    if (!cut) return;
+    this.generation++;
+    this.dropped = why;
+    this.notify();
+  }
+
+  /** One source, from the byte written so far to the commit; undefined when it had nothing to offer. */
   private async attempt(source: DownloadSource, markStarted: () => void): Promise<BlobInfo | undefined> {
     this.state = 'opening';
-    this.attempts++;
     this.notify();
-    const body = await source.open();
+    const from = this.written;
+    const body = await source.open(from);
     if (!body) return undefined;
-    this.source = source.name;
-    this.size = body.size;
-    this.streamThrough = source.streamThrough;
+    const start = body.start ?? 0;
+    let input = body.stream;
     try {
-      this.writer = await this.store.createWriter({ expectedSize: this.size });
+      if (start > from) throw new Error(`source answered from byte ${start}, not ${from}`);
+      if (this.writer && body.size !== undefined && (this.size ?? body.size) !== body.size) throw new SizeConflictError(this.size!, body.size, source.name);
+      if (body.size !== undefined && from > body.size) throw new SizeConflictError(from, body.size, source.name);
+      // A source that cannot begin at `from` (a seed answering 200 to a Range) sends what is written already
+      // again: skipped, unchecked (the digest over the whole blob still decides).
+      if (start < from) input = skipBytes(body.stream, from - start);
     } catch (err) {
       body.stream.destroy();
-      if (isNoSpace(err) && !source.streamThrough && !body.confirmed && this.size !== undefined) throw new UnconfirmedClaimError(this.size, err as Error);
       throw err;
     }
+    this.source = source.name;
+    this.size ??= body.size;
+    if (!this.writer) {
+      try {
+        this.writer = await this.store.createWriter({ expectedSize: this.size });
+      } catch (err) {
+        body.stream.destroy();
+        this.size = undefined;
+        if (isNoSpace(err) && body.confirmed === false && body.size !== undefined) throw new UnconfirmedClaimError(body.size, err as Error);
+        throw err;
+      }
+      this.attempts++;
+    }
+    this.wrote.add(source);
     this.state = 'running';
     this.notify();
-    if (this.size !== undefined && this.streamThrough) markStarted();
+    if (this.size !== undefined) markStarted();
     const size = this.size;
-    await this.writer.append(body.stream, {
+    await this.writer.append(input, {
+      at: from,
+      // A source failing part way leaves what landed, for the next one to go on from.
+      keepLanded: true,
       onProgress: (n) => {
         // Never more than the source announced reaches the disk (the append stops with the stream).
-        if (size !== undefined && n > size) body.stream.destroy(new Error(`source sent more than its ${size} bytes`));
+        if (size !== undefined && n > size) input.destroy(new OverrunError(size));
         this.written = n;
         this.notify();
       },
+    }).catch((err: unknown) => {
+      this.written = this.writer?.size() ?? 0;
+      throw err;
     });
     if (this.size !== undefined && this.written !== this.size) {
       throw new Error(`source ended after ${this.written} of ${this.size} bytes`);
@@ -192,7 +279,7 @@ export class SharedDownload {
     for (;;) {
       if (this.state === 'committed') return true;
       if (this.state === 'failed') return false;
-      if (this.state === 'running' && this.size !== undefined) return true;
+      if (this.writer && this.size !== undefined) return true;
       const left = deadline - Date.now();
       if (left <= 0) return false;
       let timer: NodeJS.Timeout | undefined;
@@ -202,14 +289,29 @@ export class SharedDownload {
   }
 
   /**
+   * What a client is answered with: the blob's size and source once bytes are being written with a known
+   * size (or it is committed), and the start-over count to pass to follow(). Rejects if it fails.
+   */
+  async answer(): Promise<{ size: number; source: Source; generation: number }> {
+    for (;;) {
+      if (this.state === 'failed') throw this.error!;
+      if (this.size !== undefined && (this.state === 'committed' || this.writer)) return { size: this.size, source: this.source!, generation: this.generation };
+      await this.changed();
+    }
+  }
+
+  /**
    * The blob's bytes in `range` (inclusive; the whole blob by default), as they become available.
+   * `generation` (from answer()): the stream fails if the bytes are dropped after it (a mismatch), so
+   * a client is cut rather than sent bytes of two attempts.
    * `unverified` hands over every byte as soon as it is written, before the digest is checked: only for
-   * peers, who verify the whole blob themselves. Their stream fails if the download starts over.
+   * peers, who verify the whole blob themselves. Their stream fails if the download starts over with
+   * another size; with the same size it goes on from where it is.
    * The stream can also pumpInto() a socket: then it reads into the serve budget's recycled buffers
    * instead of a new buffer per chunk (how HTTP clients are served; see store/serve-buffers.ts).
    */
-  follow(range?: ByteRange, opts: { unverified?: boolean } = {}): Readable & Pumpable {
-    const cursor = this.cursor(range, opts.unverified === true);
+  follow(range?: ByteRange, opts: { unverified?: boolean; generation?: number } = {}): Readable & Pumpable {
+    const cursor = this.cursor(range, opts.unverified === true, opts.generation ?? this.generation);
     // One chunk (≤ 1 MiB) of read-ahead: Readable.from's default of 16 items would buffer 16 MiB for
     // every client following a download.
     const stream = Readable.from(this.bytes(cursor), { highWaterMark: 1 }) as Readable & Pumpable;
@@ -224,8 +326,8 @@ export class SharedDownload {
     return stream;
   }
 
-  private cursor(range: ByteRange | undefined, unverified: boolean): Cursor {
-    return { pos: range?.start ?? 0, last: range?.end ?? Infinity, end: Infinity, unverified, attempt: this.attempts, sizeAtStart: this.size };
+  private cursor(range: ByteRange | undefined, unverified: boolean, generation: number): Cursor {
+    return { pos: range?.start ?? 0, last: range?.end ?? Infinity, end: Infinity, unverified, attempt: this.attempts, generation, sizeAtStart: this.size };
   }
 
   private async *bytes(cursor: Cursor): AsyncGenerator<Uint8Array> {
@@ -281,6 +383,7 @@ export class SharedDownload {
   private async ready(c: Cursor): Promise<number | 'committed'> {
     for (;;) {
       if (this.state === 'failed') throw this.error!;
+      if (!c.unverified && c.generation !== this.generation) throw this.dropped!;
       if (c.unverified && this.attempts !== c.attempt) {
         // The download started over from another source. The bytes at each offset are the blob's own,
         // whoever sends them, so a peer following it simply goes on from where it is once the new
@@ -298,7 +401,8 @@ export class SharedDownload {
       if (c.pos > c.end) return 0;
       if (this.state === 'committed' && !c.reader) return 'committed';
       const checked = this.verified || this.state === 'committed';
-      const readable = checked || ((this.streamThrough || c.unverified) && this.state === 'running');
+      // Written bytes are readable while a writer holds them, also between two sources of one download.
+      const readable = checked || this.writer !== undefined;
       // While unverified, the last byte each client asked for stays back: the blob's last for a whole-blob
       // answer, its range's last for a Range answer (a range ending early must not complete either), and,
       // while the size is unknown, the last byte written (it may be the blob's last). See the module comment.
@@ -361,6 +465,8 @@ interface Cursor {
   unverified: boolean;
   /** The attempt it follows (peers go on across attempts). */
   attempt: number;
+  /** The start-overs before it was answered (a client is cut at the next one). */
+  generation: number;
   sizeAtStart: number | undefined;
   reader?: WrittenReader;
   release?: () => void;
@@ -381,6 +487,55 @@ export class UnconfirmedClaimError extends Error {
     super(`no room for the ${claimed} bytes claimed (unconfirmed): ${cause.message}`, { cause });
     this.name = 'UnconfirmedClaimError';
   }
+}
+
+/** A source that sent more bytes than it announced: the bytes are wrong, and dropped. */
+export class OverrunError extends Error {
+  constructor(readonly size: number) {
+    super(`source sent more than its ${size} bytes`);
+    this.name = 'OverrunError';
+  }
+}
+
+/**
+ * A source going on from a byte disagrees with the size the bytes before it came with: they are dropped.
+ * `by` names the source that disagreed (when it is the seed, the sources before it lied about the size).
+ */
+export class SizeConflictError extends Error {
+  constructor(
+    readonly had: number,
+    readonly claimed: number,
+    readonly by: Source,
+  ) {
+    super(`source says the blob has ${claimed} bytes, the download had ${had}: starting over`);
+    this.name = 'SizeConflictError';
+  }
+}
+
+/** Failures after which the bytes written cannot be trusted to be the blob's: they are dropped. */
+function startsOver(err: Error): boolean {
+  return err instanceof DigestMismatchError || err instanceof OverrunError || err instanceof SizeConflictError;
+}
+
+/** `stream` without its first `n` bytes (a source that answered from before the offset asked for). */
+function skipBytes(stream: Readable, n: number): Readable {
+  let left = n;
+  const out = Readable.from(
+    (async function* () {
+      for await (const chunk of stream) {
+        const c = chunk as Buffer;
+        if (left >= c.length) {
+          left -= c.length;
+          continue;
+        }
+        yield left > 0 ? c.subarray(left) : c;
+        left = 0;
+      }
+    })(),
+    { objectMode: false, highWaterMark: 1 },
+  );
+  out.once('close', () => stream.destroy());
+  return out;
 }
 
 export class NoSourceError extends Error {

@@ -25,6 +25,12 @@ export interface AppendOptions {
   at?: number;
   /** Called with the new size() each time bytes have reached the writer's storage. */
   onProgress?: (size: number) => void;
+  /**
+   * If the source fails part way, keep the bytes that reached storage whole (and the running hash over
+   * them) instead of rolling back: a download goes on from size() with another source. Bytes of a write
+   * that failed part way are never counted.
+   */
+  keepLanded?: boolean;
 }
 
 export interface WrittenReader {
@@ -44,7 +50,8 @@ export interface BlobWriter {
   /**
    * Appends the source's bytes. With `at`, the chunk must start exactly there (OffsetMismatchError
    * otherwise, checked in turn with other appends). If the source fails part way, the writer is rolled
-   * back to the size it had before the call, so a retried chunk starts from a known offset.
+   * back to the size it had before the call, so a retried chunk starts from a known offset (unless
+   * `keepLanded`). Either way another append may follow a failed one.
    */
   append(source: ByteSource, opts?: AppendOptions): Promise<number>;
   /**

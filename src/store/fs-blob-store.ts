@@ -230,12 +230,17 @@ class FsBlobWriter implements BlobWriter {
     return this.queue.run(async () => {
       const before = this.bytes;
       if (opts.at !== undefined && opts.at !== before) throw new OffsetMismatchError(opts.at, before);
-      const snapshot = this.hash?.copy();
+      const snapshot = opts.keepLanded ? undefined : this.hash?.copy();
       const fd = await openFd(this.dataPath, 'a');
+      // The write under way, if any: a failing source ends the pipeline while a write may still be
+      // landing, and nothing may be truncated or counted until it has.
+      let landing: Promise<void> = Promise.resolve();
       // writev batches whatever arrived while the previous write ran: a fast source lands in large
       // writes (per-64-KiB-chunk writes cost ~30% of a cold pull's CPU), a slow one is not held back.
+      // Bytes are counted and hashed only once the whole write is on file: a write that fails part way
+      // leaves nothing counted (the tail it left is truncated below).
       const land = (chunks: Buffer[], done: (err?: Error | null) => void) => {
-        writevAll(fd, chunks).then(() => {
+        landing = writevAll(fd, chunks).then(() => {
           let n = 0;
           for (const c of chunks) {
             this.hash?.update(c);
@@ -255,6 +260,13 @@ class FsBlobWriter implements BlobWriter {
         await pipeline(source, sink);
         return this.bytes;
       } catch (err) {
+        await landing;
+        if (opts.keepLanded) {
+          // A download resumes from here: keep every byte that landed whole (and its hash), drop the
+          // tail of a write that failed part way.
+          await ftruncateFd(fd, this.bytes).catch(() => undefined);
+          throw err;
+        }
         // Roll back to the last good offset so the client can resume from what the server reports.
         await ftruncateFd(fd, before).catch(() => undefined);
         this.hash = snapshot;

@@ -73,6 +73,7 @@ class MemoryBlobWriter implements BlobWriter {
         }
         return this.bytes;
       } catch (err) {
+        if (opts.keepLanded) throw err; // every chunk counted is whole: keep them
         this.chunks.length = before.chunks; // roll back, as the filesystem writer does
         this.bytes = before.bytes;
         throw err;

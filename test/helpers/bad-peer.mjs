@@ -7,6 +7,7 @@
 // Driven by JSON lines on stdin, answered by JSON lines on stdout:
 //   {"op":"serve","key","bootstrap","digest","file","mode","claimSize"?}  → {"key","provided":true,"peerId"} | {"key","error"}
 //   {"op":"stop","key"}                                      → {"key","stopped":true}
+//   {"op":"release","key"}                                   → {"key","released":true}
 // and, unprompted, {"key","asked":digest,"start","end"} whenever a node requests the blob.
 // Modes (what it does after reading the request):
 //   corrupt      the right header and length, one byte flipped in the middle of the range
@@ -17,6 +18,9 @@
 //   stall-body   the right header and a quarter of the bytes, then nothing, forever
 //   claim        a header claiming a blob of claimSize bytes (the range asked for, cut at that size),
 //                then the blob's bytes and zeros for as long as the node reads (at most 64 MiB)
+//   held         honest bytes, but a range that ends at the blob's end keeps its last KiB back until
+//                the test sends "release": a download that is provably still running
+//   corrupt-held as held, with one byte flipped in the middle of every range
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
@@ -40,6 +44,16 @@ const { readLine, encodeLine } = await load('p2p/json-lines.js');
 const { generateKeyPair } = await import('@libp2p/crypto/keys');
 
 const nodes = new Map();
+/** Per key: a promise the held modes wait on before the last KiB, and its resolver. */
+const releases = new Map();
+function releaseOf(key) {
+  if (!releases.has(key)) {
+    let release;
+    const held = new Promise((r) => (release = r));
+    releases.set(key, { held, release });
+  }
+  return releases.get(key);
+}
 const say = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
 async function send(stream, bytes) {
@@ -88,6 +102,16 @@ async function misbehave(stream, key, blob, digest, mode, claimSize) {
   if (mode === 'corrupt') {
     bytes[bytes.length >> 1] ^= 0xff;
     await send(stream, bytes);
+    return stream.close();
+  }
+  if (mode === 'held' || mode === 'corrupt-held') {
+    if (mode === 'corrupt-held') bytes[bytes.length >> 1] ^= 0xff;
+    const tail = end === blob.length - 1 ? Math.min(1024, bytes.length) : 0;
+    if (bytes.length > tail) await send(stream, bytes.subarray(0, bytes.length - tail));
+    if (tail > 0) {
+      await releaseOf(key).held;
+      await send(stream, bytes.subarray(bytes.length - tail));
+    }
     return stream.close();
   }
   if (mode === 'truncate' || mode === 'reset') {
@@ -148,6 +172,9 @@ lines.on('line', (text) => {
   const cmd = JSON.parse(text);
   if (cmd.op === 'serve') {
     serve(cmd).catch((err) => say({ key: cmd.key, error: String(err?.stack ?? err) }));
+  } else if (cmd.op === 'release') {
+    releaseOf(cmd.key).release();
+    say({ key: cmd.key, released: true });
   } else if (cmd.op === 'stop') {
     const node = nodes.get(cmd.key);
     nodes.delete(cmd.key);

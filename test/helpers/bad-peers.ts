@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { removeDir, repoRoot, startDistribution, startLayerd, tempDir, until } from './processes.js';
 
 /** How a bad node answers (see bad-peer.mjs). */
-export type BadMode = 'corrupt' | 'wrong-size' | 'truncate' | 'reset' | 'stall-header' | 'stall-body' | 'claim';
+export type BadMode = 'corrupt' | 'wrong-size' | 'truncate' | 'reset' | 'stall-header' | 'stall-body' | 'claim' | 'held' | 'corrupt-held';
 
 export class BadPeers {
   private readonly waiting = new Map<string, (msg: Record<string, unknown>) => void>();
@@ -49,6 +49,11 @@ export class BadPeers {
     const answer = await this.call({ op: 'serve', key, bootstrap, digest, file, mode, ...opts });
     if (answer.error) throw new Error(`bad peer ${key}: ${String(answer.error)}`);
     return answer.peerId as string;
+  }
+
+  /** Lets a 'held' or 'corrupt-held' node send the last KiB it holds back (now and on later requests). */
+  async release(key: string): Promise<void> {
+    await this.call({ op: 'release', key });
   }
 
   async stop(key: string): Promise<void> {

@@ -30,7 +30,6 @@ function seedOf(content: Buffer) {
     opens: 0,
     source: {
       name: 'upstream',
-      streamThrough: true,
       open: async () => {
         seed.opens++;
         return { size: content.length, stream: Readable.from([content]) };
@@ -44,7 +43,9 @@ function seedOf(content: Buffer) {
 async function download(fetcher: PeerFetcher, digest: Digest, ...rest: DownloadSource[]) {
   const store = new MemoryBlobStore();
   const dl = new SharedDownload(store, digest, [fetcher.source(digest), ...rest]);
-  const bytes = await within(readAll(dl.follow()), GUARD_MS, 'download');
+  // Peers' bytes stream through: a follower of bytes that then do not verify is cut, and retries (as a
+  // client does) once the download has started over from the next source.
+  const bytes = await within(readAll(dl.follow()), GUARD_MS, 'download').catch(() => within(readAll(dl.follow()), GUARD_MS, 'download retry'));
   await dl.done;
   return { bytes, dl, store };
 }
@@ -569,7 +570,7 @@ describe('PeerFetcher: a size no blob of that digest can have (issue 13, item 5)
     };
     const source = fetcher.source(digest);
     const lying: DownloadSource = { ...source, open: async () => {
-      const body = await source.open();
+      const body = await source.open(0);
       return body && { ...body, size: content.length + 1 };
     } };
     const seed = seedOf(content);
@@ -578,6 +579,48 @@ describe('PeerFetcher: a size no blob of that digest can have (issue 13, item 5)
     await dl.done;
     expect(dl.source).toBe('upstream');
     expect(seed.opens).toBe(1);
+    expect(scores.isBanned('a')).toBe(true);
+  });
+});
+
+describe('PeerFetcher: a download that goes on from an offset', () => {
+  it('asks the providers only for the bytes from the offset on, and keeps the earlier contributors', async () => {
+    const content = blobOf(3 * RANGE + 5);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    const { fetcher } = fetcherOf();
+    const source = fetcher.source(digest);
+    const body = (await source.open(RANGE + 100))!;
+    expect([body.size, body.start]).toEqual([content.length, RANGE + 100]);
+    expect((await within(readAll(body.stream), GUARD_MS, 'rest')).equals(content.subarray(RANGE + 100))).toBe(true);
+    expect(net.requests.map((r) => r.range?.start).sort((x, y) => x! - y!)).toEqual([RANGE + 100, 2 * RANGE + 100]);
+  });
+
+  it('penalizes the peers whose size the seed, going on from their bytes, contradicts; the download starts over', async () => {
+    const content = blobOf(3 * RANGE + 5);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    // Fails from the third range on, after two ranges were written.
+    await net.addPeer('a', [content], (req) => ((req.range?.start ?? 0) >= 2 * RANGE ? 'failing' : 'healthy'));
+    const { scores, fetcher } = fetcherOf();
+    const source = fetcher.source(digest);
+    // The peer's answer claims one byte more than the blob has (nothing confirmed it).
+    const lying: DownloadSource = { ...source, open: async (from) => {
+      const body = await source.open(from);
+      return body && { ...body, size: content.length + 1 };
+    } };
+    let seedFrom: number[] = [];
+    const seed: DownloadSource = {
+      name: 'upstream',
+      open: async (from) => {
+        seedFrom = [...seedFrom, from];
+        return { size: content.length, stream: Readable.from([content]) };
+      },
+    };
+    const dl = new SharedDownload(new MemoryBlobStore(), digest, [lying, seed]);
+    await within(dl.done, GUARD_MS, 'download');
+    expect(seedFrom).toEqual([2 * RANGE, 0]);
     expect(scores.isBanned('a')).toBe(true);
   });
 });

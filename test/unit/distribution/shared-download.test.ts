@@ -17,8 +17,8 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-const upstream = (open: DownloadSource['open']): DownloadSource => ({ name: 'upstream', streamThrough: true, open });
-const peer = (open: DownloadSource['open']): DownloadSource => ({ name: 'peer', streamThrough: false, open });
+const upstream = (open: DownloadSource['open']): DownloadSource => ({ name: 'upstream', open });
+const peer = (open: DownloadSource['open']): DownloadSource => ({ name: 'peer', open });
 
 /** A source whose bytes the test releases by hand. */
 function controlled() {
@@ -120,7 +120,8 @@ describe('SharedDownload', () => {
     await expect(part).rejects.toThrow(/does not match digest/);
   });
 
-  it('in verify-first mode gives followers nothing before the commit', async () => {
+  // Issue 14: peers' bytes stream through like the seed's (this test asserted store-then-serve before).
+  it('streams a peer\'s bytes through too, holding the last byte until the digest verifies', async () => {
     const store = new MemoryBlobStore();
     const src = controlled();
     const dl = new SharedDownload(store, digest, [peer(async () => ({ size: content.length, stream: src.stream }))]);
@@ -128,10 +129,11 @@ describe('SharedDownload', () => {
     let received = 0;
     follower.on('data', (c: Buffer) => (received += c.length));
     src.push(content.subarray(0, 999));
-    await expect.poll(() => dl.status).toBe('running');
-    await new Promise((r) => setImmediate(r));
-    expect(received).toBe(0);
+    await expect.poll(() => received).toBe(999);
+    expect(dl.status).toBe('running');
     src.push(content.subarray(999));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(received).toBe(999);
     src.end();
     await new Promise((r) => follower.once('end', r));
     expect(received).toBe(content.length);
@@ -219,6 +221,92 @@ describe('SharedDownload, relayed to a peer while its source changes', () => {
     await new Promise((r) => setTimeout(r, 20));
     first.stream.destroy(new Error('the peer went away'));
     await expect(relayed).rejects.toThrow('another size');
+  });
+});
+
+describe('SharedDownload, a source that fails part way', () => {
+  it('goes on from the byte written with the next source, into the same writer: a client answered before never notices', async () => {
+    const store = new MemoryBlobStore();
+    const first = controlled();
+    const asked: number[] = [];
+    let failedWith: Error | undefined;
+    const dl = new SharedDownload(store, digest, [
+      { ...peer(async () => ({ size: content.length, stream: first.stream })), failed: (e) => (failedWith = e) },
+      upstream(async (from) => {
+        asked.push(from);
+        return { size: content.length, start: from, stream: Readable.from([content.subarray(from, from + 100), content.subarray(from + 100)]) };
+      }),
+    ]);
+    const answer = await dl.answer();
+    expect(answer.source).toBe('peer');
+    const client = readAll(dl.follow(undefined, { generation: answer.generation }));
+    first.push(content.subarray(0, 600));
+    await new Promise((r) => setTimeout(r, 20));
+    first.stream.destroy(new Error('the peer was killed'));
+    expect((await client).equals(content)).toBe(true);
+    expect(asked).toEqual([600]);
+    expect(failedWith?.message).toBe('the peer was killed');
+    expect((await dl.done).size).toBe(content.length);
+  });
+
+  it('skips what it has when the next source can only send the whole blob (a seed answering 200 to a Range)', async () => {
+    const store = new MemoryBlobStore();
+    const first = controlled();
+    const dl = new SharedDownload(store, digest, [
+      peer(async () => ({ size: content.length, stream: first.stream })),
+      upstream(async () => ({ size: content.length, stream: Readable.from([content.subarray(0, 333), content.subarray(333)]) })),
+    ]);
+    const client = readAll(dl.follow());
+    first.push(content.subarray(0, 500));
+    await new Promise((r) => setTimeout(r, 20));
+    first.stream.destroy(new Error('cut'));
+    expect((await client).equals(content)).toBe(true);
+    await dl.done;
+  });
+
+  it('refuses a source that answers from later than the byte written', async () => {
+    const store = new MemoryBlobStore();
+    const first = controlled();
+    const dl = new SharedDownload(store, digest, [
+      peer(async () => ({ size: content.length, stream: first.stream })),
+      upstream(async (from) => ({ size: content.length, start: from + 1, stream: Readable.from([content.subarray(from + 1)]) })),
+    ]);
+    const client = readAll(dl.follow());
+    first.push(content.subarray(0, 500));
+    await new Promise((r) => setTimeout(r, 20));
+    first.stream.destroy(new Error('cut'));
+    await expect(client).rejects.toThrow(/from byte 501, not 500/);
+    expect(await store.stat(digest)).toBeUndefined();
+  });
+
+  it('on a digest mismatch after a resume, tells every source that wrote bytes, cuts the clients, and the next one is served', async () => {
+    const store = new MemoryBlobStore();
+    const bad = Buffer.from(content);
+    bad[100] = bad[100]! ^ 0xff;
+    const first = controlled();
+    const told: string[] = [];
+    let seedOpens = 0;
+    const dl = new SharedDownload(store, digest, [
+      { ...peer(async () => ({ size: content.length, stream: first.stream })), failed: (e) => told.push(`peer: ${e.name}`) },
+      { ...peer(async (from) => ({ size: content.length, start: from, stream: Readable.from([content.subarray(from)]) })), failed: (e) => told.push(`peer2: ${e.name}`) },
+      upstream(async (from) => {
+        seedOpens++;
+        return { size: content.length, start: from, stream: Readable.from([content.subarray(from)]) };
+      }),
+    ]);
+    const answer = await dl.answer();
+    const client = readAll(dl.follow(undefined, { generation: answer.generation }));
+    first.push(bad.subarray(0, 400));
+    await new Promise((r) => setTimeout(r, 20));
+    first.stream.destroy(new Error('cut'));
+    await expect(client).rejects.toThrow(/does not match digest/);
+    expect(told).toEqual(['peer: Error', 'peer: DigestMismatchError', 'peer2: DigestMismatchError']);
+    // The download started over from the seed, from the first byte: a client's retry gets the right bytes.
+    const retry = await dl.answer();
+    expect(retry.generation).toBe(answer.generation + 1);
+    expect((await readAll(dl.follow(undefined, { generation: retry.generation }))).equals(content)).toBe(true);
+    expect(seedOpens).toBe(1);
+    expect(dl.source).toBe('upstream');
   });
 });
 

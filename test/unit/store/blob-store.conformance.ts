@@ -107,6 +107,26 @@ export function describeBlobStore(name: string, create: () => Promise<BlobStore>
       expect((await readAll((await store.open(d)).stream)).toString()).toBe('abcdef');
     });
 
+    it('with keepLanded, keeps what landed of a failed append (hash included) and goes on from there', async () => {
+      const store = await create();
+      const writer = await store.createWriter();
+      await writer.append(source('abc'));
+      const seen: number[] = [];
+      await expect(writer.append(failingSource('def'), { keepLanded: true, onProgress: (n) => seen.push(n) })).rejects.toThrow(/went away/);
+      expect(writer.size()).toBe(6);
+      expect(seen.at(-1)).toBe(6);
+      // Another failure with nothing landed changes nothing; then the rest comes from elsewhere.
+      await expect(writer.append(failingSource(''), { keepLanded: true, at: 6 })).rejects.toThrow(/went away/);
+      expect(writer.size()).toBe(6);
+      await writer.append(source('ghi'), { at: 6, keepLanded: true });
+      const reader = await writer.openReader();
+      expect(Buffer.from(await reader.read(0, 9)).toString()).toBe('abcdefghi');
+      await reader.close();
+      const d = digestOf(Buffer.from('abcdefghi'));
+      await writer.commit(d);
+      expect((await readAll((await store.open(d)).stream)).toString()).toBe('abcdefghi');
+    });
+
     it('reports progress and lets readers follow bytes already written, through the commit', async () => {
       const store = await create();
       const writer = await store.createWriter();
