@@ -49,6 +49,9 @@ const journal = (): RolloutJournal & { saved: Map<string, RolloutSpec> } => {
   return { saved, save: async (s) => void saved.set(s.id, s), remove: async (id) => void saved.delete(id), load: async () => [...saved.values()] };
 };
 
+/** The in-memory nodes' ids are short names, not libp2p peer ids. */
+const isName = (id: string) => /^[a-z]+$/.test(id);
+
 /** Nodes on an in-memory network: offers and reports are delivered by direct calls. */
 function cluster(names: string[], opts: { sources?: Record<string, Source>; fail?: string[]; failFirst?: number; gate?: Promise<void> } = {}) {
   let now = 1_000_000;
@@ -63,7 +66,7 @@ function cluster(names: string[], opts: { sources?: Record<string, Source>; fail
       peers: async () => names.filter((n) => n !== name && !down.has(n)),
       offer: async (peer, spec) => {
         if (down.has(peer)) throw new Error('unreachable');
-        nodes.get(peer)!.accept(specFrom(JSON.parse(JSON.stringify(spec))), name);
+        nodes.get(peer)!.accept(specFrom(JSON.parse(JSON.stringify(spec)), isName), name);
       },
       report: async (spec, progress) => {
         if (down.has(spec.origin)) throw new Error('unreachable');
@@ -72,7 +75,7 @@ function cluster(names: string[], opts: { sources?: Record<string, Source>; fail
     };
     const path = readPath(opts.sources?.[name] ?? 'peer', { fail: opts.fail?.includes(name), failFirst: opts.failFirst, gate: opts.gate });
     asked.set(name, path.asked);
-    nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, retryBaseMs: 1, now: clock.now }));
+    nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, retryBaseMs: 1, now: clock.now, isPeerId: isName }));
   }
   return { nodes, node: (n: string) => nodes.get(n)!, down, clock, asked };
 }
@@ -170,7 +173,7 @@ describe('Rollouts', () => {
     const spec = await c.node('a').create('team/app:v1');
     await settle(() => c.node('a').view(spec.id)?.state === 'done');
     const j = journal();
-    const rollouts = new Rollouts(readPath('peer').distribution, { self: 'b', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined }, { ...j, load: async () => [spec, { id: 'junk' }] }, { defaultRegistry: SEED });
+    const rollouts = new Rollouts(readPath('peer').distribution, { self: 'b', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined }, { ...j, load: async () => [spec, { id: 'junk' }] }, { defaultRegistry: SEED, isPeerId: isName });
     expect(await rollouts.resume()).toBe(1);
     await settle(() => rollouts.view(spec.id)?.state === 'done');
   });
