@@ -99,6 +99,7 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
       fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout }),
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
       releaseClaim: (digest) => claims.release(digest),
+      headsOrder: (digest) => claims.headsOrder(digest),
     },
     new PeerScores(),
     {

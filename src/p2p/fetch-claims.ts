@@ -210,6 +210,11 @@ export class FetchClaims {
     return this.orders.place(digests, order);
   }
 
+  /** Whether this node is first in the order of a running rollout that fetches `digest`. */
+  headsOrder(digest: Digest): boolean {
+    return this.orders.predecessor(digest, this.self) === this.self;
+  }
+
   /**
    * The peer whose download of `digest` this node should follow, or undefined when this node is to
    * fetch it from the seed itself.
