@@ -29,6 +29,7 @@ import { FSYNC, readdirOrEmpty, removeStaleTempFiles } from './store/fs-util.js'
 import { buildHttpServer } from './http/server.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from './p2p/blob-protocol.js';
 import { FetchClaims } from './p2p/fetch-claims.js';
+import type { Digest } from './oci/digest.js';
 import { UploadThrottle } from './p2p/upload-throttle.js';
 import { UploadSessions } from './distribution/upload-sessions.js';
 import { DhtContentRouter } from './p2p/dht-router.js';
@@ -58,6 +59,8 @@ interface P2P {
   router: DhtContentRouter;
   fetcher: PeerFetcher;
   rollouts: RolloutTransport;
+  /** Who fetches a blob nodes miss together: claims, or a rollout's order (p2p/fetch-claims.ts). */
+  claims: FetchClaims;
   access: PeerAccess;
   /** Serves blobs to peers: what `held` finds in the store, else what `relay` is fetching from the seed now. */
   serve(held: BlobLookup, relay: BlobLookup): Promise<void>;
@@ -68,6 +71,8 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 /** How long a peer's request waits for this node's seed download of the blob to start writing. */
 const RELAY_WAIT_MS = 30_000;
+/** How often a peer's question polls for a download a rollout here is about to start. */
+const RELAY_POLL_MS = 50;
 
 async function startP2P(config: Config, dataDir: string, stats: NodeStats, metrics: NodeMetrics, logger: Logger): Promise<P2P> {
   const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
@@ -94,6 +99,7 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
       fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout }),
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
       releaseClaim: (digest) => claims.release(digest),
+      headsOrder: (digest) => claims.headsOrder(digest),
     },
     new PeerScores(),
     {
@@ -115,18 +121,19 @@ async function startP2P(config: Config, dataDir: string, stats: NodeStats, metri
       onServed: (peer, _digest, bytes) => stats.uploaded(peer, bytes),
     });
   logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()), ...access.summary() }, 'p2p started');
-  return { libp2p, router, fetcher, serve, access, rollouts: new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer }) };
+  return { libp2p, router, fetcher, serve, access, claims, rollouts: new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer }) };
 }
 
 /** Rollouts over libp2p, or, with P2P off, a cluster of one. */
-function rolloutNetwork(transport: RolloutTransport | undefined): RolloutNetwork {
-  if (!transport) return { self: 'this-node', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined };
+function rolloutNetwork(transport: RolloutTransport | undefined, claims: FetchClaims | undefined): RolloutNetwork {
+  if (!transport || !claims) return { self: 'this-node', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined };
   return {
     self: transport.self,
     selfAddrs: () => transport.selfAddrs(),
     peers: () => transport.peers(),
     offer: (peer, spec) => transport.offer(peer, spec),
     report: (spec, progress) => transport.report({ id: spec.origin, addrs: spec.originAddrs }, progress),
+    followOrder: (digests, order, rollout) => claims.followOrder(digests, order, rollout),
   };
 }
 
@@ -253,12 +260,28 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     heldForPeers: (digest) => sharing.publiclyLinked(digest),
   });
   const held = storeLookup(tracked);
-  await p2p?.serve(async (digest) => ((await sharing.shareable(digest)) ? held(digest) : undefined), (digest) => mirror.relay(digest, RELAY_WAIT_MS));
+  const heldShared: BlobLookup = async (digest) => ((await sharing.shareable(digest)) ? held(digest) : undefined);
+  // Set once the rollouts exist (below): whether this node's running rollouts will fetch the blob.
+  let rolloutWillFetch: (digest: Digest) => boolean = () => false;
+  await p2p?.serve(heldShared, async (digest) => {
+    // The node after this one in a rollout's order asks for each blob as soon as it knows the image, maybe
+    // before this node's own download of it has begun: while a rollout here is to fetch the blob, the
+    // question waits for that download (or the blob held) instead of being answered not-found, which
+    // would send the asker up the order, onto another node's uplink.
+    const deadline = Date.now() + RELAY_WAIT_MS;
+    for (;;) {
+      const found = await mirror.relay(digest, Math.max(0, deadline - Date.now()));
+      if (found || !rolloutWillFetch(digest) || Date.now() >= deadline) return found ?? heldShared(digest);
+      await new Promise((r) => setTimeout(r, RELAY_POLL_MS));
+      const now = await heldShared(digest);
+      if (now) return now;
+    }
+  });
   const useMirror = upstreams.size > 0 || p2p !== undefined;
   const listings = new MirrorListings({ upstreams, cacheFor, tagTtlMs: config.tagTtl, serveStale: config.serveStale, log: logger });
   const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry, upstreams.size > 0 ? listings : undefined);
 
-  const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts), new JsonRecordsJournal(join(dataDir, 'rollouts')), {
+  const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts, p2p?.claims), new JsonRecordsJournal(join(dataDir, 'rollouts')), {
     defaultRegistry: config.defaultRegistry,
     log: logger,
   });
@@ -269,6 +292,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     report: (raw, from) => rollouts.onReport(progressFrom(raw, from)),
   });
   p2p?.rollouts.onPeer((peer) => rollouts.offerRunning(peer));
+  rolloutWillFetch = (digest) => rollouts.willFetch(digest);
 
   keeper = new DiskKeeper(tracked, {
     maxBytes: config.maxDiskBytes,

@@ -17,6 +17,15 @@
 // others connected. Then one client per node GETs /v2/<repo>/blobs/<digest> from its node, all at once (or
 // staggered), and reads the body to its end.
 //
+// Peak RSS: every node's VmHWM (/proc/PID/status) after the run, and how many peers it sent the layer to
+// (its /api/status: peers it uploaded to). Pulled at once, the nodes form a fetch chain, so each relays to
+// at most one. So a second phase (--relay-followers N, default 4; 0 skips it) measures one node relaying to
+// N followers: a fresh node R, peered with nobody, is asked for the layer over HTTP (it fetches it from the
+// seed), and as soon as its answer starts N bare libp2p peers (in this process; the same stack layerd builds)
+// ask R for the layer over the blob protocol: R serves each from its running download (the relay path).
+// Reported: R's peak RSS (target ≤ 200 MiB), each follower's bytes. Nodes run with the node flags of the
+// bin's #! line (the heap flag layerd ships with) unless --layerd-node-args says otherwise.
+//
 // Seed egress = the sum of the byte counts distribution's access log gives for the blob's GETs (200 and 206),
 // over the layer size. Also per node: time to last byte, X-Layerd-Source, and /api/status's stats (fetches by
 // source, uploadedToPeers, lookups). Makespan = first request → last client's last byte. Results: a table on
@@ -31,18 +40,114 @@ import {
   log,
   makeTempDir,
   mibPerSec,
+  procStatusKiB,
   pushBlobFile,
+  repoRoot,
   round1,
   round2,
   runBenchmark,
   startDistribution,
   startLayerd,
+  stopServer,
   writeResults,
 } from './lib.mjs';
 import { createRandomBlob, getJson, pollUntil, timedGet } from './p2p-lib.mjs';
+import { shippedNodeFlags } from '../cluster/netns-cluster-lib.mjs';
+import { get } from 'node:http';
+import { pathToFileURL } from 'node:url';
+
+/** Peak and current RSS of a process, MiB. */
+function rssOf(pid) {
+  return { peakRssMiB: round1((procStatusKiB(pid, 'VmHWM') ?? 0) / 1024), rssMiB: round1((procStatusKiB(pid, 'VmRSS') ?? 0) / 1024) };
+}
+
+/**
+ * One node relaying the layer to `followers` bare peers at once (see the header): R's peak RSS and what each
+ * follower got.
+ */
+async function relayPhase(dir, seed, digest, opts) {
+  const dist = join(repoRoot, 'dist');
+  await import(pathToFileURL(join(dist, 'polyfill.js')).href); // libp2p needs Promise.withResolvers
+  const [{ createP2PNode }, { fetchFromPeer }, { parseDigest }, { generateKeyPair }] = await Promise.all([
+    import(pathToFileURL(join(dist, 'p2p', 'libp2p-node.js')).href),
+    import(pathToFileURL(join(dist, 'p2p', 'blob-protocol.js')).href),
+    import(pathToFileURL(join(dist, 'oci', 'digest.js')).href),
+    import('@libp2p/crypto/keys'),
+  ]);
+  const host = `127.0.0.1:${seed.port}`;
+  const relay = await startLayerd(dir, {
+    name: 'relay',
+    args: ['--upstream', `${host}=${seed.url}`, '--default-registry', host, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'],
+    nodeArgs: opts.layerdNodeArgs,
+    bin: opts.layerdBin,
+  });
+  const status = await getJson(`${relay.url}/api/status`);
+  const target = { id: status.peerId, addrs: status.multiaddrs };
+  const peers = await Promise.all(Array.from({ length: opts.relayFollowers }, async () => createP2PNode({ privateKey: await generateKeyPair('Ed25519'), listen: [], announce: [], bootstrap: [], providerTtlMs: 3_600_000 })));
+  try {
+    const t0 = performance.now();
+    let headers;
+    const answered = new Promise((r) => (headers = r));
+    const client = new Promise((resolveGet, rejectGet) => {
+      get(`${relay.url}/v2/${REPO}/blobs/${digest}`, (res) => {
+        headers(res.headers);
+        let n = 0;
+        res.on('data', (c) => (n += c.length));
+        res.on('end', () => resolveGet({ bytes: n, ms: performance.now() - t0 }));
+        res.on('error', rejectGet);
+      }).on('error', rejectGet);
+    });
+    const source = (await answered)['x-layerd-source'];
+    // What R's memory is made of at its highest RSS seen (prom-client's process metrics, sampled).
+    let peakSample = { rssMiB: 0 };
+    const sampler = setInterval(() => {
+      const rssMiB = (procStatusKiB(relay.pid, 'VmRSS') ?? 0) / 1024;
+      if (rssMiB <= peakSample.rssMiB) return;
+      const at = round1((performance.now() - t0) / 1000);
+      peakSample = { rssMiB: round1(rssMiB), at };
+      fetch(`${relay.url}/metrics`).then((r) => r.text())
+        .then((text) => {
+          const m = (name) => round1(Number(new RegExp(`^layerd_process_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / MiB);
+          if (peakSample.at === at) Object.assign(peakSample, { heapUsedMiB: m('nodejs_heap_size_used_bytes'), heapTotalMiB: m('nodejs_heap_size_total_bytes'), externalMiB: m('nodejs_external_memory_bytes') });
+        })
+        .catch(() => undefined);
+    }, 250);
+    // R's download is running now: the followers join it (the relay path), not the committed blob.
+    const followed = await Promise.all(
+      peers.map(async (p, i) => {
+        const started = performance.now() - t0;
+        const blob = await fetchFromPeer(p, target, parseDigest(digest), undefined, AbortSignal.timeout(600_000));
+        let n = 0;
+        for await (const c of blob.body) n += c.length;
+        return { follower: i + 1, startedAtMs: round1(started), bytes: n, doneAtMs: round1(performance.now() - t0) };
+      }),
+    );
+    const got = await client;
+    clearInterval(sampler);
+    const relayStatus = await getJson(`${relay.url}/api/status`);
+    const rss = rssOf(relay.pid);
+    for (const f of followed) if (f.bytes !== opts.blobBytes) throw new Error(`follower ${f.follower}: ${f.bytes} bytes, want ${opts.blobBytes}`);
+    if (got.bytes !== opts.blobBytes) throw new Error(`relay's client: ${got.bytes} bytes`);
+    return {
+      followers: opts.relayFollowers,
+      relaySource: source,
+      clientMs: round1(got.ms),
+      followed,
+      uploadedToPeersMiB: round1(relayStatus.stats.uploadedToPeers / MiB),
+      relayedTo: relayStatus.peers.filter((x) => x.uploaded > 0).length,
+      ...rss,
+      atPeak: peakSample,
+    };
+  } finally {
+    await Promise.all(peers.map((p) => p.stop().catch(() => undefined)));
+    await stopServer(relay).catch(() => undefined);
+  }
+}
 
 const REPO = 'bench/fanout';
 const TARGET = 1.1;
+/** Peak RSS of a node relaying the layer to its followers (issue 14). */
+const RSS_TARGET_MIB = 200;
 
 function readOptions() {
   const env = process.env;
@@ -53,7 +158,10 @@ function readOptions() {
       'stagger-ms': { type: 'string', default: env.BENCH_STAGGER_MS ?? '0' },
       verify: { type: 'boolean', default: env.BENCH_VERIFY === '1' },
       'layerd-bin': { type: 'string', default: env.BENCH_LAYERD_BIN ?? layerdBin },
-      'layerd-node-args': { type: 'string', default: env.BENCH_LAYERD_NODE_ARGS ?? '' },
+      'layerd-node-args': { type: 'string', default: env.BENCH_LAYERD_NODE_ARGS },
+      'relay-followers': { type: 'string', default: env.BENCH_RELAY_FOLLOWERS ?? '4' },
+      // Only the relay phase (for iterating on a relaying node's memory).
+      'relay-only': { type: 'boolean', default: false },
     },
   });
   const opts = {
@@ -62,9 +170,11 @@ function readOptions() {
     staggerMs: Number(values['stagger-ms']),
     verify: values.verify,
     layerdBin: resolve(values['layerd-bin']),
-    layerdNodeArgs: values['layerd-node-args'].split(/\s+/).filter(Boolean),
+    layerdNodeArgs: values['layerd-node-args'] === undefined ? shippedNodeFlags(resolve(values['layerd-bin'])) : values['layerd-node-args'].split(/\s+/).filter(Boolean),
+    relayFollowers: Number(values['relay-followers']),
+    relayOnly: values['relay-only'],
   };
-  if (!(opts.blobBytes > 0) || !(opts.nodes >= 2) || !(opts.staggerMs >= 0)) throw new Error(`bad options: ${JSON.stringify(values)}`);
+  if (!(opts.blobBytes > 0) || !(opts.nodes >= 2) || !(opts.staggerMs >= 0) || !(opts.relayFollowers >= 0)) throw new Error(`bad options: ${JSON.stringify(values)}`);
   return opts;
 }
 
@@ -115,6 +225,11 @@ async function main() {
   const seed = await startDistribution(dir, { name: 'seed', onLine: egress.onLine });
   const push = await pushBlobFile(seed, REPO, blobPath, opts.blobBytes, digest);
   log(`pushed the layer to the seed in ${(push.ms / 1000).toFixed(1)} s`);
+  if (opts.relayOnly) {
+    const relay = await relayPhase(dir, seed, digest, opts);
+    console.log(JSON.stringify({ bench: 'p2p-fanout', mb: opts.blobBytes / MiB, nodeFlags: opts.layerdNodeArgs, load: loadavg()[0], relay: { ...relay, pass: relay.peakRssMiB <= RSS_TARGET_MIB } }));
+    return;
+  }
   const nodes = await startNodes(dir, seed, opts);
   log(`${nodes.length} nodes up and connected to each other`);
 
@@ -149,6 +264,8 @@ async function main() {
     const s = statuses[i].stats;
     return {
       ...p,
+      ...rssOf(nodes[i].pid),
+      relayedTo: statuses[i].peers.filter((x) => x.uploaded > 0).length,
       mibPerSec: round1(mibPerSec(opts.blobBytes, p.ms)),
       fetchedFromPeerMiB: round1(s.fetches.peer.bytes / MiB),
       fetchedFromSeedMiB: round1(s.fetches.upstream.bytes / MiB),
@@ -167,12 +284,23 @@ async function main() {
   );
   console.log(
     formatTable(
-      ['node', 'start ms', 'done ms', 'MiB/s', 'X-Layerd-Source', 'from seed MiB', 'from peers MiB', 'uploaded to peers MiB', 'lookups (found)'],
-      perNode.map((p) => [p.node, p.startedAtMs, p.doneAtMs, p.mibPerSec, p.source, p.fetchedFromSeedMiB, p.fetchedFromPeerMiB, p.uploadedToPeersMiB, `${p.lookups} (${p.lookupsFound})`]),
+      ['node', 'start ms', 'done ms', 'MiB/s', 'X-Layerd-Source', 'from seed MiB', 'from peers MiB', 'uploaded to peers MiB', 'relayed to', 'peak RSS MiB', 'lookups (found)'],
+      perNode.map((p) => [p.node, p.startedAtMs, p.doneAtMs, p.mibPerSec, p.source, p.fetchedFromSeedMiB, p.fetchedFromPeerMiB, p.uploadedToPeersMiB, p.relayedTo, p.peakRssMiB, `${p.lookups} (${p.lookupsFound})`]),
     ),
   );
   console.log(`\nseed blob GETs: ${egress.gets.map((g) => `${g.status} ${round1(g.bytes / MiB)} MiB`).join(', ')}`);
   console.log(`seed egress ${round1(egressBytes / MiB)} MiB = ${ratio}x the layer (target ≤ ${TARGET}); makespan ${(makespanMs / 1000).toFixed(1)} s`);
+  console.log(`node flags: ${opts.layerdNodeArgs.join(' ') || '(none)'}`);
+
+  let relay = null;
+  if (opts.relayFollowers > 0) {
+    log(`relay phase: a fresh node fetching the layer from the seed, ${opts.relayFollowers} peers following its download`);
+    relay = await relayPhase(dir, seed, digest, opts);
+    console.log(
+      `\nrelay: one node fetching ${opts.blobBytes / MiB} MiB (from ${relay.relaySource}) and relaying it to ${relay.relayedTo} followers at once (${relay.uploadedToPeersMiB} MiB sent): ` +
+        `peak RSS ${relay.peakRssMiB} MiB (target ≤ ${RSS_TARGET_MIB}; at the highest RSS sampled: ${JSON.stringify(relay.atPeak)}), its client done in ${(relay.clientMs / 1000).toFixed(1)} s, followers done at ${relay.followed.map((f) => (f.doneAtMs / 1000).toFixed(1)).join(', ')} s (asked at ${relay.followed.map((f) => (f.startedAtMs / 1000).toFixed(1)).join(', ')} s)`,
+    );
+  }
 
   const file = await writeResults('p2p-fanout', {
     bench: 'p2p-fanout',
@@ -184,6 +312,7 @@ async function main() {
     seed: { gets: egress.gets, egressBytes, ratio, target: TARGET },
     makespanMs: round1(makespanMs),
     nodes: perNode,
+    relay,
   });
   console.log(
     JSON.stringify({
@@ -194,6 +323,8 @@ async function main() {
       seedEgressRatio: ratio,
       pass: ratio <= TARGET,
       makespanMs: round1(makespanMs),
+      peakRssMiB: Object.fromEntries(perNode.map((p) => [p.node, p.peakRssMiB])),
+      relay: relay && { followers: relay.relayedTo, peakRssMiB: relay.peakRssMiB, pass: relay.peakRssMiB <= RSS_TARGET_MIB },
       sources: Object.fromEntries(perNode.map((p) => [p.node, { source: p.source, seedMiB: p.fetchedFromSeedMiB, peerMiB: p.fetchedFromPeerMiB }])),
       results: file,
     }),

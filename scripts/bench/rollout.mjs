@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster, parseRate } from '../cluster/netns-cluster-lib.mjs';
 import { MiB, benchOutDir, formatTable, log, makeTempDir, procCpuSeconds, round1, round2, runBenchmark, timestamp, writeResults } from './lib.mjs';
@@ -39,11 +39,13 @@ function readOptions() {
       rounds: { type: 'string', default: env.BENCH_ROUNDS ?? '1' },
       // `rollout` alone skips the slow seed-direct way (for iterating on rollout; no speed-up is reported then).
       ways: { type: 'string', default: env.BENCH_WAYS ?? 'seed-direct,rollout' },
+      // Another build's cli.js (e.g. /work/main/dist/cli.js), to measure the code before a change in the same session.
+      bin: { type: 'string', default: env.BENCH_BIN },
     },
   });
   const ways = values.ways.split(',').map((w) => w.trim());
   if (!ways.includes('rollout') || ways.some((w) => !['seed-direct', 'rollout'].includes(w))) throw new Error('--ways: seed-direct,rollout or rollout');
-  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct') };
+  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct'), bin: values.bin ? resolve(values.bin) : undefined };
 }
 
 /** Writes a JSON body to a file (the namespace HTTP helper streams bodies from files). */
@@ -154,6 +156,9 @@ function summarize(way, done, seedBytes, image, lowerBoundMs) {
     seedEgressBytes: seedBytes,
     seedRatio: round2(seedBytes / image.size),
     lowerBoundRatio: round2(makespan / lowerBoundMs),
+    // How far apart the hosts finish: the last host's time over the first's (target ≤ 1.1).
+    firstMs: round1(Math.min(...times)),
+    spread: round2(makespan / Math.min(...times)),
     hosts: done.map((d) => ({ ...d, ms: round1(d.ms) })).sort((a, b) => a.ms - b.ms),
   };
 }
@@ -207,7 +212,7 @@ await runBenchmark(async () => {
   const rounds = [];
   for (let round = 1; round <= opts.rounds; round++) {
     log(`round ${round}/${opts.rounds}: ${opts.nodes} hosts + a seed, links at ${opts.rate}`);
-    const cluster = await startCluster({ nodes: opts.nodes, rate: opts.rate, seed: 'distribution', prefix: 'bro', log: (l) => log(l) });
+    const cluster = await startCluster({ nodes: opts.nodes, rate: opts.rate, seed: 'distribution', prefix: 'bro', log: (l) => log(l), ...(opts.bin ? { layerdBin: opts.bin } : {}) });
     try {
       const dir = await makeTempDir('layerd-bench-rollout-');
       const image = await pushImage(cluster, dir, opts);
@@ -222,9 +227,12 @@ await runBenchmark(async () => {
       before = await cluster.bytesSent(cluster.seed.name);
       // The hosts share this machine's cores: their CPU seconds say how far CPU, not the links, set the pace.
       const cpu = () => [cluster.seed, ...cluster.nodes].reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
+      const hostsCpu = () => cluster.nodes.reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
       const cpuBefore = cpu();
+      const hostsBefore = hostsCpu();
       const r = await rollout(cluster, dir);
       const rolloutCpuS = cpu() - cpuBefore;
+      const hostsCpuS = hostsCpu() - hostsBefore;
       const rolloutEgress = (await cluster.bytesSent(cluster.seed.name)) - before;
       log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s`);
       const lookups = await dhtLookups(cluster);
@@ -237,6 +245,8 @@ await runBenchmark(async () => {
         results: [...(direct ? [summarize('seed-direct', direct, directEgress, image, lowerBoundMs)] : []), summarize('rollout', r.done, rolloutEgress, image, lowerBoundMs)],
         rolloutSummary: r.view.summary,
         rolloutCpuSeconds: round1(rolloutCpuS),
+        /** The layerd hosts alone (rolloutCpuSeconds also counts the seed registry). */
+        hostsCpuSeconds: round1(hostsCpuS),
         dhtLookups: lookups,
         /** The makespan if the hosts' CPU seconds were spread perfectly over this machine's cores. */
         cpuFloorMs: round1((rolloutCpuS / cpus().length) * 1000),
@@ -257,17 +267,18 @@ await runBenchmark(async () => {
   console.log(`\nimage ${round1(rep.image.bytes / MiB)} MiB to ${opts.nodes} hosts at ${opts.rate} each; lower bound ${round1(rep.lowerBoundMs / 1000)} s; ${opts.rounds} round(s); load ${round1(load)} on ${cpus().length} cpus\n`);
   console.log(
     formatTable(
-      ['way', 'makespan s', 'p50 s', 'p99 s', 'seed egress ÷ image', 'makespan ÷ lower bound'],
-      rep.results.map((x) => [x.way, round1(x.makespanMs / 1000), round1(x.p50Ms / 1000), round1(x.p99Ms / 1000), x.seedRatio, x.lowerBoundRatio]),
+      ['way', 'makespan s', 'first host s', 'p50 s', 'p99 s', 'last ÷ first host', 'seed egress ÷ image', 'makespan ÷ lower bound'],
+      rep.results.map((x) => [x.way, round1(x.makespanMs / 1000), round1(x.firstMs / 1000), round1(x.p50Ms / 1000), round1(x.p99Ms / 1000), x.spread, x.seedRatio, x.lowerBoundRatio]),
     ),
   );
   const pass = { seedRatio: roll.seedRatio <= TARGETS.seedRatio, lowerBound: roll.lowerBoundRatio <= TARGETS.lowerBoundRatio, speedup: speedup === null ? null : speedup >= TARGETS.speedup };
-  console.log(`\nrollout: the hosts used ${rep.rolloutCpuSeconds} CPU seconds on this machine's ${cpus().length} cores: a floor of ${round1(rep.cpuFloorMs / 1000)} s whatever the links (the links' bound is ${round1(rep.lowerBoundMs / 1000)} s)`);
+  console.log(`\nbinary: ${opts.bin ?? 'this checkout\'s dist/cli.js'}`);
+  console.log(`rollout: the hosts used ${rep.rolloutCpuSeconds} CPU seconds (layerd nodes alone ${rep.hostsCpuSeconds}, the rest the seed) on this machine's ${cpus().length} cores: a floor of ${round1(rep.cpuFloorMs / 1000)} s whatever the links (the links' bound is ${round1(rep.lowerBoundMs / 1000)} s)`);
   console.log(`rollout vs seed-direct: ${speedup === null ? 'not measured' : `${speedup}x faster`} (target ≥ ${TARGETS.speedup}); seed egress ${roll.seedRatio}x (target ≤ ${TARGETS.seedRatio}); makespan ${roll.lowerBoundRatio}x the lower bound (target ≤ ${TARGETS.lowerBoundRatio})`);
   const stamp = timestamp();
   const svgPath = join(benchOutDir, `rollout-${stamp}.svg`);
   await mkdir(benchOutDir, { recursive: true }); // a fresh clone has no .out/ yet
   await writeFile(svgPath, chartSvg(rep.results, rep.lowerBoundMs, `${round1(rep.image.bytes / MiB)} MiB image to ${opts.nodes} hosts, ${opts.rate} links`, rep.cpuFloorMs));
   const file = await writeResults('rollout', { opts, rounds, load });
-  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, rollout: { makespanMs: roll.makespanMs, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
+  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, bin: opts.bin ?? null, load: round2(load), rollout: { makespanMs: roll.makespanMs, firstMs: roll.firstMs, spread: roll.spread, hostsCpuSeconds: rep.hostsCpuSeconds, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
 });

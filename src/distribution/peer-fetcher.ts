@@ -26,6 +26,11 @@ export interface PeerNetwork {
   whoFetches?(digest: Digest, failed: readonly string[]): Promise<Provider | undefined>;
   /** This node, a chain's head, holds the whole blob now: its chain can end (see p2p/fetch-claims.ts). */
   releaseClaim?(digest: Digest): Promise<void>;
+  /**
+   * This node heads the blob's chain in a running rollout's order (see p2p/fetch-claims.ts): it is the
+   * one to take the blob from the seed, and every other node of the rollout waits on it.
+   */
+  headsOrder?(digest: Digest): boolean;
 }
 
 export interface PeerFetcherOptions {
@@ -265,6 +270,9 @@ export class PeerFetcher {
     // hold the whole blob (a chain ends once its head has it, so a node whose predecessor died late
     // finds the holders here instead of fetching the blob from the seed again).
     if (failed.length > 0) this.forget(digest);
+    // The head of a rollout's order goes to the seed at once: the rest of the rollout follows it, and a
+    // DHT walk at a rollout's start (1–2 s in its burst) would hold up every node behind it.
+    if (claim && failed.length === 0 && this.net.headsOrder?.(digest)) return undefined;
     const providers = await this.providers(digest);
     return providers.length > 0 ? this.download(digest, providers, contributors, expected, from) : undefined;
   }

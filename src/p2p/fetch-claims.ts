@@ -13,6 +13,15 @@
 // or, from a chain's head once it holds the whole blob: {"digest","release":true} → {"ok":true}
 // Anything that goes wrong (no coordinator, a timeout, a bad answer) means "fetch it yourself": claims
 // save seed traffic, they never hold up a pull.
+//
+// A rollout places every chain at once instead (followOrder): its origin fixes one order of its nodes,
+// and for each blob of the rollout a node in that order follows the node before it, the first fetching
+// from the seed. Chains formed one per blob, in the order claims reached each blob's coordinator, put a
+// node first in one chain deep in another, waiting on nodes behind it; with one order every node is at
+// the same depth in every chain, so all finish about together. No coordinator is asked: a node knows its
+// predecessor from the order alone. A predecessor that fails (dead, never answers, bad bytes) is passed
+// over for the one before it; with none left the node fetches for itself. Nodes not in the order (joined
+// late) and blobs outside any rollout use the claims above.
 import { createHash } from 'node:crypto';
 import type { Libp2p, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -96,6 +105,35 @@ export class ClaimTable {
   }
 }
 
+/**
+ * Rollouts' orders by blob (see the header): whom a node in an order follows. Pure policy, no I/O.
+ * Kept only while the node's part of a rollout runs (place() returns the undo).
+ */
+export class RolloutOrders {
+  private readonly orders = new Map<Digest, readonly string[]>();
+
+  /** These blobs follow `order` until the returned undo. A blob in two running rollouts takes the later order. */
+  place(digests: readonly Digest[], order: readonly string[]): () => void {
+    for (const d of digests) this.orders.set(d, order);
+    return () => {
+      for (const d of digests) if (this.orders.get(d) === order) this.orders.delete(d);
+    };
+  }
+
+  /**
+   * For `self`, the nearest node before it in the blob's order that has not failed; `self` when none is
+   * left (it heads the chain: it fetches for itself); undefined when the blob has no order or `self` is
+   * not in it (claims decide).
+   */
+  predecessor(digest: Digest, self: string, failed: readonly string[] = []): string | undefined {
+    const order = this.orders.get(digest);
+    const place = order ? order.indexOf(self) : -1;
+    if (!order || place < 0) return undefined;
+    for (let at = place - 1; at >= 0; at--) if (!failed.includes(order[at]!)) return order[at];
+    return self;
+  }
+}
+
 export type ClaimQuestion = { kind: 'release'; digest: Digest } | { kind: 'claim'; digest: Digest; failed: string[] };
 
 /** A question a peer sent the coordinator; FrameError or OciError (DIGEST_INVALID) when malformed. */
@@ -134,13 +172,15 @@ export interface FetchClaimsOptions extends ClaimTableOptions {
   askTimeoutMs?: number;
   /** Claim streams one peer connection may have open at once. */
   maxInboundStreams?: number;
-  log?: { debug(obj: object, msg: string): void; warn?(obj: object, msg: string): void };
+  log?: { debug(obj: object, msg: string): void; info?(obj: object, msg: string): void; warn?(obj: object, msg: string): void };
 }
 
 /** Both sides of the claim protocol for one libp2p node. */
 export class FetchClaims {
   private readonly table: ClaimTable;
   private readonly askTimeoutMs: number;
+  /** Blobs of running rollouts this node is placed in, with the rollout's order of nodes. */
+  private readonly orders = new RolloutOrders();
 
   constructor(
     private readonly libp2p: Libp2p,
@@ -159,10 +199,33 @@ export class FetchClaims {
   }
 
   /**
+   * For these digests (one rollout's blobs), this node follows the node before it in `order` (checked
+   * already: distinct peer ids). Ignored when this node is not in the order. Returns the undo, called
+   * when this node's part of the rollout ends. A digest in two running rollouts takes the later order.
+   */
+  followOrder(digests: readonly Digest[], order: readonly string[], rollout?: string): () => void {
+    const place = order.indexOf(this.self);
+    if (place < 0) return () => undefined;
+    this.opts.log?.debug({ rollout, place, of: order.length, blobs: digests.length }, 'rollout order: this node follows the one before it for every blob');
+    return this.orders.place(digests, order);
+  }
+
+  /** Whether this node is first in the order of a running rollout that fetches `digest`. */
+  headsOrder(digest: Digest): boolean {
+    return this.orders.predecessor(digest, this.self) === this.self;
+  }
+
+  /**
    * The peer whose download of `digest` this node should follow, or undefined when this node is to
    * fetch it from the seed itself.
    */
   async whoFetches(digest: Digest, failed: readonly string[] = []): Promise<Provider | undefined> {
+    const ordered = this.orders.predecessor(digest, this.self, failed);
+    if (ordered !== undefined) {
+      // Logged at info: which node each node followed for each blob is what a rollout's shape is.
+      this.opts.log?.info?.({ digest, follow: ordered === this.self ? 'seed' : ordered, passedOver: failed.length }, 'rollout order: following');
+      return ordered === this.self ? undefined : this.holderInfo(ordered);
+    }
     const peers = await peersSpeaking(this.libp2p, CLAIM_PROTOCOL);
     // A coordinator that does not answer (it died a moment ago, its connection not yet closed) is passed
     // over for the next closest, as every other node that asks will do: if each asker fetched for itself

@@ -29,10 +29,12 @@ interface Status {
   peerId: string;
   multiaddrs: string[];
   connectedPeers: number;
+  peers: Array<{ id: string; downloaded: number }>;
 }
 interface View {
   id: string;
   image: string;
+  order?: string[];
   state: string;
   nodes: Array<{ node: string; status: string; blobsDone?: number; blobsTotal?: number; bySource?: Record<string, number>; error?: string }>;
   summary: { nodes: number; done: number; failed: number; dead: number; imageBytes: number; seedBytes: number; seedRatio: number; makespanMs?: number };
@@ -100,6 +102,22 @@ async function expectImageEverywhere(image: { repo: string; blobs: Buffer[] }, o
   }
 }
 
+/** Whom a node says it followed for each of `digests`, by its 'rollout order: following' log lines, in order. */
+function followed(n: Node, digests: string[]): Map<string, Array<{ follow: string; passedOver: number }>> {
+  const out = new Map(digests.map((d) => [d, [] as Array<{ follow: string; passedOver: number }>]));
+  for (const line of n.output().split('\n')) {
+    if (!line.includes('rollout order: following')) continue;
+    const doc = JSON.parse(line) as { digest: string; follow: string; passedOver: number };
+    out.get(doc.digest)?.push({ follow: doc.follow, passedOver: doc.passedOver });
+  }
+  return out;
+}
+
+/** Bytes a node has fetched from each peer (its /api/status). */
+async function downloadedFrom(n: Node): Promise<Map<string, number>> {
+  return new Map((await api<Status>(n, '/api/status')).body.peers.map((p) => [p.id, p.downloaded]));
+}
+
 function seedGetsOf(digest: string): number {
   return blobGets(seed.output()).filter((g) => g.digest === digest).length;
 }
@@ -152,6 +170,39 @@ describe('layerd rollout', () => {
     }
     // What the nodes say they took from the seed agrees with the seed: about one image's worth.
     expect(view.summary.seedRatio).toBeLessThanOrEqual(2);
+  });
+
+  it('runs every blob\'s chain in one order: the origin takes the image from the seed, each other node from the node before it', async () => {
+    const image = await pushImage('test/order', 'v1', [6 * MB, 4 * MB, 2 * MB]);
+    const digests = image.blobs.map((b) => digestOf(b));
+    const blobBytes = image.blobs.reduce((s, b) => s + b.length, 0);
+    const ids = await Promise.all(nodes.map(async (n) => (await api<Status>(n, '/api/status')).body.peerId));
+    const before = await Promise.all(nodes.map(downloadedFrom));
+    const { body: startedView } = await api<View>(nodes[0]!, '/api/rollouts', { image: image.ref });
+    const order = startedView.order!;
+    expect(order[0], 'the origin heads the order').toBe(ids[0]);
+    expect(new Set(order)).toEqual(new Set(ids));
+    const done = await until('the rollout to end', async () => {
+      const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
+      return v.state !== 'running' ? v : undefined;
+    }, 60_000);
+    expect(done.state).toBe('done');
+    await expectImageEverywhere(image, nodes);
+
+    for (const [place, id] of order.entries()) {
+      const i = ids.indexOf(id);
+      const n = nodes[i]!;
+      const expected = place === 0 ? 'seed' : order[place - 1]!;
+      // Every blob, the same predecessor, at the first try.
+      for (const [digest, lines] of followed(n, digests)) expect(lines, `${n.name} (place ${place}) for ${digest}`).toEqual([{ follow: expected, passedOver: 0 }]);
+      // And the bytes came from there: all of the image from the node before, none from any other peer.
+      const after = await downloadedFrom(n);
+      for (const peer of ids.filter((p) => p !== id)) {
+        const got = (after.get(peer) ?? 0) - (before[i]!.get(peer) ?? 0);
+        expect(got, `${n.name} (place ${place}) fetched from ${peer}`).toBe(peer === expected ? blobBytes : 0);
+      }
+    }
+    for (const d of digests) expect(seedGetsOf(d), `seed GETs of ${d}`).toBe(1);
   });
 
   it('answers a second request for a running rollout with the same rollout', async () => {
@@ -224,6 +275,38 @@ describe('layerd rollout', () => {
     await expectImageEverywhere(image, [...nodes, late]);
     late.stopped = true;
     await late.stop('SIGTERM');
+  });
+
+  // A node silent in the order makes its follower wait out the answer deadline (40 s) or the idle timeout (45 s).
+  it('passes over a node in the order that stops answering: everyone else ends with the image, the seed sends each blob once', { timeout: 240_000 }, async () => {
+    const image = await pushImage('test/order-stopped', 'v1', [6 * MB, 4 * MB, 2 * MB]);
+    const digests = image.blobs.map((b) => digestOf(b));
+    const ids = await Promise.all(nodes.map(async (n) => (await api<Status>(n, '/api/status')).body.peerId));
+    const { body: startedView } = await api<View>(nodes[0]!, '/api/rollouts', { image: image.ref });
+    const order = startedView.order!;
+    // The third in the order stops at once (SIGSTOP: its connections stay open, it answers nothing), maybe
+    // before its follower asks it, maybe while following it: either way the follower must move up the order.
+    const victim = nodes[ids.indexOf(order[2]!)]!;
+    const follower = nodes[ids.indexOf(order[3]!)]!;
+    victim.child.kill('SIGSTOP');
+    try {
+      const ended = await until('the rollout to end without the stopped node', async () => {
+        const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
+        return v.state !== 'running' ? v : undefined;
+      }, 200_000);
+      expect(ended.summary).toMatchObject({ nodes: nodes.length, done: nodes.length - 1, dead: 1, failed: 0 });
+      expect(ended.nodes.find((n) => n.node === order[2])?.status).toBe('dead');
+      await expectImageEverywhere(image, nodes.filter((n) => n !== victim));
+      // The follower ends up following the node before the stopped one, for every blob.
+      for (const [digest, lines] of followed(follower, digests)) {
+        expect(lines.at(-1), `${follower.name} for ${digest}: ${JSON.stringify(lines)}`).toEqual({ follow: order[1], passedOver: expect.any(Number) });
+        expect(lines.at(-1)!.passedOver, `${follower.name} for ${digest}`).toBeGreaterThan(0);
+      }
+      for (const d of digests) expect(seedGetsOf(d), `seed GETs of ${d}`).toBe(1);
+    } finally {
+      victim.stopped = true;
+      await victim.stop('SIGKILL');
+    }
   });
 
   it('refuses bad requests with a clear error: the CLI exits 2 for a bad reference, 1 for an unreachable node', async () => {

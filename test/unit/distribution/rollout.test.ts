@@ -49,8 +49,11 @@ const journal = (): RolloutJournal & { saved: Map<string, RolloutSpec> } => {
   return { saved, save: async (s) => void saved.set(s.id, s), remove: async (id) => void saved.delete(id), load: async () => [...saved.values()] };
 };
 
+/** The in-memory nodes' ids are short names, not libp2p peer ids. */
+const isName = (id: string) => /^[a-z]+$/.test(id);
+
 /** Nodes on an in-memory network: offers and reports are delivered by direct calls. */
-function cluster(names: string[], opts: { sources?: Record<string, Source>; fail?: string[]; failFirst?: number; gate?: Promise<void> } = {}) {
+function cluster(names: string[], opts: { sources?: Record<string, Source>; fail?: string[]; failFirst?: number; gate?: Promise<void>; followOrder?: (node: string, digests: Digest[], order: string[]) => () => void } = {}) {
   let now = 1_000_000;
   const clock = { now: () => now, advance: (ms: number) => (now += ms) };
   const nodes = new Map<string, Rollouts>();
@@ -63,16 +66,17 @@ function cluster(names: string[], opts: { sources?: Record<string, Source>; fail
       peers: async () => names.filter((n) => n !== name && !down.has(n)),
       offer: async (peer, spec) => {
         if (down.has(peer)) throw new Error('unreachable');
-        nodes.get(peer)!.accept(specFrom(JSON.parse(JSON.stringify(spec))), name);
+        nodes.get(peer)!.accept(specFrom(JSON.parse(JSON.stringify(spec)), isName), name);
       },
       report: async (spec, progress) => {
         if (down.has(spec.origin)) throw new Error('unreachable');
         nodes.get(spec.origin)!.onReport(progressFrom(JSON.parse(JSON.stringify(progress)), name));
       },
+      ...(opts.followOrder ? { followOrder: (digests: Digest[], order: string[]) => opts.followOrder!(name, digests, order) } : {}),
     };
     const path = readPath(opts.sources?.[name] ?? 'peer', { fail: opts.fail?.includes(name), failFirst: opts.failFirst, gate: opts.gate });
     asked.set(name, path.asked);
-    nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, retryBaseMs: 1, now: clock.now }));
+    nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, retryBaseMs: 1, now: clock.now, isPeerId: isName }));
   }
   return { nodes, node: (n: string) => nodes.get(n)!, down, clock, asked };
 }
@@ -83,6 +87,32 @@ async function settle(check: () => boolean): Promise<void> {
 }
 
 describe('Rollouts', () => {
+  it('puts the origin first in the order, then the peers it expects; each node places every blob of the image in it while it runs', async () => {
+    const placed: Array<{ node: string; digests: Digest[]; order: string[] }> = [];
+    let undone = 0;
+    let open!: () => void;
+    const c = cluster(['a', 'b', 'c'], {
+      gate: new Promise<void>((r) => (open = r)),
+      followOrder: (node, digests, order) => {
+        placed.push({ node, digests, order });
+        return () => void undone++;
+      },
+    });
+    const spec = await c.node('a').create('team/app:v1');
+    expect(spec.order).toEqual(['a', 'b', 'c']);
+    await settle(() => placed.length === 3);
+    for (const p of placed) {
+      expect(p.order).toEqual(['a', 'b', 'c']);
+      expect(new Set(p.digests)).toEqual(new Set([digestOf(config), digestOf(layer)]));
+    }
+    // While its blobs are fetched, a node says it will fetch them (a peer asking it waits for them).
+    expect(c.node('b').willFetch(digestOf(layer))).toBe(true);
+    expect(c.node('b').willFetch(digestOf(Buffer.from('other')))).toBe(false);
+    open();
+    await settle(() => c.node('a').view(spec.id)?.state === 'done' && undone === 3);
+    expect(c.node('b').willFetch(digestOf(layer))).toBe(false);
+  });
+
   it('spreads from the origin to every node; each fetches the image; the origin sees all done with a summary', async () => {
     const c = cluster(['a', 'b', 'c'], { sources: { a: 'upstream', b: 'peer', c: 'local' } });
     const spec = await c.node('a').create('team/app:v1');
@@ -170,7 +200,7 @@ describe('Rollouts', () => {
     const spec = await c.node('a').create('team/app:v1');
     await settle(() => c.node('a').view(spec.id)?.state === 'done');
     const j = journal();
-    const rollouts = new Rollouts(readPath('peer').distribution, { self: 'b', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined }, { ...j, load: async () => [spec, { id: 'junk' }] }, { defaultRegistry: SEED });
+    const rollouts = new Rollouts(readPath('peer').distribution, { self: 'b', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined }, { ...j, load: async () => [spec, { id: 'junk' }] }, { defaultRegistry: SEED, isPeerId: isName });
     expect(await rollouts.resume()).toBe(1);
     await settle(() => rollouts.view(spec.id)?.state === 'done');
   });
@@ -205,6 +235,25 @@ describe('what peers send', () => {
     ['a missing image', { registry: undefined }],
   ])('refuses an offer with %s', (_what, change) => {
     expect(() => specFrom({ ...good(), ...change })).toThrow();
+  });
+
+  const ids = ['12D3KooWCyaMByyJtucvG9r6NWMtp1gtiFXStfcEWWRz8EbhEHPj', '12D3KooWKJ4kujcAZEyeYRKsc4EJWv5183Y5Xvwo2NV2TLQppCxP', 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N'];
+
+  it('takes an order of distinct peer ids, and an offer without one (an older origin: claims chain its blobs)', () => {
+    expect(specFrom({ ...good(), order: ids }).order).toEqual(ids);
+    expect(specFrom(good()).order).toBeUndefined();
+  });
+
+  it.each([
+    ['not a list', 'x'],
+    ['an empty list', []],
+    ['a node twice', [ids[0], ids[1], ids[0]]],
+    ['something not a peer id', [ids[0], '../../etc/passwd']],
+    ['an id that is not text', [ids[0], 7]],
+    ['an over-long id', ['1'.repeat(101)]],
+    ['more nodes than a rollout may have', Array.from({ length: 10_001 }, (_, i) => `12D3KooW${String(i).padStart(44, '1').replace(/0/g, 'z')}`)],
+  ])('refuses an offer whose order is %s', (_what, order) => {
+    expect(() => specFrom({ ...good(), order })).toThrow(/bad order/);
   });
 
   it('believes a report only from the node it is about', () => {

@@ -1,7 +1,7 @@
 // The coordinator's claim policy (first asker fetches, later askers follow it, a failed holder is
 // replaced) and the choice of coordinator, which every node must make alike from the same peers.
 import { describe, expect, it } from 'vitest';
-import { ClaimTable, coordinatorOf } from '../../../src/p2p/fetch-claims.js';
+import { ClaimTable, coordinatorOf, RolloutOrders } from '../../../src/p2p/fetch-claims.js';
 import { digestOf, type Digest } from '../../../src/oci/digest.js';
 
 const digest = (n: number): Digest => digestOf(Buffer.from(`blob ${n}`));
@@ -103,5 +103,40 @@ describe('coordinatorOf', () => {
   it('answers undefined with no candidates, and the only candidate when there is one', () => {
     expect(coordinatorOf(digest(1), [])).toBeUndefined();
     expect(coordinatorOf(digest(1), ['only'])).toBe('only');
+  });
+});
+
+describe('RolloutOrders', () => {
+  it('has every blob of a rollout follow the same order: each node the one before it, the first fetching itself', () => {
+    const o = new RolloutOrders();
+    o.place([digest(1), digest(2), digest(3)], ['a', 'b', 'c', 'd']);
+    for (const d of [digest(1), digest(2), digest(3)]) {
+      expect(['a', 'b', 'c', 'd'].map((self) => o.predecessor(d, self))).toEqual(['a', 'a', 'b', 'c']);
+    }
+    // a blob outside the rollout, or a node outside the order (joined late): claims decide
+    expect(o.predecessor(digest(4), 'b')).toBeUndefined();
+    expect(o.predecessor(digest(1), 'late')).toBeUndefined();
+  });
+
+  it('passes over predecessors that failed, up the order; with none left the node heads the chain', () => {
+    const o = new RolloutOrders();
+    o.place([digest(1)], ['a', 'b', 'c', 'd']);
+    expect(o.predecessor(digest(1), 'd', ['c'])).toBe('b');
+    expect(o.predecessor(digest(1), 'd', ['c', 'b'])).toBe('a');
+    expect(o.predecessor(digest(1), 'd', ['c', 'b', 'a'])).toBe('d');
+    expect(o.predecessor(digest(1), 'b', ['a'])).toBe('b');
+    // a failed node after this one changes nothing: a node never follows one behind it
+    expect(o.predecessor(digest(1), 'b', ['c', 'd'])).toBe('a');
+  });
+
+  it('forgets a rollout\'s blobs when its undo runs, but not a later rollout\'s order for a shared blob', () => {
+    const o = new RolloutOrders();
+    const undoFirst = o.place([digest(1), digest(2)], ['a', 'b']);
+    const undoSecond = o.place([digest(2)], ['b', 'a']);
+    undoFirst();
+    expect(o.predecessor(digest(1), 'b')).toBeUndefined();
+    expect(o.predecessor(digest(2), 'a')).toBe('b');
+    undoSecond();
+    expect(o.predecessor(digest(2), 'a')).toBeUndefined();
   });
 });
