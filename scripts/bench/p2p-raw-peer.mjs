@@ -8,7 +8,8 @@
 //
 // fetch opens STREAMS streams (default 1) on one connection, asks each for BYTES/STREAMS bytes, and counts what
 // arrives without copying it; the time runs from the first request to the last byte (the dial is made before).
-// DIR holds the node's identity key. LAYERD_BENCH_DIST names the dist/ directory to take createP2PNode from.
+// DIR holds the node's identity key. LAYERD_BENCH_DIST names the dist/ directory to take createP2PNode from;
+// LAYERD_BENCH_PSK_FILE a swarm key file (as `layerd serve --psk-file`): both peers then run a private network.
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -18,6 +19,10 @@ await import(pathToFileURL(join(dist, 'polyfill.js')).href); // Promise.withReso
 const { createP2PNode } = await import(pathToFileURL(join(dist, 'p2p', 'libp2p-node.js')).href);
 const { loadOrCreateIdentity } = await import(pathToFileURL(join(dist, 'p2p', 'identity.js')).href);
 const { multiaddr } = await import('@multiformats/multiaddr');
+const { readFileSync } = await import('node:fs');
+const swarmKey = process.env.LAYERD_BENCH_PSK_FILE
+  ? (await import(pathToFileURL(join(dist, 'p2p', 'swarm-key.js')).href)).parseSwarmKey(readFileSync(process.env.LAYERD_BENCH_PSK_FILE, 'utf8'))
+  : undefined;
 
 const [mode, dir, ...rest] = process.argv.slice(2);
 
@@ -28,13 +33,21 @@ const yamuxOverrides = process.env.LAYERD_BENCH_YAMUX ? JSON.parse(process.env.L
 async function node(listen) {
   const privateKey = await loadOrCreateIdentity(join(dir, 'identity.key'));
   if (yamuxOverrides) {
-    const [{ createLibp2p }, { tcp }, { noise }, { yamux }] = await Promise.all([
+    const [{ createLibp2p }, { tcp }, { noise }, { yamux }, { preSharedKey }] = await Promise.all([
       import('libp2p'),
       import('@libp2p/tcp'),
       import('@chainsafe/libp2p-noise'),
       import('@chainsafe/libp2p-yamux'),
+      import('@libp2p/pnet'),
     ]);
-    return createLibp2p({ privateKey, addresses: { listen }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux(yamuxOverrides)] });
+    return createLibp2p({
+      privateKey,
+      addresses: { listen },
+      transports: [tcp()],
+      ...(swarmKey ? { connectionProtector: preSharedKey({ psk: swarmKey.fileBytes() }) } : {}),
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux(yamuxOverrides)],
+    });
   }
   return createP2PNode({
     privateKey,
@@ -42,6 +55,7 @@ async function node(listen) {
     announce: [],
     bootstrap: [],
     providerTtlMs: 3_600_000,
+    swarmKey,
   });
 }
 
@@ -109,7 +123,7 @@ if (mode === 'serve') {
   );
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  process.stdout.write(JSON.stringify({ ms, bytes: counts.reduce((a, b) => a + b, 0), cpuSec: (cpu.user + cpu.system) / 1e6 }) + '\n');
+  process.stdout.write(JSON.stringify({ ms, bytes: counts.reduce((a, b) => a + b, 0), cpuSec: (cpu.user + cpu.system) / 1e6, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
   await libp2p.stop();
   process.exit(0);
 } else {
