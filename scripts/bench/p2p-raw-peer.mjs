@@ -72,11 +72,45 @@ async function readRequest(stream) {
 if (mode === 'serve') {
   const libp2p = await node(['/ip4/127.0.0.1/tcp/0']);
   const piece = Buffer.alloc(1024 * 1024, 7); // never changed, so sending it again and again is safe
+  // LAYERD_BENCH_RAW_FILE: send that file's bytes instead (read as layerd's store reads a blob it serves), to see
+  // what the reads cost on the bare stack.
+  const file = process.env.LAYERD_BENCH_RAW_FILE;
+  const { FileRangeStream } = file ? await import(pathToFileURL(join(dist, 'store', 'file-range-stream.js')).href) : {};
+  const { openSync } = await import('node:fs');
   await libp2p.handle(
     PROTOCOL,
     async (stream) => {
       try {
         let left = await readRequest(stream);
+        if (file && process.env.LAYERD_BENCH_RAW_READ) {
+          // experiments: chunk=N bytes per read, slab=M bytes carved into reads
+          const { readSync } = await import('node:fs');
+          const { promisify } = await import('node:util');
+          const { read } = await import('node:fs');
+          const readP = promisify(read);
+          const o = Object.fromEntries(process.env.LAYERD_BENCH_RAW_READ.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+          const fd = openSync(file, 'r');
+          let slab = Buffer.alloc(0), off = 0, pos = 0;
+          while (pos < left) {
+            const n = Math.min(o.chunk, left - pos);
+            let buf;
+            if (o.ring) {
+              globalThis.ringBufs ??= Array.from({ length: o.ring }, () => Buffer.allocUnsafeSlow(o.chunk));
+              globalThis.ringAt = ((globalThis.ringAt ?? -1) + 1) % o.ring;
+              buf = globalThis.ringBufs[globalThis.ringAt];
+            } else if (o.slab) {
+              if (off + n > slab.length) { slab = Buffer.allocUnsafeSlow(o.slab); off = 0; }
+              buf = slab.subarray(off, off + n); off += n;
+            } else buf = Buffer.allocUnsafe(n);
+            const { bytesRead } = await readP(fd, buf, 0, n, pos);
+            pos += bytesRead;
+            if (!stream.send(buf.subarray(0, bytesRead))) await stream.onDrain();
+          }
+          left = 0;
+        } else if (file) {
+          for await (const chunk of new FileRangeStream(openSync(file, 'r'), 0, left - 1)) if (!stream.send(chunk)) await stream.onDrain();
+          left = 0;
+        }
         while (left > 0) {
           const n = Math.min(left, piece.length);
           left -= n;

@@ -47,7 +47,7 @@
 // with both cores busy, CPU is throughput. Results: a table on stdout, one JSON line, and everything per round in
 // .out/bench/p2p-transfer-<timestamp>.json (with --cpu-prof, the .cpuprofile files stay next to it).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { link, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -395,18 +395,16 @@ async function runMethod(method, ctx) {
 // ---------------------------------------------------------------- profiling
 
 /**
- * One more p2p transfer with both nodes under --cpu-prof: a fresh A whose store already holds the blob (hard-linked
- * into its data dir, so its profile has no push in it) and a fresh B. Profiles are written when they exit.
+ * One more p2p transfer with both nodes under --cpu-prof: a fresh A, pushed the blob (a blob hard-linked into its
+ * store before it starts is announced before it has any peer, and B's lookup then found nobody; the push is outside
+ * the profile's window) and a fresh B. Profiles are written when they exit.
  */
 async function profiledTransfer(opts, blobPath, digest, profDir) {
   const dir = await makeTempDir('layerd-bench-p2p-prof-');
   try {
-    const hex = digest.slice('sha256:'.length);
-    const aData = join(dir, 'prof-a-data');
-    await mkdir(join(aData, 'blobs', 'sha256', hex.slice(0, 2)), { recursive: true });
-    await link(blobPath, join(aData, 'blobs', 'sha256', hex.slice(0, 2), hex));
     const prof = (who) => ['--cpu-prof', `--cpu-prof-dir=${join(profDir, who)}`];
-    const a = await startP2PNode(dir, 'prof-a', { nodeArgs: prof('a'), bin: opts.layerdBin, dataDir: aData });
+    const a = await startP2PNode(dir, 'prof-a', { nodeArgs: prof('a'), bin: opts.layerdBin });
+    await pushBlobFile(a, REPO, blobPath, opts.blobBytes, digest);
     const exp = fetcherExperiment(opts, undefined);
     const b = await startP2PNode(dir, 'prof-b', { bootstrap: [a.multiaddr], nodeArgs: [...prof('b'), ...exp.nodeArgs], env: exp.env, bin: opts.layerdBin });
     await waitLookupReady(b);

@@ -331,28 +331,93 @@ export class PeerFetcher {
     throw new ImpossibleClaimError(claimants.join(', '), body.size!, `the seed says ${trusted}`);
   }
 
-  private async download(digest: Digest, providers: Provider[], contributors: Set<string>, expected: number | undefined): Promise<FetchedBody> {
+  /**
+   * The blob from the providers, from byte `start` on (0: the whole blob; more: the rest of a transfer
+   * that failed at that byte). One provider: one stream for all of it (see whole()). Several: ranges
+   * spread over them, hedged when one lags.
+   */
+  async download(digest: Digest, providers: Provider[], contributors: Set<string>, expected: number | undefined, start = 0): Promise<FetchedBody> {
+    if (providers.length === 1) {
+      const body = await this.whole(digest, providers[0]!, contributors, expected, start);
+      if (body) return body;
+    }
+    return this.ranged(digest, providers, contributors, expected, start);
+  }
+
+  /**
+   * One stream from one provider for the whole blob (or all of it from `start`): the cheapest way to move
+   * it (each stream more on a connection costs both ends CPU per byte, and ranges cost a request and a
+   * response each), and its bytes go to the writer as they arrive. A stall is the blob protocol's idle
+   * timeout; a failure mid-way fails the download, whose caller resumes from where it broke or goes to the
+   * next source. Undefined when the provider answered busy (the ranged path waits for its slots).
+   */
+  private async whole(digest: Digest, peer: Provider, contributors: Set<string>, expected: number | undefined, start: number): Promise<FetchedBody | undefined> {
+    const load = this.load;
+    load.set(peer.id, (load.get(peer.id) ?? 0) + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      load.set(peer.id, (load.get(peer.id) ?? 1) - 1);
+      this.releaseCapacity();
+    };
+    const started = Date.now();
+    let blob: PeerBlob;
+    try {
+      blob = await this.net.fetch(peer, digest, start > 0 ? { start, end: Number.MAX_SAFE_INTEGER } : undefined);
+    } catch (err) {
+      release();
+      if ((err as { status?: unknown }).status === 'busy') return undefined;
+      this.scores.failure(peer.id);
+      throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
+    }
+    try {
+      this.judgeClaim(digest, peer.id, blob.size, expected);
+      if (blob.start !== start) throw new Error(`peer ${peer.id} answered from byte ${blob.start}, not ${start}`);
+    } catch (err) {
+      blob.body.destroy();
+      release();
+      throw err;
+    }
+    contributors.add(peer.id);
+    let done = false;
+    blob.body.once('end', () => {
+      done = true;
+      release();
+      this.scores.success(peer.id, blob.length, Date.now() - started);
+      this.o.onRangeFetched?.(peer.id, blob.length);
+    });
+    blob.body.once('close', () => {
+      if (done) return;
+      release();
+      // A body its consumer dropped is no failure of the peer's; one that errored is.
+      if (blob.body.errored) this.scores.failure(peer.id);
+    });
+    return { size: blob.size, stream: blob.body };
+  }
+
+  private async ranged(digest: Digest, providers: Provider[], contributors: Set<string>, expected: number | undefined, start: number): Promise<FetchedBody> {
     const run = new AbortController();
     const load = this.load;
     const durations: number[] = [];
     let head: { data: Buffer[]; size: number };
     try {
-      head = await this.fetchRange(digest, { start: 0, end: this.o.rangeBytes - 1 }, providers, load, durations, contributors, run.signal, expected);
+      head = await this.fetchRange(digest, { start, end: start + this.o.rangeBytes - 1 }, providers, load, durations, contributors, run.signal, expected);
     } catch (err) {
       throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
     }
-    if (head.size <= this.o.rangeBytes) return { size: head.size, stream: Readable.from(head.data, { objectMode: false }) };
+    if (head.size - start <= this.o.rangeBytes) return { size: head.size, stream: Readable.from(head.data, { objectMode: false }) };
     // One range of read-ahead: the parallel window, not Readable.from's default of 16 items, bounds how
     // many ranges are held in memory.
-    const ranges = this.assemble(digest, head.size, expected, providers, head.data, contributors, load, durations, run);
+    const ranges = this.assemble(digest, head.size, start, expected, providers, head.data, contributors, load, durations, run);
     return { size: head.size, stream: Readable.from(ranges, { highWaterMark: 1 }) };
   }
 
-  private async *assemble(digest: Digest, size: number, expected: number | undefined, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
-    const count = Math.ceil(size / this.o.rangeBytes);
+  private async *assemble(digest: Digest, size: number, from: number, expected: number | undefined, providers: Provider[], head: Buffer[], contributors: Set<string>, load: Map<string, number>, durations: number[], run: AbortController): AsyncGenerator<Buffer> {
+    const count = Math.ceil((size - from) / this.o.rangeBytes);
     const chunks: Array<Promise<Buffer[]> | undefined> = [Promise.resolve(head)];
     const launch = (index: number) => {
-      const start = index * this.o.rangeBytes;
+      const start = from + index * this.o.rangeBytes;
       const range = { start, end: Math.min(size, start + this.o.rangeBytes) - 1 };
       // Every later range's provider must agree with the size the first one gave.
       const p = this.fetchRange(digest, range, providers, load, durations, contributors, run.signal, expected, size).then((r) => r.data);
