@@ -170,7 +170,7 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   let sent = 0;
   try {
     for await (const chunk of file) {
-      await pace?.take((chunk as Uint8Array).length);
+      if (pace) await pace.take((chunk as Uint8Array).length); // no await (a microtask hop per chunk) when unpaced
       // The chunk goes out now; the next is read only once the muxer has room for it (backpressure),
       // and a peer that leaves it unread for the idle time is reset.
       if (!stream.send(chunk as Uint8Array)) await whenDrained(stream, idleMs);
@@ -310,6 +310,10 @@ class PeerBody extends Readable {
       this.rejectHeader = reject;
     });
     this.header.catch(() => undefined); // the caller may be between awaits when a bad header arrives
+    // The peer can fail the body before its consumer is attached (a reset while a claim is checked): the
+    // error stays on the stream (`errored`, which pipeline() and async iteration report), not an unhandled
+    // 'error' event that would take the process down.
+    this.on('error', () => undefined);
     stream.addEventListener('message', this.onMessage);
     stream.addEventListener('end', this.onEnd);
     stream.addEventListener('close', this.onClose);
@@ -406,8 +410,11 @@ class PeerBody extends Readable {
     if (this.ended) return;
     this.ended = true;
     this.detach();
-    this.rejectHeader(err);
-    this.destroy(err);
+    if (this.head !== undefined) {
+      // No body yet: the caller hears of it as fetchFromPeer's error.
+      this.rejectHeader(err);
+      this.destroy();
+    } else this.destroy(err);
   }
 
   private detach(): void {
