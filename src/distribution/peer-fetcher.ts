@@ -384,6 +384,8 @@ export class PeerFetcher {
     blob.body.once('end', () => {
       done = true;
       release();
+      // A clean end short of the announced length is no complete answer (the download fails on it too).
+      if (blob.received && blob.received() !== blob.length) return this.scores.failure(peer.id);
       this.scores.success(peer.id, blob.length, Date.now() - started);
       this.o.onRangeFetched?.(peer.id, blob.length);
     });

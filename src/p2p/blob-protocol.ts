@@ -214,6 +214,8 @@ export interface PeerBlob {
   length: number;
   /** Exactly `length` bytes, or an error if the peer stops short. */
   body: Readable;
+  /** Bytes of the body the peer has sent so far (a check on the body's own, for other PeerNetworks). */
+  received?: () => number;
 }
 
 export interface FetchOptions {
@@ -268,7 +270,7 @@ export async function fetchFromPeer(
     throw new PeerFetchError(peer.id, header.status, `answered ${header.status}`);
   }
   const { size, start, length } = header as Required<BlobResponseHeader>;
-  return { size, start, length, body };
+  return { size, start, length, body, received: () => body.received };
 }
 
 /** How much of a body is held before the peer is paused (its yamux window then closes). */
@@ -290,6 +292,9 @@ class PeerBody extends Readable {
   private head: Buffer | undefined = Buffer.alloc(0);
   private total = 0;
   private got = 0;
+  get received(): number {
+    return this.got;
+  }
   private ended = false;
   /** Every announced byte arrived (and no more). */
   private complete = false;
