@@ -46,7 +46,7 @@
 // The box has 2 cores shared by A, B and the client, so CPU seconds per GiB of each process are recorded too:
 // with both cores busy, CPU is throughput. Results: a table on stdout, one JSON line, and everything per round in
 // .out/bench/p2p-transfer-<timestamp>.json (with --cpu-prof, the .cpuprofile files stay next to it).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -279,12 +279,22 @@ function fetcherExperiment(opts, variant) {
   };
 }
 
+/**
+ * The node flags on the first line of layerd's bin (`#!/usr/bin/env -S node --initial-heap-size=128`): a user's
+ * `layerd serve` runs with them, and `node dist/cli.js` would not, so every layerd here gets them too.
+ */
+function shebangArgs(bin = layerdBin) {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0];
+  const m = /^#!.*\bnode\b(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
 /** layerd with P2P on loopback; resolves once /api/status names its multiaddr and (if it has any) a connected peer. */
 async function startP2PNode(dir, name, { bootstrap = [], nodeArgs = [], env, bin, dataDir, pskFile } = {}) {
   const args = ['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'];
   if (pskFile) args.push('--psk-file', pskFile);
   for (const b of bootstrap) args.push('--bootstrap', b);
-  const node = await startLayerd(dir, { name, args, nodeArgs, env, bin, dataDir });
+  const node = await startLayerd(dir, { name, args, nodeArgs: [...shebangArgs(bin), ...nodeArgs], env, bin, dataDir });
   const status = await pollUntil(`${name} connected to ${bootstrap.length ? 'its bootstrap peer' : 'nothing'}`, async () => {
     const s = await getJson(`${node.url}/api/status`);
     return s.multiaddrs.length > 0 && s.connectedPeers >= Math.min(1, bootstrap.length) ? s : null;
@@ -308,6 +318,33 @@ async function waitLookupReady(node) {
 
 // ---------------------------------------------------------------- one measured transfer
 
+/** CPU seconds of a process by thread kind (thread names: node = the event loop, libuv-worker = fs and crypto jobs, V8 workers = GC and compilers). */
+function threadCpu(pid) {
+  const out = {};
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const kind = tid === String(pid) ? 'main' : /libuv/.test(comm) ? 'libuv' : /V8|DefaultWorke/i.test(comm) ? 'v8' : 'other';
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[kind] = (out[kind] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+function threadDelta(a, b) {
+  return Object.fromEntries(Object.keys(b).map((k) => [k, round2(b[k] - (a[k] ?? 0))]));
+}
+
 function cpuOf(procs) {
   return Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? procCpuSeconds(p.pid) : null]));
 }
@@ -315,6 +352,7 @@ function cpuOf(procs) {
 /** GETs `url` as the client; returns times, throughput and the CPU seconds each process spent meanwhile. */
 async function measure(url, size, procs) {
   for (const p of Object.values(procs)) if (p) resetPeakRss(p.pid);
+  const threads0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? threadCpu(p.pid) : null]));
   const cpu0 = cpuOf(procs);
   const client0 = process.cpuUsage();
   const r = await timedGet(url);
@@ -323,8 +361,11 @@ async function measure(url, size, procs) {
   if (r.bytes !== size) throw new Error(`GET ${url}: ${r.bytes} bytes, want ${size}`);
   const cpuSec = Object.fromEntries(Object.keys(procs).map((k) => [k, procs[k] ? round2(cpu1[k] - cpu0[k]) : null]));
   cpuSec.client = round2((client.user + client.system) / 1e6);
+  // Where each process's CPU went: its event loop, libuv's pool (disk I/O), V8's helpers (GC).
+  const threadSec = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? threadDelta(threads0[k], threadCpu(p.pid)) : null]));
   const peak = Object.fromEntries(Object.keys(procs).map((k) => [k, procs[k] ? peakRssMiB(procs[k].pid) : null]));
   return {
+    threadSec,
     peakRssMiB: peak,
     ms: round1(r.ms),
     ttfbMs: round1(r.ttfbMs),
@@ -353,7 +394,7 @@ async function runMethod(method, ctx) {
       const b = await startLayerd(dir, {
         name: 'layerd-http-b',
         args: ['--upstream', `${host}=${a.url}`, '--default-registry', host, '--log-level', 'warn'],
-        nodeArgs: opts.layerdNodeArgs,
+        nodeArgs: [...shebangArgs(opts.layerdBin), ...opts.layerdNodeArgs],
         bin: opts.layerdBin,
       });
       try {
@@ -451,6 +492,9 @@ function summarize(opts, rounds) {
       firstByteAfterLookupMs: pick((r) => r.firstByteAfterLookupMs ?? null),
       cpuSecPerGiB: { a: perGiB('a'), middle: perGiB('middle'), client: perGiB('client') },
       peakRssMiB: { a: pick((r) => r.peakRssMiB?.a ?? null), middle: pick((r) => r.peakRssMiB?.middle ?? null) },
+      threadSecPerGiB: rs[0]?.threadSec
+        ? Object.fromEntries(['a', 'middle'].map((k) => [k, rs[0].threadSec[k] && Object.fromEntries(Object.keys(rs[0].threadSec[k]).map((t) => [t, round2(pick((r) => (r.threadSec?.[k]?.[t] ?? 0) / (opts.blobBytes / GiB)))]))]))
+        : undefined,
       failed: rounds.filter((r) => r[m]?.error).length,
     };
   }
@@ -549,6 +593,10 @@ async function main() {
     ),
   );
   if (summary.p2p) console.log(`\np2p lookup (B's /api/status) median ${summary.p2p.lookupMs} ms`);
+  for (const m of opts.methods.filter((x) => summary[x].threadSecPerGiB)) {
+    const t = summary[m].threadSecPerGiB;
+    console.log(`${m}: CPU s/GiB by thread: A ${JSON.stringify(t.a)}, B ${JSON.stringify(t.middle)}`);
+  }
   if (Object.keys(targets).length) {
     console.log('\nissue 14 targets (against libp2p-raw with the same PSK setting, and sha256, of this run):');
     console.log(
