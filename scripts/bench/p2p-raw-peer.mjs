@@ -76,33 +76,35 @@ if (mode === 'serve') {
   // what the reads cost on the bare stack.
   const file = process.env.LAYERD_BENCH_RAW_FILE;
   const { FileRangeStream } = file ? await import(pathToFileURL(join(dist, 'store', 'file-range-stream.js')).href) : {};
-  const { openSync } = await import('node:fs');
+  const { openSync, read } = await import('node:fs');
+  // LAYERD_BENCH_RAW_READ=chunk=N[,slab=M|,ring=K]: read the file N bytes at a time into fresh buffers, into
+  // slices of M-byte slabs, or into K buffers used in turn (unsafe beyond a measurement: the stack may still hold
+  // one), to see what fresh read buffers cost the sender (GC).
+  const readPlan = process.env.LAYERD_BENCH_RAW_READ
+    ? Object.fromEntries(process.env.LAYERD_BENCH_RAW_READ.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]))
+    : undefined;
   await libp2p.handle(
     PROTOCOL,
     async (stream) => {
       try {
         let left = await readRequest(stream);
-        if (file && process.env.LAYERD_BENCH_RAW_READ) {
-          // experiments: chunk=N bytes per read, slab=M bytes carved into reads
-          const { readSync } = await import('node:fs');
-          const { promisify } = await import('node:util');
-          const { read } = await import('node:fs');
-          const readP = promisify(read);
-          const o = Object.fromEntries(process.env.LAYERD_BENCH_RAW_READ.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+        if (file && readPlan) {
+          // An experiment in how the reads are made (see LAYERD_BENCH_RAW_READ above).
           const fd = openSync(file, 'r');
-          let slab = Buffer.alloc(0), off = 0, pos = 0;
+          let slab = Buffer.alloc(0);
+          let off = 0;
+          let pos = 0;
+          let turn = 0;
+          const ring = readPlan.ring ? Array.from({ length: readPlan.ring }, () => Buffer.allocUnsafeSlow(readPlan.chunk)) : [];
           while (pos < left) {
-            const n = Math.min(o.chunk, left - pos);
+            const n = Math.min(readPlan.chunk, left - pos);
             let buf;
-            if (o.ring) {
-              globalThis.ringBufs ??= Array.from({ length: o.ring }, () => Buffer.allocUnsafeSlow(o.chunk));
-              globalThis.ringAt = ((globalThis.ringAt ?? -1) + 1) % o.ring;
-              buf = globalThis.ringBufs[globalThis.ringAt];
-            } else if (o.slab) {
-              if (off + n > slab.length) { slab = Buffer.allocUnsafeSlow(o.slab); off = 0; }
-              buf = slab.subarray(off, off + n); off += n;
+            if (ring.length) buf = ring[turn++ % ring.length]; // NOT safe in general: only to see what fresh buffers cost
+            else if (readPlan.slab) {
+              if (off + n > slab.length) [slab, off] = [Buffer.allocUnsafeSlow(readPlan.slab), 0];
+              buf = slab.subarray(off, (off += n));
             } else buf = Buffer.allocUnsafe(n);
-            const { bytesRead } = await readP(fd, buf, 0, n, pos);
+            const bytesRead = await new Promise((ok, fail) => read(fd, buf, 0, n, pos, (err, got) => (err ? fail(err) : ok(got))));
             pos += bytesRead;
             if (!stream.send(buf.subarray(0, bytesRead))) await stream.onDrain();
           }
