@@ -25,7 +25,7 @@
 // middle verifies). Every round starts B with empty storage, so nothing is ever served from an earlier copy.
 //
 //   p2p          client → layerd B (P2P on, bootstrapped to A, no seed). B looks the digest up in the DHT,
-//                fetches it from A over /layerd/blob/1.0.0 (8 MiB ranges in parallel, noise + yamux), writes it
+//                fetches it from A over /layerd/blob/1.0.0 (one stream for the whole blob, A being its only provider; noise + yamux), writes it
 //                to disk, verifies the sha256, then serves it from disk. This is what the target is about.
 //   http-verify  client → a small node server on B's side that GETs the blob from A's /v2 endpoint over plain
 //                HTTP (one connection), writes it to disk while hashing, fdatasyncs, checks the digest, then
@@ -446,6 +446,12 @@ async function profiledTransfer(opts, blobPath, digest, profDir) {
     const prof = (who) => ['--cpu-prof', `--cpu-prof-dir=${join(profDir, who)}`];
     const a = await startP2PNode(dir, 'prof-a', { nodeArgs: prof('a'), bin: opts.layerdBin });
     await pushBlobFile(a, REPO, blobPath, opts.blobBytes, digest);
+    // A serving node runs warm (its code optimized, its heap grown): one unprofiled-window transfer to a throwaway
+    // node first. A cold A is slow enough that B is never the bottleneck, and B's profile then misses that case.
+    const warm = await startP2PNode(dir, 'prof-warm', { bootstrap: [a.multiaddr], bin: opts.layerdBin });
+    await waitLookupReady(warm);
+    await measure(`${warm.url}/v2/${REPO}/blobs/${digest}`, opts.blobBytes, { a, middle: warm });
+    await stopServer(warm);
     const exp = fetcherExperiment(opts, undefined);
     const b = await startP2PNode(dir, 'prof-b', { bootstrap: [a.multiaddr], nodeArgs: [...prof('b'), ...exp.nodeArgs], env: exp.env, bin: opts.layerdBin });
     await waitLookupReady(b);

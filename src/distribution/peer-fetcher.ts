@@ -1,7 +1,8 @@
 // Fetching a blob from peers: find providers in the DHT (short timeout, recent answers cached), rank
-// them, and pull the blob in ranges from several at once. A range whose provider fails moves to
-// another; a range that lags is hedged on an idle provider and the first copy wins. Only bounded
-// buffers are held (parallel × rangeBytes), and the bytes are emitted in order. Nothing here is
+// them, and pull the blob: from a sole provider in one stream (its bytes go to the writer as they
+// arrive), from several in ranges at once. A range whose provider fails moves to another; a range that
+// lags is hedged on an idle provider and the first copy wins. Only bounded buffers are held (parallel ×
+// rangeBytes, or the stream's own window), and the bytes are emitted in order. Nothing here is
 // trusted: the caller verifies the whole blob, and on a mismatch every provider that contributed is
 // penalized (without per-range hashes the culprit cannot be singled out).
 import { Readable } from 'node:stream';
@@ -563,17 +564,30 @@ async function raceWithHedge<T>(
 
 /**
  * A range's bytes as the chunks they arrived in: they are fresh buffers of this stream alone, so they are
- * kept as they are (copying 8 MiB ranges into one buffer cost a fifth of a fetching node's CPU).
+ * kept as they are (copying 8 MiB ranges into one buffer cost a fifth of a fetching node's CPU). Read with
+ * 'data' events, not an async iterator: the iterator's read() joins everything the body holds into one
+ * new buffer each time (Readable's fromList), which cost a fetching node 17% of its CPU with 8 MiB ranges.
  */
-async function collect(body: Readable, length: number): Promise<Buffer[]> {
-  const chunks: Buffer[] = [];
-  let at = 0;
-  for await (const chunk of body) {
-    const c = chunk as Buffer;
-    if (at + c.length > length) throw new Error('peer sent more bytes than it announced');
-    chunks.push(c);
-    at += c.length;
-  }
-  if (at !== length) throw new Error(`peer sent ${at} of ${length} bytes`);
-  return chunks;
+function collect(body: Readable, length: number): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let at = 0;
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      if (err) {
+        body.destroy();
+        reject(err);
+      } else resolve(chunks);
+    };
+    body.on('data', (c: Buffer) => {
+      if (at + c.length > length) return settle(new Error('peer sent more bytes than it announced'));
+      chunks.push(c);
+      at += c.length;
+    });
+    body.once('end', () => settle(at === length ? undefined : new Error(`peer sent ${at} of ${length} bytes`)));
+    body.once('error', (err) => settle(err));
+    body.once('close', () => settle(new Error(`peer sent ${at} of ${length} bytes`)));
+  });
 }
