@@ -8,7 +8,8 @@
 //
 // fetch opens STREAMS streams (default 1) on one connection, asks each for BYTES/STREAMS bytes, and counts what
 // arrives without copying it; the time runs from the first request to the last byte (the dial is made before).
-// DIR holds the node's identity key. LAYERD_BENCH_DIST names the dist/ directory to take createP2PNode from.
+// DIR holds the node's identity key. LAYERD_BENCH_DIST names the dist/ directory to take createP2PNode from;
+// LAYERD_BENCH_PSK_FILE a swarm key file (as `layerd serve --psk-file`): both peers then run a private network.
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -18,6 +19,10 @@ await import(pathToFileURL(join(dist, 'polyfill.js')).href); // Promise.withReso
 const { createP2PNode } = await import(pathToFileURL(join(dist, 'p2p', 'libp2p-node.js')).href);
 const { loadOrCreateIdentity } = await import(pathToFileURL(join(dist, 'p2p', 'identity.js')).href);
 const { multiaddr } = await import('@multiformats/multiaddr');
+const { readFileSync } = await import('node:fs');
+const swarmKey = process.env.LAYERD_BENCH_PSK_FILE
+  ? (await import(pathToFileURL(join(dist, 'p2p', 'swarm-key.js')).href)).parseSwarmKey(readFileSync(process.env.LAYERD_BENCH_PSK_FILE, 'utf8'))
+  : undefined;
 
 const [mode, dir, ...rest] = process.argv.slice(2);
 
@@ -28,13 +33,21 @@ const yamuxOverrides = process.env.LAYERD_BENCH_YAMUX ? JSON.parse(process.env.L
 async function node(listen) {
   const privateKey = await loadOrCreateIdentity(join(dir, 'identity.key'));
   if (yamuxOverrides) {
-    const [{ createLibp2p }, { tcp }, { noise }, { yamux }] = await Promise.all([
+    const [{ createLibp2p }, { tcp }, { noise }, { yamux }, { preSharedKey }] = await Promise.all([
       import('libp2p'),
       import('@libp2p/tcp'),
       import('@chainsafe/libp2p-noise'),
       import('@chainsafe/libp2p-yamux'),
+      import('@libp2p/pnet'),
     ]);
-    return createLibp2p({ privateKey, addresses: { listen }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux(yamuxOverrides)] });
+    return createLibp2p({
+      privateKey,
+      addresses: { listen },
+      transports: [tcp()],
+      ...(swarmKey ? { connectionProtector: preSharedKey({ psk: swarmKey.fileBytes() }) } : {}),
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux(yamuxOverrides)],
+    });
   }
   return createP2PNode({
     privateKey,
@@ -42,6 +55,7 @@ async function node(listen) {
     announce: [],
     bootstrap: [],
     providerTtlMs: 3_600_000,
+    swarmKey,
   });
 }
 
@@ -58,11 +72,47 @@ async function readRequest(stream) {
 if (mode === 'serve') {
   const libp2p = await node(['/ip4/127.0.0.1/tcp/0']);
   const piece = Buffer.alloc(1024 * 1024, 7); // never changed, so sending it again and again is safe
+  // LAYERD_BENCH_RAW_FILE: send that file's bytes instead (read as layerd's store reads a blob it serves), to see
+  // what the reads cost on the bare stack.
+  const file = process.env.LAYERD_BENCH_RAW_FILE;
+  const { FileRangeStream } = file ? await import(pathToFileURL(join(dist, 'store', 'file-range-stream.js')).href) : {};
+  const { openSync, read } = await import('node:fs');
+  // LAYERD_BENCH_RAW_READ=chunk=N[,slab=M|,ring=K]: read the file N bytes at a time into fresh buffers, into
+  // slices of M-byte slabs, or into K buffers used in turn (unsafe beyond a measurement: the stack may still hold
+  // one), to see what fresh read buffers cost the sender (GC).
+  const readPlan = process.env.LAYERD_BENCH_RAW_READ
+    ? Object.fromEntries(process.env.LAYERD_BENCH_RAW_READ.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]))
+    : undefined;
   await libp2p.handle(
     PROTOCOL,
     async (stream) => {
       try {
         let left = await readRequest(stream);
+        if (file && readPlan) {
+          // An experiment in how the reads are made (see LAYERD_BENCH_RAW_READ above).
+          const fd = openSync(file, 'r');
+          let slab = Buffer.alloc(0);
+          let off = 0;
+          let pos = 0;
+          let turn = 0;
+          const ring = readPlan.ring ? Array.from({ length: readPlan.ring }, () => Buffer.allocUnsafeSlow(readPlan.chunk)) : [];
+          while (pos < left) {
+            const n = Math.min(readPlan.chunk, left - pos);
+            let buf;
+            if (ring.length) buf = ring[turn++ % ring.length]; // NOT safe in general: only to see what fresh buffers cost
+            else if (readPlan.slab) {
+              if (off + n > slab.length) [slab, off] = [Buffer.allocUnsafeSlow(readPlan.slab), 0];
+              buf = slab.subarray(off, (off += n));
+            } else buf = Buffer.allocUnsafe(n);
+            const bytesRead = await new Promise((ok, fail) => read(fd, buf, 0, n, pos, (err, got) => (err ? fail(err) : ok(got))));
+            pos += bytesRead;
+            if (!stream.send(buf.subarray(0, bytesRead))) await stream.onDrain();
+          }
+          left = 0;
+        } else if (file) {
+          for await (const chunk of new FileRangeStream(openSync(file, 'r'), 0, left - 1)) if (!stream.send(chunk)) await stream.onDrain();
+          left = 0;
+        }
         while (left > 0) {
           const n = Math.min(left, piece.length);
           left -= n;
@@ -109,7 +159,7 @@ if (mode === 'serve') {
   );
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  process.stdout.write(JSON.stringify({ ms, bytes: counts.reduce((a, b) => a + b, 0), cpuSec: (cpu.user + cpu.system) / 1e6 }) + '\n');
+  process.stdout.write(JSON.stringify({ ms, bytes: counts.reduce((a, b) => a + b, 0), cpuSec: (cpu.user + cpu.system) / 1e6, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
   await libp2p.stop();
   process.exit(0);
 } else {

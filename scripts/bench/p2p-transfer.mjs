@@ -5,10 +5,14 @@
 //   node scripts/bench/p2p-transfer.mjs                     # 512 MiB blob, 3 rounds
 //   BENCH_MB=64 node scripts/bench/p2p-transfer.mjs --rounds 2
 //   node scripts/bench/p2p-transfer.mjs --cpu-prof          # plus one profiled p2p transfer (both nodes)
+//   BENCH_MB=256 node scripts/bench/p2p-transfer.mjs --rounds 2 --methods p2p,libp2p-raw,sha256 --psk
+//                                                          # issue 14's targets, with and without a swarm key
 //   BENCH_FETCHER_VARIANTS='[{"rangeBytes":33554432},{"parallel":2}]' node scripts/bench/p2p-transfer.mjs --methods p2p
 //
 // Options (flag, or env): --mb BENCH_MB (512), --rounds BENCH_ROUNDS (3), --methods BENCH_METHODS (comma list,
-// default all five below), --cpu-prof BENCH_CPU_PROF=1, --layerd-node-args BENCH_LAYERD_NODE_ARGS (extra node flags
+// default all six below), --psk BENCH_PSK=1 (also every p2p and libp2p-raw method with a swarm key: a second A and a
+// second raw sender run a private network, and B or the raw receiver join it), --raw-streams BENCH_RAW_STREAMS
+// (streams of the libp2p-raw method, default 1 like the blob protocol's one stream per provider), --cpu-prof BENCH_CPU_PROF=1, --layerd-node-args BENCH_LAYERD_NODE_ARGS (extra node flags
 // for the fetching node B), --layerd-bin BENCH_LAYERD_BIN, --fetcher-variants BENCH_FETCHER_VARIANTS (a JSON array
 // of PeerFetcher settings to try on B, e.g. [{"rangeBytes":33554432},{"parallel":2}]: each adds a method
 // "p2p <settings>" to the rounds, interleaved with the others; applied by peer-fetcher-overrides.mjs since they
@@ -21,7 +25,7 @@
 // middle verifies). Every round starts B with empty storage, so nothing is ever served from an earlier copy.
 //
 //   p2p          client → layerd B (P2P on, bootstrapped to A, no seed). B looks the digest up in the DHT,
-//                fetches it from A over /layerd/blob/1.0.0 (8 MiB ranges in parallel, noise + yamux), writes it
+//                fetches it from A over /layerd/blob/1.0.0 (one stream for the whole blob, A being its only provider; noise + yamux), writes it
 //                to disk, verifies the sha256, then serves it from disk. This is what the target is about.
 //   http-verify  client → a small node server on B's side that GETs the blob from A's /v2 endpoint over plain
 //                HTTP (one connection), writes it to disk while hashing, fdatasyncs, checks the digest, then
@@ -31,15 +35,20 @@
 //                through while it writes and hashes (last byte held until verified). For reference.
 //   http-direct  client → A's /v2 endpoint directly: A serving from its disk (page cache), nothing in between.
 //                The ceiling of any node-to-node transfer here.
-//   libp2p-raw   calibration, no layerd code in the data path: two node processes with layerd's libp2p stack
-//                (createP2PNode: TCP + noise + yamux) move the same number of bytes from memory to nowhere over
-//                BENCH_RAW_STREAMS (6, the fetcher's parallelism) streams of one connection (p2p-raw-peer.mjs).
-//                The ceiling of the blob protocol on this box; "CPU s/GiB B" is the receiver's.
+//   libp2p-raw   THE REFERENCE of issue 14, no layerd code in the data path: two node processes with layerd's libp2p
+//                stack (createP2PNode: TCP + noise + yamux) move the same number of bytes from memory to nowhere over
+//                BENCH_RAW_STREAMS (default 1) streams of one connection (p2p-raw-peer.mjs). "CPU s/GiB A" is the
+//                sender's, "B" the receiver's. Targets: p2p ≥ 0.8× its throughput, p2p's A ≤ 1.5× its sender,
+//                p2p's B ≤ 1.5× (its receiver + sha256).
+//   sha256       node's crypto hashing the blob file (page cache, 1 MiB reads) in a child process: the CPU s/GiB a
+//                fetcher must spend on verifying, for the B target above.
 //
 // The box has 2 cores shared by A, B and the client, so CPU seconds per GiB of each process are recorded too:
 // with both cores busy, CPU is throughput. Results: a table on stdout, one JSON line, and everything per round in
 // .out/bench/p2p-transfer-<timestamp>.json (with --cpu-prof, the .cpuprofile files stay next to it).
-import { link, mkdir } from 'node:fs/promises';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -74,7 +83,8 @@ import {
 import { cpuProfileByPackage, cpuProfileCallers, createRandomBlob, getJson, pollUntil, timedGet } from './p2p-lib.mjs';
 
 const REPO = 'bench/p2p';
-const METHODS = ['p2p', 'http-verify', 'layerd-http', 'http-direct', 'libp2p-raw'];
+const METHODS = ['p2p', 'http-verify', 'layerd-http', 'http-direct', 'libp2p-raw', 'sha256'];
+const PSK = ' psk';
 const BASELINE = 'http-verify';
 const GiB = 1024 * MiB;
 
@@ -89,7 +99,8 @@ function readOptions() {
       'layerd-node-args': { type: 'string', default: env.BENCH_LAYERD_NODE_ARGS ?? '' },
       'layerd-bin': { type: 'string', default: env.BENCH_LAYERD_BIN ?? layerdBin },
       'fetcher-variants': { type: 'string', default: env.BENCH_FETCHER_VARIANTS ?? '[]' },
-      'raw-streams': { type: 'string', default: env.BENCH_RAW_STREAMS ?? '6' },
+      'raw-streams': { type: 'string', default: env.BENCH_RAW_STREAMS ?? '1' },
+      psk: { type: 'boolean', default: env.BENCH_PSK === '1' },
     },
   });
   const opts = {
@@ -101,11 +112,13 @@ function readOptions() {
     layerdBin: resolve(values['layerd-bin']),
     fetcherVariants: JSON.parse(values['fetcher-variants']),
     rawStreams: Number(values['raw-streams']),
+    psk: values.psk,
   };
   if (!(opts.blobBytes > 0) || !(opts.rounds >= 1)) throw new Error(`bad options: ${JSON.stringify(values)}`);
   const unknown = opts.methods.filter((m) => !METHODS.includes(m));
   if (unknown.length || opts.methods.length === 0) throw new Error(`--methods: pick from ${METHODS.join(',')}`);
   if (!Array.isArray(opts.fetcherVariants)) throw new Error('--fetcher-variants: want a JSON array of objects');
+  if (opts.psk) for (const m of ['p2p', 'libp2p-raw']) if (opts.methods.includes(m)) opts.methods.push(m + PSK);
   // Each variant is one more method; its name carries its settings.
   opts.variantOf = {};
   for (const v of opts.fetcherVariants) {
@@ -171,20 +184,25 @@ const parseJsonLine = (l) => {
   }
 };
 
-async function startRawSender(dir, opts) {
-  const home = join(dir, 'raw-sender');
+function rawEnv(opts, pskFile) {
+  return { LAYERD_BENCH_DIST: dirname(opts.layerdBin), ...(pskFile ? { LAYERD_BENCH_PSK_FILE: pskFile } : {}) };
+}
+
+async function startRawSender(dir, opts, pskFile) {
+  const home = join(dir, pskFile ? 'raw-sender-psk' : 'raw-sender');
   await mkdir(home, { recursive: true });
-  const env = { LAYERD_BENCH_DIST: dirname(opts.layerdBin) };
-  return startProcess('libp2p-raw-sender', process.execPath, [RAW_PEER, 'serve', home], { env, ready: (l) => parseJsonLine(l)?.multiaddr });
+  const env = rawEnv(opts, pskFile);
+  return startProcess(pskFile ? 'libp2p-raw-sender-psk' : 'libp2p-raw-sender', process.execPath, [RAW_PEER, 'serve', home], { env, ready: (l) => parseJsonLine(l)?.multiaddr });
 }
 
 /** One receiver process per transfer, with a fresh identity (a peer id that reconnects at once confuses libp2p). */
-async function measureRaw(sender, dir, opts) {
+async function measureRaw(sender, dir, opts, pskFile) {
   const home = join(dir, 'raw-receiver');
   await mkdir(home, { recursive: true });
-  const env = { LAYERD_BENCH_DIST: dirname(opts.layerdBin) };
+  const env = rawEnv(opts, pskFile);
   const args = [RAW_PEER, 'fetch', home, sender.ready, String(opts.blobBytes), String(opts.rawStreams)];
   const cpu0 = procCpuSeconds(sender.pid);
+  resetPeakRss(sender.pid);
   let receiver;
   try {
     receiver = await startProcess('libp2p-raw-receiver', process.execPath, args, { env, ready: (l) => parseJsonLine(l)?.ms && parseJsonLine(l), timeoutMs: 600_000 });
@@ -192,10 +210,60 @@ async function measureRaw(sender, dir, opts) {
     throw new Error(`${err.message}\nsender output: ${sender.output().slice(-2000)}`);
   }
   const cpuA = procCpuSeconds(sender.pid) - cpu0; // includes the receiver's dial: a handshake, nothing next to the bytes
+  const rssA = peakRssMiB(sender.pid);
   await stopServer(receiver);
   const r = receiver.ready;
   if (r.bytes !== opts.blobBytes) throw new Error(`libp2p-raw: ${r.bytes} bytes, want ${opts.blobBytes}`);
-  return { ms: round1(r.ms), mibPerSec: round1(mibPerSec(r.bytes, r.ms)), cpuSec: { a: round2(cpuA), middle: round2(r.cpuSec), client: null } };
+  return {
+    ms: round1(r.ms),
+    mibPerSec: round1(mibPerSec(r.bytes, r.ms)),
+    cpuSec: { a: round2(cpuA), middle: round2(r.cpuSec), client: null },
+    peakRssMiB: { a: rssA, middle: Math.round(r.peakRssMiB) },
+  };
+}
+
+// ---------------------------------------------------------------- sha256 alone (what verifying costs)
+
+const SHA256_SRC = `
+const fs = require('node:fs'), crypto = require('node:crypto');
+const fd = fs.openSync(process.argv[1], 'r');
+const buf = Buffer.allocUnsafe(1 << 20);
+const hash = crypto.createHash('sha256');
+const cpu0 = process.cpuUsage(), t0 = performance.now();
+let n, bytes = 0;
+while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) { hash.update(buf.subarray(0, n)); bytes += n; }
+const digest = 'sha256:' + hash.digest('hex');
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(JSON.stringify({ ms: performance.now() - t0, bytes, digest, cpuSec: (cpu.user + cpu.system) / 1e6 }) + '\\n');
+`;
+
+/** sha256 of the blob file (in the page cache) in a child process: the CPU of its read + hash loop only. */
+async function measureSha256(ctx) {
+  const p = await startProcess('sha256', process.execPath, ['-e', SHA256_SRC, ctx.blobPath], { ready: (l) => parseJsonLine(l)?.digest && parseJsonLine(l) });
+  await p.exited;
+  const r = p.ready;
+  if (r.digest !== ctx.digest) throw new Error(`sha256: ${r.digest}, want ${ctx.digest}`);
+  return { ms: round1(r.ms), mibPerSec: round1(mibPerSec(r.bytes, r.ms)), cpuSec: { a: null, middle: round2(r.cpuSec), client: null } };
+}
+
+// ---------------------------------------------------------------- peak RSS
+
+/** Resets the kernel's peak RSS of a process (VmHWM), so a long-lived A's peak is this transfer's. */
+function resetPeakRss(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    // not allowed here: the peak is then the process's lifetime peak
+  }
+}
+
+function peakRssMiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
 }
 
 // ---------------------------------------------------------------- layerd nodes
@@ -211,11 +279,22 @@ function fetcherExperiment(opts, variant) {
   };
 }
 
+/**
+ * The node flags on the first line of layerd's bin (`#!/usr/bin/env -S node --initial-heap-size=128`): a user's
+ * `layerd serve` runs with them, and `node dist/cli.js` would not, so every layerd here gets them too.
+ */
+function shebangArgs(bin = layerdBin) {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0];
+  const m = /^#!.*\bnode\b(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
+
 /** layerd with P2P on loopback; resolves once /api/status names its multiaddr and (if it has any) a connected peer. */
-async function startP2PNode(dir, name, { bootstrap = [], nodeArgs = [], env, bin, dataDir } = {}) {
+async function startP2PNode(dir, name, { bootstrap = [], nodeArgs = [], env, bin, dataDir, pskFile } = {}) {
   const args = ['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'];
+  if (pskFile) args.push('--psk-file', pskFile);
   for (const b of bootstrap) args.push('--bootstrap', b);
-  const node = await startLayerd(dir, { name, args, nodeArgs, env, bin, dataDir });
+  const node = await startLayerd(dir, { name, args, nodeArgs: [...shebangArgs(bin), ...nodeArgs], env, bin, dataDir });
   const status = await pollUntil(`${name} connected to ${bootstrap.length ? 'its bootstrap peer' : 'nothing'}`, async () => {
     const s = await getJson(`${node.url}/api/status`);
     return s.multiaddrs.length > 0 && s.connectedPeers >= Math.min(1, bootstrap.length) ? s : null;
@@ -239,12 +318,41 @@ async function waitLookupReady(node) {
 
 // ---------------------------------------------------------------- one measured transfer
 
+/** CPU seconds of a process by thread kind (thread names: node = the event loop, libuv-worker = fs and crypto jobs, V8 workers = GC and compilers). */
+function threadCpu(pid) {
+  const out = {};
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const kind = tid === String(pid) ? 'main' : /libuv/.test(comm) ? 'libuv' : /V8|DefaultWorke/i.test(comm) ? 'v8' : 'other';
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[kind] = (out[kind] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+function threadDelta(a, b) {
+  return Object.fromEntries(Object.keys(b).map((k) => [k, round2(b[k] - (a[k] ?? 0))]));
+}
+
 function cpuOf(procs) {
   return Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? procCpuSeconds(p.pid) : null]));
 }
 
 /** GETs `url` as the client; returns times, throughput and the CPU seconds each process spent meanwhile. */
 async function measure(url, size, procs) {
+  for (const p of Object.values(procs)) if (p) resetPeakRss(p.pid);
+  const threads0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? threadCpu(p.pid) : null]));
   const cpu0 = cpuOf(procs);
   const client0 = process.cpuUsage();
   const r = await timedGet(url);
@@ -253,7 +361,12 @@ async function measure(url, size, procs) {
   if (r.bytes !== size) throw new Error(`GET ${url}: ${r.bytes} bytes, want ${size}`);
   const cpuSec = Object.fromEntries(Object.keys(procs).map((k) => [k, procs[k] ? round2(cpu1[k] - cpu0[k]) : null]));
   cpuSec.client = round2((client.user + client.system) / 1e6);
+  // Where each process's CPU went: its event loop, libuv's pool (disk I/O), V8's helpers (GC).
+  const threadSec = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? threadDelta(threads0[k], threadCpu(p.pid)) : null]));
+  const peak = Object.fromEntries(Object.keys(procs).map((k) => [k, procs[k] ? peakRssMiB(procs[k].pid) : null]));
   return {
+    threadSec,
+    peakRssMiB: peak,
     ms: round1(r.ms),
     ttfbMs: round1(r.ttfbMs),
     mibPerSec: round1(mibPerSec(size, r.ms)),
@@ -264,32 +377,48 @@ async function measure(url, size, procs) {
 }
 
 async function runMethod(method, ctx) {
-  const { opts, a, digest, blobUrlA } = ctx;
+  const { opts } = ctx;
+  const psk = method.endsWith(PSK);
+  const a = psk ? ctx.aPsk : ctx.a;
+  const blobUrlA = ctx.blobUrlA;
   const size = opts.blobBytes;
   const dir = await makeTempDir(`layerd-bench-p2p-${method}-`);
   try {
     if (method === 'http-direct') return await measure(blobUrlA, size, { a, middle: null });
     if (method === 'libp2p-raw') return await measureRaw(ctx.rawSender, dir, opts);
+    if (method === 'libp2p-raw' + PSK) return await measureRaw(ctx.rawSenderPsk, dir, opts, ctx.pskFile);
+    if (method === 'sha256') return await measureSha256(ctx);
     if (method === 'http-verify') return await measure(`${ctx.verifyProxy.url}/blob`, size, { a, middle: ctx.verifyProxy });
     if (method === 'layerd-http') {
       const host = `127.0.0.1:${a.port}`;
       const b = await startLayerd(dir, {
         name: 'layerd-http-b',
         args: ['--upstream', `${host}=${a.url}`, '--default-registry', host, '--log-level', 'warn'],
-        nodeArgs: opts.layerdNodeArgs,
+        nodeArgs: [...shebangArgs(opts.layerdBin), ...opts.layerdNodeArgs],
         bin: opts.layerdBin,
       });
       try {
-        const r = await measure(`${b.url}/v2/${REPO}/blobs/${digest}`, size, { a, middle: b });
+        const r = await measure(`${b.url}/v2/${REPO}/blobs/${ctx.digest}`, size, { a, middle: b });
         if (r.source !== 'upstream') throw new Error(`layerd-http: X-Layerd-Source ${r.source}, want upstream`);
         return r;
       } finally {
         await stopServer(b);
       }
     }
-    // p2p
+    // p2p. Every B announces the blob once it holds it, and its record outlives it: a B of a later round would
+    // find those dead providers beside A and take the several-provider (ranged) path. So every p2p transfer is of
+    // a blob of its own, pushed to A just before, which A alone holds (the case issue 14 measures). BENCH_P2P_REUSE=1
+    // keeps the one blob (later rounds then measure one live provider among dead records).
+    let digest = ctx.digest;
+    if (process.env.BENCH_P2P_REUSE !== '1') {
+      const file = join(dir, 'blob.bin');
+      digest = await createRandomBlob(file, size);
+      await pushBlobFile(a, REPO, file, size, digest);
+      await timedGet(`${a.url}/v2/${REPO}/blobs/${digest}`); // in A's page cache, as the shared blob is
+    }
     const exp = fetcherExperiment(opts, opts.variantOf[method]);
     const b = await startP2PNode(dir, 'p2p-b', {
+      pskFile: psk ? ctx.pskFile : undefined,
       bootstrap: [a.multiaddr],
       nodeArgs: [...opts.layerdNodeArgs, ...exp.nodeArgs],
       env: exp.env,
@@ -309,6 +438,8 @@ async function runMethod(method, ctx) {
       if (r.source !== 'peer' || after.fetches.peer.count !== 1) throw new Error(`p2p: X-Layerd-Source ${r.source}, peer fetches ${after.fetches.peer.count}`);
       if (exp.settings && !b.output().includes('peer-fetcher-overrides:')) throw new Error('p2p: the PeerFetcher overrides were not applied');
       r.lookupMs = after.lookups.totalMs - before.lookups.totalMs;
+      // The client's first byte after B found its provider: request → first byte, less B's DHT lookup.
+      r.firstByteAfterLookupMs = round1(r.ttfbMs - r.lookupMs);
       return r;
     } finally {
       await stopServer(b);
@@ -321,18 +452,22 @@ async function runMethod(method, ctx) {
 // ---------------------------------------------------------------- profiling
 
 /**
- * One more p2p transfer with both nodes under --cpu-prof: a fresh A whose store already holds the blob (hard-linked
- * into its data dir, so its profile has no push in it) and a fresh B. Profiles are written when they exit.
+ * One more p2p transfer with both nodes under --cpu-prof: a fresh A, pushed the blob (a blob hard-linked into its
+ * store before it starts is announced before it has any peer, and B's lookup then found nobody; the push is outside
+ * the profile's window) and a fresh B. Profiles are written when they exit.
  */
 async function profiledTransfer(opts, blobPath, digest, profDir) {
   const dir = await makeTempDir('layerd-bench-p2p-prof-');
   try {
-    const hex = digest.slice('sha256:'.length);
-    const aData = join(dir, 'prof-a-data');
-    await mkdir(join(aData, 'blobs', 'sha256', hex.slice(0, 2)), { recursive: true });
-    await link(blobPath, join(aData, 'blobs', 'sha256', hex.slice(0, 2), hex));
     const prof = (who) => ['--cpu-prof', `--cpu-prof-dir=${join(profDir, who)}`];
-    const a = await startP2PNode(dir, 'prof-a', { nodeArgs: prof('a'), bin: opts.layerdBin, dataDir: aData });
+    const a = await startP2PNode(dir, 'prof-a', { nodeArgs: prof('a'), bin: opts.layerdBin });
+    await pushBlobFile(a, REPO, blobPath, opts.blobBytes, digest);
+    // A serving node runs warm (its code optimized, its heap grown): one unprofiled-window transfer to a throwaway
+    // node first. A cold A is slow enough that B is never the bottleneck, and B's profile then misses that case.
+    const warm = await startP2PNode(dir, 'prof-warm', { bootstrap: [a.multiaddr], bin: opts.layerdBin });
+    await waitLookupReady(warm);
+    await measure(`${warm.url}/v2/${REPO}/blobs/${digest}`, opts.blobBytes, { a, middle: warm });
+    await stopServer(warm);
     const exp = fetcherExperiment(opts, undefined);
     const b = await startP2PNode(dir, 'prof-b', { bootstrap: [a.multiaddr], nodeArgs: [...prof('b'), ...exp.nodeArgs], env: exp.env, bin: opts.layerdBin });
     await waitLookupReady(b);
@@ -376,16 +511,41 @@ function summarize(opts, rounds) {
       // p2p: request → first byte is lookup + fetch + verify + commit; http-verify says so in x-fetch-ms.
       ttfbMs: round1(pick((r) => r.ttfbMs ?? null)),
       lookupMs: pick((r) => r.lookupMs ?? null),
+      firstByteAfterLookupMs: pick((r) => r.firstByteAfterLookupMs ?? null),
       cpuSecPerGiB: { a: perGiB('a'), middle: perGiB('middle'), client: perGiB('client') },
+      peakRssMiB: { a: pick((r) => r.peakRssMiB?.a ?? null), middle: pick((r) => r.peakRssMiB?.middle ?? null) },
+      threadSecPerGiB: rs[0]?.threadSec
+        ? Object.fromEntries(['a', 'middle'].map((k) => [k, rs[0].threadSec[k] && Object.fromEntries(Object.keys(rs[0].threadSec[k]).map((t) => [t, round2(pick((r) => (r.threadSec?.[k]?.[t] ?? 0) / (opts.blobBytes / GiB)))]))]))
+        : undefined,
       failed: rounds.filter((r) => r[m]?.error).length,
     };
   }
   const ratios = {};
   const p2ps = opts.methods.filter((m) => m.startsWith('p2p'));
   for (const p of p2ps) {
-    for (const m of opts.methods.filter((x) => !x.startsWith('p2p'))) ratios[`${p}/${m}`] = summary[p].mibPerSec && summary[m].mibPerSec ? round2(summary[p].mibPerSec / summary[m].mibPerSec) : null;
+    // Against the references with the same swarm-key setting (a method with no psk twin counts for both).
+    const same = (m) => !m.startsWith('p2p') && m !== 'sha256' && (m.endsWith(PSK) === p.endsWith(PSK) || !opts.methods.includes(m.endsWith(PSK) ? m.slice(0, -PSK.length) : m + PSK));
+    for (const m of opts.methods.filter(same)) ratios[`${p}/${m}`] = summary[p].mibPerSec && summary[m].mibPerSec ? round2(summary[p].mibPerSec / summary[m].mibPerSec) : null;
   }
-  return { summary, ratios };
+  return { summary, ratios, targets: targetsOf(summary) };
+}
+
+/** Issue 14's targets for each p2p method against the bare stream (same PSK setting) and sha256 of the same run. */
+function targetsOf(summary) {
+  const out = {};
+  const sha = summary.sha256?.cpuSecPerGiB.middle;
+  for (const p of Object.keys(summary).filter((m) => m.startsWith('p2p'))) {
+    const raw = summary[p.endsWith(PSK) ? 'libp2p-raw' + PSK : 'libp2p-raw'];
+    if (!raw || !summary[p].mibPerSec) continue;
+    const s = summary[p];
+    out[p] = {
+      throughputVsBare: round2(s.mibPerSec / raw.mibPerSec), // target ≥ 0.8
+      firstByteAfterLookupMs: s.firstByteAfterLookupMs, // target ≤ 100
+      cpuAVsBareSender: round2(s.cpuSecPerGiB.a / raw.cpuSecPerGiB.a), // target ≤ 1.5
+      cpuBVsBareReceiverPlusSha256: sha === undefined ? null : round2(s.cpuSecPerGiB.middle / (raw.cpuSecPerGiB.middle + sha)), // target ≤ 1.5
+    };
+  }
+  return out;
 }
 
 async function main() {
@@ -404,7 +564,18 @@ async function main() {
   if (check.digest !== digest) throw new Error(`A serves ${check.digest}, want ${digest}`);
   const verifyProxy = opts.methods.includes('http-verify') ? await startVerifyProxy(work, blobUrlA, digest) : null;
   const rawSender = opts.methods.includes('libp2p-raw') ? await startRawSender(work, opts) : null;
-  const ctx = { opts, a, digest, blobUrlA, verifyProxy, rawSender };
+  let pskFile, aPsk, rawSenderPsk;
+  if (opts.psk) {
+    // A second A in a private network, holding the same blob: nodes with and without the key cannot meet.
+    pskFile = join(work, 'swarm.key');
+    await new Promise((ok, fail) => execFile(process.execPath, [opts.layerdBin, 'keygen', '--out', pskFile], (err) => (err ? fail(err) : ok())));
+    aPsk = await startP2PNode(work, 'a-psk', { bin: opts.layerdBin, pskFile });
+    await pushBlobFile(aPsk, REPO, blobPath, opts.blobBytes, digest);
+    const checkPsk = await timedGet(`${aPsk.url}/v2/${REPO}/blobs/${digest}`, { hash: true });
+    if (checkPsk.digest !== digest) throw new Error(`A (psk) serves ${checkPsk.digest}, want ${digest}`);
+    if (opts.methods.includes('libp2p-raw' + PSK)) rawSenderPsk = await startRawSender(work, opts, pskFile);
+  }
+  const ctx = { opts, a, digest, blobUrlA, blobPath, verifyProxy, rawSender, pskFile, aPsk, rawSenderPsk };
 
   const loadBefore = loadavg();
   const rounds = [];
@@ -424,7 +595,7 @@ async function main() {
     rounds.push(round);
   }
   const loadAfter = loadavg();
-  const { summary, ratios } = summarize(opts, rounds);
+  const { summary, ratios, targets } = summarize(opts, rounds);
 
   let profile;
   if (opts.cpuProf) {
@@ -436,14 +607,27 @@ async function main() {
   console.log(`\nblob ${mb} MiB, A → B → client on loopback, ${opts.rounds} rounds, medians; load avg ${loadBefore[0].toFixed(2)} → ${loadAfter[0].toFixed(2)} on ${cpus().length} cpus\n`);
   console.log(
     formatTable(
-      ['method', 'MiB/s', 'ms', 'first byte ms', 'CPU s/GiB A', 'CPU s/GiB B', 'CPU s/GiB client', 'failed'],
+      ['method', 'MiB/s', 'ms', 'first byte ms', 'after lookup ms', 'CPU s/GiB A', 'CPU s/GiB B', 'CPU s/GiB client', 'peak RSS MiB A', 'peak RSS MiB B', 'failed'],
       opts.methods.map((m) => {
         const s = summary[m];
-        return [m, s.mibPerSec, s.ms, s.ttfbMs, s.cpuSecPerGiB.a, s.cpuSecPerGiB.middle, s.cpuSecPerGiB.client, s.failed];
+        return [m, s.mibPerSec, s.ms, s.ttfbMs, s.firstByteAfterLookupMs, s.cpuSecPerGiB.a, s.cpuSecPerGiB.middle, s.cpuSecPerGiB.client, s.peakRssMiB.a, s.peakRssMiB.middle, s.failed];
       }),
     ),
   );
   if (summary.p2p) console.log(`\np2p lookup (B's /api/status) median ${summary.p2p.lookupMs} ms`);
+  for (const m of opts.methods.filter((x) => summary[x].threadSecPerGiB)) {
+    const t = summary[m].threadSecPerGiB;
+    console.log(`${m}: CPU s/GiB by thread: A ${JSON.stringify(t.a)}, B ${JSON.stringify(t.middle)}`);
+  }
+  if (Object.keys(targets).length) {
+    console.log('\nissue 14 targets (against libp2p-raw with the same PSK setting, and sha256, of this run):');
+    console.log(
+      formatTable(
+        ['method', 'MiB/s ÷ bare (≥ 0.8)', 'first byte after lookup ms (≤ 100)', 'CPU A ÷ bare sender (≤ 1.5)', 'CPU B ÷ (bare receiver + sha256) (≤ 1.5)'],
+        Object.entries(targets).map(([m, t]) => [m, t.throughputVsBare, t.firstByteAfterLookupMs, t.cpuAVsBareSender, t.cpuBVsBareReceiverPlusSha256]),
+      ),
+    );
+  }
   if (Object.keys(ratios).length) {
     console.log(`throughput ratios (target p2p/${BASELINE} ≥ 0.8):`);
     for (const [k, v] of Object.entries(ratios)) console.log(`  ${k} = ${v}x`);
@@ -469,17 +653,19 @@ async function main() {
       'http-verify': 'client GET from a node server on B that fetches from A /v2 over HTTP, writes+hashes, fdatasyncs, verifies, serves from disk (baseline)',
       'layerd-http': 'client GET from layerd B with A as --upstream (streamed through, last byte held until verified)',
       'http-direct': "client GET from A's /v2 directly",
+      sha256: 'node crypto sha256 of the blob file (page cache, 1 MiB reads), the read + hash loop in a child process',
       'libp2p-raw': `layerd's libp2p stack alone: memory → ${opts.rawStreams} streams on one connection → counted, between two processes`,
     },
     digest,
     push,
     summary,
     ratios,
+    targets,
     rounds,
     profile,
   };
   const file = await writeResults('p2p-transfer', result);
-  console.log(JSON.stringify({ bench: 'p2p-transfer', mb, summary: Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, v.mibPerSec])), ratios, results: file }));
+  console.log(JSON.stringify({ bench: 'p2p-transfer', mb, summary: Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, v.mibPerSec])), ratios, targets, results: file }));
 }
 
 await runBenchmark(main);

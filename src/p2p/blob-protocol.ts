@@ -170,7 +170,7 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   let sent = 0;
   try {
     for await (const chunk of file) {
-      await pace?.take((chunk as Uint8Array).length);
+      if (pace) await pace.take((chunk as Uint8Array).length); // no await (a microtask hop per chunk) when unpaced
       // The chunk goes out now; the next is read only once the muxer has room for it (backpressure),
       // and a peer that leaves it unread for the idle time is reset.
       if (!stream.send(chunk as Uint8Array)) await whenDrained(stream, idleMs);
@@ -214,6 +214,8 @@ export interface PeerBlob {
   length: number;
   /** Exactly `length` bytes, or an error if the peer stops short. */
   body: Readable;
+  /** Bytes of the body the peer has sent so far (a check on the body's own, for other PeerNetworks). */
+  received?: () => number;
 }
 
 export interface FetchOptions {
@@ -245,79 +247,200 @@ export async function fetchFromPeer(
   stream.maxReadBufferLength = READ_BUFFER;
   const abort = () => stream.abort(new Error('aborted'));
   signal?.addEventListener('abort', abort, { once: true });
+  // Listening before the request goes out: no byte of the answer can arrive unheard.
+  const body = new PeerBody(stream, peer.id, range, opts.idleTimeoutMs, () => signal?.removeEventListener('abort', abort));
   const request: Record<string, unknown> = { digest };
   if (range) Object.assign(request, { start: range.start, end: range.end });
-  stream.send(line(request));
-  await stream.close(); // half-close: the request is all we send
-  let stalled = false;
-  const it = withinIdle(stream[Symbol.asyncIterator](), opts.idleTimeoutMs, () => {
-    stalled = true;
-    stream.abort(new Error('peer stalled'));
-  });
-  const stallError = () => new PeerFetchError(peer.id, 'stalled', `sent nothing for ${opts.idleTimeoutMs} ms`);
-  let header: BlobResponseHeader;
-  let rest: Uint8Array;
   try {
-    const first = await readLine(it);
-    // The peer's header is checked before anything in it is believed (see parseBlobResponse).
-    header = parseBlobResponse(first.line, range);
-    rest = first.rest;
+    stream.send(line(request));
+    await stream.close(); // half-close: the request is all we send
   } catch (err) {
-    signal?.removeEventListener('abort', abort);
-    stream.abort(new Error('bad response'));
-    throw stalled ? stallError() : new PeerFetchError(peer.id, 'protocol', `bad response header: ${(err as Error).message}`);
+    body.destroy();
+    throw new PeerFetchError(peer.id, 'unreachable', (err as Error).message);
+  }
+  let header: BlobResponseHeader;
+  try {
+    header = await body.header;
+  } catch (err) {
+    body.destroy();
+    throw err instanceof PeerFetchError ? err : new PeerFetchError(peer.id, 'protocol', `bad response header: ${(err as Error).message}`);
   }
   if (header.status !== 'ok') {
-    signal?.removeEventListener('abort', abort);
-    stream.abort(new Error('done'));
+    body.destroy();
     throw new PeerFetchError(peer.id, header.status, `answered ${header.status}`);
   }
   const { size, start, length } = header as Required<BlobResponseHeader>;
-  const total = length;
-  let got = 0;
-  let finished = false;
-  // Also run when the caller drops the body before reading it (a claim it refused): a generator never
-  // started runs no finally, and the stream would stay open with the peer still sending into it.
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    signal?.removeEventListener('abort', abort);
-    if (got !== total) stream.abort(new Error('incomplete'));
-  };
-  async function* body(): AsyncGenerator<Uint8Array> {
-    try {
-      if (rest.length > total) throw new PeerFetchError(peer.id, 'protocol', `sent more than the ${total} bytes it announced`);
-      if (rest.length > 0) {
-        got += rest.length;
-        yield rest;
-      }
-      while (got < total) {
-        let next: Awaited<ReturnType<typeof it.next>>;
-        try {
-          next = await it.next();
-        } catch (err) {
-          throw stalled ? stallError() : err;
-        }
-        if (next.done) {
-          if (stalled) throw stallError();
-          break;
-        }
-        // A list's buffers one by one: subarray() would copy them into one.
-        for (const bytes of next.value instanceof Uint8Array ? [next.value] : next.value) {
-          // Not one byte past what the header announced reaches the caller (or its disk).
-          if (got + bytes.length > total) throw new PeerFetchError(peer.id, 'protocol', `sent more than the ${total} bytes it announced`);
-          got += bytes.length;
-          yield bytes;
-        }
-      }
-      if (got !== total) throw new PeerFetchError(peer.id, 'truncated', `sent ${got} of ${total} bytes`);
-    } finally {
-      finish();
+  return { size, start, length, body, received: () => body.received };
+}
+
+/** How much of a body is held before the peer is paused (its yamux window then closes). */
+const BODY_BUFFER = 4 * 1024 * 1024;
+
+/**
+ * One blob response, read straight off the stream's message events: the header line first (`header`),
+ * then the body as this Readable, the stream's own buffers pushed as they are (no copy, no async
+ * iterator, no generator, no promise or timer per chunk: each of those cost CPU per byte on a fetching
+ * node). Backpressure is the stream's pause()/resume() (yamux stops granting window). The peer's bytes
+ * are held to the header: not one past the announced length reaches the consumer, and fewer is an error
+ * ("truncated"). Only time spent waiting on the peer counts against `idleMs` (not a paused consumer's).
+ */
+class PeerBody extends Readable {
+  readonly header: Promise<BlobResponseHeader>;
+  private resolveHeader!: (h: BlobResponseHeader) => void;
+  private rejectHeader!: (err: Error) => void;
+  /** The header line's bytes so far; undefined once it is parsed. */
+  private head: Buffer | undefined = Buffer.alloc(0);
+  private total = 0;
+  private got = 0;
+  get received(): number {
+    return this.got;
+  }
+  private ended = false;
+  /** Every announced byte arrived (and no more). */
+  private complete = false;
+  private paused = false;
+  private stalled = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: Stream,
+    private readonly peer: string,
+    private readonly range: ByteRange | undefined,
+    private readonly idleMs: number | undefined,
+    private readonly onDone: () => void,
+  ) {
+    super({ highWaterMark: BODY_BUFFER });
+    this.header = new Promise((resolve, reject) => {
+      this.resolveHeader = resolve;
+      this.rejectHeader = reject;
+    });
+    this.header.catch(() => undefined); // the caller may be between awaits when a bad header arrives
+    // The peer can fail the body before its consumer is attached (a reset while a claim is checked): the
+    // error stays on the stream (`errored`, which pipeline() and async iteration report), not an unhandled
+    // 'error' event that would take the process down.
+    this.on('error', () => undefined);
+    stream.addEventListener('message', this.onMessage);
+    stream.addEventListener('end', this.onEnd);
+    stream.addEventListener('close', this.onClose);
+    if (idleMs) {
+      this.timer = setTimeout(this.onStall, idleMs);
+      this.timer.unref?.();
     }
   }
-  const out = Readable.from(body(), { objectMode: false });
-  out.once('close', finish);
-  return { size, start, length, body: out };
+
+  private readonly onStall = (): void => {
+    this.stalled = true;
+    this.stream.abort(new Error('peer stalled'));
+  };
+
+  private stallError(): PeerFetchError {
+    return new PeerFetchError(this.peer, 'stalled', `sent nothing for ${this.idleMs} ms`);
+  }
+
+  private readonly onMessage = (evt: { data: Uint8Array | Iterable<Uint8Array> }): void => {
+    if (this.ended) return;
+    this.timer?.refresh();
+    const data = evt.data;
+    if (this.head !== undefined) return this.onHeaderBytes(data instanceof Uint8Array ? data : Buffer.concat([...data]));
+    if (data instanceof Uint8Array) this.accept(data);
+    else for (const bytes of data) if (!this.ended) this.accept(bytes);
+  };
+
+  private onHeaderBytes(bytes: Uint8Array): void {
+    const buf = Buffer.concat([this.head!, bytes]);
+    const nl = buf.indexOf(0x0a);
+    if (nl < 0 || nl > MAX_LINE) {
+      if (nl > MAX_LINE || buf.length > MAX_LINE) return this.fail(new FrameError('line too long'));
+      this.head = buf;
+      return;
+    }
+    this.head = undefined;
+    let header: BlobResponseHeader;
+    try {
+      // The peer's header is checked before anything in it is believed (see parseBlobResponse).
+      header = parseBlobResponse(buf.subarray(0, nl).toString('utf8'), this.range);
+    } catch (err) {
+      return this.fail(err as Error);
+    }
+    this.total = header.status === 'ok' ? header.length! : 0;
+    this.resolveHeader(header);
+    if (header.status !== 'ok') return; // the caller drops the stream
+    if (nl + 1 < buf.length) this.accept(buf.subarray(nl + 1));
+    else if (this.total === 0) this.finish();
+  }
+
+  private accept(bytes: Uint8Array): void {
+    // Not one byte past what the header announced reaches the consumer (or its disk).
+    if (this.got + bytes.length > this.total) return this.fail(new PeerFetchError(this.peer, 'protocol', `sent more than the ${this.total} bytes it announced`));
+    this.got += bytes.length;
+    const chunk = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (!this.push(chunk) && !this.paused && this.got < this.total) {
+      this.paused = true;
+      clearTimeout(this.timer); // a consumer that pauses is not a stalled peer
+      if (this.stream.readStatus === 'readable') this.stream.pause();
+    }
+    if (this.got === this.total) this.finish();
+  }
+
+  /** Every announced byte is in: the body ends, whatever the stream does next. */
+  private finish(): void {
+    this.ended = true;
+    this.complete = true;
+    this.detach();
+    this.push(null);
+  }
+
+  override _read(): void {
+    if (!this.paused || this.ended) return;
+    this.paused = false;
+    if (this.stream.readStatus === 'paused') this.stream.resume();
+    this.timer?.refresh();
+  }
+
+  /** The stream's readable side ended cleanly (a reset or abort goes on to 'close' with its error). */
+  private readonly onEnd = (): void => {
+    if (this.ended || this.stream.status === 'reset' || this.stream.status === 'aborted') return;
+    if (this.head !== undefined) return this.fail(this.stalled ? this.stallError() : new FrameError('stream ended before a complete line'));
+    this.fail(this.stalled ? this.stallError() : new PeerFetchError(this.peer, 'truncated', `sent ${this.got} of ${this.total} bytes`));
+  };
+
+  private readonly onClose = (evt: Event & { error?: Error }): void => {
+    if (this.ended) return;
+    if (evt.error || this.stalled) return this.fail(this.stalled ? this.stallError() : evt.error!);
+    // A clean close with bytes still buffered (a paused stream): they are dispatched on resume, then 'end'.
+    if (this.stream.readBufferLength === 0) this.onEnd();
+  };
+
+  private fail(err: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.detach();
+    if (this.head !== undefined) {
+      // No body yet: the caller hears of it as fetchFromPeer's error.
+      this.rejectHeader(err);
+      this.destroy();
+    } else this.destroy(err);
+  }
+
+  private detach(): void {
+    clearTimeout(this.timer);
+    this.stream.removeEventListener('message', this.onMessage as never);
+    this.stream.removeEventListener('end', this.onEnd);
+    this.stream.removeEventListener('close', this.onClose as never);
+    this.onDone();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // Also when the caller drops the body before reading it (a claim it refused, or a header it did
+    // not want): the stream must not stay open with the peer still sending into it.
+    if (!this.ended) {
+      this.ended = true;
+      this.detach();
+      this.rejectHeader(err ?? new Error('dropped'));
+    }
+    if (!this.complete) this.stream.abort(err ?? new Error('incomplete'));
+    callback(err);
+  }
 }
 
 const STATUSES: readonly BlobStatus[] = ['ok', 'not-found', 'busy', 'bad-request', 'error'];
@@ -340,30 +463,6 @@ export function parseBlobResponse(text: string, range: ByteRange | undefined): B
   const wantLength = Math.max(0, wantEnd - wantStart + 1);
   if (start !== wantStart || length !== wantLength || start + length > size) throw new FrameError(`answered bytes ${start}+${length} of ${size}, not the range asked for`);
   return { status, size, start, length };
-}
-
-/**
- * The iterator, with each next() given `idleMs` to settle; past that, `onStall` runs (it aborts the
- * stream, which settles the pending next()) and next() rejects.
- */
-function withinIdle<T>(it: AsyncIterator<T>, idleMs: number | undefined, onStall: () => void): AsyncIterator<T> {
-  if (!idleMs) return it;
-  return {
-    next: async () => {
-      let timer: NodeJS.Timeout | undefined;
-      const stall = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          onStall();
-          reject(new Error('peer stalled'));
-        }, idleMs);
-      });
-      try {
-        return await Promise.race([it.next(), stall]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-  };
 }
 
 function isCount(v: unknown): v is number {

@@ -207,7 +207,7 @@ export class FakePeerNetwork implements PeerNetwork {
       () => finish(toSend.length === length ? 'sent' : 'failed'),
       () => finish('failed'),
     );
-    return { size: info.size, start, length, body };
+    return { size: info.size, start, length, body, received: () => req.sent };
   }
 
   /** Writes the body as the behaviour says. */

@@ -154,6 +154,52 @@ describe('PeerFetcher: ranges', () => {
   });
 });
 
+describe('PeerFetcher: one provider, one stream (issue 14)', () => {
+  it('takes a blob of many ranges from a sole provider in one request for the whole blob, and scores it once', async () => {
+    const content = blobOf(8 * RANGE + 1000);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    const { fetcher, scores } = fetcherOf();
+    const { bytes, dl } = await download(fetcher, digestOf(content));
+    expect(bytes.equals(content)).toBe(true);
+    expect(dl.source).toBe('peer');
+    expect(net.requests.map((r) => [r.peer, r.range, r.outcome])).toEqual([['a', undefined, 'sent']]);
+    expect(scores.recentFailures('a')).toBe(0);
+  });
+
+  it('download() from a start offset asks a sole provider for the rest only, and several for ranges from there', async () => {
+    const content = blobOf(5 * RANGE);
+    const digest = digestOf(content);
+    const start = 2 * RANGE + 123;
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    const { fetcher } = fetcherOf();
+    const one = await fetcher.download(digest, await fetcher.providers(digest), new Set(), content.length, start);
+    expect(one.size).toBe(content.length);
+    expect((await within(readAll(one.stream), GUARD_MS, 'rest')).equals(content.subarray(start))).toBe(true);
+    expect(net.requests.map((r) => r.range)).toEqual([{ start, end: Number.MAX_SAFE_INTEGER }]);
+
+    await net.addPeer('b', [content]);
+    fetcher.forget(digest);
+    net.requests.length = 0;
+    const several = await fetcher.download(digest, await fetcher.providers(digest), new Set(), content.length, start);
+    expect((await within(readAll(several.stream), GUARD_MS, 'rest')).equals(content.subarray(start))).toBe(true);
+    expect(net.requests.map((r) => r.range!.start).sort((x, y) => x - y)).toEqual([start, start + RANGE, start + 2 * RANGE]);
+  });
+
+  it('a sole provider that stops mid-blob fails the download and is scored a failure; the seed completes it', async () => {
+    const content = blobOf(6 * RANGE);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content], { kind: 'truncated', keep: 2 * RANGE });
+    const seed = seedOf(content);
+    const { fetcher, scores } = fetcherOf();
+    const { bytes, dl } = await download(fetcher, digestOf(content), seed.source);
+    expect(bytes.equals(content)).toBe(true);
+    expect(dl.source).toBe('upstream');
+    expect(scores.recentFailures('a')).toBeGreaterThan(0);
+  });
+});
+
 describe('PeerFetcher: giving up', () => {
   // When a range has no provider left the peer download is abandoned for the seed; the ranges already
   // in flight are of no use any more and must not keep streams (and upload slots) busy at the peers.
