@@ -456,14 +456,16 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     const content = blobOf(3 * RANGE + 7);
     const digest = digestOf(content);
     net = new FakePeerNetwork();
-    await net.addPeer('a', [content], (req) => ((req.range?.start ?? 0) >= 2 * RANGE ? 'failing' : 'healthy'));
+    // The sole provider sends the blob in one stream and breaks off after two ranges' worth; asked again
+    // from there, it fails.
+    await net.addPeer('a', [content], (req) => ((req.range?.start ?? 0) === 0 ? { kind: 'truncated', keep: 2 * RANGE } : 'failing'));
     const seed = fakeSeed(content);
     const m = mirrorOf({ seed });
 
     const got = await m.get(digest);
     expect(got.source).toBe('peer');
     expect(got.bytes.equals(content)).toBe(true);
-    // Asked from the byte the peer's ranges reached; this seed answered 200 (whole blob): what the node
+    // Asked from the byte the peer's stream reached; this seed answered 200 (whole blob): what the node
     // had was skipped.
     expect(seed.requests).toEqual([`GET ${REPO}/blobs/${digest} bytes=${2 * RANGE}-`]);
     await expect.poll(() => m.fetched).toEqual([{ digest, size: content.length, source: 'upstream' }]);
