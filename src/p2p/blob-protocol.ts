@@ -322,10 +322,18 @@ class PeerBody extends Readable {
     stream.addEventListener('message', this.onMessage);
     stream.addEventListener('end', this.onEnd);
     stream.addEventListener('close', this.onClose);
-    if (idleMs) {
-      this.timer = setTimeout(this.onStall, idleMs);
-      this.timer.unref?.();
-    }
+    this.armIdleTimer();
+  }
+
+  /**
+   * (Re)starts the wait on the peer. A new timer, not refresh(): a timer cleared while the consumer
+   * paused cannot be refreshed (Node ignores it), and a peer going silent after a pause went unnoticed.
+   */
+  private armIdleTimer(): void {
+    if (!this.idleMs) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.onStall, this.idleMs);
+    this.timer.unref?.();
   }
 
   private readonly onStall = (): void => {
@@ -394,7 +402,7 @@ class PeerBody extends Readable {
     if (!this.paused || this.ended) return;
     this.paused = false;
     if (this.stream.readStatus === 'paused') this.stream.resume();
-    this.timer?.refresh();
+    this.armIdleTimer();
   }
 
   /** The stream's readable side ended cleanly (a reset or abort goes on to 'close' with its error). */

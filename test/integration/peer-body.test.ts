@@ -1,0 +1,69 @@
+// The blob protocol's client side against a real libp2p peer (two nodes in this process, TCP on
+// loopback, noise + yamux as layerd builds them): a peer that stops sending after its reader paused
+// and resumed is still detected as stalled (the idle timer must survive the pause).
+import '../../src/polyfill.js'; // Promise.withResolvers on Node 20, as the cli loads it
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Stream } from '@libp2p/interface';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeDigest } from '../../src/oci/digest.js';
+import { BLOB_PROTOCOL, fetchFromPeer, PeerFetchError } from '../../src/p2p/blob-protocol.js';
+import { loadOrCreateIdentity } from '../../src/p2p/identity.js';
+import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
+import { until } from '../helpers/processes.js';
+
+const MiB = 1024 * 1024;
+const IDLE_MS = 1_500;
+/** Announced; the peer sends only SENT of them, then nothing more (it neither ends nor resets). */
+const SIZE = 16 * MiB;
+const SENT = 8 * MiB;
+
+let dir: string;
+let server: LayerdLibp2p;
+let client: LayerdLibp2p;
+const held: Stream[] = [];
+
+async function node(name: string, listen: string[]): Promise<LayerdLibp2p> {
+  return createP2PNode({ privateKey: await loadOrCreateIdentity(join(dir, `${name}.key`)), listen, announce: [], bootstrap: [], providerTtlMs: 60_000 });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'layerd-peer-body-'));
+  server = await node('server', ['/ip4/127.0.0.1/tcp/0']);
+  client = await node('client', []);
+  await server.handle(BLOB_PROTOCOL, async (stream: Stream) => {
+    held.push(stream);
+    stream.send(new TextEncoder().encode(`${JSON.stringify({ status: 'ok', size: SIZE, start: 0, length: SIZE })}\n`));
+    const piece = Buffer.alloc(MiB, 7);
+    for (let sent = 0; sent < SENT; sent += piece.length) {
+      if (!stream.send(piece)) await stream.onDrain();
+    }
+    // ...and then silence, with the stream left open.
+  });
+});
+
+afterAll(async () => {
+  for (const s of held) s.abort(new Error('test over'));
+  await client?.stop();
+  await server?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('a peer body', () => {
+  it('is given up as stalled when the peer goes silent after its reader paused and resumed', { timeout: 90_000 }, async () => {
+    const addr = server.getMultiaddrs()[0]!.toString();
+    const blob = await fetchFromPeer(client, { id: server.peerId.toString(), addrs: [addr] }, makeDigest('sha256', 'a'.repeat(64)), undefined, undefined, { idleTimeoutMs: IDLE_MS });
+    // Nobody reads yet: the body fills to its buffer and pauses the stream.
+    await until('the body to fill its buffer', () => (blob.body.readableLength >= 4 * MiB ? true : undefined), 30_000);
+    let got = 0;
+    const outcome = await new Promise<Error | undefined>((resolve) => {
+      blob.body.on('data', (c: Buffer) => (got += c.length));
+      blob.body.once('end', () => resolve(undefined));
+      blob.body.once('error', resolve);
+    });
+    expect(got).toBe(SENT);
+    expect(outcome).toBeInstanceOf(PeerFetchError);
+    expect((outcome as PeerFetchError).status).toBe('stalled');
+  });
+});
