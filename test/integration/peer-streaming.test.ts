@@ -230,16 +230,22 @@ describe('streaming from real layerd providers', () => {
     return { a, b, data, digest, path: `/v2/${repo}/blobs/${digest}` };
   }
 
-  it('a throttled provider: the client has bytes while the fetching node\'s download is still running', { timeout: 180_000 }, async () => {
-    // 12 MiB at 2 MB/s: the first 8 MiB range streams on to the client while ~2 s of transfer remain.
-    const { a, b, digest, path } = await providerAndFetcher('stream/slow', ['--max-upload-rate', '2MB/s']);
-    const seedGets = rig.seed.blobGets();
+  /** A GET of `path` from b that has bytes while b's peer download still runs (not held, from a peer). */
+  async function getWhileStreaming(b: Awaited<ReturnType<typeof node>>, path: string, digest: string) {
     const get = watchedGet(b.url, path);
     await until('the client to receive bytes', () => (get.received > 0 || get.finished ? true : undefined), 60_000);
     expect(get.finished, `the GET ended early: ${get.error?.message}`).toBe(false);
     expect(get.headers['x-layerd-source']).toBe('peer');
-    // Not committed on b, and a's upload is still going on.
     expect(await heldDigests(b)).not.toContain(digest);
+    return get;
+  }
+
+  it('a throttled provider: the client has bytes while the fetching node\'s download is still running', { timeout: 180_000 }, async () => {
+    // 12 MiB at 2 MB/s: the first 8 MiB range streams on to the client while ~2 s of transfer remain.
+    const { a, b, digest, path } = await providerAndFetcher('stream/slow', ['--max-upload-rate', '2MB/s']);
+    const seedGets = rig.seed.blobGets();
+    // Not committed on b, and a's upload is still going on.
+    const get = await getWhileStreaming(b, path, digest);
     expect(logged(b, 'blob fetched', digest)).toEqual([]);
     await get.done;
     expect([get.status, get.complete, get.error?.message]).toEqual([200, true, undefined]);
@@ -253,11 +259,7 @@ describe('streaming from real layerd providers', () => {
   it('a provider killed part way: the client\'s one GET completes with the right bytes, the rest coming from the seed with a Range', { timeout: 180_000 }, async () => {
     const { a, b, digest, path } = await providerAndFetcher('stream/killed', ['--max-upload-rate', '2MB/s']);
     const seedGets = rig.seed.blobGets();
-    const get = watchedGet(b.url, path);
-    await until('the client to receive bytes', () => (get.received > 0 || get.finished ? true : undefined), 60_000);
-    expect(get.finished, `the GET ended early: ${get.error?.message}`).toBe(false);
-    expect(get.headers['x-layerd-source']).toBe('peer');
-    expect(await heldDigests(b)).not.toContain(digest);
+    const get = await getWhileStreaming(b, path, digest);
     await a.stop('SIGKILL');
 
     await get.done;
