@@ -70,7 +70,8 @@ async function startNode(name: string, bootstrap?: Node, dataDir?: string, args?
 
 async function fullyConnected(): Promise<void> {
   await Promise.all(
-    nodes.map((n) => until(`${n.name} to see the other ${nodes.length - 1} nodes`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= nodes.length - 1 ? true : undefined), 30_000)),
+    // The mesh forms through DHT walks from node1 alone: on a loaded machine that took over 30 s once.
+    nodes.map((n) => until(`${n.name} to see the other ${nodes.length - 1} nodes`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= nodes.length - 1 ? true : undefined), 90_000)),
   );
 }
 
@@ -131,7 +132,7 @@ beforeAll(async () => {
   const rest = await Promise.all([2, 3, 4, 5, 6].map((i) => startNode(`node${i}`, first)));
   nodes = [first, ...rest];
   await fullyConnected();
-}, 120_000);
+}, 180_000);
 
 // A node that exits without a test stopping it has crashed: fail the test that was running, with why.
 afterEach(() => {
