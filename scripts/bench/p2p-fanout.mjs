@@ -84,6 +84,7 @@ async function relayPhase(dir, seed, digest, opts) {
     args: ['--upstream', `${host}=${seed.url}`, '--default-registry', host, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'],
     nodeArgs: opts.layerdNodeArgs,
     bin: opts.layerdBin,
+    env: opts.layerdEnv,
     onLine: (l) => {
       if (process.env.BENCH_RELAY_LOG) appendFileSync(`${process.env.BENCH_RELAY_LOG}-${relayRuns}.log`, `${l}\n`);
       if (/: Scavenge|Minor Mark/.test(l)) gcs.scavenge++;
@@ -178,7 +179,7 @@ function readOptions() {
       // Only the relay phase (for iterating on a relaying node's memory).
       'relay-only': { type: 'boolean', default: false },
       // With --relay-only: other builds and/or node flags to run the relay phase with, interleaved with this
-      // one in the same run, e.g. --relay-variant 'bin=.out/base-dist/cli.js' --relay-variant 'args=--initial-heap-size=32'.
+      // one in the same run, e.g. --relay-variant 'bin=../main/dist/cli.js' --relay-variant 'args=--initial-heap-size=32;env=MALLOC_ARENA_MAX=2'.
       'relay-variant': { type: 'string', multiple: true, default: [] },
       'relay-rounds': { type: 'string', default: env.BENCH_RELAY_ROUNDS ?? '1' },
     },
@@ -196,7 +197,8 @@ function readOptions() {
     relayVariants: values['relay-variant'].map((v) => {
       const o = Object.fromEntries(v.split(';').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
       const bin = o.bin ? resolve(o.bin) : undefined;
-      return { name: v, layerdBin: bin, layerdNodeArgs: o.args !== undefined ? o.args.split(/\s+/).filter(Boolean) : bin ? shippedNodeFlags(bin) : undefined };
+      const env = o.env ? Object.fromEntries(o.env.split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : undefined;
+      return { name: v, layerdBin: bin, env, layerdNodeArgs: o.args !== undefined ? o.args.split(/\s+/).filter(Boolean) : bin ? shippedNodeFlags(bin) : undefined };
     }),
   };
   if (!(opts.blobBytes > 0) || !(opts.nodes >= 2) || !(opts.staggerMs >= 0) || !(opts.relayFollowers >= 0)) throw new Error(`bad options: ${JSON.stringify(values)}`);
@@ -255,7 +257,7 @@ async function main() {
     const rows = [];
     for (let round = 1; round <= opts.relayRounds; round++) {
       for (const v of variants) {
-        const o = { ...opts, layerdBin: v.layerdBin ?? opts.layerdBin, layerdNodeArgs: v.layerdNodeArgs ?? opts.layerdNodeArgs };
+        const o = { ...opts, layerdBin: v.layerdBin ?? opts.layerdBin, layerdNodeArgs: v.layerdNodeArgs ?? opts.layerdNodeArgs, layerdEnv: v.env };
         const load = loadavg()[0];
         const relay = await relayPhase(dir, seed, digest, o);
         const row = { variant: v.name, round, bin: o.layerdBin, nodeFlags: o.layerdNodeArgs, load, relay: { ...relay, pass: relay.peakRssMiB <= RSS_TARGET_MIB } };
