@@ -40,6 +40,7 @@ import {
   log,
   makeTempDir,
   mibPerSec,
+  procCpuSeconds,
   procStatusKiB,
   pushBlobFile,
   repoRoot,
@@ -54,6 +55,7 @@ import {
 import { createRandomBlob, getJson, pollUntil, timedGet } from './p2p-lib.mjs';
 import { shippedNodeFlags } from '../cluster/netns-cluster-lib.mjs';
 import { get } from 'node:http';
+import { appendFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 /** Peak and current RSS of a process, MiB. */
@@ -75,12 +77,21 @@ async function relayPhase(dir, seed, digest, opts) {
     import('@libp2p/crypto/keys'),
   ]);
   const host = `127.0.0.1:${seed.port}`;
+  // With --trace-gc among the node flags, R's collections are counted from its output.
+  const gcs = { scavenge: 0, markCompact: 0 };
   const relay = await startLayerd(dir, {
-    name: 'relay',
+    name: `relay-${++relayRuns}`,
     args: ['--upstream', `${host}=${seed.url}`, '--default-registry', host, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'],
     nodeArgs: opts.layerdNodeArgs,
     bin: opts.layerdBin,
+    env: opts.layerdEnv,
+    onLine: (l) => {
+      if (process.env.BENCH_RELAY_LOG) appendFileSync(`${process.env.BENCH_RELAY_LOG}-${relayRuns}.log`, `${l}\n`);
+      if (/: Scavenge|Minor Mark/.test(l)) gcs.scavenge++;
+      else if (/: Mark-Compact/.test(l)) gcs.markCompact++;
+    },
   });
+  const cpuBefore = procCpuSeconds(relay.pid);
   const status = await getJson(`${relay.url}/api/status`);
   const target = { id: status.peerId, addrs: status.multiaddrs };
   const peers = await Promise.all(Array.from({ length: opts.relayFollowers }, async () => createP2PNode({ privateKey: await generateKeyPair('Ed25519'), listen: [], announce: [], bootstrap: [], providerTtlMs: 3_600_000 })));
@@ -126,6 +137,7 @@ async function relayPhase(dir, seed, digest, opts) {
     clearInterval(sampler);
     const relayStatus = await getJson(`${relay.url}/api/status`);
     const rss = rssOf(relay.pid);
+    const cpuSeconds = procCpuSeconds(relay.pid) - cpuBefore;
     for (const f of followed) if (f.bytes !== opts.blobBytes) throw new Error(`follower ${f.follower}: ${f.bytes} bytes, want ${opts.blobBytes}`);
     if (got.bytes !== opts.blobBytes) throw new Error(`relay's client: ${got.bytes} bytes`);
     return {
@@ -136,6 +148,9 @@ async function relayPhase(dir, seed, digest, opts) {
       uploadedToPeersMiB: round1(relayStatus.stats.uploadedToPeers / MiB),
       relayedTo: relayStatus.peers.filter((x) => x.uploaded > 0).length,
       ...rss,
+      // R's CPU (all threads) per GiB it fetched: it also wrote the GiB, served its client and 4 followers.
+      cpuSecondsPerGiB: round2(cpuSeconds / (opts.blobBytes / (1024 * MiB))),
+      gcs: opts.layerdNodeArgs.includes('--trace-gc') ? gcs : undefined,
       atPeak: peakSample,
     };
   } finally {
@@ -144,6 +159,7 @@ async function relayPhase(dir, seed, digest, opts) {
   }
 }
 
+let relayRuns = 0;
 const REPO = 'bench/fanout';
 const TARGET = 1.1;
 /** Peak RSS of a node relaying the layer to its followers (issue 14). */
@@ -162,6 +178,10 @@ function readOptions() {
       'relay-followers': { type: 'string', default: env.BENCH_RELAY_FOLLOWERS ?? '4' },
       // Only the relay phase (for iterating on a relaying node's memory).
       'relay-only': { type: 'boolean', default: false },
+      // With --relay-only: other builds and/or node flags to run the relay phase with, interleaved with this
+      // one in the same run, e.g. --relay-variant 'bin=../main/dist/cli.js' --relay-variant 'args=--initial-heap-size=32;env=MALLOC_ARENA_MAX=2'.
+      'relay-variant': { type: 'string', multiple: true, default: [] },
+      'relay-rounds': { type: 'string', default: env.BENCH_RELAY_ROUNDS ?? '1' },
     },
   });
   const opts = {
@@ -173,6 +193,13 @@ function readOptions() {
     layerdNodeArgs: values['layerd-node-args'] === undefined ? shippedNodeFlags(resolve(values['layerd-bin'])) : values['layerd-node-args'].split(/\s+/).filter(Boolean),
     relayFollowers: Number(values['relay-followers']),
     relayOnly: values['relay-only'],
+    relayRounds: Number(values['relay-rounds']),
+    relayVariants: values['relay-variant'].map((v) => {
+      const o = Object.fromEntries(v.split(';').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      const bin = o.bin ? resolve(o.bin) : undefined;
+      const env = o.env ? Object.fromEntries(o.env.split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) : undefined;
+      return { name: v, layerdBin: bin, env, layerdNodeArgs: o.args !== undefined ? o.args.split(/\s+/).filter(Boolean) : bin ? shippedNodeFlags(bin) : undefined };
+    }),
   };
   if (!(opts.blobBytes > 0) || !(opts.nodes >= 2) || !(opts.staggerMs >= 0) || !(opts.relayFollowers >= 0)) throw new Error(`bad options: ${JSON.stringify(values)}`);
   return opts;
@@ -226,8 +253,26 @@ async function main() {
   const push = await pushBlobFile(seed, REPO, blobPath, opts.blobBytes, digest);
   log(`pushed the layer to the seed in ${(push.ms / 1000).toFixed(1)} s`);
   if (opts.relayOnly) {
-    const relay = await relayPhase(dir, seed, digest, opts);
-    console.log(JSON.stringify({ bench: 'p2p-fanout', mb: opts.blobBytes / MiB, nodeFlags: opts.layerdNodeArgs, load: loadavg()[0], relay: { ...relay, pass: relay.peakRssMiB <= RSS_TARGET_MIB } }));
+    const variants = [{ name: 'this', layerdBin: opts.layerdBin, layerdNodeArgs: opts.layerdNodeArgs }, ...opts.relayVariants];
+    const rows = [];
+    for (let round = 1; round <= opts.relayRounds; round++) {
+      for (const v of variants) {
+        const o = { ...opts, layerdBin: v.layerdBin ?? opts.layerdBin, layerdNodeArgs: v.layerdNodeArgs ?? opts.layerdNodeArgs, layerdEnv: v.env };
+        const load = loadavg()[0];
+        const relay = await relayPhase(dir, seed, digest, o);
+        const row = { variant: v.name, round, bin: o.layerdBin, nodeFlags: o.layerdNodeArgs, load, relay: { ...relay, pass: relay.peakRssMiB <= RSS_TARGET_MIB } };
+        rows.push(row);
+        console.log(JSON.stringify({ bench: 'p2p-fanout', mb: opts.blobBytes / MiB, ...row }));
+      }
+    }
+    console.log(
+      '\n' +
+        formatTable(
+          ['variant', 'round', 'load', 'peak RSS MiB', 'CPU s/GiB', 'client s', 'followers done s', 'GCs (scavenge/mark-compact)', 'at peak: heap used / external MiB'],
+          rows.map((r) => [r.variant, r.round, round2(r.load), r.relay.peakRssMiB, r.relay.cpuSecondsPerGiB, round1(r.relay.clientMs / 1000), Math.max(...r.relay.followed.map((f) => f.doneAtMs / 1000)).toFixed(1), r.relay.gcs ? `${r.relay.gcs.scavenge}/${r.relay.gcs.markCompact}` : '-', `${r.relay.atPeak.heapUsedMiB} / ${r.relay.atPeak.externalMiB}`]),
+        ),
+    );
+    await writeResults('p2p-fanout-relay', { bench: 'p2p-fanout', when: new Date().toISOString(), machine: { node: process.version, cpus: cpus().length }, options: opts, rows });
     return;
   }
   const nodes = await startNodes(dir, seed, opts);

@@ -171,9 +171,9 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   try {
     for await (const chunk of file) {
       if (pace) await pace.take((chunk as Uint8Array).length); // no await (a microtask hop per chunk) when unpaced
-      // The chunk goes out now; the next is read only once the muxer has room for it (backpressure),
-      // and a peer that leaves it unread for the idle time is reset.
-      if (!stream.send(chunk as Uint8Array)) await whenDrained(stream, idleMs);
+      // The chunk goes out now; the next is read only once this one has left the stream's write queue
+      // (backpressure), and a peer that leaves it unread for the idle time is reset.
+      if (!stream.send(chunk as Uint8Array) || stream.writeBufferLength > 0) await whenSent(stream, idleMs);
       sent += (chunk as Uint8Array).length;
     }
     const closing = idleTimer(idleMs, 'close');
@@ -189,12 +189,43 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   opts.onServed?.(peer, request.digest, sent);
 }
 
-async function whenDrained(stream: Stream, idleMs: number): Promise<void> {
-  const drained = idleTimer(idleMs, 'send');
+/**
+ * Resolves once everything handed to stream.send() has left the stream's write queue (to the muxer and noise,
+ * which encrypt it into buffers of their own). Not stream.onDrain(): in @libp2p/utils 7 its promise is never
+ * renewed once resolved, so after a stream's first drain it resolved at once and a fast reader piled the whole
+ * file into the queue (a node relaying 1 GiB to 4 slower followers held 560 MiB of 1 MiB chunks there, and a
+ * peak RSS of 0.35-1.2 GiB). The queue empties chunk by chunk as the peer grants window; its last send
+ * dispatches 'idle'.
+ */
+async function whenSent(stream: Stream, idleMs: number): Promise<void> {
+  if (stream.writeBufferLength === 0 && stream.writeStatus === 'writable') {
+    // Only the muxer (the connection) is full: our bytes are past the stream. The next chunk may queue behind
+    // them; it is the one waited for.
+    return;
+  }
+  const timer = idleTimer(idleMs, 'send');
   try {
-    await stream.onDrain({ signal: drained.signal });
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        stream.removeEventListener('idle', onIdle);
+        stream.removeEventListener('close', onClose);
+        timer.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onIdle = () => {
+        if (stream.writeBufferLength === 0) done();
+      };
+      const onClose = (evt: Event & { error?: Error }) => done(evt.error ?? new Error('stream closed while sending'));
+      const onAbort = () => done(timer.signal!.reason as Error);
+      stream.addEventListener('idle', onIdle);
+      stream.addEventListener('close', onClose as never);
+      timer.signal?.addEventListener('abort', onAbort, { once: true });
+      if (stream.status !== 'open') done(new Error(`stream ${stream.status} while sending`));
+      else if (stream.writeBufferLength === 0) done();
+    });
   } finally {
-    drained.clear();
+    timer.clear();
   }
 }
 
