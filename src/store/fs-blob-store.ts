@@ -101,11 +101,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async createWriter(opts: { expectedSize?: number } = {}): Promise<BlobWriter> {
-    if (opts.expectedSize !== undefined) {
-      const fs = await statfs(this.root);
-      const free = fs.bavail * fs.bsize;
-      if (free < opts.expectedSize) throw new InsufficientStorageError(opts.expectedSize, free);
-    }
+    if (opts.expectedSize !== undefined) await this.checkRoom(opts.expectedSize);
     const id = randomUUID();
     const dir = join(this.uploadsDir, id);
     await mkdir(dir, { recursive: true });
@@ -114,6 +110,12 @@ export class FsBlobStore implements BlobStore {
     const writer = new FsBlobWriter(this, id, dir, 0, true);
     this.writers.set(id, writer);
     return writer;
+  }
+
+  async checkRoom(bytes: number): Promise<void> {
+    const fs = await statfs(this.root);
+    const free = fs.bavail * fs.bsize;
+    if (free < bytes) throw new InsufficientStorageError(bytes, free);
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {
