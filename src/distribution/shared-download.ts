@@ -21,7 +21,7 @@ import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../store/blob-store.js';
-import { DigestMismatchError, isNoSpace } from '../store/errors.js';
+import { DigestMismatchError, InsufficientStorageError, isNoSpace } from '../store/errors.js';
 import { isPumpable, type Pumpable } from '../store/file-range-stream.js';
 import { pumpInto } from '../store/serve-buffers.js';
 import type { Source } from './answers.js';
@@ -86,7 +86,7 @@ export class SharedDownload {
    * A writer made while a source opened, before anything said the size (see attempt()); unused until a
    * source answers, and kept for the next source when one has nothing to offer.
    */
-  private spare: Promise<BlobWriter> | undefined;
+  private spare: { writer: Promise<BlobWriter>; free: Promise<number> } | undefined;
   /** The sources whose bytes are in the writer: all are told if the blob does not verify. */
   private readonly wrote = new Set<DownloadSource>();
   private waiters: Array<() => void> = [];
@@ -176,7 +176,7 @@ export class SharedDownload {
     const spare = cut ? undefined : this.spare;
     if (spare) {
       this.spare = undefined;
-      await spare.then((w) => w.abort()).catch(() => undefined);
+      await spare.writer.then((w) => w.abort()).catch(() => undefined);
     }
     const writer = this.writer;
     if (!writer) return;
@@ -201,10 +201,12 @@ export class SharedDownload {
     // The upload area (a directory, a file: several threadpool round trips) is made while the source
     // opens, not after its answer: by then a peer's first window of bytes is arriving, and on a busy host
     // the main thread spent tens of ms taking it in before the writer was there to land it (issue 14: the
-    // client's first byte). Its room is checked once the size is known, as createWriter would have.
-    if (!this.writer && !this.spare && this.store.checkRoom) {
-      this.spare = this.store.createWriter();
-      this.spare.catch(() => undefined);
+    // client's first byte). The free space is asked at the same time, and held against the size once
+    // it is known, as createWriter would have.
+    if (!this.writer && !this.spare && this.store.freeBytes) {
+      this.spare = { writer: this.store.createWriter(), free: this.store.freeBytes() };
+      this.spare.writer.catch(() => undefined);
+      this.spare.free.catch(() => undefined);
     }
     const body = await source.open(from);
     if (!body) return undefined;
@@ -228,13 +230,18 @@ export class SharedDownload {
         const spare = this.spare;
         this.spare = undefined;
         if (spare) {
-          const writer = await spare;
+          const writer = await spare.writer;
           // Checked before the writer is this download's: followers are answered once it is.
           if (this.size !== undefined) {
-            await this.store.checkRoom!(this.size).catch(async (err: unknown) => {
-              await writer.abort().catch(() => undefined);
-              throw err;
-            });
+            const size = this.size;
+            await spare.free
+              .then((free) => {
+                if (free < size) throw new InsufficientStorageError(size, free);
+              })
+              .catch(async (err: unknown) => {
+                await writer.abort().catch(() => undefined);
+                throw err;
+              });
           }
           this.writer = writer;
         } else this.writer = await this.store.createWriter({ expectedSize: this.size });

@@ -81,10 +81,10 @@ export interface BlobStore {
    */
   createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter>;
   /**
-   * The check createWriter makes of `expectedSize` on its own (InsufficientStorageError), for a writer
-   * made before its size is known (optional: a store without it never runs out of room).
+   * The free bytes createWriter checks `expectedSize` against, for a writer made before its size is known
+   * (optional: a store without it never runs out of room).
    */
-  checkRoom?(bytes: number): Promise<void>;
+  freeBytes?(): Promise<number>;
   /** Reopens a writer by id (after a restart too); undefined if there is none. */
   resumeWriter(id: string): Promise<BlobWriter | undefined>;
   /** Removes a blob; false if it was not there. */
@@ -131,8 +131,8 @@ export class ForwardingBlobStore implements BlobStore {
     return this.wrapWriter(await this.inner.createWriter(opts));
   }
 
-  async checkRoom(bytes: number): Promise<void> {
-    await this.inner.checkRoom?.(bytes);
+  async freeBytes(): Promise<number> {
+    return this.inner.freeBytes ? this.inner.freeBytes() : Infinity;
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {

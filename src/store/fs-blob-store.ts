@@ -101,7 +101,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async createWriter(opts: { expectedSize?: number } = {}): Promise<BlobWriter> {
-    if (opts.expectedSize !== undefined) await this.checkRoom(opts.expectedSize);
+    if (opts.expectedSize !== undefined) {
+      const free = await this.freeBytes();
+      if (free < opts.expectedSize) throw new InsufficientStorageError(opts.expectedSize, free);
+    }
     const id = randomUUID();
     const dir = join(this.uploadsDir, id);
     await mkdir(dir, { recursive: true });
@@ -112,10 +115,9 @@ export class FsBlobStore implements BlobStore {
     return writer;
   }
 
-  async checkRoom(bytes: number): Promise<void> {
+  async freeBytes(): Promise<number> {
     const fs = await statfs(this.root);
-    const free = fs.bavail * fs.bsize;
-    if (free < bytes) throw new InsufficientStorageError(bytes, free);
+    return fs.bavail * fs.bsize;
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {
