@@ -21,7 +21,7 @@ import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../store/blob-store.js';
-import { DigestMismatchError, isNoSpace } from '../store/errors.js';
+import { DigestMismatchError, InsufficientStorageError, isNoSpace } from '../store/errors.js';
 import { isPumpable, type Pumpable } from '../store/file-range-stream.js';
 import { pumpInto } from '../store/serve-buffers.js';
 import type { Source } from './answers.js';
@@ -82,6 +82,11 @@ export class SharedDownload {
   private state: DownloadState = 'opening';
   private error: Error | undefined;
   private writer: BlobWriter | undefined;
+  /**
+   * A writer made while a source opened, before anything said the size (see attempt()); unused until a
+   * source answers, and kept for the next source when one has nothing to offer.
+   */
+  private spare: { writer: Promise<BlobWriter>; free: Promise<number> } | undefined;
   /** The sources whose bytes are in the writer: all are told if the blob does not verify. */
   private readonly wrote = new Set<DownloadSource>();
   private waiters: Array<() => void> = [];
@@ -167,6 +172,12 @@ export class SharedDownload {
    * dropped bytes are cut (otherwise it is ending, and fail() tells them why).
    */
   private async drop(why: Error, cut = true): Promise<void> {
+    // An unused spare goes with the download (a start-over keeps it for the next source).
+    const spare = cut ? undefined : this.spare;
+    if (spare) {
+      this.spare = undefined;
+      await spare.writer.then((w) => w.abort()).catch(() => undefined);
+    }
     const writer = this.writer;
     if (!writer) return;
     this.writer = undefined; // no follower opens or reads it from here on
@@ -187,6 +198,16 @@ export class SharedDownload {
     this.state = 'opening';
     this.notify();
     const from = this.written;
+    // The upload area (a directory, a file: several threadpool round trips) is made while the source
+    // opens, not after its answer: by then a peer's first window of bytes is arriving, and on a busy host
+    // the main thread spent tens of ms taking it in before the writer was there to land it (issue 14: the
+    // client's first byte). The free space is asked at the same time, and held against the size once
+    // it is known, as createWriter would have.
+    if (!this.writer && !this.spare && this.store.freeBytes) {
+      this.spare = { writer: this.store.createWriter(), free: this.store.freeBytes() };
+      this.spare.writer.catch(() => undefined);
+      this.spare.free.catch(() => undefined);
+    }
     const body = await source.open(from);
     if (!body) return undefined;
     const start = body.start ?? 0;
@@ -206,7 +227,24 @@ export class SharedDownload {
     this.size ??= body.size;
     if (!this.writer) {
       try {
-        this.writer = await this.store.createWriter({ expectedSize: this.size });
+        const spare = this.spare;
+        this.spare = undefined;
+        if (spare) {
+          const writer = await spare.writer;
+          // Checked before the writer is this download's: followers are answered once it is.
+          if (this.size !== undefined) {
+            const size = this.size;
+            await spare.free
+              .then((free) => {
+                if (free < size) throw new InsufficientStorageError(size, free);
+              })
+              .catch(async (err: unknown) => {
+                await writer.abort().catch(() => undefined);
+                throw err;
+              });
+          }
+          this.writer = writer;
+        } else this.writer = await this.store.createWriter({ expectedSize: this.size });
       } catch (err) {
         body.stream.destroy();
         this.size = undefined;
@@ -407,20 +445,24 @@ export class SharedDownload {
       // answer, its range's last for a Range answer (a range ending early must not complete either), and,
       // while the size is unknown, the last byte written (it may be the blob's last). See the module comment.
       const upto = checked || c.unverified ? Math.min(c.end, this.written - 1) : Math.min(c.end - 1, size === undefined ? this.written - 2 : this.written - 1);
-      if (readable && upto >= c.pos) {
-        if (!c.reader) {
-          try {
-            [c.reader, c.release] = await this.sharedReader();
-          } catch (err) {
-            // The commit moved the bytes under their digest while this follower was opening them (the
-            // bytes verified, so followers were let in before the rename): read them there instead.
-            if (!this.verified && this.state !== 'committed') throw err;
-            await this.done.catch(() => undefined);
-            continue;
-          }
+      // The reader opens as soon as there is a file, not once its first bytes land: the open (a threadpool
+      // round trip, tens of ms on a busy host, where the first bytes' own write is one more) then overlaps
+      // the first write instead of following it, and the client's first byte comes that much sooner.
+      if (readable && !c.reader) {
+        const writer = this.writer;
+        const attempt = this.attempts;
+        try {
+          [c.reader, c.release] = await this.sharedReader();
+        } catch (err) {
+          // The commit moved the bytes under their digest while this follower was opening them (the
+          // bytes verified, so followers were let in before the rename): read them there instead.
+          if (this.verified || this.state === 'committed') await this.done.catch(() => undefined);
+          // The attempt's bytes were dropped meanwhile (a start-over): what comes next decides.
+          else if (this.writer === writer && this.attempts === attempt) throw err;
         }
-        return upto - c.pos + 1;
+        continue; // anything may have changed while the reader opened
       }
+      if (readable && upto >= c.pos) return upto - c.pos + 1;
       await this.changed();
     }
   }

@@ -80,6 +80,11 @@ export interface BlobStore {
    * cannot fit fails before a client is sent any header (InsufficientStorageError), not halfway.
    */
   createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter>;
+  /**
+   * The free bytes createWriter checks `expectedSize` against, for a writer made before its size is known
+   * (optional: a store without it never runs out of room).
+   */
+  freeBytes?(): Promise<number>;
   /** Reopens a writer by id (after a restart too); undefined if there is none. */
   resumeWriter(id: string): Promise<BlobWriter | undefined>;
   /** Removes a blob; false if it was not there. */
@@ -124,6 +129,10 @@ export class ForwardingBlobStore implements BlobStore {
 
   async createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter> {
     return this.wrapWriter(await this.inner.createWriter(opts));
+  }
+
+  async freeBytes(): Promise<number> {
+    return this.inner.freeBytes ? this.inner.freeBytes() : Infinity;
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {

@@ -102,8 +102,7 @@ export class FsBlobStore implements BlobStore {
 
   async createWriter(opts: { expectedSize?: number } = {}): Promise<BlobWriter> {
     if (opts.expectedSize !== undefined) {
-      const fs = await statfs(this.root);
-      const free = fs.bavail * fs.bsize;
+      const free = await this.freeBytes();
       if (free < opts.expectedSize) throw new InsufficientStorageError(opts.expectedSize, free);
     }
     const id = randomUUID();
@@ -114,6 +113,11 @@ export class FsBlobStore implements BlobStore {
     const writer = new FsBlobWriter(this, id, dir, 0, true);
     this.writers.set(id, writer);
     return writer;
+  }
+
+  async freeBytes(): Promise<number> {
+    const fs = await statfs(this.root);
+    return fs.bavail * fs.bsize;
   }
 
   async resumeWriter(id: string): Promise<BlobWriter | undefined> {
