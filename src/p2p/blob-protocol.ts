@@ -13,7 +13,7 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
-import { encodeLine as line, FrameError, parseJsonObject, readLine } from './json-lines.js';
+import { encodeLine as line, FrameError, parseJsonObject, readLine, splitLine } from './json-lines.js';
 import type { UploadThrottle } from './upload-throttle.js';
 
 export const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
@@ -387,24 +387,25 @@ class PeerBody extends Readable {
 
   private onHeaderBytes(bytes: Uint8Array): void {
     const buf = Buffer.concat([this.head!, bytes]);
-    const nl = buf.indexOf(0x0a);
-    if (nl < 0 || nl > MAX_LINE) {
-      if (nl > MAX_LINE || buf.length > MAX_LINE) return this.fail(new FrameError('line too long'));
-      this.head = buf;
-      return;
-    }
-    this.head = undefined;
     let header: BlobResponseHeader;
+    let rest: Buffer;
     try {
+      const split = splitLine(buf, MAX_LINE);
+      if (!split) {
+        this.head = buf;
+        return;
+      }
+      this.head = undefined;
+      rest = split.rest;
       // The peer's header is checked before anything in it is believed (see parseBlobResponse).
-      header = parseBlobResponse(buf.subarray(0, nl).toString('utf8'), this.range);
+      header = parseBlobResponse(split.line, this.range);
     } catch (err) {
       return this.fail(err as Error);
     }
     this.total = header.status === 'ok' ? header.length! : 0;
     this.resolveHeader(header);
     if (header.status !== 'ok') return; // the caller drops the stream
-    if (nl + 1 < buf.length) this.accept(buf.subarray(nl + 1));
+    if (rest.length > 0) this.accept(rest);
     else if (this.total === 0) this.finish();
   }
 

@@ -26,13 +26,20 @@ export async function readLine(
     const next = await source.next();
     if (next.done) throw new FrameError('stream ended before a complete line');
     buf = Buffer.concat([buf, chunkBytes(next.value)]);
-    const nl = buf.indexOf(0x0a);
-    if (nl >= 0) {
-      if (nl > maxLine) throw new FrameError('line too long');
-      return { line: buf.subarray(0, nl).toString('utf8'), rest: buf.subarray(nl + 1) };
-    }
-    if (buf.length > maxLine) throw new FrameError('line too long');
+    const split = splitLine(buf, maxLine);
+    if (split) return split;
   }
+}
+
+/**
+ * The first line of the bytes a peer sent so far, with what followed it; undefined while no newline has
+ * come. FrameError once the line is longer than `maxLine` (by its newline, or by the bytes held).
+ */
+export function splitLine(buf: Buffer, maxLine = MAX_LINE): { line: string; rest: Buffer } | undefined {
+  const nl = buf.indexOf(0x0a);
+  if (nl > maxLine || (nl < 0 && buf.length > maxLine)) throw new FrameError('line too long');
+  if (nl < 0) return undefined;
+  return { line: buf.subarray(0, nl).toString('utf8'), rest: buf.subarray(nl + 1) };
 }
 
 /** One line's JSON value; FrameError when it is not JSON. */
