@@ -395,13 +395,14 @@ class PeerBody extends Readable {
         this.head = buf;
         return;
       }
-      this.head = undefined;
       rest = split.rest;
       // The peer's header is checked before anything in it is believed (see parseBlobResponse).
       header = parseBlobResponse(split.line, this.range);
     } catch (err) {
+      // Still no header (`head` kept): fail() rejects the header, which fetchFromPeer waits on.
       return this.fail(err as Error);
     }
+    this.head = undefined;
     this.total = header.status === 'ok' ? header.length! : 0;
     this.resolveHeader(header);
     if (header.status !== 'ok') return; // the caller drops the stream

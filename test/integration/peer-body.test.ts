@@ -9,6 +9,7 @@ import type { Stream } from '@libp2p/interface';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDigest } from '../../src/oci/digest.js';
 import { BLOB_PROTOCOL, fetchFromPeer, PeerFetchError } from '../../src/p2p/blob-protocol.js';
+import { readLine } from '../../src/p2p/json-lines.js';
 import { loadOrCreateIdentity } from '../../src/p2p/identity.js';
 import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
 import { until } from '../helpers/processes.js';
@@ -18,6 +19,8 @@ const IDLE_MS = 1_500;
 /** Announced; the peer sends only SENT of them, then nothing more (it neither ends nor resets). */
 const SIZE = 16 * MiB;
 const SENT = 8 * MiB;
+/** Asked for this digest, the peer answers with a header that does not fit the request. */
+const BAD_HEADER = makeDigest('sha256', 'b'.repeat(64));
 
 let dir: string;
 let server: LayerdLibp2p;
@@ -34,6 +37,12 @@ beforeAll(async () => {
   client = await node('client', []);
   await server.handle(BLOB_PROTOCOL, async (stream: Stream) => {
     held.push(stream);
+    const { line } = await readLine(stream[Symbol.asyncIterator]());
+    if ((JSON.parse(line) as { digest: string }).digest === BAD_HEADER) {
+      // "ok", but for bytes 5.. when the whole blob was asked for: a header the fetcher must refuse.
+      stream.send(new TextEncoder().encode(`${JSON.stringify({ status: 'ok', size: 10, start: 5, length: 5 })}\n`));
+      return;
+    }
     stream.send(new TextEncoder().encode(`${JSON.stringify({ status: 'ok', size: SIZE, start: 0, length: SIZE })}\n`));
     const piece = Buffer.alloc(MiB, 7);
     for (let sent = 0; sent < SENT; sent += piece.length) {
@@ -65,5 +74,15 @@ describe('a peer body', () => {
     expect(got).toBe(SENT);
     expect(outcome).toBeInstanceOf(PeerFetchError);
     expect((outcome as PeerFetchError).status).toBe('stalled');
+  });
+
+  it('refuses a header that does not fit the request: fetchFromPeer fails as a protocol error', { timeout: 30_000 }, async () => {
+    const addr = server.getMultiaddrs()[0]!.toString();
+    const outcome = await fetchFromPeer(client, { id: server.peerId.toString(), addrs: [addr] }, BAD_HEADER, undefined, undefined, { idleTimeoutMs: 10_000 }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(outcome).toBeInstanceOf(PeerFetchError);
+    expect((outcome as PeerFetchError).status).toBe('protocol');
   });
 });
