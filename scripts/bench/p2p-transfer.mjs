@@ -565,11 +565,12 @@ async function runMethod(method, ctx) {
       // Peer bytes stream through: the client's last (verified) byte can come a moment before the commit
       // is counted, so the count is waited for (untimed).
       let after = (await getJson(`${b.url}/api/status`)).stats;
-      for (let i = 0; i < 100 && after.fetches.peer.count !== 1; i++) {
+      const fetched = () => after.fetches.peer.count - before.fetches.peer.count;
+      for (let i = 0; i < 100 && fetched() !== 1; i++) {
         await new Promise((r) => setTimeout(r, 50));
         after = (await getJson(`${b.url}/api/status`)).stats;
       }
-      if (r.source !== 'peer' || after.fetches.peer.count !== 1) throw new Error(`p2p: X-Layerd-Source ${r.source}, peer fetches ${after.fetches.peer.count}`);
+      if (r.source !== 'peer' || fetched() !== 1) throw new Error(`p2p: X-Layerd-Source ${r.source}, peer fetches ${fetched()}`);
       if (exp.settings && !b.output().includes('peer-fetcher-overrides:')) throw new Error('p2p: the PeerFetcher overrides were not applied');
       r.lookupMs = after.lookups.totalMs - before.lookups.totalMs;
       // The client's first byte after B found its provider: request → first byte, less B's DHT lookup.
