@@ -41,11 +41,13 @@ function readOptions() {
       ways: { type: 'string', default: env.BENCH_WAYS ?? 'seed-direct,rollout' },
       // Another build's cli.js (e.g. /work/main/dist/cli.js), to measure the code before a change in the same session.
       bin: { type: 'string', default: env.BENCH_BIN },
+      // A rollout of another image this large first, untimed (0: none, the nodes run cold). See warmUp().
+      'warm-mb': { type: 'string', default: env.BENCH_WARM_MB ?? '32' },
     },
   });
   const ways = values.ways.split(',').map((w) => w.trim());
   if (!ways.includes('rollout') || ways.some((w) => !['seed-direct', 'rollout'].includes(w))) throw new Error('--ways: seed-direct,rollout or rollout');
-  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct'), bin: values.bin ? resolve(values.bin) : undefined };
+  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct'), bin: values.bin ? resolve(values.bin) : undefined, warmMb: Number(values['warm-mb']) };
 }
 
 /** Writes a JSON body to a file (the namespace HTTP helper streams bodies from files). */
@@ -56,15 +58,15 @@ async function jsonFile(dir, name, doc) {
 }
 
 /** Pushes the image's blobs and manifest to the seed, from inside the seed's namespace. */
-async function pushImage(cluster, dir, opts) {
-  const layerBytes = Math.round((opts.mb * MiB) / opts.layers);
+async function pushImage(cluster, dir, opts, { mb = opts.mb, tag = TAG } = {}) {
+  const layerBytes = Math.round((mb * MiB) / opts.layers);
   const layers = [];
   for (let i = 0; i < opts.layers; i++) {
-    const path = join(dir, `layer${i}`);
+    const path = join(dir, `${tag}-layer${i}`);
     layers.push({ path, size: layerBytes, digest: await createRandomBlob(path, layerBytes), mediaType: 'application/vnd.oci.image.layer.v1.tar' });
   }
   const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, created: new Date().toISOString() }));
-  const configPath = join(dir, 'config.json');
+  const configPath = join(dir, `${tag}-config.json`);
   await writeFile(configPath, configBytes);
   const config = { path: configPath, size: configBytes.length, digest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`, mediaType: 'application/vnd.oci.image.config.v1+json' };
   for (const b of [config, ...layers]) {
@@ -83,9 +85,9 @@ async function pushImage(cluster, dir, opts) {
       layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     }),
   );
-  const manifestPath = join(dir, 'manifest.json');
+  const manifestPath = join(dir, `${tag}-manifest.json`);
   await writeFile(manifestPath, manifest);
-  const put = await cluster.seed.http(`/v2/${REPO}/manifests/${TAG}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, bodyFile: manifestPath });
+  const put = await cluster.seed.http(`/v2/${REPO}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, bodyFile: manifestPath });
   if (put.status !== 201) throw new Error(`seed: PUT manifest → ${put.status} ${put.body}`);
   const blobs = [config, ...layers];
   return { blobs, manifestBytes: manifest.length, size: manifest.length + blobs.reduce((s, b) => s + b.size, 0) };
@@ -109,10 +111,10 @@ async function seedDirect(cluster, image) {
 }
 
 /** A rollout from node 1; ms from the request to each node's finish, as the rollout's view reports them. */
-async function rollout(cluster, dir) {
+async function rollout(cluster, dir, tag = TAG) {
   const first = cluster.nodes[0];
   // The nodes' default registry is the seed: the reference needs no registry name.
-  const body = await jsonFile(dir, "rollout.json", { image: `${REPO}:${TAG}` });
+  const body = await jsonFile(dir, `rollout-${tag}.json`, { image: `${REPO}:${tag}` });
   const started = await first.http('/api/rollouts', { method: 'POST', headers: { 'content-type': 'application/json' }, bodyFile: body });
   if (started.status !== 202) throw new Error(`rollout: POST → ${started.status} ${started.body}`);
   const { id } = JSON.parse(started.body);
@@ -131,6 +133,19 @@ async function rollout(cluster, dir) {
     if (Date.now() > deadline) throw new Error('rollout did not end within 30 minutes');
     await new Promise((res) => setTimeout(res, 500));
   }
+}
+
+/**
+ * A rollout of a small image of its own before the measured one, untimed: layerd runs as a long-lived daemon on
+ * every host, and a cluster started a moment ago runs cold (its code not yet optimized, its heaps growing), which
+ * cost the first rollout ~10 CPU s more of 40 here. --warm-mb 0 measures the cold cluster.
+ */
+async function warmUp(cluster, dir, opts) {
+  if (!(opts.warmMb > 0)) return;
+  await pushImage(cluster, dir, opts, { mb: opts.warmMb, tag: 'warm' });
+  const t0 = performance.now();
+  await rollout(cluster, dir, 'warm');
+  log(`warm-up rollout of ${opts.warmMb} MiB: ${round1((performance.now() - t0) / 1000)} s`);
 }
 
 /** The hosts' DHT lookups (a chain head looks for holders before it asks the seed): how many, mean ms. */
@@ -215,6 +230,7 @@ await runBenchmark(async () => {
     const cluster = await startCluster({ nodes: opts.nodes, rate: opts.rate, seed: 'distribution', prefix: 'bro', log: (l) => log(l), ...(opts.bin ? { layerdBin: opts.bin } : {}) });
     try {
       const dir = await makeTempDir('layerd-bench-rollout-');
+      await warmUp(cluster, dir, opts);
       const image = await pushImage(cluster, dir, opts);
       const lowerBoundMs = (image.size * 8 * 1000) / parseRate(opts.rate);
       log(`image: ${opts.layers} layers + config, ${round1(image.size / MiB)} MiB; lower bound ${round1(lowerBoundMs / 1000)} s`);
