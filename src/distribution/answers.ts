@@ -27,6 +27,11 @@ export interface BlobAnswer {
    * caller that only wants the blob on disk (a rollout) wait without reading it back.
    */
   stored?: Promise<void>;
+  /**
+   * With `stored`: resolves once the bytes are all in and verified, while the commit may still be flushing
+   * them (rejects if they never verify). A rollout starts its next blob here.
+   */
+  verified?: Promise<void>;
   /** The bytes in range (inclusive), or the whole blob. */
   open(range?: ByteRange): Promise<Readable>;
 }

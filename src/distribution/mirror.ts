@@ -318,6 +318,7 @@ export class Mirror {
       size: answer.size,
       source: answer.source,
       stored,
+      verified: running.checked,
       // Tied to the bytes this answer was made from: if they are dropped, the client is cut.
       open: async (range?: ByteRange) => running.follow(range, { generation: answer.generation }),
     };

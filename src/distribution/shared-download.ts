@@ -96,6 +96,12 @@ export class SharedDownload {
   readonly started: Promise<void>;
   /** Resolves with the committed blob, or rejects with why every source failed. */
   readonly done: Promise<BlobInfo>;
+  /**
+   * Resolves once every byte is in and matched the digest, before the commit flushes and renames them
+   * (rejects if the download fails first): enough for a caller that goes on to other work meanwhile.
+   */
+  readonly checked: Promise<void>;
+  private markChecked!: () => void;
 
   constructor(
     private readonly store: BlobStore,
@@ -104,9 +110,13 @@ export class SharedDownload {
   ) {
     let markStarted!: () => void;
     const started = new Promise<void>((resolve) => (markStarted = resolve));
+    this.checked = new Promise<void>((resolve) => (this.markChecked = resolve));
     this.done = this.run(sources, markStarted);
     // Nobody may be listening when it fails; the failure reaches followers through their streams.
     this.done.catch(() => undefined);
+    // A commit that fails after the check leaves `checked` resolved: `done` says so.
+    this.checked = Promise.race([this.checked, this.done.then(() => undefined)]);
+    this.checked.catch(() => undefined);
     this.started = Promise.race([started, this.done.then(() => undefined)]);
     this.started.catch(() => undefined);
   }
@@ -279,6 +289,7 @@ export class SharedDownload {
       // Verified bytes may go to clients at once; the flush and rename need not hold them up.
       onVerified: () => {
         this.verified = true;
+        this.markChecked();
         this.notify();
       },
     });

@@ -206,6 +206,78 @@ describe('Rollouts', () => {
   });
 });
 
+describe('an ordered rollout on one node', () => {
+  const MiB = 1024 * 1024;
+  const big = (n: number) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(Buffer.from(`layer ${n}`)), size: 2 * MiB });
+  const layers = [big(1), big(2)];
+  const image = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
+      layers,
+    }),
+  );
+  const deferred = () => {
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => undefined);
+    return { promise, resolve, reject };
+  };
+
+  /** A read path whose downloads are verified and kept when the test says so; every request is recorded. */
+  function downloads() {
+    const asked: Array<{ digest: Digest; verified: ReturnType<typeof deferred>; stored: ReturnType<typeof deferred> }> = [];
+    const d = {
+      async manifest(): Promise<ManifestAnswer> {
+        return { record: { digest: digestOf(image), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: image.length }, bytes: image, source: 'upstream', stale: false };
+      },
+      async blob(_repo: string, digest: Digest): Promise<BlobAnswer> {
+        const size = digest === digestOf(config) ? config.length : 2 * MiB;
+        const a = { digest, verified: deferred(), stored: deferred() };
+        asked.push(a);
+        return { digest, size, source: 'upstream', stored: a.stored.promise, verified: a.verified.promise, open: async () => Readable.from([]) };
+      },
+    };
+    return { distribution: d as unknown as Distribution, asked };
+  }
+
+  it('fetches the small config beside the first layer, takes the next layer once the one before verified, and counts a layer only once kept', async () => {
+    const path = downloads();
+    const net: RolloutNetwork = { self: 'a', selfAddrs: () => [], peers: async () => [], offer: async () => undefined, report: async () => undefined, followOrder: () => () => undefined };
+    const rollouts = new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, isPeerId: isName, retryBaseMs: 1 });
+    const spec = await rollouts.create('team/app:v1');
+    expect(spec.order).toEqual(['a']);
+    // The config does not wait in line ahead of the first layer.
+    await settle(() => path.asked.length === 2);
+    expect(new Set(path.asked.map((a) => a.digest))).toEqual(new Set([digestOf(config), layers[0]!.digest]));
+    const [cfg, first] = [path.asked.find((a) => a.digest === digestOf(config))!, path.asked.find((a) => a.digest === layers[0]!.digest)!];
+    cfg.verified.resolve();
+    cfg.stored.resolve();
+    // One layer at a time: the second is asked for once the first verified, while the first is still being kept.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(path.asked).toHaveLength(2);
+    first.verified.resolve();
+    await settle(() => path.asked.length === 3);
+    expect(path.asked[2]!.digest).toBe(layers[1]!.digest);
+    expect(rollouts.view(spec.id)?.nodes[0]).toMatchObject({ status: 'running', blobsDone: 1 });
+    // The first layer's commit fails after its bytes verified: it is fetched again, and the rollout waits for it.
+    first.stored.reject(new Error('no space left on device'));
+    await settle(() => path.asked.length === 4);
+    expect(path.asked[3]!.digest).toBe(layers[0]!.digest);
+    const second = path.asked[2]!;
+    second.verified.resolve();
+    second.stored.resolve();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rollouts.view(spec.id)?.state).toBe('running');
+    path.asked[3]!.verified.resolve();
+    path.asked[3]!.stored.resolve();
+    await settle(() => rollouts.view(spec.id)?.state === 'done');
+    expect(rollouts.view(spec.id)?.nodes[0]).toMatchObject({ status: 'done', blobsDone: 3, blobsTotal: 3 });
+  });
+});
+
 describe('what peers send', () => {
   const good = (): Record<string, unknown> => ({
     id: '0f6c2d9e-1a2b-4c3d-8e9f-0a1b2c3d4e5f',

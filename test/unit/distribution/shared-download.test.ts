@@ -188,6 +188,44 @@ describe('SharedDownload, a follower that arrives while the commit moves the byt
     release();
     expect((await late).equals(content)).toBe(true);
   });
+
+  it('says checked once the bytes verified, while the commit still runs; done only after it', async () => {
+    const inner = new MemoryBlobStore();
+    let release!: () => void;
+    const flushed = new Promise<void>((r) => (release = r));
+    const store = Object.create(inner) as MemoryBlobStore;
+    store.createWriter = async () => {
+      const w = await inner.createWriter();
+      return {
+        ...w,
+        id: w.id,
+        size: () => w.size(),
+        append: (s, o) => w.append(s, o),
+        abort: () => w.abort(),
+        openReader: () => w.openReader(),
+        commit: async (expected, opts) => {
+          const info = await w.commit(expected, opts);
+          await flushed; // the flush and rename, slow on a busy disk
+          return info;
+        },
+      };
+    };
+    const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: Readable.from([content]) }))]);
+    let done = false;
+    void dl.done.then(() => (done = true));
+    await dl.checked;
+    expect(done).toBe(false);
+    release();
+    await dl.done;
+    expect(await inner.stat(digest)).toEqual({ digest, size: content.length });
+  });
+
+  it('fails checked when the bytes never verify', async () => {
+    const bad = Buffer.from(content);
+    bad[0] = bad[0]! ^ 0xff;
+    const dl = new SharedDownload(new MemoryBlobStore(), digest, [upstream(async () => ({ size: bad.length, stream: Readable.from([bad]) }))]);
+    await expect(dl.checked).rejects.toThrow(/does not match digest/);
+  });
 });
 
 describe('SharedDownload, relayed to a peer while its source changes', () => {
