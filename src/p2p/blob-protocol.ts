@@ -330,6 +330,8 @@ class PeerBody extends Readable {
   /** Every announced byte arrived (and no more). */
   private complete = false;
   private paused = false;
+  /** Inside stream.resume() (see _read). */
+  private resuming = false;
   private stalled = false;
   private timer: NodeJS.Timeout | undefined;
 
@@ -418,7 +420,8 @@ class PeerBody extends Readable {
     if (!this.push(chunk) && !this.paused && this.got < this.total) {
       this.paused = true;
       clearTimeout(this.timer); // a consumer that pauses is not a stalled peer
-      if (this.stream.readStatus === 'readable') this.stream.pause();
+      // Inside a resume (see _read) the pause waits until resume() has returned.
+      if (this.stream.readStatus === 'readable' && !this.resuming) this.stream.pause();
     }
     if (this.got === this.total) this.finish();
   }
@@ -434,7 +437,21 @@ class PeerBody extends Readable {
   override _read(): void {
     if (!this.paused || this.ended) return;
     this.paused = false;
-    if (this.stream.readStatus === 'paused') this.stream.resume();
+    // resume() hands over what the stream buffered while paused, in one message, and only then tells the
+    // muxer to grant the peer window again. A pause made while that message is taken in (this body full
+    // again) was undone by it: the stream stayed paused but the peer was granted window on and on, and its
+    // bytes piled up in the stream's buffer until libp2p aborted the stream (past 32 MiB: a disk slower than
+    // the network failed every peer download). So that pause is made once resume() has returned.
+    this.resuming = true;
+    try {
+      if (this.stream.readStatus === 'paused') this.stream.resume();
+    } finally {
+      this.resuming = false;
+    }
+    if (this.paused) {
+      if (!this.ended && this.stream.readStatus === 'readable') this.stream.pause();
+      return;
+    }
     this.armIdleTimer();
   }
 

@@ -1,10 +1,13 @@
 // The blob protocol's client side against a real libp2p peer (two nodes in this process, TCP on
 // loopback, noise + yamux as layerd builds them): a peer that stops sending after its reader paused
-// and resumed is still detected as stalled (the idle timer must survive the pause).
+// and resumed is still detected as stalled (the idle timer must survive the pause); a fast peer and a slow
+// reader never overflow the stream's buffer.
 import '../../src/polyfill.js'; // Promise.withResolvers on Node 20, as the cli loads it
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Stream } from '@libp2p/interface';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDigest } from '../../src/oci/digest.js';
@@ -21,6 +24,9 @@ const SIZE = 16 * MiB;
 const SENT = 8 * MiB;
 /** Asked for this digest, the peer answers with a header that does not fit the request. */
 const BAD_HEADER = makeDigest('sha256', 'b'.repeat(64));
+/** Asked for this digest, the peer sends a whole blob of FULL bytes as fast as the stream lets it. */
+const WHOLE = makeDigest('sha256', 'c'.repeat(64));
+const FULL = 96 * MiB;
 
 let dir: string;
 let server: LayerdLibp2p;
@@ -41,6 +47,13 @@ beforeAll(async () => {
     if ((JSON.parse(line) as { digest: string }).digest === BAD_HEADER) {
       // "ok", but for bytes 5.. when the whole blob was asked for: a header the fetcher must refuse.
       stream.send(new TextEncoder().encode(`${JSON.stringify({ status: 'ok', size: 10, start: 5, length: 5 })}\n`));
+      return;
+    }
+    if ((JSON.parse(line) as { digest: string }).digest === WHOLE) {
+      stream.send(new TextEncoder().encode(`${JSON.stringify({ status: 'ok', size: FULL, start: 0, length: FULL })}\n`));
+      const piece = Buffer.alloc(MiB, 9);
+      for (let sent = 0; sent < FULL; sent += piece.length) if (!stream.send(piece)) await stream.onDrain();
+      await stream.close();
       return;
     }
     stream.send(new TextEncoder().encode(`${JSON.stringify({ status: 'ok', size: SIZE, start: 0, length: SIZE })}\n`));
@@ -74,6 +87,26 @@ describe('a peer body', () => {
     expect(got).toBe(SENT);
     expect(outcome).toBeInstanceOf(PeerFetchError);
     expect((outcome as PeerFetchError).status).toBe('stalled');
+  });
+
+  it('holds a fast peer back while its reader is slow: the stream never buffers past its limit', { timeout: 90_000 }, async () => {
+    const addr = server.getMultiaddrs()[0]!.toString();
+    const blob = await fetchFromPeer(client, { id: server.peerId.toString(), addrs: [addr] }, WHOLE, undefined, undefined, { idleTimeoutMs: 30_000 });
+    // A reader slower than the peer (a disk slower than the network): the body pauses and resumes the stream
+    // over and over. A pause made while a resume hands over what was buffered must hold, or the peer sends on
+    // into the stream's buffer until libp2p aborts the stream (it did, past 32 MiB, with a 96 MiB blob).
+    let got = 0;
+    await pipeline(
+      blob.body,
+      new Writable({
+        highWaterMark: 128 * 1024,
+        write: (chunk: Buffer, _enc, done) => {
+          got += chunk.length;
+          setTimeout(done, 1);
+        },
+      }),
+    );
+    expect(got).toBe(FULL);
   });
 
   it('refuses a header that does not fit the request: fetchFromPeer fails as a protocol error', { timeout: 30_000 }, async () => {
