@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DownloadRegistry, SharedDownload, type DownloadSource } from '../../../src/distribution/shared-download.js';
 import { digestOf } from '../../../src/oci/digest.js';
 import { OciError } from '../../../src/oci/errors.js';
+import type { WrittenReader } from '../../../src/store/blob-store.js';
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
 
 const content = Buffer.from('0123456789'.repeat(100));
@@ -148,6 +149,39 @@ describe('SharedDownload', () => {
   });
 });
 
+/**
+ * `inner`, with writers whose commit returns only once `commitUntil` resolves (after the digest check);
+ * `onVerified` sees the check, `openReader` wraps opening a reader.
+ */
+function wrapWriters(
+  inner: MemoryBlobStore,
+  hooks: { commitUntil?: Promise<void>; onVerified?: () => void; openReader?: (open: () => Promise<WrittenReader>) => Promise<WrittenReader> },
+): MemoryBlobStore {
+  const store = Object.create(inner) as MemoryBlobStore;
+  store.createWriter = async () => {
+    const w = await inner.createWriter();
+    return {
+      ...w,
+      id: w.id,
+      size: () => w.size(),
+      append: (s, o) => w.append(s, o),
+      abort: () => w.abort(),
+      openReader: () => (hooks.openReader ? hooks.openReader(() => w.openReader()) : w.openReader()),
+      commit: async (expected, opts) => {
+        const info = await w.commit(expected, {
+          onVerified: () => {
+            hooks.onVerified?.();
+            opts?.onVerified?.();
+          },
+        });
+        await hooks.commitUntil;
+        return info;
+      },
+    };
+  };
+  return store;
+}
+
 describe('SharedDownload, a follower that arrives while the commit moves the bytes', () => {
   it('reads the blob under its digest when its bytes are no longer where they were written', async () => {
     const inner = new MemoryBlobStore();
@@ -156,31 +190,14 @@ describe('SharedDownload, a follower that arrives while the commit moves the byt
     let verified = false;
     // A store whose writer, once its bytes verified, keeps them where readers opened earlier can still read
     // them, but no new reader can open them there (FsBlobStore renames the file under its digest).
-    const store = Object.create(inner) as MemoryBlobStore;
-    store.createWriter = async () => {
-      const w = await inner.createWriter();
-      return {
-        ...w,
-        id: w.id,
-        size: () => w.size(),
-        append: (s, o) => w.append(s, o),
-        abort: () => w.abort(),
-        openReader: async () => {
-          if (verified) throw Object.assign(new Error('ENOENT: the upload was renamed'), { code: 'ENOENT' });
-          return w.openReader();
-        },
-        commit: async (expected, opts) => {
-          const info = await w.commit(expected, {
-            onVerified: () => {
-              verified = true;
-              opts?.onVerified?.();
-            },
-          });
-          await renamed;
-          return info;
-        },
-      };
-    };
+    const store = wrapWriters(inner, {
+      commitUntil: renamed,
+      onVerified: () => (verified = true),
+      openReader: (open) => {
+        if (verified) throw Object.assign(new Error('ENOENT: the upload was renamed'), { code: 'ENOENT' });
+        return open();
+      },
+    });
     const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: Readable.from([content]) }))]);
     await dl.started;
     await expect.poll(() => verified).toBe(true);
@@ -193,23 +210,7 @@ describe('SharedDownload, a follower that arrives while the commit moves the byt
     const inner = new MemoryBlobStore();
     let release!: () => void;
     const flushed = new Promise<void>((r) => (release = r));
-    const store = Object.create(inner) as MemoryBlobStore;
-    store.createWriter = async () => {
-      const w = await inner.createWriter();
-      return {
-        ...w,
-        id: w.id,
-        size: () => w.size(),
-        append: (s, o) => w.append(s, o),
-        abort: () => w.abort(),
-        openReader: () => w.openReader(),
-        commit: async (expected, opts) => {
-          const info = await w.commit(expected, opts);
-          await flushed; // the flush and rename, slow on a busy disk
-          return info;
-        },
-      };
-    };
+    const store = wrapWriters(inner, { commitUntil: flushed }); // the flush and rename, slow on a busy disk
     const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: Readable.from([content]) }))]);
     let done = false;
     void dl.done.then(() => (done = true));
@@ -375,24 +376,14 @@ describe('SharedDownload, many followers at once', () => {
     let readers = 0;
     let open = 0;
     let peakOpen = 0;
-    const store = Object.create(inner) as MemoryBlobStore;
-    store.createWriter = async () => {
-      const w = await inner.createWriter();
-      return {
-        ...w,
-        id: w.id,
-        size: () => w.size(),
-        append: (s, o) => w.append(s, o),
-        commit: (d, o) => w.commit(d, o),
-        abort: () => w.abort(),
-        openReader: async () => {
-          readers++;
-          peakOpen = Math.max(peakOpen, ++open);
-          const r = await w.openReader();
-          return { read: (p, l, into) => r.read(p, l, into), close: async () => void open-- };
-        },
-      };
-    };
+    const store = wrapWriters(inner, {
+      openReader: async (openReader) => {
+        readers++;
+        peakOpen = Math.max(peakOpen, ++open);
+        const r = await openReader();
+        return { read: (p, l, into) => r.read(p, l, into), close: async () => void open-- };
+      },
+    });
     const src = controlled();
     const dl = new SharedDownload(store, digest, [upstream(async () => ({ size: content.length, stream: src.stream }))]);
     await dl.started;
