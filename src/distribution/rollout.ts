@@ -44,9 +44,6 @@ export interface RolloutSpec {
 
 export type NodeState = 'running' | 'done' | 'failed';
 
-/** In a rollout's order, blobs this small are fetched beside the large ones (see fetchBlobs). */
-const SMALL_BLOB_BYTES = 1024 * 1024;
-
 export interface NodeProgress {
   rollout: string;
   node: string;
@@ -116,6 +113,16 @@ export interface RolloutJournal {
   remove(id: string): Promise<void>;
   /** What was saved, unchecked (a file may come from another version): resume checks each. */
   load(): Promise<unknown[]>;
+}
+
+/** In a rollout's order, blobs this small are fetched beside the large ones (see fetchBlobs). */
+const SMALL_BLOB_BYTES = 1024 * 1024;
+
+/** A blob fetched and verified by a rollout: its bytes, their source, and `kept`, once it is stored. */
+interface Fetched {
+  got: number;
+  source: Source;
+  kept: Promise<void>;
 }
 
 export interface RolloutOptions {
@@ -351,7 +358,7 @@ export class Rollouts {
      * One blob, fetched and verified; how many bytes, from where, and `kept`, which resolves once it is
      * stored (the commit's flush and rename may still be running when this returns).
      */
-    const fetchOne = async (blob: Descriptor): Promise<{ got: number; source: Source; kept: Promise<void> }> => {
+    const fetchOne = async (blob: Descriptor): Promise<Fetched> => {
       const answer = await this.distribution.blob(repository, blob.digest, ns, false);
       let got = 0;
       let kept = Promise.resolve();
@@ -374,7 +381,7 @@ export class Rollouts {
     };
     /** A blob counts as done once it is kept; a commit that failed after the bytes verified is fetched again. */
     const keeping: Array<Promise<void>> = [];
-    const keep = async (blob: Descriptor, fetched: { got: number; source: Source; kept: Promise<void> }) => {
+    const keep = async (blob: Descriptor, fetched: Fetched) => {
       let { got, source } = fetched;
       try {
         await fetched.kept;
@@ -409,8 +416,9 @@ export class Rollouts {
     // 0.4-0.7 s at a rollout's start, when every node is busy at once, and every host behind it waited as long.
     const ordered = spec.order?.includes(this.net.self) && this.net.followOrder !== undefined;
     const parallel = ordered ? this.o.orderedParallel : this.o.parallel;
-    const small = ordered ? todo.filter((b) => b.size <= SMALL_BLOB_BYTES) : [];
-    const large = todo.filter((b) => !small.includes(b));
+    const isSmall = (b: Descriptor) => ordered && b.size <= SMALL_BLOB_BYTES;
+    const small = todo.filter(isSmall);
+    const large = todo.filter((b) => !isSmall(b));
     await Promise.all([
       ...Array.from({ length: Math.min(parallel, Math.max(1, large.length)) }, () => worker(large)),
       ...(small.length > 0 ? [worker(small)] : []),

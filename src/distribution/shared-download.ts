@@ -110,12 +110,12 @@ export class SharedDownload {
   ) {
     let markStarted!: () => void;
     const started = new Promise<void>((resolve) => (markStarted = resolve));
-    this.checked = new Promise<void>((resolve) => (this.markChecked = resolve));
+    const checked = new Promise<void>((resolve) => (this.markChecked = resolve));
     this.done = this.run(sources, markStarted);
     // Nobody may be listening when it fails; the failure reaches followers through their streams.
     this.done.catch(() => undefined);
     // A commit that fails after the check leaves `checked` resolved: `done` says so.
-    this.checked = Promise.race([this.checked, this.done.then(() => undefined)]);
+    this.checked = Promise.race([checked, this.done.then(() => undefined)]);
     this.checked.catch(() => undefined);
     this.started = Promise.race([started, this.done.then(() => undefined)]);
     this.started.catch(() => undefined);
