@@ -273,8 +273,9 @@ async function measureSha256(ctx) {
 // keeping a blob costs the host before any network or hashing. Each 256 KiB write is of a buffer just made and
 // filled, as B writes bytes just received (a buffer written again and again costs a third as much: it stays in
 // the CPU's cache), through the threadpool as B's writer does; only the threadpool's CPU counts (making and
-// filling the buffers stands for receiving them, counted in the receiver). On this VM the kernel's copy into page-cache pages costs far more than memcpy would: pages never
-// used before (or handed back to the hypervisor when a file was deleted) fault in as they are touched.
+// filling the buffers stands for receiving them, counted in the receiver). On this VM the kernel's copy into
+// page-cache pages costs far more than memcpy would: pages never used before (or handed back to the hypervisor
+// when a file was deleted) fault in as they are touched.
 const WRITE_SRC = `
 const fs = require('node:fs'), fsp = require('node:fs/promises');
 const [file, bytes] = [process.argv[1], Number(process.argv[2])];
@@ -509,7 +510,7 @@ async function runMethod(method, ctx) {
   const a = psk ? ctx.aPsk : ctx.a;
   const blobUrlA = ctx.blobUrlA;
   const size = opts.blobBytes;
-  const dir = await makeTempDir(`layerd-bench-p2p-${method.replace(/[^\w-]+/g, "_")}-`);
+  const dir = await makeTempDir(`layerd-bench-p2p-${method.replace(/[^\w-]+/g, '_')}-`);
   try {
     if (method === 'http-direct') return await measure(blobUrlA, size, { a, middle: null });
     if (method === 'libp2p-raw') return await measureRaw(ctx.rawSender, dir, opts);
