@@ -296,9 +296,19 @@ export function mainThreadCpuSeconds(pid) {
 }
 
 function statCpuSeconds(path) {
+  const { user, system } = statCpuSplit(path);
+  return user + system;
+}
+
+/** A process's CPU seconds in its own code (user) and in the kernel on its behalf (system: syscalls, the network stack, page faults). */
+export function procCpuSplit(pid) {
+  return statCpuSplit(`/proc/${pid}/stat`);
+}
+
+function statCpuSplit(path) {
   const stat = readFileSync(path, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // comm may contain spaces
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK }; // utime, stime
 }
 
 /** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, ...), or null. */

@@ -21,11 +21,12 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster, parseRate } from '../cluster/netns-cluster-lib.mjs';
-import { MiB, benchOutDir, formatTable, log, makeTempDir, procCpuSeconds, round1, round2, runBenchmark, timestamp, writeResults } from './lib.mjs';
+import { MiB, benchOutDir, formatTable, log, makeTempDir, procCpuSeconds, procCpuSplit, round1, round2, runBenchmark, timestamp, writeResults } from './lib.mjs';
 import { createRandomBlob, percentile } from './p2p-lib.mjs';
 
 const REPO = 'bench/rollout';
 const TAG = 'v1';
+const POLL_MS = 3000;
 const TARGETS = { seedRatio: 1.1, lowerBoundRatio: 1.5, speedup: 4 };
 
 function readOptions() {
@@ -131,7 +132,10 @@ async function rollout(cluster, dir, tag = TAG) {
       };
     }
     if (Date.now() > deadline) throw new Error('rollout did not end within 30 minutes');
-    await new Promise((res) => setTimeout(res, 500));
+    // Each poll is a new node process in the namespace (~55 ms of CPU): every 500 ms they took ~12% of this 2-core
+    // box from the hosts being measured (perf, 25 Mbit/s). The times come from the rollout's own view, so a slow
+    // poll delays only the bench's return, not what it measures.
+    await new Promise((res) => setTimeout(res, POLL_MS));
   }
 }
 
@@ -222,6 +226,18 @@ ${legend.join('\n')}
 `;
 }
 
+/**
+ * The hosts' CPU seconds per second over a window in which they have nothing to do (after the warm-up and the
+ * push, before the rollout): what part of a rollout's CPU is the nodes merely running, not moving bytes.
+ */
+async function idleCpu(cluster, windowMs = 10_000) {
+  const hostsCpu = () => cluster.nodes.reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
+  const before = hostsCpu(), t0 = performance.now();
+  await new Promise((res) => setTimeout(res, windowMs));
+  const ms = performance.now() - t0;
+  return { perSecond: (hostsCpu() - before) / (ms / 1000), windowMs: ms };
+}
+
 await runBenchmark(async () => {
   const opts = readOptions();
   const rounds = [];
@@ -232,6 +248,8 @@ await runBenchmark(async () => {
       const dir = await makeTempDir('layerd-bench-rollout-');
       await warmUp(cluster, dir, opts);
       const image = await pushImage(cluster, dir, opts);
+      const idle = await idleCpu(cluster);
+      log(`idle: the ${opts.nodes} hosts used ${round2(idle.perSecond)} CPU s per second with nothing to do (${round1(idle.windowMs / 1000)} s window)`);
       const lowerBoundMs = (image.size * 8 * 1000) / parseRate(opts.rate);
       log(`image: ${opts.layers} layers + config, ${round1(image.size / MiB)} MiB; lower bound ${round1(lowerBoundMs / 1000)} s`);
 
@@ -244,11 +262,14 @@ await runBenchmark(async () => {
       // The hosts share this machine's cores: their CPU seconds say how far CPU, not the links, set the pace.
       const cpu = () => [cluster.seed, ...cluster.nodes].reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
       const hostsCpu = () => cluster.nodes.reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
+      const hostsSystem = () => cluster.nodes.reduce((sum, h) => sum + procCpuSplit(h.pid).system, 0);
       const cpuBefore = cpu();
       const hostsBefore = hostsCpu();
+      const systemBefore = hostsSystem();
       const r = await rollout(cluster, dir);
       const rolloutCpuS = cpu() - cpuBefore;
       const hostsCpuS = hostsCpu() - hostsBefore;
+      const hostsSystemS = hostsSystem() - systemBefore;
       const rolloutEgress = (await cluster.bytesSent(cluster.seed.name)) - before;
       log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s`);
       const lookups = await dhtLookups(cluster);
@@ -263,6 +284,10 @@ await runBenchmark(async () => {
         rolloutCpuSeconds: round1(rolloutCpuS),
         /** The layerd hosts alone (rolloutCpuSeconds also counts the seed registry). */
         hostsCpuSeconds: round1(hostsCpuS),
+        /** Of hostsCpuSeconds, the kernel's on the hosts' behalf (syscalls, the namespace network's packets, page faults). */
+        hostsSystemSeconds: round1(hostsSystemS),
+        /** What the hosts would have used over the makespan with nothing to do (timers, DHT upkeep, pings). */
+        hostsIdleSeconds: round1((idle.perSecond * Math.max(...r.done.map((d) => d.ms))) / 1000),
         dhtLookups: lookups,
         /** The makespan if the hosts' CPU seconds were spread perfectly over this machine's cores. */
         cpuFloorMs: round1((rolloutCpuS / cpus().length) * 1000),
@@ -289,12 +314,12 @@ await runBenchmark(async () => {
   );
   const pass = { seedRatio: roll.seedRatio <= TARGETS.seedRatio, lowerBound: roll.lowerBoundRatio <= TARGETS.lowerBoundRatio, speedup: speedup === null ? null : speedup >= TARGETS.speedup };
   console.log(`\nbinary: ${opts.bin ?? 'this checkout\'s dist/cli.js'}`);
-  console.log(`rollout: the hosts used ${rep.rolloutCpuSeconds} CPU seconds (layerd nodes alone ${rep.hostsCpuSeconds}, the rest the seed) on this machine's ${cpus().length} cores: a floor of ${round1(rep.cpuFloorMs / 1000)} s whatever the links (the links' bound is ${round1(rep.lowerBoundMs / 1000)} s)`);
+  console.log(`rollout: the hosts used ${rep.rolloutCpuSeconds} CPU seconds (layerd nodes alone ${rep.hostsCpuSeconds}, ${rep.hostsSystemSeconds} of it in the kernel, ~${rep.hostsIdleSeconds} what they use idle; the rest the seed) on this machine's ${cpus().length} cores: a floor of ${round1(rep.cpuFloorMs / 1000)} s whatever the links (the links' bound is ${round1(rep.lowerBoundMs / 1000)} s)`);
   console.log(`rollout vs seed-direct: ${speedup === null ? 'not measured' : `${speedup}x faster`} (target ≥ ${TARGETS.speedup}); seed egress ${roll.seedRatio}x (target ≤ ${TARGETS.seedRatio}); makespan ${roll.lowerBoundRatio}x the lower bound (target ≤ ${TARGETS.lowerBoundRatio})`);
   const stamp = timestamp();
   const svgPath = join(benchOutDir, `rollout-${stamp}.svg`);
   await mkdir(benchOutDir, { recursive: true }); // a fresh clone has no .out/ yet
   await writeFile(svgPath, chartSvg(rep.results, rep.lowerBoundMs, `${round1(rep.image.bytes / MiB)} MiB image to ${opts.nodes} hosts, ${opts.rate} links`, rep.cpuFloorMs));
   const file = await writeResults('rollout', { opts, rounds, load });
-  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, bin: opts.bin ?? null, load: round2(load), rollout: { makespanMs: roll.makespanMs, firstMs: roll.firstMs, spread: roll.spread, hostsCpuSeconds: rep.hostsCpuSeconds, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
+  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, bin: opts.bin ?? null, load: round2(load), rollout: { makespanMs: roll.makespanMs, firstMs: roll.firstMs, spread: roll.spread, hostsCpuSeconds: rep.hostsCpuSeconds, hostsSystemSeconds: rep.hostsSystemSeconds, hostsIdleSeconds: rep.hostsIdleSeconds, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
 });
