@@ -3,7 +3,7 @@
 // dist/: TCP + noise + yamux), and a protocol that sends bytes from memory, so no disk, no hashing and none of
 // the blob protocol's or the fetcher's code is involved.
 //
-//   node scripts/bench/p2p-raw-peer.mjs serve DIR                    # prints {"multiaddr": ...} then serves
+//   node scripts/bench/p2p-raw-peer.mjs serve DIR                    # prints {"multiaddr", "pid"} then serves
 //   node scripts/bench/p2p-raw-peer.mjs fetch DIR MULTIADDR BYTES [STREAMS]   # prints {"ms", "bytes", "cpuSec"}
 //
 // fetch opens STREAMS streams (default 1) on one connection, asks each for BYTES/STREAMS bytes, and counts what
@@ -70,7 +70,8 @@ async function readRequest(stream) {
 }
 
 if (mode === 'serve') {
-  const libp2p = await node(['/ip4/127.0.0.1/tcp/0']);
+  // LAYERD_BENCH_RAW_LISTEN: where to listen (a namespace host's address in netns-hop.mjs); loopback by default.
+  const libp2p = await node([process.env.LAYERD_BENCH_RAW_LISTEN ?? '/ip4/127.0.0.1/tcp/0']);
   const piece = Buffer.alloc(1024 * 1024, 7); // never changed, so sending it again and again is safe
   // LAYERD_BENCH_RAW_FILE: send that file's bytes instead (read as layerd's store reads a blob it serves), to see
   // what the reads cost on the bare stack.
@@ -127,7 +128,7 @@ if (mode === 'serve') {
     },
     { maxInboundStreams: 256 },
   );
-  process.stdout.write(JSON.stringify({ multiaddr: libp2p.getMultiaddrs()[0].toString() }) + '\n');
+  process.stdout.write(JSON.stringify({ multiaddr: libp2p.getMultiaddrs()[0].toString(), pid: process.pid }) + '\n');
   const stop = () => libp2p.stop().finally(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
