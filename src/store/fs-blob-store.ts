@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { mkdir, open, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { dirname, join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { ALGORITHMS, algorithmOf, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
@@ -17,6 +17,7 @@ import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, Offse
 import { FSYNC, isNotFound, readdirOrEmpty, syncCreatedDir } from './fs-util.js';
 import { FileRangeStream } from './file-range-stream.js';
 import { SerialQueue } from './serial-queue.js';
+import { landingSink } from './landing-sink.js';
 
 const openFd = promisify(openCallback);
 const fstatFd = promisify(fstat);
@@ -236,35 +237,25 @@ class FsBlobWriter implements BlobWriter {
       if (opts.at !== undefined && opts.at !== before) throw new OffsetMismatchError(opts.at, before);
       const snapshot = opts.keepLanded ? undefined : this.hash?.copy();
       const fd = await openFd(this.dataPath, 'a');
-      // The write under way, if any: a failing source ends the pipeline while a write may still be
-      // landing, and nothing may be truncated or counted until it has.
-      let landing: Promise<void> = Promise.resolve();
-      // writev batches whatever arrived while the previous write ran: a fast source lands in large
-      // writes (per-64-KiB-chunk writes cost ~30% of a cold pull's CPU), a slow one is not held back.
-      // Bytes are counted and hashed only once the whole write is on file: a write that fails part way
-      // leaves nothing counted (the tail it left is truncated below).
-      const land = (chunks: Buffer[], done: (err?: Error | null) => void) => {
-        landing = writevAll(fd, chunks).then(() => {
-          let n = 0;
-          for (const c of chunks) {
-            this.hash?.update(c);
-            n += c.length;
+      // Bytes are counted and hashed only once their write is on file: a write that fails part way leaves
+      // nothing counted (the tail it left is truncated below).
+      const landing = landingSink(
+        (regions) => writevAll(fd, regions),
+        (regions) => {
+          for (const r of regions) {
+            this.hash?.update(r);
+            this.bytes += r.length;
           }
-          this.bytes += n;
           opts.onProgress?.(this.bytes);
-          done();
-        }, done);
-      };
-      const sink = new Writable({
-        highWaterMark: 4 * READ_CHUNK,
-        write: (chunk: Buffer, _encoding, done) => land([chunk], done),
-        writev: (entries, done) => land(entries.map((e) => e.chunk as Buffer), done),
-      });
+        },
+      );
       try {
-        await pipeline(source, sink);
+        await pipeline(source, landing.sink);
         return this.bytes;
       } catch (err) {
-        await landing;
+        // A failing source ends the pipeline while a write may still be landing: nothing may be
+        // truncated or counted until it has.
+        await landing.settled();
         if (opts.keepLanded) {
           // A download resumes from here: keep every byte that landed whole (and its hash), drop the
           // tail of a write that failed part way.
