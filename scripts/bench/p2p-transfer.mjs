@@ -187,6 +187,7 @@ async function startVerifyProxy(dir, sourceUrl, digest) {
 // ---------------------------------------------------------------- the libp2p stack alone (calibration)
 
 const RAW_PEER = join(repoRoot, 'scripts', 'bench', 'p2p-raw-peer.mjs');
+const DISK_WRITE_CHILD = join(repoRoot, 'scripts', 'bench', 'disk-write-child.mjs');
 const parseJsonLine = (l) => {
   try {
     return JSON.parse(l);
@@ -269,47 +270,12 @@ async function measureSha256(ctx) {
 
 // ---------------------------------------------------------------- storing the bytes alone
 
-// Writes the blob's size in bytes to a new file beside B's storage and fdatasyncs it (as a commit does): what
-// keeping a blob costs the host before any network or hashing. Each 256 KiB write is of a buffer just made and
-// filled, as B writes bytes just received (a buffer written again and again costs a third as much: it stays in
-// the CPU's cache), through the threadpool as B's writer does; only the threadpool's CPU counts (making and
-// filling the buffers stands for receiving them, counted in the receiver). On this VM the kernel's copy into
-// page-cache pages costs far more than memcpy would: pages never used before (or handed back to the hypervisor
-// when a file was deleted) fault in as they are touched.
-const WRITE_SRC = `
-const fs = require('node:fs'), fsp = require('node:fs/promises');
-const [file, bytes] = [process.argv[1], Number(process.argv[2])];
-const CHUNK = 256 * 1024;
-// CPU seconds of every thread but the main one: the threadpool's writes (the kernel's copies into the page cache).
-function poolSec() {
-  let sec = 0;
-  for (const tid of fs.readdirSync('/proc/self/task')) {
-    if (tid === String(process.pid)) continue;
-    const st = fs.readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    sec += (Number(f[11]) + Number(f[12])) / 100;
-  }
-  return sec;
-}
-(async () => {
-  const fh = await fsp.open(file, 'w');
-  const pool0 = poolSec(), t0 = performance.now();
-  for (let pos = 0; pos < bytes; pos += CHUNK) {
-    const n = Math.min(CHUNK, bytes - pos);
-    const buf = Buffer.allocUnsafe(n);
-    buf.fill(pos & 255);
-    for (let done = 0; done < n; ) done += (await fh.write(buf, done, n - done, pos + done)).bytesWritten;
-  }
-  await fh.datasync();
-  const ms = performance.now() - t0, cpuSec = poolSec() - pool0;
-  await fh.close();
-  await fsp.rm(file);
-  process.stdout.write(JSON.stringify({ ms, bytes, cpuSec }) + '\\n');
-})();
-`;
-
+// Writes the blob's size in bytes to a new file beside B's storage and fdatasyncs it (disk-write-child.mjs): what
+// keeping a blob costs the host before any network or hashing. On this VM the kernel's copy into page-cache pages
+// costs far more than memcpy would: pages never used before (or handed back to the hypervisor when a file was
+// deleted) fault in as they are touched.
 async function measureDiskWrite(dir, opts) {
-  const p = await startProcess('disk-write', process.execPath, ['-e', WRITE_SRC, join(dir, 'write.bin'), String(opts.blobBytes)], { ready: (l) => parseJsonLine(l)?.ms && parseJsonLine(l), timeoutMs: 600_000 });
+  const p = await startProcess('disk-write', process.execPath, [DISK_WRITE_CHILD, join(dir, 'write.bin'), String(opts.blobBytes)], { ready: (l) => parseJsonLine(l)?.ms && parseJsonLine(l), timeoutMs: 600_000 });
   await p.exited;
   const r = p.ready;
   return { ms: round1(r.ms), mibPerSec: round1(mibPerSec(r.bytes, r.ms)), cpuSec: { a: null, middle: round2(r.cpuSec), client: null } };
@@ -423,41 +389,54 @@ function cpuOf(procs) {
 // --perf: Linux perf samples the middle process (every thread, native and kernel frames) during each measured
 // transfer, so that what the V8 profile cannot see (libuv's pool, page faults, GC helpers) gets numbers too.
 // `perf report -i <file> --sort pid,dso,sym -g none` reads them; the summary by thread kind is printed at the end.
-const perfOptions = { dir: undefined, files: [] };
+class PerfRecorder {
+  /** @param {string} dir where the perf.data files go */
+  constructor(dir) {
+    this.dir = dir;
+    this.files = [];
+  }
 
-async function startPerf(pid) {
-  const file = join(perfOptions.dir, `perf-${perfOptions.files.length}.data`);
-  // BENCH_PERF_STAT=<events>: counts instead of samples (e.g. syscalls:sys_enter_writev,page-faults).
-  const stat = process.env.BENCH_PERF_STAT;
-  // BENCH_PERF_EVENT=<event>: samples of that event instead of CPU time (e.g. page-faults: who touches new memory).
-  const event = process.env.BENCH_PERF_EVENT ? ['-e', process.env.BENCH_PERF_EVENT] : ['-F', '999'];
-  const args = stat ? ['stat', '-e', stat, '-p', String(pid), '-o', file] : ['record', ...event, '-g', '-p', String(pid), '-o', file];
-  const child = spawn('perf', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err += d));
-  // perf prints nothing when it starts; give it until the file exists.
-  await pollUntil('perf to start', () => {
-    if (child.exitCode !== null) throw new Error(`perf: ${err.trim()}`);
-    return existsSync(file);
-  }, { timeoutMs: 10_000, everyMs: 20 });
-  perfOptions.files.push(file);
-  return {
-    stop: () =>
-      new Promise((ok) => {
-        child.once('exit', ok);
-        child.kill('SIGINT');
-      }),
-  };
-}
+  /** Starts perf on `pid`; resolves once it records, with its stop(). */
+  async start(pid) {
+    const file = join(this.dir, `perf-${this.files.length}.data`);
+    // BENCH_PERF_STAT=<events>: counts instead of samples (e.g. syscalls:sys_enter_writev,page-faults).
+    const stat = process.env.BENCH_PERF_STAT;
+    // BENCH_PERF_EVENT=<event>: samples of that event instead of CPU time (e.g. page-faults: who touches new memory).
+    const event = process.env.BENCH_PERF_EVENT ? ['-e', process.env.BENCH_PERF_EVENT] : ['-F', '999'];
+    const args = stat ? ['stat', '-e', stat, '-p', String(pid), '-o', file] : ['record', ...event, '-g', '-p', String(pid), '-o', file];
+    const child = spawn('perf', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    // perf prints nothing when it starts; give it until the file exists.
+    await pollUntil('perf to start', () => {
+      if (child.exitCode !== null) throw new Error(`perf: ${err.trim()}`);
+      return existsSync(file);
+    }, { timeoutMs: 10_000, everyMs: 20 });
+    this.files.push(file);
+    return {
+      stop: () =>
+        new Promise((ok) => {
+          child.once('exit', ok);
+          child.kill('SIGINT');
+        }),
+    };
+  }
 
-/** The hottest symbols by thread of the first recorded transfer (the middle process's main thread has tid = pid). */
-async function printPerf(file) {
-  const out = await new Promise((ok, fail) =>
-    execFile('perf', ['report', '-i', file, '--no-children', '--sort', 'pid,dso,sym', '-g', 'none', '--stdio'], { maxBuffer: 64 << 20 }, (err, stdout) => (err ? fail(err) : ok(stdout))),
-  );
-  const rows = out.split('\n').filter((l) => /^\s+\d/.test(l));
-  console.log(`\nperf samples of B (fetching), first transfer, by thread and symbol (${file}):`);
-  for (const l of rows.slice(0, 30)) console.log(l.replace(/\s+$/, ''));
+  /** The counts of every recording (BENCH_PERF_STAT), or the hottest symbols by thread of the first one. */
+  async print() {
+    if (this.files.length === 0) return;
+    if (process.env.BENCH_PERF_STAT) {
+      for (const f of this.files) console.log(`\n${f}:\n${readFileSync(f, 'utf8').trim()}`);
+      return;
+    }
+    const file = this.files[0];
+    const out = await new Promise((ok, fail) =>
+      execFile('perf', ['report', '-i', file, '--no-children', '--sort', 'pid,dso,sym', '-g', 'none', '--stdio'], { maxBuffer: 64 << 20 }, (err, stdout) => (err ? fail(err) : ok(stdout))),
+    );
+    const rows = out.split('\n').filter((l) => /^\s+\d/.test(l));
+    console.log(`\nperf samples of B (fetching), first transfer, by thread and symbol (the main thread's tid is the pid) (${file}):`);
+    for (const l of rows.slice(0, 30)) console.log(l.replace(/\s+$/, ''));
+  }
 }
 
 /**
@@ -472,14 +451,19 @@ async function warmUp(dir, a, b, opts) {
   const digest = await createRandomBlob(file, opts.warmBytes);
   await pushBlobFile(a, REPO, file, opts.warmBytes, digest);
   await rm(file);
+  const peerFetches = async () => (await getJson(`${b.url}/api/status`)).stats.fetches.peer.count;
+  const before = await peerFetches();
   const r = await timedGet(`${b.url}/v2/${REPO}/blobs/${digest}`);
   if (r.bytes !== opts.warmBytes) throw new Error(`warm-up through ${b.name}: ${r.bytes} bytes, want ${opts.warmBytes}`);
+  // The client's last byte can come a moment before the commit is counted: wait for the count, or the measured
+  // transfer's "one peer fetch" check would count this one too.
+  await pollUntil('the warm-up fetch to be counted', async () => (await peerFetches()) > before, { timeoutMs: 30_000, everyMs: 50 });
 }
 
-/** GETs `url` as the client; returns times, throughput and the CPU seconds each process spent meanwhile. */
-async function measure(url, size, procs) {
+/** GETs `url` as the client; returns times, throughput and the CPU seconds each process spent meanwhile (and, given a PerfRecorder, perf of the middle process). */
+async function measure(url, size, procs, perfRecorder) {
   for (const p of Object.values(procs)) if (p) resetPeakRss(p.pid);
-  const perf = perfOptions.dir && procs.middle ? await startPerf(procs.middle.pid) : undefined;
+  const perf = perfRecorder && procs.middle ? await perfRecorder.start(procs.middle.pid) : undefined;
   const threads0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? threadCpu(p.pid) : null]));
   const cpu0 = cpuOf(procs);
   const client0 = process.cpuUsage();
@@ -528,7 +512,7 @@ async function runMethod(method, ctx) {
       });
       try {
         await warmUp(dir, a, b, opts);
-        const r = await measure(`${b.url}/v2/${REPO}/blobs/${ctx.digest}`, size, { a, middle: b });
+        const r = await measure(`${b.url}/v2/${REPO}/blobs/${ctx.digest}`, size, { a, middle: b }, ctx.perf);
         if (r.source !== 'upstream') throw new Error(`layerd-http: X-Layerd-Source ${r.source}, want upstream`);
         return r;
       } finally {
@@ -562,7 +546,7 @@ async function runMethod(method, ctx) {
       await waitLookupReady(b);
       await warmUp(dir, a, b, opts);
       const before = (await getJson(`${b.url}/api/status`)).stats;
-      const r = await measure(`${b.url}/v2/${REPO}/blobs/${digest}`, size, { a, middle: b });
+      const r = await measure(`${b.url}/v2/${REPO}/blobs/${digest}`, size, { a, middle: b }, ctx.perf);
       // Peer bytes stream through: the client's last (verified) byte can come a moment before the commit
       // is counted, so the count is waited for (untimed).
       let after = (await getJson(`${b.url}/api/status`)).stats;
@@ -715,12 +699,12 @@ async function main() {
     if (checkPsk.digest !== digest) throw new Error(`A (psk) serves ${checkPsk.digest}, want ${digest}`);
     if (opts.methods.includes('libp2p-raw' + PSK)) rawSenderPsk = await startRawSender(work, opts, pskFile);
   }
-  const ctx = { opts, a, digest, blobUrlA, blobPath, verifyProxy, rawSender, pskFile, aPsk, rawSenderPsk };
-
+  let perf;
   if (opts.perf) {
-    perfOptions.dir = join(benchOutDir, `p2p-transfer-perf-${timestamp()}`);
-    await mkdir(perfOptions.dir, { recursive: true });
+    perf = new PerfRecorder(join(benchOutDir, `p2p-transfer-perf-${timestamp()}`));
+    await mkdir(perf.dir, { recursive: true });
   }
+  const ctx = { opts, a, digest, blobUrlA, blobPath, verifyProxy, rawSender, pskFile, aPsk, rawSenderPsk, perf };
   const loadBefore = loadavg();
   const rounds = [];
   for (let i = 0; i < opts.rounds; i++) {
@@ -786,8 +770,7 @@ async function main() {
     }
     console.log(`profiles: ${profile.dir}`);
   }
-  if (perfOptions.files.length && process.env.BENCH_PERF_STAT) for (const f of perfOptions.files) console.log(`\n${f}:\n${readFileSync(f, 'utf8').trim()}`);
-  else if (perfOptions.files.length) await printPerf(perfOptions.files[0]);
+  await perf?.print();
 
   const result = {
     bench: 'p2p-transfer',
