@@ -24,8 +24,6 @@ import {
   type StatusAnswer,
 } from './api-schema.js';
 
-export type { Check } from './api-schema.js';
-
 /** Who asks, as far as /api answers go: whether private repositories' names and content may be shown. */
 export interface Viewer {
   seesPrivate: boolean;

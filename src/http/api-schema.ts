@@ -118,7 +118,7 @@ export interface RolloutRequest {
 /** POST /api/gc takes nothing: an empty object (or no body). */
 export type GcRequest = Record<never, never>;
 
-/** GET /api/rollouts/:id; an id this node does not know is 404, whatever its form. */
+/** GET /api/rollouts/:id: an id this node does not know is 404; one over the router's 100 characters, 400. */
 export interface RolloutParams {
   id: string;
 }
