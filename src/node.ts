@@ -21,7 +21,8 @@ import { Inventory } from './distribution/inventory.js';
 import { progressFrom, Rollouts, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec } from './distribution/rollout.js';
 import { RolloutTransport } from './p2p/rollout-protocol.js';
 import { JsonRecords } from './store/json-records.js';
-import type { Check, NodeApi, NodeStatus, Viewer } from './http/api-routes.js';
+import type { NodeApi, Viewer } from './http/api-routes.js';
+import type { Check, StatusAnswer } from './http/api-schema.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from './store/tracked-blob-store.js';
 import { guardLinks } from './store/collection-guard.js';
@@ -319,7 +320,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
 
   const inventory = new Inventory(tracked, async () => [{ registry: 'local', repos }, ...(await allCaches())]);
   let url = '';
-  const status = (): NodeStatus => {
+  const status = (): StatusAnswer => {
     const peers = p2p ? connectedPeerIds(p2p.libp2p) : [];
     return {
       version: VERSION,
@@ -344,7 +345,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
         lowWatermarkBytes: diskKeeper.lowBytes ?? null,
         evictions: diskKeeper.evictions,
       },
-      stats,
+      stats: stats.toJSON(),
     };
   };
   const health = async (): Promise<Record<string, Check>> => ({ process: { ok: true, detail: `pid ${process.pid}` }, store: await storeWritable(dataDir) });

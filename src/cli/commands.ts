@@ -1,7 +1,8 @@
 // The commands that talk to a running node: status, pull, ls, gc, rollout.
 import { isPlatform } from '../oci/manifest.js';
 import { UsageError, nodeOptionsHelp, nodeFlags, printJson, type Command } from './command.js';
-import { formatGc, formatImages, type GcDoc, type ImageDoc } from './images.js';
+import type { ImagesAnswer, Loose, RolloutRequest } from '../http/api-schema.js';
+import { formatGc, formatImages, type GcDoc } from './images.js';
 import { NodeClient } from './node-client.js';
 import { pull, summaryLine } from './pull.js';
 import { failedNodes, summaryOf, waitForRollout, type RolloutDoc } from './rollout.js';
@@ -54,7 +55,7 @@ short digest, size, and how much of it is on the node's disk.
 ${nodeOptionsHelp()}`,
   async run(args) {
     const f = nodeFlags(args);
-    const doc = await new NodeClient(f.node, f.authorization).json<{ images?: ImageDoc[] }>('GET', '/api/images');
+    const doc = await new NodeClient(f.node, f.authorization).json<Loose<ImagesAnswer>>('GET', '/api/images');
     if (f.json) printJson(doc);
     else process.stdout.write(`${formatImages(Array.isArray(doc.images) ? doc.images : [])}\n`);
   },
@@ -99,7 +100,8 @@ ${nodeOptionsHelp([
     const platform = f.values.platform as string | undefined;
     if (platform !== undefined && !isPlatform(platform)) throw new UsageError(`invalid --platform ${JSON.stringify(platform)}: want os/arch[/variant]`);
     const client = new NodeClient(f.node, f.authorization);
-    const started = await client.json<RolloutDoc>('POST', '/api/rollouts', platform ? { image, platform } : { image });
+    const request: RolloutRequest = platform ? { image, platform } : { image };
+    const started = await client.json<RolloutDoc>('POST', '/api/rollouts', request);
     if (f.values.wait !== true) {
       if (f.json) printJson(started);
       else process.stdout.write(`rollout ${started.id} of ${started.image} started (follow it: layerd rollout ${image} --wait, or GET ${f.node}/api/rollouts/${started.id})\n`);

@@ -1,21 +1,10 @@
 // `layerd ls` (GET /api/images) and `layerd gc` (POST /api/gc), in words.
+import type { GcAnswer, ImageAnswer, Loose } from '../http/api-schema.js';
 import { humanBytes, percent, shortDigest, table } from './format.js';
 
-export interface ImageDoc {
-  registry?: string;
-  repository?: string;
-  tags?: string[];
-  digest?: string;
-  size?: number;
-  heldBytes?: number;
-}
-
-export interface GcDoc {
-  removedUploads?: number;
-  removedBlobs?: number;
-  freedBytes?: number;
-  evicted?: number;
-}
+/** An /api/images entry and an /api/gc answer, as read from a node of any version. */
+export type ImageDoc = Loose<ImageAnswer>;
+export type GcDoc = Loose<GcAnswer>;
 
 export function formatImages(images: ImageDoc[]): string {
   if (images.length === 0) return 'no images cached';

@@ -1,31 +1,13 @@
 // `layerd rollout IMAGE`: asks a node to have every node of the cluster pre-fetch an image (POST
 // /api/rollouts), and with --wait follows it (GET /api/rollouts/ID) until every node is done, failed or
 // dead: a line per node as its state changes (redrawn in place on a terminal), then a summary.
+import type { RolloutAnswer } from '../http/api-schema.js';
 import { RuntimeError } from './command.js';
 import { humanBytes, percent, seconds, table } from './format.js';
 import type { NodeClient } from './node-client.js';
 
-interface NodeDoc {
-  node: string;
-  status: string;
-  blobsDone?: number;
-  blobsTotal?: number;
-  bytesDone?: number;
-  bytesTotal?: number;
-  bySource?: { local?: number; peer?: number; upstream?: number };
-  startedAt?: number;
-  finishedAt?: number;
-  error?: string;
-}
-
-export interface RolloutDoc {
-  id: string;
-  image: string;
-  createdAt: number;
-  state: 'running' | 'done' | 'failed';
-  nodes: NodeDoc[];
-  summary: { nodes: number; done: number; failed: number; dead: number; imageBytes: number; seedBytes: number; seedRatio: number; makespanMs?: number };
-}
+/** The CLI reads a rollout as the node declares it: it is only ever asked of nodes that have rollouts. */
+export type RolloutDoc = RolloutAnswer;
 
 const POLL_MS = 1_000;
 

@@ -1,33 +1,11 @@
-// `layerd status`: GET /api/status, as a short human summary. Every field but version and url is
-// optional here: a node with P2P off has no peer id, and older nodes lack the store and ratio fields.
+// `layerd status`: GET /api/status, as a short human summary. Every field is optional here: a node with
+// P2P off has no peer id, and older nodes lack the store and ratio fields.
+import type { Loose, StatusAnswer } from '../http/api-schema.js';
 import { humanBytes, percent } from './format.js';
 
-interface Counter {
-  count?: number;
-  bytes?: number;
-}
-
-export interface StatusDoc {
-  version?: string;
-  url?: string;
-  peerId?: string;
-  multiaddrs?: string[];
-  connectedPeers?: number;
-  privateNetwork?: boolean;
-  allowList?: number;
-  refusedPeers?: number;
-  peers?: Array<{ id?: string; uploaded?: number; downloaded?: number }>;
-  upstreams?: string[];
-  defaultRegistry?: string;
-  store?: { bytes?: number; blobs?: number; maxBytes?: number | null; evictions?: number };
-  stats?: {
-    fetches?: { peer?: Counter; upstream?: Counter };
-    served?: { local?: number; peer?: number; upstream?: number };
-    servedBytes?: { local?: number; peer?: number; upstream?: number };
-    hitRatio?: number;
-    bytesSavedVsSeed?: number;
-  };
-}
+/** What an /api/status answer holds, as read from a node of any version. */
+export type StatusDoc = Loose<StatusAnswer>;
+type Counter = Loose<StatusAnswer['stats']['fetches']['peer']>;
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 

@@ -30,6 +30,18 @@ export interface PeerTraffic {
   downloaded: number;
 }
 
+/** The counters as /api/status shows them (NodeStats' JSON form). */
+export interface StatsSnapshot {
+  fetches: Record<Exclude<Source, 'local'>, { count: number; bytes: number }>;
+  served: Record<Source, number>;
+  servedBytes: Record<Source, number>;
+  lookups: { count: number; found: number; totalMs: number; buckets: Array<{ le: number; count: number }> };
+  uploadedToPeers: number;
+  singleFlightJoins: number;
+  hitRatio: number;
+  bytesSavedVsSeed: number;
+}
+
 export class NodeStats {
   /** Blobs fetched into the store, and their bytes, by where they came from. */
   readonly fetches: Record<Exclude<Source, 'local'>, { count: number; bytes: number }> = { peer: { count: 0, bytes: 0 }, upstream: { count: 0, bytes: 0 } };
@@ -104,7 +116,7 @@ export class NodeStats {
     return Math.max(0, sent - this.fetches.upstream.bytes);
   }
 
-  toJSON(): object {
+  toJSON(): StatsSnapshot {
     return {
       fetches: this.fetches,
       served: this.served,

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Distribution } from '../distribution/distribution.js';
 import { OciError } from '../oci/errors.js';
 import { registerApiRoutes, type NodeApi } from './api-routes.js';
+import { STRICT_AJV } from './api-schema.js';
 import { answerClientError, answerExpectation } from './client-errors.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './errors.js';
@@ -49,6 +50,8 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
     // node would answer an HTTP/1.1 request without Host with a bare 400 of its own; the hook below
     // gives the same 400 with the OCI body. The idle timeout is also the deadline for a request's headers.
     http: { requireHostHeader: false, ...headersDeadline(opts.idleTimeoutMs ?? 0) },
+    // Route schemas (the /api bodies) check what was sent as sent: no coercion, no silent dropping.
+    ajv: STRICT_AJV,
     frameworkErrors: (err, request, reply) => {
       reply.headers(API_VERSION_HEADER);
       sendError(new OciError('NAME_INVALID', `malformed request path: ${err.message}`), request, reply);

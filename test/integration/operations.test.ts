@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BlobsAnswer, GcAnswer, ImagesAnswer, ProbeAnswer, PullsAnswer, StatusAnswer } from '../../src/http/api-schema.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { removeDir, stablePort, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
@@ -67,14 +68,7 @@ async function pullImage(n: Proc): Promise<Array<{ status: number; source: strin
   return Promise.all(image.blobs.map((b) => getBlob(n, 'test/ops', digestOf(b))));
 }
 
-interface Status {
-  peerId?: string;
-  multiaddrs: string[];
-  connectedPeers: number;
-  store: { bytes: number; blobs: number; maxBytes: number | null; highWatermarkBytes: number | null; evictions: number };
-  stats: { uploadedToPeers: number; hitRatio: number; bytesSavedVsSeed: number };
-}
-const status = async (n: Proc) => (await json<Status>(`${n.url}/api/status`)).body;
+const status = async (n: Proc) => (await json<StatusAnswer>(`${n.url}/api/status`)).body;
 
 /** Every file under the store's blobs/ folder, with its size, and whether its bytes hash to its name. */
 async function blobFiles(dataDir: string): Promise<Array<{ digest: string; size: number; verifies: boolean }>> {
@@ -135,20 +129,20 @@ describe('metrics and the /api answers move with pulls', () => {
     expect(s.stats.bytesSavedVsSeed).toBe(total);
     expect(s.store).toMatchObject({ bytes: total + image.manifest.length, blobs: 5, maxBytes: null, evictions: 0 });
 
-    const images = (await json<{ images: Array<Record<string, unknown>> }>(`${n.url}/api/images`)).body.images;
+    const images = (await json<ImagesAnswer>(`${n.url}/api/images`)).body.images;
     expect(images).toEqual([
       expect.objectContaining({ registry, repository: 'test/ops', tags: ['v1'], digest: digestOf(image.manifest), blobs: 4, heldBlobs: 4, size: total + image.manifest.length, heldBytes: total + image.manifest.length }),
     ]);
-    const pulls = (await json<{ pulls: Array<Record<string, unknown>> }>(`${n.url}/api/pulls`)).body.pulls;
+    const pulls = (await json<PullsAnswer>(`${n.url}/api/pulls`)).body.pulls;
     expect(pulls).toHaveLength(10);
     expect(pulls.filter((p) => p.kind === 'manifest')).toEqual([
       expect.objectContaining({ repository: 'test/ops', reference: 'v1', source: 'local', registry }),
       expect.objectContaining({ repository: 'test/ops', reference: 'v1', source: 'upstream', registry }),
     ]);
-    const blobs = (await json<{ blobs: Array<{ digest: string; source: string; size: number }> }>(`${n.url}/api/blobs`)).body.blobs;
+    const blobs = (await json<BlobsAnswer>(`${n.url}/api/blobs`)).body.blobs;
     for (const b of image.blobs) expect(blobs).toContainEqual(expect.objectContaining({ digest: digestOf(b), size: b.length, source: 'upstream' }));
 
-    const health = await json<{ status: string; checks: Record<string, { ok: boolean }> }>(`${n.url}/healthz`);
+    const health = await json<ProbeAnswer>(`${n.url}/healthz`);
     expect(health.status).toBe(200);
     expect(health.body.status).toBe('ok');
     expect(health.body.checks.store!.ok).toBe(true);
@@ -165,7 +159,7 @@ describe('metrics and the /api answers move with pulls', () => {
     const temp = join(tags, '.tmp-0123456789ab-v1');
     await writeFile(temp, 'sha256:');
     await utimes(temp, new Date(Date.now() - 300_000), new Date(Date.now() - 300_000));
-    const res = await json<Record<string, number>>(`${n.url}/api/gc`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+    const res = await json<GcAnswer>(`${n.url}/api/gc`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ removedUploads: 2, removedBlobs: 0, freedBytes: 0, evicted: 0 });
     await expect(stat(stale)).rejects.toThrow();
@@ -256,7 +250,7 @@ describe('crashes and shutdowns', () => {
     for (const f of files) expect(f.verifies, `${f.digest} hashes to its name`).toBe(true);
     const s = await status(again);
     expect([s.store.blobs, s.store.bytes]).toEqual([files.length, files.reduce((sum, f) => sum + f.size, 0)]);
-    const blobs = (await json<{ blobs: Array<{ digest: string }> }>(`${again.url}/api/blobs`)).body.blobs;
+    const blobs = (await json<BlobsAnswer>(`${again.url}/api/blobs`)).body.blobs;
     expect(blobs.map((b) => b.digest)).not.toContain(digest);
     const got = await getBlob(again, 'test/big', digest);
     expect([got.status, got.sha]).toEqual([200, digestOf(big)]);

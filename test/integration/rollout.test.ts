@@ -3,6 +3,7 @@
 // nodes. The seed's access log is the ground truth for how often each blob left the seed.
 import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ErrorAnswer, RolloutAnswer, StatusAnswer } from '../../src/http/api-schema.js';
 import { blobGets } from '../helpers/access-log.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { freePort, layerdBin, removeDir, startDistribution, startLayerd, until, nodeApi as api } from '../helpers/processes.js';
@@ -25,20 +26,9 @@ let nodes: Node[];
 const started: Node[] = [];
 const dirs: string[] = [];
 
-interface Status {
-  peerId: string;
-  multiaddrs: string[];
-  connectedPeers: number;
-  peers: Array<{ id: string; downloaded: number }>;
-}
-interface View {
-  id: string;
-  image: string;
-  order?: string[];
-  state: string;
-  nodes: Array<{ node: string; status: string; blobsDone?: number; blobsTotal?: number; bySource?: Record<string, number>; error?: string }>;
-  summary: { nodes: number; done: number; failed: number; dead: number; imageBytes: number; seedBytes: number; seedRatio: number; makespanMs?: number };
-}
+/** Every node here runs P2P: its status has a peer id. */
+type Status = StatusAnswer & { peerId: string };
+type View = RolloutAnswer;
 
 function pushToSeed(repo: string, data: Buffer): Promise<string> {
   return new RegistryClient(seed.url).putBlob(repo, data);
@@ -311,10 +301,10 @@ describe('layerd rollout', () => {
   });
 
   it('refuses bad requests with a clear error: the CLI exits 2 for a bad reference, 1 for an unreachable node', async () => {
-    const bad = await api<{ errors: Array<{ code: string }> }>(nodes[0]!, '/api/rollouts', { image: 'UPPER/Case!!' });
+    const bad = await api<ErrorAnswer>(nodes[0]!, '/api/rollouts', { image: 'UPPER/Case!!' });
     expect(bad.status).toBe(400);
     expect(bad.body.errors[0]!.code).toBe('NAME_INVALID');
-    const unknown = await api<{ errors: Array<{ code: string }> }>(nodes[0]!, '/api/rollouts/00000000-0000-0000-0000-000000000000');
+    const unknown = await api<ErrorAnswer>(nodes[0]!, '/api/rollouts/00000000-0000-0000-0000-000000000000');
     expect(unknown.status).toBe(404);
 
     const usage = await cli(['rollout', '--node', nodes[0]!.url]);
