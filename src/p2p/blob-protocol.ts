@@ -10,6 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { Readable } from 'node:stream';
 import { parseDigest, type Digest } from '../oci/digest.js';
+import { ClassifiedError, type FailureKind } from '../oci/failure.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
@@ -53,7 +54,7 @@ export interface BlobResponseHeader {
   length?: number;
 }
 
-export class PeerFetchError extends Error {
+export class PeerFetchError extends ClassifiedError {
   constructor(
     readonly peer: string,
     readonly status: BlobStatus | 'protocol' | 'unreachable' | 'truncated' | 'stalled',
@@ -61,6 +62,14 @@ export class PeerFetchError extends Error {
   ) {
     super(`peer ${peer}: ${message}`);
     this.name = 'PeerFetchError';
+  }
+
+  /** The peer's own answers have kinds; failing to get one (unreachable, stalled, garbled) is transient. */
+  get failure(): FailureKind {
+    if (this.status === 'not-found') return 'not-found';
+    if (this.status === 'busy') return 'busy';
+    if (this.status === 'bad-request') return 'refused';
+    return 'transient';
   }
 }
 
