@@ -47,12 +47,8 @@ export interface BlobRequest {
 
 export type BlobStatus = 'ok' | 'not-found' | 'busy' | 'bad-request' | 'error';
 
-export interface BlobResponseHeader {
-  status: BlobStatus;
-  size?: number;
-  start?: number;
-  length?: number;
-}
+/** A response header as parseBlobResponse lets it through: only "ok" carries numbers, and then all three. */
+export type BlobResponseHeader = { status: 'ok'; size: number; start: number; length: number } | { status: Exclude<BlobStatus, 'ok'> };
 
 export class PeerFetchError extends ClassifiedError {
   constructor(
@@ -309,7 +305,7 @@ export async function fetchFromPeer(
     body.destroy();
     throw new PeerFetchError(peer.id, header.status, `answered ${header.status}`);
   }
-  const { size, start, length } = header as Required<BlobResponseHeader>;
+  const { size, start, length } = header;
   return { size, start, length, body, received: () => body.received };
 }
 
@@ -414,7 +410,7 @@ class PeerBody extends Readable {
       return this.fail(err as Error);
     }
     this.head = undefined;
-    this.total = header.status === 'ok' ? header.length! : 0;
+    this.total = header.status === 'ok' ? header.length : 0;
     this.resolveHeader(header);
     if (header.status !== 'ok') return; // the caller drops the stream
     if (rest.length > 0) this.accept(rest);
