@@ -9,9 +9,9 @@ import { FrameError } from './json-lines.js';
 const MAX_PEER_ID = 128;
 const MAX_MULTIADDR = 1024;
 
-/** The JSON object a message must be. */
-export function objectField(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FrameError(`${what}: want a JSON object`);
+/** The JSON object a message must be; `what` names it in the error. */
+export function objectField(v: unknown, what?: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FrameError(what ? `${what}: want a JSON object` : 'want a JSON object');
   return v as Record<string, unknown>;
 }
 

@@ -16,8 +16,7 @@ export type RolloutMessage = { type: 'offer'; spec: unknown } | { type: 'report'
 
 /** The envelope of a rollout message; what is inside is checked by the handlers' checks (RolloutHandlers). */
 export function parseRolloutMessage(question: unknown): RolloutMessage {
-  if (typeof question !== 'object' || question === null || Array.isArray(question)) throw new FrameError('want a JSON object');
-  const q = question as { type?: unknown; spec?: unknown; progress?: unknown };
+  const q = objectField(question); // its bare message is the answer peers know ({ok:false,error})
   if (q.type === 'offer') return { type: 'offer', spec: q.spec };
   if (q.type === 'report') return { type: 'report', progress: q.progress };
   throw new FrameError('unknown message type');
