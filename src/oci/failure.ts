@@ -42,7 +42,7 @@ export function failureOf(err: unknown): FailureKind {
 
 /**
  * The errno code of a Node system error (`ENOSPC`, `ETIMEDOUT`, ...), undefined for anything else. Node's
- * system errors have no classes of their own: their code is the only thing to go by, read here only.
+ * system errors have no classes of their own: their code is the only thing to go by, read through this.
  */
 export function errnoOf(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
