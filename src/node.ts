@@ -287,10 +287,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     log: logger,
   });
   await p2p?.rollouts.start({
-    offer: (raw, from) => {
-      rollouts.accept(specFrom(raw), from);
+    checkOffer: (raw) => specFrom(raw),
+    checkReport: progressFrom,
+    offer: (spec, from) => {
+      rollouts.accept(spec, from);
     },
-    report: (raw, from) => rollouts.onReport(progressFrom(raw, from)),
+    report: (progress) => rollouts.onReport(progress),
   });
   p2p?.rollouts.onPeer((peer) => rollouts.offerRunning(peer));
   rolloutWillFetch = (digest) => rollouts.willFetch(digest);

@@ -2,6 +2,7 @@
 // request means (containerd's ?ns=, else the default registry). Writes (pushes, deletes) only ever go
 // to this node's own registry.
 import { OciError } from '../oci/errors.js';
+import { failureOf } from '../oci/failure.js';
 import { parseRegistryName, type ManifestReference, type RepositoryName } from '../oci/reference.js';
 import type { Digest } from '../oci/digest.js';
 import type { BlobAnswer, ManifestAnswer } from './answers.js';
@@ -9,8 +10,6 @@ import type { Mirror } from './mirror.js';
 import type { MirrorListings, ReferrersAnswer, TagsAnswer } from './mirror-listings.js';
 import type { Adopter, Registry } from './registry.js';
 import type { ManifestRecord } from '../store/repository-store.js';
-
-const LOCAL_MISSES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN']);
 
 export class Distribution {
   constructor(
@@ -109,9 +108,12 @@ export class Distribution {
     };
   }
 
-  /** A local miss goes to the mirror when it can get the content: a seed for manifests, a seed or peers for blobs. */
+  /**
+   * A local miss (the registry's not-found answer; any other failure is its own) goes to the mirror when it
+   * can get the content: a seed for manifests, a seed or peers for blobs.
+   */
   private mirrors(err: unknown, target: string, kind: 'manifest' | 'blob'): boolean {
-    if (!(err instanceof OciError) || !LOCAL_MISSES.has(err.code) || !this.mirror) return false;
+    if (!(err instanceof OciError) || failureOf(err) !== 'not-found' || !this.mirror) return false;
     return kind === 'manifest' ? this.mirror.serves(target) : this.mirror.servesBlobs(target);
   }
 }

@@ -8,11 +8,11 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { algorithmOf, digestOf, parseDigest, type Digest } from '../oci/digest.js';
 import { insufficientStorage, OciError } from '../oci/errors.js';
+import { errnoOf, failureOf } from '../oci/failure.js';
 import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES, bareMediaType, isManifestMediaType, parseManifest } from '../oci/manifest.js';
 import type { ByteRange } from '../oci/range.js';
 import { normalizeRepository, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
 import { readSmallBlob, type BlobStore } from '../store/blob-store.js';
-import { isNoSpace } from '../store/errors.js';
 import type { RepositoryStore } from '../store/repository-store.js';
 import { UpstreamError } from '../upstream/errors.js';
 import { readBody } from '../upstream/http.js';
@@ -407,10 +407,10 @@ function manifestMediaType(bytes: Buffer, contentType: string | undefined): stri
 export function toClientError(err: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN', notFoundMessage: string): OciError {
   if (err instanceof OciError) return err;
   // This node's disk, not the seed: a full disk must not read as a seed failure.
-  if (isNoSpace(err)) return insufficientStorage((err as Error).message);
+  if (failureOf(err) === 'no-space') return insufficientStorage((err as Error).message);
   if (!(err instanceof UpstreamError)) {
     // A body that broke off or timed out mid-way: the seed's fault as far as the client can tell.
-    const timedOut = (err as NodeJS.ErrnoException)?.code === 'ETIMEDOUT';
+    const timedOut = errnoOf(err) === 'ETIMEDOUT';
     return new OciError('UNAVAILABLE', `fetch failed: ${(err as Error)?.message ?? String(err)}`, { status: timedOut ? 504 : 502 });
   }
   if (err.kind === 'timeout') return new OciError('UNAVAILABLE', err.message, { status: 504 });

@@ -8,6 +8,7 @@
 // culprit cannot be singled out). A download another way left part way goes on from its offset.
 import { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
+import { failureOf } from '../oci/failure.js';
 import type { ByteRange } from '../oci/range.js';
 import type { ContentRouter, Provider } from '../p2p/content-router.js';
 import type { PeerBlob } from '../p2p/blob-protocol.js';
@@ -382,7 +383,7 @@ export class PeerFetcher {
       blob = await this.net.fetch(peer, digest, start > 0 ? { start, end: Number.MAX_SAFE_INTEGER } : undefined);
     } catch (err) {
       release();
-      if ((err as { status?: unknown }).status === 'busy') return undefined;
+      if (failureOf(err) === 'busy') return undefined;
       this.scores.failure(peer.id);
       throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
     }
@@ -503,7 +504,7 @@ export class PeerFetcher {
       } catch (err) {
         if (err instanceof ImpossibleClaimError) {
           // penalized already (judgeClaim)
-        } else if ((err as { status?: unknown }).status === 'busy') {
+        } else if (failureOf(err) === 'busy') {
           // Not a failure: the provider is serving others. It may be asked again once a slot frees.
           tried.delete(peer.id);
           busyAnswers++;

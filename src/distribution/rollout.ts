@@ -11,7 +11,7 @@
 // asked for twice is the same rollout.
 import { randomUUID } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { failureOf } from '../oci/failure.js';
 import { isPlatform, parseManifest, platformMatches, type Descriptor } from '../oci/manifest.js';
 import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../oci/reference.js';
 import type { Source } from './answers.js';
@@ -433,7 +433,10 @@ export class Rollouts {
         return await work();
       } catch (err) {
         const reason = (err as Error).message;
-        const final = err instanceof OciError && err.status < 500 && err.status !== 429;
+        // Final: the image or blob does not exist, or this node may not have it. Busy, a full disk (the disk
+        // keeper may free room) and anything transient are tried again.
+        const kind = failureOf(err);
+        const final = kind === 'not-found' || kind === 'refused';
         if (final || attempt >= this.o.retries) throw new Error(`${what}: ${reason}${attempt > 0 ? ` (after ${attempt + 1} attempts)` : ''}`);
         const waitMs = this.o.retryBaseMs * 2 ** attempt;
         this.o.log?.warn({ rollout: spec.id, what, reason, retryInMs: waitMs }, 'rollout fetch failed: retrying');

@@ -19,9 +19,9 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../oci/digest.js';
 import type { ByteRange } from '../oci/range.js';
-import { OciError } from '../oci/errors.js';
+import { ClassifiedError, failureOf } from '../oci/failure.js';
 import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../store/blob-store.js';
-import { DigestMismatchError, InsufficientStorageError, isNoSpace } from '../store/errors.js';
+import { InsufficientStorageError } from '../store/errors.js';
 import { isPumpable, type Pumpable } from '../store/file-range-stream.js';
 import { pumpInto } from '../store/serve-buffers.js';
 import type { Source } from './answers.js';
@@ -147,7 +147,7 @@ export class SharedDownload {
             await this.drop(error, false);
             return this.fail(error);
           }
-          if (startsOver(error)) {
+          if (failureOf(error) === 'corrupt') {
             // Bytes that are wrong, or may be: whoever wrote any of them is told (a peer source penalizes its
             // providers), the bytes go, and clients answered from them are cut.
             for (const s of this.wrote) if (s !== source) s.failed?.(error);
@@ -168,7 +168,7 @@ export class SharedDownload {
       }
       // Nothing is left behind, before anyone is told: a client that retries at once must find no
       // download (and start a new one), not this one still cleaning up.
-      const error = last instanceof OciError && last.code === 'BLOB_UNKNOWN' ? last : failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest);
+      const error = failureOf(last) === 'not-found' ? last! : failures.length > 0 ? new Error(failures.join('; ')) : new NoSourceError(this.digest);
       await this.drop(error, false);
       // The last source (the seed) saying the blob does not exist is the answer, whatever peers did before.
       return this.fail(error);
@@ -258,7 +258,7 @@ export class SharedDownload {
       } catch (err) {
         body.stream.destroy();
         this.size = undefined;
-        if (isNoSpace(err) && body.confirmed === false && body.size !== undefined) throw new UnconfirmedClaimError(body.size, err as Error);
+        if (failureOf(err) === 'no-space' && body.confirmed === false && body.size !== undefined) throw new UnconfirmedClaimError(body.size, err as Error);
         throw err;
       }
       this.attempts++;
@@ -547,7 +547,8 @@ export class UnconfirmedClaimError extends Error {
 }
 
 /** A source that sent more bytes than it announced: the bytes are wrong, and dropped. */
-export class OverrunError extends Error {
+export class OverrunError extends ClassifiedError {
+  readonly failure = 'corrupt';
   constructor(readonly size: number) {
     super(`source sent more than its ${size} bytes`);
     this.name = 'OverrunError';
@@ -558,7 +559,8 @@ export class OverrunError extends Error {
  * A source going on from a byte disagrees with the size the bytes before it came with: they are dropped.
  * `by` names the source that disagreed (when it is the seed, the sources before it lied about the size).
  */
-export class SizeConflictError extends Error {
+export class SizeConflictError extends ClassifiedError {
+  readonly failure = 'corrupt';
   constructor(
     readonly had: number,
     readonly claimed: number,
@@ -567,11 +569,6 @@ export class SizeConflictError extends Error {
     super(`source says the blob has ${claimed} bytes, the download had ${had}: starting over`);
     this.name = 'SizeConflictError';
   }
-}
-
-/** Failures after which the bytes written cannot be trusted to be the blob's: they are dropped. */
-function startsOver(err: Error): boolean {
-  return err instanceof DigestMismatchError || err instanceof OverrunError || err instanceof SizeConflictError;
 }
 
 /** `stream` without its first `n` bytes (a source that answered from before the offset asked for). */
@@ -595,7 +592,9 @@ function skipBytes(stream: Readable, n: number): Readable {
   return out;
 }
 
-export class NoSourceError extends Error {
+/** No source offered the blob at all (none failed: each had nothing). */
+export class NoSourceError extends ClassifiedError {
+  readonly failure = 'not-found';
   constructor(readonly digest: Digest) {
     super(`no source has ${digest}`);
     this.name = 'NoSourceError';
@@ -603,12 +602,12 @@ export class NoSourceError extends Error {
 }
 
 /**
- * Failures that another source cannot fix: the blob does not exist, the client may not have it, or
- * this node's disk is full (kept as it is, so the client is told why).
+ * Failures that another source cannot fix: the client may not have the blob, or this node's disk is full
+ * (kept as it is, so the client is told why). Not-found is not one: the next source (the seed) may have it.
  */
 function isFinal(err: Error): boolean {
-  if (isNoSpace(err)) return true;
-  return err instanceof OciError && err.status < 500 && err.code !== 'BLOB_UNKNOWN';
+  const kind = failureOf(err);
+  return kind === 'no-space' || kind === 'refused';
 }
 
 /** At most one download per digest: later askers join the running one. */

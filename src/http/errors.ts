@@ -1,7 +1,7 @@
 // One place where failures become HTTP responses: every error leaves as the OCI spec's JSON body.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { OciError, insufficientStorage, isOciError } from '../oci/errors.js';
-import { isNoSpace } from '../store/errors.js';
+import { failureOf } from '../oci/failure.js';
 
 /** Errors from a client that went away or sent a broken body: the client's fault, not ours. */
 const CLIENT_STREAM_ERRORS = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
@@ -11,7 +11,7 @@ export function toOciError(err: unknown): OciError {
   const e = err as FastifyError & NodeJS.ErrnoException;
   if (e && typeof e === 'object') {
     if (e.code && CLIENT_STREAM_ERRORS.has(e.code)) return new OciError('BLOB_UPLOAD_INVALID', 'request body ended early');
-    if (isNoSpace(e)) return insufficientStorage(e.message);
+    if (failureOf(e) === 'no-space') return insufficientStorage(e.message);
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OciError('SIZE_INVALID', 'request body too large', { status: 413 });
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
       return new OciError('UNSUPPORTED', e.message, { status: e.statusCode });

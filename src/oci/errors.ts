@@ -1,5 +1,6 @@
 // The OCI distribution spec's error codes and the HTTP status each one travels with. Every failure
 // that reaches a client is an OciError, rendered once (http/errors.ts) as {"errors":[{code,message,detail}]}.
+import { ClassifiedError, failureOfStatus, type FailureKind } from './failure.js';
 
 export const ERROR_STATUS = {
   BLOB_UNKNOWN: 404,
@@ -25,7 +26,7 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-export class OciError extends Error {
+export class OciError extends ClassifiedError {
   readonly code: ErrorCode;
   readonly status: number;
   readonly detail: unknown;
@@ -39,6 +40,11 @@ export class OciError extends Error {
     this.status = opts.status ?? ERROR_STATUS[code];
     this.detail = opts.detail;
     if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
+  }
+
+  /** An answer's kind is its status's: 404 not-found, 429 busy, 507 no-space, other 4xx refused. */
+  get failure(): FailureKind {
+    return failureOfStatus(this.status);
   }
 
   /** The spec's JSON error body. */

@@ -10,6 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { Readable } from 'node:stream';
 import { parseDigest, type Digest } from '../oci/digest.js';
+import { ClassifiedError, type FailureKind } from '../oci/failure.js';
 import type { ByteRange } from '../oci/range.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { BlobNotFoundError } from '../store/errors.js';
@@ -46,14 +47,10 @@ export interface BlobRequest {
 
 export type BlobStatus = 'ok' | 'not-found' | 'busy' | 'bad-request' | 'error';
 
-export interface BlobResponseHeader {
-  status: BlobStatus;
-  size?: number;
-  start?: number;
-  length?: number;
-}
+/** A response header as parseBlobResponse lets it through: only "ok" carries numbers, and then all three. */
+export type BlobResponseHeader = { status: 'ok'; size: number; start: number; length: number } | { status: Exclude<BlobStatus, 'ok'> };
 
-export class PeerFetchError extends Error {
+export class PeerFetchError extends ClassifiedError {
   constructor(
     readonly peer: string,
     readonly status: BlobStatus | 'protocol' | 'unreachable' | 'truncated' | 'stalled',
@@ -61,6 +58,14 @@ export class PeerFetchError extends Error {
   ) {
     super(`peer ${peer}: ${message}`);
     this.name = 'PeerFetchError';
+  }
+
+  /** The peer's own answers have kinds; failing to get one (unreachable, stalled, garbled) is transient. */
+  get failure(): FailureKind {
+    if (this.status === 'not-found') return 'not-found';
+    if (this.status === 'busy') return 'busy';
+    if (this.status === 'bad-request') return 'refused';
+    return 'transient';
   }
 }
 
@@ -300,7 +305,7 @@ export async function fetchFromPeer(
     body.destroy();
     throw new PeerFetchError(peer.id, header.status, `answered ${header.status}`);
   }
-  const { size, start, length } = header as Required<BlobResponseHeader>;
+  const { size, start, length } = header;
   return { size, start, length, body, received: () => body.received };
 }
 
@@ -405,7 +410,7 @@ class PeerBody extends Readable {
       return this.fail(err as Error);
     }
     this.head = undefined;
-    this.total = header.status === 'ok' ? header.length! : 0;
+    this.total = header.status === 'ok' ? header.length : 0;
     this.resolveHeader(header);
     if (header.status !== 'ok') return; // the caller drops the stream
     if (rest.length > 0) this.accept(rest);

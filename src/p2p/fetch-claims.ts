@@ -29,6 +29,7 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking } from './json-rpc.js';
 import type { Provider } from './content-router.js';
+import { multiaddrsField, objectField, peerIdField, stringsField } from './peer-fields.js';
 
 export const CLAIM_PROTOCOL = '/layerd/claim/1.0.0';
 /** Coordinators asked in turn before a node fetches for itself. */
@@ -136,15 +137,33 @@ export class RolloutOrders {
 
 export type ClaimQuestion = { kind: 'release'; digest: Digest } | { kind: 'claim'; digest: Digest; failed: string[] };
 
+/** Failed peers a question may name: an asker may avoid more, the coordinator heeds this many. */
+const MAX_FAILED_HEEDED = 64;
+/** Failed peers a question may list at all: more than a question's 16 KiB can hold, so only the size bounds it. */
+const MAX_FAILED = 1024;
+/** Addresses a claim answer may give for the peer to follow. */
+const MAX_ADDRS = 256;
+
 /** A question a peer sent the coordinator; FrameError or OciError (DIGEST_INVALID) when malformed. */
 export function parseClaimQuestion(question: unknown): ClaimQuestion {
-  if (typeof question !== 'object' || question === null || Array.isArray(question)) throw new FrameError('want a JSON object');
-  const doc = question as { digest?: unknown; failed?: unknown; release?: unknown };
+  const doc = objectField(question, 'claim question');
   if (typeof doc.digest !== 'string') throw new FrameError('no digest');
   const digest = parseDigest(doc.digest);
   if (doc.release === true) return { kind: 'release', digest };
-  const failed = Array.isArray(doc.failed) ? doc.failed.filter((f): f is string => typeof f === 'string').slice(0, 64) : [];
+  // Ids are only compared with the chain's (authenticated) ids: any string is harmless, no parse needed.
+  const failed = doc.failed === undefined ? [] : stringsField(doc.failed, 'failed', MAX_FAILED, 128).slice(0, MAX_FAILED_HEEDED);
   return { kind: 'claim', digest, failed };
+}
+
+/** The coordinator's answer to a claim: the peer to follow (maybe the asker itself) and where to dial it. */
+export function parseClaimAnswer(reply: unknown): Provider {
+  const doc = objectField(reply, 'claim answer');
+  return { id: peerIdField(doc.fetcher, 'fetcher'), addrs: multiaddrsField(doc.addrs, 'addrs', MAX_ADDRS) };
+}
+
+/** The coordinator's answer to a release: {"ok":true}. */
+export function parseReleaseAnswer(reply: unknown): void {
+  if (objectField(reply, 'release answer').ok !== true) throw new FrameError('release answer: want {"ok":true}');
 }
 
 function keyOf(text: string): Buffer {
@@ -191,7 +210,11 @@ export class FetchClaims {
   }
 
   async start(): Promise<void> {
-    await answer(this.libp2p, CLAIM_PROTOCOL, (question, from) => this.answerClaim(question, from), { timeoutMs: this.askTimeoutMs, maxInboundStreams: this.opts.maxInboundStreams });
+    await answer(this.libp2p, CLAIM_PROTOCOL, parseClaimQuestion, (question, from) => this.answerClaim(question, from), {
+      timeoutMs: this.askTimeoutMs,
+      maxInboundStreams: this.opts.maxInboundStreams,
+      onFailure: (err, from) => this.opts.log?.debug({ peer: from.toString(), reason: err.message }, 'claim: a question failed, stream reset'),
+    });
   }
 
   private get self(): string {
@@ -264,17 +287,14 @@ export class FetchClaims {
   async release(digest: Digest): Promise<void> {
     const coordinator = coordinatorOf(digest, [this.self, ...(await peersSpeaking(this.libp2p, CLAIM_PROTOCOL))]);
     if (!coordinator || coordinator === this.self) return this.table.release(digest, this.self);
-    await ask(this.libp2p, { id: coordinator }, CLAIM_PROTOCOL, { digest, release: true }, this.askTimeoutMs);
+    await ask(this.libp2p, { id: coordinator }, CLAIM_PROTOCOL, { digest, release: true }, this.askTimeoutMs, parseReleaseAnswer);
   }
 
-  private async ask(coordinator: string, digest: Digest, failed: readonly string[]): Promise<Provider> {
-    const reply = await ask<{ fetcher?: unknown; addrs?: unknown }>(this.libp2p, { id: coordinator }, CLAIM_PROTOCOL, { digest, failed }, this.askTimeoutMs);
-    if (typeof reply.fetcher !== 'string' || !Array.isArray(reply.addrs) || !reply.addrs.every((a) => typeof a === 'string')) throw new Error('bad claim answer');
-    return { id: reply.fetcher, addrs: reply.addrs as string[] };
+  private ask(coordinator: string, digest: Digest, failed: readonly string[]): Promise<Provider> {
+    return ask(this.libp2p, { id: coordinator }, CLAIM_PROTOCOL, { digest, failed }, this.askTimeoutMs, parseClaimAnswer);
   }
 
-  private async answerClaim(question: unknown, from: PeerId): Promise<object> {
-    const q = parseClaimQuestion(question);
+  private async answerClaim(q: ClaimQuestion, from: PeerId): Promise<object> {
     if (q.kind === 'release') {
       this.table.release(q.digest, from.toString());
       return { ok: true };

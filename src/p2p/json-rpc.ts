@@ -1,9 +1,12 @@
 // One question, one answer, over a libp2p stream: a JSON line each way. The shape of layerd's small
-// control protocols (claims, rollouts); bulk bytes have their own protocol (blob-protocol.ts).
+// control protocols (claims, rollouts); bulk bytes have their own protocol (blob-protocol.ts). Both sides
+// take a parser for what the peer sends, so no field of it is used before its shape is checked: a
+// question or answer that fails the check resets the stream (or, where the protocol says so, is refused
+// with an answer), it never reaches the code that would use it.
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { parseJsonLine, readLine, writeLine } from './json-lines.js';
+import { FrameError, parseJsonLine, readLine, writeLine } from './json-lines.js';
 
 /** Room for lists of peer ids or multiaddrs, and a progress record. */
 const MAX_MESSAGE = 16 * 1024;
@@ -14,8 +17,14 @@ export interface RpcTarget {
   addrs?: string[];
 }
 
-/** Asks `target` one question; rejects on a dial failure, a timeout or an answer that is not JSON. */
-export async function ask<T>(libp2p: Libp2p, target: RpcTarget, protocol: string, question: object, timeoutMs: number): Promise<T> {
+/** Checks a peer's message (a JSON value) and returns it typed; throws FrameError naming what is wrong. */
+export type PeerMessageParser<T> = (message: unknown) => T;
+
+/**
+ * Asks `target` one question; rejects on a dial failure, a timeout, or an answer `parse` refuses (a
+ * FrameError that names the protocol, the peer and what is wrong; the stream is reset).
+ */
+export async function ask<T>(libp2p: Libp2p, target: RpcTarget, protocol: string, question: object, timeoutMs: number, parse: PeerMessageParser<T>): Promise<T> {
   const signal = AbortSignal.timeout(timeoutMs);
   const addrs = (target.addrs ?? []).map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${target.id}`));
   const stream = await libp2p.dialProtocol(addrs.length > 0 ? addrs : peerIdFromString(target.id), protocol, { signal });
@@ -25,7 +34,13 @@ export async function ask<T>(libp2p: Libp2p, target: RpcTarget, protocol: string
     writeLine(stream, question);
     await stream.close();
     const { line } = await readLine(stream[Symbol.asyncIterator](), MAX_MESSAGE);
-    return JSON.parse(line) as T;
+    try {
+      return parse(parseJsonLine(line));
+    } catch (err) {
+      const bad = new FrameError(`${protocol}: bad answer from ${target.id}: ${(err as Error).message}`);
+      stream.abort(bad);
+      throw bad;
+    }
   } finally {
     signal.removeEventListener('abort', abort);
   }
@@ -36,13 +51,27 @@ export interface AnswerLimits {
   timeoutMs?: number;
   /** Streams one connection may have open on the protocol; libp2p refuses more. */
   maxInboundStreams?: number;
+  /**
+   * The answer to a question `parse` refused, for a protocol that tells the asker why (rollouts answer
+   * {ok:false}); absent, the stream is reset.
+   */
+  refuse?: (err: Error) => object;
+  /** Told of every exchange that failed (a question refused or malformed, a timeout), with the peer. */
+  onFailure?: (err: Error, from: PeerId) => void;
 }
 
 /**
- * Answers each question with `answer`'s result; a question that fails to parse or answer closes the
- * stream, and one not done within the timeout (a peer that stalls) is reset.
+ * Answers each question, once `parse` has checked it, with `respond`'s result. A question that `parse`
+ * refuses never reaches `respond`: it is answered `limits.refuse`, or the stream is reset. A line that is
+ * not JSON, a question `respond` fails on, and one not done within the timeout (a stall) reset it.
  */
-export async function answer(libp2p: Libp2p, protocol: string, respond: (question: unknown, from: PeerId) => Promise<object>, limits: AnswerLimits = {}): Promise<void> {
+export async function answer<Q>(
+  libp2p: Libp2p,
+  protocol: string,
+  parse: PeerMessageParser<Q>,
+  respond: (question: Q, from: PeerId) => Promise<object>,
+  limits: AnswerLimits = {},
+): Promise<void> {
   const timeoutMs = limits.timeoutMs ?? 5_000;
   await libp2p.handle(
     protocol,
@@ -51,10 +80,23 @@ export async function answer(libp2p: Libp2p, protocol: string, respond: (questio
       const timeout = setTimeout(() => stream.abort(new Error('request timeout')), timeoutMs);
       try {
         const { line } = await readLine(stream[Symbol.asyncIterator](), MAX_MESSAGE);
-        writeLine(stream, await respond(parseJsonLine(line), connection.remotePeer));
+        const value = parseJsonLine(line); // not even JSON: no protocol answers that, the stream is reset
+        let question: Q;
+        try {
+          question = parse(value);
+        } catch (err) {
+          if (!limits.refuse) throw err;
+          limits.onFailure?.(err as Error, connection.remotePeer);
+          writeLine(stream, limits.refuse(err as Error));
+          await stream.close();
+          return;
+        }
+        writeLine(stream, await respond(question, connection.remotePeer));
         await stream.close();
       } catch (err) {
-        stream.abort(err instanceof Error ? err : new Error(String(err)));
+        const error = err instanceof Error ? err : new Error(String(err));
+        limits.onFailure?.(error, connection.remotePeer);
+        stream.abort(error);
       } finally {
         clearTimeout(timeout);
       }

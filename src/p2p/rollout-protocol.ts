@@ -1,29 +1,49 @@
 // Carries rollouts between nodes over /layerd/rollout/1.0.0: an offer (a rollout to run and pass on)
 // or a report (a node's progress, to the rollout's origin), each one JSON question with an {ok}
-// answer. What the messages mean is distribution's business: this module only moves them, and hands
-// them on with the sending peer's id (which libp2p authenticated).
+// answer. What the messages mean is distribution's business: it gives this module the checks for a
+// spec and a report, which run here, at the edge, before a handler sees either; a message that fails
+// them is answered {ok:false} with the reason. Messages are handed on with the sending peer's id (which
+// libp2p authenticated).
 import type { Libp2p } from '@libp2p/interface';
 import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking, type AnswerLimits } from './json-rpc.js';
+import { objectField } from './peer-fields.js';
 
 export const ROLLOUT_PROTOCOL = '/layerd/rollout/1.0.0';
 const ASK_TIMEOUT_MS = 5_000;
 
 export type RolloutMessage = { type: 'offer'; spec: unknown } | { type: 'report'; progress: unknown };
 
-/** The envelope of a rollout message; what is inside is checked by whoever handles it. */
+/** The envelope of a rollout message; what is inside is checked by the handlers' checks (RolloutHandlers). */
 export function parseRolloutMessage(question: unknown): RolloutMessage {
-  if (typeof question !== 'object' || question === null || Array.isArray(question)) throw new FrameError('want a JSON object');
-  const q = question as { type?: unknown; spec?: unknown; progress?: unknown };
+  const q = objectField(question); // its bare message is the answer peers know ({ok:false,error})
   if (q.type === 'offer') return { type: 'offer', spec: q.spec };
   if (q.type === 'report') return { type: 'report', progress: q.progress };
   throw new FrameError('unknown message type');
 }
 
-export interface RolloutHandlers {
+/** How much of a peer's reason for refusing is kept (it ends up in logs and errors). */
+const MAX_REASON = 500;
+
+/** A peer's answer to an offer or a report: {"ok":true}, or {"ok":false,"error"?} when it refused. */
+export function parseRolloutAnswer(reply: unknown): { ok: true } | { ok: false; error: string } {
+  const doc = objectField(reply, 'rollout answer');
+  if (doc.ok === true) return { ok: true };
+  if (doc.ok !== false) throw new FrameError('rollout answer: want "ok" true or false');
+  return { ok: false, error: typeof doc.error === 'string' ? doc.error.slice(0, MAX_REASON) : String(doc.error) };
+}
+
+/**
+ * What a node does with rollout messages. The checks run first and throw when a spec or report is
+ * malformed (the sender is told why); a handler sees only what passed them.
+ */
+export interface RolloutHandlers<S, P> {
+  checkOffer(spec: unknown): S;
+  /** `from`: the peer that sent the report (a node reports only for itself). */
+  checkReport(progress: unknown, from: string): P;
   /** Throws when the offer is refused. */
-  offer(spec: unknown, from: string): void;
-  report(progress: unknown, from: string): void;
+  offer(spec: S, from: string): void;
+  report(progress: P, from: string): void;
 }
 
 export class RolloutTransport {
@@ -32,17 +52,24 @@ export class RolloutTransport {
     private readonly limits: AnswerLimits = {},
   ) {}
 
-  async start(handlers: RolloutHandlers): Promise<void> {
-    await answer(this.libp2p, ROLLOUT_PROTOCOL, async (question, from) => {
-      try {
-        const m = parseRolloutMessage(question);
-        if (m.type === 'offer') handlers.offer(m.spec, from.toString());
-        else handlers.report(m.progress, from.toString());
-        return { ok: true };
-      } catch (err) {
-        return { ok: false, error: (err as Error).message };
-      }
-    }, this.limits);
+  async start<S, P>(handlers: RolloutHandlers<S, P>): Promise<void> {
+    const refuse = (err: Error) => ({ ok: false, error: err.message });
+    await answer(
+      this.libp2p,
+      ROLLOUT_PROTOCOL,
+      parseRolloutMessage,
+      async (m, from) => {
+        const peer = from.toString();
+        try {
+          if (m.type === 'offer') handlers.offer(handlers.checkOffer(m.spec), peer);
+          else handlers.report(handlers.checkReport(m.progress, peer), peer);
+          return { ok: true };
+        } catch (err) {
+          return refuse(err as Error);
+        }
+      },
+      { ...this.limits, refuse },
+    );
   }
 
   /** Calls `joined` for every peer that turns out (by identify) to speak the rollout protocol. */
@@ -73,7 +100,7 @@ export class RolloutTransport {
   }
 
   private async send(target: { id: string; addrs?: string[] }, message: object): Promise<void> {
-    const reply = await ask<{ ok?: unknown; error?: unknown }>(this.libp2p, target, ROLLOUT_PROTOCOL, message, ASK_TIMEOUT_MS);
-    if (reply.ok !== true) throw new Error(`peer refused: ${String(reply.error)}`);
+    const reply = await ask(this.libp2p, target, ROLLOUT_PROTOCOL, message, ASK_TIMEOUT_MS, parseRolloutAnswer);
+    if (!reply.ok) throw new Error(`peer refused: ${reply.error}`);
   }
 }

@@ -1,14 +1,17 @@
 // Failures the stores report; distribution/ turns them into the client-facing OCI errors.
 import type { Digest } from '../oci/digest.js';
+import { ClassifiedError } from '../oci/failure.js';
 
-export class BlobNotFoundError extends Error {
+export class BlobNotFoundError extends ClassifiedError {
+  readonly failure = 'not-found';
   constructor(readonly digest: Digest) {
     super(`blob ${digest} not found`);
     this.name = 'BlobNotFoundError';
   }
 }
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends ClassifiedError {
+  readonly failure = 'corrupt';
   constructor(
     readonly expected: Digest,
     readonly actual: Digest,
@@ -25,8 +28,9 @@ export class WriterNotFoundError extends Error {
   }
 }
 
-/** The store's filesystem has no room for the bytes. Its code matches the errno, so one check covers both. */
-export class InsufficientStorageError extends Error {
+/** The store's filesystem has no room for the bytes; its code matches the errno a full disk gives a write. */
+export class InsufficientStorageError extends ClassifiedError {
+  readonly failure = 'no-space';
   readonly code = 'ENOSPC';
   constructor(
     readonly needed: number,
@@ -35,11 +39,6 @@ export class InsufficientStorageError extends Error {
     super(`no space left for ${needed} bytes (${free} bytes free)`);
     this.name = 'InsufficientStorageError';
   }
-}
-
-/** Whether a failure is the disk being full (the errno from a write, or a space check). */
-export function isNoSpace(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && ['ENOSPC', 'EDQUOT'].includes((err as NodeJS.ErrnoException).code ?? '');
 }
 
 export class OffsetMismatchError extends Error {

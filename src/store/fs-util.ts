@@ -2,9 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { errnoOf } from '../oci/failure.js';
 
 export function isNotFound(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === 'ENOENT';
+  return errnoOf(err) === 'ENOENT';
 }
 
 /**
@@ -116,7 +117,7 @@ export async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (err) {
-    if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    if (isNotFound(err) || errnoOf(err) === 'ENOTDIR') return [];
     throw err;
   }
 }

@@ -3,6 +3,7 @@
 // bounded retries with backoff, and timeouts. Credentials never leave this module except in the
 // Authorization header of a request to the seed or its token realm.
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { errnoOf } from '../oci/failure.js';
 import { UpstreamError } from './errors.js';
 import { keepAliveAgents, readBody, responseUrl, send, TimeoutError, type Agents } from './http.js';
 import { parseChallenge, type Challenge } from './www-authenticate.js';
@@ -74,7 +75,7 @@ export class UpstreamRegistry {
   private asUpstreamError(err: unknown): UpstreamError {
     if (err instanceof UpstreamError) return err;
     if (err instanceof TimeoutError) return new UpstreamError(this.name, 'timeout', err.message);
-    const code = (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err);
+    const code = errnoOf(err) ?? (err as Error)?.message ?? String(err);
     return new UpstreamError(this.name, 'unreachable', `cannot connect (${code})`);
   }
 

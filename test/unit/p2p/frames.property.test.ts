@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { ALGORITHMS, type Algorithm } from '../../../src/oci/digest.js';
 import { OciError } from '../../../src/oci/errors.js';
 import { parseBlobRequest, parseBlobResponse } from '../../../src/p2p/blob-protocol.js';
-import { parseClaimQuestion } from '../../../src/p2p/fetch-claims.js';
+import { parseClaimAnswer, parseClaimQuestion, parseReleaseAnswer } from '../../../src/p2p/fetch-claims.js';
 import { encodeLine, FrameError, parseJsonLine, parseJsonObject, readLine } from '../../../src/p2p/json-lines.js';
-import { parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
+import { parseRolloutAnswer, parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
 import { progressFrom, specFrom } from '../../../src/distribution/rollout.js';
 
 const RUNS = { numRuns: 1_000 };
@@ -28,6 +28,9 @@ async function* chunked(parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (const p of parts) yield p;
 }
 
+/** A real peer id and address, so the generators also reach answers that pass every check. */
+const PEER = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN';
+const ADDR = '/ip4/127.0.0.1/tcp/4001';
 const digest = fc.constantFrom(...(Object.keys(ALGORITHMS) as Algorithm[])).chain((a) => fc.uint8Array({ minLength: ALGORITHMS[a] / 2, maxLength: ALGORITHMS[a] / 2 }).map((b) => `${a}:${Buffer.from(b).toString('hex')}`));
 const anyValue = fc.oneof(fc.jsonValue(), fc.constant(null), fc.constant(-1), fc.constant(1e300), fc.constant(2 ** 60), fc.string(), digest);
 /** JSON lines shaped like the protocols' messages with any field wrong or missing, and lines that are not JSON. */
@@ -39,6 +42,8 @@ const frameText = fc.oneof(
   fc.record({ digest: fc.oneof(digest, anyValue), failed: anyValue, release: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
   fc.record({ status: fc.oneof(fc.constantFrom('ok', 'busy', 'not-found'), anyValue), size: anyValue, start: anyValue, length: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
   fc.record({ type: fc.oneof(fc.constantFrom('offer', 'report'), anyValue), spec: anyValue, progress: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+  fc.record({ fetcher: fc.oneof(fc.constant(PEER), anyValue), addrs: fc.oneof(fc.constant([ADDR]), fc.array(fc.oneof(fc.constant(ADDR), anyValue), { maxLength: 3 }), anyValue) }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
+  fc.record({ ok: fc.oneof(fc.boolean(), anyValue), error: anyValue }, { requiredKeys: [] }).map((o) => JSON.stringify(o)),
 );
 
 describe('line framing', () => {
@@ -114,7 +119,7 @@ describe('protocol requests', () => {
     );
     // What an honest server sends parses; the same with a length past the size, or another start, does not.
     expect(parseBlobResponse('{"status":"ok","size":100,"start":10,"length":20}', { start: 10, end: 29 })).toEqual({ status: 'ok', size: 100, start: 10, length: 20 });
-    expect(parseBlobResponse('{"status":"ok","size":100,"start":0,"length":100}', undefined).size).toBe(100);
+    expect(parseBlobResponse('{"status":"ok","size":100,"start":0,"length":100}', undefined)).toMatchObject({ size: 100 });
     expect(() => parseBlobResponse('{"status":"ok","size":100,"start":0,"length":101}', undefined)).toThrow(FrameError);
     expect(() => parseBlobResponse('{"status":"ok","size":100,"start":5,"length":20}', { start: 10, end: 29 })).toThrow(FrameError);
     expect(() => parseBlobResponse('null', undefined)).toThrow(FrameError);
@@ -132,6 +137,61 @@ describe('protocol requests', () => {
       }),
       RUNS,
     );
+  });
+
+  it('answers to claims, releases and rollout messages parse or fail typed, and what parses has the shape promised', () => {
+    fc.assert(
+      fc.property(frameText, (text) => {
+        const value = typed(() => parseJsonLine(text));
+        if (value === undefined) return;
+        const claim = typed(() => parseClaimAnswer(value));
+        if (claim) {
+          expect(typeof claim.id).toBe('string');
+          expect(claim.addrs.every((a) => typeof a === 'string' && a.startsWith('/'))).toBe(true);
+        }
+        typed(() => parseReleaseAnswer(value));
+        const rollout = typed(() => parseRolloutAnswer(value));
+        if (rollout && !rollout.ok) expect(typeof rollout.error).toBe('string');
+      }),
+      RUNS,
+    );
+  });
+
+  it('refuses the malformed answers a coordinator or a rollout peer could send, naming what is wrong', () => {
+    expect(parseClaimAnswer({ fetcher: PEER, addrs: [ADDR] })).toEqual({ id: PEER, addrs: [ADDR] });
+    expect(parseClaimAnswer({ fetcher: PEER, addrs: [] })).toEqual({ id: PEER, addrs: [] });
+    const bad: Array<[unknown, RegExp]> = [
+      [null, /claim answer: want a JSON object/],
+      [[PEER], /claim answer: want a JSON object/],
+      [{ addrs: [ADDR] }, /fetcher: want a peer id/],
+      [{ fetcher: 'not-a-peer', addrs: [] }, /fetcher: not a peer id/],
+      [{ fetcher: 'x'.repeat(500), addrs: [] }, /fetcher: want a peer id/],
+      [{ fetcher: PEER }, /addrs: want a list/],
+      [{ fetcher: PEER, addrs: [7] }, /addrs: want strings/],
+      [{ fetcher: PEER, addrs: ['tcp/1'] }, /addrs: not a multiaddr/],
+      [{ fetcher: PEER, addrs: [''] }, /addrs: not a multiaddr/],
+      [{ fetcher: PEER, addrs: Array(257).fill(ADDR) }, /addrs: want a list of at most 256/],
+    ];
+    for (const [answer, why] of bad) expect(() => parseClaimAnswer(answer)).toThrow(why);
+    for (const answer of bad.map(([a]) => a)) expect(() => parseClaimAnswer(answer)).toThrow(FrameError);
+    expect(() => parseReleaseAnswer({ ok: true })).not.toThrow();
+    expect(() => parseReleaseAnswer({ ok: 'yes' })).toThrow(FrameError);
+    expect(() => parseReleaseAnswer(null)).toThrow(FrameError);
+    expect(parseRolloutAnswer({ ok: true })).toEqual({ ok: true });
+    expect(parseRolloutAnswer({ ok: false, error: 'bad rollout id' })).toEqual({ ok: false, error: 'bad rollout id' });
+    expect(parseRolloutAnswer({ ok: false, error: 'x'.repeat(10_000) })).toEqual({ ok: false, error: 'x'.repeat(500) });
+    expect(() => parseRolloutAnswer(null)).toThrow(FrameError);
+    expect(() => parseRolloutAnswer({})).toThrow(/want "ok" true or false/);
+  });
+
+  it("a claim question's failed peers are a list of strings, heeded up to 64", () => {
+    const d = `sha256:${'a'.repeat(64)}`;
+    expect(parseClaimQuestion({ digest: d })).toEqual({ kind: 'claim', digest: d, failed: [] });
+    expect(parseClaimQuestion({ digest: d, failed: ['a', 'b'] })).toEqual({ kind: 'claim', digest: d, failed: ['a', 'b'] });
+    const many = parseClaimQuestion({ digest: d, failed: Array.from({ length: 100 }, (_, i) => `p${i}`) });
+    expect(many.kind === 'claim' && many.failed).toEqual(Array.from({ length: 64 }, (_, i) => `p${i}`));
+    expect(() => parseClaimQuestion({ digest: d, failed: 'a' })).toThrow(/failed: want a list/);
+    expect(() => parseClaimQuestion({ digest: d, failed: [1] })).toThrow(/failed: want strings/);
   });
 
   it("a rollout's spec and progress are checked with an Error naming the field, never a TypeError", () => {

@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../../src/oci/digest.js';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.js';
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
-import { InsufficientStorageError, isNoSpace } from '../../../src/store/errors.js';
+import { InsufficientStorageError } from '../../../src/store/errors.js';
+import { failureOf } from '../../../src/oci/failure.js';
 import { describeBlobStore } from './blob-store.conformance.js';
 
 const dirs: string[] = [];
@@ -27,7 +28,7 @@ describe('FsBlobStore specifics', () => {
     const store = await fsStore();
     const err = await store.createWriter({ expectedSize: Number.MAX_SAFE_INTEGER }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InsufficientStorageError);
-    expect(isNoSpace(err)).toBe(true);
+    expect(failureOf(err)).toBe('no-space');
     expect(await readdir(join(store.root, 'uploads'))).toEqual([]);
     // A size that fits is taken.
     const writer = await store.createWriter({ expectedSize: 1 });
