@@ -18,13 +18,6 @@ export class DigestMismatchError extends Error {
   }
 }
 
-export class WriterNotFoundError extends Error {
-  constructor(readonly id: string) {
-    super(`no blob writer ${id}`);
-    this.name = 'WriterNotFoundError';
-  }
-}
-
 /** The store's filesystem has no room for the bytes. Its code matches the errno, so one check covers both. */
 export class InsufficientStorageError extends Error {
   readonly code = 'ENOSPC';
