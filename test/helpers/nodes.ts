@@ -18,7 +18,7 @@ export interface NodeSpec {
   mirror?: { registry: string; url: string };
   /** Take part in P2P on a loopback port (`--p2p-listen /ip4/127.0.0.1/tcp/0`); implied by `bootstrap`. */
   p2p?: boolean;
-  /** Join through this node (its first /p2p/ multiaddr) or multiaddr. */
+  /** Join through this node (its first /p2p/ multiaddr) or this multiaddr. */
   bootstrap?: TestNode | string;
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** Further flags, after the ones above. */
@@ -49,7 +49,8 @@ async function flagsOf(spec: NodeSpec): Promise<string[]> {
   if (spec.mirror) args.push('--upstream', `${spec.mirror.registry}=${spec.mirror.url}`, '--default-registry', spec.mirror.registry);
   if (spec.p2p || spec.bootstrap) args.push('--p2p-listen', '/ip4/127.0.0.1/tcp/0');
   if (spec.bootstrap) {
-    const addr = typeof spec.bootstrap === 'string' ? spec.bootstrap : (await spec.bootstrap.status()).multiaddrs[0]!;
+    const addr = typeof spec.bootstrap === 'string' ? spec.bootstrap : (await spec.bootstrap.status()).multiaddrs.find((a) => a.includes('/p2p/'));
+    if (!addr) throw new Error('the bootstrap node reports no /p2p/ multiaddr');
     args.push('--bootstrap', addr);
   }
   if (spec.logLevel) args.push('--log-level', spec.logLevel);
