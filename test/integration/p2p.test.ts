@@ -11,7 +11,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { NodeSet, type NodeStatus, type TestNode as Node } from '../helpers/nodes.js';
+import { NodeSet, type NodeSpec, type NodeStatus, type TestNode as Node } from '../helpers/nodes.js';
 import { removeDir, startDistribution, logLines as logOf } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 
@@ -44,16 +44,17 @@ const nodes = new NodeSet('layerd-p2p-');
 
 // ---------- nodes ----------
 
-/**
- * A node mirroring the seed over loopback P2P with debug logs (the "provided" lines the tests wait for),
- * joined through `bootstrap`; given a data dir and arguments, a node restarted alike.
- */
+// Two libp2p events layerd does not log, kept for failure reports (a few lines each): a failed
+// bootstrap dial (never retried), and a connection aborted because a keep-alive ping timed out.
+const LIBP2P_DEBUG = { DEBUG: 'libp2p:bootstrap*,libp2p:connection-monitor:error' };
+
+/** Every node here mirrors the seed over loopback P2P, with debug logs (the "provided" lines the tests wait for). */
+const spec = (): NodeSpec => ({ mirror: { registry, url: seed.url }, p2p: true, logLevel: 'debug', env: LIBP2P_DEBUG });
+
+/** A node joined through `bootstrap`; given a data dir and arguments, a node restarted alike. */
 function startNode(name: string, opts: { bootstrap?: Node; dataDir?: string; args?: string[] } = {}): Promise<Node> {
-  // Two libp2p events layerd does not log, kept for failure reports (a few lines each): a failed
-  // bootstrap dial (never retried), and a connection aborted because a keep-alive ping timed out.
-  const env = { DEBUG: 'libp2p:bootstrap*,libp2p:connection-monitor:error' };
-  if (opts.args) return nodes.start(name, { dataDir: opts.dataDir, args: opts.args, env });
-  return nodes.start(name, { dataDir: opts.dataDir, mirror: { registry, url: seed.url }, bootstrap: opts.bootstrap, p2p: true, logLevel: 'debug', env });
+  if (opts.args) return nodes.start(name, { dataDir: opts.dataDir, args: opts.args, env: LIBP2P_DEBUG });
+  return nodes.start(name, { ...spec(), dataDir: opts.dataDir, bootstrap: opts.bootstrap });
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs` naming `what`. */
@@ -221,9 +222,7 @@ beforeAll(async () => {
   expect(seed.blobGets(), 'blob GETs at the seed before any pull').toBe(0);
 
   // Node 1 first (the others need its address), then nodes 2–5 at once, all bootstrapped to node 1.
-  const first = await startNode('node1');
-  const rest = await Promise.all([2, 3, 4, 5].map((i) => startNode(`node${i}`, { bootstrap: first })));
-  cluster = [first, ...rest];
+  cluster = [...(await nodes.cluster(['node1', 'node2', 'node3', 'node4', 'node5'], spec()))];
   await Promise.all(cluster.map(connected));
 });
 
