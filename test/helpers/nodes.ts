@@ -25,6 +25,8 @@ export interface NodeSpec {
   args?: string[];
   /** Start on this data dir (kept: the test made it); else a fresh one the set removes. */
   dataDir?: string;
+  /** The HTTP port on 127.0.0.1 (default: a free one). */
+  port?: number;
   env?: Record<string, string>;
   readyTimeoutMs?: number;
 }
@@ -68,7 +70,7 @@ export class NodeSet {
     let dataDir = spec.dataDir;
     if (!dataDir) this.dirs.push((dataDir = await tempDir(`${this.prefix}${name}-`)));
     const args = await flagsOf(spec);
-    const proc = await startLayerd({ dataDir, args, env: spec.env, readyTimeoutMs: spec.readyTimeoutMs });
+    const proc = await startLayerd({ dataDir, args, port: spec.port, env: spec.env, readyTimeoutMs: spec.readyTimeoutMs });
     const node: TestNode = {
       ...proc,
       name,
