@@ -10,7 +10,6 @@ import { NodeSet, type TestNode as Proc } from '../helpers/nodes.js';
 import { removeDir, tempDir } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
-
 /** A collection, asked as the CLI asks it (/api POSTs take JSON only). */
 const GC: RequestInit = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' };
 

@@ -27,7 +27,6 @@ const MiB = 1024 * 1024;
 /** More than one 8 MiB peer range: the first range lands (and streams) while the last one is held. */
 const BLOB = 12 * MiB + 12345;
 
-
 /** A GET whose progress the test can watch while it runs. */
 interface Watched {
   status: number;
