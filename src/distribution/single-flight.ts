@@ -10,8 +10,4 @@ export class SingleFlight<T> {
     this.inFlight.set(key, started);
     return started;
   }
-
-  get size(): number {
-    return this.inFlight.size;
-  }
 }

@@ -6,7 +6,7 @@ import type { Source } from './answers.js';
 const LOOKUP_BUCKETS_MS = [5, 10, 20, 50, 100, 250, 500, 1000, 2500, 5000];
 /** Recent pulls kept for the dashboard and `layerd ls`. */
 const RECENT_PULLS = 100;
-/** Peers whose traffic is remembered (the busiest are kept when there are more). */
+/** Peers whose traffic is remembered; a new peer past this many makes the one seen first forgotten. */
 const MAX_PEERS_TRACKED = 1000;
 
 /** One client request for a manifest or blob, as the dashboard lists it. */

@@ -20,8 +20,6 @@ export interface HttpServerOptions {
   api: NodeApi;
   /** Told of every answered request (for metrics). */
   requestDone?: (method: string, url: string, status: number) => void;
-  /** Extra routes (the dashboard). */
-  extraRoutes?: Array<(app: FastifyInstance) => void>;
   /** Told of every manifest and blob answer (GET or HEAD, 2xx) and where its bytes came from. */
   observe?: ServeObserver;
   /** Cut a client silent this long mid-request (or not reading its answer); also its headers' deadline. 0: off. */
@@ -80,7 +78,6 @@ export function buildHttpServer(opts: HttpServerOptions): FastifyInstance {
   const access = opts.access;
   registerApiRoutes(app, opts.api, access ? (request, reply) => access.authorize(request, reply, { action: 'catalog' }) : undefined);
   registerDashboardRoutes(app);
-  for (const register of opts.extraRoutes ?? []) register(app);
   if (opts.requestDone) {
     const done = opts.requestDone;
     app.addHook('onResponse', async (request, reply) => done(request.method, request.url, reply.statusCode));

@@ -18,9 +18,17 @@ export interface FindOptions {
 export interface ContentRouter {
   /** Announce that this node holds the blob. */
   provide(digest: Digest): Promise<void>;
-  /** Providers of the blob, other than this node; ends when the search is done or aborted. */
+  /**
+   * Providers of the blob, other than this node; ends when the search is done. Once `opts.signal`
+   * aborts it yields nothing more and ends promptly, by returning or by throwing (the signal's reason or
+   * an AbortError): callers keep what was yielded before.
+   */
   findProviders(digest: Digest, opts?: FindOptions): AsyncIterable<Provider>;
-  /** Stop announcing the blob (it was evicted or deleted). */
+  /**
+   * Stop announcing the blob (it was evicted or deleted). Lookups elsewhere may still name this node
+   * until the records it already handed out expire: at once for the memory twin, within the provider
+   * record's lifetime plus one cleanup round for the DHT (kad-dht has no message that revokes a record).
+   */
   withdraw(digest: Digest): Promise<void>;
   /**
    * Resolves when lookups can be answered (the routing table has peers, or none are expected), or

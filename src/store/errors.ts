@@ -21,13 +21,6 @@ export class DigestMismatchError extends ClassifiedError {
   }
 }
 
-export class WriterNotFoundError extends Error {
-  constructor(readonly id: string) {
-    super(`no blob writer ${id}`);
-    this.name = 'WriterNotFoundError';
-  }
-}
-
 /** The store's filesystem has no room for the bytes; its code matches the errno a full disk gives a write. */
 export class InsufficientStorageError extends ClassifiedError {
   readonly failure = 'no-space';

@@ -40,7 +40,7 @@ export class UsageIndex {
     this.total += size;
   }
 
-  /** Loads entries found on disk at start, in any order: sorted once at the end by `sortByUse`. */
+  /** Loads entries found on disk at start, in any order, with those already here: sorted once by last use, so the map's order is the use order. */
   load(entries: Iterable<UsageEntry>): void {
     const all = [...this.entries.values(), ...entries].sort((a, b) => a.lastUse - b.lastUse);
     this.entries.clear();

@@ -6,10 +6,9 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, repoRoot, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { connected, NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, repoRoot, startDistribution, until } from '../helpers/processes.js';
 import { descriptor, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
-
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 interface Status {
   peerId: string;
@@ -34,27 +33,16 @@ const CHROMIUM_ARGS = [
 
 let seed: Awaited<ReturnType<typeof startDistribution>>;
 let registry: string;
-let node1: Proc;
-let node2: Proc;
+let node1: TestNode;
+let node2: TestNode;
+const nodes = new NodeSet('layerd-dash-');
 let browser: Browser;
 const dirs: string[] = [];
 
-async function status(node: Proc): Promise<Status> {
-  const res = await fetch(`${node.url}/api/status`, { signal: AbortSignal.timeout(5_000) });
-  expect(res.status, '/api/status').toBe(200);
-  return (await res.json()) as Status;
-}
-
-async function startNode(name: string, bootstrap?: Proc): Promise<Proc> {
-  const dataDir = await tempDir(`layerd-dash-${name}-`);
-  dirs.push(dataDir);
-  const args = ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn'];
-  if (bootstrap) args.push('--bootstrap', (await status(bootstrap)).multiaddrs[0]!);
-  return startLayerd({ dataDir, args });
-}
+const status = (node: TestNode) => node.status<Status>();
 
 /** A client's pull through `node`: the manifest by tag, then every blob; returns the blob count. */
-async function pull(node: Proc): Promise<number> {
+async function pull(node: TestNode): Promise<number> {
   const c = new RegistryClient(node.url);
   const m = await c.req('GET', `/v2/${REPO}/manifests/${TAG}`, { headers: { accept: ACCEPT } });
   expect(m.status, `manifest: ${m.body.toString().slice(0, 200)}`).toBe(200);
@@ -101,18 +89,15 @@ beforeAll(async () => {
   const manifest = jsonBytes({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: layers.map((l) => descriptor(MT.ociLayer, l)) });
   await c.pushManifest(REPO, TAG, manifest, MT.ociManifest);
 
-  node1 = await startNode('node1');
-  node2 = await startNode('node2', node1);
-  for (const n of [node1, node2]) {
-    await until(`${n.url} to report a connected peer`, async () => ((await status(n)).connectedPeers >= 1 ? true : undefined), 30_000);
-  }
+  [node1, node2] = await nodes.cluster(['node1', 'node2'], { mirror: { registry, url: seed.url }, p2p: true, logLevel: 'warn' });
+  for (const n of [node1, node2]) await connected(n, 1, 30_000);
 
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
 });
 
 afterAll(async () => {
   await browser?.close().catch(() => undefined);
-  await Promise.all([node1, node2, seed].map((p) => p?.stop().catch(() => undefined)));
+  await Promise.all([nodes.stopAll('SIGTERM'), seed?.stop().catch(() => undefined)]);
   for (const d of dirs) await removeDir(d);
 });
 

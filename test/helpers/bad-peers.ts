@@ -3,7 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { removeDir, repoRoot, startDistribution, startLayerd, tempDir, until } from './processes.js';
+import { connected, NodeSet, type TestNode } from './nodes.js';
+import { removeDir, repoRoot, startDistribution, tempDir } from './processes.js';
 
 /** How a bad node answers (see bad-peer.mjs). */
 export type BadMode = 'corrupt' | 'wrong-size' | 'truncate' | 'reset' | 'stall-header' | 'stall-body' | 'claim' | 'held' | 'corrupt-held';
@@ -77,8 +78,8 @@ export class BadPeers {
  */
 export interface LiarRig {
   seed: Awaited<ReturnType<typeof startDistribution>>;
-  victim: Awaited<ReturnType<typeof startLayerd>>;
-  bystander: Awaited<ReturnType<typeof startLayerd>>;
+  victim: TestNode;
+  bystander: TestNode;
   bad: BadPeers;
   /** A scratch folder for the blobs the liars serve. */
   dir: string;
@@ -91,12 +92,12 @@ export async function startLiarRig(o: { prefix: string; peerIdleTimeout: string 
   const dir = await tempDir(o.prefix);
   const seed = await startDistribution();
   const registry = `127.0.0.1:${seed.port}`;
-  const mirror = ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0'];
-  const victim = await startLayerd({ args: [...mirror, '--peer-idle-timeout', o.peerIdleTimeout, '--peer-lookup-timeout', '10s'], readyTimeoutMs: 60_000 });
-  const status = async () => (await (await fetch(`${victim.url}/api/status`)).json()) as { multiaddrs: string[]; connectedPeers: number };
-  const bootstrap = (await status()).multiaddrs.find((a) => a.includes('/p2p/'))!;
-  const bystander = await startLayerd({ args: [...mirror, '--bootstrap', bootstrap], readyTimeoutMs: 60_000 });
-  await until('the victim to meet the honest node', async () => ((await status()).connectedPeers > 0 ? true : undefined), 30_000);
+  const nodes = new NodeSet(o.prefix);
+  const mirror = { registry, url: seed.url };
+  const victim = await nodes.start('victim', { mirror, p2p: true, args: ['--peer-idle-timeout', o.peerIdleTimeout, '--peer-lookup-timeout', '10s'], readyTimeoutMs: 60_000 });
+  const bootstrap = (await victim.status()).multiaddrs.find((a) => a.includes('/p2p/'))!;
+  const bystander = await nodes.start('bystander', { mirror, bootstrap, readyTimeoutMs: 60_000 });
+  await connected(victim, 1, 30_000);
   const bad = BadPeers.start();
   return {
     seed,
@@ -107,10 +108,9 @@ export async function startLiarRig(o: { prefix: string; peerIdleTimeout: string 
     bootstrap,
     async stop() {
       await bad.close();
-      await victim.stop('SIGKILL');
-      await bystander.stop('SIGKILL');
+      await nodes.stopAll('SIGKILL');
       await seed.stop();
-      for (const d of [dir, victim.dataDir, bystander.dataDir, seed.rootDir]) await removeDir(d);
+      for (const d of [dir, seed.rootDir]) await removeDir(d);
     },
   };
 }

@@ -118,7 +118,10 @@ export interface LayerdOptions {
   readyTimeoutMs?: number;
 }
 
-/** Starts `layerd serve` from dist/ on 127.0.0.1 and waits until /v2/ answers. */
+/**
+ * Starts `layerd serve` from dist/ on 127.0.0.1 and waits until /v2/ answers. Tests that want named
+ * nodes, mirror or P2P flags, a cluster or crash checks start them through NodeSet (nodes.ts), built on this.
+ */
 export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProcess & { dataDir: string }> {
   const port = opts.port ?? (await stablePort());
   const dataDir = opts.dataDir ?? (await tempDir('layerd-data-'));

@@ -8,7 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, startLayerd, tempDir, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, tempDir } from '../helpers/processes.js';
 import { AuthClient, basic, digestOf } from '../helpers/registry-client.js';
 
 interface Answer {
@@ -37,18 +38,18 @@ const USER = 'alice';
 const PASSWORD = 'correct-horse-battery';
 const ATTACKER = '127.0.0.2';
 const dirs: string[] = [];
-let node: RunningProcess;
+const nodes = new NodeSet('layerd-flood-node-');
+let node: TestNode;
 
 beforeAll(async () => {
   const dir = await tempDir('layerd-flood-');
   dirs.push(dir);
   await writeFile(join(dir, 'htpasswd'), `${USER}:${bcrypt.hashSync(PASSWORD, 8)}\n`);
-  node = await startLayerd({ args: ['--htpasswd', join(dir, 'htpasswd'), '--private-repos', 'secret'] });
-  dirs.push((node as RunningProcess & { dataDir: string }).dataDir);
+  node = await nodes.start('node', { args: ['--htpasswd', join(dir, 'htpasswd'), '--private-repos', 'secret'] });
 });
 
 afterAll(async () => {
-  await node?.stop();
+  await nodes.stopAll('SIGTERM');
   for (const d of dirs) await removeDir(d);
 });
 

@@ -6,7 +6,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { layerdBin, removeDir, stablePort, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet } from '../helpers/nodes.js';
+import { layerdBin, removeDir, stablePort, tempDir, until, type RunningProcess } from '../helpers/processes.js';
 import { AuthClient, basic, digestOf, expectError, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 
 const USER = 'alice';
@@ -22,20 +23,17 @@ function expectChallenge(res: Res, what: string): void {
 }
 
 const dirs: string[] = [];
-const nodes: RunningProcess[] = [];
+const nodes = new NodeSet('layerd-auth-');
 
 afterAll(async () => {
-  for (const n of nodes) await n.stop();
+  await nodes.stopAll('SIGTERM');
   for (const d of dirs) await removeDir(d);
 });
 
 /** Starts layerd listening on 0.0.0.0 (its URL still says 127.0.0.1, which reaches it). */
 async function startExposed(args: string[]): Promise<RunningProcess> {
   const port = await stablePort();
-  const node = await startLayerd({ port, args: ['--listen', `0.0.0.0:${port}`, ...args] });
-  dirs.push(node.dataDir);
-  nodes.push(node);
-  return node;
+  return nodes.start('exposed', { port, args: ['--listen', `0.0.0.0:${port}`, ...args] });
 }
 
 describe('an exposed node with htpasswd users and tokens', () => {
@@ -202,9 +200,7 @@ describe('an exposed node with no credentials configured', () => {
 
 describe('a node on loopback with nothing configured', () => {
   it('stays open, as before: pushes and reads without credentials', async () => {
-    const node = await startLayerd({ args: ['--private-repos', 'secret'] });
-    nodes.push(node);
-    dirs.push(node.dataDir);
+    const node = await nodes.start('loopback', { args: ['--private-repos', 'secret'] });
     const client = new RegistryClient(node.url);
     expect((await client.req('GET', '/v2/')).status).toBe(200);
     const image = await client.pushImage('secret/app', 'v1');

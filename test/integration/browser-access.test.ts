@@ -7,7 +7,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, runCli as cli, stablePort, startLayerd, tempDir, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, runCli as cli, stablePort, tempDir, type RunningProcess } from '../helpers/processes.js';
 import { basic } from '../helpers/registry-client.js';
 
 interface Answer {
@@ -44,18 +45,15 @@ function ociCode(a: Answer): string | undefined {
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const dirs: string[] = [];
-const nodes: RunningProcess[] = [];
+const launched = new NodeSet('layerd-browser-');
 
 afterAll(async () => {
-  for (const n of nodes) await n.stop();
+  await launched.stopAll('SIGTERM');
   for (const d of dirs) await removeDir(d);
 });
 
-async function start(args: string[], port?: number): Promise<RunningProcess & { dataDir: string }> {
-  const node = await startLayerd({ args, port });
-  nodes.push(node);
-  dirs.push(node.dataDir);
-  return node;
+function start(args: string[], port?: number): Promise<TestNode> {
+  return launched.start(`node${launched.nodes.length + 1}`, { args, port });
 }
 
 describe('a default node on loopback', () => {

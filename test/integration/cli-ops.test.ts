@@ -6,11 +6,11 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { freePort, removeDir, repoRoot, runCli as cli, startDistribution, startLayerd, type CliRun as Run } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Node } from '../helpers/nodes.js';
+import { freePort, removeDir, repoRoot, runCli as cli, startDistribution, type CliRun as Run } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Node = Awaited<ReturnType<typeof startLayerd>>;
 
 interface PullJson {
   image: string;
@@ -20,6 +20,7 @@ interface PullJson {
   seconds: number;
 }
 
+const nodes = new NodeSet('layerd-cli-ops-');
 const VERSION = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const REPO = 'test/img';
 const INDEX_REPO = 'test/multi';
@@ -98,13 +99,13 @@ beforeAll(async () => {
     ],
   });
   multi = { digest: await new RegistryClient(seed.url).pushManifest(INDEX_REPO, 'v1', index, MT.ociIndex), platforms: { 'linux/amd64': amd.blobs, 'linux/arm64': arm.blobs } };
-  node = await startLayerd({ args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--log-level', 'warn'] });
+  node = await nodes.start('node', { mirror: { registry, url: seed.url }, logLevel: 'warn' });
 });
 
 afterAll(async () => {
-  await node?.stop().catch(() => undefined);
+  await nodes.stopAll('SIGTERM');
   await seed?.stop().catch(() => undefined);
-  for (const d of [node?.dataDir, seed?.rootDir]) if (d) await removeDir(d);
+  if (seed) await removeDir(seed.rootDir);
 });
 
 describe('layerd status, pull, ls, gc', () => {

@@ -10,12 +10,12 @@
 // past the budget still fails the rollout, with the seed error per node: the unit tests cover that.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { removeDir, startDistribution, startLayerd, until, nodeApi as api } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, startDistribution, until, nodeApi as api } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 import { storeProblems } from '../helpers/store-check.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 interface View {
   id: string;
   state: string;
@@ -28,27 +28,25 @@ const MAX_FLAPS = 6;
 let seed: Seed;
 let proxy: FaultProxy;
 let registry: string;
-const nodes: Proc[] = [];
+const launched = new NodeSet('layerd-flap-');
+let nodes: TestNode[];
 
 beforeAll(async () => {
   seed = await startDistribution();
   registry = `127.0.0.1:${seed.port}`;
   // Up means slow (4 MB/s), so a flap also cuts transfers in flight, not only new connections.
   proxy = await startFaultProxy(seed.url, { mode: 'slow', slowBytesPerSecond: 4 * MB });
-  const args = (bootstrap?: string) => ['--upstream', `${registry}=${proxy.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', ...(bootstrap ? ['--bootstrap', bootstrap] : [])];
-  const first = await startLayerd({ args: args(), readyTimeoutMs: 60_000 });
-  const addr = (await api<{ multiaddrs: string[] }>(first, '/api/status')).body.multiaddrs.find((a) => a.includes('/p2p/'))!;
-  nodes.push(first, ...(await Promise.all([0, 1].map(() => startLayerd({ args: args(addr), readyTimeoutMs: 60_000 })))));
+  nodes = [...(await launched.cluster(['node1', 'node2', 'node3'], { mirror: { registry, url: proxy.url }, p2p: true, readyTimeoutMs: 60_000 }))];
   await Promise.all(
     nodes.map((n) => until('every node to see the other two', async () => ((await api<{ connectedPeers: number }>(n, '/api/status')).body.connectedPeers >= 2 ? true : undefined), 60_000)),
   );
 }, 180_000);
 
 afterAll(async () => {
-  await Promise.all(nodes.map((n) => n.stop('SIGKILL').catch(() => undefined)));
+  await launched.stopAll('SIGKILL');
   await proxy?.close().catch(() => undefined);
   await seed?.stop().catch(() => undefined);
-  for (const d of [...nodes.map((n) => n.dataDir), ...(seed ? [seed.rootDir] : [])]) await removeDir(d);
+  if (seed) await removeDir(seed.rootDir);
 });
 
 describe('the seed flapping during a rollout', () => {

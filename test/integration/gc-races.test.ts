@@ -6,18 +6,17 @@ import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { readdir, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { removeDir, startLayerd, tempDir } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Proc } from '../helpers/nodes.js';
+import { removeDir, tempDir } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
-
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 /** A collection, asked as the CLI asks it (/api POSTs take JSON only). */
 const GC: RequestInit = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' };
 
-const started: Proc[] = [];
+const launched = new NodeSet('layerd-gc-');
 const dirs: string[] = [];
 afterAll(async () => {
-  for (const p of started) await p.stop();
+  await launched.stopAll('SIGTERM');
   for (const d of dirs) await removeDir(d);
 });
 
@@ -127,9 +126,7 @@ async function prefilledNode(args: string[]): Promise<Proc> {
   const dataDir = await tempDir('layerd-gc-race-');
   dirs.push(dataDir);
   prefill(dataDir, REPOS);
-  const n = await startLayerd({ dataDir, args: ['--max-upload-sessions', '0', ...args], readyTimeoutMs: 60_000 });
-  started.push(n);
-  return n;
+  return launched.start('prefilled', { dataDir, args: ['--max-upload-sessions', '0', ...args], readyTimeoutMs: 60_000 });
 }
 
 describe('garbage collection and eviction while pushes run', () => {
@@ -177,8 +174,7 @@ describe('temp names', () => {
   it('a tag that looks like a temp file survives collection and a restart', async () => {
     const dataDir = await tempDir('layerd-gc-tag-');
     dirs.push(dataDir);
-    const first = await startLayerd({ dataDir });
-    started.push(first);
+    const first = await launched.start('first', { dataDir });
     const client = new RegistryClient(first.url);
     const tag = 'rel.tmp-0123456789ab';
     const image = await client.pushImage('team/app', tag);
@@ -194,8 +190,7 @@ describe('temp names', () => {
 
     // Stale temp files are collected at start too.
     await first.stop();
-    const second = await startLayerd({ dataDir });
-    started.push(second);
+    const second = await launched.start('second', { dataDir });
     const again = await new RegistryClient(second.url).req('GET', `/v2/team/app/manifests/${tag}`, { headers: { accept: MT.ociManifest } });
     expect([again.status, digestOf(again.body)]).toEqual([200, image.digest]);
     expect((await new RegistryClient(second.url).req('GET', '/v2/team/app/tags/list')).json()).toEqual({ name: 'team/app', tags: [tag] });

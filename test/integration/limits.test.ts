@@ -17,23 +17,17 @@ import { BLOB_PROTOCOL, fetchFromPeer, PeerFetchError } from '../../src/p2p/blob
 import { CLAIM_PROTOCOL } from '../../src/p2p/fetch-claims.js';
 import { ROLLOUT_PROTOCOL } from '../../src/p2p/rollout-protocol.js';
 import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
-import { removeDir, startLayerd, until } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Proc } from '../helpers/nodes.js';
+import { until } from '../helpers/processes.js';
 import { descriptor, digestOf, expectError, jsonBytes, MT, randomBlob, RegistryClient, withQuery, type Res } from '../helpers/registry-client.js';
-
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const MiB = 1024 * 1024;
 const MAX_MANIFEST = 4 * MiB;
 const MAX_UPLOAD = 1 * MiB;
 const octet = { 'content-type': 'application/octet-stream' };
 
-const started: Proc[] = [];
-afterAll(async () => {
-  for (const p of started) {
-    await p.stop();
-    await removeDir(p.dataDir);
-  }
-});
+const nodes = new NodeSet('layerd-limits-');
+afterAll(() => nodes.stopAll('SIGTERM'));
 
 /**
  * Sends a request whose body goes out in `chunks` (chunked encoding unless a content-length is given)
@@ -124,10 +118,9 @@ describe('HTTP limits', () => {
     await new Promise<void>((r) => seed.listen(0, '127.0.0.1', r));
     const port = (seed.address() as { port: number }).port;
     seedName = `127.0.0.1:${port}`;
-    node = await startLayerd({
+    node = await nodes.start('uploads', {
       args: ['--upstream', `${seedName}=http://${seedName}`, '--max-upload-bytes', String(MAX_UPLOAD), '--max-upload-sessions', '3', '--log-level', 'warn'],
     });
-    started.push(node);
     c = new RegistryClient(node.url);
   });
   afterAll(async () => {
@@ -252,8 +245,7 @@ describe('HTTP idle timeout', () => {
   let blobDigest: string;
 
   beforeAll(async () => {
-    node = await startLayerd({ args: ['--http-idle-timeout', IDLE, '--log-level', 'warn'] });
-    started.push(node);
+    node = await nodes.start('idle', { args: ['--http-idle-timeout', IDLE, '--log-level', 'warn'] });
     c = new RegistryClient(node.url);
     blobDigest = await c.putBlob('limits/idle', blob);
   });
@@ -366,9 +358,9 @@ describe('peer limits', () => {
   }
 
   beforeAll(async () => {
-    node = await startLayerd({
+    node = await nodes.start('peers', {
+      p2p: true,
       args: [
-        '--p2p-listen', '/ip4/127.0.0.1/tcp/0',
         '--peer-idle-timeout', '4s',
         '--max-uploads-per-peer', '2',
         '--max-streams-per-peer', '4',
@@ -377,7 +369,6 @@ describe('peer limits', () => {
         '--log-level', 'warn',
       ],
     });
-    started.push(node);
     bigDigest = await new RegistryClient(node.url).putBlob('limits/p2p', big);
     const s = await status();
     nodeId = s.peerId;

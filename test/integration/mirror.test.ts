@@ -12,12 +12,12 @@ import { blobGets, parseAccessLog, logSettled } from '../helpers/access-log.js';
 import { emptyRegistriesConf, requireTool, runTool } from '../helpers/clients.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { buildTestLayout, type TestLayout } from '../helpers/oci-image.js';
-import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Node } from '../helpers/nodes.js';
+import { removeDir, startDistribution, tempDir, until, type RunningProcess } from '../helpers/processes.js';
 import { digestOf, errorCodes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 import { startTokenAuthProxy, type TokenAuthProxy } from '../helpers/token-auth-proxy.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Node = Awaited<ReturnType<typeof startLayerd>>;
 
 const ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList].join(', ');
 const SEED1 = 'seed1.test:5000';
@@ -45,14 +45,15 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await launched.stopAll('SIGTERM');
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   if (work) await removeDir(work);
 });
 
-async function node(args: string[]): Promise<Node & { c: RegistryClient }> {
-  const n = await startLayerd({ args });
-  cleanups.push(async () => (await n.stop(), await removeDir(n.dataDir)));
-  return { ...n, c: new RegistryClient(n.url) };
+const launched = new NodeSet('layerd-mirror-');
+
+function node(args: string[]): Promise<Node> {
+  return launched.start(`node${launched.nodes.length + 1}`, { args });
 }
 
 // ---------- requests ----------

@@ -8,18 +8,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobsAnswer, GcAnswer, ImagesAnswer, ProbeAnswer, PullsAnswer, StatusAnswer } from '../../src/http/api-schema.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { removeDir, stablePort, startDistribution, startLayerd, tempDir, until } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Proc } from '../helpers/nodes.js';
+import { removeDir, stablePort, startDistribution, tempDir, until } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const MB = 1024 * 1024;
 const ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList].join(', ');
 
 let seed: Seed;
 let registry: string;
-const started: Proc[] = [];
+const launched = new NodeSet('layerd-ops-');
 const dirs: string[] = [];
 const proxies: FaultProxy[] = [];
 /** The image at the seed: test/ops:v1, a config and three layers. */
@@ -31,11 +31,9 @@ function pushToSeed(repo: string, data: Buffer): Promise<string> {
   return new RegistryClient(seed.url).putBlob(repo, data);
 }
 
-async function node(args: string[] = [], opts: { dataDir?: string; upstream?: string } = {}): Promise<Proc> {
-  const proc = await startLayerd({ dataDir: opts.dataDir, args: ['--upstream', `${registry}=${opts.upstream ?? seed.url}`, '--default-registry', registry, ...args] });
-  started.push(proc);
-  if (!opts.dataDir) dirs.push(proc.dataDir);
-  return proc;
+/** A node mirroring the seed (or `upstream` in its place). */
+function node(args: string[] = [], opts: { dataDir?: string; upstream?: string } = {}): Promise<Proc> {
+  return launched.start(`node${launched.nodes.length + 1}`, { dataDir: opts.dataDir, mirror: { registry, url: opts.upstream ?? seed.url }, args });
 }
 
 async function json<T = Record<string, unknown>>(url: string, init?: RequestInit): Promise<{ status: number; body: T }> {
@@ -97,7 +95,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(started.map((p) => p.stop('SIGKILL').catch(() => undefined)));
+  await launched.stopAll('SIGKILL');
   for (const p of proxies) await p.close().catch(() => undefined);
   if (seed) await seed.stop().catch(() => undefined);
   for (const d of [...dirs, ...(seed ? [seed.rootDir] : [])]) await removeDir(d);

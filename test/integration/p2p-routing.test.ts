@@ -11,8 +11,8 @@ import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
 import { MemoryBlobStore } from '../../src/store/memory-blob-store.js';
 import { describeContentRouter, type RouterCluster } from '../unit/p2p/content-router.conformance.js';
 
-async function node(bootstrap: string[]): Promise<LayerdLibp2p> {
-  return createP2PNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], bootstrap, providerTtlMs: 3_600_000 });
+async function node(bootstrap: string[], providerTtlMs = 3_600_000): Promise<LayerdLibp2p> {
+  return createP2PNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], bootstrap, providerTtlMs });
 }
 
 async function untilConnected(nodes: LayerdLibp2p[], deadlineMs = 15_000): Promise<void> {
@@ -23,17 +23,27 @@ async function untilConnected(nodes: LayerdLibp2p[], deadlineMs = 15_000): Promi
   }
 }
 
-async function cluster(size = 3): Promise<{ nodes: LayerdLibp2p[]; close(): Promise<void> }> {
-  const first = await node([]);
-  const rest = await Promise.all(Array.from({ length: size - 1 }, () => node([first.getMultiaddrs()[0]!.toString()])));
+async function cluster(size = 3, providerTtlMs?: number): Promise<{ nodes: LayerdLibp2p[]; close(): Promise<void> }> {
+  const first = await node([], providerTtlMs);
+  const rest = await Promise.all(Array.from({ length: size - 1 }, () => node([first.getMultiaddrs()[0]!.toString()], providerTtlMs)));
   const nodes = [first, ...rest];
   await untilConnected(nodes);
   return { nodes, close: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
 }
 
+/**
+ * Provider records live 6 s here, so a withdraw shows within a test: the others drop a record once it
+ * expires, at their next cleanup (every quarter of the lifetime); live providers re-provide at half of it.
+ */
+const CONFORMANCE_TTL_MS = 6_000;
+
 describeContentRouter('kad-dht on loopback', async (): Promise<RouterCluster> => {
-  const c = await cluster(3);
-  return { routers: c.nodes.map((n) => ({ id: n.peerId.toString(), router: new DhtContentRouter(n) })), close: c.close };
+  const c = await cluster(3, CONFORMANCE_TTL_MS);
+  return {
+    routers: c.nodes.map((n) => ({ id: n.peerId.toString(), router: new DhtContentRouter(n) })),
+    withdrawnWithinMs: CONFORMANCE_TTL_MS * 1.25,
+    close: c.close,
+  };
 });
 
 describe('blob protocol', () => {

@@ -11,32 +11,18 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { removeDir, startDistribution, startLayerd, tempDir, logLines as logOf } from '../helpers/processes.js';
+import { NodeSet, type NodeSpec, type NodeStatus, type TestNode as Node } from '../helpers/nodes.js';
+import { removeDir, startDistribution, logLines as logOf } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
-
-interface Status {
-  peerId: string;
-  multiaddrs: string[];
-  connectedPeers: number;
+interface Status extends NodeStatus {
   stats: {
     fetches: { peer: { count: number; bytes: number }; upstream: { count: number; bytes: number } };
     served: { local: number; peer: number; upstream: number };
     lookups: { count: number; found: number };
     uploadedToPeers: number;
   };
-}
-
-interface Node extends Proc {
-  name: string;
-  /** Set when a test stops the node on purpose; any other exit is a crash (see afterEach). */
-  stoppedOnPurpose?: boolean;
-  c: RegistryClient;
-  /** The arguments it was started with, to restart it alike. */
-  args: string[];
-  status(): Promise<Status>;
 }
 
 const REPO = 'test/img';
@@ -54,52 +40,21 @@ let image: { manifest: Buffer; digest: string; blobs: string[] };
 /** Nodes 1–5, started in beforeAll; [0] is the bootstrap node. */
 let cluster: Node[];
 /** Every layerd process started here, whatever test started it: stopped by PID in afterAll. */
-const started: Node[] = [];
-const dirs: string[] = [];
+const nodes = new NodeSet('layerd-p2p-');
 
 // ---------- nodes ----------
 
-async function startNode(name: string, opts: { bootstrap?: Node; dataDir?: string; args?: string[] } = {}): Promise<Node> {
-  let dataDir = opts.dataDir;
-  if (!dataDir) dirs.push((dataDir = await tempDir(`layerd-p2p-${name}-`)));
-  let args = opts.args;
-  if (!args) {
-    args = [
-      '--upstream', `${registry}=${seed.url}`,
-      '--default-registry', registry,
-      '--p2p-listen', '/ip4/127.0.0.1/tcp/0',
-      // debug: the "provided" lines the tests wait for
-      '--log-level', 'debug',
-    ];
-    if (opts.bootstrap) args.push('--bootstrap', (await opts.bootstrap.status()).multiaddrs[0]!);
-  }
-  // Two libp2p events layerd does not log, kept for failure reports (a few lines each): a failed
-  // bootstrap dial (never retried), and a connection aborted because a keep-alive ping timed out.
-  const proc = await startLayerd({ dataDir, args, env: { DEBUG: 'libp2p:bootstrap*,libp2p:connection-monitor:error' } });
-  const node: Node = {
-    ...proc,
-    name,
-    args,
-    c: new RegistryClient(proc.url),
-    async status() {
-      const res = await fetch(`${proc.url}/api/status`, { signal: AbortSignal.timeout(5_000) });
-      expect(res.status, `${name} /api/status`).toBe(200);
-      return (await res.json()) as Status;
-    },
-  };
-  started.push(node);
-  return node;
-}
+// Two libp2p events layerd does not log, kept for failure reports (a few lines each): a failed
+// bootstrap dial (never retried), and a connection aborted because a keep-alive ping timed out.
+const LIBP2P_DEBUG = { DEBUG: 'libp2p:bootstrap*,libp2p:connection-monitor:error' };
 
-/** Stops a node on purpose (by PID, through its ChildProcess). */
-async function stopNode(node: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  node.stoppedOnPurpose = true;
-  await node.stop(signal);
-}
+/** Every node here mirrors the seed over loopback P2P, with debug logs (the "provided" lines the tests wait for). */
+const spec = (): NodeSpec => ({ mirror: { registry, url: seed.url }, p2p: true, logLevel: 'debug', env: LIBP2P_DEBUG });
 
-function exitOf(node: Node): string | undefined {
-  const { exitCode, signalCode } = node.child;
-  return exitCode === null && signalCode === null ? undefined : `exited (code ${exitCode}, signal ${signalCode})`;
+/** A node joined through `bootstrap`; given a data dir and arguments, a node restarted alike. */
+function startNode(name: string, opts: { bootstrap?: Node; dataDir?: string; args?: string[] } = {}): Promise<Node> {
+  if (opts.args) return nodes.start(name, { dataDir: opts.dataDir, args: opts.args, env: LIBP2P_DEBUG });
+  return nodes.start(name, { ...spec(), dataDir: opts.dataDir, bootstrap: opts.bootstrap });
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs` naming `what`. */
@@ -120,7 +75,7 @@ async function until<T>(
 
 async function connected(node: Node): Promise<void> {
   let last: Status | undefined;
-  await until(`${node.name} to report connectedPeers >= 1`, async () => ((last = await node.status()).connectedPeers >= 1 ? true : undefined), {
+  await until(`${node.name} to report connectedPeers >= 1`, async () => ((last = await node.status<Status>()).connectedPeers >= 1 ? true : undefined), {
     detail: () => `last status: ${JSON.stringify(last)}\n--- ${node.name} output (tail) ---\n${node.output().slice(-4000)}`,
   });
 }
@@ -144,10 +99,10 @@ async function provided(node: Node, digests: string[]): Promise<void> {
 async function diagnose(node: Node, digest?: string): Promise<string> {
   // Give a crashing process a moment to finish writing its stack trace and exit.
   await new Promise((r) => setTimeout(r, 200));
-  const exit = exitOf(node);
+  const exit = node.exit();
   const status = exit
     ? exit
-    : await node.status().then(
+    : await node.status<Status>().then(
         (s) => JSON.stringify({ peerId: s.peerId, connectedPeers: s.connectedPeers, stats: s.stats }),
         (err: Error) => `status unavailable: ${err.message}`,
       );
@@ -267,31 +222,28 @@ beforeAll(async () => {
   expect(seed.blobGets(), 'blob GETs at the seed before any pull').toBe(0);
 
   // Node 1 first (the others need its address), then nodes 2–5 at once, all bootstrapped to node 1.
-  const first = await startNode('node1');
-  const rest = await Promise.all([2, 3, 4, 5].map((i) => startNode(`node${i}`, { bootstrap: first })));
-  cluster = [first, ...rest];
+  cluster = [...(await nodes.cluster(['node1', 'node2', 'node3', 'node4', 'node5'], spec()))];
   await Promise.all(cluster.map(connected));
 });
 
 // A node that exits without a test stopping it has crashed: fail the test that was running, with why.
 afterEach(async () => {
-  const crashed = started.filter((n) => !n.stoppedOnPurpose && exitOf(n));
-  for (const n of crashed) n.stoppedOnPurpose = true; // reported once
+  const crashed = nodes.crashed();
   const reports = await Promise.all(crashed.map((n) => diagnose(n)));
   expect(reports, `nodes crashed:\n${reports.join('\n')}`).toEqual([]);
 });
 
 afterAll(async () => {
-  await Promise.all(started.map((n) => n.stop('SIGKILL').catch(() => undefined)));
+  await nodes.stopAll('SIGKILL');
   if (seed) await seed.stop().catch(() => undefined);
-  for (const d of [...dirs, ...(seed ? [seed.rootDir] : [])]) await removeDir(d);
+  if (seed) await removeDir(seed.rootDir);
 });
 
 // =====================================================================================================
 
 describe('an image spreads through the cluster from one seed fetch', () => {
   it('every node has a peer id, a /p2p/ multiaddr and at least one connected peer', async () => {
-    const statuses = await Promise.all(cluster.map((n) => n.status()));
+    const statuses = await Promise.all(cluster.map((n) => n.status<Status>()));
     expect(new Set(statuses.map((s) => s.peerId)).size).toBe(5);
     for (const s of statuses) {
       expect(s.multiaddrs.some((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.endsWith(`/p2p/${s.peerId}`)), JSON.stringify(s.multiaddrs)).toBe(true);
@@ -314,15 +266,15 @@ describe('an image spreads through the cluster from one seed fetch', () => {
       // A fetch is counted once its commit is done: peer bytes stream through (issue 14), so a client
       // can have its last (verified) byte a moment before that. Before, it got its first byte after.
       const s = await until(`${node.name} to count its peer fetches`, async () => {
-        const st = await node.status();
+        const st = await node.status<Status>();
         return st.stats.fetches.peer.count >= image.blobs.length ? st : undefined;
-      }, { detail: async () => JSON.stringify((await node.status()).stats) });
+      }, { detail: async () => JSON.stringify((await node.status<Status>()).stats) });
       expect(s.stats.fetches.peer.count, `${node.name} stats ${JSON.stringify(s.stats)}`).toBeGreaterThanOrEqual(image.blobs.length);
       expect(s.stats.fetches.upstream.count, `${node.name} stats ${JSON.stringify(s.stats)}`).toBe(0);
     }
     await expectSeedGets(new Map(image.blobs.map((d) => [d, 1])));
     // Node 1 was the only provider when the lookups ran: it sent the bytes.
-    expect((await cluster[0]!.status()).stats.uploadedToPeers).toBeGreaterThan(0);
+    expect((await cluster[0]!.status<Status>()).stats.uploadedToPeers).toBeGreaterThan(0);
   });
 
   it('a node that joins late (bootstrapped to node 3) finds providers: no blob GET reaches the seed', async () => {
@@ -343,14 +295,14 @@ describe('a cold image pulled by every node at the same moment', () => {
     // Which node fetches is settled by a coordinator every node picks alike from the peers it sees:
     // that takes nodes that see each other, as in a cluster that has settled (5 nodes: 4 peers each).
     await Promise.all(
-      cluster.map((n) => until(`${n.name} to be connected to the other four`, async () => ((await n.status()).connectedPeers >= 4 ? true : undefined))),
+      cluster.map((n) => until(`${n.name} to be connected to the other four`, async () => ((await n.status<Status>()).connectedPeers >= 4 ? true : undefined))),
     );
     const repo = 'test/cold';
     // One blob of three 8 MiB peer ranges, so followers fetch ranges still on their way from the seed.
     const blobs = [randomBlob(20 * 1024 * 1024 + 3), randomBlob(3_000_000), randomBlob(1_000)];
     const digests = await Promise.all(blobs.map((b) => pushToSeed(repo, b)));
     await seedSettled();
-    const before = await Promise.all(cluster.map((n) => n.status()));
+    const before = await Promise.all(cluster.map((n) => n.status<Status>()));
 
     const pulls = await Promise.all(cluster.map((n) => Promise.all(digests.map((d) => getBlob(n, d, repo)))));
     for (const [i, answers] of pulls.entries()) {
@@ -360,7 +312,7 @@ describe('a cold image pulled by every node at the same moment', () => {
       }
     }
     await expectSeedGets(new Map(digests.map((d) => [d, 1])));
-    const after = await Promise.all(cluster.map((n) => n.status()));
+    const after = await Promise.all(cluster.map((n) => n.status<Status>()));
     const delta = (k: 'peer' | 'upstream') => after.reduce((sum, s, i) => sum + s.stats.fetches[k].count - before[i]!.stats.fetches[k].count, 0);
     expect(delta('upstream'), 'blobs fetched from the seed, over all nodes').toBe(digests.length);
     expect(delta('peer'), 'blobs fetched from peers, over all nodes').toBe(digests.length * (cluster.length - 1));
@@ -386,7 +338,7 @@ describe('faults, with real processes', () => {
     await expectSeedGets(new Map([[digest, 1]]));
     // A counts an upload when it has finished sending a range: wait for all of B's to be counted.
     const baseline = await until('A to count its upload to B', async () => {
-      const up = (await a.status()).stats.uploadedToPeers;
+      const up = (await a.status<Status>()).stats.uploadedToPeers;
       return up >= BIG_SIZE ? up : undefined;
     });
 
@@ -394,13 +346,13 @@ describe('faults, with real processes', () => {
     let settled = false;
     const pull = getBlob(c, digest, 'test/big').finally(() => (settled = true));
     pull.catch(() => undefined);
-    await until('A to start uploading to C', async () => ((await a.status()).stats.uploadedToPeers > baseline ? true : undefined), {
+    await until('A to start uploading to C', async () => ((await a.status<Status>()).stats.uploadedToPeers > baseline ? true : undefined), {
       timeoutMs: 30_000,
       everyMs: 5,
       detail: () => diagnose(c, digest),
     });
     const killedMidTransfer = !settled;
-    await stopNode(a, 'SIGKILL');
+    await a.stop('SIGKILL');
     expect(a.child.signalCode).toBe('SIGKILL');
     const res = await pull.catch(async (err: Error) => {
       throw new Error(`C's GET of the blob failed: ${err.message}\n${await diagnose(c, digest)}`);
@@ -421,7 +373,7 @@ describe('faults, with real processes', () => {
 
   it('a peer that serves corrupted bytes is penalized, and the client (cut, then retrying) gets the right bytes from the seed', async () => {
     const x = cluster[4]!; // node 5: will be the only provider
-    const y = started.find((n) => n.name === 'node6')!; // the late node: does not hold the blob
+    const y = nodes.find('node6')!; // the late node: does not hold the blob
     const blob = randomBlob(3_000_000);
     const digest = await pushToSeed('test/corrupt', blob);
 
@@ -447,15 +399,15 @@ describe('faults, with real processes', () => {
     await expectSource(y, digest, res.header('x-layerd-source'), ['upstream', 'local']);
     const warn = logOf(y).find((l) => typeof l.msg === 'string' && l.msg.includes('did not verify') && l.digest === digest);
     expect(warn, `Y logged that the peer was penalized\n${await diagnose(y, digest)}`).toBeDefined();
-    expect(warn!.peers).toEqual([(await x.status()).peerId]);
+    expect(warn!.peers).toEqual([(await x.status<Status>()).peerId]);
     await expectSeedGets(new Map([[digest, 2]]));
   }, 60_000);
 
   it('with every other node gone, a node still pulls from the seed', async () => {
     const lone = await startNode('lone', { bootstrap: cluster[0]! });
     await connected(lone);
-    await Promise.all(started.filter((n) => n !== lone).map((n) => stopNode(n, 'SIGKILL')));
-    await until('the lone node to see its peers gone', async () => ((await lone.status()).connectedPeers === 0 ? true : undefined));
+    await Promise.all(nodes.nodes.filter((n) => n !== lone).map((n) => n.stop('SIGKILL')));
+    await until('the lone node to see its peers gone', async () => ((await lone.status<Status>()).connectedPeers === 0 ? true : undefined));
     await seedSettled();
     const before = new Map(image.blobs.map((d) => [d, seedGetsOf(d)]));
 
@@ -466,11 +418,11 @@ describe('faults, with real processes', () => {
 
 describe('identity', () => {
   it('a node restarted on the same data dir keeps its peer id, and still holds what it pulled', async () => {
-    const lone = started.find((n) => n.name === 'lone')!;
-    const before = await lone.status();
-    await stopNode(lone);
+    const lone = nodes.find('lone')!;
+    const before = await lone.status<Status>();
+    await lone.stop();
     const again = await startNode('lone-again', { dataDir: lone.dataDir, args: lone.args });
-    const after = await again.status();
+    const after = await again.status<Status>();
     expect(after.peerId).toBe(before.peerId);
     expect(after.multiaddrs.length).toBeGreaterThan(0);
     expect(after.multiaddrs.every((a) => a.endsWith(`/p2p/${before.peerId}`)), JSON.stringify(after.multiaddrs)).toBe(true);

@@ -18,15 +18,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets } from '../helpers/access-log.js';
 import { startLiarRig, type LiarRig } from '../helpers/bad-peers.js';
-import { logLines, removeDir, startLayerd, until } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Node } from '../helpers/nodes.js';
+import { logLines, until } from '../helpers/processes.js';
 import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 import { diskBlobs } from '../helpers/store-check.js';
 
 const MiB = 1024 * 1024;
 /** More than one 8 MiB peer range: the first range lands (and streams) while the last one is held. */
 const BLOB = 12 * MiB + 12345;
-
-type Node = Awaited<ReturnType<typeof startLayerd>>;
 
 /** A GET whose progress the test can watch while it runs. */
 interface Watched {
@@ -188,7 +187,7 @@ describe('streaming from peers, against peers that hold the blob\'s end back', (
 
 describe('streaming from real layerd providers', () => {
   let rig: LiarRig;
-  const nodes: Node[] = [];
+  const launched = new NodeSet('layerd-stream-node-');
 
   beforeAll(async () => {
     // The victim gives up on a peer that sends nothing for 3 s (the stalled-peer test below).
@@ -196,21 +195,15 @@ describe('streaming from real layerd providers', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const n of nodes) {
-      await n.stop('SIGKILL');
-      await removeDir(n.dataDir);
-    }
+    await launched.stopAll('SIGKILL');
     await rig?.stop();
   });
 
   /** A node of the seed's cluster (joined through `bootstrap`), with debug logs for the "provided" lines. */
-  async function node(bootstrap: string | undefined, extra: string[] = []): Promise<Node> {
-    const registry = `127.0.0.1:${rig.seed.port}`;
-    const args = ['--upstream', `${registry}=${rig.seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'debug', '--peer-lookup-timeout', '10s', ...extra];
-    if (bootstrap) args.push('--bootstrap', bootstrap);
-    const n = await startLayerd({ args, readyTimeoutMs: 60_000 });
-    nodes.push(n);
-    return n;
+  function node(bootstrap: string | undefined, extra: string[] = []): Promise<Node> {
+    const mirror = { registry: `127.0.0.1:${rig.seed.port}`, url: rig.seed.url };
+    const args = ['--peer-lookup-timeout', '10s', ...extra];
+    return launched.start(`node${launched.nodes.length + 1}`, { mirror, p2p: true, bootstrap, logLevel: 'debug', args, readyTimeoutMs: 60_000 });
   }
 
   async function multiaddr(n: Node): Promise<string> {

@@ -27,16 +27,12 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { layerdBin, removeDir, stablePort, startDistribution, startLayerd, tempDir, until, logLines as logOf } from '../helpers/processes.js';
+import { NodeSet, type NodeStatus, type TestNode } from '../helpers/nodes.js';
+import { layerdBin, removeDir, stablePort, startDistribution, tempDir, until, logLines as logOf } from '../helpers/processes.js';
 import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
-
-interface Status {
-  peerId: string;
-  multiaddrs: string[];
-  connectedPeers: number;
+interface Status extends NodeStatus {
   peers: Array<{ id: string; uploaded: number; downloaded: number }>;
   privateNetwork: boolean;
   allowList: number;
@@ -48,12 +44,8 @@ interface Status {
   };
 }
 
-interface Node extends Proc {
-  name: string;
-  id: string;
-  c: RegistryClient;
-  status(): Promise<Status>;
-}
+/** A node and the peer id written into its data dir before it started. */
+type Node = TestNode & { id: string };
 
 const BLOB_PROTOCOL = '/layerd/blob/1.0.0';
 const REPO = 'test/pnet';
@@ -75,7 +67,7 @@ let unlisted: Node;
 let clientKey: PrivateKey;
 /** A blob at the seed, pulled through K1 then fetched by K2 from K1. */
 let blob: { data: Buffer; digest: string };
-const started: Node[] = [];
+const nodes = new NodeSet('layerd-pnet-');
 const clients: Libp2p[] = [];
 const dirs: string[] = [];
 
@@ -98,23 +90,10 @@ async function dataDirWithIdentity(name: string): Promise<{ dataDir: string; id:
   return { dataDir, id: peerIdFromPrivateKey(key).toString() };
 }
 
-async function startNode(name: string, home: { dataDir: string; id: string }, extra: string[]): Promise<Node> {
-  const args = ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'debug', ...extra];
+async function startNode(name: string, home: { dataDir: string; id: string }, extra: string[], bootstrap?: string): Promise<Node> {
   // Four nodes start at once on a shared 2-core host: give each longer than the usual 20 s.
-  const proc = await startLayerd({ dataDir: home.dataDir, args, readyTimeoutMs: 90_000 });
-  const node: Node = {
-    ...proc,
-    name,
-    id: home.id,
-    c: new RegistryClient(proc.url),
-    async status() {
-      const res = await fetch(`${proc.url}/api/status`, { signal: AbortSignal.timeout(5_000) });
-      expect(res.status, `${name} /api/status`).toBe(200);
-      return (await res.json()) as Status;
-    },
-  };
-  started.push(node);
-  return node;
+  const spec = { dataDir: home.dataDir, mirror: { registry, url: seed.url }, p2p: true, bootstrap, logLevel: 'debug' as const, args: extra, readyTimeoutMs: 90_000 };
+  return Object.assign(await nodes.start(name, spec), { id: home.id });
 }
 
 function p2pLog(node: Node): string {
@@ -180,12 +159,12 @@ beforeAll(async () => {
   clientKey = await generateKeyPair('Ed25519');
   const allow = [homes.k2!.id, homes.nokey!.id, homes.wrongkey!.id, peerIdFromPrivateKey(clientKey).toString()].flatMap((id) => ['--allow-peer', id]);
   k1 = await startNode('K1', homes.k1!, ['--psk-file', keyFile, ...allow]);
-  k1Addr = (await k1.status()).multiaddrs[0]!;
+  k1Addr = (await k1.status<Status>()).multiaddrs[0]!;
   [k2, noKey, wrongKey, unlisted] = await Promise.all([
-    startNode('K2', homes.k2!, ['--psk-file', keyFile, '--bootstrap', k1Addr]),
-    startNode('NOKEY', homes.nokey!, ['--bootstrap', k1Addr]),
-    startNode('WRONGKEY', homes.wrongkey!, ['--psk-file', wrongKeyFile, '--bootstrap', k1Addr]),
-    startNode('UNLISTED', homes.unlisted!, ['--psk-file', keyFile, '--bootstrap', k1Addr]),
+    startNode('K2', homes.k2!, ['--psk-file', keyFile], k1Addr),
+    startNode('NOKEY', homes.nokey!, [], k1Addr),
+    startNode('WRONGKEY', homes.wrongkey!, ['--psk-file', wrongKeyFile], k1Addr),
+    startNode('UNLISTED', homes.unlisted!, ['--psk-file', keyFile], k1Addr),
   ]);
   const data = randomBlob(BLOB_SIZE);
   blob = { data, digest: await new RegistryClient(seed.url).putBlob(REPO, data) };
@@ -194,13 +173,13 @@ beforeAll(async () => {
 
 // A node that exits without a test stopping it has crashed.
 afterEach(() => {
-  const crashed = started.filter((n) => n.child.exitCode !== null || n.child.signalCode !== null);
+  const crashed = nodes.crashed();
   expect(crashed.map((n) => `${n.name}:\n${n.output().slice(-3000)}`)).toEqual([]);
 });
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => Promise.resolve(c.stop()).catch(() => undefined)));
-  await Promise.all(started.map((n) => n.stop('SIGKILL').catch(() => undefined)));
+  await nodes.stopAll('SIGKILL');
   if (seed) await seed.stop().catch(() => undefined);
   for (const d of [...dirs, ...(seed ? [seed.rootDir] : [])]) await removeDir(d);
 });
@@ -208,14 +187,14 @@ afterAll(async () => {
 describe('nodes that share a swarm key', () => {
   it('connect, and a blob pulled through K1 is fetched by K2 from K1', async () => {
     await until('K1 and K2 to see each other', async () => {
-      const [a, b] = await Promise.all([k1.status(), k2.status()]);
+      const [a, b] = await Promise.all([k1.status<Status>(), k2.status<Status>()]);
       return peerIds(a).includes(k2.id) && peerIds(b).includes(k1.id) ? true : undefined;
     }, 30_000).catch(async (err: Error) => {
       throw new Error(`${err.message}\n--- K1 ---\n${p2pLog(k1)}\n--- K2 ---\n${p2pLog(k2)}`);
     });
-    const s1 = await k1.status();
+    const s1 = await k1.status<Status>();
     expect(s1).toMatchObject({ privateNetwork: true, allowList: 4 });
-    expect((await k2.status()).privateNetwork).toBe(true);
+    expect((await k2.status<Status>()).privateNetwork).toBe(true);
 
     const viaK1 = await k1.c.req('GET', `/v2/${REPO}/blobs/${blob.digest}`);
     expect(viaK1.status).toBe(200);
@@ -228,7 +207,7 @@ describe('nodes that share a swarm key', () => {
     expect(viaK2.status).toBe(200);
     expect(digestOf(viaK2.body)).toBe(blob.digest);
     expect(viaK2.header('x-layerd-source'), p2pLog(k2)).toBe('peer');
-    const [after1, after2] = await Promise.all([k1.status(), k2.status()]);
+    const [after1, after2] = await Promise.all([k1.status<Status>(), k2.status<Status>()]);
     expect(after1.stats.uploadedToPeers).toBeGreaterThanOrEqual(BLOB_SIZE);
     expect(after2.peers.find((p) => p.id === k1.id)?.downloaded).toBeGreaterThanOrEqual(BLOB_SIZE);
     expect(after2.stats.fetches.upstream.count).toBe(0);
@@ -245,7 +224,7 @@ describe('a node without the key, and one with another key', () => {
     await until(
       'each outsider to log failed bootstrap dials over two redial rounds (3 s apart)',
       async () => {
-        const [s1, s2, ...so] = await Promise.all([k1.status(), k2.status(), ...outsiders.map((n) => n.status())]);
+        const [s1, s2, ...so] = await Promise.all([k1.status<Status>(), k2.status<Status>(), ...outsiders.map((n) => n.status<Status>())]);
         reads++;
         // Every read in the window: the keyed pair together, the outsiders alone on both sides.
         expect(peerIds(s1), 'K1 peers').toEqual([k2.id]);
@@ -273,7 +252,7 @@ describe('a node without the key, and one with another key', () => {
   });
 
   it('find no provider in the DHT and get the blob from the seed; the keyed nodes upload nothing', async () => {
-    const before = await Promise.all([k1.status(), k2.status()]);
+    const before = await Promise.all([k1.status<Status>(), k2.status<Status>()]);
     await logSettled(seed);
     const seedBefore = seedGetsOf(blob.digest);
     // Both at once: each waits out its peer lookup (--peer-lookup-timeout) before asking the seed.
@@ -283,14 +262,14 @@ describe('a node without the key, and one with another key', () => {
         expect(res.status, n.name).toBe(200);
         expect(digestOf(res.body), n.name).toBe(blob.digest);
         expect(res.header('x-layerd-source'), `${n.name}\n${p2pLog(n)}`).toBe('upstream');
-        const s = await n.status();
+        const s = await n.status<Status>();
         expect(s.stats.lookups.count, `${n.name} lookups`).toBeGreaterThanOrEqual(1);
         expect(s.stats.lookups.found, `${n.name} lookups that found a provider`).toBe(0);
         expect(s.stats.fetches.peer.count, `${n.name} blobs fetched from peers`).toBe(0);
         expect(s.connectedPeers).toBe(0);
       }),
     );
-    const after = await Promise.all([k1.status(), k2.status()]);
+    const after = await Promise.all([k1.status<Status>(), k2.status<Status>()]);
     for (const i of [0, 1]) expect(after[i]!.stats.uploadedToPeers, `${['K1', 'K2'][i]} uploadedToPeers`).toBe(before[i]!.stats.uploadedToPeers);
     await logSettled(seed);
     expect(seedGetsOf(blob.digest), 'seed GETs of the blob: one per outsider').toBe(seedBefore + 2);
@@ -321,7 +300,7 @@ describe('the allow-list', () => {
       throw new Error(`${err.message}\n--- K1 ---\n${p2pLog(k1)}\n--- UNLISTED ---\n${p2pLog(unlisted)}`);
     });
     expect(refusals()[0]).toMatchObject({ direction: 'inbound', stage: 'handshake' });
-    const [s1, su] = await Promise.all([k1.status(), unlisted.status()]);
+    const [s1, su] = await Promise.all([k1.status<Status>(), unlisted.status<Status>()]);
     expect(s1.refusedPeers).toBeGreaterThan(0);
     expect(peerIds(s1)).toContain(k2.id);
     expect(peerIds(s1)).not.toContain(unlisted.id);
@@ -334,7 +313,7 @@ describe('the allow-list', () => {
     await expect(stranger.dialProtocol(multiaddr(k1Addr), BLOB_PROTOCOL, { signal: AbortSignal.timeout(20_000) })).rejects.toThrow();
     const id = stranger.peerId.toString();
     await until('K1 to log that it refused the stranger', () => (logOf(k1).some((l) => l.msg === 'peer refused: not on the allow-list' && l.peer === id) ? true : undefined), 10_000);
-    expect(peerIds(await k1.status())).not.toContain(id);
+    expect(peerIds(await k1.status<Status>())).not.toContain(id);
     expect(stranger.getConnections()).toEqual([]);
     await stranger.stop();
   });
@@ -375,8 +354,8 @@ describe('the key itself', () => {
   it('no node shows or logs the key, in its status or anywhere in its output', async () => {
     const hex = keyText.trim().split('\n')[2]!;
     expect(hex).toMatch(/^[0-9a-f]{64}$/);
-    for (const n of started) {
-      expect(JSON.stringify(await n.status()), `${n.name} status`).not.toContain(hex);
+    for (const n of nodes.nodes) {
+      expect(JSON.stringify(await n.status<Status>()), `${n.name} status`).not.toContain(hex);
       expect(n.output(), `${n.name} output`).not.toContain(hex);
     }
   });

@@ -16,7 +16,8 @@ import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
 import { loadOrCreateIdentity } from '../../src/p2p/identity.js';
 import { askPeerDirectly } from '../helpers/peer-probe.js';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
+import { connected, NodeSet, type TestNode as Node } from '../helpers/nodes.js';
+import { removeDir, startDistribution, tempDir, until } from '../helpers/processes.js';
 import { startTokenAuthProxy, type TokenAuthProxy } from '../helpers/token-auth-proxy.js';
 import { digestOf, expectError, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
@@ -25,11 +26,6 @@ const SEED_USER = 'puller';
 const SEED_PASSWORD = 'seed-Pa55word-never-logged';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-interface Node extends RunningProcess {
-  name: string;
-  c: RegistryClient;
-  status(): Promise<{ peerId: string; multiaddrs: string[]; connectedPeers: number }>;
-}
 
 let seed: Seed;
 let proxy: TokenAuthProxy;
@@ -37,24 +33,11 @@ let node1: Node;
 let node2: Node;
 let node3: Node;
 let probe: LayerdLibp2p;
-const procs: RunningProcess[] = [];
+const nodes = new NodeSet('layerd-private-');
 const dirs: string[] = [];
 
-async function startNode(name: string, args: string[]): Promise<Node> {
-  const dataDir = await tempDir(`layerd-private-${name}-`);
-  dirs.push(dataDir);
-  const proc = await startLayerd({ dataDir, args: [...args, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'debug'] });
-  procs.push(proc);
-  return {
-    ...proc,
-    name,
-    c: new RegistryClient(proc.url),
-    async status() {
-      const res = await fetch(`${proc.url}/api/status`, { signal: AbortSignal.timeout(5_000) });
-      return (await res.json()) as { peerId: string; multiaddrs: string[]; connectedPeers: number };
-    },
-  };
-}
+/** A node on P2P with debug logs (the "provided" lines the tests wait for). */
+const startNode = (name: string, args: string[], bootstrap?: Node) => nodes.start(name, { p2p: true, bootstrap, logLevel: 'debug', args });
 
 function logLines(node: Node): Array<Record<string, unknown>> {
   return node
@@ -81,10 +64,6 @@ function same(got: Buffer | string, want: Buffer): boolean {
   return Buffer.isBuffer(got) && got.equals(want);
 }
 
-async function connected(node: Node, peers: number): Promise<void> {
-  await until(`${node.name} to connect to ${peers} peers`, async () => ((await node.status()).connectedPeers >= peers ? true : undefined), 30_000);
-}
-
 /** Asks a node for a blob directly over the blob protocol, as any peer can: its bytes, or the status it answered. */
 async function askDirectly(node: Node, digest: string): Promise<Buffer | string> {
   return askPeerDirectly(probe, await node.status(), digest);
@@ -92,7 +71,6 @@ async function askDirectly(node: Node, digest: string): Promise<Buffer | string>
 
 beforeAll(async () => {
   seed = await startDistribution();
-  procs.push(seed);
   dirs.push(seed.rootDir);
   proxy = await startTokenAuthProxy({ backend: seed.url, username: SEED_USER, password: SEED_PASSWORD, allowAnonymous: false });
   // The seed's credentials can only come from the config file.
@@ -110,9 +88,8 @@ beforeAll(async () => {
     ].join('\n'),
   );
   node1 = await startNode('node1', ['--config', config]);
-  const bootstrap = (await node1.status()).multiaddrs[0]!;
-  node2 = await startNode('node2', ['--upstream', `${REGISTRY}=${seed.url}`, '--default-registry', REGISTRY, '--bootstrap', bootstrap]);
-  node3 = await startNode('node3', ['--private-repos', 'secret', '--share-private-blobs', 'true', '--bootstrap', bootstrap]);
+  node2 = await startNode('node2', ['--upstream', `${REGISTRY}=${seed.url}`, '--default-registry', REGISTRY], node1);
+  node3 = await startNode('node3', ['--private-repos', 'secret', '--share-private-blobs', 'true'], node1);
   const probeDir = await tempDir('layerd-private-probe-');
   dirs.push(probeDir);
   probe = await createP2PNode({ privateKey: await loadOrCreateIdentity(join(probeDir, 'identity.key')), listen: [], announce: [], bootstrap: [], providerTtlMs: 60_000 });
@@ -124,7 +101,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await probe?.stop();
   await proxy?.close();
-  for (const p of procs) await p.stop();
+  await nodes.stopAll('SIGTERM');
+  await seed?.stop();
   for (const d of dirs) await removeDir(d);
 });
 

@@ -18,17 +18,18 @@ import { loadOrCreateIdentity } from '../../src/p2p/identity.js';
 import { askPeerDirectly } from '../helpers/peer-probe.js';
 import { emptyRegistriesConf, requireTool, runTool } from '../helpers/clients.js';
 import { buildTestLayout, readReachableBlobs, reachableDigests, type TestLayout } from '../helpers/oci-image.js';
-import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, startDistribution, tempDir, until } from '../helpers/processes.js';
 import { AuthClient, descriptor, digestOf, expectError, jsonBytes, MT, randomBlob, RegistryClient, type PushedImage, type Res } from '../helpers/registry-client.js';
 
 const TOKEN = 'ci-5d1e0c7a9b3f42e8a6c4d2b0';
 const SEED = 'seed:5000';
 
-const procs: RunningProcess[] = [];
+const nodes = new NodeSet('layerd-private-content-node-');
 const dirs: string[] = [];
 let seed: Awaited<ReturnType<typeof startDistribution>>;
-let a: Awaited<ReturnType<typeof startLayerd>>;
-let b: Awaited<ReturnType<typeof startLayerd>>;
+let a: TestNode;
+let b: TestNode;
 let anonymous: RegistryClient;
 let authorized: RegistryClient;
 let probe: LayerdLibp2p;
@@ -57,19 +58,16 @@ async function askAsPeer(digest: string): Promise<Buffer | string> {
 
 beforeAll(async () => {
   seed = await startDistribution();
-  procs.push(seed);
   dirs.push(seed.rootDir);
   const dir = await tempDir('layerd-private-content-');
   dirs.push(dir);
   await writeFile(join(dir, 'tokens'), `ci:${TOKEN}\n`);
-  a = await startLayerd({
-    args: ['--token-file', join(dir, 'tokens'), '--private-repos', 'team/secret', '--private-repos', 'library/internal', '--upstream', `${SEED}=${seed.url}`, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--peer-lookup-timeout', '300ms'],
+  // A mirrors the seed without making it the default registry: its args say so themselves.
+  a = await nodes.start('A', {
+    p2p: true,
+    args: ['--token-file', join(dir, 'tokens'), '--private-repos', 'team/secret', '--private-repos', 'library/internal', '--upstream', `${SEED}=${seed.url}`, '--peer-lookup-timeout', '300ms'],
   });
-  procs.push(a);
-  dirs.push(a.dataDir);
-  b = await startLayerd({ args: ['--upstream', `${SEED}=${seed.url}`, '--default-registry', SEED] });
-  procs.push(b);
-  dirs.push(b.dataDir);
+  b = await nodes.start('B', { mirror: { registry: SEED, url: seed.url } });
   anonymous = new RegistryClient(a.url);
   authorized = new AuthClient(a.url, `Bearer ${TOKEN}`);
   secret = await authorized.pushImage('team/secret', 'v1', { layers: 2, layerSize: 50_000 });
@@ -81,7 +79,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await probe?.stop();
-  for (const p of procs) await p.stop();
+  await nodes.stopAll('SIGTERM');
+  await seed?.stop();
   for (const d of dirs) await removeDir(d);
 });
 

@@ -1,30 +1,23 @@
 // Cluster-wide rollout (issue 7) on loopback, with real processes: a docker-registry seed behind a
 // throttling proxy (so a rollout lasts long enough to kill a node in the middle of it) and six layerd
 // nodes. The seed's access log is the ground truth for how often each blob left the seed.
-import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorAnswer, RolloutAnswer, StatusAnswer } from '../../src/http/api-schema.js';
 import { blobGets } from '../helpers/access-log.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { freePort, layerdBin, removeDir, startDistribution, startLayerd, until, nodeApi as api } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Node } from '../helpers/nodes.js';
+import { freePort, removeDir, runCli, startDistribution, until, nodeApi as api } from '../helpers/processes.js';
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
-interface Node extends Proc {
-  name: string;
-  args: string[];
-  /** Set when a test stops the node on purpose; any other exit is a crash (see afterEach). */
-  stopped?: boolean;
-}
 
 const MB = 1024 * 1024;
 let seed: Seed;
 let proxy: FaultProxy;
 let registry: string;
 let nodes: Node[];
-const started: Node[] = [];
-const dirs: string[] = [];
+/** Every node started here, whatever test started it. */
+const launched = new NodeSet('layerd-rollout-');
 
 /** Every node here runs P2P: its status has a peer id. */
 type Status = StatusAnswer & { peerId: string };
@@ -44,18 +37,10 @@ async function pushImage(repo: string, tag: string, sizes: number[]) {
   return { ref: `${registry}/${repo}:${tag}`, repo, manifest, blobs: [config, ...layers] };
 }
 
-async function startNode(name: string, bootstrap?: Node, dataDir?: string, args?: string[]): Promise<Node> {
-  const nodeArgs = args ?? [
-    '--upstream', `${registry}=${proxy.url}`,
-    '--default-registry', registry,
-    '--p2p-listen', '/ip4/127.0.0.1/tcp/0',
-    ...(bootstrap ? ['--bootstrap', (await api<Status>(bootstrap, '/api/status')).body.multiaddrs[0]!] : []),
-  ];
-  const proc = await startLayerd({ dataDir, args: nodeArgs });
-  if (!dataDir) dirs.push(proc.dataDir);
-  const node = { ...proc, name, args: nodeArgs };
-  started.push(node);
-  return node;
+/** A node mirroring the seed through the throttling proxy, on loopback P2P; given a data dir and arguments, one restarted alike. */
+function startNode(name: string, bootstrap?: Node, dataDir?: string, args?: string[]): Promise<Node> {
+  if (args) return launched.start(name, { dataDir, args });
+  return launched.start(name, { dataDir, mirror: { registry, url: proxy.url }, p2p: true, bootstrap });
 }
 
 async function fullyConnected(): Promise<void> {
@@ -66,20 +51,7 @@ async function fullyConnected(): Promise<void> {
 }
 
 /** Runs the CLI; resolves with its exit code and output. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [layerdBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => runCli(args, {}, 120_000);
 
 /** Every node holds every blob of the image, bit-identical, and serves it from its own store. */
 async function expectImageEverywhere(image: { repo: string; blobs: Buffer[] }, on: Node[]): Promise<void> {
@@ -118,33 +90,30 @@ beforeAll(async () => {
   registry = `127.0.0.1:${seed.port}`;
   // 8 MB/s per download: a node takes about a second per layer from the seed.
   proxy = await startFaultProxy(seed.url, { mode: 'slow', slowBytesPerSecond: 8 * MB });
-  const first = await startNode('node1');
-  const rest = await Promise.all([2, 3, 4, 5, 6].map((i) => startNode(`node${i}`, first)));
-  nodes = [first, ...rest];
+  nodes = [...(await launched.cluster(['node1', 'node2', 'node3', 'node4', 'node5', 'node6'], { mirror: { registry, url: proxy.url }, p2p: true }))];
   await fullyConnected();
 }, 180_000);
 
 // A node that exits without a test stopping it has crashed: fail the test that was running, with why.
 afterEach(() => {
-  const crashed = started.filter((n) => !n.stopped && (n.child.exitCode !== null || n.child.signalCode !== null));
-  for (const n of crashed) n.stopped = true;
+  const crashed = launched.crashed();
   expect(crashed.map((n) => `${n.name} exited (${n.child.exitCode ?? n.child.signalCode}):\n${n.output().split('\n').slice(-25).join('\n')}`)).toEqual([]);
   // The node survives a stray rejection, but it is a bug all the same.
-  expect(started.flatMap((n) => n.output().split('\n').filter((l) => l.includes('unhandled rejection')).map((l) => `${n.name}: ${l.slice(0, 400)}`))).toEqual([]);
+  expect(launched.nodes.flatMap((n) => n.output().split('\n').filter((l) => l.includes('unhandled rejection')).map((l) => `${n.name}: ${l.slice(0, 400)}`))).toEqual([]);
 });
 
 afterAll(async () => {
-  await Promise.all(started.map((n) => n.stop('SIGKILL').catch(() => undefined)));
+  await launched.stopAll('SIGKILL');
   await proxy?.close().catch(() => undefined);
   if (seed) await seed.stop().catch(() => undefined);
-  for (const d of [...dirs, ...(seed ? [seed.rootDir] : [])]) await removeDir(d);
+  if (seed) await removeDir(seed.rootDir);
 });
 
 describe('layerd rollout', () => {
   it('rolls a 3-layer image out to six nodes: all end bit-identical, the seed sends each blob at most twice', async () => {
     const image = await pushImage('test/rollout', 'v1', [6 * MB, 4 * MB, 2 * MB]);
     const run = await cli(['rollout', image.ref, '--node', nodes[0]!.url, '--wait', '--json']);
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.status, run.stderr).toBe(0);
     const view = JSON.parse(run.stdout) as View;
     expect(view.state).toBe('done');
     expect(view.summary).toMatchObject({ nodes: 6, done: 6, failed: 0, dead: 0 });
@@ -220,7 +189,6 @@ describe('layerd rollout', () => {
       const v = (await api<View>(nodes[0]!, `/api/rollouts/${startedView.id}`)).body;
       return v.nodes.find((n) => n.node === victimId)?.status === 'running' ? true : undefined;
     }, 30_000);
-    victim.stopped = true;
     await victim.stop('SIGKILL');
 
     const ended = await until('the rollout to end without the victim', async () => {
@@ -264,7 +232,6 @@ describe('layerd rollout', () => {
     expect(ended.state).toBe('done');
     expect(ended.summary).toMatchObject({ nodes: 7, done: 7 });
     await expectImageEverywhere(image, [...nodes, late]);
-    late.stopped = true;
     await late.stop('SIGTERM');
   });
 
@@ -295,7 +262,6 @@ describe('layerd rollout', () => {
       }
       for (const d of digests) expect(seedGetsOf(d), `seed GETs of ${d}`).toBe(1);
     } finally {
-      victim.stopped = true;
       await victim.stop('SIGKILL');
     }
   });
@@ -308,10 +274,10 @@ describe('layerd rollout', () => {
     expect(unknown.status).toBe(404);
 
     const usage = await cli(['rollout', '--node', nodes[0]!.url]);
-    expect(usage.code).toBe(2);
+    expect(usage.status).toBe(2);
     expect(usage.stderr.trim().split('\n')).toHaveLength(1);
     const refused = await cli(['rollout', `${registry}/test/rollout:v1`, '--node', `http://127.0.0.1:${await freePort()}`]);
-    expect(refused.code).toBe(1);
+    expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('cannot reach node');
   });
 });

@@ -7,6 +7,11 @@ import type { ContentRouter, Provider } from '../../../src/p2p/content-router.js
 export interface RouterCluster {
   /** At least three routers that can reach one another, each with its own peer id. */
   routers: Array<{ id: string; router: ContentRouter }>;
+  /**
+   * How long after a withdraw a lookup elsewhere may still name the withdrawer (ContentRouter.withdraw):
+   * 0 for a router that forgets at once, the provider-record lifetime plus one cleanup for a DHT.
+   */
+  withdrawnWithinMs: number;
   close(): Promise<void>;
 }
 
@@ -18,15 +23,49 @@ async function find(router: ContentRouter, digest: Digest, opts: { limit?: numbe
 
 /**
  * Lookups are eventually consistent (a DHT's ADD_PROVIDER is fire-and-forget, so a lookup issued the
- * instant a provide returns can miss it): ask again until `want` providers are found or the deadline.
+ * instant a provide returns can miss it): ask again until `done` accepts the answer or the deadline.
  */
-async function findEventually(router: ContentRouter, digest: Digest, want: number, deadlineMs = 5_000): Promise<Provider[]> {
+async function findUntil(router: ContentRouter, digest: Digest, done: (found: Provider[]) => boolean, deadlineMs = 5_000): Promise<Provider[]> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const found = await find(router, digest, { timeoutMs: 2_000 });
-    if (found.length >= want || Date.now() > end) return found;
+    if (done(found) || Date.now() > end) return found;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+const findEventually = (router: ContentRouter, digest: Digest, want: number) => findUntil(router, digest, (found) => found.length >= want);
+const ids = (found: Provider[]) => found.map((p) => p.id).sort();
+
+/**
+ * Iterates a search until `abortAfter` providers were yielded (0: the signal is aborted before the
+ * search starts), then aborts it and lets it run out: what it yielded, how it ended, and how long the
+ * end took after the abort.
+ */
+async function abortedSearch(router: ContentRouter, digest: Digest, abortAfter: number): Promise<{ found: Provider[]; error?: unknown; msAfterAbort: number; reason: unknown }> {
+  const controller = new AbortController();
+  let abortedAt = Date.now();
+  const abort = () => {
+    abortedAt = Date.now();
+    controller.abort();
+  };
+  if (abortAfter === 0) abort();
+  const found: Provider[] = [];
+  let error: unknown;
+  try {
+    for await (const p of router.findProviders(digest, { signal: controller.signal })) {
+      found.push(p);
+      if (found.length === abortAfter) abort();
+    }
+  } catch (err) {
+    error = err;
+  }
+  return { found, error, msAfterAbort: Date.now() - abortedAt, reason: controller.signal.reason };
+}
+
+/** An aborted search ends by returning, or by throwing the signal's reason or an AbortError: nothing else. */
+function expectAbortEnding(r: { error?: unknown; reason: unknown }): void {
+  if (r.error !== undefined && r.error !== r.reason) expect((r.error as Error).name).toBe('AbortError');
 }
 
 let n = 0;
@@ -36,11 +75,11 @@ type Member = RouterCluster['routers'][number];
 
 export function describeContentRouter(name: string, create: () => Promise<RouterCluster>): void {
   /** Runs a test body on a fresh cluster whose routers are all ready, and closes the cluster whatever the body did. */
-  async function withCluster(body: (routers: Member[]) => Promise<void>): Promise<void> {
+  async function withCluster(body: (routers: Member[], cluster: RouterCluster) => Promise<void>): Promise<void> {
     const cluster = await create();
     await Promise.all(cluster.routers.map((r) => r.router.ready()));
     try {
-      await body(cluster.routers);
+      await body(cluster.routers, cluster);
     } finally {
       await cluster.close();
     }
@@ -68,21 +107,39 @@ export function describeContentRouter(name: string, create: () => Promise<Router
         expect(await find(c.router, fresh(), { timeoutMs: 2_000 })).toEqual([]);
       }));
 
-    it('stops a search when its signal aborts', () =>
+    it('yields nothing once its signal has aborted, and ends at once', () =>
       withCluster(async (routers) => {
-        const c = routers[2]!;
-        const controller = new AbortController();
-        controller.abort();
-        const found: Provider[] = [];
-        try {
-          for await (const p of c.router.findProviders(fresh(), { signal: controller.signal })) found.push(p);
-        } catch {
-          // an aborted search may end by throwing; either way it must end, with nothing
-        }
-        expect(found).toEqual([]);
+        const [a, b, c] = routers as [Member, Member, Member];
+        const digest = fresh();
+        await a.router.provide(digest);
+        await b.router.provide(digest);
+        expect(ids(await findEventually(c.router, digest, 2))).toEqual([a.id, b.id].sort());
+        // Aborted before it starts: the providers just found are not named.
+        const before = await abortedSearch(c.router, digest, 0);
+        expect(before.found).toEqual([]);
+        expectAbortEnding(before);
+        expect(before.msAfterAbort).toBeLessThan(1_000);
+        // Aborted after the first provider: the second, though known, is not named.
+        const during = await abortedSearch(c.router, digest, 1);
+        expect(during.found).toHaveLength(1);
+        expectAbortEnding(during);
+        expect(during.msAfterAbort).toBeLessThan(1_000);
       }));
 
-    it('accepts a withdraw and a provide again', () =>
+    it('stops naming a withdrawn provider within the time the records already handed out may live', () =>
+      withCluster(async (routers, cluster) => {
+        const [a, b, c] = routers as [Member, Member, Member];
+        const digest = fresh();
+        await a.router.provide(digest);
+        await b.router.provide(digest);
+        expect(ids(await findEventually(c.router, digest, 2))).toEqual([a.id, b.id].sort());
+        await a.router.withdraw(digest);
+        // b, still providing, is still found: a's absence is the withdraw, not a lookup that failed.
+        const after = await findUntil(c.router, digest, (found) => !found.some((p) => p.id === a.id), cluster.withdrawnWithinMs + 2_000);
+        expect(ids(after)).toEqual([b.id]);
+      }));
+
+    it('accepts a provide again after a withdraw', () =>
       withCluster(async (routers) => {
         const [a, b] = routers as [Member, Member];
         const digest = fresh();

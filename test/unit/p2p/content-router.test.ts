@@ -7,7 +7,7 @@ import { describeContentRouter } from './content-router.conformance.js';
 describeContentRouter('memory', async () => {
   const network = new MemoryRoutingNetwork();
   const routers = ['peer-a', 'peer-b', 'peer-c'].map((id) => ({ id, router: new MemoryContentRouter(id, network) }));
-  return { routers, close: async () => {} };
+  return { routers, withdrawnWithinMs: 0, close: async () => {} };
 });
 
 describe('MemoryContentRouter specifics', () => {

@@ -1,0 +1,130 @@
+// The one way a test starts layerd nodes, alone or as a small cluster: real `layerd serve` processes
+// (startLayerd) with a name, a registry client, their /api/status and the arguments to restart them
+// alike. A NodeSet keeps every node it started, so a test can tell a crash from a stop it made, and
+// stops them all and removes the data dirs it made in one call.
+import { expect } from 'vitest';
+import { removeDir, startLayerd, tempDir, until, type RunningProcess } from './processes.js';
+import { RegistryClient } from './registry-client.js';
+
+/** What every node's /api/status holds; a test names the rest it reads with its own type. */
+export interface NodeStatus {
+  peerId: string;
+  multiaddrs: string[];
+  connectedPeers: number;
+}
+
+export interface NodeSpec {
+  /** A seed to mirror: `--upstream registry=url --default-registry registry`. */
+  mirror?: { registry: string; url: string };
+  /** Take part in P2P on a loopback port (`--p2p-listen /ip4/127.0.0.1/tcp/0`); implied by `bootstrap`. */
+  p2p?: boolean;
+  /** Join through this node (its first /p2p/ multiaddr) or this multiaddr. */
+  bootstrap?: TestNode | string;
+  logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /** Further flags, after the ones above. */
+  args?: string[];
+  /** Start on this data dir (kept: the test made it); else a fresh one the set removes. */
+  dataDir?: string;
+  /** The HTTP port on 127.0.0.1 (default: a free one). */
+  port?: number;
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+}
+
+export interface TestNode extends RunningProcess {
+  name: string;
+  dataDir: string;
+  /** Every flag it was started with after `serve --listen --data-dir`: `{ dataDir, args }` restarts it alike. */
+  args: string[];
+  c: RegistryClient;
+  /** Its /api/status, which must answer 200. */
+  status<S extends NodeStatus = NodeStatus>(): Promise<S>;
+  /** Set by stop(): an exit without it is a crash. */
+  stoppedOnPurpose: boolean;
+  /** How it exited, or undefined while it runs. */
+  exit(): string | undefined;
+}
+
+/** The flags a spec stands for, bootstrap resolved to a multiaddr. */
+async function flagsOf(spec: NodeSpec): Promise<string[]> {
+  const args: string[] = [];
+  if (spec.mirror) args.push('--upstream', `${spec.mirror.registry}=${spec.mirror.url}`, '--default-registry', spec.mirror.registry);
+  if (spec.p2p || spec.bootstrap) args.push('--p2p-listen', '/ip4/127.0.0.1/tcp/0');
+  if (spec.bootstrap) {
+    const addr = typeof spec.bootstrap === 'string' ? spec.bootstrap : (await spec.bootstrap.status()).multiaddrs.find((a) => a.includes('/p2p/'));
+    if (!addr) throw new Error('the bootstrap node reports no /p2p/ multiaddr');
+    args.push('--bootstrap', addr);
+  }
+  if (spec.logLevel) args.push('--log-level', spec.logLevel);
+  return [...args, ...(spec.args ?? [])];
+}
+
+export class NodeSet {
+  readonly nodes: TestNode[] = [];
+  private readonly dirs: string[] = [];
+
+  /** `prefix` names the temp data dirs, e.g. 'layerd-p2p-'. */
+  constructor(private readonly prefix = 'layerd-node-') {}
+
+  async start(name: string, spec: NodeSpec = {}): Promise<TestNode> {
+    let dataDir = spec.dataDir;
+    if (!dataDir) this.dirs.push((dataDir = await tempDir(`${this.prefix}${name}-`)));
+    const args = await flagsOf(spec);
+    const proc = await startLayerd({ dataDir, args, port: spec.port, env: spec.env, readyTimeoutMs: spec.readyTimeoutMs });
+    const node: TestNode = {
+      ...proc,
+      name,
+      dataDir,
+      args,
+      c: new RegistryClient(proc.url),
+      stoppedOnPurpose: false,
+      async status<S extends NodeStatus = NodeStatus>(): Promise<S> {
+        const res = await fetch(`${proc.url}/api/status`, { signal: AbortSignal.timeout(5_000) });
+        expect(res.status, `${name} /api/status`).toBe(200);
+        return (await res.json()) as S;
+      },
+      stop(signal?: NodeJS.Signals) {
+        node.stoppedOnPurpose = true;
+        return proc.stop(signal);
+      },
+      exit() {
+        const { exitCode, signalCode } = proc.child;
+        return exitCode === null && signalCode === null ? undefined : `exited (code ${exitCode}, signal ${signalCode})`;
+      },
+    };
+    this.nodes.push(node);
+    return node;
+  }
+
+  /**
+   * `names.length` nodes: the first alone, then the rest at once, each bootstrapped to the first (as a
+   * cluster's nodes come up). Returns once all answer /v2/; how connected they must be is the test's.
+   */
+  async cluster<const Names extends readonly string[]>(names: Names, spec: NodeSpec = {}): Promise<{ [K in keyof Names]: TestNode }> {
+    const first = await this.start(names[0]!, spec);
+    const rest = await Promise.all(names.slice(1).map((n) => this.start(n, { ...spec, bootstrap: first })));
+    return [first, ...rest] as { [K in keyof Names]: TestNode };
+  }
+
+  find(name: string): TestNode | undefined {
+    return this.nodes.find((n) => n.name === name);
+  }
+
+  /** Nodes that exited without a stop(); each is reported once (then counts as stopped). */
+  crashed(): TestNode[] {
+    const crashed = this.nodes.filter((n) => !n.stoppedOnPurpose && n.exit() !== undefined);
+    for (const n of crashed) n.stoppedOnPurpose = true;
+    return crashed;
+  }
+
+  /** Stops every node (by its pid) and removes the data dirs this set made. */
+  async stopAll(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop(signal).catch(() => undefined)));
+    for (const d of this.dirs) await removeDir(d);
+  }
+}
+
+/** Waits until the node reports at least `peers` connected peers. */
+export async function connected(node: TestNode, peers = 1, timeoutMs = 30_000): Promise<void> {
+  await until(`${node.name} to connect to ${peers} peers`, async () => ((await node.status()).connectedPeers >= peers ? true : undefined), timeoutMs);
+}
