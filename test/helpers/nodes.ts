@@ -3,15 +3,12 @@
 // alike. A NodeSet keeps every node it started, so a test can tell a crash from a stop it made, and
 // stops them all and removes the data dirs it made in one call.
 import { expect } from 'vitest';
+import type { StatusAnswer } from '../../src/http/api-schema.js';
 import { removeDir, startLayerd, tempDir, until, type RunningProcess } from './processes.js';
 import { RegistryClient } from './registry-client.js';
 
-/** What every node's /api/status holds; a test names the rest it reads with its own type. */
-export interface NodeStatus {
-  peerId: string;
-  multiaddrs: string[];
-  connectedPeers: number;
-}
+/** A node's /api/status, as the node declares it (src/http/api-schema.ts), from a node with P2P on. */
+export type NodeStatus = StatusAnswer & { peerId: string };
 
 export interface NodeSpec {
   /** A seed to mirror: `--upstream registry=url --default-registry registry`. */
@@ -38,7 +35,7 @@ export interface TestNode extends RunningProcess {
   args: string[];
   c: RegistryClient;
   /** Its /api/status, which must answer 200. */
-  status<S extends NodeStatus = NodeStatus>(): Promise<S>;
+  status<S = NodeStatus>(): Promise<S>;
   /** Set by stop(): an exit without it is a crash. */
   stoppedOnPurpose: boolean;
   /** How it exited, or undefined while it runs. */
@@ -78,7 +75,7 @@ export class NodeSet {
       args,
       c: new RegistryClient(proc.url),
       stoppedOnPurpose: false,
-      async status<S extends NodeStatus = NodeStatus>(): Promise<S> {
+      async status<S = NodeStatus>(): Promise<S> {
         const res = await fetch(`${proc.url}/api/status`, { signal: AbortSignal.timeout(5_000) });
         expect(res.status, `${name} /api/status`).toBe(200);
         return (await res.json()) as S;

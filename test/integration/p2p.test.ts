@@ -16,14 +16,7 @@ import { removeDir, startDistribution, logLines as logOf } from '../helpers/proc
 import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-interface Status extends NodeStatus {
-  stats: {
-    fetches: { peer: { count: number; bytes: number }; upstream: { count: number; bytes: number } };
-    served: { local: number; peer: number; upstream: number };
-    lookups: { count: number; found: number };
-    uploadedToPeers: number;
-  };
-}
+type Status = NodeStatus;
 
 const REPO = 'test/img';
 const ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList].join(', ');

@@ -32,17 +32,7 @@ import { layerdBin, removeDir, stablePort, startDistribution, tempDir, until, lo
 import { digestOf, randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-interface Status extends NodeStatus {
-  peers: Array<{ id: string; uploaded: number; downloaded: number }>;
-  privateNetwork: boolean;
-  allowList: number;
-  refusedPeers: number;
-  stats: {
-    fetches: { peer: { count: number; bytes: number }; upstream: { count: number; bytes: number } };
-    lookups: { count: number; found: number };
-    uploadedToPeers: number;
-  };
-}
+type Status = NodeStatus;
 
 /** A node and the peer id written into its data dir before it started. */
 type Node = TestNode & { id: string };
