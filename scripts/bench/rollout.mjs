@@ -226,12 +226,17 @@ ${legend.join('\n')}
 `;
 }
 
+/** CPU seconds the processes of `hosts` have used so far, together. */
+function cpuOf(hosts) {
+  return hosts.reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
+}
+
 /**
  * The hosts' CPU seconds per second over a window in which they have nothing to do (after the warm-up and the
  * push, before the rollout): what part of a rollout's CPU is the nodes merely running, not moving bytes.
  */
 async function idleCpu(cluster, windowMs = 10_000) {
-  const hostsCpu = () => cluster.nodes.reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
+  const hostsCpu = () => cpuOf(cluster.nodes);
   const before = hostsCpu(), t0 = performance.now();
   await new Promise((res) => setTimeout(res, windowMs));
   const ms = performance.now() - t0;
@@ -260,8 +265,8 @@ await runBenchmark(async () => {
 
       before = await cluster.bytesSent(cluster.seed.name);
       // The hosts share this machine's cores: their CPU seconds say how far CPU, not the links, set the pace.
-      const cpu = () => [cluster.seed, ...cluster.nodes].reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
-      const hostsCpu = () => cluster.nodes.reduce((sum, h) => sum + (procCpuSeconds(h.pid) ?? 0), 0);
+      const cpu = () => cpuOf([cluster.seed, ...cluster.nodes]);
+      const hostsCpu = () => cpuOf(cluster.nodes);
       const hostsSystem = () => cluster.nodes.reduce((sum, h) => sum + procCpuSplit(h.pid).system, 0);
       const cpuBefore = cpu();
       const hostsBefore = hostsCpu();
