@@ -30,7 +30,7 @@ export function parseRolloutAnswer(reply: unknown): { ok: true } | { ok: false; 
   const doc = objectField(reply, 'rollout answer');
   if (doc.ok === true) return { ok: true };
   if (doc.ok !== false) throw new FrameError('rollout answer: want "ok" true or false');
-  return { ok: false, error: typeof doc.error === 'string' ? doc.error.slice(0, MAX_REASON) : String(doc.error) };
+  return { ok: false, error: (typeof doc.error === 'string' ? doc.error : String(doc.error)).slice(0, MAX_REASON) };
 }
 
 /**
