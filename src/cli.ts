@@ -9,7 +9,7 @@ import './polyfill.js';
 import { RuntimeError, UsageError, parseFlags, type Command } from './cli/command.js';
 import { gc, ls, pullCommand, rollout, status } from './cli/commands.js';
 import { keygen } from './cli/keygen.js';
-import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './config.js';
+import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './node/config.js';
 import { VERSION } from './version.js';
 
 const USAGE = `layerd: peer-to-peer container-image layer distribution daemon
@@ -39,7 +39,7 @@ const COMMANDS: Record<string, Command> = {
       const file = (values.config as string | undefined) ?? process.env[envName('config')];
       const config = loadConfig({ flags: values, env: process.env, file });
       // Loaded here, not at the top: the node's libraries (libp2p, fastify) would slow every client command.
-      const { startNode } = await import('./node.js');
+      const { startNode } = await import('./node/node.js');
       const node = await startNode(config);
       let stopping = false;
       const stop = (signal: string) => {

@@ -76,7 +76,7 @@ if (mode === 'serve') {
   // LAYERD_BENCH_RAW_FILE: send that file's bytes instead (read as layerd's store reads a blob it serves), to see
   // what the reads cost on the bare stack.
   const file = process.env.LAYERD_BENCH_RAW_FILE;
-  const { FileRangeStream } = file ? await import(pathToFileURL(join(dist, 'store', 'file-range-stream.js')).href) : {};
+  const { FileRangeStream } = file ? await import(pathToFileURL(join(dist, 'io', 'file-range-stream.js')).href) : {};
   const { openSync, read } = await import('node:fs');
   // LAYERD_BENCH_RAW_READ=chunk=N[,slab=M|,ring=K]: read the file N bytes at a time into fresh buffers, into
   // slices of M-byte slabs, or into K buffers used in turn (unsafe beyond a measurement: the stack may still hold

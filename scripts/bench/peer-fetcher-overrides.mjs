@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 const overrides = JSON.parse(process.env.LAYERD_BENCH_PEER_FETCHER || '{}');
 const dist = process.env.LAYERD_BENCH_DIST;
 if (!dist) throw new Error('LAYERD_BENCH_DIST is not set');
-const { PeerFetcher } = await import(pathToFileURL(join(dist, 'distribution', 'peer-fetcher.js')).href);
+const { PeerFetcher } = await import(pathToFileURL(join(dist, 'distribution', 'peers', 'peer-fetcher.js')).href);
 const providers = PeerFetcher.prototype.providers;
 let said = false;
 PeerFetcher.prototype.providers = function (...args) {

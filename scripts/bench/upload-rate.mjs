@@ -22,7 +22,7 @@ const dist = join(repoRoot, 'dist');
 await import(pathToFileURL(join(dist, 'polyfill.js')).href);
 const { createP2PNode } = await import(pathToFileURL(join(dist, 'p2p', 'libp2p-node.js')).href);
 const { fetchFromPeer } = await import(pathToFileURL(join(dist, 'p2p', 'blob-protocol.js')).href);
-const { parseRate } = await import(pathToFileURL(join(dist, 'config.js')).href);
+const { parseRate } = await import(pathToFileURL(join(dist, 'node', 'config.js')).href);
 const { defaultBurst } = await import(pathToFileURL(join(dist, 'p2p', 'token-bucket.js')).href);
 const { generateKeyPair } = await import('@libp2p/crypto/keys');
 const { multiaddr } = await import('@multiformats/multiaddr');

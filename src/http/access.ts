@@ -11,7 +11,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
 import { normalizeRepository, type RepositoryName } from '../oci/reference.js';
-import type { RepositoryVisibility } from '../distribution/repository-visibility.js';
+import type { RepositoryVisibility } from '../distribution/sharing/repository-visibility.js';
 import type { CredentialCheck } from './credentials.js';
 
 export const AUTH_REALM = 'layerd';

@@ -3,10 +3,10 @@
 // answer with these types, the CLI and the tests read answers as them: a field changed here is seen by
 // all three at compile time. Types only come from the subsystems; nothing here runs but validation.
 import type { FastifyRequest, FastifySchema } from 'fastify';
-import type { GcReport } from '../distribution/disk-keeper.js';
-import type { ImageSummary } from '../distribution/inventory.js';
-import type { RolloutView } from '../distribution/rollout.js';
-import type { PullEvent, StatsSnapshot } from '../distribution/stats.js';
+import type { GcReport } from '../distribution/ops/disk-keeper.js';
+import type { ImageSummary } from '../distribution/ops/inventory.js';
+import type { RolloutView } from '../distribution/rollout/rollout.js';
+import type { PullEvent, StatsSnapshot } from '../distribution/ops/stats.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError, type ErrorCode } from '../oci/errors.js';
 import type { PeerAccessStatus } from '../p2p/peer-access.js';

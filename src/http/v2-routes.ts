@@ -11,9 +11,9 @@ import { MAX_MANIFEST_BYTES, MediaType } from '../oci/manifest.js';
 import { contentRange, parseChunkRange, parseRangeHeader, uploadedRange, type ByteRange } from '../oci/range.js';
 import { parseManifestReference, parseRegistryName, parseRepositoryName, parseTag, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
 import type { Source } from '../distribution/answers.js';
-import type { Distribution } from '../distribution/distribution.js';
-import type { Page, Registry } from '../distribution/registry.js';
-import { isPumpable } from '../store/file-range-stream.js';
+import type { Distribution } from '../distribution/pull/distribution.js';
+import type { Page, Registry } from '../distribution/registry/registry.js';
+import { isPumpable } from '../io/file-range-stream.js';
 import { contentLength, hasBody, readBounded } from './body.js';
 import type { AccessPolicy, Grant, V2Action } from './access.js';
 
@@ -361,7 +361,7 @@ class V2Handlers {
 
 /**
  * Streams a body straight into the socket. A stored file goes through its recycled-buffer pump (see
- * store/file-range-stream.ts); anything else is piped. If the source fails part way (a download that
+ * io/file-range-stream.ts); anything else is piped. If the source fails part way (a download that
  * does not verify), the connection is cut: the client never sees the body end.
  */
 async function sendStream(reply: FastifyReply, body: Readable): Promise<void> {

@@ -512,7 +512,7 @@ const STATUSES: readonly BlobStatus[] = ['ok', 'not-found', 'busy', 'bad-request
  * A response header line, checked against the request before anything in it is believed: a known status;
  * for "ok", whole numbers, a start and length that are the ones asked for (the whole blob when no range
  * was asked) and that fit in the size. Throws FrameError otherwise. Whether the size itself can be true
- * is the fetcher's judgement (it knows what manifests and limits say: distribution/peer-fetcher.ts).
+ * is the fetcher's judgement (it knows what manifests and limits say: distribution/peers/).
  */
 export function parseBlobResponse(text: string, range: ByteRange | undefined): BlobResponseHeader {
   const doc = parseJsonObject(text);

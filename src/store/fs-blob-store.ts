@@ -15,7 +15,7 @@ import type { ByteRange } from '../oci/range.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
 import { FSYNC, isNotFound, readdirOrEmpty, syncCreatedDir } from './fs-util.js';
-import { FileRangeStream } from './file-range-stream.js';
+import { FileRangeStream } from '../io/file-range-stream.js';
 import { SerialQueue } from './serial-queue.js';
 import { landingSink } from './landing-sink.js';
 

@@ -1,6 +1,6 @@
 // Checks of compose/ that need no Docker engine and no cluster: the docker-compose test network, the
 // Dockerfile and the Kubernetes manifests, read the way docker-compose, docker and the kubelet read
-// them, and held against what `layerd serve` accepts (src/config.ts). Every check returns its findings
+// them, and held against what `layerd serve` accepts (src/node/config.ts). Every check returns its findings
 // as sentences, so a test can also show that a broken copy of a file is caught.
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { envName, flagSpecs, loadConfig, OPTIONS, type Config } from '../../src/config.js';
+import { envName, flagSpecs, loadConfig, OPTIONS, type Config } from '../../src/node/config.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Shared: option values as written (flags, file keys, LAYERD_* variables), by option name.

@@ -3,7 +3,7 @@
 // is recorded (peer, range, its AbortSignal, how it ended) so tests can assert who was asked for what.
 // Answers have the shape fetchFromPeer (src/p2p/blob-protocol.ts) gives: {size, start, length, body}.
 import { PassThrough, Readable } from 'node:stream';
-import type { PeerNetwork } from '../../src/distribution/peer-fetcher.js';
+import type { PeerNetwork } from '../../src/distribution/peers/peer-fetcher.js';
 import { digestOf, type Digest } from '../../src/oci/digest.js';
 import type { ByteRange } from '../../src/oci/range.js';
 import { MemoryContentRouter, MemoryRoutingNetwork, type ContentRouter, type FindOptions, type Provider } from '../../src/p2p/content-router.js';

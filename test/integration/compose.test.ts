@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { envName, OPTIONS } from '../../src/config.js';
+import { envName, OPTIONS } from '../../src/node/config.js';
 import { runTool } from '../helpers/clients.js';
 import {
   composeNodes,

@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NodeStats } from '../../src/distribution/stats.js';
-import { NodeMetrics } from '../../src/node-metrics.js';
+import { NodeStats } from '../../src/distribution/ops/stats.js';
+import { NodeMetrics } from '../../src/node/node-metrics.js';
 
 const dashboard = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'compose', 'grafana', 'layerd-dashboard.json'), 'utf8')) as {
   panels: Array<{ title: string; targets: Array<{ expr: string }> }>;

@@ -1,6 +1,6 @@
 // The /v2 access policy as a table: what needs credentials, by where the node listens and what is configured.
 import { describe, expect, it } from 'vitest';
-import { RepositoryVisibility } from '../../../src/distribution/repository-visibility.js';
+import { RepositoryVisibility } from '../../../src/distribution/sharing/repository-visibility.js';
 import { AccessPolicy, isLoopbackHost, type AccessRequest } from '../../../src/http/access.js';
 import { Credentials, parseTokens } from '../../../src/http/credentials.js';
 import type { RepositoryName } from '../../../src/oci/reference.js';

@@ -1,6 +1,6 @@
 // The route label of layerd_http_requests_total: few values whatever the URL, so a scrape stays small.
 import { describe, expect, it } from 'vitest';
-import { routeOf } from '../../../src/node-metrics.js';
+import { routeOf } from '../../../src/node/node-metrics.js';
 
 describe('routeOf', () => {
   it.each([

@@ -7,9 +7,9 @@ import { errnoOf, failureOf, failureOfStatus } from '../../../src/oci/failure.js
 import { PeerFetchError } from '../../../src/p2p/blob-protocol.js';
 import { FrameError } from '../../../src/p2p/json-lines.js';
 import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from '../../../src/store/errors.js';
-import { NoSourceError, OverrunError, SizeConflictError, UnconfirmedClaimError } from '../../../src/distribution/shared-download.js';
-import { UpstreamError } from '../../../src/upstream/errors.js';
-import { TimeoutError } from '../../../src/upstream/http.js';
+import { NoSourceError, OverrunError, SizeConflictError, UnconfirmedClaimError } from '../../../src/distribution/download/shared-download.js';
+import { UpstreamError } from '../../../src/seed/errors.js';
+import { TimeoutError } from '../../../src/seed/http.js';
 
 const d1 = makeDigest('sha256', 'a'.repeat(64));
 const d2 = makeDigest('sha256', 'b'.repeat(64));

@@ -10,7 +10,7 @@ import type { MultiaddrConnection, PeerId } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { preSharedKey } from '@libp2p/pnet';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, optionsHelp } from '../../../src/config.js';
+import { ConfigError, loadConfig, optionsHelp } from '../../../src/node/config.js';
 import { allowListGater, canonicalPeerId, type RefusedPeer } from '../../../src/p2p/allow-list.js';
 import { PeerAccess } from '../../../src/p2p/peer-access.js';
 import { parseSwarmKey, readSwarmKeyFile, SwarmKey } from '../../../src/p2p/swarm-key.js';

@@ -1,0 +1,614 @@
+// Cluster-wide rollout: every node pre-fetches an image so containers start from local disk. The node
+// asked (the origin) hands the rollout to its peers, each passes it on to its own, and every node that
+// gets it pulls the image through the normal path: manifests from its seed, blobs local → peers → seed.
+// Nodes that miss a blob at the same moment are coordinated by fetch claims (one fetches from the seed,
+// the others follow its download), so the seed sends the image about once.
+//
+// Every node reports its progress to the origin while it works; the origin's view is what
+// GET /api/rollouts/ID and `layerd rollout --wait` show. A node that stops reporting is reported dead
+// rather than waited for; a node that restarts resumes its rollouts (they are kept on disk) and
+// reports again; a node that joins while a rollout runs is offered it by the peers it meets. A rollout
+// asked for twice is the same rollout.
+import { randomUUID } from 'node:crypto';
+import type { Digest } from '../../oci/digest.js';
+import { failureOf } from '../../oci/failure.js';
+import { isPlatform, parseManifest, platformMatches, type Descriptor } from '../../oci/manifest.js';
+import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../../oci/reference.js';
+import type { Source } from '../answers.js';
+import type { Distribution } from '../pull/distribution.js';
+
+export interface RolloutSpec {
+  id: string;
+  /** For people: registry/repository[:tag][@digest]. */
+  image: string;
+  /** What nodes fetch, parsed once at the origin (a registry name without a dot, like `seed`, would not
+   * survive a round trip through the string form). */
+  registry: string;
+  repository: string;
+  /** A tag, or a digest (pinned when the user gave one). */
+  reference: string;
+  /** os/arch[/variant] of an index to take; every platform when absent. */
+  platform?: string;
+  origin: string;
+  originAddrs: string[];
+  createdAt: number;
+  /** Peers the origin was connected to when it started: they are expected to report. */
+  expected: string[];
+  /**
+   * The nodes' order for every blob of the rollout, the origin first: each follows the one before it
+   * (see p2p/fetch-claims.ts), so every chain runs through the nodes the same way. Absent in rollouts
+   * from older nodes: their blobs are chained by claims.
+   */
+  order?: string[];
+}
+
+export type NodeState = 'running' | 'done' | 'failed';
+
+export interface NodeProgress {
+  rollout: string;
+  node: string;
+  state: NodeState;
+  blobsTotal: number;
+  blobsDone: number;
+  bytesTotal: number;
+  bytesDone: number;
+  bySource: Record<Source, number>;
+  startedAt: number;
+  finishedAt?: number;
+  error?: string;
+}
+
+export interface NodeView extends Partial<NodeProgress> {
+  node: string;
+  /** As the origin sees it: a node silent for deadAfterMs while not finished is dead. */
+  status: NodeState | 'dead' | 'waiting';
+  lastReportAt?: number;
+}
+
+export interface RolloutView {
+  id: string;
+  image: string;
+  platform?: string;
+  origin: string;
+  createdAt: number;
+  /** The nodes' order every blob's chain runs in (see RolloutSpec.order). */
+  order?: string[];
+  state: 'running' | 'done' | 'failed';
+  nodes: NodeView[];
+  summary: {
+    nodes: number;
+    done: number;
+    failed: number;
+    dead: number;
+    /** Bytes of the image one node fetches (manifests, configs, layers). */
+    imageBytes: number;
+    /** Bytes all nodes took from the seed, as they count it. */
+    seedBytes: number;
+    seedRatio: number;
+    /** From the request to the last node done, when every node is finished. */
+    makespanMs?: number;
+  };
+}
+
+/** What rollouts need from the peer-to-peer layer (a seam: tests use an in-memory twin). */
+export interface RolloutNetwork {
+  readonly self: string;
+  selfAddrs(): string[];
+  /** Layerd peers this node is connected to. */
+  peers(): Promise<string[]>;
+  /** Hands a rollout to a peer; resolves when it accepted it. */
+  offer(peer: string, spec: RolloutSpec): Promise<void>;
+  /** Sends this node's progress to the rollout's origin. */
+  report(spec: RolloutSpec, progress: NodeProgress): Promise<void>;
+  /**
+   * From now until the returned undo: for these blobs this node follows the node before it in `order`
+   * (absent: blobs are chained by claims, one chain per blob).
+   */
+  followOrder?(digests: Digest[], order: string[], rollout: string): () => void;
+}
+
+/** Where running rollouts are kept so a restarted node resumes them. */
+export interface RolloutJournal {
+  save(spec: RolloutSpec): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** What was saved, unchecked (a file may come from another version): resume checks each. */
+  load(): Promise<unknown[]>;
+}
+
+/** In a rollout's order, blobs this small are fetched beside the large ones (see fetchBlobs). */
+const SMALL_BLOB_BYTES = 1024 * 1024;
+
+/** A blob fetched and verified by a rollout: its bytes, their source, and `kept`, once it is stored. */
+interface Fetched {
+  got: number;
+  source: Source;
+  kept: Promise<void>;
+}
+
+export interface RolloutOptions {
+  defaultRegistry: string;
+  /** A node not finished and silent this long is dead. */
+  deadAfterMs?: number;
+  reportEveryMs?: number;
+  /** Blobs fetched at once by one node. */
+  parallel?: number;
+  /** Blobs fetched at once by a node in a rollout's order (the same sequence on every node). */
+  orderedParallel?: number;
+  /**
+   * Retries of a manifest or blob whose fetch failed for a reason another try may fix (the seed down
+   * or cut off, a peer gone), with backoff doubling from retryBaseMs: a rollout rides out a flapping
+   * seed instead of failing at its first refused connection. A 4xx (unknown image, denied) is final.
+   */
+  retries?: number;
+  retryBaseMs?: number;
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  now?: () => number;
+  /** What a node id in a rollout's order must look like (default: a libp2p peer id). */
+  isPeerId?: (id: string) => boolean;
+}
+
+const MAX_ROLLOUTS_KEPT = 100;
+
+export class Rollouts {
+  private readonly specs = new Map<string, RolloutSpec>();
+  private readonly mine = new Map<string, NodeProgress>();
+  /** At the origin: every node's last report, by rollout. */
+  private readonly reports = new Map<string, Map<string, { progress: NodeProgress; at: number }>>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** This node's running rollouts: the blobs each has yet to fetch, or 'manifests' before it knows them. */
+  private readonly pending = new Map<string, Set<Digest> | 'manifests'>();
+  private readonly o: Required<Omit<RolloutOptions, 'log'>> & Pick<RolloutOptions, 'log'>;
+
+  constructor(
+    private readonly distribution: Distribution,
+    private readonly net: RolloutNetwork,
+    private readonly journal: RolloutJournal,
+    opts: RolloutOptions,
+  ) {
+    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, orderedParallel: 1, retries: 5, retryBaseMs: 500, now: Date.now, isPeerId: looksLikePeerId, ...opts };
+  }
+
+  /** Resumes the rollouts a previous run of this node had not finished. */
+  async resume(): Promise<number> {
+    let resumed = 0;
+    for (const raw of await this.journal.load()) {
+      try {
+        if (this.accept(specFrom(raw, this.o.isPeerId))) resumed++;
+      } catch (err) {
+        this.o.log?.warn({ reason: (err as Error).message }, 'a kept rollout could not be read: skipped');
+      }
+    }
+    return resumed;
+  }
+
+  /** A new rollout with this node as its origin (or the running one for the same image and platform). */
+  async create(image: string, platform?: string): Promise<RolloutSpec> {
+    const ref = parseImageReference(image, this.o.defaultRegistry);
+    const normalized = formatImageReference(ref);
+    for (const spec of this.specs.values()) {
+      if (spec.origin === this.net.self && spec.image === normalized && spec.platform === platform && this.view(spec.id)?.state === 'running') return spec;
+    }
+    const expected = await this.net.peers();
+    const spec: RolloutSpec = {
+      id: randomUUID(),
+      image: normalized,
+      registry: ref.registry,
+      repository: ref.repository,
+      reference: ref.digest ?? ref.tag!,
+      ...(platform ? { platform } : {}),
+      origin: this.net.self,
+      originAddrs: this.net.selfAddrs(),
+      createdAt: this.o.now(),
+      expected,
+      // The origin has the request first and starts first: it heads every chain.
+      order: [this.net.self, ...expected.filter((p) => p !== this.net.self)],
+    };
+    this.accept(spec);
+    return spec;
+  }
+
+  /** A rollout offered by a peer (or resumed): taken once, passed on, and run. False if already known. */
+  accept(spec: RolloutSpec, from?: string): boolean {
+    if (this.specs.has(spec.id)) return false;
+    this.specs.set(spec.id, spec);
+    this.trim();
+    // Kept on disk before anything else, so a node that has reported the rollout running resumes it if
+    // it is killed: a report sent before the record was written could leave nothing to resume.
+    void this.journal
+      .save(spec)
+      .catch((err: Error) => this.o.log?.warn({ rollout: spec.id, reason: err.message }, 'rollout not kept on disk: it will not resume after a restart'))
+      .then(() => {
+        void this.spread(spec, from).catch(() => undefined);
+        return this.run(spec);
+      })
+      .catch((err: Error) => this.o.log?.warn({ rollout: spec.id, reason: err.message }, 'rollout stopped'));
+    return true;
+  }
+
+  private async spread(spec: RolloutSpec, from?: string): Promise<void> {
+    for (const peer of await this.net.peers()) {
+      if (peer === from || peer === spec.origin) continue;
+      // A peer that cannot be reached now hears of it from another, or is reported dead by the origin.
+      void this.net.offer(peer, spec).catch(() => undefined);
+    }
+  }
+
+  /** A node that joined while rollouts run gets them too (it ignores those it already has). */
+  offerRunning(peer: string): void {
+    for (const [id, progress] of this.mine) {
+      const spec = this.specs.get(id);
+      if (progress.state === 'running' && spec && peer !== spec.origin) void this.net.offer(peer, spec).catch(() => undefined);
+    }
+  }
+
+  /** At the origin: a node's progress. */
+  onReport(progress: NodeProgress): void {
+    const spec = this.specs.get(progress.rollout);
+    if (!spec || spec.origin !== this.net.self) return;
+    let byNode = this.reports.get(spec.id);
+    if (!byNode) this.reports.set(spec.id, (byNode = new Map()));
+    byNode.set(progress.node, { progress, at: this.o.now() });
+  }
+
+  private async run(spec: RolloutSpec): Promise<void> {
+    const progress: NodeProgress = {
+      rollout: spec.id,
+      node: this.net.self,
+      state: 'running',
+      blobsTotal: 0,
+      blobsDone: 0,
+      bytesTotal: 0,
+      bytesDone: 0,
+      bySource: { local: 0, peer: 0, upstream: 0 },
+      startedAt: this.o.now(),
+    };
+    this.mine.set(spec.id, progress);
+    // A report that does not arrive is not an error here: the next one may, and the origin calls a
+    // node it has not heard from for a while dead. (Unhandled, the rejection would end the process.)
+    const report = () => void this.send(spec, progress).catch(() => undefined);
+    const timer = setInterval(report, this.o.reportEveryMs);
+    timer.unref();
+    this.timers.set(spec.id, timer);
+    report();
+    try {
+      await this.fetchImage(spec, progress);
+      progress.state = 'done';
+      this.o.log?.info({ rollout: spec.id, image: spec.image, bytes: progress.bytesDone, bySource: progress.bySource, ms: this.o.now() - progress.startedAt }, 'rollout done');
+    } catch (err) {
+      progress.state = 'failed';
+      progress.error = (err as Error).message;
+      this.o.log?.warn({ rollout: spec.id, image: spec.image, reason: progress.error }, 'rollout failed');
+    }
+    progress.finishedAt = this.o.now();
+    clearInterval(timer);
+    this.timers.delete(spec.id);
+    await this.journal.remove(spec.id).catch(() => undefined);
+    await this.sendUntilHeard(spec, progress);
+  }
+
+  private send(spec: RolloutSpec, progress: NodeProgress): Promise<void> {
+    const copy = { ...progress, bySource: { ...progress.bySource } };
+    if (spec.origin === this.net.self) {
+      this.onReport(copy);
+      return Promise.resolve();
+    }
+    return this.net.report(spec, copy);
+  }
+
+  /** The final report matters most: it is retried a few times. */
+  private async sendUntilHeard(spec: RolloutSpec, progress: NodeProgress): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        return await this.send(spec, progress);
+      } catch {
+        await new Promise((r) => setTimeout(r, this.o.reportEveryMs).unref());
+      }
+    }
+  }
+
+  /**
+   * Whether a running rollout here is to fetch the blob (or does not know its blobs yet): a peer asking
+   * this node for it, the next in the rollout's order, is worth keeping waiting for the download.
+   */
+  willFetch(digest: Digest): boolean {
+    for (const p of this.pending.values()) if (p === 'manifests' || p.has(digest)) return true;
+    return false;
+  }
+
+  /** The image, with this node placed in the rollout's order of nodes while it is fetched. */
+  private async fetchImage(spec: RolloutSpec, progress: NodeProgress): Promise<void> {
+    let undo: (() => void) | undefined;
+    this.pending.set(spec.id, 'manifests');
+    try {
+      await this.fetchBlobs(spec, progress, (u) => (undo = u));
+    } finally {
+      this.pending.delete(spec.id);
+      undo?.();
+    }
+  }
+
+  /** Pulls the image's manifests, then its blobs, `parallel` at a time, through the node's usual path. */
+  private async fetchBlobs(spec: RolloutSpec, progress: NodeProgress, placed: (undo: () => void) => void): Promise<void> {
+    const ns = spec.registry;
+    const repository = parseRepositoryName(spec.repository);
+    const top = parseManifestReference(spec.reference);
+    const blobs = new Map<Digest, Descriptor>();
+    const visit = async (reference: ManifestReference, depth: number): Promise<void> => {
+      const m = await this.retrying(spec, `manifest ${referenceString(reference)}`, () => this.distribution.manifest(repository, reference, ns));
+      progress.bytesTotal += m.bytes.length;
+      progress.bytesDone += m.bytes.length;
+      progress.bySource[m.source] += m.bytes.length;
+      const parsed = parseManifest(m.bytes, m.record.mediaType);
+      for (const b of parsed.blobs) blobs.set(b.digest, b);
+      if (depth > 1) return;
+      for (const child of parsed.manifests) {
+        if (spec.platform && !platformMatches(child, spec.platform)) continue;
+        await visit({ kind: 'digest', digest: child.digest }, depth + 1);
+      }
+    };
+    await visit(top, 0);
+    // Placed before any blob is asked for: from the first, every chain runs in the rollout's order.
+    if (spec.order && this.net.followOrder) placed(this.net.followOrder([...blobs.keys()], spec.order, spec.id));
+    const todo = [...blobs.values()];
+    const left = new Set(blobs.keys());
+    this.pending.set(spec.id, left);
+    progress.blobsTotal = todo.length;
+    progress.bytesTotal += todo.reduce((sum, b) => sum + b.size, 0);
+    /**
+     * One blob, fetched and verified; how many bytes, from where, and `kept`, which resolves once it is
+     * stored (the commit's flush and rename may still be running when this returns).
+     */
+    const fetchOne = async (blob: Descriptor): Promise<Fetched> => {
+      const answer = await this.distribution.blob(repository, blob.digest, ns, false);
+      let got = 0;
+      let kept = Promise.resolve();
+      if (answer.stored) {
+        // A download: wait for its bytes to verify, without reading them back. The next blob starts then,
+        // not after the commit: flushing 50 MiB while every node of a rollout flushes its own took up to a
+        // second, and a node in a chain that paused between blobs never caught up with the node before it
+        // (both run at the link's rate), so each pause added to its finish.
+        await (answer.verified ?? answer.stored);
+        kept = answer.stored;
+        got = answer.size;
+      } else if (answer.source !== 'local') {
+        // Reading the answer to its end waits for the download, its verification and its commit.
+        for await (const chunk of await answer.open()) got += (chunk as Uint8Array).length;
+      } else {
+        got = answer.size;
+      }
+      if (got !== blob.size) throw new Error(`got ${got} of ${blob.size} bytes`);
+      return { got, source: answer.source, kept };
+    };
+    /** A blob counts as done once it is kept; a commit that failed after the bytes verified is fetched again. */
+    const keeping: Array<Promise<void>> = [];
+    const keep = async (blob: Descriptor, fetched: Fetched) => {
+      let { got, source } = fetched;
+      try {
+        await fetched.kept;
+      } catch {
+        ({ got, source } = await this.retrying(spec, `blob ${blob.digest}`, async () => {
+          const again = await fetchOne(blob);
+          await again.kept;
+          return again;
+        }));
+      }
+      left.delete(blob.digest);
+      progress.bytesDone += got;
+      progress.bySource[source] += got;
+      progress.blobsDone++;
+    };
+    const worker = async (queue: Descriptor[]) => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const blob = next;
+        const fetched = await this.retrying(spec, `blob ${blob.digest}`, () => fetchOne(blob));
+        const kept = keep(blob, fetched);
+        kept.catch(() => undefined); // awaited below
+        keeping.push(kept);
+      }
+    };
+    // In a rollout's order every node takes the blobs in the same sequence, one at a time: each blob then
+    // has the whole link at every hop, so a hop's lag (the bytes buffered in it over the stream's rate) is
+    // a fraction of what four blobs sharing the link give. Rollout bench, 25 Mbit/s: the last host 9% after
+    // the first instead of 35%, 1.24x the link bound instead of 1.47x. (The head takes each next blob from
+    // the seed at once, with no claim or DHT walk in between, which is what made one-at-a-time slow before.)
+    // Small blobs (an image's config, a tiny layer) are no load on a link: they are fetched beside the large
+    // ones, not ahead of them in the line. Taken first, a 115-byte config held the head's first layer back
+    // 0.4-0.7 s at a rollout's start, when every node is busy at once, and every host behind it waited as long.
+    const ordered = spec.order?.includes(this.net.self) && this.net.followOrder !== undefined;
+    const parallel = ordered ? this.o.orderedParallel : this.o.parallel;
+    const isSmall = (b: Descriptor) => ordered && b.size <= SMALL_BLOB_BYTES;
+    const small = todo.filter(isSmall);
+    const large = todo.filter((b) => !isSmall(b));
+    await Promise.all([
+      ...Array.from({ length: Math.min(parallel, Math.max(1, large.length)) }, () => worker(large)),
+      ...(small.length > 0 ? [worker(small)] : []),
+    ]);
+    await Promise.all(keeping);
+  }
+
+  /** `work`, tried again after failures another try may fix (see RolloutOptions.retries). */
+  private async retrying<T>(spec: RolloutSpec, what: string, work: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch (err) {
+        const reason = (err as Error).message;
+        // Final: the image or blob does not exist, or this node may not have it. Busy, a full disk (the disk
+        // keeper may free room) and anything transient are tried again.
+        const kind = failureOf(err);
+        const final = kind === 'not-found' || kind === 'refused';
+        if (final || attempt >= this.o.retries) throw new Error(`${what}: ${reason}${attempt > 0 ? ` (after ${attempt + 1} attempts)` : ''}`);
+        const waitMs = this.o.retryBaseMs * 2 ** attempt;
+        this.o.log?.warn({ rollout: spec.id, what, reason, retryInMs: waitMs }, 'rollout fetch failed: retrying');
+        await new Promise((r) => setTimeout(r, waitMs).unref());
+      }
+    }
+  }
+
+  /** The origin's view of a rollout (others only know their own part); undefined when unknown. */
+  view(id: string): RolloutView | undefined {
+    const spec = this.specs.get(id);
+    if (!spec) return undefined;
+    const now = this.o.now();
+    const reports = this.reports.get(id) ?? new Map<string, { progress: NodeProgress; at: number }>();
+    const nodes: NodeView[] = [];
+    const names = new Set([spec.origin, ...spec.expected, ...reports.keys()]);
+    if (spec.origin !== this.net.self) {
+      const own = this.mine.get(id);
+      return own ? viewOf(spec, [{ ...own, status: own.state }]) : undefined;
+    }
+    for (const node of names) {
+      const own = node === this.net.self ? this.mine.get(id) : undefined;
+      if (own) {
+        // This node is alive by definition: its own progress is current, whatever the clock says.
+        nodes.push({ ...own, bySource: { ...own.bySource }, status: own.state, lastReportAt: now });
+        continue;
+      }
+      const r = reports.get(node);
+      if (!r) {
+        nodes.push({ node, status: now - spec.createdAt > this.o.deadAfterMs ? 'dead' : 'waiting' });
+        continue;
+      }
+      const silent = now - r.at > this.o.deadAfterMs;
+      nodes.push({ ...r.progress, node, status: r.progress.state === 'running' && silent ? 'dead' : r.progress.state, lastReportAt: r.at });
+    }
+    return viewOf(spec, nodes);
+  }
+
+  /** The registry and repository a rollout fetches (for filtering answers by privacy); undefined when unknown. */
+  subject(id: string): { registry: string; repository: string } | undefined {
+    const spec = this.specs.get(id);
+    return spec && { registry: spec.registry, repository: spec.repository };
+  }
+
+  list(): RolloutView[] {
+    return [...this.specs.keys()].map((id) => this.view(id)).filter((v): v is RolloutView => v !== undefined).reverse();
+  }
+
+  close(): void {
+    for (const t of this.timers.values()) clearInterval(t);
+    this.timers.clear();
+  }
+
+  private trim(): void {
+    for (const id of this.specs.keys()) {
+      if (this.specs.size <= MAX_ROLLOUTS_KEPT) break;
+      if (this.mine.get(id)?.state === 'running') continue;
+      this.specs.delete(id);
+      this.mine.delete(id);
+      this.reports.delete(id);
+    }
+  }
+}
+
+function viewOf(spec: RolloutSpec, nodes: NodeView[]): RolloutView {
+  const count = (s: NodeView['status']) => nodes.filter((n) => n.status === s).length;
+  const finished = nodes.every((n) => n.status === 'done' || n.status === 'failed' || n.status === 'dead');
+  const imageBytes = Math.max(0, ...nodes.map((n) => n.bytesTotal ?? 0));
+  const seedBytes = nodes.reduce((sum, n) => sum + (n.bySource?.upstream ?? 0), 0);
+  const ends = nodes.filter((n) => n.finishedAt !== undefined).map((n) => n.finishedAt!);
+  return {
+    id: spec.id,
+    image: spec.image,
+    ...(spec.platform ? { platform: spec.platform } : {}),
+    origin: spec.origin,
+    createdAt: spec.createdAt,
+    ...(spec.order ? { order: spec.order } : {}),
+    state: !finished ? 'running' : count('done') === nodes.length ? 'done' : 'failed',
+    nodes: nodes.sort((a, b) => a.node.localeCompare(b.node)),
+    summary: {
+      nodes: nodes.length,
+      done: count('done'),
+      failed: count('failed'),
+      dead: count('dead'),
+      imageBytes,
+      seedBytes,
+      seedRatio: imageBytes > 0 ? seedBytes / imageBytes : 0,
+      ...(finished && ends.length > 0 ? { makespanMs: Math.max(...ends) - spec.createdAt } : {}),
+    },
+  };
+}
+
+
+// ---- what peers send, checked before it is believed ----
+
+const ID = /^[0-9a-f-]{36}$/;
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** A libp2p peer id as text: base58btc (12D3KooW…, Qm…), the only form layerd sends. */
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,100}$/;
+
+export function looksLikePeerId(id: string): boolean {
+  return PEER_ID.test(id);
+}
+/** Nodes in one rollout's order at most: as many as `expected` may name. */
+const MAX_ORDER = 10_000;
+
+/** A rollout's order from a peer: a list of distinct peer ids, or an error (the offer is refused). */
+function orderFrom(v: unknown, isPeerId: (id: string) => boolean): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ORDER) throw new Error('bad order: want 1 to 10000 peer ids');
+  const seen = new Set<string>();
+  for (const id of v) {
+    if (typeof id !== 'string' || id.length > 100 || !isPeerId(id)) throw new Error('bad order: not a peer id');
+    if (seen.has(id)) throw new Error('bad order: a node twice');
+    seen.add(id);
+  }
+  return v as string[];
+}
+
+function strings(v: unknown, max: number): string[] {
+  if (!Array.isArray(v) || v.length > max || !v.every((x) => typeof x === 'string' && x.length < 512)) throw new Error('bad list');
+  return v as string[];
+}
+
+/** A rollout offered by a peer, or an error saying why it is refused. */
+export function specFrom(raw: unknown, isPeerId: (id: string) => boolean = looksLikePeerId): RolloutSpec {
+  const d = raw as Record<string, unknown>;
+  if (typeof d !== 'object' || d === null || typeof d.id !== 'string' || !ID.test(d.id)) throw new Error('bad rollout id');
+  if (typeof d.origin !== 'string' || !isCount(d.createdAt)) throw new Error('bad rollout');
+  if (d.platform !== undefined && (typeof d.platform !== 'string' || !isPlatform(d.platform))) throw new Error('bad platform');
+  if (typeof d.registry !== 'string' || typeof d.repository !== 'string' || typeof d.reference !== 'string') throw new Error('bad image');
+  const registry = parseRegistryName(d.registry);
+  const repository = parseRepositoryName(d.repository);
+  const reference = parseManifestReference(d.reference);
+  return {
+    id: d.id,
+    image: formatImageReference({ registry, repository, ...(reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest }) }),
+    registry,
+    repository,
+    reference: referenceString(reference),
+    ...(d.platform ? { platform: d.platform as string } : {}),
+    origin: d.origin,
+    originAddrs: strings(d.originAddrs, 32),
+    createdAt: d.createdAt,
+    expected: strings(d.expected, 10_000),
+    ...(d.order !== undefined ? { order: orderFrom(d.order, isPeerId) } : {}),
+  };
+}
+
+/** A progress report from a peer; `from` is who sent it (a node reports only for itself). */
+export function progressFrom(raw: unknown, from: string): NodeProgress {
+  const d = raw as Record<string, unknown>;
+  const by = d?.bySource as Record<string, unknown> | undefined;
+  if (typeof d !== 'object' || d === null || typeof d.rollout !== 'string' || d.node !== from) throw new Error('bad report');
+  if (!['running', 'done', 'failed'].includes(d.state as string)) throw new Error('bad state');
+  for (const k of ['blobsTotal', 'blobsDone', 'bytesTotal', 'bytesDone', 'startedAt'] as const) if (!isCount(d[k])) throw new Error(`bad ${k}`);
+  if (!by || !isCount(by.local) || !isCount(by.peer) || !isCount(by.upstream)) throw new Error('bad bySource');
+  if (d.finishedAt !== undefined && !isCount(d.finishedAt)) throw new Error('bad finishedAt');
+  return {
+    rollout: d.rollout,
+    node: from,
+    state: d.state as NodeState,
+    blobsTotal: d.blobsTotal as number,
+    blobsDone: d.blobsDone as number,
+    bytesTotal: d.bytesTotal as number,
+    bytesDone: d.bytesDone as number,
+    bySource: { local: by.local, peer: by.peer, upstream: by.upstream },
+    startedAt: d.startedAt as number,
+    ...(d.finishedAt !== undefined ? { finishedAt: d.finishedAt as number } : {}),
+    ...(typeof d.error === 'string' ? { error: d.error.slice(0, 500) } : {}),
+  };
+}

@@ -1,0 +1,93 @@
+// layerd's Prometheus metrics (layerd_*), in a registry of the node's own that libp2p's metrics join
+// too. Most values are read from the node's counters at scrape time, so there is one set of numbers
+// (NodeStats, the usage index) behind /api/status, the dashboard and /metrics alike.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Source } from '../distribution/answers.js';
+import type { NodeStats } from '../distribution/ops/stats.js';
+
+export interface MetricSources {
+  stats: NodeStats;
+  store: () => { bytes: number; blobs: number; maxBytes?: number };
+  evictions: () => { count: number; bytes: number };
+  connectedPeers: () => number;
+  provides: () => { provides: number; failures: number };
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly lookupSeconds: Histogram;
+
+  constructor(src: MetricSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'layerd_process_' });
+    this.httpRequests = new Counter({ name: 'layerd_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['method', 'route', 'status'], registers });
+    this.lookupSeconds = new Histogram({
+      name: 'layerd_dht_lookup_seconds',
+      help: 'DHT provider lookups: time to the answer',
+      buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    const counter = (name: string, help: string, labelNames: string[], read: () => Array<[Record<string, string>, number]>) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const [labels, v] of read()) this.inc(labels, v);
+        },
+      });
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    const fetchSources = ['peer', 'upstream'] as const;
+    const sources: Source[] = ['local', 'peer', 'upstream'];
+    counter('layerd_blob_fetches_total', 'Blobs fetched into the store, by source', ['source'], () => fetchSources.map((s) => [{ source: s }, src.stats.fetches[s].count]));
+    counter('layerd_blob_fetched_bytes_total', 'Bytes of blobs fetched into the store, by source', ['source'], () => fetchSources.map((s) => [{ source: s }, src.stats.fetches[s].bytes]));
+    counter('layerd_blob_served_total', 'Blob answers to clients, by where the bytes came from', ['source'], () => sources.map((s) => [{ source: s }, src.stats.served[s]]));
+    counter('layerd_blob_served_bytes_total', 'Blob bytes sent to clients, by where they came from', ['source'], () => sources.map((s) => [{ source: s }, src.stats.servedBytes[s]]));
+    counter('layerd_peer_uploaded_bytes_total', 'Bytes sent to peers over the blob protocol', [], () => [[{}, src.stats.uploadedToPeers]]);
+    counter('layerd_single_flight_joins_total', 'Client requests that joined a download already running for the same blob', [], () => [[{}, src.stats.singleFlightJoins]]);
+    counter('layerd_dht_provides_total', 'DHT provides made (announcements and re-announcements at start)', [], () => [[{}, src.provides().provides]]);
+    counter('layerd_dht_provide_failures_total', 'DHT provides that failed', [], () => [[{}, src.provides().failures]]);
+    counter('layerd_evictions_total', 'Blobs evicted to keep under the disk quota', [], () => [[{}, src.evictions().count]]);
+    counter('layerd_evicted_bytes_total', 'Bytes evicted to keep under the disk quota', [], () => [[{}, src.evictions().bytes]]);
+    gauge('layerd_cache_hit_ratio', 'Blob answers served from the local store, of all blob answers', () => src.stats.hitRatio);
+    gauge('layerd_bytes_saved_vs_seed', 'Blob bytes clients got that this node did not fetch from a seed', () => src.stats.bytesSavedVsSeed);
+    gauge('layerd_peers_connected', 'Peers connected over libp2p', () => src.connectedPeers());
+    gauge('layerd_store_bytes', 'Bytes of blobs held', () => src.store().bytes);
+    gauge('layerd_store_blobs', 'Blobs held', () => src.store().blobs);
+    gauge('layerd_store_max_bytes', 'The disk quota for blobs (0: none)', () => src.store().maxBytes ?? 0);
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** The route a request counts under: coarse, so label values stay few. */
+export function routeOf(url: string): string {
+  const path = url.split('?')[0]!;
+  if (path === '/v2' || path === '/v2/') return 'v2';
+  if (path.startsWith('/v2/')) {
+    if (path.endsWith('/_catalog')) return 'catalog';
+    if (path.endsWith('/tags/list')) return 'tags';
+    if (/\/manifests\/[^/]+$/.test(path)) return 'manifest';
+    if (/\/blobs\/uploads\//.test(path)) return 'upload';
+    if (/\/blobs\/[^/]+$/.test(path)) return 'blob';
+    if (/\/referrers\/[^/]+$/.test(path)) return 'referrers';
+    return 'v2-other';
+  }
+  if (path.startsWith('/api/')) return 'api';
+  if (path === '/metrics' || path === '/healthz' || path === '/readyz') return path.slice(1);
+  if (path === '/' || /^\/[\w.-]+\.(?:js|css)$/.test(path)) return 'dashboard';
+  return 'other';
+}
