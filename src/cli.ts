@@ -6,10 +6,10 @@
 // The layerd command. A failure ends as one line on stderr: exit code 2 for what the user can fix on the
 // command line (flags, config, an image reference), 1 for what failed at run time.
 import './polyfill.js';
-import { RuntimeError, UsageError, parseFlags, type Command } from './cli/command.js';
-import { gc, ls, pullCommand, rollout, status } from './cli/commands.js';
-import { keygen } from './cli/keygen.js';
-import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './node/config.js';
+import { RuntimeError, UsageError, parseFlags, type Command } from './cli/index.js';
+import { gc, ls, pullCommand, rollout, status } from './cli/index.js';
+import { keygen } from './cli/index.js';
+import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './node/index.js';
 import { VERSION } from './version.js';
 
 const USAGE = `layerd: peer-to-peer container-image layer distribution daemon

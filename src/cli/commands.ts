@@ -1,7 +1,7 @@
 // The commands that talk to a running node: status, pull, ls, gc, rollout.
-import { isPlatform } from '../oci/manifest.js';
+import { isPlatform } from '../oci/index.js';
 import { UsageError, nodeOptionsHelp, nodeFlags, printJson, type Command } from './command.js';
-import type { ImagesAnswer, Loose, RolloutRequest } from '../http/api-schema.js';
+import type { ImagesAnswer, Loose, RolloutRequest } from '../http/index.js';
 import { formatGc, formatImages, type GcDoc } from './images.js';
 import { NodeClient } from './node-client.js';
 import { pull, summaryLine } from './pull.js';

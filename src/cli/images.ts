@@ -1,5 +1,5 @@
 // `layerd ls` (GET /api/images) and `layerd gc` (POST /api/gc), in words.
-import type { GcAnswer, ImageAnswer, Loose } from '../http/api-schema.js';
+import type { GcAnswer, ImageAnswer, Loose } from '../http/index.js';
 import { humanBytes, percent, shortDigest, table } from './format.js';
 
 /** An /api/images entry and an /api/gc answer, as read from a node of any version. */

@@ -1,7 +1,7 @@
 // `layerd keygen`: a new random swarm key for a private peer network (serve --psk-file). Written with
 // mode 0600, and never over an existing file: overwriting a cluster's key would cut this host off it.
 import { writeFileSync } from 'node:fs';
-import { SwarmKey } from '../p2p/swarm-key.js';
+import { SwarmKey } from '../p2p/index.js';
 import { RuntimeError, UsageError, parseFlags, type Command } from './command.js';
 
 export const keygen: Command = {

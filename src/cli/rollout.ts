@@ -1,7 +1,7 @@
 // `layerd rollout IMAGE`: asks a node to have every node of the cluster pre-fetch an image (POST
 // /api/rollouts), and with --wait follows it (GET /api/rollouts/ID) until every node is done, failed or
 // dead: a line per node as its state changes (redrawn in place on a terminal), then a summary.
-import type { RolloutAnswer } from '../http/api-schema.js';
+import type { RolloutAnswer } from '../http/index.js';
 import { RuntimeError } from './command.js';
 import { humanBytes, percent, seconds, table } from './format.js';
 import type { NodeClient } from './node-client.js';

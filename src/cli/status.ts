@@ -1,6 +1,6 @@
 // `layerd status`: GET /api/status, as a short human summary. Every field is optional here: a node with
 // P2P off has no peer id, and older nodes lack the store and ratio fields.
-import type { Loose, StatusAnswer } from '../http/api-schema.js';
+import type { Loose, StatusAnswer } from '../http/index.js';
 import { humanBytes, percent } from './format.js';
 
 /** What an /api/status answer holds, as read from a node of any version. */

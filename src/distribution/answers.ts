@@ -1,8 +1,8 @@
 // What the distribution layer hands the HTTP layer for a read: the bytes' source travels with them.
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/digest.js';
-import type { ByteRange } from '../oci/range.js';
-import type { ManifestRecord } from '../store/repository-store.js';
+import type { Digest } from '../oci/index.js';
+import type { ByteRange } from '../oci/index.js';
+import type { ManifestRecord } from '../store/index.js';
 
 export type Source = 'local' | 'peer' | 'upstream';
 

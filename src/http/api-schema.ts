@@ -3,13 +3,13 @@
 // answer with these types, the CLI and the tests read answers as them: a field changed here is seen by
 // all three at compile time. Types only come from the subsystems; nothing here runs but validation.
 import type { FastifyRequest, FastifySchema } from 'fastify';
-import type { GcReport } from '../distribution/ops/disk-keeper.js';
-import type { ImageSummary } from '../distribution/ops/inventory.js';
-import type { RolloutView } from '../distribution/rollout/rollout.js';
-import type { PullEvent, StatsSnapshot } from '../distribution/ops/stats.js';
-import type { Digest } from '../oci/digest.js';
-import { OciError, type ErrorCode } from '../oci/errors.js';
-import type { PeerAccessStatus } from '../p2p/peer-access.js';
+import type { GcReport } from '../distribution/index.js';
+import type { ImageSummary } from '../distribution/index.js';
+import type { RolloutView } from '../distribution/index.js';
+import type { PullEvent, StatsSnapshot } from '../distribution/index.js';
+import type { Digest } from '../oci/index.js';
+import { OciError, type ErrorCode } from '../oci/index.js';
+import type { PeerAccessStatus } from '../p2p/index.js';
 import { readBounded } from './body.js';
 
 // ---- Answers -------------------------------------------------------------------------------------

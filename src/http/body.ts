@@ -1,7 +1,7 @@
 // Request bodies arrive as streams (see server.ts: no body is parsed up front), so blobs of any size pass
 // through with bounded memory; only manifests, small by the spec's limit, are read whole.
 import type { FastifyRequest } from 'fastify';
-import { OciError } from '../oci/errors.js';
+import { OciError } from '../oci/index.js';
 
 export function hasBody(request: FastifyRequest): boolean {
   const length = request.headers['content-length'];

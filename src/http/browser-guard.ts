@@ -12,7 +12,7 @@
 // with (127.0.0.1:5000, localhost:5000), so none of this touches them.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError } from '../oci/errors.js';
+import { OciError } from '../oci/index.js';
 import type { AccessPolicy } from './access.js';
 
 export interface BrowserGuardOptions {

@@ -4,7 +4,7 @@
 // that reads `errors[0].message` sees why).
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { OciError } from '../oci/errors.js';
+import { OciError } from '../oci/index.js';
 
 function statusOf(code: string | undefined): number {
   if (code === 'HPE_HEADER_OVERFLOW') return 431;

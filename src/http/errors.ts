@@ -1,7 +1,7 @@
 // One place where failures become HTTP responses: every error leaves as the OCI spec's JSON body.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError, insufficientStorage, isOciError } from '../oci/errors.js';
-import { failureOf } from '../oci/failure.js';
+import { OciError, insufficientStorage, isOciError } from '../oci/index.js';
+import { failureOf } from '../oci/index.js';
 
 /** Errors from a client that went away or sent a broken body: the client's fault, not ours. */
 const CLIENT_STREAM_ERRORS = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);

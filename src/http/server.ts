@@ -2,8 +2,8 @@
 // and every error rendered by errors.ts.
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Distribution } from '../distribution/pull/distribution.js';
-import { OciError } from '../oci/errors.js';
+import type { Distribution } from '../distribution/index.js';
+import { OciError } from '../oci/index.js';
 import { registerApiRoutes, type NodeApi } from './api-routes.js';
 import { STRICT_AJV } from './api-schema.js';
 import { answerClientError, answerExpectation } from './client-errors.js';

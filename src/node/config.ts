@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseYaml } from 'yaml';
-import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from '../oci/reference.js';
-import { canonicalPeerId } from '../p2p/allow-list.js';
-import { readSwarmKeyFile, type SwarmKeyFile } from '../p2p/swarm-key.js';
-import { parseRepositoryPrefix } from '../distribution/sharing/repository-visibility.js';
+import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from '../oci/index.js';
+import { canonicalPeerId } from '../p2p/index.js';
+import { readSwarmKeyFile, type SwarmKeyFile } from '../p2p/index.js';
+import { parseRepositoryPrefix } from '../distribution/index.js';
 
 export class ConfigError extends Error {
   constructor(

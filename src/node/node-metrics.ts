@@ -2,8 +2,8 @@
 // too. Most values are read from the node's counters at scrape time, so there is one set of numbers
 // (NodeStats, the usage index) behind /api/status, the dashboard and /metrics alike.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Source } from '../distribution/answers.js';
-import type { NodeStats } from '../distribution/ops/stats.js';
+import type { Source } from '../distribution/index.js';
+import type { NodeStats } from '../distribution/index.js';
 
 export interface MetricSources {
   stats: NodeStats;

@@ -2,7 +2,7 @@
 // names exactly the bytes and any node can derive it from the digest alone.
 import { CID } from 'multiformats/cid';
 import * as Digest from 'multiformats/hashes/digest';
-import { algorithmOf, hexOf, type Digest as BlobDigest } from '../oci/digest.js';
+import { algorithmOf, hexOf, type Digest as BlobDigest } from '../oci/index.js';
 
 const RAW_CODEC = 0x55;
 const MULTIHASH = { sha256: 0x12, sha512: 0x13 } as const;

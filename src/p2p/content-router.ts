@@ -1,6 +1,6 @@
 // The ContentRouter seam: who holds which blob. The DHT implementation (dht-router.ts) is the real one;
 // MemoryContentRouter is its twin for unit tests of resolution policy. Both pass one conformance suite.
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 
 export interface Provider {
   /** The provider's peer id. */

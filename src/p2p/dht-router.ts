@@ -3,7 +3,7 @@
 // that just pulled an image must not fire one walk per layer all at once.
 import type { KadDHT } from '@libp2p/kad-dht';
 import type { Libp2p } from '@libp2p/interface';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { digestToCid } from './cid.js';
 import type { ContentRouter, FindOptions, Provider } from './content-router.js';
 

@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import type { Libp2p, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { parseDigest, type Digest } from '../oci/digest.js';
+import { parseDigest, type Digest } from '../oci/index.js';
 import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking } from './json-rpc.js';
 import type { Provider } from './content-router.js';

@@ -3,7 +3,7 @@
 // bounded retries with backoff, and timeouts. Credentials never leave this module except in the
 // Authorization header of a request to the seed or its token realm.
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import { errnoOf } from '../oci/failure.js';
+import { errnoOf } from '../oci/index.js';
 import { UpstreamError } from './errors.js';
 import { keepAliveAgents, readBody, responseUrl, send, TimeoutError, type Agents } from './http.js';
 import { parseChallenge, type Challenge } from './www-authenticate.js';

@@ -10,8 +10,8 @@
 //    synchronous step, and a commit or a link of that digest first waits for a delete already started
 //    (else the rename of a fresh copy could land just before the unlink and be removed by it).
 // No lock is taken on the push path: a hold is a counter, a mark a set insert.
-import type { Digest } from '../oci/digest.js';
-import type { RepositoryName } from '../oci/reference.js';
+import type { Digest } from '../oci/index.js';
+import type { RepositoryName } from '../oci/index.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
 
 /** One collection's or eviction's view: what it must spare besides what its listing found. */

@@ -1,6 +1,6 @@
 // Failures the stores report; distribution/ turns them into the client-facing OCI errors.
-import type { Digest } from '../oci/digest.js';
-import { ClassifiedError } from '../oci/failure.js';
+import type { Digest } from '../oci/index.js';
+import { ClassifiedError } from '../oci/index.js';
 
 export class BlobNotFoundError extends ClassifiedError {
   readonly failure = 'not-found';

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { errnoOf } from '../oci/failure.js';
+import { errnoOf } from '../oci/index.js';
 
 export function isNotFound(err: unknown): boolean {
   return errnoOf(err) === 'ENOENT';

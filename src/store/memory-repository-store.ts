@@ -1,7 +1,7 @@
 // The in-memory twin of FsRepositoryStore, for unit tests of registry policy.
-import type { Digest } from '../oci/digest.js';
-import type { Descriptor } from '../oci/manifest.js';
-import type { RepositoryName, Tag } from '../oci/reference.js';
+import type { Digest } from '../oci/index.js';
+import type { Descriptor } from '../oci/index.js';
+import type { RepositoryName, Tag } from '../oci/index.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
 
 interface Repo {

@@ -1,8 +1,8 @@
 // A BlobStore that keeps a UsageIndex of what it holds: sizes, order of last use, and which blobs are
 // being read right now (those are never evicted). Every layer above reads and writes through it, so
 // the index sees each commit, read and delete whoever makes it.
-import type { Digest } from '../oci/digest.js';
-import type { ByteRange } from '../oci/range.js';
+import type { Digest } from '../oci/index.js';
+import type { ByteRange } from '../oci/index.js';
 import { ForwardingBlobStore, type BlobInfo, type BlobStore, type OpenBlob } from './blob-store.js';
 import { CollectionGuard } from './collection-guard.js';
 import { UsageIndex } from './usage-index.js';

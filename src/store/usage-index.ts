@@ -1,7 +1,7 @@
 // Which blobs a node holds, how big, and in what order they were last used: the in-memory index that
 // disk quota and eviction run on. It is rebuilt from the store at every start (sizes and last use from
 // the files themselves), so after a crash it agrees with what is on disk by construction.
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 
 export interface UsageEntry {
   digest: Digest;

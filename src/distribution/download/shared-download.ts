@@ -17,13 +17,13 @@
 // the whole blob themselves); nothing is committed, announced as held or linked before it verifies.
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Digest } from '../../oci/digest.js';
-import type { ByteRange } from '../../oci/range.js';
-import { ClassifiedError, failureOf } from '../../oci/failure.js';
-import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../../store/blob-store.js';
-import { InsufficientStorageError } from '../../store/errors.js';
-import { isPumpable, type Pumpable } from '../../io/file-range-stream.js';
-import { pumpInto } from '../../io/serve-buffers.js';
+import type { Digest } from '../../oci/index.js';
+import type { ByteRange } from '../../oci/index.js';
+import { ClassifiedError, failureOf } from '../../oci/index.js';
+import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../../store/index.js';
+import { InsufficientStorageError } from '../../store/index.js';
+import { isPumpable, type Pumpable } from '../../io/index.js';
+import { pumpInto } from '../../io/index.js';
 import type { Source } from '../answers.js';
 
 export interface FetchedBody {

@@ -1,6 +1,6 @@
 // Counters a node keeps about where its bytes come from and go to; /api/status shows them, /metrics
 // exports them, and the dashboard draws them. Plain numbers, no I/O.
-import type { Digest } from '../../oci/digest.js';
+import type { Digest } from '../../oci/index.js';
 import type { Source } from '../answers.js';
 
 const LOOKUP_BUCKETS_MS = [5, 10, 20, 50, 100, 250, 500, 1000, 2500, 5000];

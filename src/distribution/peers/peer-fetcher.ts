@@ -7,14 +7,14 @@
 // back), and on a mismatch every provider that contributed is penalized (without per-range hashes the
 // culprit cannot be singled out). A download another way left part way goes on from its offset.
 import { Readable } from 'node:stream';
-import type { Digest } from '../../oci/digest.js';
-import { failureOf } from '../../oci/failure.js';
-import type { ByteRange } from '../../oci/range.js';
-import type { ContentRouter, Provider } from '../../p2p/content-router.js';
-import type { PeerBlob } from '../../p2p/blob-protocol.js';
-import { DigestMismatchError } from '../../store/errors.js';
+import type { Digest } from '../../oci/index.js';
+import { failureOf } from '../../oci/index.js';
+import type { ByteRange } from '../../oci/index.js';
+import type { ContentRouter, Provider } from '../../p2p/index.js';
+import type { PeerBlob } from '../../p2p/index.js';
+import { DigestMismatchError } from '../../store/index.js';
 import type { PeerScores } from './peer-scores.js';
-import { SizeConflictError, UnconfirmedClaimError, type DownloadSource, type FetchedBody } from '../download/shared-download.js';
+import { SizeConflictError, UnconfirmedClaimError, type DownloadSource, type FetchedBody } from '../download/index.js';
 
 /** What blob resolution needs from the peer-to-peer layer (a seam: tests use an in-memory one). */
 export interface PeerNetwork {

@@ -1,15 +1,15 @@
 // The read path a client meets: content pushed to this node first, then the mirror of the registry the
 // request means (containerd's ?ns=, else the default registry). Writes (pushes, deletes) only ever go
 // to this node's own registry.
-import { OciError } from '../../oci/errors.js';
-import { failureOf } from '../../oci/failure.js';
-import { parseRegistryName, type ManifestReference, type RepositoryName } from '../../oci/reference.js';
-import type { Digest } from '../../oci/digest.js';
+import { OciError } from '../../oci/index.js';
+import { failureOf } from '../../oci/index.js';
+import { parseRegistryName, type ManifestReference, type RepositoryName } from '../../oci/index.js';
+import type { Digest } from '../../oci/index.js';
 import type { BlobAnswer, ManifestAnswer } from '../answers.js';
 import type { Mirror } from './mirror.js';
 import type { MirrorListings, ReferrersAnswer, TagsAnswer } from './mirror-listings.js';
-import type { Adopter, Registry } from '../registry/registry.js';
-import type { ManifestRecord } from '../../store/repository-store.js';
+import type { Adopter, Registry } from '../registry/index.js';
+import type { ManifestRecord } from '../../store/index.js';
 
 export class Distribution {
   constructor(

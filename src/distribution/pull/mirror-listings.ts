@@ -5,17 +5,17 @@
 // is checked, and every tag and digest is parsed before anything is served or kept.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import { parseDigest, type Digest } from '../../oci/digest.js';
-import { OciError } from '../../oci/errors.js';
-import { MAX_MANIFEST_BYTES, MediaType, type Descriptor } from '../../oci/manifest.js';
-import { isTag, normalizeRepository, type RepositoryName, type Tag } from '../../oci/reference.js';
-import type { RepositoryStore } from '../../store/repository-store.js';
-import { UpstreamError } from '../../seed/errors.js';
-import { readBody } from '../../seed/http.js';
-import { headerOf, type UpstreamRegistry } from '../../seed/registry-client.js';
+import { parseDigest, type Digest } from '../../oci/index.js';
+import { OciError } from '../../oci/index.js';
+import { MAX_MANIFEST_BYTES, MediaType, type Descriptor } from '../../oci/index.js';
+import { isTag, normalizeRepository, type RepositoryName, type Tag } from '../../oci/index.js';
+import type { RepositoryStore } from '../../store/index.js';
+import { UpstreamError } from '../../seed/index.js';
+import { readBody } from '../../seed/index.js';
+import { headerOf, type UpstreamRegistry } from '../../seed/index.js';
 import { toClientError } from './mirror.js';
-import { paginate } from '../registry/registry.js';
-import { SingleFlight } from '../download/single-flight.js';
+import { paginate } from '../registry/index.js';
+import { SingleFlight } from '../download/index.js';
 
 export interface TagsAnswer {
   tags: string[];

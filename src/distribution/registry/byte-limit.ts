@@ -1,8 +1,8 @@
 // A bound on the bytes a push may write. The limit is checked as bytes arrive, so a client that sends
 // more than it declared (or declared nothing, with chunked encoding) is stopped at the bound, not after.
 import type { Readable } from 'node:stream';
-import { OciError } from '../../oci/errors.js';
-import type { ByteSource } from '../../store/blob-store.js';
+import { OciError } from '../../oci/index.js';
+import type { ByteSource } from '../../store/index.js';
 
 export function tooLarge(max: number): OciError {
   return new OciError('SIZE_INVALID', `blob exceeds the upload limit of ${max} bytes`, { status: 413, detail: { limit: max } });

@@ -1,7 +1,7 @@
 // How many push sessions may be open at once. An open session holds a writer and disk space; a client
 // that opens sessions and walks away must not lock everyone else out for good, so a session idle for
 // longer than the upload TTL (when its bytes become collectable) stops counting. Pure policy, no I/O.
-import { OciError } from '../../oci/errors.js';
+import { OciError } from '../../oci/index.js';
 
 export interface UploadSessionsOptions {
   /** Sessions open at once; 0 or undefined means no limit. */

@@ -10,12 +10,12 @@
 // reports again; a node that joins while a rollout runs is offered it by the peers it meets. A rollout
 // asked for twice is the same rollout.
 import { randomUUID } from 'node:crypto';
-import type { Digest } from '../../oci/digest.js';
-import { failureOf } from '../../oci/failure.js';
-import { isPlatform, parseManifest, platformMatches, type Descriptor } from '../../oci/manifest.js';
-import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../../oci/reference.js';
+import type { Digest } from '../../oci/index.js';
+import { failureOf } from '../../oci/index.js';
+import { isPlatform, parseManifest, platformMatches, type Descriptor } from '../../oci/index.js';
+import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../../oci/index.js';
 import type { Source } from '../answers.js';
-import type { Distribution } from '../pull/distribution.js';
+import type { Distribution } from '../pull/index.js';
 
 export interface RolloutSpec {
   id: string;

@@ -1,9 +1,9 @@
 // A BlobStore that tells the content router about every blob it commits and every blob it loses, so
 // "in the store" and "announced to the cluster" cannot drift apart whoever writes: a push, a mirror
 // fetch, a peer fetch.
-import type { Digest } from '../../oci/digest.js';
-import type { ContentRouter } from '../../p2p/content-router.js';
-import { ForwardingBlobStore, type BlobInfo, type BlobStore } from '../../store/blob-store.js';
+import type { Digest } from '../../oci/index.js';
+import type { ContentRouter } from '../../p2p/index.js';
+import { ForwardingBlobStore, type BlobInfo, type BlobStore } from '../../store/index.js';
 import type { BlobSharing } from './blob-sharing.js';
 
 export class AnnouncingBlobStore extends ForwardingBlobStore {

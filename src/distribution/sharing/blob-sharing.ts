@@ -7,9 +7,9 @@
 // Links change through the repository stores, so those are watched (watch()): a new public link
 // announces the blob, a removed one re-checks it. Answers are memoised per digest until a link of that
 // digest changes, so a peer's range requests do not each walk the repositories.
-import type { Digest } from '../../oci/digest.js';
-import type { RepositoryName } from '../../oci/reference.js';
-import type { ManifestRecord, RepositoryStore } from '../../store/repository-store.js';
+import type { Digest } from '../../oci/index.js';
+import type { RepositoryName } from '../../oci/index.js';
+import type { ManifestRecord, RepositoryStore } from '../../store/index.js';
 import type { RepositoryVisibility } from './repository-visibility.js';
 
 export interface BlobSharingOptions {

@@ -7,7 +7,7 @@
 // blob-sharing policy), and it is taken on normalized names: a one-component name is the same
 // repository as `library/<name>` (Docker Hub's rule, and how a mirror's cache files it), so a prefix
 // written either way covers both, whichever form the caller or the store happens to use.
-import { parseRepositoryName } from '../../oci/reference.js';
+import { parseRepositoryName } from '../../oci/index.js';
 
 export const ALL_REPOSITORIES = '*';
 

@@ -1,0 +1,6 @@
+// rollout: spreading an image over a set of nodes before they pull it. Nodes fetch blobs in an order
+// that lets each serve the next; progress is reported to the node that started it.
+// It may import oci, ../answers and pull. It must never import p2p directly: it talks through the
+// RolloutNetwork seam the node provides.
+
+export { Rollouts, progressFrom, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec, type RolloutView } from './rollout.js';

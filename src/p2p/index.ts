@@ -1,0 +1,17 @@
+// p2p: the libp2p side of a node. The node itself (TCP, noise, yamux, an optional private network),
+// content routing over the Kademlia DHT, and the wire protocols layerd speaks to peers: blobs, fetch
+// claims and rollouts. Every peer message is validated here before anything believes it.
+// It may import oci, io and store (a peer is served from the store). It must never import seed,
+// distribution, http or node: what to fetch and from whom is distribution's call.
+
+export { canonicalPeerId } from './allow-list.js';
+export { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
+export { type ContentRouter, type Provider } from './content-router.js';
+export { DhtContentRouter } from './dht-router.js';
+export { FetchClaims } from './fetch-claims.js';
+export { loadOrCreateIdentity } from './identity.js';
+export { createP2PNode, type LayerdLibp2p } from './libp2p-node.js';
+export { PeerAccess, type PeerAccessStatus } from './peer-access.js';
+export { RolloutTransport } from './rollout-protocol.js';
+export { SwarmKey, readSwarmKeyFile, type SwarmKeyFile } from './swarm-key.js';
+export { UploadThrottle } from './upload-throttle.js';
