@@ -40,115 +40,138 @@ export interface LandingOptions {
  * in order; `landed(regions)` sees each batch once it is on file, before its slabs are reused.
  */
 export function landingSink(write: (regions: Buffer[]) => Promise<void>, landed: (regions: Buffer[]) => void, opts: LandingOptions = {}): LandingSink {
-  const slabBytes = opts.slabBytes ?? SLAB_BYTES;
-  const maxSlabs = opts.maxSlabs ?? MAX_SLABS;
-  const free: Slab[] = [];
-  let made = 0;
-  let filling: Slab | undefined;
-  let cutAt = 0; // bytes of `filling` before this are queued or written
-  let fillAt = 0;
-  let queue: { slab: Slab; region: Buffer }[] = [];
-  let writing: Promise<void> | undefined;
-  let failed: Error | undefined;
-  let waitingForSlab: (() => void) | undefined;
+  const slabs = new Slabs(write, landed, opts.slabBytes ?? SLAB_BYTES, opts.maxSlabs ?? MAX_SLABS);
+  const sink = new Writable({
+    highWaterMark: slabs.slabBytes,
+    write: (chunk: Buffer, _encoding, done) => slabs.put(chunk, 0, done),
+    final: (done) => slabs.finish(done),
+  });
+  return { sink, settled: () => slabs.settled() };
+}
 
-  const wake = (): void => {
-    const w = waitingForSlab;
-    waitingForSlab = undefined;
-    w?.();
-  };
-  const takeSlab = (): Slab | undefined => {
-    const reused = free.pop();
-    if (reused) return reused;
-    if (made === maxSlabs) return undefined;
-    made++;
-    return { buf: Buffer.allocUnsafeSlow(slabBytes), pending: 0, full: false };
-  };
-  const reuseIfDone = (s: Slab): void => {
-    if (!s.full || s.pending > 0) return;
-    s.full = false;
-    free.push(s);
-    wake();
-  };
-  /** Queues what `filling` holds beyond the last cut. */
-  const cut = (): void => {
-    if (!filling || fillAt === cutAt) return;
-    filling.pending++;
-    queue.push({ slab: filling, region: filling.buf.subarray(cutAt, fillAt) });
-    cutAt = fillAt;
-  };
-  /** Starts a write of everything queued, unless one is under way (it starts the next when it lands). */
-  const pump = (): void => {
-    if (writing || failed) return;
-    cut();
-    if (queue.length === 0) return;
-    const batch = queue;
-    queue = [];
-    const regions = batch.map((b) => b.region);
-    writing = write(regions).then(
-      () => {
-        writing = undefined;
-        landed(regions);
-        for (const b of batch) {
-          b.slab.pending--;
-          reuseIfDone(b.slab);
-        }
-        pump();
-      },
-      (err: Error) => {
-        writing = undefined;
-        failed = err;
-        wake();
-      },
-    );
-  };
-  const put = (chunk: Buffer, from: number, done: (err?: Error | null) => void): void => {
+/** The slabs, the queue of regions cut from them, and the one write under way. */
+class Slabs {
+  private readonly free: Slab[] = [];
+  private made = 0;
+  private filling: Slab | undefined;
+  /** Bytes of `filling` before this are queued or written. */
+  private cutAt = 0;
+  private fillAt = 0;
+  private queue: { slab: Slab; region: Buffer }[] = [];
+  private writing: Promise<void> | undefined;
+  private failed: Error | undefined;
+  private waitingForSlab: (() => void) | undefined;
+
+  constructor(
+    private readonly write: (regions: Buffer[]) => Promise<void>,
+    private readonly landed: (regions: Buffer[]) => void,
+    readonly slabBytes: number,
+    private readonly maxSlabs: number,
+  ) {}
+
+  /** Copies `chunk` from `from` on into slabs; `done` is called once all of it is in (later, if no slab is free). */
+  put(chunk: Buffer, from: number, done: (err?: Error | null) => void): void {
     let pos = from;
     while (pos < chunk.length) {
-      if (failed) return done(failed);
-      if (!filling) {
-        filling = takeSlab();
-        if (!filling) {
-          waitingForSlab = () => put(chunk, pos, done);
+      if (this.failed) return done(this.failed);
+      if (!this.filling) {
+        this.filling = this.takeSlab();
+        if (!this.filling) {
+          this.waitingForSlab = () => this.put(chunk, pos, done);
           return;
         }
-        cutAt = fillAt = 0;
+        this.cutAt = this.fillAt = 0;
       }
-      const n = Math.min(chunk.length - pos, slabBytes - fillAt);
-      chunk.copy(filling.buf, fillAt, pos, pos + n);
-      fillAt += n;
+      const n = Math.min(chunk.length - pos, this.slabBytes - this.fillAt);
+      chunk.copy(this.filling.buf, this.fillAt, pos, pos + n);
+      this.fillAt += n;
       pos += n;
-      if (fillAt === slabBytes) {
-        cut();
-        const full = filling;
-        full.full = true;
-        filling = undefined;
-        reuseIfDone(full);
-      }
+      if (this.fillAt === this.slabBytes) this.retireFilling();
     }
-    pump();
+    this.pump();
     done();
-  };
-  const finish = (done: (err?: Error | null) => void): void => {
-    if (failed) return done(failed);
-    if (writing) {
-      void writing.then(() => finish(done), () => finish(done));
+  }
+
+  /** Writes whatever is left, then calls `done` (with the write's error if one failed). */
+  finish(done: (err?: Error | null) => void): void {
+    if (this.failed) return done(this.failed);
+    if (this.writing) {
+      void this.writing.then(() => this.finish(done), () => this.finish(done));
       return;
     }
-    cut();
-    if (queue.length === 0) return done();
-    pump();
-    finish(done);
-  };
-  const sink = new Writable({
-    highWaterMark: slabBytes,
-    write: (chunk: Buffer, _encoding, done) => put(chunk, 0, done),
-    final: finish,
-  });
-  return {
-    sink,
-    settled: async () => {
-      while (writing) await writing.catch(() => undefined);
-    },
-  };
+    this.cut();
+    if (this.queue.length === 0) return done();
+    this.pump();
+    this.finish(done);
+  }
+
+  async settled(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
+  }
+
+  private takeSlab(): Slab | undefined {
+    const reused = this.free.pop();
+    if (reused) return reused;
+    if (this.made === this.maxSlabs) return undefined;
+    this.made++;
+    return { buf: Buffer.allocUnsafeSlow(this.slabBytes), pending: 0, full: false };
+  }
+
+  /** The slab being filled is full: queue its rest and let it be reused once its regions land. */
+  private retireFilling(): void {
+    this.cut();
+    const full = this.filling!;
+    full.full = true;
+    this.filling = undefined;
+    this.reuseIfDone(full);
+  }
+
+  private reuseIfDone(s: Slab): void {
+    if (!s.full || s.pending > 0) return;
+    s.full = false;
+    this.free.push(s);
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waitingForSlab;
+    this.waitingForSlab = undefined;
+    w?.();
+  }
+
+  /** Queues what `filling` holds beyond the last cut. */
+  private cut(): void {
+    if (!this.filling || this.fillAt === this.cutAt) return;
+    this.filling.pending++;
+    this.queue.push({ slab: this.filling, region: this.filling.buf.subarray(this.cutAt, this.fillAt) });
+    this.cutAt = this.fillAt;
+  }
+
+  /** Starts a write of everything queued, unless one is under way (it starts the next when it lands). */
+  private pump(): void {
+    if (this.writing || this.failed) return;
+    this.cut();
+    if (this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    const regions = batch.map((b) => b.region);
+    this.writing = this.write(regions).then(
+      () => this.onLanded(batch, regions),
+      (err: Error) => {
+        this.writing = undefined;
+        this.failed = err;
+        this.wake();
+      },
+    );
+  }
+
+  private onLanded(batch: { slab: Slab }[], regions: Buffer[]): void {
+    this.writing = undefined;
+    this.landed(regions);
+    for (const b of batch) {
+      b.slab.pending--;
+      this.reuseIfDone(b.slab);
+    }
+    this.pump();
+  }
 }
