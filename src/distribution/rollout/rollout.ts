@@ -10,10 +10,22 @@
 // reports again; a node that joins while a rollout runs is offered it by the peers it meets. A rollout
 // asked for twice is the same rollout.
 import { randomUUID } from 'node:crypto';
-import type { Digest } from '../../oci/index.js';
-import { failureOf } from '../../oci/index.js';
-import { isPlatform, parseManifest, platformMatches, type Descriptor } from '../../oci/index.js';
-import { formatImageReference, parseImageReference, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString, type ManifestReference } from '../../oci/index.js';
+import {
+  failureOf,
+  formatImageReference,
+  isPlatform,
+  parseImageReference,
+  parseManifest,
+  parseManifestReference,
+  parseRegistryName,
+  parseRepositoryName,
+  platformMatches,
+  referenceString,
+  type Descriptor,
+  type Digest,
+  type ManifestReference,
+  type RepositoryName,
+} from '../../oci/index.js';
 import type { Source } from '../answers.js';
 import type { Distribution } from '../pull/index.js';
 
@@ -119,6 +131,12 @@ export interface RolloutJournal {
 const SMALL_BLOB_BYTES = 1024 * 1024;
 
 /** A blob fetched and verified by a rollout: its bytes, their source, and `kept`, once it is stored. */
+/** Where a rollout's image is pulled from: its repository, under the registry it was asked for. */
+interface Image {
+  repository: RepositoryName;
+  ns: string | null;
+}
+
 interface Fetched {
   got: number;
   source: Source;
@@ -329,24 +347,8 @@ export class Rollouts {
 
   /** Pulls the image's manifests, then its blobs, `parallel` at a time, through the node's usual path. */
   private async fetchBlobs(spec: RolloutSpec, progress: NodeProgress, placed: (undo: () => void) => void): Promise<void> {
-    const ns = spec.registry;
-    const repository = parseRepositoryName(spec.repository);
-    const top = parseManifestReference(spec.reference);
-    const blobs = new Map<Digest, Descriptor>();
-    const visit = async (reference: ManifestReference, depth: number): Promise<void> => {
-      const m = await this.retrying(spec, `manifest ${referenceString(reference)}`, () => this.distribution.manifest(repository, reference, ns));
-      progress.bytesTotal += m.bytes.length;
-      progress.bytesDone += m.bytes.length;
-      progress.bySource[m.source] += m.bytes.length;
-      const parsed = parseManifest(m.bytes, m.record.mediaType);
-      for (const b of parsed.blobs) blobs.set(b.digest, b);
-      if (depth > 1) return;
-      for (const child of parsed.manifests) {
-        if (spec.platform && !platformMatches(child, spec.platform)) continue;
-        await visit({ kind: 'digest', digest: child.digest }, depth + 1);
-      }
-    };
-    await visit(top, 0);
+    const image: Image = { repository: parseRepositoryName(spec.repository), ns: spec.registry };
+    const blobs = await this.blobsOf(spec, image, progress);
     // Placed before any blob is asked for: from the first, every chain runs in the rollout's order.
     if (spec.order && this.net.followOrder) placed(this.net.followOrder([...blobs.keys()], spec.order, spec.id));
     const todo = [...blobs.values()];
@@ -354,54 +356,17 @@ export class Rollouts {
     this.pending.set(spec.id, left);
     progress.blobsTotal = todo.length;
     progress.bytesTotal += todo.reduce((sum, b) => sum + b.size, 0);
-    /**
-     * One blob, fetched and verified; how many bytes, from where, and `kept`, which resolves once it is
-     * stored (the commit's flush and rename may still be running when this returns).
-     */
-    const fetchOne = async (blob: Descriptor): Promise<Fetched> => {
-      const answer = await this.distribution.blob(repository, blob.digest, ns, false);
-      let got = 0;
-      let kept = Promise.resolve();
-      if (answer.stored) {
-        // A download: wait for its bytes to verify, without reading them back. The next blob starts then,
-        // not after the commit: flushing 50 MiB while every node of a rollout flushes its own took up to a
-        // second, and a node in a chain that paused between blobs never caught up with the node before it
-        // (both run at the link's rate), so each pause added to its finish.
-        await (answer.verified ?? answer.stored);
-        kept = answer.stored;
-        got = answer.size;
-      } else if (answer.source !== 'local') {
-        // Reading the answer to its end waits for the download, its verification and its commit.
-        for await (const chunk of await answer.open()) got += (chunk as Uint8Array).length;
-      } else {
-        got = answer.size;
-      }
-      if (got !== blob.size) throw new Error(`got ${got} of ${blob.size} bytes`);
-      return { got, source: answer.source, kept };
-    };
-    /** A blob counts as done once it is kept; a commit that failed after the bytes verified is fetched again. */
     const keeping: Array<Promise<void>> = [];
-    const keep = async (blob: Descriptor, fetched: Fetched) => {
-      let { got, source } = fetched;
-      try {
-        await fetched.kept;
-      } catch {
-        ({ got, source } = await this.retrying(spec, `blob ${blob.digest}`, async () => {
-          const again = await fetchOne(blob);
-          await again.kept;
-          return again;
-        }));
-      }
-      left.delete(blob.digest);
-      progress.bytesDone += got;
-      progress.bySource[source] += got;
-      progress.blobsDone++;
-    };
     const worker = async (queue: Descriptor[]) => {
       for (let next = queue.shift(); next; next = queue.shift()) {
         const blob = next;
-        const fetched = await this.retrying(spec, `blob ${blob.digest}`, () => fetchOne(blob));
-        const kept = keep(blob, fetched);
+        const fetched = await this.retrying(spec, `blob ${blob.digest}`, () => this.fetchOne(image, blob));
+        const kept = this.keep(spec, image, blob, fetched).then(({ got, source }) => {
+          left.delete(blob.digest);
+          progress.bytesDone += got;
+          progress.bySource[source] += got;
+          progress.blobsDone++;
+        });
         kept.catch(() => undefined); // awaited below
         keeping.push(kept);
       }
@@ -424,6 +389,66 @@ export class Rollouts {
       ...(small.length > 0 ? [worker(small)] : []),
     ]);
     await Promise.all(keeping);
+  }
+
+  /** The image's manifests, pulled (and counted as done), and the blobs they name, by digest. */
+  private async blobsOf(spec: RolloutSpec, image: Image, progress: NodeProgress): Promise<Map<Digest, Descriptor>> {
+    const blobs = new Map<Digest, Descriptor>();
+    const visit = async (reference: ManifestReference, depth: number): Promise<void> => {
+      const m = await this.retrying(spec, `manifest ${referenceString(reference)}`, () => this.distribution.manifest(image.repository, reference, image.ns));
+      progress.bytesTotal += m.bytes.length;
+      progress.bytesDone += m.bytes.length;
+      progress.bySource[m.source] += m.bytes.length;
+      const parsed = parseManifest(m.bytes, m.record.mediaType);
+      for (const b of parsed.blobs) blobs.set(b.digest, b);
+      if (depth > 1) return;
+      for (const child of parsed.manifests) {
+        if (spec.platform && !platformMatches(child, spec.platform)) continue;
+        await visit({ kind: 'digest', digest: child.digest }, depth + 1);
+      }
+    };
+    await visit(parseManifestReference(spec.reference), 0);
+    return blobs;
+  }
+
+  /**
+   * One blob, fetched and verified; how many bytes, from where, and `kept`, which resolves once it is
+   * stored (the commit's flush and rename may still be running when this returns).
+   */
+  private async fetchOne(image: Image, blob: Descriptor): Promise<Fetched> {
+    const answer = await this.distribution.blob(image.repository, blob.digest, image.ns, false);
+    let got = 0;
+    let kept = Promise.resolve();
+    if (answer.stored) {
+      // A download: wait for its bytes to verify, without reading them back. The next blob starts then,
+      // not after the commit: flushing 50 MiB while every node of a rollout flushes its own took up to a
+      // second, and a node in a chain that paused between blobs never caught up with the node before it
+      // (both run at the link's rate), so each pause added to its finish.
+      await (answer.verified ?? answer.stored);
+      kept = answer.stored;
+      got = answer.size;
+    } else if (answer.source !== 'local') {
+      // Reading the answer to its end waits for the download, its verification and its commit.
+      for await (const chunk of await answer.open()) got += (chunk as Uint8Array).length;
+    } else {
+      got = answer.size;
+    }
+    if (got !== blob.size) throw new Error(`got ${got} of ${blob.size} bytes`);
+    return { got, source: answer.source, kept };
+  }
+
+  /** A blob counts as done once it is kept; a commit that failed after the bytes verified is fetched again. */
+  private async keep(spec: RolloutSpec, image: Image, blob: Descriptor, fetched: Fetched): Promise<Fetched> {
+    try {
+      await fetched.kept;
+      return fetched;
+    } catch {
+      return await this.retrying(spec, `blob ${blob.digest}`, async () => {
+        const again = await this.fetchOne(image, blob);
+        await again.kept;
+        return again;
+      });
+    }
   }
 
   /** `work`, tried again after failures another try may fix (see RolloutOptions.retries). */
