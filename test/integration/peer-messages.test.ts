@@ -9,7 +9,7 @@ import type { Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFrame, type Protocols } from '../../scripts/bench/fuzz-gen.mjs';
-import { progressFrom, specFrom, type NodeProgress, type RolloutSpec } from '../../src/distribution/rollout/rollout.js';
+import { progressFrom, specFrom, type NodeProgress, type RolloutSpec } from '../../src/distribution/rollout/index.js';
 import { makeDigest, type Digest } from '../../src/oci/digest.js';
 import { BLOB_PROTOCOL, fetchFromPeer, PeerFetchError } from '../../src/p2p/blob-protocol.js';
 import { CLAIM_PROTOCOL, coordinatorOf, FetchClaims, parseClaimAnswer } from '../../src/p2p/fetch-claims.js';

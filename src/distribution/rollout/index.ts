@@ -3,4 +3,6 @@
 // It may import oci, ../answers and pull. It must never import p2p directly: it talks through the
 // RolloutNetwork seam the node provides.
 
-export { Rollouts, progressFrom, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec, type RolloutView } from './rollout.js';
+export { Rollouts, type RolloutJournal, type RolloutNetwork } from './rollout.js';
+export { type NodeProgress, type RolloutSpec, type RolloutView } from './view.js';
+export { progressFrom, specFrom } from './wire.js';

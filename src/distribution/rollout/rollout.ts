@@ -13,11 +13,9 @@ import { randomUUID } from 'node:crypto';
 import {
   failureOf,
   formatImageReference,
-  isPlatform,
   parseImageReference,
   parseManifest,
   parseManifestReference,
-  parseRegistryName,
   parseRepositoryName,
   platformMatches,
   referenceString,
@@ -28,79 +26,8 @@ import {
 } from '../../oci/index.js';
 import type { Source } from '../answers.js';
 import type { Distribution } from '../pull/index.js';
-
-export interface RolloutSpec {
-  id: string;
-  /** For people: registry/repository[:tag][@digest]. */
-  image: string;
-  /** What nodes fetch, parsed once at the origin (a registry name without a dot, like `seed`, would not
-   * survive a round trip through the string form). */
-  registry: string;
-  repository: string;
-  /** A tag, or a digest (pinned when the user gave one). */
-  reference: string;
-  /** os/arch[/variant] of an index to take; every platform when absent. */
-  platform?: string;
-  origin: string;
-  originAddrs: string[];
-  createdAt: number;
-  /** Peers the origin was connected to when it started: they are expected to report. */
-  expected: string[];
-  /**
-   * The nodes' order for every blob of the rollout, the origin first: each follows the one before it
-   * (see p2p/fetch-claims.ts), so every chain runs through the nodes the same way. Absent in rollouts
-   * from older nodes: their blobs are chained by claims.
-   */
-  order?: string[];
-}
-
-export type NodeState = 'running' | 'done' | 'failed';
-
-export interface NodeProgress {
-  rollout: string;
-  node: string;
-  state: NodeState;
-  blobsTotal: number;
-  blobsDone: number;
-  bytesTotal: number;
-  bytesDone: number;
-  bySource: Record<Source, number>;
-  startedAt: number;
-  finishedAt?: number;
-  error?: string;
-}
-
-export interface NodeView extends Partial<NodeProgress> {
-  node: string;
-  /** As the origin sees it: a node silent for deadAfterMs while not finished is dead. */
-  status: NodeState | 'dead' | 'waiting';
-  lastReportAt?: number;
-}
-
-export interface RolloutView {
-  id: string;
-  image: string;
-  platform?: string;
-  origin: string;
-  createdAt: number;
-  /** The nodes' order every blob's chain runs in (see RolloutSpec.order). */
-  order?: string[];
-  state: 'running' | 'done' | 'failed';
-  nodes: NodeView[];
-  summary: {
-    nodes: number;
-    done: number;
-    failed: number;
-    dead: number;
-    /** Bytes of the image one node fetches (manifests, configs, layers). */
-    imageBytes: number;
-    /** Bytes all nodes took from the seed, as they count it. */
-    seedBytes: number;
-    seedRatio: number;
-    /** From the request to the last node done, when every node is finished. */
-    makespanMs?: number;
-  };
-}
+import { viewOf, type NodeProgress, type NodeView, type RolloutSpec, type RolloutView } from './view.js';
+import { looksLikePeerId, specFrom } from './wire.js';
 
 /** What rollouts need from the peer-to-peer layer (a seam: tests use an in-memory twin). */
 export interface RolloutNetwork {
@@ -524,116 +451,4 @@ export class Rollouts {
       this.reports.delete(id);
     }
   }
-}
-
-function viewOf(spec: RolloutSpec, nodes: NodeView[]): RolloutView {
-  const count = (s: NodeView['status']) => nodes.filter((n) => n.status === s).length;
-  const finished = nodes.every((n) => n.status === 'done' || n.status === 'failed' || n.status === 'dead');
-  const imageBytes = Math.max(0, ...nodes.map((n) => n.bytesTotal ?? 0));
-  const seedBytes = nodes.reduce((sum, n) => sum + (n.bySource?.upstream ?? 0), 0);
-  const ends = nodes.filter((n) => n.finishedAt !== undefined).map((n) => n.finishedAt!);
-  return {
-    id: spec.id,
-    image: spec.image,
-    ...(spec.platform ? { platform: spec.platform } : {}),
-    origin: spec.origin,
-    createdAt: spec.createdAt,
-    ...(spec.order ? { order: spec.order } : {}),
-    state: !finished ? 'running' : count('done') === nodes.length ? 'done' : 'failed',
-    nodes: nodes.sort((a, b) => a.node.localeCompare(b.node)),
-    summary: {
-      nodes: nodes.length,
-      done: count('done'),
-      failed: count('failed'),
-      dead: count('dead'),
-      imageBytes,
-      seedBytes,
-      seedRatio: imageBytes > 0 ? seedBytes / imageBytes : 0,
-      ...(finished && ends.length > 0 ? { makespanMs: Math.max(...ends) - spec.createdAt } : {}),
-    },
-  };
-}
-
-
-// ---- what peers send, checked before it is believed ----
-
-const ID = /^[0-9a-f-]{36}$/;
-
-function isCount(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-
-/** A libp2p peer id as text: base58btc (12D3KooW…, Qm…), the only form layerd sends. */
-const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,100}$/;
-
-export function looksLikePeerId(id: string): boolean {
-  return PEER_ID.test(id);
-}
-/** Nodes in one rollout's order at most: as many as `expected` may name. */
-const MAX_ORDER = 10_000;
-
-/** A rollout's order from a peer: a list of distinct peer ids, or an error (the offer is refused). */
-function orderFrom(v: unknown, isPeerId: (id: string) => boolean): string[] {
-  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ORDER) throw new Error('bad order: want 1 to 10000 peer ids');
-  const seen = new Set<string>();
-  for (const id of v) {
-    if (typeof id !== 'string' || id.length > 100 || !isPeerId(id)) throw new Error('bad order: not a peer id');
-    if (seen.has(id)) throw new Error('bad order: a node twice');
-    seen.add(id);
-  }
-  return v as string[];
-}
-
-function strings(v: unknown, max: number): string[] {
-  if (!Array.isArray(v) || v.length > max || !v.every((x) => typeof x === 'string' && x.length < 512)) throw new Error('bad list');
-  return v as string[];
-}
-
-/** A rollout offered by a peer, or an error saying why it is refused. */
-export function specFrom(raw: unknown, isPeerId: (id: string) => boolean = looksLikePeerId): RolloutSpec {
-  const d = raw as Record<string, unknown>;
-  if (typeof d !== 'object' || d === null || typeof d.id !== 'string' || !ID.test(d.id)) throw new Error('bad rollout id');
-  if (typeof d.origin !== 'string' || !isCount(d.createdAt)) throw new Error('bad rollout');
-  if (d.platform !== undefined && (typeof d.platform !== 'string' || !isPlatform(d.platform))) throw new Error('bad platform');
-  if (typeof d.registry !== 'string' || typeof d.repository !== 'string' || typeof d.reference !== 'string') throw new Error('bad image');
-  const registry = parseRegistryName(d.registry);
-  const repository = parseRepositoryName(d.repository);
-  const reference = parseManifestReference(d.reference);
-  return {
-    id: d.id,
-    image: formatImageReference({ registry, repository, ...(reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest }) }),
-    registry,
-    repository,
-    reference: referenceString(reference),
-    ...(d.platform ? { platform: d.platform as string } : {}),
-    origin: d.origin,
-    originAddrs: strings(d.originAddrs, 32),
-    createdAt: d.createdAt,
-    expected: strings(d.expected, 10_000),
-    ...(d.order !== undefined ? { order: orderFrom(d.order, isPeerId) } : {}),
-  };
-}
-
-/** A progress report from a peer; `from` is who sent it (a node reports only for itself). */
-export function progressFrom(raw: unknown, from: string): NodeProgress {
-  const d = raw as Record<string, unknown>;
-  const by = d?.bySource as Record<string, unknown> | undefined;
-  if (typeof d !== 'object' || d === null || typeof d.rollout !== 'string' || d.node !== from) throw new Error('bad report');
-  if (!['running', 'done', 'failed'].includes(d.state as string)) throw new Error('bad state');
-  for (const k of ['blobsTotal', 'blobsDone', 'bytesTotal', 'bytesDone', 'startedAt'] as const) if (!isCount(d[k])) throw new Error(`bad ${k}`);
-  if (!by || !isCount(by.local) || !isCount(by.peer) || !isCount(by.upstream)) throw new Error('bad bySource');
-  if (d.finishedAt !== undefined && !isCount(d.finishedAt)) throw new Error('bad finishedAt');
-  return {
-    rollout: d.rollout,
-    node: from,
-    state: d.state as NodeState,
-    blobsTotal: d.blobsTotal as number,
-    blobsDone: d.blobsDone as number,
-    bytesTotal: d.bytesTotal as number,
-    bytesDone: d.bytesDone as number,
-    bySource: { local: by.local, peer: by.peer, upstream: by.upstream },
-    startedAt: d.startedAt as number,
-    ...(d.finishedAt !== undefined ? { finishedAt: d.finishedAt as number } : {}),
-    ...(typeof d.error === 'string' ? { error: d.error.slice(0, 500) } : {}),
-  };
 }

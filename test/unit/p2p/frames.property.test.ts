@@ -10,7 +10,7 @@ import { parseBlobRequest, parseBlobResponse } from '../../../src/p2p/blob-proto
 import { parseClaimAnswer, parseClaimQuestion, parseReleaseAnswer } from '../../../src/p2p/fetch-claims.js';
 import { encodeLine, FrameError, parseJsonLine, parseJsonObject, readLine } from '../../../src/p2p/json-lines.js';
 import { parseRolloutAnswer, parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
-import { progressFrom, specFrom } from '../../../src/distribution/rollout/rollout.js';
+import { progressFrom, specFrom } from '../../../src/distribution/rollout/index.js';
 
 const RUNS = { numRuns: 1_000 };
 

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { BlobAnswer, ManifestAnswer, Source } from '../../../../src/distribution/answers.js';
 import type { Distribution } from '../../../../src/distribution/pull/distribution.js';
-import { progressFrom, Rollouts, specFrom, type NodeProgress, type RolloutJournal, type RolloutNetwork, type RolloutSpec } from '../../../../src/distribution/rollout/rollout.js';
+import { progressFrom, Rollouts, specFrom, type NodeProgress, type RolloutJournal, type RolloutNetwork, type RolloutSpec } from '../../../../src/distribution/rollout/index.js';
 import { digestOf, type Digest } from '../../../../src/oci/digest.js';
 import type { ManifestReference } from '../../../../src/oci/reference.js';
 
