@@ -51,7 +51,7 @@ function oneLine(text: string): string {
 }
 
 /** The first OCI error of a body, or what a non-OCI error body (fastify's own 404) says. */
-export function parseErrorBody(status: number, statusText: string, body: string): OciErrorEntry {
+export function parseErrorBody(statusText: string, body: string): OciErrorEntry {
   try {
     const doc = JSON.parse(body) as { errors?: Array<{ code?: unknown; message?: unknown }>; error?: unknown; message?: unknown };
     const first = Array.isArray(doc.errors) ? doc.errors[0] : undefined;
@@ -120,7 +120,7 @@ export class NodeClient {
   }
 
   private answerError(res: Response, body: string, what: string): NodeAnswerError {
-    const e = parseErrorBody(res.status, res.statusText, body);
+    const e = parseErrorBody(res.statusText, body);
     return new NodeAnswerError(res.status, e.code, e.message, what);
   }
 }

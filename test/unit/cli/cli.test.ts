@@ -43,9 +43,9 @@ describe('format', () => {
 
 describe('node client errors', () => {
   it('takes the first OCI error, or what a non-OCI body says', () => {
-    expect(parseErrorBody(404, 'Not Found', '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')).toEqual({ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' });
-    expect(parseErrorBody(404, 'Not Found', '{"message":"Route GET:/api/x not found","error":"Not Found","statusCode":404}')).toEqual({ code: 'Not Found', message: 'Route GET:/api/x not found' });
-    expect(parseErrorBody(502, 'Bad Gateway', '<html>\n bad\n</html>')).toEqual({ code: 'Bad Gateway', message: '<html> bad </html>' });
+    expect(parseErrorBody('Not Found', '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')).toEqual({ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' });
+    expect(parseErrorBody('Not Found', '{"message":"Route GET:/api/x not found","error":"Not Found","statusCode":404}')).toEqual({ code: 'Not Found', message: 'Route GET:/api/x not found' });
+    expect(parseErrorBody('Bad Gateway', '<html>\n bad\n</html>')).toEqual({ code: 'Bad Gateway', message: '<html> bad </html>' });
   });
 
   it("names a failed connection's cause", () => {
