@@ -40,7 +40,7 @@ import { PeerAccess } from '../p2p/index.js';
 import { FsBlobStore } from '../store/index.js';
 import { FsRepositoryStore } from '../store/index.js';
 import type { RepositoryStore } from '../store/index.js';
-import { UpstreamRegistry } from '../seed/index.js';
+import { HttpSeedRegistry } from '../seed/index.js';
 import { USER_AGENT, VERSION } from '../version.js';
 
 export interface RunningNode {
@@ -226,9 +226,9 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),
   });
 
-  const upstreams = new Map<string, UpstreamRegistry>();
+  const upstreams = new Map<string, HttpSeedRegistry>();
   for (const u of config.upstream) {
-    upstreams.set(u.name, new UpstreamRegistry({ ...u, timeoutMs: config.upstreamTimeout, retries: config.upstreamRetries, userAgent: USER_AGENT }));
+    upstreams.set(u.name, new HttpSeedRegistry({ ...u, timeoutMs: config.upstreamTimeout, retries: config.upstreamRetries, userAgent: USER_AGENT }));
   }
   const caches = new Map<string, Promise<RepositoryStore>>();
   const mirrorDir = join(dataDir, 'mirror');
@@ -245,7 +245,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   };
   const mirror = new Mirror({
     blobs: tracked,
-    upstreams,
+    seeds: upstreams,
     cacheFor,
     tagTtlMs: config.tagTtl,
     serveStale: config.serveStale,
@@ -279,7 +279,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     }
   });
   const useMirror = upstreams.size > 0 || p2p !== undefined;
-  const listings = new MirrorListings({ upstreams, cacheFor, tagTtlMs: config.tagTtl, serveStale: config.serveStale, log: logger });
+  const listings = new MirrorListings({ seeds: upstreams, cacheFor, tagTtlMs: config.tagTtl, serveStale: config.serveStale, log: logger });
   const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry, upstreams.size > 0 ? listings : undefined);
 
   const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts, p2p?.claims), new JsonRecordsJournal(join(dataDir, 'rollouts')), {

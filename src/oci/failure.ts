@@ -4,10 +4,10 @@
 // peeking at fields (`status === 'busy'`, `code === 'ENOSPC'`) of errors they do not own.
 //
 // It lives in oci/ because that is the one layer every other imports (http → distribution → {store, p2p,
-// upstream} → oci): the store's, peers' and distribution's error classes can all extend it, and all their
+// seed} → oci): the store's, peers' and distribution's error classes can all extend it, and all their
 // users can ask it, without anything importing upward. It is pure (no I/O), as oci/ must be.
 //
-// Not every error has a kind worth a class: a seed's raw answer (UpstreamError) becomes one when the mirror
+// Not every error has a kind worth a class: a seed's raw answer (SeedError) becomes one when the mirror
 // translates it into an OciError for the client; anything unclassified (a broken connection, a bug) is
 // 'transient', which is how every caller treated an unknown error before this module.
 

@@ -1,14 +1,15 @@
-// A client for one seed registry: the OCI distribution API's read side, with the auth a real registry
-// asks for (anonymous, basic, or the bearer-token dance of Docker Hub and distribution's token auth),
-// bounded retries with backoff, and timeouts. Credentials never leave this module except in the
-// Authorization header of a request to the seed or its token realm.
+// The HTTP client of one seed registry: requests to its /v2 API, with the auth a real registry asks for
+// (anonymous, basic, or the bearer-token dance of Docker Hub and distribution's token auth), bounded
+// retries with backoff, and timeouts. What the requests mean (and their answers) is HttpSeedRegistry's.
+// Credentials never leave this module except in the Authorization header of a request to the seed or
+// its token realm.
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { errnoOf } from '../oci/index.js';
-import { UpstreamError } from './errors.js';
+import { SeedError } from './errors.js';
 import { keepAliveAgents, readBody, responseUrl, send, TimeoutError, type Agents } from './http.js';
 import { parseChallenge, type Challenge } from './www-authenticate.js';
 
-export interface UpstreamOptions {
+export interface SeedClientOptions {
   name: string;
   url: string;
   username?: string;
@@ -28,7 +29,7 @@ interface Token {
 const RETRY_STATUS = new Set([500, 502, 503, 504]);
 const MAX_TOKEN_BYTES = 64 * 1024;
 
-export class UpstreamRegistry {
+export class SeedClient {
   readonly name: string;
   private readonly base: URL;
   private readonly agents: Agents = keepAliveAgents();
@@ -37,14 +38,14 @@ export class UpstreamRegistry {
   /** Set once the seed asked for Basic: from then on credentials go with every request. */
   private basic = false;
 
-  constructor(private readonly opts: UpstreamOptions) {
+  constructor(private readonly opts: SeedClientOptions) {
     this.name = opts.name;
     this.base = new URL(opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
   }
 
   /**
    * A GET or HEAD of `/v2/<repo>/<rest>`. Resolves with any HTTP answer (the caller reads the status);
-   * throws UpstreamError only when no answer could be had after the retries.
+   * throws SeedError only when no answer could be had after the retries.
    */
   async request(method: 'GET' | 'HEAD', repo: string, rest: string, headers: OutgoingHttpHeaders = {}): Promise<IncomingMessage> {
     const url = new URL(`v2/${repo}/${rest}`, this.base);
@@ -56,7 +57,7 @@ export class UpstreamRegistry {
         const res = await this.withAuth(method, url, headers, scope);
         if (RETRY_STATUS.has(res.statusCode ?? 0) && attempt < this.opts.retries) {
           res.resume();
-          lastError = new UpstreamError(this.name, 'status', `answered ${res.statusCode}`, res.statusCode);
+          lastError = new SeedError(this.name, 'status', `answered ${res.statusCode}`, res.statusCode);
           continue;
         }
         return res;
@@ -64,7 +65,7 @@ export class UpstreamRegistry {
         lastError = err;
       }
     }
-    throw this.asUpstreamError(lastError);
+    throw this.asSeedError(lastError);
   }
 
   private backoff(attempt: number): number {
@@ -72,11 +73,11 @@ export class UpstreamRegistry {
     return base / 2 + Math.random() * base;
   }
 
-  private asUpstreamError(err: unknown): UpstreamError {
-    if (err instanceof UpstreamError) return err;
-    if (err instanceof TimeoutError) return new UpstreamError(this.name, 'timeout', err.message);
+  private asSeedError(err: unknown): SeedError {
+    if (err instanceof SeedError) return err;
+    if (err instanceof TimeoutError) return new SeedError(this.name, 'timeout', err.message);
     const code = errnoOf(err) ?? (err as Error)?.message ?? String(err);
-    return new UpstreamError(this.name, 'unreachable', `cannot connect (${code})`);
+    return new SeedError(this.name, 'unreachable', `cannot connect (${code})`);
   }
 
   private headers(extra: OutgoingHttpHeaders, auth: string | undefined): OutgoingHttpHeaders {
@@ -131,7 +132,7 @@ export class UpstreamRegistry {
 
   private async fetchToken(challenge: Challenge, scope: string): Promise<Token> {
     const realm = challenge.params.realm;
-    if (!realm) throw new UpstreamError(this.name, 'protocol', 'bearer challenge without a realm');
+    if (!realm) throw new SeedError(this.name, 'protocol', 'bearer challenge without a realm');
     const url = new URL(realm);
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     url.searchParams.set('scope', challenge.params.scope ?? scope);
@@ -140,16 +141,16 @@ export class UpstreamRegistry {
     const res = await send('GET', url, headers, this.opts.timeoutMs, this.agents);
     const body = await readBody(res, MAX_TOKEN_BYTES);
     if (res.statusCode !== 200) {
-      throw new UpstreamError(this.name, 'status', `token endpoint answered ${res.statusCode}`, res.statusCode === 401 ? 401 : res.statusCode);
+      throw new SeedError(this.name, 'status', `token endpoint answered ${res.statusCode}`, res.statusCode === 401 ? 401 : res.statusCode);
     }
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
       doc = JSON.parse(body.toString('utf8')) as typeof doc;
     } catch {
-      throw new UpstreamError(this.name, 'protocol', 'token endpoint answered something other than JSON');
+      throw new SeedError(this.name, 'protocol', 'token endpoint answered something other than JSON');
     }
     const value = typeof doc.token === 'string' ? doc.token : typeof doc.access_token === 'string' ? doc.access_token : undefined;
-    if (!value) throw new UpstreamError(this.name, 'protocol', 'token endpoint gave no token');
+    if (!value) throw new SeedError(this.name, 'protocol', 'token endpoint gave no token');
     // The token spec's default lifetime is 60 s. Renew at 90% of it, so a token never expires in flight.
     const lifetime = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : 60;
     const issued = typeof doc.issued_at === 'string' ? Date.parse(doc.issued_at) : NaN;

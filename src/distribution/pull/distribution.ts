@@ -1,7 +1,6 @@
 // The read path a client meets: content pushed to this node first, then the mirror of the registry the
 // request means (containerd's ?ns=, else the default registry). Writes (pushes, deletes) only ever go
 // to this node's own registry.
-import { OciError } from '../../oci/index.js';
 import { failureOf } from '../../oci/index.js';
 import { parseRegistryName, type ManifestReference, type RepositoryName } from '../../oci/index.js';
 import type { Digest } from '../../oci/index.js';
@@ -57,7 +56,8 @@ export class Distribution {
       const page = await this.registry.listTags(name, n, last);
       return { tags: page.items, next: page.next !== undefined && n !== undefined ? { n, last: page.next } : undefined, stale: false };
     } catch (err) {
-      if (!(err instanceof OciError) || err.code !== 'NAME_UNKNOWN' || !this.listings?.serves(target)) throw err;
+      // The registry's one miss here is an unknown repository: listed by the seed, if there is one.
+      if (failureOf(err) !== 'not-found' || !this.listings?.serves(target)) throw err;
     }
     return this.listings.tags(target, name, n, last);
   }
@@ -109,11 +109,12 @@ export class Distribution {
   }
 
   /**
-   * A local miss (the registry's not-found answer; any other failure is its own) goes to the mirror when it
-   * can get the content: a seed for manifests, a seed or peers for blobs.
+   * A local miss goes to the mirror when it can get the content: a seed for manifests, a seed or peers for
+   * blobs. A miss is what the failure says of itself (failureOf), not the class or status it comes in:
+   * anything else (a broken disk, a refusal) is the registry's own answer and goes to the client.
    */
   private mirrors(err: unknown, target: string, kind: 'manifest' | 'blob'): boolean {
-    if (!(err instanceof OciError) || failureOf(err) !== 'not-found' || !this.mirror) return false;
+    if (failureOf(err) !== 'not-found' || !this.mirror) return false;
     return kind === 'manifest' ? this.mirror.serves(target) : this.mirror.servesBlobs(target);
   }
 }

@@ -8,7 +8,7 @@ import { PeerFetchError } from '../../../src/p2p/blob-protocol.js';
 import { FrameError } from '../../../src/p2p/json-lines.js';
 import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from '../../../src/store/errors.js';
 import { NoSourceError, OverrunError, SizeConflictError, UnconfirmedClaimError } from '../../../src/distribution/download/shared-download.js';
-import { UpstreamError } from '../../../src/seed/errors.js';
+import { SeedError } from '../../../src/seed/errors.js';
 import { TimeoutError } from '../../../src/seed/http.js';
 
 const d1 = makeDigest('sha256', 'a'.repeat(64));
@@ -57,7 +57,7 @@ describe('failureOf', () => {
     // A claim only the disk could refuse is the claimant's failure, not a full disk: the next source is tried.
     expect(failureOf(new UnconfirmedClaimError(10, errno('ENOSPC')))).toBe('transient');
     // A seed's raw answer gets its kind when the mirror translates it for the client (toClientError).
-    expect(failureOf(new UpstreamError('seed', 'status', 'answered 403', 403))).toBe('transient');
+    expect(failureOf(new SeedError('seed', 'status', 'answered 403', 403))).toBe('transient');
     expect(failureOf(new OffsetMismatchError(1, 2))).toBe('transient');
     for (const v of [new Error('x'), new TypeError('x'), 'a string', undefined, null, 42, {}]) expect(failureOf(v)).toBe('transient');
   });

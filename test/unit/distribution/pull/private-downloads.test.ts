@@ -1,9 +1,7 @@
 // A mirror download for a private repository stays this node's own: no claim at the blob's coordinator
 // (so no peer is told to follow it), no announcement while it runs, no relay of its bytes to peers. A
-// public download of the same kind does all three. Over in-memory peers and a seed whose body the test
-// holds open, so the download is caught mid-way.
-import type { IncomingMessage } from 'node:http';
-import { PassThrough } from 'node:stream';
+// public download of the same kind does all three. Over in-memory peers and the seed's in-memory twin,
+// whose body the test holds open, so the download is caught mid-way.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mirror, type MirrorOptions } from '../../../../src/distribution/pull/mirror.js';
 import { PeerFetcher } from '../../../../src/distribution/peers/peer-fetcher.js';
@@ -13,7 +11,7 @@ import { digestOf, type Digest } from '../../../../src/oci/digest.js';
 import type { RepositoryName } from '../../../../src/oci/reference.js';
 import { MemoryBlobStore } from '../../../../src/store/memory-blob-store.js';
 import { MemoryRepositoryStore } from '../../../../src/store/memory-repository-store.js';
-import type { UpstreamRegistry } from '../../../../src/seed/registry-client.js';
+import { MemorySeedRegistry } from '../../../../src/seed/memory-seed-registry.js';
 import { FakePeerNetwork, blobOf, readAll } from '../../../helpers/fake-peers.js';
 
 const SEED = 'seed.test:5000';
@@ -22,17 +20,13 @@ const quiet = { info() {}, warn() {}, debug() {} } as unknown as MirrorOptions['
 let net: FakePeerNetwork;
 afterEach(() => net?.close());
 
-/** A seed that sends the first half of the blob at once and the rest when `finish()` is called. */
-function heldSeed(blob: Buffer) {
-  const body = new PassThrough();
-  const registry = {
-    name: SEED,
-    async request(): Promise<IncomingMessage> {
-      body.write(blob.subarray(0, blob.length / 2));
-      return Object.assign(body, { statusCode: 200, headers: { 'content-length': String(blob.length) } }) as unknown as IncomingMessage;
-    },
-  };
-  return { registry: registry as unknown as UpstreamRegistry, finish: () => body.end(blob.subarray(blob.length / 2)) };
+/** A seed with the blob in `repo` that sends its first half at once and the rest when `finish()` is called. */
+function heldSeed(repo: string, blob: Buffer) {
+  const registry = new MemorySeedRegistry(SEED);
+  const digest = registry.putBlob(repo, blob);
+  const body = registry.holdBody(digest);
+  body.sendTo(blob.length / 2);
+  return { registry, finish: () => body.finish() };
 }
 
 async function downloadFor(repo: string) {
@@ -40,11 +34,11 @@ async function downloadFor(repo: string) {
   const digest = digestOf(content);
   net = new FakePeerNetwork();
   await net.addPeer('a');
-  const seed = heldSeed(content);
+  const seed = heldSeed(repo, content);
   const visibility = new RepositoryVisibility(['secret']);
   const mirror = new Mirror({
     blobs: new MemoryBlobStore(),
-    upstreams: new Map([[SEED, seed.registry]]),
+    seeds: new Map([[SEED, seed.registry]]),
     cacheFor: async () => new MemoryRepositoryStore(),
     tagTtlMs: 60_000,
     serveStale: true,
@@ -83,27 +77,19 @@ describe('joining a download running for another repository', () => {
     const content = blobOf(256 * 1024);
     const digest = digestOf(content);
     net = new FakePeerNetwork();
-    const body = new PassThrough();
-    const requests: string[] = [];
     // The seed has the blob in secret/app and team/app, not in team/other; the GET's body is held open.
-    const seed = {
-      name: SEED,
-      async request(method: string, repo: string): Promise<IncomingMessage> {
-        requests.push(`${method} ${repo}`);
-        if (repo === 'team/other') return Object.assign(new PassThrough().end(), { statusCode: 404, headers: {} }) as unknown as IncomingMessage;
-        if (method === 'HEAD') return Object.assign(new PassThrough().end(), { statusCode: 200, headers: { 'content-length': String(content.length) } }) as unknown as IncomingMessage;
-        body.write(content.subarray(0, content.length / 2));
-        return Object.assign(body, { statusCode: 200, headers: { 'content-length': String(content.length) } }) as unknown as IncomingMessage;
-      },
-    } as unknown as UpstreamRegistry;
+    const seed = new MemorySeedRegistry(SEED);
+    for (const repo of ['secret/app', 'team/app']) seed.putBlob(repo, content);
+    const body = seed.holdBody(digest);
+    body.sendTo(content.length / 2);
     const cache = new MemoryRepositoryStore();
-    const mirror = new Mirror({ blobs: new MemoryBlobStore(), upstreams: new Map([[SEED, seed]]), cacheFor: async () => cache, tagTtlMs: 60_000, serveStale: true, log: quiet });
+    const mirror = new Mirror({ blobs: new MemoryBlobStore(), seeds: new Map([[SEED, seed]]), cacheFor: async () => cache, tagTtlMs: 60_000, serveStale: true, log: quiet });
     const first = await mirror.blob(SEED, 'secret/app' as RepositoryName, digest, false);
     // Mid-download: a repository the seed does not have it in gets nothing of it.
     await expect(mirror.blob(SEED, 'team/other' as RepositoryName, digest, false)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
     const joined = await mirror.blob(SEED, 'team/app' as RepositoryName, digest, false);
-    expect(requests).toEqual(['GET secret/app', 'HEAD team/other', 'HEAD team/app']);
-    body.end(content.subarray(content.length / 2));
+    expect(seed.calls).toEqual([`openBlob secret/app ${digest}`, `statBlob team/other ${digest}`, `statBlob team/app ${digest}`]);
+    body.finish();
     for (const answer of [first, joined]) expect((await readAll(await answer.open())).equals(content)).toBe(true);
     await first.stored;
     await expect.poll(async () => (await cache.hasBlob('team/app' as RepositoryName, digest)) && (await cache.hasBlob('secret/app' as RepositoryName, digest))).toBe(true);

@@ -1,8 +1,7 @@
-// Blob resolution as the mirror runs it, over in-memory peers and a fake seed: the local store first,
+// Blob resolution as the mirror runs it, over in-memory peers and the seed's in-memory twin: the local store first,
 // then peers, then the seed; bytes from peers reach no client before they verify, and peers whose
 // bytes did not verify are banned while the seed serves the blob.
-import type { IncomingMessage } from 'node:http';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Source } from '../../../../src/distribution/answers.js';
 import { Mirror, type MirrorOptions } from '../../../../src/distribution/pull/mirror.js';
@@ -14,7 +13,7 @@ import { OciError } from '../../../../src/oci/errors.js';
 import type { RepositoryName } from '../../../../src/oci/reference.js';
 import { MemoryBlobStore } from '../../../../src/store/memory-blob-store.js';
 import { MemoryRepositoryStore } from '../../../../src/store/memory-repository-store.js';
-import type { UpstreamRegistry } from '../../../../src/seed/registry-client.js';
+import { MemorySeedRegistry } from '../../../../src/seed/memory-seed-registry.js';
 import { FakePeerNetwork, blobOf, readAll, within } from '../../../helpers/fake-peers.js';
 
 const RANGE = 64 * 1024;
@@ -26,29 +25,21 @@ const quiet = { info() {}, warn() {}, debug() {} } as unknown as MirrorOptions['
 let net: FakePeerNetwork;
 afterEach(() => net?.close());
 
-/** The seed registry, answering blob GETs and HEADs from memory and recording every request. */
-function fakeSeed(...blobs: Buffer[]) {
-  const held = new Map(blobs.map((b) => [digestOf(b), b]));
-  const requests: string[] = [];
-  const registry = {
-    name: SEED,
-    // A Range is noted (and, like some registries, ignored: the answer is the whole blob, 200).
-    async request(method: 'GET' | 'HEAD', repo: string, rest: string, headers: Record<string, unknown> = {}): Promise<IncomingMessage> {
-      requests.push(`${method} ${repo}/${rest}${headers.range ? ` ${String(headers.range)}` : ''}`);
-      const blob = held.get(rest.replace(/^blobs\//, '') as Digest);
-      const chunks = blob && method === 'GET' ? [...Array(Math.ceil(blob.length / 16_384)).keys()].map((i) => blob.subarray(i * 16_384, (i + 1) * 16_384)) : [];
-      const res = Object.assign(Readable.from(chunks), {
-        statusCode: blob ? 200 : 404,
-        headers: blob ? { 'content-length': String(blob.length) } : {},
-      });
-      return res as unknown as IncomingMessage;
-    },
-  };
-  return { registry: registry as unknown as UpstreamRegistry, requests, blobGets: () => requests.filter((r) => r.startsWith('GET ')).length };
+/**
+ * The seed registry, holding `blobs` in the repository asked for. Like some registries it ignores an
+ * offset: asked to go on from one, it sends the whole blob.
+ */
+function fakeSeed(...blobs: Buffer[]): MemorySeedRegistry {
+  const seed = new MemorySeedRegistry(SEED, { ignoresRange: true });
+  for (const b of blobs) seed.putBlob(REPO, b);
+  return seed;
 }
 
+/** How many times the seed was asked for a blob's bytes. */
+const blobGets = (seed: MemorySeedRegistry) => seed.calls.filter((c) => c.startsWith('openBlob ')).length;
+
 /** A mirror whose peers are `net`, with the seed (if any) holding `seedBlobs`. */
-function mirrorOf(opts: { seed?: ReturnType<typeof fakeSeed>; heldForPeers?: MirrorOptions['heldForPeers'] } = {}) {
+function mirrorOf(opts: { seed?: MemorySeedRegistry; heldForPeers?: MirrorOptions['heldForPeers'] } = {}) {
   const blobs = new MemoryBlobStore();
   const scores = new PeerScores();
   const fetcher = new PeerFetcher(net, scores, { rangeBytes: RANGE, hedgeAfterMs: 60_000 });
@@ -56,7 +47,7 @@ function mirrorOf(opts: { seed?: ReturnType<typeof fakeSeed>; heldForPeers?: Mir
   const cache = new MemoryRepositoryStore();
   const mirror = new Mirror({
     blobs,
-    upstreams: new Map(opts.seed ? [[SEED, opts.seed.registry]] : []),
+    seeds: new Map(opts.seed ? [[SEED, opts.seed]] : []),
     cacheFor: async () => cache,
     tagTtlMs: 60_000,
     serveStale: true,
@@ -101,7 +92,7 @@ describe('blob resolution: local store, then peers, then the seed', () => {
     expect(got.bytes.equals(content)).toBe(true);
     expect(net.lookups).toBe(0);
     expect(net.requests).toEqual([]);
-    expect(seed.requests).toEqual([]);
+    expect(seed.calls).toEqual([]);
   });
 
   it('serves bytes held for another repository only once the seed says this one has them (a HEAD), then links them', async () => {
@@ -155,12 +146,12 @@ describe('blob resolution: local store, then peers, then the seed', () => {
     expect(got.bytes.equals(content)).toBe(true);
     expect(net.lookups).toBe(1);
     expect(net.requests).toEqual([]);
-    expect(seed.blobGets()).toBe(1);
+    expect(blobGets(seed)).toBe(1);
     await expect.poll(() => m.fetched).toEqual([{ digest, size: content.length, source: 'upstream' }]);
 
     const again = await m.get(digest);
     expect(again.source).toBe('local');
-    expect(seed.blobGets()).toBe(1);
+    expect(blobGets(seed)).toBe(1);
     expect(net.lookups).toBe(1);
   });
 
@@ -179,7 +170,7 @@ describe('blob resolution: local store, then peers, then the seed', () => {
     expect(got.source).toBe('peer');
     expect(got.size).toBe(content.length);
     expect(got.bytes.equals(content)).toBe(true);
-    expect(seed.requests).toEqual([]);
+    expect(seed.calls).toEqual([]);
     expect(net.served().size).toBe(size > RANGE ? 3 : 1);
     expect(await m.blobs.stat(digest)).toEqual({ digest, size: content.length });
     await expect.poll(() => m.fetched).toEqual([{ digest, size: content.length, source: 'peer' }]);
@@ -195,7 +186,7 @@ describe('blob resolution: local store, then peers, then the seed', () => {
     const got = await m.get(digestOf(content));
     expect(got.source).toBe('upstream');
     expect(got.bytes.equals(content)).toBe(true);
-    expect(seed.blobGets()).toBe(1);
+    expect(blobGets(seed)).toBe(1);
     for (const id of ['a', 'b']) {
       expect(net.requestsTo(id).length).toBeGreaterThan(0);
       expect(m.scores.recentFailures(id)).toBeGreaterThan(0);
@@ -220,7 +211,7 @@ describe('blob resolution: local store, then peers, then the seed', () => {
       ['ghost', 'failed'],
       ['a', 'sent'],
     ]);
-    expect(seed.requests).toEqual([]);
+    expect(seed.calls).toEqual([]);
     expect(m.scores.rank([{ id: 'ghost' }, { id: 'a' }]).map((p) => p.id)).toEqual(['a', 'ghost']);
   });
 
@@ -256,7 +247,7 @@ describe('blob resolution: local store, then peers, then the seed', () => {
     expect(net.lookups).toBe(1);
     // One provider: one request for the whole blob (issue 14: one stream per provider), made once for both clients.
     expect(net.requests.map((r) => r.range)).toEqual([undefined]);
-    expect(seed.requests).toEqual([]);
+    expect(seed.calls).toEqual([]);
   });
 
   it('answers a HEAD for a blob it does not hold from the seed, without fetching', async () => {
@@ -267,7 +258,7 @@ describe('blob resolution: local store, then peers, then the seed', () => {
     const m = mirrorOf({ seed });
     const answer = await m.mirror.blob(SEED, REPO, digestOf(content), true);
     expect(answer.size).toBe(content.length);
-    expect(seed.requests).toEqual([`HEAD ${REPO}/blobs/${digestOf(content)}`]);
+    expect(seed.calls).toEqual([`statBlob ${REPO} ${digestOf(content)}`]);
     expect(net.lookups).toBe(0);
     expect(await m.blobs.stat(digestOf(content))).toBeUndefined();
   });
@@ -311,7 +302,7 @@ describe('blob resolution: a corrupt peer', () => {
     const got = await m.getRetrying(digest);
     expect(got.source).toBe('upstream');
     expect(got.bytes.equals(content)).toBe(true);
-    expect(seed.blobGets()).toBe(1);
+    expect(blobGets(seed)).toBe(1);
     expect((await readAll((await m.blobs.open(digest)).stream)).equals(content)).toBe(true);
 
     const contributors = net.served();
@@ -382,7 +373,7 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     expect(got.source).toBe('upstream');
     expect(got.bytes.equals(content)).toBe(true);
     expect(net.claims).toEqual([{ digest, failed: [] }]);
-    expect(seed.blobGets()).toBe(1);
+    expect(blobGets(seed)).toBe(1);
     // announced by the download itself (this mirror's store does not announce commits)
     expect([...(net.routing.records.get(digest) ?? [])]).toEqual(['self']);
     // the head of the chain holds the whole blob: its chain may end
@@ -402,7 +393,7 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     const got = await m.get(digest);
     expect(got.source).toBe('peer');
     expect(got.bytes.equals(content)).toBe(true);
-    expect(seed.requests).toEqual([]);
+    expect(seed.calls).toEqual([]);
     expect(net.claims).toEqual([{ digest, failed: [] }]);
     expect(new Set(net.requests.map((r) => r.peer))).toEqual(new Set(['f']));
     // a follower is no chain's head: it releases nothing
@@ -425,7 +416,7 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
       { digest, failed: [] },
       { digest, failed: ['f'] },
     ]);
-    expect(seed.blobGets()).toBe(1);
+    expect(blobGets(seed)).toBe(1);
   });
 
   it('follows the node before a predecessor that broke off mid-blob, instead of going to the seed', async () => {
@@ -445,7 +436,7 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
       { digest, failed: [] },
       { digest, failed: ['f'] },
     ]);
-    expect(seed.requests).toEqual([]);
+    expect(seed.calls).toEqual([]);
     // The node before goes on from the byte f's stream had reached, not from the first.
     const reached = net.requestsTo('f')[0]!.sent;
     expect(reached).toBeGreaterThan(0);
@@ -467,7 +458,7 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     expect(got.bytes.equals(content)).toBe(true);
     // Asked from the byte the peer's stream reached; this seed answered 200 (whole blob): what the node
     // had was skipped.
-    expect(seed.requests).toEqual([`GET ${REPO}/blobs/${digest} bytes=${2 * RANGE}-`]);
+    expect(seed.calls).toEqual([`openBlob ${REPO} ${digest} from=${2 * RANGE}`]);
     await expect.poll(() => m.fetched).toEqual([{ digest, size: content.length, source: 'upstream' }]);
     expect(m.scores.isBanned('a')).toBe(false);
   });
@@ -491,8 +482,10 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
     const content = blobOf(2 * RANGE);
     const digest = digestOf(content);
     net = new FakePeerNetwork();
-    const seed = fakeSeed(content);
-    content[100] = content[100]! ^ 0xff; // the seed now sends other bytes under the digest
+    const corrupt = Buffer.from(content);
+    corrupt[100] = corrupt[100]! ^ 0xff;
+    const seed = new MemorySeedRegistry(SEED);
+    seed.putBlob(REPO, corrupt, digest); // the seed sends other bytes under the digest
     const m = mirrorOf({ seed });
 
     const answer = await within(m.mirror.blob(SEED, REPO, digest, false), GUARD_MS, 'blob answer');
@@ -503,41 +496,28 @@ describe('blob resolution: nobody holds it yet, so one node fetches and the rest
 });
 
 describe('relaying a download in progress to peers', () => {
-  /** A seed whose one blob's body the test writes by hand. */
-  function gatedSeed(content: Buffer) {
-    const body = new PassThrough();
-    const requests: string[] = [];
-    const registry = {
-      name: SEED,
-      async request(method: string, repo: string, rest: string): Promise<IncomingMessage> {
-        requests.push(`${method} ${repo}/${rest}`);
-        return Object.assign(body, { statusCode: 200, headers: { 'content-length': String(content.length) } }) as unknown as IncomingMessage;
-      },
-    };
-    return { registry: registry as unknown as UpstreamRegistry, requests, blobGets: () => requests.length, body };
-  }
-
   it('hands peers every byte the seed has sent, the last one too, before the blob is verified', async () => {
     const content = blobOf(3 * RANGE + 5);
     const digest = digestOf(content);
     net = new FakePeerNetwork();
-    const seed = gatedSeed(content);
-    const m = mirrorOf({ seed: seed as unknown as ReturnType<typeof fakeSeed> });
+    const seed = fakeSeed(content);
+    const body = seed.holdBody(digest); // the test lets its bytes through
+    const m = mirrorOf({ seed });
     expect(await m.mirror.relay(digest, 10)).toBeUndefined(); // no download yet
 
     const client = m.mirror.blob(SEED, REPO, digest, false);
-    await expect.poll(() => seed.requests).toEqual([`GET ${REPO}/blobs/${digest}`]);
-    seed.body.write(content.subarray(0, RANGE));
+    await expect.poll(() => seed.calls).toEqual([`openBlob ${REPO} ${digest}`]);
+    body.sendTo(RANGE);
     const relayed = await within(m.mirror.relay(digest, GUARD_MS), GUARD_MS, 'relay');
     expect(relayed?.size).toBe(content.length);
     const head = await within(readAll(await relayed!.open({ start: 0, end: RANGE - 1 })), GUARD_MS, 'relayed head');
     expect(head.equals(content.subarray(0, RANGE))).toBe(true);
 
     // The rest, but for the seed's last byte's verification: a peer gets the whole blob, a client does not yet.
-    seed.body.write(content.subarray(RANGE));
+    body.sendTo(content.length);
     const tail = await within(readAll(await relayed!.open({ start: RANGE, end: content.length - 1 })), GUARD_MS, 'relayed tail');
     expect(Buffer.concat([head, tail]).equals(content)).toBe(true);
-    seed.body.end();
+    body.finish();
     const answer = await client;
     expect((await readAll(await answer.open())).equals(content)).toBe(true);
   });
