@@ -208,67 +208,93 @@ export class SharedDownload {
     this.state = 'opening';
     this.notify();
     const from = this.written;
-    // The upload area (a directory, a file: several threadpool round trips) is made while the source
-    // opens, not after its answer: by then a peer's first window of bytes is arriving, and on a busy host
-    // the main thread spent tens of ms taking it in before the writer was there to land it (issue 14: the
-    // client's first byte). The free space is asked at the same time, and held against the size once
-    // it is known, as createWriter would have.
-    if (!this.writer && !this.spare && this.store.freeBytes) {
-      this.spare = { writer: this.store.createWriter(), free: this.store.freeBytes() };
-      this.spare.writer.catch(() => undefined);
-      this.spare.free.catch(() => undefined);
-    }
+    this.makeSpareWriter();
     const body = await source.open(from);
     if (!body) return undefined;
-    const start = body.start ?? 0;
-    let input = body.stream;
-    try {
-      if (start > from) throw new Error(`source answered from byte ${start}, not ${from}`);
-      if (this.writer && body.size !== undefined && (this.size ?? body.size) !== body.size) throw new SizeConflictError(this.size!, body.size, source.name);
-      if (body.size !== undefined && from > body.size) throw new SizeConflictError(from, body.size, source.name);
-      // A source that cannot begin at `from` (a seed answering 200 to a Range) sends what is written already
-      // again: skipped, unchecked (the digest over the whole blob still decides).
-      if (start < from) input = skipBytes(body.stream, from - start);
-    } catch (err) {
-      body.stream.destroy();
-      throw err;
-    }
+    const input = this.admit(body, from, source.name);
     this.source = source.name;
     this.size ??= body.size;
-    if (!this.writer) {
-      try {
-        const spare = this.spare;
-        this.spare = undefined;
-        if (spare) {
-          const writer = await spare.writer;
-          // Checked before the writer is this download's: followers are answered once it is.
-          if (this.size !== undefined) {
-            const size = this.size;
-            await spare.free
-              .then((free) => {
-                if (free < size) throw new InsufficientStorageError(size, free);
-              })
-              .catch(async (err: unknown) => {
-                await writer.abort().catch(() => undefined);
-                throw err;
-              });
-          }
-          this.writer = writer;
-        } else this.writer = await this.store.createWriter({ expectedSize: this.size });
-      } catch (err) {
-        body.stream.destroy();
-        this.size = undefined;
-        if (failureOf(err) === 'no-space' && body.confirmed === false && body.size !== undefined) throw new UnconfirmedClaimError(body.size, err as Error);
-        throw err;
-      }
-      this.attempts++;
-    }
+    const writer = this.writer ?? (await this.takeWriter(body));
     this.wrote.add(source);
     this.state = 'running';
     this.notify();
     if (this.size !== undefined) markStarted();
+    await this.land(writer, input, from);
+    return this.commit(writer, markStarted);
+  }
+
+  /**
+   * The upload area (a directory, a file: several threadpool round trips) is made while the source
+   * opens, not after its answer: by then a peer's first window of bytes is arriving, and on a busy host
+   * the main thread spent tens of ms taking it in before the writer was there to land it (issue 14: the
+   * client's first byte). The free space is asked at the same time, and held against the size once
+   * it is known, as createWriter would have.
+   */
+  private makeSpareWriter(): void {
+    if (this.writer || this.spare || !this.store.freeBytes) return;
+    this.spare = { writer: this.store.createWriter(), free: this.store.freeBytes() };
+    this.spare.writer.catch(() => undefined);
+    this.spare.free.catch(() => undefined);
+  }
+
+  /**
+   * A source's answer held against what the download has: it may not begin after the bytes written, nor
+   * give another size than the bytes written came with. The stream to land, from byte `from` on.
+   */
+  private admit(body: FetchedBody, from: number, source: Source): Readable {
+    const start = body.start ?? 0;
+    try {
+      if (start > from) throw new Error(`source answered from byte ${start}, not ${from}`);
+      if (this.writer && body.size !== undefined && (this.size ?? body.size) !== body.size) throw new SizeConflictError(this.size!, body.size, source);
+      if (body.size !== undefined && from > body.size) throw new SizeConflictError(from, body.size, source);
+    } catch (err) {
+      body.stream.destroy();
+      throw err;
+    }
+    // A source that cannot begin at `from` (a seed answering 200 to a Range) sends what is written already
+    // again: skipped, unchecked (the digest over the whole blob still decides).
+    return start < from ? skipBytes(body.stream, from - start) : body.stream;
+  }
+
+  /**
+   * The download's writer, for the first source with something to offer: the spare made while it opened
+   * (once the free space is seen to hold the size), else a new one. No room for a size nothing
+   * confirmed is the source's failure (UnconfirmedClaimError), not this node's.
+   */
+  private async takeWriter(body: FetchedBody): Promise<BlobWriter> {
+    try {
+      const spare = this.spare;
+      this.spare = undefined;
+      if (spare) {
+        const writer = await spare.writer;
+        // Checked before the writer is this download's: followers are answered once it is.
+        if (this.size !== undefined) {
+          const size = this.size;
+          await spare.free
+            .then((free) => {
+              if (free < size) throw new InsufficientStorageError(size, free);
+            })
+            .catch(async (err: unknown) => {
+              await writer.abort().catch(() => undefined);
+              throw err;
+            });
+        }
+        this.writer = writer;
+      } else this.writer = await this.store.createWriter({ expectedSize: this.size });
+    } catch (err) {
+      body.stream.destroy();
+      this.size = undefined;
+      if (failureOf(err) === 'no-space' && body.confirmed === false && body.size !== undefined) throw new UnconfirmedClaimError(body.size, err as Error);
+      throw err;
+    }
+    this.attempts++;
+    return this.writer;
+  }
+
+  /** The source's bytes into the writer from `from` on, to the source's end. */
+  private async land(writer: BlobWriter, input: Readable, from: number): Promise<void> {
     const size = this.size;
-    await this.writer.append(input, {
+    await writer.append(input, {
       at: from,
       // A source failing part way leaves what landed, for the next one to go on from.
       keepLanded: true,
@@ -285,7 +311,11 @@ export class SharedDownload {
     if (this.size !== undefined && this.written !== this.size) {
       throw new Error(`source ended after ${this.written} of ${this.size} bytes`);
     }
-    const info = await this.writer.commit(this.digest, {
+  }
+
+  /** The bytes checked against the digest and kept under it. */
+  private async commit(writer: BlobWriter, markStarted: () => void): Promise<BlobInfo> {
+    const info = await writer.commit(this.digest, {
       // Verified bytes may go to clients at once; the flush and rename need not hold them up.
       onVerified: () => {
         this.verified = true;
