@@ -1,22 +1,26 @@
 // One place where failures become HTTP responses: every error leaves as the OCI spec's JSON body.
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError, insufficientStorage, isOciError } from '../oci/index.js';
-import { failureOf } from '../oci/index.js';
+// What kind of failure an error is comes from the one classification (oci/failure.ts); this file only
+// says how each kind, and the few errors of HTTP itself, are answered.
+import { errorCodes, type FastifyReply, type FastifyRequest } from 'fastify';
+import { OciError, errnoOf, failureOf, insufficientStorage, isOciError } from '../oci/index.js';
 
 /** Errors from a client that went away or sent a broken body: the client's fault, not ours. */
-const CLIENT_STREAM_ERRORS = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
+const CLIENT_STREAM_ERRORS: ReadonlySet<string> = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']);
+
+/** The 4xx status a framework error (Fastify's, a route's 404) carries, if it carries one. */
+function clientStatusOf(err: unknown): number | undefined {
+  const status = typeof err === 'object' && err !== null ? (err as { statusCode?: unknown }).statusCode : undefined;
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+}
 
 export function toOciError(err: unknown): OciError {
   if (isOciError(err)) return err;
-  const e = err as FastifyError & NodeJS.ErrnoException;
-  if (e && typeof e === 'object') {
-    if (e.code && CLIENT_STREAM_ERRORS.has(e.code)) return new OciError('BLOB_UPLOAD_INVALID', 'request body ended early');
-    if (failureOf(e) === 'no-space') return insufficientStorage(e.message);
-    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OciError('SIZE_INVALID', 'request body too large', { status: 413 });
-    if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-      return new OciError('UNSUPPORTED', e.message, { status: e.statusCode });
-    }
-  }
+  const errno = errnoOf(err);
+  if (errno !== undefined && CLIENT_STREAM_ERRORS.has(errno)) return new OciError('BLOB_UPLOAD_INVALID', 'request body ended early');
+  if (failureOf(err) === 'no-space') return insufficientStorage((err as Error).message);
+  if (err instanceof errorCodes.FST_ERR_CTP_BODY_TOO_LARGE) return new OciError('SIZE_INVALID', 'request body too large', { status: 413 });
+  const status = clientStatusOf(err);
+  if (status !== undefined) return new OciError('UNSUPPORTED', (err as Error).message, { status });
   return new OciError('UNKNOWN', 'internal error');
 }
 

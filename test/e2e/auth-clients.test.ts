@@ -7,7 +7,8 @@ import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emptyRegistriesConf, requireTool, runTool } from '../helpers/clients.js';
 import { buildTestLayout, layoutRef, readReachableBlobs, type TestLayout } from '../helpers/oci-image.js';
-import { removeDir, stablePort, startLayerd, tempDir, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, stablePort, tempDir } from '../helpers/processes.js';
 
 const TEST_TIMEOUT = 120_000;
 const USER = 'alice';
@@ -16,7 +17,8 @@ const TOKEN = 'ci-token-7d1e5f0a9c2b4e68';
 
 let work: string;
 let layout: TestLayout;
-let node: RunningProcess & { dataDir: string };
+const nodes = new NodeSet('layerd-e2e-auth-');
+let node: TestNode;
 let host: string;
 let env: Record<string, string>;
 
@@ -33,7 +35,7 @@ beforeAll(async () => {
   await writeFile(join(work, 'htpasswd'), `${USER}:${bcrypt.hashSync(PASSWORD, 6).replace(/^\$2b\$/, '$2y$')}\n`);
   await writeFile(join(work, 'tokens'), `ci:${TOKEN}\n`);
   const port = await stablePort();
-  node = await startLayerd({
+  node = await nodes.start('node', {
     port,
     args: ['--listen', `0.0.0.0:${port}`, '--htpasswd', join(work, 'htpasswd'), '--token-file', join(work, 'tokens'), '--private-repos', 'secret'],
   });
@@ -41,8 +43,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await node?.stop();
-  if (node) await removeDir(node.dataDir);
+  await nodes.stopAll('SIGTERM');
   if (work) await removeDir(work);
 });
 

@@ -9,8 +9,9 @@ import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTool } from '../helpers/clients.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
-import { createNetns, startLayerdIn, type NetNamespace } from '../helpers/netns.js';
-import { removeDir, tempDir, type RunningProcess } from '../helpers/processes.js';
+import { createNetns, type NetNamespace } from '../helpers/netns.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, tempDir } from '../helpers/processes.js';
 
 const TEST_TIMEOUT = 180_000;
 const USER = 'alice';
@@ -20,7 +21,8 @@ const HOST = `127.0.0.1:${PORT}`;
 
 let ns: NetNamespace;
 let work: string;
-let node: RunningProcess & { dataDir: string };
+const nodes = new NodeSet('layerd-data-ns-');
+let node: TestNode;
 let dockerd: Dockerd;
 /** dockerd's own dir: short, as its socket path must be. */
 let dockerDir: string;
@@ -29,7 +31,7 @@ beforeAll(async () => {
   work = await tempDir('layerd-e2e-docker-auth-');
   ns = await createNetns('lda');
   await writeFile(join(work, 'htpasswd'), `${USER}:${bcrypt.hashSync(PASSWORD, 6).replace(/^\$2b\$/, '$2y$')}\n`);
-  node = await startLayerdIn(ns, PORT, ['--listen', `0.0.0.0:${PORT}`, '--htpasswd', join(work, 'htpasswd'), '--private-repos', 'secret']);
+  node = await nodes.start('node', { netns: ns, port: PORT, args: ['--listen', `0.0.0.0:${PORT}`, '--htpasswd', join(work, 'htpasswd'), '--private-repos', 'secret'] });
   dockerDir = await tempDir('lda-');
   dockerd = await startDockerd(ns, dockerDir, { registryMirrors: [] });
   // A one-file image, imported: nothing is pulled from anywhere.
@@ -41,9 +43,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await dockerd?.stop();
-  await node?.stop();
+  await nodes.stopAll('SIGTERM');
   await ns?.remove();
-  if (node) await removeDir(node.dataDir);
   if (work) await removeDir(work);
   if (dockerDir) await removeDir(dockerDir);
 });

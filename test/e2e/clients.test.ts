@@ -14,7 +14,8 @@ import {
   sha256,
   type TestLayout,
 } from '../helpers/oci-image.js';
-import { freePort, removeDir, startDistribution, startLayerd, tempDir, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet } from '../helpers/nodes.js';
+import { freePort, removeDir, startDistribution, tempDir, type RunningProcess } from '../helpers/processes.js';
 
 const TEST_TIMEOUT = 120_000;
 const targets = (process.env.E2E_REGISTRIES ?? 'layerd,distribution').split(',').map((s) => s.trim()) as Array<'layerd' | 'distribution'>;
@@ -68,12 +69,13 @@ async function expectSameImage(pushedDir: string, pulledDir: string, tag: string
 // ---------- the checks, once per registry under test ----------
 
 describe.each(targets)('real clients against %s', (target) => {
+  const nodes = new NodeSet('layerd-e2e-node-');
   let registry: RunningProcess;
   let host: string; // 127.0.0.1:PORT
   let dir: string;
 
   beforeAll(async () => {
-    if (target === 'layerd') registry = await startLayerd();
+    if (target === 'layerd') registry = await nodes.start('layerd');
     else if (target === 'distribution') registry = await startDistribution();
     else throw new Error(`unknown E2E_REGISTRIES entry ${String(target)}`);
     host = `127.0.0.1:${registry.port}`;
@@ -93,8 +95,8 @@ describe.each(targets)('real clients against %s', (target) => {
 
   afterAll(async () => {
     await registry?.stop();
-    // startLayerd made a data dir, startDistribution a root dir: both are ours to remove.
-    if (registry && 'dataDir' in registry) await removeDir(registry.dataDir as string);
+    // The node set removes the data dir it made; startDistribution made a root dir, ours to remove.
+    await nodes.stopAll('SIGTERM');
     if (registry && 'rootDir' in registry) await removeDir(registry.rootDir as string);
     if (dir) await removeDir(dir);
   });

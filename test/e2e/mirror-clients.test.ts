@@ -12,9 +12,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } fr
 import { blobGets, parseAccessLog, type AccessLogEntry } from '../helpers/access-log.js';
 import { emptyRegistriesConf, privatePodman, requireTool, runTool, startContainerd } from '../helpers/clients.js';
 import { startDockerd } from '../helpers/dockerd.js';
-import { createNetns, startDistributionIn, startLayerdIn } from '../helpers/netns.js';
+import { createNetns, startDistributionIn } from '../helpers/netns.js';
+import { NodeSet, type NodeSpec } from '../helpers/nodes.js';
 import { buildTestLayout, reachableDigests, type TestLayout } from '../helpers/oci-image.js';
-import { freePort, removeDir, startDistribution, startLayerd, tempDir } from '../helpers/processes.js';
+import { freePort, removeDir, startDistribution, tempDir } from '../helpers/processes.js';
 
 const TEST_TIMEOUT = 90_000;
 /** What layerd sends upstream; the clients send their own: containerd/1.6.20~ds1, containers/5.23.1 (podman), docker/20.10.24… */
@@ -97,10 +98,11 @@ async function seedWithImage(repoTag: string) {
   return { seed, host };
 }
 
-async function layerdNode(args: string[]) {
-  const node = await startLayerd({ args });
-  onCleanup(() => removeDir(node.dataDir));
-  onCleanup(() => node.stop());
+/** A layerd node for this test only: stopped, and its data dir removed, by the test's cleanups. */
+async function layerdNode(spec: NodeSpec) {
+  const nodes = new NodeSet('layerd-mirror-e2e-node-');
+  onCleanup(() => nodes.stopAll('SIGTERM'));
+  const node = await nodes.start('mirror', spec);
   showLogOnFailure('layerd', node.output);
   return node;
 }
@@ -110,7 +112,7 @@ describe('real clients pull through a layerd node acting as their mirror of a se
     const { seed, host: seedHost } = await seedWithImage('test/img:v1');
     // The registry name containerd sends as ?ns= is the image reference's host: the seed's host:port. No
     // --default-registry: the node's default (docker.io) has no upstream, so only ?ns= can route the pull.
-    const node = await layerdNode(['--upstream', `${seedHost}=${seed.url}`]);
+    const node = await layerdNode({ args: ['--upstream', `${seedHost}=${seed.url}`] });
     const ctd = await startContainerd(join(work, 'containerd'));
     onCleanup(() => ctd.stop());
 
@@ -141,7 +143,7 @@ describe('real clients pull through a layerd node acting as their mirror of a se
   it('podman (registries.conf mirror, no ?ns=): the node fetches each blob from the seed once, a second pull none', { timeout: TEST_TIMEOUT }, async () => {
     const { seed, host: seedHost } = await seedWithImage('test/img:v1');
     // podman names no registry to the mirror, so the node's default registry must be the seed.
-    const node = await layerdNode(['--default-registry', seedHost, '--upstream', `${seedHost}=${seed.url}`]);
+    const node = await layerdNode({ args: ['--default-registry', seedHost, '--upstream', `${seedHost}=${seed.url}`] });
     const conf = join(work, 'podman-mirror.conf');
     await writeFile(
       conf,
@@ -182,10 +184,7 @@ describe('real clients pull through a layerd node acting as their mirror of a se
     showLogOnFailure('seed (docker-registry)', seed.output);
     await pushImage('127.0.0.1:5000/library/foo:v1', ns.run);
     // The seed stands in for Docker Hub; the default registry is docker.io (layerd's default).
-    const node = await startLayerdIn(ns, 5100, ['--upstream', `docker.io=${seed.url}`]);
-    onCleanup(() => removeDir(node.dataDir));
-    onCleanup(() => node.stop());
-    showLogOnFailure('layerd', node.output);
+    const node = await layerdNode({ netns: ns, port: 5100, args: ['--upstream', `docker.io=${seed.url}`] });
     const dockerDir = await tempDir('ldk-');
     onCleanup(() => removeDir(dockerDir));
     const dockerd = await startDockerd(ns, dockerDir, { registryMirrors: [node.url] });

@@ -1,11 +1,12 @@
 // Loopback-only network namespaces for e2e tests whose clients must not reach beyond the machine (dockerd
 // falls back to Docker Hub on a mirror miss): the test creates the namespace, runs the registries and the
 // client inside it, and deletes it only after every process in it has exited. Needs root and iproute2.
+// A layerd node is started inside one through NodeSet (nodes.ts, `netns`), like any other.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { runTool } from './clients.js';
-import { layerdBin, tempDir, track, whenReady, writeDistributionConfig, type RunningProcess } from './processes.js';
+import { tempDir, track, whenReady, writeDistributionConfig, type RunningProcess } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -123,13 +124,4 @@ export async function startDistributionIn(ns: NetNamespace, port: number): Promi
   const proc = ns.spawn('docker-registry', ['serve', configPath], { url, port });
   await whenReady(proc, 'docker-registry', () => ns.waitForHttp(`${url}/v2/`, 20_000, proc.child));
   return { ...proc, rootDir };
-}
-
-/** `layerd serve` from dist/ inside a namespace, on its loopback. */
-export async function startLayerdIn(ns: NetNamespace, port: number, args: string[] = []): Promise<RunningProcess & { dataDir: string }> {
-  const dataDir = await tempDir('layerd-data-ns-');
-  const url = `http://127.0.0.1:${port}`;
-  const proc = ns.spawn(process.execPath, [layerdBin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], { url, port });
-  await whenReady(proc, 'layerd', () => ns.waitForHttp(`${url}/v2/`, 20_000, proc.child));
-  return { ...proc, dataDir };
 }

@@ -1,10 +1,12 @@
 // The one way a test starts layerd nodes, alone or as a small cluster: real `layerd serve` processes
 // (startLayerd) with a name, a registry client, their /api/status and the arguments to restart them
 // alike. A NodeSet keeps every node it started, so a test can tell a crash from a stop it made, and
-// stops them all and removes the data dirs it made in one call.
-import { expect } from 'vitest';
+// stops them all and removes the data dirs it made in one call. The registry suites' target (a node,
+// or CNCF distribution in its place) is started here too.
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { StatusAnswer } from '../../src/http/api-schema.js';
-import { removeDir, startLayerd, tempDir, until, type RunningProcess } from './processes.js';
+import type { NetNamespace } from './netns.js';
+import { removeDir, startDistribution, startLayerd, tempDir, until, type RunningProcess } from './processes.js';
 import { RegistryClient } from './registry-client.js';
 
 /** A node's /api/status, as the node declares it (src/http/api-schema.ts), from a node with P2P on. */
@@ -22,10 +24,12 @@ export interface NodeSpec {
   args?: string[];
   /** Start on this data dir (kept: the test made it); else a fresh one the set removes. */
   dataDir?: string;
-  /** The HTTP port on 127.0.0.1 (default: a free one). */
+  /** The HTTP port on 127.0.0.1 (default: a free one); a restart keeps it. */
   port?: number;
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /** Run inside this network namespace: its url, c and status() then answer only from inside it. */
+  netns?: NetNamespace;
 }
 
 export interface TestNode extends RunningProcess {
@@ -59,6 +63,8 @@ async function flagsOf(spec: NodeSpec): Promise<string[]> {
 export class NodeSet {
   readonly nodes: TestNode[] = [];
   private readonly dirs: string[] = [];
+  /** How each node was started: what a restart must start it with again. */
+  private readonly specs = new Map<TestNode, NodeSpec>();
 
   /** `prefix` names the temp data dirs, e.g. 'layerd-p2p-'. */
   constructor(private readonly prefix = 'layerd-node-') {}
@@ -67,7 +73,7 @@ export class NodeSet {
     let dataDir = spec.dataDir;
     if (!dataDir) this.dirs.push((dataDir = await tempDir(`${this.prefix}${name}-`)));
     const args = await flagsOf(spec);
-    const proc = await startLayerd({ dataDir, args, port: spec.port, env: spec.env, readyTimeoutMs: spec.readyTimeoutMs });
+    const proc = await startLayerd({ dataDir, args, port: spec.port, env: spec.env, readyTimeoutMs: spec.readyTimeoutMs, netns: spec.netns });
     const node: TestNode = {
       ...proc,
       name,
@@ -90,7 +96,19 @@ export class NodeSet {
       },
     };
     this.nodes.push(node);
+    this.specs.set(node, spec);
     return node;
+  }
+
+  /**
+   * Starts `node` again on its data dir, with the same flags, environment, port (if the test fixed one)
+   * and namespace, once the test has stopped it (as it chose: SIGTERM, SIGKILL) or it crashed: two
+   * processes on one data dir would be a test of something else.
+   */
+  async restart(node: TestNode): Promise<TestNode> {
+    if (node.exit() === undefined) throw new Error(`${node.name} still runs: stop it before restarting it`);
+    const { port, env, readyTimeoutMs, netns } = this.specs.get(node) ?? {};
+    return this.start(node.name, { dataDir: node.dataDir, args: node.args, port, env, readyTimeoutMs, netns });
   }
 
   /**
@@ -103,8 +121,9 @@ export class NodeSet {
     return [first, ...rest] as { [K in keyof Names]: TestNode };
   }
 
+  /** The node of that name started last (a restart starts a node of the same name). */
   find(name: string): TestNode | undefined {
-    return this.nodes.find((n) => n.name === name);
+    return this.nodes.findLast((n) => n.name === name);
   }
 
   /** Nodes that exited without a stop(); each is reported once (then counts as stopped). */
@@ -124,4 +143,46 @@ export class NodeSet {
 /** Waits until the node reports at least `peers` connected peers. */
 export async function connected(node: TestNode, peers = 1, timeoutMs = 30_000): Promise<void> {
   await until(`${node.name} to connect to ${peers} peers`, async () => ((await node.status()).connectedPeers >= peers ? true : undefined), timeoutMs);
+}
+
+/** A registry the suites run against: a node, or CNCF distribution in its place. */
+interface Target {
+  url: string;
+  client: RegistryClient;
+  stop(): Promise<void>;
+}
+
+/**
+ * The registry under test: a real `layerd serve`. Setting LAYERD_IT_TARGET=distribution runs the same
+ * suite against CNCF distribution instead, to tell a misreading of the spec from a layerd bug.
+ */
+async function startTarget(spec: NodeSpec = {}): Promise<Target> {
+  if (process.env.LAYERD_IT_TARGET === 'distribution') {
+    const d = await startDistribution();
+    return { url: d.url, client: new RegistryClient(d.url), stop: async () => (await d.stop(), await removeDir(d.rootDir)) };
+  }
+  const nodes = new NodeSet('layerd-data-');
+  const node = await nodes.start('target', spec);
+  // The data dir goes with the set only if the set made it.
+  return { url: node.url, client: node.c, stop: () => nodes.stopAll('SIGTERM') };
+}
+
+/**
+ * Starts the registry under test (see startTarget) in beforeAll and stops it in afterAll of the calling
+ * file or describe block. The client and url() it returns may be taken at module level: they only read
+ * the target once a hook or test runs.
+ */
+export function useRegistryTarget(spec: NodeSpec = {}): { client: RegistryClient; url(): string } {
+  let target: Target | undefined;
+  const url = () => {
+    if (!target) throw new Error('the registry target is not started: use it in a test or hook, after its beforeAll');
+    return target.url;
+  };
+  beforeAll(async () => {
+    target = await startTarget(spec);
+  });
+  afterAll(async () => {
+    await target?.stop();
+  });
+  return { client: new RegistryClient(url), url };
 }

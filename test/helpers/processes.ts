@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { shippedNodeFlags } from '../../scripts/cluster/netns-cluster-lib.mjs';
 import { blobGets } from './access-log.js';
+import type { NetNamespace } from './netns.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 export const layerdBin = join(repoRoot, 'dist', 'cli.js');
@@ -116,23 +117,30 @@ export interface LayerdOptions {
   env?: Record<string, string>;
   /** How long the node may take to answer /v2/ (default 20 s); a test starting several at once on a loaded host needs more. */
   readyTimeoutMs?: number;
+  /** Run inside this network namespace, on its loopback (its url answers only from inside it). */
+  netns?: NetNamespace;
 }
 
 /**
- * Starts `layerd serve` from dist/ on 127.0.0.1 and waits until /v2/ answers. Tests that want named
- * nodes, mirror or P2P flags, a cluster or crash checks start them through NodeSet (nodes.ts), built on this.
+ * Starts `layerd serve` from dist/ on 127.0.0.1 (of this machine, or of a namespace) and waits until /v2/
+ * answers. NodeSet's primitive: tests start their nodes through NodeSet (nodes.ts), not with this.
  */
 export async function startLayerd(opts: LayerdOptions = {}): Promise<RunningProcess & { dataDir: string }> {
   const port = opts.port ?? (await stablePort());
   const dataDir = opts.dataDir ?? (await tempDir('layerd-data-'));
-  const child = spawn(
-    process.execPath,
-    // With the node flags layerd ships with (its #! line), as the `layerd` command runs it.
-    [...shippedNodeFlags(layerdBin), layerdBin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...(opts.args ?? [])],
-    { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const proc = track(child, port, `http://127.0.0.1:${port}`);
-  await whenReady(proc, 'layerd', () => waitForHttp(`${proc.url}/v2/`, opts.readyTimeoutMs ?? 20_000, child));
+  const url = `http://127.0.0.1:${port}`;
+  // With the node flags layerd ships with (its #! line), as the `layerd` command runs it.
+  const argv = [...shippedNodeFlags(layerdBin), layerdBin, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...(opts.args ?? [])];
+  const timeoutMs = opts.readyTimeoutMs ?? 20_000;
+  const ns = opts.netns;
+  if (ns) {
+    const proc = ns.spawn(process.execPath, argv, { env: opts.env, url, port });
+    await whenReady(proc, 'layerd', () => ns.waitForHttp(`${url}/v2/`, timeoutMs, proc.child));
+    return { ...proc, dataDir };
+  }
+  const child = spawn(process.execPath, argv, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = track(child, port, url);
+  await whenReady(proc, 'layerd', () => waitForHttp(`${url}/v2/`, timeoutMs, child));
   return { ...proc, dataDir };
 }
 

@@ -3,8 +3,7 @@
 // before the server ever saw them, and the path-traversal tests need the server to see them.
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { afterAll, beforeAll, expect } from 'vitest';
-import { removeDir, startDistribution, startLayerd, type LayerdOptions } from './processes.js';
+import { expect } from 'vitest';
 
 export const MT = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -207,56 +206,6 @@ export function expectError(res: Res, status: number | number[], codes: string |
   const wanted = Array.isArray(codes) ? codes : [codes];
   const got = errorCodes(res)[0];
   expect(wanted, `error code ${got} (${res.body.toString().slice(0, 200)})`).toContain(got);
-}
-
-export interface Target {
-  url: string;
-  client: RegistryClient;
-  /** The node's data directory (layerd only). */
-  dataDir?: string;
-  stop(): Promise<void>;
-}
-
-/**
- * The registry under test: a real `layerd serve`. Setting LAYERD_IT_TARGET=distribution runs the same
- * suite against CNCF distribution instead, to tell a misreading of the spec from a layerd bug.
- */
-export async function startTarget(opts: LayerdOptions = {}): Promise<Target> {
-  if (process.env.LAYERD_IT_TARGET === 'distribution') {
-    const d = await startDistribution();
-    return { url: d.url, client: new RegistryClient(d.url), stop: async () => (await d.stop(), await removeDir(d.rootDir)) };
-  }
-  const node = await startLayerd(opts);
-  const ownDir = opts.dataDir === undefined; // remove only a directory this call created
-  return {
-    url: node.url,
-    client: new RegistryClient(node.url),
-    dataDir: node.dataDir,
-    stop: async () => {
-      await node.stop();
-      if (ownDir) await removeDir(node.dataDir);
-    },
-  };
-}
-
-/**
- * Starts the registry under test (see startTarget) in beforeAll and stops it in afterAll of the calling
- * file or describe block. The client and url() it returns may be taken at module level: they only read
- * the target once a hook or test runs.
- */
-export function useRegistryTarget(opts: LayerdOptions = {}): { client: RegistryClient; url(): string } {
-  let target: Target | undefined;
-  const url = () => {
-    if (!target) throw new Error('the registry target is not started: use it in a test or hook, after its beforeAll');
-    return target.url;
-  };
-  beforeAll(async () => {
-    target = await startTarget(opts);
-  });
-  afterAll(async () => {
-    await target?.stop();
-  });
-  return { client: new RegistryClient(url), url };
 }
 
 /** A client that sends one Authorization header with every request (undefined: anonymous). */

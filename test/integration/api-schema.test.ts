@@ -2,19 +2,16 @@
 // gets a 4xx with the OCI error body that says what was wrong, and nothing behind the route runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorAnswer, GcAnswer, RolloutsAnswer, StatusAnswer } from '../../src/http/api-schema.js';
-import { removeDir, startLayerd } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
 
-type Node = Awaited<ReturnType<typeof startLayerd>>;
-let node: Node;
+const nodes = new NodeSet('layerd-api-schema-');
+let node: TestNode;
 
 beforeAll(async () => {
-  node = await startLayerd();
+  node = await nodes.start('node');
 });
 
-afterAll(async () => {
-  await node?.stop();
-  if (node) await removeDir(node.dataDir);
-});
+afterAll(() => nodes.stopAll('SIGTERM'));
 
 /** A raw request: the body is sent exactly as given (a string), with content-type: application/json. */
 async function send(method: 'GET' | 'POST', path: string, body?: string): Promise<{ status: number; json: unknown }> {

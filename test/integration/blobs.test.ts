@@ -2,7 +2,8 @@
 // Distribution Spec v1.1 ("Pulling blobs", "Checking if content exists", "Deleting Blobs",
 // "Mounting a blob from another repository") and RFC 9110 single-range requests.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { digestOf, expectError, randomBlob, useRegistryTarget, withQuery } from '../helpers/registry-client.js';
+import { useRegistryTarget } from '../helpers/nodes.js';
+import { digestOf, expectError, randomBlob, withQuery } from '../helpers/registry-client.js';
 
 const { client: c, url: targetUrl } = useRegistryTarget();
 

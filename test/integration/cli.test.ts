@@ -3,10 +3,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, layerdBin, removeDir, repoRoot, startLayerd, tempDir, waitForHttp } from '../helpers/processes.js';
+import { NodeSet } from '../helpers/nodes.js';
+import { freePort, layerdBin, removeDir, repoRoot, tempDir, waitForHttp } from '../helpers/processes.js';
 
 const dirs: string[] = [];
+const nodes = new NodeSet('layerd-cli-');
 afterAll(async () => {
+  await nodes.stopAll('SIGTERM');
   for (const d of dirs) await removeDir(d);
 });
 
@@ -61,8 +64,7 @@ describe('layerd CLI', () => {
   });
 
   it('exits 2 with one line when the listen port is taken', async () => {
-    const node = await startLayerd();
-    dirs.push(node.dataDir);
+    const node = await nodes.start('port-holder');
     try {
       const res = run(['serve', '--listen', `127.0.0.1:${node.port}`, '--data-dir', node.dataDir]);
       expect(res.status).toBe(2);
@@ -124,8 +126,7 @@ describe('layerd CLI', () => {
   });
 
   it('logs one JSON line per request without credentials, and stops cleanly on SIGTERM', async () => {
-    const node = await startLayerd();
-    dirs.push(node.dataDir);
+    const node = await nodes.start('logger');
     const res = await fetch(`${node.url}/v2/some/repo/manifests/latest`, { headers: { authorization: 'Basic c2VjcmV0OnNlY3JldA==' } });
     expect(res.status).toBe(404);
     await node.stop('SIGTERM');

@@ -8,17 +8,18 @@ import { mkdir, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, startDistribution, startLayerd, tempDir } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Proc } from '../helpers/nodes.js';
+import { removeDir, startDistribution, tempDir } from '../helpers/processes.js';
 import { digestOf, expectError, randomBlob, RegistryClient, withQuery, type Res } from '../helpers/registry-client.js';
 import { diskBlobs, storeProblems } from '../helpers/store-check.js';
 
 const run = promisify(execFile);
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const MB = 1024 * 1024;
 let mnt: string | undefined;
 let seed: Seed;
+const nodes = new NodeSet('layerd-disk-');
 let node: Proc;
 let c: RegistryClient;
 const BIG = randomBlob(3 * MB);
@@ -72,14 +73,14 @@ beforeAll(async () => {
   await new RegistryClient(seed.url).putBlob('disk/pull', pulled);
   const dataDir = join(mnt, 'data');
   await mkdir(dataDir);
-  node = await startLayerd({ dataDir, args: ['--upstream', `${registry}=${seed.url}`, '--default-registry', registry], readyTimeoutMs: 60_000 });
-  c = new RegistryClient(node.url);
+  node = await nodes.start('node', { dataDir, mirror: { registry, url: seed.url }, readyTimeoutMs: 60_000 });
+  c = node.c;
   // Held before the disk fills: it must stay readable throughout.
   await c.pushBlob('disk/small', SMALL);
 }, 120_000);
 
 afterAll(async () => {
-  await node?.stop('SIGKILL');
+  await nodes.stopAll('SIGKILL');
   await seed?.stop();
   if (seed) await removeDir(seed.rootDir);
   if (mnt) {

@@ -18,12 +18,12 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
+import { NodeSet, type TestNode as Proc } from '../helpers/nodes.js';
+import { removeDir, startDistribution, until } from '../helpers/processes.js';
 import { digestOf, randomBlob, RegistryClient, withQuery } from '../helpers/registry-client.js';
 import { diskBlobs, storeProblems } from '../helpers/store-check.js';
 
 type Seed = Awaited<ReturnType<typeof startDistribution>>;
-type Proc = Awaited<ReturnType<typeof startLayerd>>;
 
 const RUNS = 20;
 const BLOB = 256 * 1024;
@@ -33,8 +33,7 @@ let seed: Seed;
 /** The seed as nodes see it: trickling, so a pull-through lasts long enough to be cut anywhere. */
 let slowSeed: FaultProxy;
 let registry: string;
-const live = new Set<Proc>();
-const dirs: string[] = [];
+const nodes = new NodeSet('layerd-kill-');
 
 beforeAll(async () => {
   seed = await startDistribution();
@@ -45,22 +44,18 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([...live].map((n) => n.stop('SIGKILL').catch(() => undefined)));
+  await nodes.stopAll('SIGKILL');
   await slowSeed?.close().catch(() => undefined);
   await seed?.stop().catch(() => undefined);
-  for (const d of [...dirs, ...(seed ? [seed.rootDir] : [])]) await removeDir(d);
+  if (seed) await removeDir(seed.rootDir);
 });
 
-async function start(dataDir?: string): Promise<Proc> {
-  const node = await startLayerd({ dataDir, readyTimeoutMs: 60_000, args: ['--upstream', `${registry}=${slowSeed.url}`, '--default-registry', registry] });
-  if (!dataDir) dirs.push(node.dataDir);
-  live.add(node);
-  return node;
+function start(): Promise<Proc> {
+  return nodes.start('node', { mirror: { registry, url: slowSeed.url }, readyTimeoutMs: 60_000 });
 }
 
-async function kill9(node: Proc): Promise<void> {
-  await node.stop('SIGKILL');
-  live.delete(node);
+function kill9(node: Proc): Promise<void> {
+  return node.stop('SIGKILL');
 }
 
 /** What a kill left behind, checked on the restarted node: the store verifies and the index agrees. */
@@ -251,8 +246,8 @@ describe('kill -9 mid upload, mid download and around a commit, then restart on 
       downloadCut.push(cut.bytes);
       if (acked.complete && !push) expect(acked.sha256, `${run}: a complete pull has the right bytes`).toBe(digestOf(committing));
 
-      node = await start(node.dataDir);
-      const c = new RegistryClient(node.url);
+      node = await nodes.restart(node);
+      const c = node.c;
       // The checks below pull afresh through the seed: at full speed, the trickle is for the kills.
       await slowSeed.setMode('pass');
       // First, before any request can start a new download: what the kill left.

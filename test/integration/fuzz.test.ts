@@ -14,15 +14,14 @@ import { CLAIM_PROTOCOL } from '../../src/p2p/fetch-claims.js';
 import { createP2PNode, type LayerdLibp2p } from '../../src/p2p/libp2p-node.js';
 import { ROLLOUT_PROTOCOL } from '../../src/p2p/rollout-protocol.js';
 import { blobStillServed, fuzzHttp, fuzzPeers, isOciErrorBody, KNOWN, pushKnown, SEED_NAME, send, sendFrame, type Protocols } from '../../scripts/bench/fuzz-gen.mjs';
-import { removeDir, startLayerd, type RunningProcess } from '../helpers/processes.js';
-
-type Proc = RunningProcess & { dataDir: string };
+import { NodeSet, type TestNode as Proc } from '../helpers/nodes.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_202);
 const REQUESTS = 3_000;
 const FRAMES = 500;
 const protocols: Protocols = { blob: BLOB_PROTOCOL, claim: CLAIM_PROTOCOL, rollout: ROLLOUT_PROTOCOL };
 
+const nodes = new NodeSet('layerd-fuzz-');
 let seed: Proc;
 let node: Proc;
 let peer: LayerdLibp2p;
@@ -30,11 +29,9 @@ let target: Multiaddr;
 const alive = () => node.child.exitCode === null && node.child.signalCode === null;
 
 beforeAll(async () => {
-  seed = await startLayerd({ args: ['--log-level', 'error'] });
+  seed = await nodes.start('seed', { logLevel: 'error' });
   await pushKnown(seed.url);
-  node = await startLayerd({
-    args: ['--upstream', `${SEED_NAME}=${seed.url}`, '--default-registry', SEED_NAME, '--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--peer-lookup-timeout', '500ms', '--log-level', 'error'],
-  });
+  node = await nodes.start('node', { mirror: { registry: SEED_NAME, url: seed.url }, p2p: true, logLevel: 'error', args: ['--peer-lookup-timeout', '500ms'] });
   await pushKnown(node.url);
   const status = (await send(node.url, { method: 'GET', path: '/api/status', headers: {} }, 10_000)).body!;
   target = multiaddr((JSON.parse(status.toString()) as { multiaddrs: string[] }).multiaddrs[0]!);
@@ -44,10 +41,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await peer?.stop();
-  for (const p of [node, seed]) {
-    await p?.stop();
-    if (p) await removeDir(p.dataDir);
-  }
+  await nodes.stopAll('SIGTERM');
 });
 
 describe('fuzzing a running node', () => {

@@ -6,21 +6,19 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, startLayerd, type RunningProcess } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
 
 const SIZE = 2 * 1024 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 /** Peak RSS allowed to the node; buffering the blob would need more than 2048 MiB. */
 const RSS_BOUND_MIB = 400;
 
-let node: RunningProcess & { dataDir: string };
+const nodes = new NodeSet('layerd-large-blob-');
+let node: TestNode;
 beforeAll(async () => {
-  node = await startLayerd();
+  node = await nodes.start('node');
 });
-afterAll(async () => {
-  await node?.stop();
-  if (node) await removeDir(node.dataDir);
-});
+afterAll(() => nodes.stopAll('SIGTERM'));
 
 /** Deterministic, incompressible-enough bytes generated on the fly, hashed as they go. */
 function generated(size: number, hash: ReturnType<typeof createHash>): Readable {

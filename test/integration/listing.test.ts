@@ -2,6 +2,7 @@
 // and RFC 5988 Link headers, and the v1.1 referrers API (subject, OCI-Subject, artifactType
 // filtering with OCI-Filters-Applied).
 import { beforeAll, describe, expect, it } from 'vitest';
+import { useRegistryTarget } from '../helpers/nodes.js';
 import {
   descriptor,
   digestOf,
@@ -10,7 +11,6 @@ import {
   MT,
   randomBlob,
   type Res,
-  useRegistryTarget,
 } from '../helpers/registry-client.js';
 
 const { client: c, url: targetUrl } = useRegistryTarget();

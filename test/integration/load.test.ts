@@ -7,28 +7,29 @@ import { readFile } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, logSettled } from '../helpers/access-log.js';
-import { removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, startDistribution, until } from '../helpers/processes.js';
 import { RegistryClient, randomBlob } from '../helpers/registry-client.js';
 
 const MiB = 1024 * 1024;
 const REPO = 'load/test';
 
 let seed: Awaited<ReturnType<typeof startDistribution>>;
-let node: Awaited<ReturnType<typeof startLayerd>>;
+const nodes = new NodeSet('layerd-load-');
+let node: TestNode;
 // Every client its own socket, all open at once: the agent must not queue them.
 const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
 
 beforeAll(async () => {
   seed = await startDistribution();
   const host = `127.0.0.1:${seed.port}`;
-  node = await startLayerd({ args: ['--upstream', `${host}=${seed.url}`, '--default-registry', host] });
+  node = await nodes.start('mirror', { mirror: { registry: host, url: seed.url } });
 });
 
 afterAll(async () => {
   agent.destroy();
-  await node?.stop();
+  await nodes.stopAll('SIGTERM');
   await seed?.stop();
-  if (node) await removeDir(node.dataDir);
   if (seed) await removeDir(seed.rootDir);
 });
 

@@ -2,6 +2,7 @@
 // "Pushing Manifests", "Deleting tags", "Deleting Manifests"): push by tag and digest, exact bytes,
 // content negotiation for the four manifest types, validation errors and deletes.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { useRegistryTarget } from '../helpers/nodes.js';
 import {
   descriptor,
   digestOf,
@@ -10,7 +11,6 @@ import {
   MT,
   type PushedImage,
   randomBlob,
-  useRegistryTarget,
 } from '../helpers/registry-client.js';
 
 const { client: c, url: targetUrl } = useRegistryTarget();

@@ -7,7 +7,8 @@
 import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeServer, listen, startFaultProxy, trackSockets, type FaultProxy } from '../helpers/fault-proxy.js';
-import { logLines, removeDir, startDistribution, startLayerd, until } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { logLines, removeDir, startDistribution, until } from '../helpers/processes.js';
 import { descriptor, digestOf, expectError, jsonBytes, MT, randomBlob, RegistryClient, type Res } from '../helpers/registry-client.js';
 import { requireTool } from '../helpers/clients.js';
 
@@ -22,20 +23,21 @@ const SIG = 'application/vnd.example.signature.v1';
 const TAGS = ['1.0', 'alpha', 'beta', 'gamma', 'latest', 'v1', 'v2'];
 
 const cleanups: Array<() => Promise<unknown>> = [];
+const nodes = new NodeSet('layerd-mirror-listings-');
 let dist: Awaited<ReturnType<typeof startDistribution>>;
-let lseed: Awaited<ReturnType<typeof startLayerd>>;
+let lseed: TestNode;
 let distProxy: FaultProxy;
 let lseedProxy: FaultProxy;
-let node: Awaited<ReturnType<typeof startLayerd>>;
+let node: TestNode;
 let c: RegistryClient;
 let subject: { digest: string; size: number };
 const referrers: Record<string, string> = {};
 
 beforeAll(async () => {
   await requireTool('docker-registry');
-  [dist, lseed] = await Promise.all([startDistribution(), startLayerd()]);
+  [dist, lseed] = await Promise.all([startDistribution(), nodes.start('lseed')]);
   cleanups.push(async () => (await dist.stop(), await removeDir(dist.rootDir)));
-  cleanups.push(async () => (await lseed.stop(), await removeDir(lseed.dataDir)));
+  cleanups.push(() => nodes.stopAll('SIGTERM'));
   [distProxy, lseedProxy] = await Promise.all([startFaultProxy(dist.url), startFaultProxy(lseed.url)]);
   cleanups.push(() => distProxy.close(), () => lseedProxy.close());
 
@@ -104,7 +106,7 @@ beforeAll(async () => {
   const fakeUrl = `http://127.0.0.1:${await listen(fake)}`;
   cleanups.push(() => closeServer(fake, fakeSockets));
 
-  node = await startLayerd({
+  node = await nodes.start('node', {
     args: [
       '--upstream', `${FAKE}=${fakeUrl}`,
       '--upstream', `${DIST}=${distProxy.url}`,
@@ -116,8 +118,9 @@ beforeAll(async () => {
       '--upstream-retries', '0',
     ],
   });
-  cleanups.push(async () => (await node.stop(), await removeDir(node.dataDir)));
-  c = new RegistryClient(node.url);
+  // Stopped before the seeds' proxies close; its data dir goes with the set's.
+  cleanups.push(() => node.stop());
+  c = node.c;
 });
 
 afterAll(async () => {

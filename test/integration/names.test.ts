@@ -4,7 +4,8 @@
 // every bad name is refused with 400 NAME_INVALID, or 404 where a router cannot even match it,
 // and never 2xx or 5xx.
 import { describe, expect, it } from 'vitest';
-import { digestOf, errorCodes, expectError, MT, randomBlob, type Res, useRegistryTarget } from '../helpers/registry-client.js';
+import { useRegistryTarget } from '../helpers/nodes.js';
+import { digestOf, errorCodes, expectError, MT, randomBlob, type Res } from '../helpers/registry-client.js';
 
 const { client: c } = useRegistryTarget();
 

@@ -5,10 +5,12 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, startLayerd, tempDir } from '../helpers/processes.js';
-import { descriptor, digestOf, jsonBytes, MT, randomBlob, RegistryClient, type PushedImage, withQuery } from '../helpers/registry-client.js';
+import { NodeSet, type TestNode as Node } from '../helpers/nodes.js';
+import { removeDir, tempDir } from '../helpers/processes.js';
+import { descriptor, digestOf, jsonBytes, MT, randomBlob, type PushedImage, type RegistryClient, withQuery } from '../helpers/registry-client.js';
 
-type Node = Awaited<ReturnType<typeof startLayerd>>;
+const nodes = new NodeSet('layerd-persist-');
+afterAll(() => nodes.stopAll('SIGTERM'));
 
 /** Every regular file below a `blobs` directory anywhere in the data dir (the store: blobs/<alg>/<xx>/<hex>). */
 async function blobFiles(dataDir: string): Promise<string[]> {
@@ -51,8 +53,8 @@ describe('restart on the same data directory', () => {
 
   beforeAll(async () => {
     dataDir = await tempDir('layerd-persist-');
-    node = await startLayerd({ dataDir });
-    c = new RegistryClient(node.url);
+    node = await nodes.start('restarted', { dataDir });
+    c = node.c;
 
     oci = await c.pushImage('keep/a', 'v1', { layers: 2 });
     docker = await c.pushImage('keep/b', 'latest', { format: 'docker' });
@@ -83,8 +85,8 @@ describe('restart on the same data directory', () => {
     const child = node.child;
     await node.stop('SIGTERM');
     exit = { code: child.exitCode, signal: child.signalCode };
-    node = await startLayerd({ dataDir });
-    c = new RegistryClient(node.url);
+    node = await nodes.restart(node);
+    c = node.c;
   });
 
   afterAll(async () => {
@@ -149,12 +151,8 @@ describe('content-addressed storage on disk', () => {
   let c: RegistryClient;
 
   beforeAll(async () => {
-    node = await startLayerd();
-    c = new RegistryClient(node.url);
-  });
-  afterAll(async () => {
-    await node?.stop();
-    await removeDir(node.dataDir);
+    node = await nodes.start('dedup');
+    c = node.c;
   });
 
   it('a blob and a manifest pushed to three repositories are each stored once', async () => {

@@ -7,25 +7,27 @@ import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { removeDir, startDistribution, startLayerd } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, startDistribution } from '../helpers/processes.js';
 import { randomBlob, RegistryClient } from '../helpers/registry-client.js';
 
 let seed: Awaited<ReturnType<typeof startDistribution>>;
 let proxy: FaultProxy;
-let node: Awaited<ReturnType<typeof startLayerd>>;
+const nodes = new NodeSet('layerd-range-verify-');
+let node: TestNode;
 
 beforeAll(async () => {
   seed = await startDistribution();
   // 128 KiB/s: a 512 KiB blob takes about 4 s to land, time enough for a second client to arrive.
   proxy = await startFaultProxy(seed.url, { slowBytesPerSecond: 128 * 1024 });
-  node = await startLayerd({ args: ['--upstream', `seed.test=${proxy.url}`, '--default-registry', 'seed.test', '--upstream-retries', '0'] });
+  node = await nodes.start('mirror', { mirror: { registry: 'seed.test', url: proxy.url }, args: ['--upstream-retries', '0'] });
 }, 60_000);
 
 afterAll(async () => {
-  await node?.stop();
+  await nodes.stopAll('SIGTERM');
   await proxy?.close();
   await seed?.stop();
-  for (const d of [node?.dataDir, seed?.rootDir]) if (d) await removeDir(d);
+  if (seed) await removeDir(seed.rootDir);
 });
 
 interface Got {

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireTool } from '../helpers/clients.js';
 import { closeServer, forward, listen, trackSockets } from '../helpers/fault-proxy.js';
-import { removeDir, startDistribution, startLayerd, tempDir } from '../helpers/processes.js';
+import { NodeSet, type TestNode } from '../helpers/nodes.js';
+import { removeDir, startDistribution, tempDir } from '../helpers/processes.js';
 import { basic, digestOf, MT, RegistryClient, type PushedImage } from '../helpers/registry-client.js';
 import { startTokenAuthProxy, type TokenAuthProxy } from '../helpers/token-auth-proxy.js';
 
@@ -26,7 +27,8 @@ interface Seen {
 
 const cleanups: Array<() => Promise<unknown>> = [];
 let auth: TokenAuthProxy;
-let node: Awaited<ReturnType<typeof startLayerd>>;
+const nodes = new NodeSet('layerd-seed-creds-');
+let node: TestNode;
 let img: PushedImage;
 /** Every request the foreign origin (the redirect target and its own realm) received. */
 const seenAbroad: Seen[] = [];
@@ -80,8 +82,8 @@ beforeAll(async () => {
 
   const config = join(work, 'config.yml');
   await writeFile(config, ['upstream:', `  "${SEED}": {url: "${auth.url}", username: "${USER}", password: "${PASSWORD}"}`, ''].join('\n'));
-  node = await startLayerd({ args: ['--config', config, '--default-registry', SEED, '--upstream-retries', '0', '--upstream-timeout', '5s'] });
-  cleanups.push(async () => (await node.stop(), await removeDir(node.dataDir)));
+  node = await nodes.start('node', { args: ['--config', config, '--default-registry', SEED, '--upstream-retries', '0', '--upstream-timeout', '5s'] });
+  cleanups.push(() => nodes.stopAll('SIGTERM'));
 });
 
 afterAll(async () => {

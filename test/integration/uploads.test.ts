@@ -2,13 +2,13 @@
 // section: single POST, POST then PUT, chunked PATCH with Content-Range, upload status, cancel,
 // and every way an upload can be refused.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { useRegistryTarget } from '../helpers/nodes.js';
 import {
   digestOf,
   expectError,
   randomBlob,
   type PushedImage,
   type Res,
-  useRegistryTarget,
   withQuery,
 } from '../helpers/registry-client.js';
 

@@ -1,6 +1,8 @@
+import Fastify, { errorCodes } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ERROR_STATUS, OciError } from '../../../src/oci/errors.js';
 import { toOciError } from '../../../src/http/errors.js';
+import { InsufficientStorageError } from '../../../src/store/errors.js';
 
 describe('OCI errors', () => {
   it('carry the status the spec gives their code', () => {
@@ -31,5 +33,38 @@ describe('OCI errors', () => {
     expect(internal.message).not.toContain('/secret/path');
     const oci = new OciError('DENIED', 'no');
     expect(toOciError(oci)).toBe(oci);
+  });
+
+  it('map a full disk (ENOSPC, EDQUOT, the store\'s own error) to 507 with the reason, a too-large body to 413', () => {
+    for (const err of [
+      Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }),
+      Object.assign(new Error('EDQUOT: disk quota exceeded, write'), { code: 'EDQUOT' }),
+      new InsufficientStorageError(10, 2),
+    ]) {
+      const oci = toOciError(err);
+      expect(oci.status).toBe(507);
+      expect(oci.toBody()).toEqual({ errors: [{ code: 'UNAVAILABLE', message: `insufficient storage: the node's disk is full (${err.message})`, detail: { reason: 'ENOSPC' } }] });
+    }
+    const tooLarge = toOciError(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+    expect([tooLarge.code, tooLarge.status, tooLarge.message]).toEqual(['SIZE_INVALID', 413, 'request body too large']);
+    for (const code of ['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EPIPE']) {
+      expect(toOciError(Object.assign(new Error('cut'), { code })).code, code).toBe('BLOB_UPLOAD_INVALID');
+    }
+    // A code that is not a string is no code; a 5xx statusCode is no client error.
+    expect(toOciError({ code: 42, statusCode: 503, message: 'x' }).status).toBe(500);
+    expect(toOciError('a string').status).toBe(500);
+  });
+
+  it('a body over the limit, sent to a real server, is the 413 above', async () => {
+    const app = Fastify({ bodyLimit: 10 });
+    app.setErrorHandler((err, _req, reply) => {
+      const oci = toOciError(err);
+      void reply.code(oci.status).send(oci.toBody());
+    });
+    app.post('/x', async () => 'ok');
+    const res = await app.inject({ method: 'POST', url: '/x', payload: { much: 'more than ten bytes' } });
+    await app.close();
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toEqual({ errors: [{ code: 'SIZE_INVALID', message: 'request body too large' }] });
   });
 });
