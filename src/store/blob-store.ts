@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/index.js';
 import type { ByteRange } from '../oci/index.js';
+import type { BlobChange, ChangeStream, Listener, Unsubscribe } from './change-stream.js';
 
 export interface BlobInfo {
   digest: Digest;
@@ -69,7 +70,12 @@ export interface BlobWriter {
   abort(): Promise<void>;
 }
 
-export interface BlobStore {
+/**
+ * Every store tells its subscribers of each commit and each delete (see change-stream.ts): a commit once
+ * the blob is durable and readable under its digest, a delete only when there was a blob to remove.
+ * A failed or aborted write tells nothing.
+ */
+export interface BlobStore extends ChangeStream<BlobChange> {
   stat(digest: Digest): Promise<BlobInfo | undefined>;
   /** Opens a blob for reading; throws BlobNotFoundError. The range is inclusive and must lie inside the blob. */
   open(digest: Digest, range?: ByteRange): Promise<OpenBlob>;
@@ -113,6 +119,10 @@ export class ForwardingBlobStore implements BlobStore {
   /** Runs a commit under `expected` (a whole put, or a writer's commit): a subclass may wrap it. */
   protected committing<T>(_expected: Digest, commit: () => Promise<T>): Promise<T> {
     return commit();
+  }
+
+  subscribe(listener: Listener<BlobChange>): Unsubscribe {
+    return this.inner.subscribe(listener);
   }
 
   stat(digest: Digest): Promise<BlobInfo | undefined> {
