@@ -25,7 +25,7 @@ import type { NodeApi, Viewer } from '../http/index.js';
 import type { Check, StatusAnswer } from '../http/index.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from '../store/index.js';
-import { guardLinks } from '../store/index.js';
+import { GuardedRepositoryStore } from '../store/index.js';
 import { FSYNC, readdirOrEmpty, removeStaleTempFiles } from '../store/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from '../p2p/index.js';
@@ -219,7 +219,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
   blobs = tracked;
   // Every link written is marked for collections running meanwhile (see CollectionGuard).
-  const repos = guardLinks(watched(await new FsRepositoryStore(dataDir).init()), tracked.guard);
+  const repos = new GuardedRepositoryStore(watched(await new FsRepositoryStore(dataDir).init()), tracked.guard);
   const registry = new Registry(tracked, repos, {
     guard: tracked.guard,
     maxUploadBytes: config.maxUploadBytes,
@@ -235,7 +235,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   // Each seed's cache lives apart from pushed content: data/mirror/<registry>/repositories/...
   const cacheFor = (name: string) => {
     let cache = caches.get(name);
-    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then((c) => guardLinks(watched(c), tracked.guard))));
+    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then((c) => new GuardedRepositoryStore(watched(c), tracked.guard))));
     return cache;
   };
   /** Every seed cache: of the configured seeds, and of any other found on disk (a seed since removed). */
@@ -314,7 +314,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     log: logger,
   });
   const diskKeeper = keeper;
-  tracked.onCommit = () => void diskKeeper.enforce();
+  // A commit may take the store over its quota (the index is updated before this listener runs).
+  tracked.subscribe((change) => {
+    if (change.kind === 'committed') void diskKeeper.enforce();
+  });
   // What a crash or kill -9 left (downloads cut short, abandoned uploads) goes before anything is served.
   await diskKeeper.collect();
   const gcTimer = config.gcInterval > 0 ? setInterval(() => void diskKeeper.collect().catch((err: Error) => logger.warn({ reason: err.message }, 'garbage collection failed')), config.gcInterval) : undefined;

@@ -7,7 +7,7 @@
 
 export { ForwardingBlobStore, readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 export { ChangeEmitter, type BlobChange, type ChangeStream, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';
-export { guardLinks, type CollectionGuard, type Sweep } from './collection-guard.js';
+export { GuardedRepositoryStore, type CollectionGuard, type Sweep } from './collection-guard.js';
 export { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
 export { FsBlobStore } from './fs-blob-store.js';
 export { FsRepositoryStore } from './fs-repository-store.js';
