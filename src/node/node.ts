@@ -4,7 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ConfigError, type Config } from './config.js';
-import { AnnouncingBlobStore } from '../distribution/index.js';
+import { Announcer } from '../distribution/index.js';
 import { BlobSharing } from '../distribution/index.js';
 import { RepositoryVisibility } from '../distribution/index.js';
 import { AccessPolicy, isLoopbackHost } from '../http/index.js';
@@ -199,7 +199,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     sharePrivate: config.sharePrivateBlobs,
     stores: async () => [repos, ...(await allCaches()).map((c) => c.repos)],
   });
-  const watched = (store: RepositoryStore): RepositoryStore => (sharing.watching ? sharing.watch(store) : store);
+  const watched = (store: RepositoryStore): RepositoryStore => {
+    sharing.follow(store);
+    return store;
+  };
   const stats = new NodeStats();
   let keeper: DiskKeeper | undefined;
   let p2p: P2P | undefined;
@@ -215,8 +218,9 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   p2p = config.p2pListen.length > 0 ? await startP2P(config, dataDir, stats, metrics, logger) : undefined;
   // Every commit is announced to the cluster when P2P is on, whoever made it; every read and write is
   // accounted for the disk quota.
-  const announcing: AnnouncingBlobStore | undefined = p2p ? new AnnouncingBlobStore(fsBlobs, p2p.router, sharing) : undefined;
-  const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
+  // The announcer subscribes first: it is told of a commit before the usage index and the quota check.
+  const announcing: Announcer | undefined = p2p ? new Announcer(fsBlobs, p2p.router, sharing) : undefined;
+  const tracked: TrackedBlobStore = await new TrackedBlobStore(fsBlobs).init();
   blobs = tracked;
   // Every link written is marked for collections running meanwhile (see CollectionGuard).
   const repos = new GuardedRepositoryStore(watched(await new FsRepositoryStore(dataDir).init()), tracked.guard);

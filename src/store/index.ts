@@ -5,7 +5,7 @@
 // It may import oci and io. It must never import p2p, seed, distribution, http or node: the store does
 // not know where bytes come from or who asks for them.
 
-export { ForwardingBlobStore, readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
+export { readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 export { ChangeEmitter, type BlobChange, type ChangeStream, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';
 export { GuardedRepositoryStore, type CollectionGuard, type Sweep } from './collection-guard.js';
 export { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
