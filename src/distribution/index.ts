@@ -15,4 +15,4 @@ export { PeerFetcher, PeerScores } from './peers/index.js';
 export { Distribution, Mirror, MirrorListings } from './pull/index.js';
 export { Registry, UploadSessions, type Page } from './registry/index.js';
 export { Rollouts, progressFrom, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec, type RolloutView } from './rollout/index.js';
-export { AnnouncingBlobStore, BlobSharing, RepositoryVisibility, parseRepositoryPrefix } from './sharing/index.js';
+export { Announcer, BlobSharing, RepositoryVisibility, parseRepositoryPrefix } from './sharing/index.js';

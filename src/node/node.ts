@@ -4,7 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ConfigError, type Config } from './config.js';
-import { AnnouncingBlobStore } from '../distribution/index.js';
+import { Announcer } from '../distribution/index.js';
 import { BlobSharing } from '../distribution/index.js';
 import { RepositoryVisibility } from '../distribution/index.js';
 import { AccessPolicy, isLoopbackHost } from '../http/index.js';
@@ -25,7 +25,7 @@ import type { NodeApi, Viewer } from '../http/index.js';
 import type { Check, StatusAnswer } from '../http/index.js';
 import { NodeMetrics, routeOf } from './node-metrics.js';
 import { TrackedBlobStore } from '../store/index.js';
-import { guardLinks } from '../store/index.js';
+import { GuardedRepositoryStore } from '../store/index.js';
 import { FSYNC, readdirOrEmpty, removeStaleTempFiles } from '../store/index.js';
 import { buildHttpServer } from '../http/index.js';
 import { fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup } from '../p2p/index.js';
@@ -199,7 +199,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     sharePrivate: config.sharePrivateBlobs,
     stores: async () => [repos, ...(await allCaches()).map((c) => c.repos)],
   });
-  const watched = (store: RepositoryStore): RepositoryStore => (sharing.watching ? sharing.watch(store) : store);
+  const watched = (store: RepositoryStore): RepositoryStore => {
+    sharing.follow(store);
+    return store;
+  };
   const stats = new NodeStats();
   let keeper: DiskKeeper | undefined;
   let p2p: P2P | undefined;
@@ -215,11 +218,12 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   p2p = config.p2pListen.length > 0 ? await startP2P(config, dataDir, stats, metrics, logger) : undefined;
   // Every commit is announced to the cluster when P2P is on, whoever made it; every read and write is
   // accounted for the disk quota.
-  const announcing: AnnouncingBlobStore | undefined = p2p ? new AnnouncingBlobStore(fsBlobs, p2p.router, sharing) : undefined;
-  const tracked: TrackedBlobStore = await new TrackedBlobStore(announcing ?? fsBlobs).init();
+  // The announcer subscribes first: it is told of a commit before the usage index and the quota check.
+  const announcing: Announcer | undefined = p2p ? new Announcer(fsBlobs, p2p.router, sharing) : undefined;
+  const tracked: TrackedBlobStore = await new TrackedBlobStore(fsBlobs).init();
   blobs = tracked;
   // Every link written is marked for collections running meanwhile (see CollectionGuard).
-  const repos = guardLinks(watched(await new FsRepositoryStore(dataDir).init()), tracked.guard);
+  const repos = new GuardedRepositoryStore(watched(await new FsRepositoryStore(dataDir).init()), tracked.guard);
   const registry = new Registry(tracked, repos, {
     guard: tracked.guard,
     maxUploadBytes: config.maxUploadBytes,
@@ -235,7 +239,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
   // Each seed's cache lives apart from pushed content: data/mirror/<registry>/repositories/...
   const cacheFor = (name: string) => {
     let cache = caches.get(name);
-    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then((c) => guardLinks(watched(c), tracked.guard))));
+    if (!cache) caches.set(name, (cache = new FsRepositoryStore(join(mirrorDir, encodeURIComponent(name))).init().then((c) => new GuardedRepositoryStore(watched(c), tracked.guard))));
     return cache;
   };
   /** Every seed cache: of the configured seeds, and of any other found on disk (a seed since removed). */
@@ -314,7 +318,10 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     log: logger,
   });
   const diskKeeper = keeper;
-  tracked.onCommit = () => void diskKeeper.enforce();
+  // A commit may take the store over its quota (the index is updated before this listener runs).
+  tracked.subscribe((change) => {
+    if (change.kind === 'committed') void diskKeeper.enforce();
+  });
   // What a crash or kill -9 left (downloads cut short, abandoned uploads) goes before anything is served.
   await diskKeeper.collect();
   const gcTimer = config.gcInterval > 0 ? setInterval(() => void diskKeeper.collect().catch((err: Error) => logger.warn({ reason: err.message }, 'garbage collection failed')), config.gcInterval) : undefined;

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/index.js';
 import type { ByteRange } from '../oci/index.js';
+import type { BlobChange, ChangeStream } from './change-stream.js';
 
 export interface BlobInfo {
   digest: Digest;
@@ -69,7 +70,12 @@ export interface BlobWriter {
   abort(): Promise<void>;
 }
 
-export interface BlobStore {
+/**
+ * Every store tells its subscribers of each commit and each delete (see change-stream.ts): a commit once
+ * the blob is durable and readable under its digest, a delete only when there was a blob to remove.
+ * A failed or aborted write tells nothing.
+ */
+export interface BlobStore extends ChangeStream<BlobChange> {
   stat(digest: Digest): Promise<BlobInfo | undefined>;
   /** Opens a blob for reading; throws BlobNotFoundError. The range is inclusive and must lie inside the blob. */
   open(digest: Digest, range?: ByteRange): Promise<OpenBlob>;
@@ -92,86 +98,6 @@ export interface BlobStore {
   list(): AsyncIterable<BlobInfo>;
   /** Records a use of the blob, so the order of last use survives a restart (optional). */
   touch?(digest: Digest): Promise<void>;
-}
-
-/**
- * A BlobStore that passes everything to another and lets a subclass see each commit (`committed`) and
- * each delete (`deleted`): how a node adds announcing and usage accounting around its filesystem store
- * without either knowing of the other.
- */
-export class ForwardingBlobStore implements BlobStore {
-  constructor(protected readonly inner: BlobStore) {}
-
-  /** Called with every blob committed through this store; returns it. */
-  protected committed(info: BlobInfo): BlobInfo {
-    return info;
-  }
-
-  /** Called after every delete through this store, with whether the blob was there. */
-  protected async deleted(_digest: Digest, _existed: boolean): Promise<void> {}
-
-  /** Runs a commit under `expected` (a whole put, or a writer's commit): a subclass may wrap it. */
-  protected committing<T>(_expected: Digest, commit: () => Promise<T>): Promise<T> {
-    return commit();
-  }
-
-  stat(digest: Digest): Promise<BlobInfo | undefined> {
-    return this.inner.stat(digest);
-  }
-
-  open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
-    return this.inner.open(digest, range);
-  }
-
-  async put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
-    return this.committed(await this.committing(expected, () => this.inner.put(source, expected)));
-  }
-
-  async createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter> {
-    return this.wrapWriter(await this.inner.createWriter(opts));
-  }
-
-  async freeBytes(): Promise<number> {
-    return this.inner.freeBytes ? this.inner.freeBytes() : Infinity;
-  }
-
-  async resumeWriter(id: string): Promise<BlobWriter | undefined> {
-    const writer = await this.inner.resumeWriter(id);
-    return writer && this.wrapWriter(writer);
-  }
-
-  private wrapWriter(writer: BlobWriter): BlobWriter {
-    const wrapped = onWriterCommit(writer, (info) => this.committed(info));
-    const commit = wrapped.commit;
-    wrapped.commit = (expected, opts) => this.committing(expected, () => commit(expected, opts));
-    return wrapped;
-  }
-
-  async delete(digest: Digest): Promise<boolean> {
-    const existed = await this.inner.delete(digest);
-    await this.deleted(digest, existed);
-    return existed;
-  }
-
-  list(): AsyncIterable<BlobInfo> {
-    return this.inner.list();
-  }
-
-  touch(digest: Digest): Promise<void> {
-    return this.inner.touch?.(digest) ?? Promise.resolve();
-  }
-}
-
-/** A writer like `writer` whose commit also calls `committed` with the new blob (for store wrappers). */
-export function onWriterCommit(writer: BlobWriter, committed: (info: BlobInfo) => BlobInfo): BlobWriter {
-  return {
-    id: writer.id,
-    size: () => writer.size(),
-    append: (source, opts) => writer.append(source, opts),
-    openReader: () => writer.openReader(),
-    commit: async (expected, opts) => committed(await writer.commit(expected, opts)),
-    abort: () => writer.abort(),
-  };
 }
 
 /** Shared by the implementations: write, commit, and abort on any failure. */

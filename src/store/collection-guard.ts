@@ -11,7 +11,9 @@
 //    (else the rename of a fresh copy could land just before the unlink and be removed by it).
 // No lock is taken on the push path: a hold is a counter, a mark a set insert.
 import type { Digest } from '../oci/index.js';
-import type { RepositoryName } from '../oci/index.js';
+import type { Descriptor } from '../oci/index.js';
+import type { RepositoryName, Tag } from '../oci/index.js';
+import type { LinkChange, Listener, Unsubscribe } from './change-stream.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
 
 /** One collection's or eviction's view: what it must spare besides what its listing found. */
@@ -88,16 +90,98 @@ export class CollectionGuard {
   }
 }
 
-/** The store, with each link and manifest record it writes held and marked in `guard` (see above). */
-export function guardLinks(store: RepositoryStore, guard: CollectionGuard): RepositoryStore {
-  const linkBlob = (repo: RepositoryName, digest: Digest) => guard.holding(digest, () => store.linkBlob(repo, digest));
-  const putManifest = (repo: RepositoryName, record: ManifestRecord) => guard.holding(record.digest, () => store.putManifest(repo, record));
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'linkBlob') return linkBlob;
-      if (prop === 'putManifest') return putManifest;
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+/**
+ * A RepositoryStore whose link and manifest-record writes are held and marked in a CollectionGuard (see
+ * above); everything else, its change stream too, is the inner store's. A guard, not an observer: a
+ * link waits for a sweep's delete of its digest already under way, which no change event could do.
+ */
+export class GuardedRepositoryStore implements RepositoryStore {
+  constructor(
+    private readonly inner: RepositoryStore,
+    private readonly guard: CollectionGuard,
+  ) {}
+
+  linkBlob(repo: RepositoryName, digest: Digest): Promise<void> {
+    return this.guard.holding(digest, () => this.inner.linkBlob(repo, digest));
+  }
+
+  putManifest(repo: RepositoryName, record: ManifestRecord): Promise<void> {
+    return this.guard.holding(record.digest, () => this.inner.putManifest(repo, record));
+  }
+
+  subscribe(listener: Listener<LinkChange>): Unsubscribe {
+    return this.inner.subscribe(listener);
+  }
+
+  exists(repo: RepositoryName): Promise<boolean> {
+    return this.inner.exists(repo);
+  }
+
+  listRepositories(): Promise<RepositoryName[]> {
+    return this.inner.listRepositories();
+  }
+
+  hasBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return this.inner.hasBlob(repo, digest);
+  }
+
+  unlinkBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return this.inner.unlinkBlob(repo, digest);
+  }
+
+  listLinked(repo: RepositoryName): Promise<Digest[]> {
+    return this.inner.listLinked(repo);
+  }
+
+  getManifest(repo: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined> {
+    return this.inner.getManifest(repo, digest);
+  }
+
+  deleteManifest(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return this.inner.deleteManifest(repo, digest);
+  }
+
+  setTag(repo: RepositoryName, tag: Tag, digest: Digest): Promise<void> {
+    return this.inner.setTag(repo, tag, digest);
+  }
+
+  getTag(repo: RepositoryName, tag: Tag): Promise<Digest | undefined> {
+    return this.inner.getTag(repo, tag);
+  }
+
+  deleteTag(repo: RepositoryName, tag: Tag): Promise<boolean> {
+    return this.inner.deleteTag(repo, tag);
+  }
+
+  listTags(repo: RepositoryName): Promise<Tag[] | undefined> {
+    return this.inner.listTags(repo);
+  }
+
+  addReferrer(repo: RepositoryName, subject: Digest, referrer: Descriptor): Promise<void> {
+    return this.inner.addReferrer(repo, subject, referrer);
+  }
+
+  removeReferrer(repo: RepositoryName, subject: Digest, referrer: Digest): Promise<void> {
+    return this.inner.removeReferrer(repo, subject, referrer);
+  }
+
+  listReferrers(repo: RepositoryName, subject: Digest): Promise<Descriptor[]> {
+    return this.inner.listReferrers(repo, subject);
+  }
+
+  addUpload(repo: RepositoryName, id: string): Promise<void> {
+    return this.inner.addUpload(repo, id);
+  }
+
+  hasUpload(repo: RepositoryName, id: string): Promise<boolean> {
+    return this.inner.hasUpload(repo, id);
+  }
+
+  removeUpload(repo: RepositoryName, id: string): Promise<void> {
+    return this.inner.removeUpload(repo, id);
+  }
+
+  hasUploadInAnyRepository(id: string): Promise<boolean> {
+    return this.inner.hasUploadInAnyRepository(id);
+  }
 }

@@ -18,6 +18,7 @@ import { FSYNC, isNotFound, readdirOrEmpty, syncCreatedDir } from './fs-util.js'
 import { FileRangeStream } from '../io/index.js';
 import { SerialQueue } from './serial-queue.js';
 import { landingSink } from './landing-sink.js';
+import { ChangeEmitter, type BlobChange, type Listener, type Unsubscribe } from './change-stream.js';
 
 const openFd = promisify(openCallback);
 const fstatFd = promisify(fstat);
@@ -52,6 +53,7 @@ export class FsBlobStore implements BlobStore {
   private readonly uploadsDir: string;
   /** Live writers keep their running hash, so a chunked upload is hashed once, as it arrives. */
   private readonly writers = new Map<string, FsBlobWriter>();
+  private readonly changes = new ChangeEmitter<BlobChange>();
 
   constructor(readonly root: string) {
     this.blobsDir = join(root, 'blobs');
@@ -143,9 +145,20 @@ export class FsBlobStore implements BlobStore {
     this.writers.delete(id);
   }
 
+  subscribe(listener: Listener<BlobChange>): Unsubscribe {
+    return this.changes.subscribe(listener);
+  }
+
+  /** Called by a writer once its blob is durable under its digest: tells the subscribers. */
+  committed(info: BlobInfo): BlobInfo {
+    this.changes.emit({ kind: 'committed', digest: info.digest, size: info.size });
+    return info;
+  }
+
   async delete(digest: Digest): Promise<boolean> {
     try {
       await rm(this.blobPath(digest));
+      this.changes.emit({ kind: 'deleted', digest });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -308,7 +321,7 @@ class FsBlobWriter implements BlobWriter {
       await syncCreatedDir(dir, created);
       await rm(this.dir, { recursive: true, force: true });
       this.store.forgetWriter(this.id);
-      return { digest: expected, size: this.bytes };
+      return this.store.committed({ digest: expected, size: this.bytes });
     });
   }
 

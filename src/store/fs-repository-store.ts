@@ -15,12 +15,18 @@ import type { Descriptor } from '../oci/index.js';
 import { isTag, type RepositoryName, type Tag } from '../oci/index.js';
 import { isTempName, pathExists, readOrUndefined, readdirOrEmpty, removeFile, removeFileDurably, writeAtomic } from './fs-util.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
+import { LinkChanges, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';
 
 export class FsRepositoryStore implements RepositoryStore {
   private readonly reposDir: string;
+  private readonly changes = new LinkChanges();
 
   constructor(root: string) {
     this.reposDir = join(root, 'repositories');
+  }
+
+  subscribe(listener: Listener<LinkChange>): Unsubscribe {
+    return this.changes.subscribe(listener);
   }
 
   async init(): Promise<this> {
@@ -57,14 +63,15 @@ export class FsRepositoryStore implements RepositoryStore {
 
   async linkBlob(repo: RepositoryName, digest: Digest): Promise<void> {
     await writeAtomic(this.digestPath(repo, '_layers', digest), '');
+    this.changes.changed('linked', repo, digest);
   }
 
   hasBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
     return pathExists(this.digestPath(repo, '_layers', digest));
   }
 
-  unlinkBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
-    return removeFileDurably(this.digestPath(repo, '_layers', digest));
+  async unlinkBlob(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return this.changes.changed('unlinked', repo, digest, await removeFileDurably(this.digestPath(repo, '_layers', digest)));
   }
 
   async listLinked(repo: RepositoryName): Promise<Digest[]> {
@@ -87,6 +94,7 @@ export class FsRepositoryStore implements RepositoryStore {
 
   async putManifest(repo: RepositoryName, record: ManifestRecord): Promise<void> {
     await writeAtomic(this.digestPath(repo, '_manifests/revisions', record.digest), JSON.stringify(record));
+    this.changes.changed('linked', repo, record.digest);
   }
 
   async getManifest(repo: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined> {
@@ -94,8 +102,8 @@ export class FsRepositoryStore implements RepositoryStore {
     return text === undefined ? undefined : (JSON.parse(text) as ManifestRecord);
   }
 
-  deleteManifest(repo: RepositoryName, digest: Digest): Promise<boolean> {
-    return removeFileDurably(this.digestPath(repo, '_manifests/revisions', digest));
+  async deleteManifest(repo: RepositoryName, digest: Digest): Promise<boolean> {
+    return this.changes.changed('unlinked', repo, digest, await removeFileDurably(this.digestPath(repo, '_manifests/revisions', digest)));
   }
 
   async setTag(repo: RepositoryName, tag: Tag, digest: Digest): Promise<void> {

@@ -1,11 +1,13 @@
 // store: where blobs and repositories live. The BlobStore and RepositoryStore seams, their file-system
-// implementations and in-memory twins, writers that hash bytes as they land, and the guard that keeps
-// collection from removing what a push or pull still needs.
+// implementations and in-memory twins, the change stream every store emits (commits, deletes, links),
+// writers that hash bytes as they land, and the guard that keeps collection from removing what a push
+// or pull still needs.
 // It may import oci and io. It must never import p2p, seed, distribution, http or node: the store does
 // not know where bytes come from or who asks for them.
 
-export { ForwardingBlobStore, readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
-export { guardLinks, type CollectionGuard, type Sweep } from './collection-guard.js';
+export { readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
+export { ChangeEmitter, type BlobChange, type ChangeStream, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';
+export { GuardedRepositoryStore, type CollectionGuard, type Sweep } from './collection-guard.js';
 export { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
 export { FsBlobStore } from './fs-blob-store.js';
 export { FsRepositoryStore } from './fs-repository-store.js';

@@ -6,10 +6,16 @@ import type { ByteRange } from '../oci/index.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
 import { SerialQueue } from './serial-queue.js';
+import { ChangeEmitter, type BlobChange, type Listener, type Unsubscribe } from './change-stream.js';
 
 export class MemoryBlobStore implements BlobStore {
   private readonly blobs = new Map<Digest, Buffer>();
   private readonly writers = new Map<string, MemoryBlobWriter>();
+  private readonly changes = new ChangeEmitter<BlobChange>();
+
+  subscribe(listener: Listener<BlobChange>): Unsubscribe {
+    return this.changes.subscribe(listener);
+  }
 
   async stat(digest: Digest): Promise<BlobInfo | undefined> {
     const bytes = this.blobs.get(digest);
@@ -28,7 +34,7 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   async createWriter(): Promise<BlobWriter> {
-    const writer = new MemoryBlobWriter(randomUUID(), this.blobs, () => this.writers.delete(writer.id));
+    const writer = new MemoryBlobWriter(randomUUID(), this.blobs, () => this.writers.delete(writer.id), (info) => this.changes.emit({ kind: 'committed', ...info }));
     this.writers.set(writer.id, writer);
     return writer;
   }
@@ -38,7 +44,9 @@ export class MemoryBlobStore implements BlobStore {
   }
 
   async delete(digest: Digest): Promise<boolean> {
-    return this.blobs.delete(digest);
+    if (!this.blobs.delete(digest)) return false;
+    this.changes.emit({ kind: 'deleted', digest });
+    return true;
   }
 
   async *list(): AsyncIterable<BlobInfo> {
@@ -55,6 +63,7 @@ class MemoryBlobWriter implements BlobWriter {
     readonly id: string,
     private readonly blobs: Map<Digest, Buffer>,
     private readonly done: () => void,
+    private readonly committed: (info: BlobInfo) => void,
   ) {}
 
   size(): number {
@@ -98,7 +107,9 @@ class MemoryBlobWriter implements BlobWriter {
     opts.onVerified?.();
     this.blobs.set(expected, bytes);
     this.done();
-    return { digest: expected, size: bytes.length };
+    const info = { digest: expected, size: bytes.length };
+    this.committed(info);
+    return info;
   }
 
   async abort(): Promise<void> {

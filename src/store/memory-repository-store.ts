@@ -3,6 +3,7 @@ import type { Digest } from '../oci/index.js';
 import type { Descriptor } from '../oci/index.js';
 import type { RepositoryName, Tag } from '../oci/index.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
+import { LinkChanges, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';
 
 interface Repo {
   /** Set once anything but an upload lands, as the filesystem store's folders appear. */
@@ -16,6 +17,11 @@ interface Repo {
 
 export class MemoryRepositoryStore implements RepositoryStore {
   private readonly repos = new Map<RepositoryName, Repo>();
+  private readonly changes = new LinkChanges();
+
+  subscribe(listener: Listener<LinkChange>): Unsubscribe {
+    return this.changes.subscribe(listener);
+  }
 
   private repo(name: RepositoryName): Repo {
     let repo = this.repos.get(name);
@@ -45,6 +51,7 @@ export class MemoryRepositoryStore implements RepositoryStore {
 
   async linkBlob(name: RepositoryName, digest: Digest): Promise<void> {
     this.known(name).blobs.add(digest);
+    this.changes.changed('linked', name, digest);
   }
 
   async hasBlob(name: RepositoryName, digest: Digest): Promise<boolean> {
@@ -57,11 +64,12 @@ export class MemoryRepositoryStore implements RepositoryStore {
   }
 
   async unlinkBlob(name: RepositoryName, digest: Digest): Promise<boolean> {
-    return this.repos.get(name)?.blobs.delete(digest) ?? false;
+    return this.changes.changed('unlinked', name, digest, this.repos.get(name)?.blobs.delete(digest) ?? false);
   }
 
   async putManifest(name: RepositoryName, record: ManifestRecord): Promise<void> {
     this.known(name).manifests.set(record.digest, { ...record });
+    this.changes.changed('linked', name, record.digest);
   }
 
   async getManifest(name: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined> {
@@ -70,7 +78,7 @@ export class MemoryRepositoryStore implements RepositoryStore {
   }
 
   async deleteManifest(name: RepositoryName, digest: Digest): Promise<boolean> {
-    return this.repos.get(name)?.manifests.delete(digest) ?? false;
+    return this.changes.changed('unlinked', name, digest, this.repos.get(name)?.manifests.delete(digest) ?? false);
   }
 
   async setTag(name: RepositoryName, tag: Tag, digest: Digest): Promise<void> {

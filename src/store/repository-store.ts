@@ -4,6 +4,7 @@
 import type { Digest } from '../oci/index.js';
 import type { Descriptor } from '../oci/index.js';
 import type { RepositoryName, Tag } from '../oci/index.js';
+import type { ChangeStream, LinkChange } from './change-stream.js';
 
 export interface ManifestRecord {
   digest: Digest;
@@ -13,7 +14,8 @@ export interface ManifestRecord {
   subject?: Digest;
 }
 
-export interface RepositoryStore {
+/** Every store tells its subscribers of each link written or removed (LinkChange, change-stream.ts). */
+export interface RepositoryStore extends ChangeStream<LinkChange> {
   exists(repo: RepositoryName): Promise<boolean>;
   listRepositories(): Promise<RepositoryName[]>;
 

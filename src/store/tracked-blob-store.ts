@@ -1,29 +1,31 @@
 // A BlobStore that keeps a UsageIndex of what it holds: sizes, order of last use, and which blobs are
-// being read right now (those are never evicted). Every layer above reads and writes through it, so
-// the index sees each commit, read and delete whoever makes it.
+// being read right now (those are never evicted). Commits and deletes reach the index through the
+// store's change stream, whoever makes them; reads are seen because every layer above reads through
+// this store. It also holds each commit's digest in its CollectionGuard (a guard, not an observer: a
+// commit waits for a sweep's delete of the same digest).
 import type { Digest } from '../oci/index.js';
 import type { ByteRange } from '../oci/index.js';
-import { ForwardingBlobStore, type BlobInfo, type BlobStore, type OpenBlob } from './blob-store.js';
+import type { BlobInfo, BlobStore, BlobWriter, ByteSource, OpenBlob } from './blob-store.js';
+import type { BlobChange, Listener, Unsubscribe } from './change-stream.js';
 import { CollectionGuard } from './collection-guard.js';
 import { UsageIndex } from './usage-index.js';
 
 /** A blob's last use is written to disk at most this often (a use is an mtime update). */
 const TOUCH_PERSIST_MS = 60_000;
 
-export class TrackedBlobStore extends ForwardingBlobStore {
+export class TrackedBlobStore implements BlobStore {
   readonly index = new UsageIndex();
   /** What collections and evictions must spare; every commit through this store is held and marked. */
   readonly guard = new CollectionGuard();
   private readonly readers = new Map<Digest, number>();
   private readonly persisted = new Map<Digest, number>();
-  /** Told after every commit (with the index already updated): where a quota check hooks in. */
-  onCommit: ((info: BlobInfo) => void) | undefined;
 
   constructor(
-    inner: BlobStore,
+    private readonly inner: BlobStore,
     private readonly now: () => number = Date.now,
   ) {
-    super(inner);
+    // Subscribed before anyone subscribes through this store: their listeners find the index current.
+    inner.subscribe((change) => this.changed(change));
   }
 
   /** Builds the index from what the store holds. */
@@ -45,7 +47,7 @@ export class TrackedBlobStore extends ForwardingBlobStore {
   }
 
 
-  override async open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
+  async open(digest: Digest, range?: ByteRange): Promise<OpenBlob> {
     this.readers.set(digest, (this.readers.get(digest) ?? 0) + 1);
     let opened: OpenBlob;
     try {
@@ -74,19 +76,66 @@ export class TrackedBlobStore extends ForwardingBlobStore {
     void this.inner.touch(digest).catch(() => undefined);
   }
 
-  protected override committed(info: BlobInfo): BlobInfo {
-    this.index.add(info.digest, info.size, this.now());
-    this.onCommit?.(info);
-    return info;
+  private changed(change: BlobChange): void {
+    if (change.kind === 'committed') this.index.add(change.digest, change.size, this.now());
+    else this.forget(change.digest);
+  }
+
+  private forget(digest: Digest): void {
+    this.index.remove(digest);
+    this.persisted.delete(digest);
+  }
+
+  subscribe(listener: Listener<BlobChange>): Unsubscribe {
+    return this.inner.subscribe(listener);
+  }
+
+  stat(digest: Digest): Promise<BlobInfo | undefined> {
+    return this.inner.stat(digest);
   }
 
   /** A commit waits for a sweep's delete of the same digest already under way, and no sweep starts one meanwhile. */
-  protected override committing<T>(expected: Digest, commit: () => Promise<T>): Promise<T> {
-    return this.guard.holding(expected, commit);
+  put(source: ByteSource, expected: Digest): Promise<BlobInfo> {
+    return this.guard.holding(expected, () => this.inner.put(source, expected));
   }
 
-  protected override async deleted(digest: Digest): Promise<void> {
-    this.index.remove(digest);
-    this.persisted.delete(digest);
+  async createWriter(opts?: { expectedSize?: number }): Promise<BlobWriter> {
+    return this.held(await this.inner.createWriter(opts));
+  }
+
+  async resumeWriter(id: string): Promise<BlobWriter | undefined> {
+    const writer = await this.inner.resumeWriter(id);
+    return writer && this.held(writer);
+  }
+
+  /** The writer, its commit held in the guard as put's is. */
+  private held(writer: BlobWriter): BlobWriter {
+    return {
+      id: writer.id,
+      size: () => writer.size(),
+      append: (source, opts) => writer.append(source, opts),
+      openReader: () => writer.openReader(),
+      commit: (expected, opts) => this.guard.holding(expected, () => writer.commit(expected, opts)),
+      abort: () => writer.abort(),
+    };
+  }
+
+  freeBytes(): Promise<number> {
+    return this.inner.freeBytes ? this.inner.freeBytes() : Promise.resolve(Infinity);
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    const existed = await this.inner.delete(digest);
+    // A blob gone from under the store (so no change told of it) leaves the index too.
+    if (!existed) this.forget(digest);
+    return existed;
+  }
+
+  list(): AsyncIterable<BlobInfo> {
+    return this.inner.list();
+  }
+
+  touch(digest: Digest): Promise<void> {
+    return this.inner.touch?.(digest) ?? Promise.resolve();
   }
 }

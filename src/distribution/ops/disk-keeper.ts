@@ -3,8 +3,8 @@
 //  - Eviction: when the blobs pass the high watermark, the least recently used go until they are under
 //    the low one. Never a blob being read (a client or peer is streaming it), never one committed in
 //    the last moments (it may not be linked yet), and never content pushed to this node itself (a seed's
-//    own repositories) unless evictPushed is set: this node is its only home. Evicting goes through the
-//    store chain, so the blob is also withdrawn from the DHT.
+//    own repositories) unless evictPushed is set: this node is its only home. An eviction is a delete
+//    through the store, whose change stream withdraws the blob from the DHT.
 //  - Collection (at start, periodically, and on `layerd gc`): upload areas that no live writer or
 //    resumable upload session owns (what kill -9 leaves of a download), and blobs that no repository,
 //    pushed or mirrored, links any more. One collection at a time; a request during one gets the next.

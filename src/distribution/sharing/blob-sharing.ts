@@ -4,12 +4,12 @@
 // --share-private-blobs says otherwise. Content addressing makes a public link enough: whoever asks
 // for a digest reachable through a public repository could read it over /v2 anyway.
 //
-// Links change through the repository stores, so those are watched (watch()): a new public link
-// announces the blob, a removed one re-checks it. Answers are memoised per digest until a link of that
-// digest changes, so a peer's range requests do not each walk the repositories.
+// Links change through the repository stores, so their change streams are followed (follow()): a new
+// public link tells subscribers the blob is shared, a removed one re-checks it. Answers are memoised per
+// digest until a link of that digest changes, so a peer's range requests do not each walk the repositories.
 import type { Digest } from '../../oci/index.js';
 import type { RepositoryName } from '../../oci/index.js';
-import type { ManifestRecord, RepositoryStore } from '../../store/index.js';
+import { ChangeEmitter, type ChangeStream, type LinkChange, type Listener, type RepositoryStore, type Unsubscribe } from '../../store/index.js';
 import type { RepositoryVisibility } from './repository-visibility.js';
 
 export interface BlobSharingOptions {
@@ -20,17 +20,14 @@ export interface BlobSharingOptions {
   stores: () => Promise<RepositoryStore[]>;
 }
 
-/** Told when a blob becomes offerable (a public link appeared) or may have stopped being (a link went). */
-export interface SharingEvents {
-  shared(digest: Digest): void;
-  unshared(digest: Digest): void;
-}
+/** A blob became offerable (a public link appeared), or stopped being (its last public link went). */
+export type SharingChange = { readonly kind: 'shared'; readonly digest: Digest } | { readonly kind: 'unshared'; readonly digest: Digest };
 
 const MEMO_MAX = 10_000;
 
-export class BlobSharing {
+export class BlobSharing implements ChangeStream<SharingChange> {
   private readonly memo = new Map<Digest, Promise<boolean>>();
-  private events: SharingEvents | undefined;
+  private readonly changes = new ChangeEmitter<SharingChange>();
 
   constructor(private readonly opts: BlobSharingOptions) {}
 
@@ -39,14 +36,9 @@ export class BlobSharing {
     return this.opts.visibility.hasPrivate && !this.opts.sharePrivate;
   }
 
-  /** Where announcements and withdrawals go once links change (the content router). */
-  onChange(events: SharingEvents): void {
-    this.events = events;
-  }
-
-  /** Whether link changes must be watched (watch()): whenever some repository is private, for publiclyLinked()'s memo. */
-  get watching(): boolean {
-    return this.opts.visibility.hasPrivate;
+  /** Told of blobs becoming offerable or not as links change (announcing follows this), while the policy is active. */
+  subscribe(listener: Listener<SharingChange>): Unsubscribe {
+    return this.changes.subscribe(listener);
   }
 
   /** Whether peers may have the blob: it is linked by a public repository (or the policy is off). */
@@ -94,45 +86,27 @@ export class BlobSharing {
     return false;
   }
 
+  /**
+   * Follows a store's link changes (each of `opts.stores`, as it is opened). With no private repository
+   * there is nothing to memoise nor to announce apart from commits, so nothing is followed.
+   */
+  follow(store: RepositoryStore): Unsubscribe {
+    if (!this.opts.visibility.hasPrivate) return () => undefined;
+    return store.subscribe((change) => this.linkChanged(change));
+  }
+
+  private linkChanged(change: LinkChange): void {
+    if (change.kind === 'linked') this.linked(change.repository, change.digest);
+    else void this.unlinked(change.digest).catch(() => undefined); // a failed re-check leaves it announced until the next change
+  }
+
   private linked(repo: RepositoryName, digest: Digest): void {
     this.memo.delete(digest);
-    if (this.active && !this.opts.visibility.isPrivate(repo)) this.events?.shared(digest);
+    if (this.active && !this.opts.visibility.isPrivate(repo)) this.changes.emit({ kind: 'shared', digest });
   }
 
   private async unlinked(digest: Digest): Promise<void> {
     this.memo.delete(digest);
-    if (this.active && !(await this.shareable(digest))) this.events?.unshared(digest);
-  }
-
-  /** The store, with its link changes reported to this policy. */
-  watch(store: RepositoryStore): RepositoryStore {
-    const linkBlob = async (repo: RepositoryName, digest: Digest) => {
-      await store.linkBlob(repo, digest);
-      this.linked(repo, digest);
-    };
-    const putManifest = async (repo: RepositoryName, record: ManifestRecord) => {
-      await store.putManifest(repo, record);
-      this.linked(repo, record.digest);
-    };
-    const unlinkBlob = async (repo: RepositoryName, digest: Digest) => {
-      const removed = await store.unlinkBlob(repo, digest);
-      if (removed) await this.unlinked(digest);
-      return removed;
-    };
-    const deleteManifest = async (repo: RepositoryName, digest: Digest) => {
-      const removed = await store.deleteManifest(repo, digest);
-      if (removed) await this.unlinked(digest);
-      return removed;
-    };
-    return new Proxy(store, {
-      get(target, prop, receiver) {
-        if (prop === 'linkBlob') return linkBlob;
-        if (prop === 'putManifest') return putManifest;
-        if (prop === 'unlinkBlob') return unlinkBlob;
-        if (prop === 'deleteManifest') return deleteManifest;
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    if (this.active && !(await this.shareable(digest))) this.changes.emit({ kind: 'unshared', digest });
   }
 }

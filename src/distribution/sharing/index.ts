@@ -3,6 +3,6 @@
 // routing (and withdrawing them) as the store changes.
 // It may import oci, store and p2p. It must never import pull, peers or seed.
 
-export { AnnouncingBlobStore } from './announcing-blob-store.js';
-export { BlobSharing } from './blob-sharing.js';
+export { Announcer } from './announcer.js';
+export { BlobSharing, type SharingChange } from './blob-sharing.js';
 export { RepositoryVisibility, parseRepositoryPrefix } from './repository-visibility.js';

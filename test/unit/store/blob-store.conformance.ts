@@ -3,7 +3,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../../src/oci/digest.js';
-import type { BlobStore } from '../../../src/store/blob-store.js';
+import type { BlobInfo, BlobStore } from '../../../src/store/blob-store.js';
+import type { BlobChange } from '../../../src/store/change-stream.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../../../src/store/errors.js';
 
 async function readAll(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
@@ -196,6 +197,89 @@ export function describeBlobStore(name: string, create: () => Promise<BlobStore>
       const store = await create();
       expect(await store.resumeWriter('00000000-0000-4000-8000-000000000000')).toBeUndefined();
       expect(await store.resumeWriter('../../etc')).toBeUndefined();
+    });
+
+    describeChangeStream(create);
+  });
+}
+
+/** A change as one line, for comparing sequences. */
+const line = (c: BlobChange) => (c.kind === 'committed' ? `committed ${c.digest} ${c.size}` : `deleted ${c.digest}`);
+
+/** The store's change stream: what usage accounting, quota checks and announcing are built on. */
+function describeChangeStream(create: () => Promise<BlobStore>): void {
+  describe('change stream', () => {
+    const a = Buffer.from('blob a');
+    const b = Buffer.from('blob b');
+    const da = digestOf(a);
+    const db = digestOf(b, 'sha512');
+
+    it('tells of each commit (put or writer) as it completes, when the blob is readable, and of each delete of a blob it held', async () => {
+      const store = await create();
+      const seen: string[] = [];
+      const visible: Array<Promise<BlobInfo | undefined>> = [];
+      // The call under way: a change is told before the call that made it returns.
+      let during = 'nothing';
+      store.subscribe((change) => {
+        seen.push(`${line(change)} during ${during}`);
+        visible.push(store.stat(change.digest));
+      });
+      during = 'put';
+      await store.put(Readable.from([a]), da);
+      during = 'nothing';
+      const writer = await store.createWriter();
+      await writer.append(Readable.from([b]));
+      during = 'commit';
+      await writer.commit(db);
+      during = 'delete';
+      expect(await store.delete(da)).toBe(true);
+      during = 'nothing';
+      expect(await store.delete(da)).toBe(false); // nothing there: no change
+      expect(seen).toEqual([`committed ${da} ${a.length} during put`, `committed ${db} ${b.length} during commit`, `deleted ${da} during delete`]);
+      // Told once the change was made: each blob committed was readable, the deleted one gone.
+      expect(await Promise.all(visible)).toEqual([{ digest: da, size: a.length }, { digest: db, size: b.length }, undefined]);
+    });
+
+    it('tells nothing of a write that fails, is refused or is aborted', async () => {
+      const store = await create();
+      const seen: string[] = [];
+      store.subscribe((change) => seen.push(line(change)));
+      await expect(store.put(Readable.from([b]), da)).rejects.toBeInstanceOf(DigestMismatchError);
+      const mismatched = await store.createWriter();
+      await mismatched.append(Readable.from([b]));
+      await expect(mismatched.commit(da)).rejects.toBeInstanceOf(DigestMismatchError);
+      await mismatched.abort();
+      const failed = await store.createWriter();
+      await expect(failed.append(failingSource('part'))).rejects.toThrow(/went away/);
+      await failed.abort();
+      const aborted = await store.createWriter();
+      await aborted.append(Readable.from([a]));
+      await aborted.abort();
+      expect(seen).toEqual([]);
+    });
+
+    it('tells listeners in the order they subscribed, changes in the order they happened, and none after unsubscribing', async () => {
+      const store = await create();
+      const seen: string[] = [];
+      const stopFirst = store.subscribe((change) => seen.push(`first ${line(change)}`));
+      const stopSecond = store.subscribe((change) => seen.push(`second ${line(change)}`));
+      await store.put(Readable.from([a]), da);
+      await store.put(Readable.from([b]), db);
+      await store.delete(da);
+      stopFirst();
+      stopFirst(); // twice: harmless, and the other listener stays
+      await store.delete(db);
+      stopSecond();
+      await store.put(Readable.from([a]), da);
+      expect(seen).toEqual([
+        `first committed ${da} ${a.length}`,
+        `second committed ${da} ${a.length}`,
+        `first committed ${db} ${b.length}`,
+        `second committed ${db} ${b.length}`,
+        `first deleted ${da}`,
+        `second deleted ${da}`,
+        `second deleted ${db}`,
+      ]);
     });
   });
 }

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../../src/oci/digest.js';
 import { FsBlobStore } from '../../../src/store/fs-blob-store.js';
 import { MemoryBlobStore } from '../../../src/store/memory-blob-store.js';
+import { TrackedBlobStore } from '../../../src/store/tracked-blob-store.js';
 import { InsufficientStorageError } from '../../../src/store/errors.js';
 import { failureOf } from '../../../src/oci/failure.js';
 import { describeBlobStore } from './blob-store.conformance.js';
@@ -22,6 +23,8 @@ afterAll(async () => {
 
 describeBlobStore('filesystem', fsStore);
 describeBlobStore('memory', async () => new MemoryBlobStore());
+// The node's store: the usage-accounting wrapper passes the contract (its change stream too) as it stands.
+describeBlobStore('tracked filesystem', async () => new TrackedBlobStore(await fsStore()).init());
 
 describe('FsBlobStore specifics', () => {
   it('refuses a writer for more bytes than the disk has free, before creating anything', async () => {

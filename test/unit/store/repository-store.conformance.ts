@@ -4,6 +4,7 @@ import { digestOf } from '../../../src/oci/digest.js';
 import { MediaType } from '../../../src/oci/manifest.js';
 import type { RepositoryName, Tag } from '../../../src/oci/reference.js';
 import type { RepositoryStore } from '../../../src/store/repository-store.js';
+import type { LinkChange } from '../../../src/store/change-stream.js';
 
 const A = 'team/app' as RepositoryName;
 const B = 'team/other' as RepositoryName;
@@ -143,6 +144,62 @@ export function describeRepositoryStore(name: string, create: () => Promise<Repo
       expect(await s.hasUploadInAnyRepository('u3')).toBe(false);
       await s.removeUpload('first/push' as RepositoryName, 'u2');
       expect(await s.hasUploadInAnyRepository('u2')).toBe(false);
+    });
+
+    describeLinkChanges(create);
+  });
+}
+
+const line = (c: LinkChange) => `${c.kind} ${c.repository} ${c.digest}`;
+
+/** The store's change stream of links: what the sharing policy follows to announce and withdraw. */
+function describeLinkChanges(create: () => Promise<RepositoryStore>): void {
+  describe('change stream', () => {
+    it('tells of each link and manifest record written, and of each removed, before the call returns; nothing of tags, referrers, uploads', async () => {
+      const s = await create();
+      const seen: string[] = [];
+      let during = 'nothing';
+      s.subscribe((change) => seen.push(`${line(change)} during ${during}`));
+      const step = async (name: string, work: () => Promise<unknown>) => {
+        during = name;
+        await work();
+        during = 'nothing';
+      };
+      await step('link', () => s.linkBlob(A, d1));
+      await step('link again', () => s.linkBlob(A, d1)); // a write, even of a link already there
+      await step('put', () => s.putManifest(B, { digest: d3, mediaType: MediaType.OciManifest, size: 3 }));
+      await s.setTag(A, 'v1' as Tag, d2);
+      await s.addReferrer(A, d1, { mediaType: MediaType.OciManifest, digest: d2, size: 3 });
+      await s.addUpload(A, 'u1');
+      await step('unlink', () => s.unlinkBlob(A, d1));
+      expect(await s.unlinkBlob(A, d1)).toBe(false); // nothing there: no change
+      await step('delete', () => s.deleteManifest(B, d3));
+      expect(await s.deleteManifest(B, d3)).toBe(false);
+      await s.deleteTag(A, 'v1' as Tag);
+      await s.removeReferrer(A, d1, d2);
+      await s.removeUpload(A, 'u1');
+      expect(seen).toEqual([
+        `linked ${A} ${d1} during link`,
+        `linked ${A} ${d1} during link again`,
+        `linked ${B} ${d3} during put`,
+        `unlinked ${A} ${d1} during unlink`,
+        `unlinked ${B} ${d3} during delete`,
+      ]);
+    });
+
+    it('tells listeners in the order they subscribed, changes in the order they happened, and none after unsubscribing', async () => {
+      const s = await create();
+      const seen: string[] = [];
+      const stopFirst = s.subscribe((change) => seen.push(`first ${line(change)}`));
+      const stopSecond = s.subscribe((change) => seen.push(`second ${line(change)}`));
+      await s.linkBlob(A, d1);
+      await s.linkBlob(B, d2);
+      stopFirst();
+      stopFirst();
+      await s.unlinkBlob(A, d1);
+      stopSecond();
+      await s.unlinkBlob(B, d2);
+      expect(seen).toEqual([`first linked ${A} ${d1}`, `second linked ${A} ${d1}`, `first linked ${B} ${d2}`, `second linked ${B} ${d2}`, `second unlinked ${A} ${d1}`]);
     });
   });
 }

@@ -7,6 +7,7 @@ import { MediaType } from '../../../src/oci/manifest.js';
 import type { RepositoryName, Tag } from '../../../src/oci/reference.js';
 import { FsRepositoryStore } from '../../../src/store/fs-repository-store.js';
 import { MemoryRepositoryStore } from '../../../src/store/memory-repository-store.js';
+import { CollectionGuard, GuardedRepositoryStore } from '../../../src/store/collection-guard.js';
 import { describeRepositoryStore } from './repository-store.conformance.js';
 
 const dirs: string[] = [];
@@ -20,6 +21,8 @@ describeRepositoryStore('filesystem', async () => {
   return new FsRepositoryStore(dir).init();
 });
 describeRepositoryStore('memory', async () => new MemoryRepositoryStore());
+// What the node hands out: the guard around a store keeps its whole contract, change stream included.
+describeRepositoryStore('guarded memory', async () => new GuardedRepositoryStore(new MemoryRepositoryStore(), new CollectionGuard()));
 
 describe('FsRepositoryStore specifics', () => {
   it('never lists a temp file (a write in progress or a crash leftover) as a link, tag, referrer or repository', async () => {

@@ -8,7 +8,7 @@ import type { RepositoryName } from '../../../../src/oci/reference.js';
 import { MemoryBlobStore } from '../../../../src/store/memory-blob-store.js';
 import { MemoryRepositoryStore } from '../../../../src/store/memory-repository-store.js';
 import { TrackedBlobStore } from '../../../../src/store/tracked-blob-store.js';
-import { guardLinks } from '../../../../src/store/collection-guard.js';
+import { GuardedRepositoryStore } from '../../../../src/store/collection-guard.js';
 import type { RepositoryStore } from '../../../../src/store/repository-store.js';
 
 const KB = 1000;
@@ -212,7 +212,7 @@ describe('DiskKeeper: garbage collection', () => {
       },
     });
     const t = await setup({ maxBytes: undefined, pushed: listing });
-    const pushedRepos = guardLinks(listing, t.store.guard);
+    const pushedRepos = new GuardedRepositoryStore(listing, t.store.guard);
     const bytes = Buffer.alloc(KB, 42);
     const digest = digestOf(bytes);
     await t.store.put(Readable.from([bytes]), digest);

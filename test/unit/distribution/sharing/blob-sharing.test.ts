@@ -1,9 +1,9 @@
 // Which held blobs peers may have: the links of public repositories decide, and link changes announce
 // or withdraw. Over the in-memory repository stores.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BlobSharing } from '../../../../src/distribution/sharing/blob-sharing.js';
 import { RepositoryVisibility } from '../../../../src/distribution/sharing/repository-visibility.js';
-import { digestOf, type Digest } from '../../../../src/oci/digest.js';
+import { digestOf } from '../../../../src/oci/digest.js';
 import type { RepositoryName } from '../../../../src/oci/reference.js';
 import { MemoryRepositoryStore } from '../../../../src/store/memory-repository-store.js';
 
@@ -20,8 +20,10 @@ function setup(opts: { prefixes?: string[]; sharePrivate?: boolean } = {}) {
     stores: async () => [pushed, cache],
   });
   const events: string[] = [];
-  sharing.onChange({ shared: (d: Digest) => events.push(`shared ${d}`), unshared: (d: Digest) => events.push(`unshared ${d}`) });
-  return { sharing, pushed: sharing.watch(pushed), cache: sharing.watch(cache), events };
+  sharing.subscribe((change) => events.push(`${change.kind} ${change.digest}`));
+  sharing.follow(pushed);
+  sharing.follow(cache);
+  return { sharing, pushed, cache, events };
 }
 
 describe('blob sharing', () => {
@@ -53,16 +55,36 @@ describe('blob sharing', () => {
     expect(events).toEqual([`shared ${D1}`]);
     expect(await sharing.shareable(D1)).toBe(true); // memoised now
     await pushed.unlinkBlob(repo('team/app'), D1);
-    expect(events).toEqual([`shared ${D1}`, `unshared ${D1}`]);
     expect(await sharing.shareable(D1)).toBe(false); // the memo was dropped with the link
+    // The re-check after a removed link runs after the store's change (a walk of the repositories).
+    await vi.waitFor(() => expect(events).toEqual([`shared ${D1}`, `unshared ${D1}`]));
   });
 
   it('keeps a blob offered while another public repository still links it', async () => {
-    const { pushed, cache, events } = setup();
+    const { sharing, pushed, cache, events } = setup();
     await pushed.linkBlob(repo('team/a'), D1);
     await cache.linkBlob(repo('team/b'), D1);
     await pushed.unlinkBlob(repo('team/a'), D1);
+    // The re-check started by the unlink memoised this same answer, and decided before this await returns.
+    expect(await sharing.shareable(D1)).toBe(true);
     expect(events).toEqual([`shared ${D1}`, `shared ${D1}`]);
+  });
+
+  it('stops telling of a store it no longer follows, and of nothing once unsubscribed', async () => {
+    const pushed = new MemoryRepositoryStore();
+    const sharing = new BlobSharing({ visibility: new RepositoryVisibility(['secret']), sharePrivate: false, stores: async () => [pushed] });
+    const first: string[] = [];
+    const second: string[] = [];
+    const unsubscribe = sharing.subscribe((change) => first.push(`${change.kind} ${change.digest}`));
+    sharing.subscribe((change) => second.push(`${change.kind} ${change.digest}`));
+    const unfollow = sharing.follow(pushed);
+    await pushed.linkBlob(repo('team/a'), D1);
+    unsubscribe();
+    await pushed.linkBlob(repo('team/b'), D1);
+    unfollow();
+    await pushed.linkBlob(repo('team/c'), D2);
+    expect(first).toEqual([`shared ${D1}`]);
+    expect(second).toEqual([`shared ${D1}`, `shared ${D1}`]);
   });
 
   it('lists what public repositories link, for announcing a whole store at once', async () => {
