@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { Distribution, Mirror, MirrorListings, Registry, Rollouts, UploadSessions, progressFrom, specFrom, type BlobSharing, type NodeStats, type RepositoryVisibility } from '../distribution/index.js';
+import { Distribution, Mirror, MirrorListings, Registry, Rollouts, UploadSessions, progressFrom, specFrom, type BlobSharing, type Observations, type RepositoryVisibility } from '../distribution/index.js';
 import { BlobServer, UploadThrottle, storeLookup, type BlobLookup } from '../p2p/index.js';
 import { UpstreamRegistry } from '../seed/index.js';
 import { USER_AGENT } from '../version.js';
@@ -18,7 +18,7 @@ export interface DistributionDeps {
   sharing: BlobSharing;
   visibility: RepositoryVisibility;
   p2p: P2P | undefined;
-  stats: NodeStats;
+  observed: Observations;
   logger: Logger;
 }
 
@@ -36,7 +36,7 @@ export interface NodeDistribution {
 }
 
 export function createDistribution(config: Config, deps: DistributionDeps): NodeDistribution {
-  const { storage, sharing, visibility, p2p, stats, logger } = deps;
+  const { storage, sharing, visibility, p2p, observed, logger } = deps;
   const { tracked, repos, cacheFor } = storage;
   const registry = new Registry(tracked, repos, {
     guard: tracked.guard,
@@ -55,10 +55,10 @@ export function createDistribution(config: Config, deps: DistributionDeps): Node
     serveStale: config.serveStale,
     log: logger,
     peers: p2p?.fetcher,
-    onJoin: () => stats.singleFlightJoins++,
+    onJoin: () => observed.emit('single-flight-join', {}),
     onManifestFetched: (digest) => tracked.setSource(digest, 'upstream'),
     onBlobFetched: (digest, size, source) => {
-      stats.fetched(source, size);
+      observed.emit('fetched', { digest, size, source });
       tracked.setSource(digest, source);
     },
     offersToPeers: sharing.active ? (name, repo) => !visibility.isPrivate(name, repo) : undefined,
@@ -79,7 +79,7 @@ export function createDistribution(config: Config, deps: DistributionDeps): Node
     rollouts,
     seeds: [...upstreams.keys()],
     seedClients: { name: 'seed clients', stop: async () => upstreams.forEach((u) => u.close()) },
-    protocols: p2p ? peerProtocols(config, p2p, rollouts, stats, heldShared, relay) : [],
+    protocols: p2p ? peerProtocols(config, p2p, rollouts, observed, heldShared, relay) : [],
     rolloutRuns: {
       name: 'rollouts',
       async start() {
@@ -92,13 +92,13 @@ export function createDistribution(config: Config, deps: DistributionDeps): Node
 }
 
 /** Serves peers: blobs, what `held` finds in the store, else what `relay` is fetching from the seed now; and rollouts. */
-function peerProtocols(config: Config, p2p: P2P, rollouts: Rollouts, stats: NodeStats, held: BlobLookup, relay: BlobLookup): Service[] {
+function peerProtocols(config: Config, p2p: P2P, rollouts: Rollouts, observed: Observations, held: BlobLookup, relay: BlobLookup): Service[] {
   const blobs = new BlobServer(p2p.libp2p, async (digest) => (await held(digest)) ?? relay(digest), {
     maxUploadsPerPeer: config.maxUploadsPerPeer,
     maxInboundStreams: config.maxStreamsPerPeer,
     idleTimeoutMs: config.peerIdleTimeout,
     throttle: new UploadThrottle({ totalRate: config.maxUploadRate, perPeerRate: config.maxUploadRatePerPeer }),
-    onServed: (peer, _digest, bytes) => stats.uploaded(peer, bytes),
+    onServed: (peer, digest, bytes) => observed.emit('peer-upload', { peer, digest, bytes }),
   });
   const rolloutProtocol: Service = {
     name: 'rollout protocol',

@@ -1,10 +1,9 @@
 // The node's HTTP endpoint: /v2 for clients, /api and the dashboard for operators, /metrics.
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import type { Distribution, NodeStats } from '../distribution/index.js';
+import type { Distribution, Observations } from '../distribution/index.js';
 import { buildHttpServer, isLoopbackHost, type AccessPolicy, type NodeApi } from '../http/index.js';
 import type { Service } from './lifecycle.js';
-import { routeOf, type NodeMetrics } from './node-metrics.js';
 
 /** How long requests in flight may run on after a shutdown begins. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -13,8 +12,7 @@ export interface HttpDeps {
   distribution: Distribution;
   api: NodeApi;
   access: AccessPolicy;
-  stats: NodeStats;
-  metrics: NodeMetrics;
+  observed: Observations;
   logger: Logger;
   /** Told the URL once the endpoint listens (before anything else is). */
   listening: (url: string) => void;
@@ -34,7 +32,7 @@ export class ListenAddress {
 
 /** The server, built; it listens on start and closes on stop. */
 export function httpEndpoint(config: Config, deps: HttpDeps): Service {
-  const { stats, metrics } = deps;
+  const { observed } = deps;
   const app = buildHttpServer({
     distribution: deps.distribution,
     logger: deps.logger,
@@ -43,10 +41,10 @@ export function httpEndpoint(config: Config, deps: HttpDeps): Service {
     access: deps.access,
     loopback: isLoopbackHost(config.listen.host),
     allowHosts: config.allowHost,
-    requestDone: (method, reqUrl, code) => metrics.httpRequests.inc({ method, route: routeOf(reqUrl), status: String(code) }),
+    requestDone: (method, url, status) => observed.emit('request', { method, url, status }),
     observe: (e) => {
-      if (e.kind === 'blob') stats.blobServed(e.source, e.bytes);
-      if (!e.head) stats.pulled({ kind: e.kind, registry: e.registry, repository: e.repository, reference: e.reference, digest: e.digest, size: e.size, source: e.source });
+      if (e.kind === 'blob') observed.emit('blob-served', { source: e.source, bytes: e.bytes });
+      if (!e.head) observed.emit('pulled', { kind: e.kind, registry: e.registry, repository: e.repository, reference: e.reference, digest: e.digest, size: e.size, source: e.source });
     },
   });
   return {

@@ -3,7 +3,7 @@
 // (NodeStats, the usage index) behind /api/status, the dashboard and /metrics alike.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Source } from '../distribution/index.js';
-import type { NodeStats } from '../distribution/index.js';
+import type { NodeStats, Observations } from '../distribution/index.js';
 
 /** What the gauges read at scrape time from the subsystems built after the metrics (see collectFrom). */
 export interface MetricSources {
@@ -46,8 +46,8 @@ export class NodeMetrics {
 
   /**
    * The metrics of the node's counters (NodeStats), ready for the subsystems built next: libp2p adds
-   * its own to the registry, the peer fetcher observes lookups. What those subsystems hold is read
-   * through collectFrom once they exist.
+   * its own to the registry. Lookups and requests come as observations (countFrom); what the
+   * subsystems hold is read through collectFrom once they exist.
    */
   constructor(stats: NodeStats) {
     const registers = [this.registry];
@@ -71,6 +71,12 @@ export class NodeMetrics {
     counter('layerd_single_flight_joins_total', 'Client requests that joined a download already running for the same blob', [], () => [[{}, stats.singleFlightJoins]]);
     gauge('layerd_cache_hit_ratio', 'Blob answers served from the local store, of all blob answers', () => stats.hitRatio);
     gauge('layerd_bytes_saved_vs_seed', 'Blob bytes clients got that this node did not fetch from a seed', () => stats.bytesSavedVsSeed);
+  }
+
+  /** Observes the lookups' times and the HTTP requests answered, from now on. */
+  countFrom(observed: Observations): void {
+    observed.on('lookup', (e) => this.lookupSeconds.observe(e.ms / 1000));
+    observed.on('request', (e) => this.httpRequests.inc({ method: e.method, route: routeOf(e.url), status: String(e.status) }));
   }
 
   /** Gauges and counters of what the store, the disk keeper and the libp2p node hold, read at scrape time. */

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
-import { BlobSharing, Inventory, NodeStats } from '../distribution/index.js';
+import { BlobSharing, Inventory, NodeStats, Observations } from '../distribution/index.js';
 import { FSYNC } from '../store/index.js';
 import { openAccess } from './access.js';
 import { nodeApi } from './api.js';
@@ -32,15 +32,19 @@ export function createLogger(level: Config['logLevel']): Logger {
 export async function startNode(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   const dataDir = resolve(config.dataDir);
   const access = await openAccess(config, logger);
+  // What the node observes (pulls, peer traffic, lookups, requests) is told to one bus; the counters subscribe.
+  const observed = new Observations();
   const stats = new NodeStats();
+  stats.countFrom(observed);
   const metrics = new NodeMetrics(stats);
+  metrics.countFrom(observed);
   const dirs = await RepositoryDirs.open(dataDir, config.upstream.map((u) => u.name));
   // Which blobs peers may have: the links of pushed repositories and of every seed's cache decide.
   const sharing = new BlobSharing({ visibility: access.visibility, sharePrivate: config.sharePrivateBlobs, stores: () => dirs.all() });
-  const p2p = config.p2pListen.length > 0 ? await createP2P(config, dataDir, stats, metrics, logger) : undefined;
+  const p2p = config.p2pListen.length > 0 ? await createP2P(config, dataDir, observed, metrics.registry, logger) : undefined;
   const storage = await openStorage(dataDir, dirs, sharing, p2p?.router);
   const { tracked } = storage;
-  const dist = createDistribution(config, { storage, sharing, visibility: access.visibility, p2p, stats, logger });
+  const dist = createDistribution(config, { storage, sharing, visibility: access.visibility, p2p, observed, logger });
   const disk = keepDisk(config, storage, logger);
   metrics.collectFrom({
     store: () => ({ bytes: tracked.index.bytes, blobs: tracked.index.count, maxBytes: config.maxDiskBytes }),
@@ -55,8 +59,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     distribution: dist.distribution,
     api,
     access: access.v2Access,
-    stats,
-    metrics,
+    observed,
     logger,
     listening: (url) => {
       address.listening(url);

@@ -4,10 +4,10 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { PeerFetcher, PeerScores, type NodeStats } from '../distribution/index.js';
+import { PeerFetcher, PeerScores, type Observations } from '../distribution/index.js';
 import { DhtContentRouter, FetchClaims, PeerAccess, RolloutTransport, createP2PNode, fetchFromPeer, loadOrCreateIdentity, type LayerdLibp2p } from '../p2p/index.js';
 import type { Service } from './lifecycle.js';
-import type { NodeMetrics } from './node-metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface P2P {
   libp2p: LayerdLibp2p;
@@ -24,7 +24,8 @@ export interface P2P {
   services: Service[];
 }
 
-export async function createP2P(config: Config, dataDir: string, stats: NodeStats, metrics: NodeMetrics, logger: Logger): Promise<P2P> {
+/** `metricsRegistry`: where libp2p's own metrics go (the node's /metrics). */
+export async function createP2P(config: Config, dataDir: string, observed: Observations, metricsRegistry: Registry, logger: Logger): Promise<P2P> {
   const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
   const log = logger.child({ component: 'p2p' });
   const access = new PeerAccess({ keyFile: config.pskFile, allowPeers: config.allowPeer, bootstrap: config.bootstrap }, log);
@@ -35,7 +36,7 @@ export async function createP2P(config: Config, dataDir: string, stats: NodeStat
     announce: config.announce,
     bootstrap: config.bootstrap,
     providerTtlMs: 2 * config.reprovideInterval,
-    metricsRegistry: metrics.registry,
+    metricsRegistry,
     swarmKey: config.pskFile?.key,
     allowPeers: config.allowPeer,
     onRefused: (r) => access.refused(r),
@@ -54,11 +55,8 @@ export async function createP2P(config: Config, dataDir: string, stats: NodeStat
     new PeerScores(),
     {
       lookupTimeoutMs: config.peerLookupTimeout,
-      onLookup: (ms, found) => {
-        stats.lookup(ms, found);
-        metrics.lookupSeconds.observe(ms / 1000);
-      },
-      onRangeFetched: (peer, bytes) => stats.downloaded(peer, bytes),
+      onLookup: (ms, found) => observed.emit('lookup', { ms, found }),
+      onRangeFetched: (peer, bytes) => observed.emit('peer-download', { peer, bytes }),
       log,
     },
   );
