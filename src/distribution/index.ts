@@ -10,7 +10,7 @@
 // It may import oci, io, store, p2p and seed. It must never import http or node.
 
 export { type Source } from './answers.js';
-export { DiskKeeper, Inventory, NodeStats, type GcReport, type ImageSummary, type PullEvent, type StatsSnapshot } from './ops/index.js';
+export { DiskKeeper, Inventory, NodeStats, Observations, type Observed, type GcReport, type ImageSummary, type PullEvent, type StatsSnapshot } from './ops/index.js';
 export { PeerFetcher, PeerScores } from './peers/index.js';
 export { Distribution, Mirror, MirrorListings } from './pull/index.js';
 export { Registry, UploadSessions, type Page } from './registry/index.js';

@@ -3,22 +3,53 @@
 // (NodeStats, the usage index) behind /api/status, the dashboard and /metrics alike.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Source } from '../distribution/index.js';
-import type { NodeStats } from '../distribution/index.js';
+import type { NodeStats, Observations } from '../distribution/index.js';
 
+/** What the gauges read at scrape time from the subsystems built after the metrics (see collectFrom). */
 export interface MetricSources {
-  stats: NodeStats;
   store: () => { bytes: number; blobs: number; maxBytes?: number };
   evictions: () => { count: number; bytes: number };
   connectedPeers: () => number;
   provides: () => { provides: number; failures: number };
 }
 
+type Read<T> = () => T;
+
+/** A counter whose values, by labels, are read at scrape time. */
+const counterOf = (registry: Registry) => (name: string, help: string, labelNames: string[], read: Read<Array<[Record<string, string>, number]>>) =>
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) this.inc(labels, v);
+    },
+  });
+
+/** A gauge read at scrape time. */
+const gaugeOf = (registry: Registry) => (name: string, help: string, read: Read<number>) =>
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly lookupSeconds: Histogram;
 
-  constructor(src: MetricSources) {
+  /**
+   * The metrics of the node's counters (NodeStats), ready for the subsystems built next: libp2p adds
+   * its own to the registry. Lookups and requests come as observations (countFrom); what the
+   * subsystems hold is read through collectFrom once they exist.
+   */
+  constructor(stats: NodeStats) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'layerd_process_' });
     this.httpRequests = new Counter({ name: 'layerd_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['method', 'route', 'status'], registers });
@@ -28,40 +59,34 @@ export class NodeMetrics {
       buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    const counter = (name: string, help: string, labelNames: string[], read: () => Array<[Record<string, string>, number]>) =>
-      new Counter({
-        name,
-        help,
-        labelNames,
-        registers,
-        collect() {
-          this.reset();
-          for (const [labels, v] of read()) this.inc(labels, v);
-        },
-      });
-    const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read());
-        },
-      });
+    const counter = counterOf(this.registry);
+    const gauge = gaugeOf(this.registry);
     const fetchSources = ['peer', 'upstream'] as const;
     const sources: Source[] = ['local', 'peer', 'upstream'];
-    counter('layerd_blob_fetches_total', 'Blobs fetched into the store, by source', ['source'], () => fetchSources.map((s) => [{ source: s }, src.stats.fetches[s].count]));
-    counter('layerd_blob_fetched_bytes_total', 'Bytes of blobs fetched into the store, by source', ['source'], () => fetchSources.map((s) => [{ source: s }, src.stats.fetches[s].bytes]));
-    counter('layerd_blob_served_total', 'Blob answers to clients, by where the bytes came from', ['source'], () => sources.map((s) => [{ source: s }, src.stats.served[s]]));
-    counter('layerd_blob_served_bytes_total', 'Blob bytes sent to clients, by where they came from', ['source'], () => sources.map((s) => [{ source: s }, src.stats.servedBytes[s]]));
-    counter('layerd_peer_uploaded_bytes_total', 'Bytes sent to peers over the blob protocol', [], () => [[{}, src.stats.uploadedToPeers]]);
-    counter('layerd_single_flight_joins_total', 'Client requests that joined a download already running for the same blob', [], () => [[{}, src.stats.singleFlightJoins]]);
+    counter('layerd_blob_fetches_total', 'Blobs fetched into the store, by source', ['source'], () => fetchSources.map((s) => [{ source: s }, stats.fetches[s].count]));
+    counter('layerd_blob_fetched_bytes_total', 'Bytes of blobs fetched into the store, by source', ['source'], () => fetchSources.map((s) => [{ source: s }, stats.fetches[s].bytes]));
+    counter('layerd_blob_served_total', 'Blob answers to clients, by where the bytes came from', ['source'], () => sources.map((s) => [{ source: s }, stats.served[s]]));
+    counter('layerd_blob_served_bytes_total', 'Blob bytes sent to clients, by where they came from', ['source'], () => sources.map((s) => [{ source: s }, stats.servedBytes[s]]));
+    counter('layerd_peer_uploaded_bytes_total', 'Bytes sent to peers over the blob protocol', [], () => [[{}, stats.uploadedToPeers]]);
+    counter('layerd_single_flight_joins_total', 'Client requests that joined a download already running for the same blob', [], () => [[{}, stats.singleFlightJoins]]);
+    gauge('layerd_cache_hit_ratio', 'Blob answers served from the local store, of all blob answers', () => stats.hitRatio);
+    gauge('layerd_bytes_saved_vs_seed', 'Blob bytes clients got that this node did not fetch from a seed', () => stats.bytesSavedVsSeed);
+  }
+
+  /** Observes the lookups' times and the HTTP requests answered, from now on. */
+  countFrom(observed: Observations): void {
+    observed.on('lookup', (e) => this.lookupSeconds.observe(e.ms / 1000));
+    observed.on('request', (e) => this.httpRequests.inc({ method: e.method, route: routeOf(e.url), status: String(e.status) }));
+  }
+
+  /** Gauges and counters of what the store, the disk keeper and the libp2p node hold, read at scrape time. */
+  collectFrom(src: MetricSources): void {
+    const counter = counterOf(this.registry);
+    const gauge = gaugeOf(this.registry);
     counter('layerd_dht_provides_total', 'DHT provides made (announcements and re-announcements at start)', [], () => [[{}, src.provides().provides]]);
     counter('layerd_dht_provide_failures_total', 'DHT provides that failed', [], () => [[{}, src.provides().failures]]);
     counter('layerd_evictions_total', 'Blobs evicted to keep under the disk quota', [], () => [[{}, src.evictions().count]]);
     counter('layerd_evicted_bytes_total', 'Bytes evicted to keep under the disk quota', [], () => [[{}, src.evictions().bytes]]);
-    gauge('layerd_cache_hit_ratio', 'Blob answers served from the local store, of all blob answers', () => src.stats.hitRatio);
-    gauge('layerd_bytes_saved_vs_seed', 'Blob bytes clients got that this node did not fetch from a seed', () => src.stats.bytesSavedVsSeed);
     gauge('layerd_peers_connected', 'Peers connected over libp2p', () => src.connectedPeers());
     gauge('layerd_store_bytes', 'Bytes of blobs held', () => src.store().bytes);
     gauge('layerd_store_blobs', 'Blobs held', () => src.store().blobs);

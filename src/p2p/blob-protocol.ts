@@ -93,8 +93,30 @@ function idleTimer(ms: number, what: string): { signal?: AbortSignal; clear(): v
   return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }
 
-/** Serves blobs from the store to peers. */
+/** Serves blobs from the store to peers: handles the blob protocol on start, unhandles it on stop. */
+export class BlobServer {
+  constructor(
+    private readonly libp2p: Libp2p,
+    private readonly lookup: BlobLookup,
+    private readonly opts: BlobServerOptions,
+  ) {}
+
+  start(): Promise<void> {
+    return serveBlobs(this.libp2p, this.lookup, this.opts);
+  }
+
+  /** Streams already open run on; no new one is accepted. */
+  stop(): Promise<void> {
+    return this.libp2p.unhandle(BLOB_PROTOCOL);
+  }
+}
+
+/** Serves blobs from the store to peers, until libp2p stops (tests; a node uses a BlobServer). */
 export async function handleBlobProtocol(libp2p: Libp2p, lookup: BlobLookup, opts: BlobServerOptions): Promise<void> {
+  await new BlobServer(libp2p, lookup, opts).start();
+}
+
+async function serveBlobs(libp2p: Libp2p, lookup: BlobLookup, opts: BlobServerOptions): Promise<void> {
   const uploads = new Map<string, number>();
   await libp2p.handle(
     BLOB_PROTOCOL,

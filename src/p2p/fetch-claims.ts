@@ -217,6 +217,11 @@ export class FetchClaims {
     });
   }
 
+  /** Questions already being answered run on; no new one is accepted. */
+  stop(): Promise<void> {
+    return this.libp2p.unhandle(CLAIM_PROTOCOL);
+  }
+
   private get self(): string {
     return this.libp2p.peerId.toString();
   }

@@ -43,12 +43,15 @@ export interface P2PNodeOptions {
   onRefused?: (refused: RefusedPeer) => void;
   /** A redial of a bootstrap peer failed (e.g. it has another swarm key, or refused this node). */
   onBootstrapDialFailed?: (addr: string, reason: string) => void;
+  /** Start at once (default), or leave it to the caller's start() (a node starts its subsystems in order). */
+  start?: boolean;
 }
 
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
   const node = await createLibp2p({
+    start: opts.start ?? true,
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp()],
@@ -96,10 +99,15 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
  */
 function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], onFailed?: (addr: string, reason: string) => void, everyMs = 3_000): void {
   if (list.length === 0) return;
-  const timer = setInterval(() => {
-    if (node.status !== 'started' || node.getConnections().length > 0) return;
-    for (const addr of list) void node.dial(multiaddr(addr)).catch((err: Error) => onFailed?.(addr, err.message));
-  }, everyMs);
-  timer.unref();
-  node.addEventListener('stop', () => clearInterval(timer), { once: true });
+  // From the node's start to its stop: a node built but never started leaves no timer behind.
+  const redial = () => {
+    const timer = setInterval(() => {
+      if (node.status !== 'started' || node.getConnections().length > 0) return;
+      for (const addr of list) void node.dial(multiaddr(addr)).catch((err: Error) => onFailed?.(addr, err.message));
+    }, everyMs);
+    timer.unref();
+    node.addEventListener('stop', () => clearInterval(timer), { once: true });
+  };
+  if (node.status === 'started') redial();
+  else node.addEventListener('start', redial, { once: true });
 }

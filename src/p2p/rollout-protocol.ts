@@ -4,7 +4,7 @@
 // spec and a report, which run here, at the edge, before a handler sees either; a message that fails
 // them is answered {ok:false} with the reason. Messages are handed on with the sending peer's id (which
 // libp2p authenticated).
-import type { Libp2p } from '@libp2p/interface';
+import type { IdentifyResult, Libp2p } from '@libp2p/interface';
 import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking, type AnswerLimits } from './json-rpc.js';
 import { objectField } from './peer-fields.js';
@@ -47,6 +47,8 @@ export interface RolloutHandlers<S, P> {
 }
 
 export class RolloutTransport {
+  private readonly listeners: Array<(evt: CustomEvent<IdentifyResult>) => void> = [];
+
   constructor(
     private readonly libp2p: Libp2p,
     private readonly limits: AnswerLimits = {},
@@ -72,11 +74,19 @@ export class RolloutTransport {
     );
   }
 
-  /** Calls `joined` for every peer that turns out (by identify) to speak the rollout protocol. */
+  /** Calls `joined` for every peer that turns out (by identify) to speak the rollout protocol, until stop(). */
   onPeer(joined: (peer: string) => void): void {
-    this.libp2p.addEventListener('peer:identify', (evt) => {
+    const listener = (evt: CustomEvent<IdentifyResult>) => {
       if (evt.detail.protocols.includes(ROLLOUT_PROTOCOL)) joined(evt.detail.peerId.toString());
-    });
+    };
+    this.libp2p.addEventListener('peer:identify', listener);
+    this.listeners.push(listener);
+  }
+
+  /** Unhandles the protocol and forgets onPeer's listeners: nothing of this transport is left on libp2p. */
+  async stop(): Promise<void> {
+    for (const listener of this.listeners.splice(0)) this.libp2p.removeEventListener('peer:identify', listener);
+    await this.libp2p.unhandle(ROLLOUT_PROTOCOL);
   }
 
   get self(): string {

@@ -12,8 +12,8 @@ const dashboard = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 
 
 describe('compose/grafana/layerd-dashboard.json', () => {
   it('charts only layerd_* metrics that /metrics exports, and each of the issue\'s subjects', async () => {
-    const metrics = new NodeMetrics({
-      stats: new NodeStats(),
+    const metrics = new NodeMetrics(new NodeStats());
+    metrics.collectFrom({
       store: () => ({ bytes: 0, blobs: 0 }),
       evictions: () => ({ count: 0, bytes: 0 }),
       connectedPeers: () => 0,

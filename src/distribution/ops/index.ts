@@ -4,4 +4,5 @@
 
 export { DiskKeeper, type GcReport } from './disk-keeper.js';
 export { Inventory, type ImageSummary } from './inventory.js';
+export { Observations, type Observed } from './observations.js';
 export { NodeStats, type PullEvent, type StatsSnapshot } from './stats.js';

@@ -2,6 +2,7 @@
 // exports them, and the dashboard draws them. Plain numbers, no I/O.
 import type { Digest } from '../../oci/index.js';
 import type { Source } from '../answers.js';
+import type { Observations } from './observations.js';
 
 const LOOKUP_BUCKETS_MS = [5, 10, 20, 50, 100, 250, 500, 1000, 2500, 5000];
 /** Recent pulls kept for the dashboard and `layerd ls`. */
@@ -53,6 +54,17 @@ export class NodeStats {
   singleFlightJoins = 0;
   readonly peers = new Map<string, PeerTraffic>();
   private readonly pulls: PullEvent[] = [];
+
+  /** Counts what the node observes, from now on. */
+  countFrom(observed: Observations): void {
+    observed.on('lookup', (e) => this.lookup(e.ms, e.found));
+    observed.on('peer-download', (e) => this.downloaded(e.peer, e.bytes));
+    observed.on('peer-upload', (e) => this.uploaded(e.peer, e.bytes));
+    observed.on('single-flight-join', () => this.singleFlightJoins++);
+    observed.on('fetched', (e) => this.fetched(e.source, e.size));
+    observed.on('blob-served', (e) => this.blobServed(e.source, e.bytes));
+    observed.on('pulled', (e) => this.pulled(e));
+  }
 
   fetched(source: Source, bytes: number): void {
     if (source === 'local') return;

@@ -1,0 +1,82 @@
+// The node's peer-to-peer side, when --p2p-listen is given: the libp2p node, content routing over the
+// DHT, fetch claims and the fetcher that downloads from peers. The blob and rollout protocols serve
+// what distribution holds, so they are built with it (distribution.ts).
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { PeerFetcher, PeerScores, type Observations } from '../distribution/index.js';
+import { DhtContentRouter, FetchClaims, PeerAccess, RolloutTransport, createP2PNode, fetchFromPeer, loadOrCreateIdentity, type LayerdLibp2p } from '../p2p/index.js';
+import type { Service } from './lifecycle.js';
+import type { Registry } from 'prom-client';
+
+export interface P2P {
+  libp2p: LayerdLibp2p;
+  router: DhtContentRouter;
+  fetcher: PeerFetcher;
+  /** Sends rollouts to peers; answers them once the rollout protocol starts (distribution.ts). */
+  rollouts: RolloutTransport;
+  /** Who fetches a blob nodes miss together: claims, or a rollout's order (p2p/fetch-claims.ts). */
+  claims: FetchClaims;
+  access: PeerAccess;
+  /** The ids of the peers connected now. */
+  connectedPeers(): string[];
+  /** The libp2p node, then the claim protocol on it. */
+  services: Service[];
+}
+
+/** `metricsRegistry`: where libp2p's own metrics go (the node's /metrics). */
+export async function createP2P(config: Config, dataDir: string, observed: Observations, metricsRegistry: Registry, logger: Logger): Promise<P2P> {
+  const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
+  const log = logger.child({ component: 'p2p' });
+  const access = new PeerAccess({ keyFile: config.pskFile, allowPeers: config.allowPeer, bootstrap: config.bootstrap }, log);
+  const libp2p = await createP2PNode({
+    start: false,
+    privateKey,
+    listen: config.p2pListen,
+    announce: config.announce,
+    bootstrap: config.bootstrap,
+    providerTtlMs: 2 * config.reprovideInterval,
+    metricsRegistry,
+    swarmKey: config.pskFile?.key,
+    allowPeers: config.allowPeer,
+    onRefused: (r) => access.refused(r),
+    onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
+  });
+  const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
+  const claims = new FetchClaims(libp2p, { log, maxInboundStreams: config.maxStreamsPerPeer });
+  const fetcher = new PeerFetcher(
+    {
+      router,
+      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout }),
+      whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
+      releaseClaim: (digest) => claims.release(digest),
+      headsOrder: (digest) => claims.headsOrder(digest),
+    },
+    new PeerScores(),
+    {
+      lookupTimeoutMs: config.peerLookupTimeout,
+      onLookup: (ms, found) => observed.emit('lookup', { ms, found }),
+      onRangeFetched: (peer, bytes) => observed.emit('peer-download', { peer, bytes }),
+      log,
+    },
+  );
+  const node: Service = {
+    name: 'libp2p',
+    async start() {
+      await libp2p.start(); // a start that fails stops what it started (libp2p does)
+      logger.info({ peerId: libp2p.peerId.toString(), multiaddrs: libp2p.getMultiaddrs().map((a) => a.toString()), ...access.summary() }, 'p2p started');
+    },
+    stop: async () => libp2p.stop(),
+  };
+  const claimProtocol: Service = { name: 'claim protocol', start: () => claims.start(), stop: () => claims.stop() };
+  return {
+    libp2p,
+    router,
+    fetcher,
+    access,
+    claims,
+    rollouts: new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer }),
+    connectedPeers: () => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))],
+    services: [node, claimProtocol],
+  };
+}
