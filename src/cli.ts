@@ -6,9 +6,7 @@
 // The layerd command. A failure ends as one line on stderr: exit code 2 for what the user can fix on the
 // command line (flags, config, an image reference), 1 for what failed at run time.
 import './polyfill.js';
-import { RuntimeError, UsageError, parseFlags, type Command } from './cli/index.js';
-import { gc, ls, pullCommand, rollout, status } from './cli/index.js';
-import { keygen } from './cli/index.js';
+import { gc, keygen, ls, parseFlags, pullCommand, rollout, RuntimeError, status, UsageError, type Command } from './cli/index.js';
 import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './node/index.js';
 import { VERSION } from './version.js';
 

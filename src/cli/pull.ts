@@ -2,10 +2,24 @@
 // would (containerd's ?ns=<registry>, Accept for every manifest type), so the node fetches and keeps
 // everything it does not hold yet. Every manifest and blob is checked against its digest here too: the
 // command proves the node serves the right bytes, not only that it answered.
-import { algorithmOf, parseDigest, newHash, type Digest } from '../oci/index.js';
-import { OciError } from '../oci/index.js';
-import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES, MediaType, isManifestMediaType, parseManifest, type Descriptor, type ParsedManifest } from '../oci/index.js';
-import { DOCKER_HUB, formatImageReference, parseImageReference, type ImageReference } from '../oci/index.js';
+import {
+  ACCEPT_ALL_MANIFESTS,
+  algorithmOf,
+  DOCKER_HUB,
+  formatImageReference,
+  isManifestMediaType,
+  MAX_MANIFEST_BYTES,
+  MediaType,
+  newHash,
+  OciError,
+  parseDigest,
+  parseImageReference,
+  parseManifest,
+  type Descriptor,
+  type Digest,
+  type ImageReference,
+  type ParsedManifest,
+} from '../oci/index.js';
 import { RuntimeError, UsageError } from './command.js';
 import { humanBytes, seconds, shortDigest } from './format.js';
 import { NodeClient, TRANSFER_IDLE_MS, fetchFailureReason, idleTimeout } from './node-client.js';

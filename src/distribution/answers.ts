@@ -1,7 +1,6 @@
 // What the distribution layer hands the HTTP layer for a read: the bytes' source travels with them.
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/index.js';
-import type { ByteRange } from '../oci/index.js';
+import type { ByteRange, Digest } from '../oci/index.js';
 import type { ManifestRecord } from '../store/index.js';
 
 export type Source = 'local' | 'peer' | 'upstream';

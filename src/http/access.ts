@@ -9,8 +9,7 @@
 //     distribution does, so `docker login` checks a password and clients learn the Basic challenge.
 // On loopback with nothing configured, everything stays open, as it always was.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { OciError } from '../oci/index.js';
-import { normalizeRepository, type RepositoryName } from '../oci/index.js';
+import { normalizeRepository, OciError, type RepositoryName } from '../oci/index.js';
 import type { RepositoryVisibility } from '../distribution/index.js';
 import type { CredentialCheck } from './credentials.js';
 

@@ -2,8 +2,7 @@
 // Prometheus asks a node about itself. The node supplies the answers; this module only speaks HTTP.
 // What each request and answer holds is declared in api-schema.ts.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { OciError } from '../oci/index.js';
-import { isPlatform } from '../oci/index.js';
+import { isPlatform, OciError } from '../oci/index.js';
 import {
   gcBody,
   jsonBody,

@@ -3,12 +3,8 @@
 // answer with these types, the CLI and the tests read answers as them: a field changed here is seen by
 // all three at compile time. Types only come from the subsystems; nothing here runs but validation.
 import type { FastifyRequest, FastifySchema } from 'fastify';
-import type { GcReport } from '../distribution/index.js';
-import type { ImageSummary } from '../distribution/index.js';
-import type { RolloutView } from '../distribution/index.js';
-import type { PullEvent, StatsSnapshot } from '../distribution/index.js';
-import type { Digest } from '../oci/index.js';
-import { OciError, type ErrorCode } from '../oci/index.js';
+import type { GcReport, ImageSummary, PullEvent, RolloutView, StatsSnapshot } from '../distribution/index.js';
+import { OciError, type Digest, type ErrorCode } from '../oci/index.js';
 import type { PeerAccessStatus } from '../p2p/index.js';
 import { readBounded } from './body.js';
 

@@ -5,14 +5,26 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseDigest, type Digest } from '../oci/index.js';
-import { OciError } from '../oci/index.js';
-import { MAX_MANIFEST_BYTES, MediaType } from '../oci/index.js';
-import { contentRange, parseChunkRange, parseRangeHeader, uploadedRange, type ByteRange } from '../oci/index.js';
-import { parseManifestReference, parseRegistryName, parseRepositoryName, parseTag, type ManifestReference, type RepositoryName, type Tag } from '../oci/index.js';
-import type { Source } from '../distribution/index.js';
-import type { Distribution } from '../distribution/index.js';
-import type { Page, Registry } from '../distribution/index.js';
+import {
+  contentRange,
+  MAX_MANIFEST_BYTES,
+  MediaType,
+  OciError,
+  parseChunkRange,
+  parseDigest,
+  parseManifestReference,
+  parseRangeHeader,
+  parseRegistryName,
+  parseRepositoryName,
+  parseTag,
+  uploadedRange,
+  type ByteRange,
+  type Digest,
+  type ManifestReference,
+  type RepositoryName,
+  type Tag,
+} from '../oci/index.js';
+import type { Distribution, Page, Registry, Source } from '../distribution/index.js';
 import { isPumpable } from '../io/index.js';
 import { contentLength, hasBody, readBounded } from './body.js';
 import type { AccessPolicy, Grant, V2Action } from './access.js';

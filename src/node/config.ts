@@ -6,8 +6,7 @@ import { readFileSync } from 'node:fs';
 import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseYaml } from 'yaml';
 import { DOCKER_HUB, DOCKER_HUB_URL, parseRegistryName } from '../oci/index.js';
-import { canonicalPeerId } from '../p2p/index.js';
-import { readSwarmKeyFile, type SwarmKeyFile } from '../p2p/index.js';
+import { canonicalPeerId, readSwarmKeyFile, type SwarmKeyFile } from '../p2p/index.js';
 import { parseRepositoryPrefix } from '../distribution/index.js';
 
 export class ConfigError extends Error {

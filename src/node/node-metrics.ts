@@ -2,8 +2,7 @@
 // too. Most values are read from the node's counters at scrape time, so there is one set of numbers
 // (NodeStats, the usage index) behind /api/status, the dashboard and /metrics alike.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Source } from '../distribution/index.js';
-import type { NodeStats, Observations } from '../distribution/index.js';
+import type { NodeStats, Observations, Source } from '../distribution/index.js';
 
 /** What the gauges read at scrape time from the subsystems built after the metrics (see collectFrom). */
 export interface MetricSources {

@@ -9,11 +9,8 @@ import type { Connection, Libp2p, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { Readable } from 'node:stream';
-import { parseDigest, type Digest } from '../oci/index.js';
-import { ClassifiedError, type FailureKind } from '../oci/index.js';
-import type { ByteRange } from '../oci/index.js';
-import type { BlobStore } from '../store/index.js';
-import { BlobNotFoundError } from '../store/index.js';
+import { ClassifiedError, parseDigest, type ByteRange, type Digest, type FailureKind } from '../oci/index.js';
+import { BlobNotFoundError, type BlobStore } from '../store/index.js';
 import { encodeLine as line, FrameError, parseJsonObject, readLine, splitLine } from './json-lines.js';
 import type { UploadThrottle } from './upload-throttle.js';
 

@@ -3,9 +3,21 @@
 // "not there", every other status but the one expected a SeedError, and headers and bodies are parsed
 // (bounded, checked) into the typed answers of seed-registry.ts.
 import type { IncomingMessage } from 'node:http';
-import { algorithmOf, digestOf, parseDigest, type Digest } from '../oci/index.js';
-import { ACCEPT_ALL_MANIFESTS, MAX_MANIFEST_BYTES, MediaType, bareMediaType, isManifestMediaType, parseManifest } from '../oci/index.js';
-import { referenceString, type ManifestReference, type RepositoryName } from '../oci/index.js';
+import {
+  ACCEPT_ALL_MANIFESTS,
+  algorithmOf,
+  bareMediaType,
+  digestOf,
+  isManifestMediaType,
+  MAX_MANIFEST_BYTES,
+  MediaType,
+  parseDigest,
+  parseManifest,
+  referenceString,
+  type Digest,
+  type ManifestReference,
+  type RepositoryName,
+} from '../oci/index.js';
 import { SeedError } from './errors.js';
 import { readBody } from './http.js';
 import { jsonOf, nextOfLink, parseReferrers, parseTagList, tagPageOf } from './listing-bodies.js';

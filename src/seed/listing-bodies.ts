@@ -1,8 +1,7 @@
 // The bodies and headers of a seed's listings, parsed before anything is believed. Everything a seed
 // says is hostile until checked: the JSON's shape is checked, every tag and digest is parsed, and a
 // referrer descriptor is rebuilt from checked fields only. What a hostile seed wrote goes into no message.
-import { MAX_MANIFEST_BYTES, parseDigest, type Descriptor, type Digest } from '../oci/index.js';
-import { isTag, type Tag } from '../oci/index.js';
+import { isTag, MAX_MANIFEST_BYTES, parseDigest, type Descriptor, type Digest, type Tag } from '../oci/index.js';
 import { SeedError } from './errors.js';
 
 /** RFC 6838's media type grammar (type/subtype), bounded. */

@@ -4,8 +4,17 @@
 // with the few controls they need: every call recorded, a seed that is down, one that ignores ranges
 // or pages its tag list, and a blob body the test lets through by hand.
 import { PassThrough, Readable } from 'node:stream';
-import { compareLexical, digestOf, parseManifest, referenceString, type Descriptor, type Digest } from '../oci/index.js';
-import type { ManifestReference, RepositoryName, Tag } from '../oci/index.js';
+import {
+  compareLexical,
+  digestOf,
+  parseManifest,
+  referenceString,
+  type Descriptor,
+  type Digest,
+  type ManifestReference,
+  type RepositoryName,
+  type Tag,
+} from '../oci/index.js';
 import { SeedError } from './errors.js';
 import type { SeedBlob, SeedManifest, SeedManifestHead, SeedReferrers, SeedRegistry, SeedTagPage, TagPageQuery } from './seed-registry.js';
 

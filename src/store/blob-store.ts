@@ -3,8 +3,7 @@
 // written is ever readable under a real name. Implemented by FsBlobStore and MemoryBlobStore; both
 // pass test/unit/store/blob-store.conformance.ts.
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/index.js';
-import type { ByteRange } from '../oci/index.js';
+import type { ByteRange, Digest } from '../oci/index.js';
 import type { BlobChange, ChangeStream } from './change-stream.js';
 
 export interface BlobInfo {

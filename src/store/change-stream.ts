@@ -3,8 +3,7 @@
 // emits synchronously once the change is durable, in the order its changes complete, so a listener
 // sees the store as it is now and listeners run in the order they subscribed (the usage index, which
 // the store's wrapper subscribes first, is up to date before a quota check that reads it).
-import type { Digest } from '../oci/index.js';
-import type { RepositoryName } from '../oci/index.js';
+import type { Digest, RepositoryName } from '../oci/index.js';
 
 export type Unsubscribe = () => void;
 export type Listener<E> = (change: E) => void;

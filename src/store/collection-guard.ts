@@ -10,9 +10,7 @@
 //    synchronous step, and a commit or a link of that digest first waits for a delete already started
 //    (else the rename of a fresh copy could land just before the unlink and be removed by it).
 // No lock is taken on the push path: a hold is a counter, a mark a set insert.
-import type { Digest } from '../oci/index.js';
-import type { Descriptor } from '../oci/index.js';
-import type { RepositoryName, Tag } from '../oci/index.js';
+import type { Descriptor, Digest, RepositoryName, Tag } from '../oci/index.js';
 import type { LinkChange, Listener, Unsubscribe } from './change-stream.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
 

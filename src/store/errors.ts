@@ -1,6 +1,5 @@
 // Failures the stores report; distribution/ turns them into the client-facing OCI errors.
-import type { Digest } from '../oci/index.js';
-import { ClassifiedError } from '../oci/index.js';
+import { ClassifiedError, type Digest } from '../oci/index.js';
 
 export class BlobNotFoundError extends ClassifiedError {
   readonly failure = 'not-found';

@@ -10,8 +10,7 @@ import { mkdir, open, rename, rm, stat, statfs, utimes } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { ALGORITHMS, algorithmOf, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type Digest } from '../oci/index.js';
-import type { ByteRange } from '../oci/index.js';
+import { algorithmOf, ALGORITHMS, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type ByteRange, type Digest } from '../oci/index.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
 import { FSYNC, isNotFound, readdirOrEmpty, syncCreatedDir } from './fs-util.js';

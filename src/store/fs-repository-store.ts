@@ -10,9 +10,7 @@
 // Every write is durable before it resolves (writeAtomic), and so is every delete a client is told of.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { algorithmOf, hexOf, parseDigest, type Digest } from '../oci/index.js';
-import type { Descriptor } from '../oci/index.js';
-import { isTag, type RepositoryName, type Tag } from '../oci/index.js';
+import { algorithmOf, hexOf, isTag, parseDigest, type Descriptor, type Digest, type RepositoryName, type Tag } from '../oci/index.js';
 import { isTempName, pathExists, readOrUndefined, readdirOrEmpty, removeFile, removeFileDurably, writeAtomic } from './fs-util.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
 import { LinkChanges, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';

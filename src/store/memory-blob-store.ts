@@ -1,8 +1,7 @@
 // The in-memory twin of FsBlobStore, for unit tests of policy. Same contract, same conformance suite.
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { algorithmOf, digestOf, type Digest } from '../oci/index.js';
-import type { ByteRange } from '../oci/index.js';
+import { algorithmOf, digestOf, type ByteRange, type Digest } from '../oci/index.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
 import { SerialQueue } from './serial-queue.js';

@@ -1,7 +1,5 @@
 // The in-memory twin of FsRepositoryStore, for unit tests of registry policy.
-import type { Digest } from '../oci/index.js';
-import type { Descriptor } from '../oci/index.js';
-import type { RepositoryName, Tag } from '../oci/index.js';
+import type { Descriptor, Digest, RepositoryName, Tag } from '../oci/index.js';
 import type { ManifestRecord, RepositoryStore } from './repository-store.js';
 import { LinkChanges, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';
 

@@ -1,9 +1,7 @@
 // The RepositoryStore seam: what each repository links to. Content lives once in the BlobStore;
 // a repository only holds links (blobs it may serve, manifest revisions, tags, referrers, uploads),
 // so a blob pushed to repository A is not readable from B until B links it too.
-import type { Digest } from '../oci/index.js';
-import type { Descriptor } from '../oci/index.js';
-import type { RepositoryName, Tag } from '../oci/index.js';
+import type { Descriptor, Digest, RepositoryName, Tag } from '../oci/index.js';
 import type { ChangeStream, LinkChange } from './change-stream.js';
 
 export interface ManifestRecord {

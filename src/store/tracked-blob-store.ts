@@ -3,8 +3,7 @@
 // store's change stream, whoever makes them; reads are seen because every layer above reads through
 // this store. It also holds each commit's digest in its CollectionGuard (a guard, not an observer: a
 // commit waits for a sweep's delete of the same digest).
-import type { Digest } from '../oci/index.js';
-import type { ByteRange } from '../oci/index.js';
+import type { ByteRange, Digest } from '../oci/index.js';
 import type { BlobInfo, BlobStore, BlobWriter, ByteSource, OpenBlob } from './blob-store.js';
 import type { BlobChange, Listener, Unsubscribe } from './change-stream.js';
 import { CollectionGuard } from './collection-guard.js';

@@ -5,8 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireTool, runTool } from './clients.js';
-import type { NetNamespace } from './netns.js';
-import { waitForExit } from './netns.js';
+import { waitForExit, type NetNamespace } from './netns.js';
 
 /** The docker.io package's client: another `docker` may come first on PATH (/usr/local/bin). */
 export const DOCKER_CLI = '/usr/bin/docker';

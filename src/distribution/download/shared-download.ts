@@ -17,13 +17,9 @@
 // the whole blob themselves); nothing is committed, announced as held or linked before it verifies.
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Digest } from '../../oci/index.js';
-import type { ByteRange } from '../../oci/index.js';
-import { ClassifiedError, failureOf } from '../../oci/index.js';
-import type { BlobInfo, BlobStore, BlobWriter, WrittenReader } from '../../store/index.js';
-import { InsufficientStorageError } from '../../store/index.js';
-import { isPumpable, type Pumpable } from '../../io/index.js';
-import { pumpInto } from '../../io/index.js';
+import { ClassifiedError, failureOf, type ByteRange, type Digest } from '../../oci/index.js';
+import { InsufficientStorageError, type BlobInfo, type BlobStore, type BlobWriter, type WrittenReader } from '../../store/index.js';
+import { isPumpable, pumpInto, type Pumpable } from '../../io/index.js';
 import type { Source } from '../answers.js';
 
 export interface FetchedBody {

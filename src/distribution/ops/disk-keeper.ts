@@ -15,10 +15,7 @@
 // The settle window stays for content fetched for pulls: a download commits the blob and the mirror
 // links it into the seed's cache afterwards, without a hold; a blob that fresh is not yet linked.
 import type { Digest } from '../../oci/index.js';
-import type { Sweep } from '../../store/index.js';
-import type { RepositoryStore } from '../../store/index.js';
-import type { TrackedBlobStore } from '../../store/index.js';
-import type { UsageEntry } from '../../store/index.js';
+import type { RepositoryStore, Sweep, TrackedBlobStore, UsageEntry } from '../../store/index.js';
 
 export interface DiskKeeperOptions {
   /** The quota for blobs, in bytes; undefined: no quota. */

@@ -1,10 +1,7 @@
 // What a node holds, as an operator asks about it: the images (tags and the manifests they name, with
 // their sizes and how much of them is on disk) of content pushed here and of every seed's cache.
-import type { Digest } from '../../oci/index.js';
-import { parseManifest } from '../../oci/index.js';
-import type { RepositoryName } from '../../oci/index.js';
-import { readSmallBlob, type BlobStore } from '../../store/index.js';
-import type { RepositoryStore } from '../../store/index.js';
+import { parseManifest, type Digest, type RepositoryName } from '../../oci/index.js';
+import { readSmallBlob, type BlobStore, type RepositoryStore } from '../../store/index.js';
 
 export interface ImageSummary {
   /** The seed registry it was mirrored from, or "local" for content pushed to this node. */

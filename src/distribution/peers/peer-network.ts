@@ -1,9 +1,7 @@
 // What fetching from peers needs of the peer-to-peer layer, and the fetcher's settings: shared by the
 // provider lookup, the chain follower and the ranged download.
-import type { Digest } from '../../oci/index.js';
-import type { ByteRange } from '../../oci/index.js';
-import type { ContentRouter, Provider } from '../../p2p/index.js';
-import type { PeerBlob } from '../../p2p/index.js';
+import type { ByteRange, Digest } from '../../oci/index.js';
+import type { ContentRouter, PeerBlob, Provider } from '../../p2p/index.js';
 
 /** What blob resolution needs from the peer-to-peer layer (a seam: tests use an in-memory one). */
 export interface PeerNetwork {

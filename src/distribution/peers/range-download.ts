@@ -3,10 +3,8 @@
 // (parallel × rangeBytes, or the stream's own window). Which range goes to whom, and when one is hedged,
 // is RangePlan's to say (range-plan.ts); this opens the streams, keeps time and collects the bytes.
 import { Readable } from 'node:stream';
-import type { ByteRange } from '../../oci/index.js';
-import { failureOf } from '../../oci/index.js';
-import type { Provider } from '../../p2p/index.js';
-import type { PeerBlob } from '../../p2p/index.js';
+import { failureOf, type ByteRange } from '../../oci/index.js';
+import type { PeerBlob, Provider } from '../../p2p/index.js';
 import type { FetchedBody } from '../download/index.js';
 import { ImpossibleClaimError, type ClaimJudge } from './claims.js';
 import type { FetcherSettings, PeerNetwork, Wanted } from './peer-network.js';

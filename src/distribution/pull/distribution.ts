@@ -1,9 +1,7 @@
 // The read path a client meets: content pushed to this node first, then the mirror of the registry the
 // request means (containerd's ?ns=, else the default registry). Writes (pushes, deletes) only ever go
 // to this node's own registry.
-import { failureOf } from '../../oci/index.js';
-import { parseRegistryName, type ManifestReference, type RepositoryName } from '../../oci/index.js';
-import type { Digest } from '../../oci/index.js';
+import { failureOf, parseRegistryName, type Digest, type ManifestReference, type RepositoryName } from '../../oci/index.js';
 import type { BlobAnswer, ManifestAnswer } from '../answers.js';
 import type { Mirror } from './mirror.js';
 import type { MirrorListings, ReferrersAnswer, TagsAnswer } from './mirror-listings.js';

@@ -5,10 +5,7 @@
 // says comes checked through the SeedRegistry seam (bounded, parsed); how much of it to follow, keep
 // and pass on is decided here.
 import type { Logger } from 'pino';
-import type { Digest } from '../../oci/index.js';
-import { OciError } from '../../oci/index.js';
-import type { Descriptor } from '../../oci/index.js';
-import { normalizeRepository, type RepositoryName, type Tag } from '../../oci/index.js';
+import { normalizeRepository, OciError, type Descriptor, type Digest, type RepositoryName, type Tag } from '../../oci/index.js';
 import type { RepositoryStore } from '../../store/index.js';
 import { SeedError, type SeedRegistry, type TagPageQuery } from '../../seed/index.js';
 import { toClientError } from './mirror.js';

@@ -5,20 +5,26 @@
 // held until the digest verifies), verified, then kept.
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Digest } from '../../oci/index.js';
-import { insufficientStorage, OciError } from '../../oci/index.js';
-import { errnoOf, failureOf } from '../../oci/index.js';
-import type { ByteRange } from '../../oci/index.js';
-import { normalizeRepository, referenceString, type ManifestReference, type RepositoryName, type Tag } from '../../oci/index.js';
-import { readSmallBlob, type BlobStore } from '../../store/index.js';
-import type { RepositoryStore } from '../../store/index.js';
+import {
+  DescriptorSizes,
+  errnoOf,
+  failureOf,
+  insufficientStorage,
+  normalizeRepository,
+  OciError,
+  referenceString,
+  type ByteRange,
+  type Digest,
+  type ManifestReference,
+  type RepositoryName,
+  type Tag,
+} from '../../oci/index.js';
+import { readSmallBlob, type BlobStore, type RepositoryStore } from '../../store/index.js';
 import { SeedError, type SeedRegistry } from '../../seed/index.js';
 import type { BlobAnswer, ManifestAnswer, Source } from '../answers.js';
 import type { ServableBlob } from '../../p2p/index.js';
 import type { PeerFetcher } from '../peers/index.js';
-import { DescriptorSizes } from '../../oci/index.js';
-import { DownloadRegistry, NoSourceError, type DownloadSource } from '../download/index.js';
-import { SingleFlight } from '../download/index.js';
+import { DownloadRegistry, NoSourceError, SingleFlight, type DownloadSource } from '../download/index.js';
 
 export interface MirrorOptions {
   blobs: BlobStore;

@@ -2,15 +2,35 @@
 // distribution API. It enforces the repository rules (links, tags, referrers) over the two stores and
 // speaks only in OciErrors, so the HTTP layer above needs no knowledge of storage.
 import { Readable } from 'node:stream';
-import { algorithmOf, digestOf, type Digest } from '../../oci/index.js';
-import { OciError } from '../../oci/index.js';
-import { MediaType, parseManifest, type Descriptor } from '../../oci/index.js';
-import type { ByteRange } from '../../oci/index.js';
-import { compareLexical, parseRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../../oci/index.js';
-import { readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob } from '../../store/index.js';
-import type { CollectionGuard } from '../../store/index.js';
-import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from '../../store/index.js';
-import type { ManifestRecord, RepositoryStore } from '../../store/index.js';
+import {
+  algorithmOf,
+  compareLexical,
+  digestOf,
+  MediaType,
+  OciError,
+  parseManifest,
+  parseRepositoryName,
+  type ByteRange,
+  type Descriptor,
+  type Digest,
+  type ManifestReference,
+  type RepositoryName,
+  type Tag,
+} from '../../oci/index.js';
+import {
+  BlobNotFoundError,
+  DigestMismatchError,
+  OffsetMismatchError,
+  readSmallBlob,
+  type BlobInfo,
+  type BlobStore,
+  type BlobWriter,
+  type ByteSource,
+  type CollectionGuard,
+  type ManifestRecord,
+  type OpenBlob,
+  type RepositoryStore,
+} from '../../store/index.js';
 import { tooLarge, withinLimit } from './byte-limit.js';
 import type { UploadSessions } from './upload-sessions.js';
 

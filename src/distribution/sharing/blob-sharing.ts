@@ -7,8 +7,7 @@
 // Links change through the repository stores, so their change streams are followed (follow()): a new
 // public link tells subscribers the blob is shared, a removed one re-checks it. Answers are memoised per
 // digest until a link of that digest changes, so a peer's range requests do not each walk the repositories.
-import type { Digest } from '../../oci/index.js';
-import type { RepositoryName } from '../../oci/index.js';
+import type { Digest, RepositoryName } from '../../oci/index.js';
 import { ChangeEmitter, type ChangeStream, type LinkChange, type Listener, type RepositoryStore, type Unsubscribe } from '../../store/index.js';
 import type { RepositoryVisibility } from './repository-visibility.js';
 
