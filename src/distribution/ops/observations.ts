@@ -2,6 +2,7 @@
 // HTTP endpoint) tells the node's one bus, and whoever counts (NodeStats, the Prometheus metrics)
 // subscribes, instead of every source being handed each counter by hand.
 import type { Digest } from '../../oci/index.js';
+import { ChangeEmitter, type Unsubscribe } from '../../store/index.js';
 import type { Source } from '../answers.js';
 import type { PullEvent } from './stats.js';
 
@@ -24,19 +25,24 @@ export interface Observed {
   request: { method: string; url: string; status: number };
 }
 
-type Listener<K extends keyof Observed> = (event: Observed[K]) => void;
-
-/** A typed, synchronous event bus. A listener that throws is a bug in it, not the emitter's problem: it propagates. */
+/**
+ * A typed bus, one change emitter per kind: listeners run synchronously in the order they subscribed,
+ * and one that throws is a bug reported as an uncaught error, never a failure of what was observed
+ * (the store's change stream follows the same rule).
+ */
 export class Observations {
-  private readonly listeners: { [K in keyof Observed]?: Array<Listener<K>> } = {};
+  private readonly emitters: { [K in keyof Observed]?: ChangeEmitter<Observed[K]> } = {};
 
-  on<K extends keyof Observed>(kind: K, listener: Listener<K>): void {
-    const list: Array<Listener<K>> = this.listeners[kind] ?? [];
-    list.push(listener);
-    (this.listeners as Record<K, Array<Listener<K>>>)[kind] = list;
+  on<K extends keyof Observed>(kind: K, listener: (event: Observed[K]) => void): Unsubscribe {
+    return this.emitterOf(kind).subscribe(listener);
   }
 
   emit<K extends keyof Observed>(kind: K, event: Observed[K]): void {
-    for (const listener of this.listeners[kind] ?? []) listener(event);
+    this.emitters[kind]?.emit(event);
+  }
+
+  private emitterOf<K extends keyof Observed>(kind: K): ChangeEmitter<Observed[K]> {
+    const emitters = this.emitters as { [P in K]?: ChangeEmitter<Observed[P]> };
+    return (emitters[kind] ??= new ChangeEmitter<Observed[K]>());
   }
 }

@@ -1,5 +1,5 @@
 // What the node observes reaches its counters through one bus: NodeStats and the metrics subscribe.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NodeStats, Observations } from '../../../src/distribution/index.js';
 import { NodeMetrics } from '../../../src/node/node-metrics.js';
 import type { Digest } from '../../../src/oci/index.js';
@@ -32,5 +32,27 @@ describe('observations', () => {
     const body = (await metrics.render()).body;
     expect(body).toContain('layerd_dht_lookup_seconds_count 1');
     expect(body).toContain('layerd_http_requests_total{method="GET",route="blob",status="200"} 1');
+  });
+
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it('a listener that throws fails neither the emit nor the listeners after it; its error is reported afterwards', () => {
+    const reported: Array<() => void> = [];
+    vi.stubGlobal('queueMicrotask', (task: () => void) => reported.push(task));
+    const observed = new Observations();
+    const seen: string[] = [];
+    observed.on('lookup', () => {
+      throw new Error('counter bug');
+    });
+    const unsubscribe = observed.on('lookup', (e) => seen.push(`second ${e.found}`));
+    expect(() => observed.emit('lookup', { ms: 1, found: 3 })).not.toThrow();
+    expect(seen).toEqual(['second 3']);
+    expect(reported).toHaveLength(1);
+    expect(() => reported[0]!()).toThrow('counter bug');
+    unsubscribe();
+    observed.emit('lookup', { ms: 1, found: 4 });
+    expect(seen).toEqual(['second 3']);
   });
 });
