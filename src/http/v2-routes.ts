@@ -24,7 +24,7 @@ import {
   type RepositoryName,
   type Tag,
 } from '../oci/index.js';
-import type { Distribution, Page, Registry, Source } from '../distribution/index.js';
+import type { Distribution, Page, LocalRegistry, Source } from '../distribution/index.js';
 import { isPumpable } from '../io/index.js';
 import { contentLength, hasBody, readBounded } from './body.js';
 import type { AccessPolicy, Grant, V2Action } from './access.js';
@@ -222,7 +222,7 @@ function digestParam(value: string | null): Digest {
 }
 
 class V2Handlers {
-  private readonly registry: Registry;
+  private readonly registry: LocalRegistry;
 
   constructor(
     private readonly distribution: Distribution,

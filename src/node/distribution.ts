@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { Distribution, Mirror, MirrorListings, Registry, Rollouts, UploadSessions, progressFrom, specFrom, type BlobSharing, type Observations, type RepositoryVisibility } from '../distribution/index.js';
+import { Distribution, Mirror, MirrorListings, LocalRegistry, Rollouts, UploadSessions, progressFrom, specFrom, type BlobSharing, type Observations, type RepositoryVisibility } from '../distribution/index.js';
 import { BlobServer, UploadThrottle, storeLookup, type BlobLookup } from '../p2p/index.js';
 import { HttpSeedRegistry } from '../seed/index.js';
 import { USER_AGENT } from '../version.js';
@@ -38,7 +38,7 @@ export interface NodeDistribution {
 export function createDistribution(config: Config, deps: DistributionDeps): NodeDistribution {
   const { storage, sharing, visibility, p2p, observed, logger } = deps;
   const { tracked, repos, cacheFor } = storage;
-  const registry = new Registry(tracked, repos, {
+  const registry = new LocalRegistry(tracked, repos, {
     guard: tracked.guard,
     maxUploadBytes: config.maxUploadBytes,
     sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),

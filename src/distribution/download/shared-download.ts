@@ -637,7 +637,7 @@ function isFinal(err: Error): boolean {
 }
 
 /** At most one download per digest: later askers join the running one. */
-export class DownloadRegistry {
+export class SharedDownloads {
   private readonly running = new Map<Digest, SharedDownload>();
 
   get(digest: Digest): SharedDownload | undefined {

@@ -5,12 +5,12 @@ import { failureOf, parseRegistryName, type Digest, type ManifestReference, type
 import type { BlobAnswer, ManifestAnswer } from '../answers.js';
 import type { Mirror } from './mirror.js';
 import type { MirrorListings, ReferrersAnswer, TagsAnswer } from './mirror-listings.js';
-import type { Adopter, Registry } from '../registry/index.js';
+import type { Adopter, LocalRegistry } from '../registry/index.js';
 import type { ManifestRecord } from '../../store/index.js';
 
 export class Distribution {
   constructor(
-    readonly registry: Registry,
+    readonly registry: LocalRegistry,
     private readonly mirror: Mirror | undefined,
     private readonly defaultRegistry: string,
     /** Tags and referrers of seed repositories (absent: only this node's own are listed). */

@@ -24,7 +24,7 @@ import { SeedError, type SeedRegistry } from '../../seed/index.js';
 import type { BlobAnswer, ManifestAnswer, Source } from '../answers.js';
 import type { ServableBlob } from '../../p2p/index.js';
 import type { PeerFetcher } from '../peers/index.js';
-import { DownloadRegistry, NoSourceError, SingleFlight, type DownloadSource } from '../download/index.js';
+import { SharedDownloads, NoSourceError, SingleFlight, type DownloadSource } from '../download/index.js';
 
 export interface MirrorOptions {
   blobs: BlobStore;
@@ -60,7 +60,7 @@ export interface MirrorOptions {
 const MAX_WAITS = 3;
 
 export class Mirror {
-  private readonly downloads = new DownloadRegistry();
+  private readonly downloads = new SharedDownloads();
   private readonly tagFlights = new SingleFlight<ManifestAnswer>();
   private readonly digestFlights = new SingleFlight<ManifestAnswer>();
   /** When each tag was last confirmed at its seed (memory only: after a restart every tag is re-checked once). */

@@ -3,5 +3,5 @@
 // It may import oci and store. It must never import download, peers, pull, seed or p2p: a push
 // never waits on the network.
 
-export { Registry, paginate, type Adopter, type Page } from './registry.js';
+export { LocalRegistry, paginate, type Adopter, type Page } from './local-registry.js';
 export { UploadSessions } from './upload-sessions.js';

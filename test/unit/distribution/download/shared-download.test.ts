@@ -3,7 +3,7 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { DownloadRegistry, SharedDownload, type DownloadSource } from '../../../../src/distribution/download/shared-download.js';
+import { SharedDownloads, SharedDownload, type DownloadSource } from '../../../../src/distribution/download/shared-download.js';
 import { digestOf } from '../../../../src/oci/digest.js';
 import { OciError } from '../../../../src/oci/errors.js';
 import type { WrittenReader } from '../../../../src/store/blob-store.js';
@@ -31,7 +31,7 @@ describe('SharedDownload', () => {
   it('serves every follower the whole verified blob and commits it once', async () => {
     const store = new MemoryBlobStore();
     let opens = 0;
-    const registry = new DownloadRegistry();
+    const registry = new SharedDownloads();
     const open = async () => {
       opens++;
       return { size: content.length, stream: Readable.from([content.subarray(0, 300), content.subarray(300)]) };

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Distribution } from '../../../../src/distribution/pull/distribution.js';
 import { Mirror, type MirrorOptions } from '../../../../src/distribution/pull/mirror.js';
 import { MirrorListings } from '../../../../src/distribution/pull/mirror-listings.js';
-import { Registry } from '../../../../src/distribution/registry/registry.js';
+import { LocalRegistry } from '../../../../src/distribution/registry/local-registry.js';
 import { digestOf, type Digest } from '../../../../src/oci/digest.js';
 import type { RepositoryName, Tag } from '../../../../src/oci/reference.js';
 import { MemorySeedRegistry } from '../../../../src/seed/memory-seed-registry.js';
@@ -35,7 +35,7 @@ function distributionOver(repos: MemoryRepositoryStore) {
   const seeds = new Map([[SEED, seed]]);
   const mirror = new Mirror({ blobs, seeds, cacheFor: async () => cache, tagTtlMs: 60_000, serveStale: true, log: quiet });
   const listings = new MirrorListings({ seeds, cacheFor: async () => cache, tagTtlMs: 60_000, serveStale: true, log: quiet });
-  return { seed, manifest, distribution: new Distribution(new Registry(blobs, repos), mirror, SEED, listings) };
+  return { seed, manifest, distribution: new Distribution(new LocalRegistry(blobs, repos), mirror, SEED, listings) };
 }
 
 describe('a local miss, and a local failure', () => {

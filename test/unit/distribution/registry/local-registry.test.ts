@@ -1,7 +1,7 @@
-// Registry policy over the in-memory twins: repository isolation, manifest rules, uploads, listings.
+// LocalRegistry policy over the in-memory twins: repository isolation, manifest rules, uploads, listings.
 import { Readable } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Registry, paginate } from '../../../../src/distribution/registry/registry.js';
+import { LocalRegistry, paginate } from '../../../../src/distribution/registry/local-registry.js';
 import { digestOf } from '../../../../src/oci/digest.js';
 import { OciError } from '../../../../src/oci/errors.js';
 import { MediaType } from '../../../../src/oci/manifest.js';
@@ -22,11 +22,11 @@ async function code(p: Promise<unknown>): Promise<string> {
   return 'NO_ERROR';
 }
 
-let registry: Registry;
+let registry: LocalRegistry;
 let blobs: MemoryBlobStore;
 beforeEach(() => {
   blobs = new MemoryBlobStore();
-  registry = new Registry(blobs, new MemoryRepositoryStore());
+  registry = new LocalRegistry(blobs, new MemoryRepositoryStore());
 });
 
 async function pushImage(repo: RepositoryName, tag: string, extra: Record<string, unknown> = {}) {
@@ -47,7 +47,7 @@ async function pushImage(repo: RepositoryName, tag: string, extra: Record<string
   return { record, manifest, config, layer };
 }
 
-describe('Registry', () => {
+describe('LocalRegistry', () => {
   it('serves a pushed image by tag and by digest with its media type', async () => {
     const { record, manifest } = await pushImage(A, 'v1');
     const byTag = await registry.getManifest(A, parseManifestReference('v1'));

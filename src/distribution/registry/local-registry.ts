@@ -74,7 +74,11 @@ export interface ReferrersIndex {
   manifests: Descriptor[];
 }
 
-export class Registry {
+/**
+ * The registry this node is to its clients: what was pushed here, under the rules a push must meet. Not
+ * a seed (seed/) and not a registry name (a request's ?ns=): "local" says which of the three it is.
+ */
+export class LocalRegistry {
   /** Names places in the session count for pushes that have no session id (yet). */
   private sessionTokens = 0;
 
