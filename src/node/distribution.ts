@@ -43,13 +43,13 @@ export function createDistribution(config: Config, deps: DistributionDeps): Node
     maxUploadBytes: config.maxUploadBytes,
     sessions: new UploadSessions({ max: config.maxUploadSessions, idleMs: config.uploadTtl }),
   });
-  const upstreams = new Map<string, HttpSeedRegistry>();
+  const seeds = new Map<string, HttpSeedRegistry>();
   for (const u of config.upstream) {
-    upstreams.set(u.name, new HttpSeedRegistry({ ...u, timeoutMs: config.upstreamTimeout, retries: config.upstreamRetries, userAgent: USER_AGENT }));
+    seeds.set(u.name, new HttpSeedRegistry({ ...u, timeoutMs: config.upstreamTimeout, retries: config.upstreamRetries, userAgent: USER_AGENT }));
   }
   const mirror = new Mirror({
     blobs: tracked,
-    seeds: upstreams,
+    seeds,
     cacheFor,
     tagTtlMs: config.tagTtl,
     serveStale: config.serveStale,
@@ -64,9 +64,9 @@ export function createDistribution(config: Config, deps: DistributionDeps): Node
     offersToPeers: sharing.active ? (name, repo) => !visibility.isPrivate(name, repo) : undefined,
     heldForPeers: (digest) => sharing.publiclyLinked(digest),
   });
-  const useMirror = upstreams.size > 0 || p2p !== undefined;
-  const listings = new MirrorListings({ seeds: upstreams, cacheFor, tagTtlMs: config.tagTtl, serveStale: config.serveStale, log: logger });
-  const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry, upstreams.size > 0 ? listings : undefined);
+  const useMirror = seeds.size > 0 || p2p !== undefined;
+  const listings = new MirrorListings({ seeds, cacheFor, tagTtlMs: config.tagTtl, serveStale: config.serveStale, log: logger });
+  const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry, seeds.size > 0 ? listings : undefined);
   const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts, p2p?.claims), new JsonRecordsJournal(join(storage.dataDir, 'rollouts')), {
     defaultRegistry: config.defaultRegistry,
     log: logger,
@@ -77,8 +77,8 @@ export function createDistribution(config: Config, deps: DistributionDeps): Node
   return {
     distribution,
     rollouts,
-    seeds: [...upstreams.keys()],
-    seedClients: { name: 'seed clients', stop: async () => upstreams.forEach((u) => u.close()) },
+    seeds: [...seeds.keys()],
+    seedClients: { name: 'seed clients', stop: async () => seeds.forEach((u) => u.close()) },
     protocols: p2p ? peerProtocols(config, p2p, rollouts, observed, heldShared, relay) : [],
     rolloutRuns: {
       name: 'rollouts',
