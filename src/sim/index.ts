@@ -1,0 +1,8 @@
+// sim: a deterministic cluster simulator that runs layerd's own distribution policy (claims, rollout
+// orders, range plans, provider scheduling) over simulated links, clocks and seeds, for clusters larger
+// than one machine holds. Same seed, same run: every random choice comes from one seeded generator and
+// every timer from one virtual clock. It may import oci, p2p and distribution; nothing in the daemon
+// imports it, and it must never import http, node or cli.
+
+export { Rng } from './rng.js';
+export { VirtualClock, type Timer } from './virtual-clock.js';

@@ -1,0 +1,120 @@
+// Virtual time for the simulator: timers fire in order of their due time (ties in the order they were
+// set), and time jumps from one timer to the next, so an hour of a cluster runs in however long its
+// events take to compute. It is the Clock seam's twin (now, sleep) as well, so policy code that waits
+// on a clock runs on it unchanged.
+
+export interface Timer {
+  cancel(): void;
+}
+
+interface Entry {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+export class VirtualClock {
+  private t: number;
+  private seq = 0;
+  /** A binary min-heap on (at, seq). */
+  private readonly heap: Entry[] = [];
+  /** Events run so far. */
+  fired = 0;
+
+  constructor(start = 0) {
+    this.t = start;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  /** Runs `fn` `ms` from now (at once, after what is already due now, when ms ≤ 0). */
+  after(ms: number, fn: () => void): Timer {
+    const entry: Entry = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    this.push(entry);
+    return { cancel: () => void (entry.cancelled = true) };
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.after(ms, resolve));
+  }
+
+  /** Timers still due (cancelled ones may be counted until they reach the top). */
+  get pending(): number {
+    return this.heap.length;
+  }
+
+  /**
+   * Runs timers in order until none is left, virtual time passes `until`, or `stop()` says so. Between
+   * timers it lets the microtask queue drain (a real event loop turn), so async policy code that awaits
+   * a timer's promise runs before the next timer fires.
+   */
+  async run(opts: { until?: number; stop?: () => boolean } = {}): Promise<void> {
+    const until = opts.until ?? Infinity;
+    for (;;) {
+      if (opts.stop?.()) return;
+      const next = this.pop(until);
+      if (!next) {
+        // Work the microtasks may still schedule (a promise chain that sets a timer) before deciding it is over.
+        await turn();
+        if (this.heap.length === 0 || this.heap[0]!.at > until) return;
+        continue;
+      }
+      this.t = next.at;
+      this.fired++;
+      next.fn();
+      await turn();
+    }
+  }
+
+  private pop(until: number): Entry | undefined {
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      if (top.at > until) return undefined;
+      this.removeTop();
+      if (!top.cancelled) return top;
+    }
+    return undefined;
+  }
+
+  private push(e: Entry): void {
+    const h = this.heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private removeTop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && before(h[l]!, h[m]!)) m = l;
+      if (r < h.length && before(h[r]!, h[m]!)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}
+
+function before(a: Entry, b: Entry): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+/** One macrotask turn: every microtask queued so far (and those they queue) runs first. */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
