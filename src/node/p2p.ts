@@ -42,7 +42,7 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     onRefused: (r) => access.refused(r),
     onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
   });
-  const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
+  const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0, reprovideIntervalMs: config.reprovideInterval });
   const claims = new FetchClaims(libp2p, { log, maxInboundStreams: config.maxStreamsPerPeer });
   const fetcher = new PeerFetcher(
     {
