@@ -39,7 +39,7 @@ const f = (x) => (typeof x === 'number' ? Number(x.toFixed(3)) : x);
 const line = (label, w) => `${label.padEnd(26)} mean ${f(w.meanPerSecond)}/s  worst second ${w.maxPerSecond}  (typical host's worst ${f(w.meanMaxPerSecond)})`;
 
 if (!a['skip-cost']) {
-  const cost = await sim.dht.runProvideCost({ nodes, blobs, intervalMs, seed, replication, maxRequestsPerSecond: Number(a.rate), baselineSample: Number(a['baseline-sample']) });
+  const cost = await sim.dht.runProvideCost({ nodes, blobs, intervalMs, seed, replication, maxRequestsPerSecond: Number(a.rate), baselineSample: Number(a['baseline-sample']), onProgress: (w) => process.stderr.write(`${w} (${Math.round((Date.now() - started) / 1000)} s)\n`) });
   out.cost = cost;
   console.log(`provide cost: ${nodes} hosts x ${blobs} blobs, re-provide every ${a.interval}, replication ${replication}, region bits ${cost.regionBits}`);
   console.log(`before (today, ${cost.before.hosts} sampled hosts): ${f(cost.before.requestsPerBlobPerCycle)} requests per blob per cycle`);

@@ -22,6 +22,7 @@ export interface ProvideCostOptions {
   latencyMs?: [number, number];
   k?: number;
   alpha?: number;
+  onProgress?: (what: string) => void;
 }
 
 export interface WindowCost {
@@ -30,7 +31,7 @@ export interface WindowCost {
 }
 
 export interface ProvideCostResult {
-  options: Required<ProvideCostOptions>;
+  options: Omit<Required<ProvideCostOptions>, 'onProgress'>;
   regionBits: number;
   after: { cold: WindowCost; steady: WindowCost; walksPerHostPerCycle: number; requestsPerBlobPerCycle: number };
   before: { cold: WindowCost; steady: WindowCost; hosts: number; requestsPerBlobPerCycle: number };
@@ -44,14 +45,15 @@ export function makeBlobs(n: number, rng: Rng): Blob[] {
 }
 
 export async function runProvideCost(opts: ProvideCostOptions): Promise<ProvideCostResult> {
-  const o: Required<ProvideCostOptions> = { replication: 20, maxRequestsPerSecond: 25, baselineSample: 20, latencyMs: [0.2, 1], k: 20, alpha: 3, ...opts };
+  const o: Required<ProvideCostOptions> = { onProgress: () => undefined, replication: 20, maxRequestsPerSecond: 25, baselineSample: 20, latencyMs: [0.2, 1], k: 20, alpha: 3, ...opts };
   const rng = new Rng(o.seed);
   const net = new SimDhtNetwork(o.nodes, o.k, rng.fork());
   const blobs = makeBlobs(o.blobs, rng.fork());
   const regionBits = regionBitsFor(o.nodes, o.k);
   const after = await runAfter(net, blobs, rng.fork(), o, regionBits);
   const before = runBefore(net, blobs, rng.fork(), o);
-  return { options: o, regionBits, after, before };
+  const { onProgress: _, ...options } = o;
+  return { options, regionBits, after, before };
 }
 
 async function runAfter(net: SimDhtNetwork, blobs: Blob[], rng: Rng, o: Required<ProvideCostOptions>, regionBits: number) {
@@ -64,6 +66,7 @@ async function runAfter(net: SimDhtNetwork, blobs: Blob[], rng: Rng, o: Required
   for (let h = 0; h < o.nodes; h++) {
     const counts = await runSweepHost(net, h, blobs, rng.fork(), { intervalMs: I, regionBits, replication: o.replication, maxRequestsPerSecond: o.maxRequestsPerSecond, alpha: o.alpha, latencyMs: o.latencyMs, untilMs: 2 * I, keepRecords: false }, sink, cache);
     walks += counts.walks;
+    if (o.onProgress && (h + 1) % 50 === 0) o.onProgress(`after: ${h + 1}/${o.nodes} hosts`);
   }
   const steadySent = steady.sentSummary();
   return {

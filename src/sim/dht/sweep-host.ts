@@ -30,16 +30,16 @@ export interface SweepHostOptions {
 
 export type RequestSink = (from: number, to: number, atMs: number) => void;
 
-/** Which peers get a key's record, shared between hosts whose region walks found the same peers. */
+/** Which peers get a key's record: the `n` of the region's peers closest to it. */
 export class ChoiceCache {
-  private readonly byPeers = new Map<string, Map<string, number[]>>();
+  /** Only the last peer set's choices are kept: a host's batches come region by region. */
+  private last: { sig: string; chosen: Map<string, number[]> } = { sig: '', chosen: new Map() };
 
   choose(net: SimDhtNetwork, peers: number[], blob: Blob, n: number): number[] {
     const sig = peers.join(',');
-    let m = this.byPeers.get(sig);
-    if (!m) this.byPeers.set(sig, (m = new Map()));
-    let chosen = m.get(blob.name);
-    if (!chosen) m.set(blob.name, (chosen = nearest(peers, net.hi, net.lo, blob.hi, blob.lo, n)));
+    if (sig !== this.last.sig) this.last = { sig, chosen: new Map() };
+    let chosen = this.last.chosen.get(blob.name);
+    if (!chosen) this.last.chosen.set(blob.name, (chosen = nearest(peers, net.hi, net.lo, blob.hi, blob.lo, n)));
     return chosen;
   }
 }
