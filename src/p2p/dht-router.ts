@@ -17,11 +17,12 @@ import { SweepDriver, type SweepClock, type SweepExecutor } from './provide-swee
 export interface DhtRouterOptions {
   /** Bootstrap peers are configured: until one is in the routing table, lookups cannot find anything. */
   expectPeers?: boolean;
-  /** Provides running at once within a batch. */
-  provideConcurrency?: number;
   /** How often every held blob is announced again (default 12 h). */
   reprovideIntervalMs?: number;
-  /** DHT requests a second provides may spend (default 30: the worst second stays under 50). */
+  /**
+   * DHT requests a second provides may spend (default 25). One provide (~40 requests) goes at once after
+   * a quiet spell, the next when the budget has paid for it: at most ~65 in any one second.
+   */
   maxRequestsPerSecond?: number;
   clock?: SweepClock;
   log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
@@ -41,7 +42,6 @@ const realClock: SweepClock = {
 
 export class DhtContentRouter implements ContentRouter {
   private readonly driver: SweepDriver;
-  private readonly concurrency: number;
   /** Provides made and failed, for metrics. */
   readonly counts = { provides: 0, failures: 0 };
 
@@ -49,14 +49,13 @@ export class DhtContentRouter implements ContentRouter {
     private readonly libp2p: Libp2p<{ dht: KadDHT }>,
     private readonly opts: DhtRouterOptions = {},
   ) {
-    this.concurrency = opts.provideConcurrency ?? 4;
-    const rate = opts.maxRequestsPerSecond ?? 30;
+    const rate = opts.maxRequestsPerSecond ?? 25;
     const sweep = new ProvideSweep({
       intervalMs: opts.reprovideIntervalMs ?? 12 * 3_600_000,
       regionBits: 0, // without region walks, grouping by region buys nothing
       // Each node sweeps from its own place in the cycle, so a cluster started together re-provides spread out.
       phase: keyPosition(kadKeyOf(libp2p.peerId.toMultihash().bytes)),
-      maxBatch: this.concurrency,
+      maxBatch: 1, // a provide is ~40 requests already: one at a time keeps each second's burst to about one
       gatherMs: 0, // gathering new keys pays off only with region walks to share
     });
     const executor: SweepExecutor = { announce: (keys) => this.announce(keys as Digest[]) };
@@ -77,26 +76,22 @@ export class DhtContentRouter implements ContentRouter {
     return this.driver.add(digest, blobKadKey(digest));
   }
 
-  /** One batch of the sweep: a kad-dht provide per digest, a few at once; counts the requests they sent. */
+  /** One batch of the sweep: a kad-dht provide per digest, in turn; counts the requests they sent. */
   private async announce(digests: Digest[]): Promise<{ failed: string[]; requests: number }> {
     const failed: string[] = [];
     let requests = 0;
-    const next = [...digests];
-    const worker = async () => {
-      for (let digest = next.shift(); digest; digest = next.shift()) {
-        const started = Date.now();
-        try {
-          for await (const event of this.libp2p.services.dht.provide(digestToCid(digest))) if (event.name === 'SEND_QUERY') requests++;
-          this.counts.provides++;
-          this.opts.log?.debug({ digest, ms: Date.now() - started }, 'provided');
-        } catch (err) {
-          this.counts.failures++;
-          failed.push(digest);
-          this.opts.log?.warn({ digest, reason: (err as Error).message }, 'provide failed');
-        }
+    for (const digest of digests) {
+      const started = Date.now();
+      try {
+        for await (const event of this.libp2p.services.dht.provide(digestToCid(digest))) if (event.name === 'SEND_QUERY') requests++;
+        this.counts.provides++;
+        this.opts.log?.debug({ digest, ms: Date.now() - started }, 'provided');
+      } catch (err) {
+        this.counts.failures++;
+        failed.push(digest);
+        this.opts.log?.warn({ digest, reason: (err as Error).message }, 'provide failed');
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, digests.length) }, worker));
+    }
     return { failed, requests };
   }
 

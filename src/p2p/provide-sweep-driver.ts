@@ -46,8 +46,10 @@ export class SweepDriver {
     private readonly o: SweepDriverOptions,
   ) {
     const sleep = (ms: number) => new Promise<void>((resolve) => clock.after(ms, resolve));
-    // A burst of half a second's worth: a batch charged at the edge of a second stays within the rate.
-    this.bucket = new TokenBucket(o.maxRequestsPerSecond, Math.max(1, o.maxRequestsPerSecond / 2), { now: () => clock.now(), sleep });
+    // Half a second's worth saved while idle, or one key's announcement if more: after a quiet spell a
+    // key goes at once, and no second sees more than the rate plus that.
+    const burst = Math.max(o.maxRequestsPerSecond / 2, o.requestsPerKey, 1);
+    this.bucket = new TokenBucket(o.maxRequestsPerSecond, burst, { now: () => clock.now(), sleep });
   }
 
   start(): void {
