@@ -24,6 +24,12 @@ export interface P2P {
   services: Service[];
 }
 
+/**
+ * How long a dial to a provider may take: LAN dials take milliseconds (a loaded host, a few hundred), and
+ * a provider gone in a scale-down must not hold a fetch for libp2p's 10 s before live holders are asked.
+ */
+const PEER_DIAL_TIMEOUT_MS = 3_000;
+
 /** `metricsRegistry`: where libp2p's own metrics go (the node's /metrics). */
 export async function createP2P(config: Config, dataDir: string, observed: Observations, metricsRegistry: Registry, logger: Logger): Promise<P2P> {
   const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
@@ -42,12 +48,12 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     onRefused: (r) => access.refused(r),
     onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
   });
-  const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0 });
+  const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0, reprovideIntervalMs: config.reprovideInterval });
   const claims = new FetchClaims(libp2p, { log, maxInboundStreams: config.maxStreamsPerPeer });
   const fetcher = new PeerFetcher(
     {
       router,
-      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout }),
+      fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout, dialTimeoutMs: PEER_DIAL_TIMEOUT_MS }),
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
       releaseClaim: (digest) => claims.release(digest),
       headsOrder: (digest) => claims.headsOrder(digest),

@@ -280,6 +280,11 @@ export interface FetchOptions {
    * cutting a transfer that is merely backpressured. Absent: the muxer's own inactivity timeout (minutes).
    */
   idleTimeoutMs?: number;
+  /**
+   * How long a dial to the peer may take (absent: libp2p's 10 s). A provider whose host is gone (a
+   * scale-down leaves its records behind) is then given up on in this budget, not in libp2p's.
+   */
+  dialTimeoutMs?: number;
 }
 
 /** Fetches a blob (or a range of it) from one peer. */
@@ -295,7 +300,7 @@ export async function fetchFromPeer(
   try {
     const target: Multiaddr[] | ReturnType<typeof peerIdFromString> =
       peer.addrs.length > 0 ? peer.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peer.id}`)) : peerIdFromString(peer.id);
-    stream = await libp2p.dialProtocol(target, BLOB_PROTOCOL, { signal });
+    stream = await dialWithin(libp2p, target, signal, opts.dialTimeoutMs);
   } catch (err) {
     throw new PeerFetchError(peer.id, 'unreachable', (err as Error).message);
   }
@@ -549,4 +554,23 @@ export function parseBlobResponse(text: string, range: ByteRange | undefined): B
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/**
+ * dialProtocol within `budgetMs` as well as the caller's signal. One controller and a plain timer: on
+ * Node 20 a signal from AbortSignal.any over AbortSignal.timeout can be collected before it fires.
+ */
+async function dialWithin(libp2p: Libp2p, target: Parameters<Libp2p['dialProtocol']>[0], signal: AbortSignal | undefined, budgetMs: number | undefined): Promise<Stream> {
+  if (budgetMs === undefined) return libp2p.dialProtocol(target, BLOB_PROTOCOL, { signal });
+  const dial = new AbortController();
+  const onAbort = () => dial.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(() => dial.abort(new Error(`no connection within ${budgetMs} ms`)), budgetMs);
+  try {
+    if (signal?.aborted) onAbort();
+    return await libp2p.dialProtocol(target, BLOB_PROTOCOL, { signal: dial.signal });
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
 }

@@ -1,26 +1,47 @@
-// ContentRouter over libp2p's Kademlia DHT. Provides go through a bounded queue: in js kad-dht every
-// provide is a full walk plus ADD_PROVIDER to up to 20 peers, and nothing batches them, so a node
-// that just pulled an image must not fire one walk per layer all at once.
+// ContentRouter over libp2p's Kademlia DHT. Provides and re-provides follow a ProvideSweep: new blobs go
+// promptly, re-provides are spread over the interval in keyspace order (kad-dht's own reprovider would
+// redo every record that came due in an hourly check at once), and the whole is paced by a request
+// budget, so a node that just pulled an image, or restarted with 5,000 blobs, never bursts.
+// js kad-dht offers no supported way to send ADD_PROVIDER to peers of our choosing, so each announcement
+// is still a full kad-dht provide (a walk plus ADD_PROVIDER to the k closest): the sweep's region walks
+// run only in the simulator (src/sim/dht) until then.
 import type { KadDHT } from '@libp2p/kad-dht';
 import type { Libp2p } from '@libp2p/interface';
 import type { Digest } from '../oci/index.js';
 import { digestToCid } from './cid.js';
 import type { ContentRouter, FindOptions, Provider } from './content-router.js';
+import { blobKadKey, kadKeyOf, keyPosition } from './keyspace.js';
+import { ProvideSweep } from './provide-sweep.js';
+import { SweepDriver, type SweepClock, type SweepExecutor } from './provide-sweep-driver.js';
 
 export interface DhtRouterOptions {
   /** Bootstrap peers are configured: until one is in the routing table, lookups cannot find anything. */
   expectPeers?: boolean;
-  /** Provides running at once. */
-  provideConcurrency?: number;
+  /** How often every held blob is announced again (default 12 h). */
+  reprovideIntervalMs?: number;
+  /**
+   * DHT requests a second provides may spend (default 25). One provide (~40 requests) goes at once after
+   * a quiet spell, the next when the budget has paid for it: at most ~65 in any one second.
+   */
+  maxRequestsPerSecond?: number;
+  clock?: SweepClock;
   log?: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
+/** A full kad-dht provide: a walk (~10–30 requests in a LAN cluster) and ADD_PROVIDER to up to 20 peers. */
+const REQUESTS_PER_PROVIDE = 40;
+
+const realClock: SweepClock = {
+  now: () => Date.now(),
+  after(ms, fn) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
 export class DhtContentRouter implements ContentRouter {
-  private readonly queue: Array<{ digest: Digest; done: () => void }> = [];
-  private active = 0;
-  private readonly concurrency: number;
-  /** Digests this node announces, so a withdrawn digest's queued provide is skipped. */
-  private readonly provided = new Set<Digest>();
+  private readonly driver: SweepDriver;
   /** Provides made and failed, for metrics. */
   readonly counts = { provides: 0, failures: 0 };
 
@@ -28,44 +49,50 @@ export class DhtContentRouter implements ContentRouter {
     private readonly libp2p: Libp2p<{ dht: KadDHT }>,
     private readonly opts: DhtRouterOptions = {},
   ) {
-    this.concurrency = opts.provideConcurrency ?? 4;
-  }
-
-  provide(digest: Digest): Promise<void> {
-    this.provided.add(digest);
-    return new Promise((resolve) => {
-      this.queue.push({ digest, done: resolve });
-      this.pump();
+    const rate = opts.maxRequestsPerSecond ?? 25;
+    const sweep = new ProvideSweep({
+      intervalMs: opts.reprovideIntervalMs ?? 12 * 3_600_000,
+      regionBits: 0, // without region walks, grouping by region buys nothing
+      // Each node sweeps from its own place in the cycle, so a cluster started together re-provides spread out.
+      phase: keyPosition(kadKeyOf(libp2p.peerId.toMultihash().bytes)),
+      maxBatch: 1, // a provide is ~40 requests already: one at a time keeps each second's burst to about one
+      gatherMs: 0, // gathering new keys pays off only with region walks to share
     });
+    const executor: SweepExecutor = { announce: (keys) => this.announce(keys as Digest[]) };
+    this.driver = new SweepDriver(sweep, executor, opts.clock ?? realClock, {
+      maxRequestsPerSecond: rate,
+      requestsPerKey: REQUESTS_PER_PROVIDE,
+      walkRequests: 0,
+      onError: (err) => opts.log?.warn({ reason: err.message }, 'provide sweep failed'),
+    });
+    // Announcing before the DHT runs would reach nobody and count as done: run the sweep while libp2p does.
+    if (libp2p.status === 'started') this.driver.start();
+    libp2p.addEventListener('start', () => this.driver.start());
+    libp2p.addEventListener('stop', () => this.driver.stop());
   }
 
-  private pump(): void {
-    while (this.active < this.concurrency && this.queue.length > 0) {
-      const job = this.queue.shift()!;
-      if (!this.provided.has(job.digest)) {
-        job.done();
-        continue;
-      }
-      this.active++;
+  /** Schedules the blob for announcing; resolves once its first announcement was tried. */
+  provide(digest: Digest): Promise<void> {
+    return this.driver.add(digest, blobKadKey(digest));
+  }
+
+  /** One batch of the sweep: a kad-dht provide per digest, in turn; counts the requests they sent. */
+  private async announce(digests: Digest[]): Promise<{ failed: string[]; requests: number }> {
+    const failed: string[] = [];
+    let requests = 0;
+    for (const digest of digests) {
       const started = Date.now();
-      this.libp2p.contentRouting
-        .provide(digestToCid(job.digest))
-        .then(
-          () => {
-            this.counts.provides++;
-            this.opts.log?.debug({ digest: job.digest, ms: Date.now() - started }, 'provided');
-          },
-          (err: Error) => {
-            this.counts.failures++;
-            this.opts.log?.warn({ digest: job.digest, reason: err.message }, 'provide failed');
-          },
-        )
-        .finally(() => {
-          this.active--;
-          job.done();
-          this.pump();
-        });
+      try {
+        for await (const event of this.libp2p.services.dht.provide(digestToCid(digest))) if (event.name === 'SEND_QUERY') requests++;
+        this.counts.provides++;
+        this.opts.log?.debug({ digest, ms: Date.now() - started }, 'provided');
+      } catch (err) {
+        this.counts.failures++;
+        failed.push(digest);
+        this.opts.log?.warn({ digest, reason: (err as Error).message }, 'provide failed');
+      }
     }
+    return { failed, requests };
   }
 
   async *findProviders(digest: Digest, opts: FindOptions = {}): AsyncIterable<Provider> {
@@ -81,9 +108,9 @@ export class DhtContentRouter implements ContentRouter {
   }
 
   async withdraw(digest: Digest): Promise<void> {
-    this.provided.delete(digest);
-    // Drops our own record (no more re-provides). Records other nodes hold expire on their own, so
-    // fetchers must expect providers that no longer have the blob.
+    this.driver.remove(digest);
+    // Drops our own record (kad-dht's reprovider would otherwise redo it). Records other nodes hold
+    // expire on their own, so fetchers must expect providers that no longer have the blob.
     await this.libp2p.services.dht.cancelReprovide(digestToCid(digest));
   }
 

@@ -5,12 +5,15 @@
 // distribution, http or node: what to fetch and from whom is distribution's call.
 
 export { canonicalPeerId } from './allow-list.js';
-export { BlobServer, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
+export { BlobServer, PeerFetchError, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
 export { type ContentRouter, type Provider } from './content-router.js';
 export { DhtContentRouter } from './dht-router.js';
 export { FetchClaims } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
+export { blobKadKey, closestTo, compareDistance, kadKeyOf, keyPosition, keyRegion, regionBitsFor, regionTarget, type KadKey } from './keyspace.js';
 export { createP2PNode, type LayerdLibp2p } from './libp2p-node.js';
+export { ProvideSweep, type ProvideSweepOptions, type SweepBatch } from './provide-sweep.js';
+export { SweepDriver, type SweepClock, type SweepDriverOptions, type SweepExecutor } from './provide-sweep-driver.js';
 export { PeerAccess, type PeerAccessStatus } from './peer-access.js';
 export { RolloutTransport } from './rollout-protocol.js';
 export { SwarmKey, readSwarmKeyFile, type SwarmKeyFile } from './swarm-key.js';

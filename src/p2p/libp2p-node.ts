@@ -32,7 +32,7 @@ export interface P2PNodeOptions {
   listen: string[];
   announce: string[];
   bootstrap: string[];
-  /** How long a provider record is valid, and so how often this node re-provides (at half of it). */
+  /** How long a provider record is valid (this node re-provides at about half of it: DhtContentRouter). */
   providerTtlMs: number;
   /** Where libp2p's own Prometheus metrics go (the node's /metrics). */
   metricsRegistry?: Registry;
@@ -84,7 +84,10 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         // lookup but left nodes knowing only their bootstrap peer (that walk is how they meet the rest).
         allowQueryWithZeroPeers: false,
         providers: { provideValidity: Math.round(opts.providerTtlMs / 1000) },
-        reprovide: { validity: opts.providerTtlMs, threshold: Math.round(opts.providerTtlMs / 2), interval: Math.min(3_600_000, Math.round(opts.providerTtlMs / 4)) },
+        // Re-provides are DhtContentRouter's (a sweep spread over the interval, each record redone within
+        // 3/4 of its life); kad-dht's reprovider would redo at once every record that came due in one of its
+        // checks, so it is left as a safety net for records older than 7/8 of their life, one at a time.
+        reprovide: { validity: opts.providerTtlMs, threshold: Math.round(opts.providerTtlMs / 8), interval: Math.min(3_600_000, Math.round(opts.providerTtlMs / 4)), concurrency: 1 },
       }),
     },
   });

@@ -6,3 +6,4 @@
 
 export { Rng } from './rng.js';
 export { VirtualClock, type Timer } from './virtual-clock.js';
+export * as dht from './dht/index.js';

@@ -6,6 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { PeerNetwork } from '../../src/distribution/peers/peer-fetcher.js';
 import { digestOf, type Digest } from '../../src/oci/digest.js';
 import type { ByteRange } from '../../src/oci/range.js';
+import { PeerFetchError } from '../../src/p2p/blob-protocol.js';
 import { MemoryContentRouter, MemoryRoutingNetwork, type ContentRouter, type FindOptions, type Provider } from '../../src/p2p/content-router.js';
 import type { PeerBlob } from '../../src/p2p/blob-protocol.js';
 import { MemoryBlobStore } from '../../src/store/memory-blob-store.js';
@@ -134,6 +135,11 @@ export class FakePeerNetwork implements PeerNetwork {
     await this.peer(id).router.provide(digest);
   }
 
+  /** The peer is gone (a scale-down) but its provider records stay, as a DHT's do until they expire. */
+  removePeer(id: string): void {
+    this.peers.delete(id);
+  }
+
   setBehaviour(id: string, behaviour: BehaviourSpec): void {
     this.peer(id).behaviour = behaviour;
   }
@@ -161,7 +167,11 @@ export class FakePeerNetwork implements PeerNetwork {
     this.maxPending = Math.max(this.maxPending, this.pending);
     // A network answers later, never in the caller's own tick.
     await new Promise((r) => setImmediate(r));
-    if (!peer) return this.reject(req, `peer ${provider.id}: unreachable`);
+    if (!peer) {
+      // No such peer (gone, its records left behind): a dial that fails, as fetchFromPeer reports it.
+      this.settle(req, 'failed');
+      throw new PeerFetchError(provider.id, 'unreachable', 'dial failed');
+    }
     const behaviour = resolve(peer.behaviour, req);
     req.behaviour = behaviour.kind;
     if (signal?.aborted) {

@@ -25,6 +25,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   http: ['oci', 'io', 'distribution', 'p2p'],
   node: ['oci', 'io', 'store', 'seed', 'p2p', 'distribution', 'http'],
   cli: ['oci', 'p2p', 'http', 'node'],
+  'sim/dht': ['p2p'],
   // The simulator runs the distribution policy; nothing in the daemon imports it.
   sim: ['oci', 'p2p', 'distribution'],
   '.': ['cli', 'node'],

@@ -4,7 +4,7 @@
 // is RangePlan's to say (range-plan.ts); this opens the streams, keeps time and collects the bytes.
 import { Readable } from 'node:stream';
 import { failureOf, type ByteRange } from '../../oci/index.js';
-import type { PeerBlob, Provider } from '../../p2p/index.js';
+import { PeerFetchError, type PeerBlob, type Provider } from '../../p2p/index.js';
 import type { FetchedBody } from '../download/index.js';
 import { ImpossibleClaimError, type ClaimJudge } from './claims.js';
 import type { FetcherSettings, PeerNetwork, Wanted } from './peer-network.js';
@@ -91,7 +91,7 @@ export class RangeDownloader {
     } catch (err) {
       release();
       if (failureOf(err) === 'busy') return undefined;
-      this.scores.failure(peer.id);
+      blame(this.scores, peer.id, err);
       throw new Error(`no provider could send ${digest}: ${(err as Error).message}`);
     }
     try {
@@ -241,7 +241,7 @@ class RangedTransfer {
       } else if (failureOf(err) === 'busy') {
         // Not a failure: the provider is serving others. It may be asked again once a slot frees.
         busy = true;
-      } else if (!signal.aborted) io.scores.failure(peer.id);
+      } else if (!signal.aborted) blame(io.scores, peer.id, err);
       throw err;
     } finally {
       if (ms === undefined) plan.failed(index, peer, busy);
@@ -249,6 +249,12 @@ class RangedTransfer {
       io.released();
     }
   }
+}
+
+/** A failed request counts against the peer; one that could not even reach it leaves it out for a while. */
+function blame(scores: PeerScores, id: string, err: unknown): void {
+  if (err instanceof PeerFetchError && err.status === 'unreachable') scores.unreachable(id);
+  else scores.failure(id);
 }
 
 /**

@@ -671,3 +671,62 @@ describe('PeerFetcher: a download that goes on from an offset', () => {
     expect(scores.isBanned('a')).toBe(true);
   });
 });
+
+describe('PeerFetcher: providers gone in a scale-down, their records left behind', () => {
+  /** `live` and the gone peers all held both blobs; the gone ones left, their provider records stayed. */
+  async function scaledDown(gone: string[], live: string[]) {
+    const x = blobOf(4 * RANGE + 10);
+    const y = blobOf(4 * RANGE + 20);
+    net = new FakePeerNetwork();
+    for (const id of [...gone, ...live]) await net.addPeer(id, [x, y]);
+    for (const id of gone) net.removePeer(id);
+    return { x, y };
+  }
+  const dialsTo = (ids: string[], digest: Digest) => net.requests.filter((r) => ids.includes(r.peer) && r.digest === digest).length;
+
+  it('takes the blob from the live holders, dialling each gone one at most once, and not at all for the next blob', async () => {
+    const gone = ['gone1', 'gone2', 'gone3'];
+    const { x, y } = await scaledDown(gone, ['live']);
+    const { fetcher, scores } = fetcherOf();
+    const seed = seedOf(x);
+    const first = await download(fetcher, digestOf(x), seed.source);
+    expect(first.bytes.equals(x)).toBe(true);
+    expect(first.dl.source).toBe('peer');
+    expect(dialsTo(gone, digestOf(x))).toBeLessThanOrEqual(gone.length);
+    for (const id of gone) expect(scores.isUnreachable(id)).toBe(net.requestsTo(id).length > 0);
+
+    // The lookup for the next blob names them again (their records live on); they are not asked.
+    const second = await download(fetcher, digestOf(y), seedOf(y).source);
+    expect(second.bytes.equals(y)).toBe(true);
+    expect(second.dl.source).toBe('peer');
+    expect(dialsTo(gone.filter((id) => scores.isUnreachable(id)), digestOf(y))).toBe(0);
+    expect(seed.opens).toBe(0);
+  });
+
+  it('goes to the seed when every provider is gone, and for the next blob without dialling them again', async () => {
+    const gone = ['gone1', 'gone2'];
+    const { x, y } = await scaledDown(gone, []);
+    const { fetcher } = fetcherOf();
+    const seedX = seedOf(x);
+    expect((await download(fetcher, digestOf(x), seedX.source)).dl.source).toBe('upstream');
+    expect(dialsTo(gone, digestOf(x))).toBeLessThanOrEqual(gone.length);
+    const seedY = seedOf(y);
+    expect((await download(fetcher, digestOf(y), seedY.source)).dl.source).toBe('upstream');
+    expect(dialsTo(gone, digestOf(y))).toBe(0);
+    expect(seedX.opens + seedY.opens).toBe(2);
+  });
+});
+
+describe('PeerScores: unreachable peers', () => {
+  it('leaves a peer that could not be dialled out of rankings for unreachableMs, and at once after it served', () => {
+    let now = 0;
+    const scores = new PeerScores({ unreachableMs: 120_000, now: () => now });
+    scores.unreachable('gone');
+    expect(scores.rank([{ id: 'gone' }, { id: 'live' }]).map((p) => p.id)).toEqual(['live']);
+    now += 120_001;
+    expect(scores.rank([{ id: 'gone' }, { id: 'live' }]).map((p) => p.id)).toContain('gone');
+    scores.unreachable('back');
+    scores.success('back', 1000, 1);
+    expect(scores.isUnreachable('back')).toBe(false);
+  });
+});

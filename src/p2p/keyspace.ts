@@ -1,0 +1,66 @@
+// Where a key sits in the Kademlia keyspace. kad-dht routes a CID by SHA-256 of its multihash bytes, so
+// a blob's place is fixed by its digest: its position (the first 32 bits as a fraction), its region (a
+// prefix of those bits), and which peers are closest to it (XOR distance between the 256-bit keys).
+import { createHash } from 'node:crypto';
+import type { Digest } from '../oci/index.js';
+import { digestToCid } from './cid.js';
+
+/** A 256-bit kad key. */
+export type KadKey = Uint8Array;
+
+export function kadKeyOf(bytes: Uint8Array): KadKey {
+  return createHash('sha256').update(bytes).digest();
+}
+
+/** The kad key kad-dht routes a blob's provider records by. */
+export function blobKadKey(digest: Digest): KadKey {
+  return kadKeyOf(digestToCid(digest).multihash.bytes);
+}
+
+/** The key's place in [0, 1): uniform for hashed keys, and keys of one region are contiguous. */
+export function keyPosition(key: KadKey): number {
+  return top32(key) / 2 ** 32;
+}
+
+/** The key's region: its first `bits` bits (0 ≤ bits ≤ 24), regions 0 … 2^bits − 1 in keyspace order. */
+export function keyRegion(key: KadKey, bits: number): number {
+  if (bits <= 0) return 0;
+  return Math.floor(top32(key) / 2 ** (32 - bits));
+}
+
+/**
+ * Prefix bits that leave about `perRegion` peers (or more) in each region of a `peers`-node network:
+ * the closest `perRegion` peers to any key of a region then all lie in or next to it, so one walk
+ * toward the region finds them for every key.
+ */
+export function regionBitsFor(peers: number, perRegion: number): number {
+  if (peers <= perRegion) return 0;
+  return Math.min(24, Math.floor(Math.log2(peers / perRegion)));
+}
+
+/** A key in the middle of a region: the target of the region's walk. */
+export function regionTarget(region: number, bits: number): KadKey {
+  const key = new Uint8Array(32);
+  const first = bits <= 0 ? 0x80000000 : (region * 2 ** (32 - bits) + 2 ** (31 - bits)) >>> 0;
+  new DataView(key.buffer).setUint32(0, first);
+  return key;
+}
+
+/** Negative when `a` is closer to `target` than `b` (XOR metric). */
+export function compareDistance(target: KadKey, a: KadKey, b: KadKey): number {
+  for (let i = 0; i < target.length; i++) {
+    const da = a[i]! ^ target[i]!;
+    const db = b[i]! ^ target[i]!;
+    if (da !== db) return da - db;
+  }
+  return 0;
+}
+
+/** The `n` of `peers` closest to `target`. */
+export function closestTo<T extends { key: KadKey }>(target: KadKey, peers: readonly T[], n: number): T[] {
+  return [...peers].sort((a, b) => compareDistance(target, a.key, b.key)).slice(0, n);
+}
+
+function top32(key: KadKey): number {
+  return ((key[0]! << 24) | (key[1]! << 16) | (key[2]! << 8) | key[3]!) >>> 0;
+}

@@ -1,0 +1,82 @@
+// One simulated host running layerd's own provide schedule (ProvideSweep and its SweepDriver, the classes
+// the daemon runs) against the simulated DHT: a region walk is a simulated walk toward the region's
+// middle, an announcement is ADD_PROVIDER to the `replication` peers of the region closest to each key.
+import { ProvideSweep, SweepDriver, keyRegion, regionTarget, type SweepExecutor } from '../../p2p/index.js';
+import type { Rng } from '../rng.js';
+import { VirtualClock } from '../virtual-clock.js';
+import { nearest, word, type SimDhtNetwork } from './network.js';
+import { simWalk } from './walk.js';
+
+export interface Blob {
+  name: string;
+  key: Uint8Array;
+  hi: number;
+  lo: number;
+}
+
+export interface SweepHostOptions {
+  intervalMs: number;
+  regionBits: number;
+  /** Peers each key's record goes to. */
+  replication: number;
+  maxRequestsPerSecond: number;
+  alpha: number;
+  latencyMs: [number, number];
+  /** Run until this virtual time. */
+  untilMs: number;
+  /** Keep the records placed (for lookups afterwards). */
+  keepRecords: boolean;
+}
+
+export type RequestSink = (from: number, to: number, atMs: number) => void;
+
+/** Which peers get a key's record: the `n` of the region's peers closest to it. */
+export class ChoiceCache {
+  /** Only the last peer set's choices are kept: a host's batches come region by region. */
+  private last: { sig: string; chosen: Map<string, number[]> } = { sig: '', chosen: new Map() };
+
+  choose(net: SimDhtNetwork, peers: number[], blob: Blob, n: number): number[] {
+    const sig = peers.join(',');
+    if (sig !== this.last.sig) this.last = { sig, chosen: new Map() };
+    let chosen = this.last.chosen.get(blob.name);
+    if (!chosen) this.last.chosen.set(blob.name, (chosen = nearest(peers, net.hi, net.lo, blob.hi, blob.lo, n)));
+    return chosen;
+  }
+}
+
+/** Runs one host's provide schedule from a cold start (every blob new) until `untilMs`; returns its driver's counts. */
+export async function runSweepHost(net: SimDhtNetwork, host: number, blobs: Blob[], rng: Rng, o: SweepHostOptions, sink: RequestSink, cache: ChoiceCache) {
+  const clock = new VirtualClock();
+  const sweep = new ProvideSweep({ intervalMs: o.intervalMs, regionBits: o.regionBits, phase: rng.next(), maxBatch: Math.max(1, Math.floor(o.maxRequestsPerSecond / 2 / o.replication)) });
+  const byName = new Map(blobs.map((b) => [b.name, b]));
+  const exec: SweepExecutor = {
+    async walk(region) {
+      const target = regionTarget(region, o.regionBits);
+      const res = simWalk(net, host, word(target, 0), word(target, 4), rng, { alpha: o.alpha, latencyMs: o.latencyMs, startMs: clock.now(), onRequest: sink });
+      await clock.sleep(res.ms);
+      // The walk hears of most of the region's peers on its way in: they are the candidates for its keys.
+      const inRegion = res.seen.filter((p) => keyRegion(net.keys[p]!, o.regionBits) === region);
+      const peers = [...new Set([...res.closest, ...inRegion])].sort((a, b) => a - b);
+      return { peers: peers.map(String), requests: res.requests };
+    },
+    async announce(keys, peers) {
+      const ids = (peers ?? []).map(Number);
+      let requests = 0;
+      for (const name of keys) {
+        const blob = byName.get(name)!;
+        for (const p of cache.choose(net, ids, blob, o.replication)) {
+          sink(host, p, clock.now());
+          requests++;
+          if (o.keepRecords) net.addRecord(name, p);
+        }
+      }
+      return { failed: [], requests };
+    },
+  };
+  const driver = new SweepDriver(sweep, exec, clock, { maxRequestsPerSecond: o.maxRequestsPerSecond, requestsPerKey: o.replication, walkRequests: 3 * o.alpha });
+  driver.start();
+  for (const b of blobs) void driver.add(b.name, b.key);
+  await clock.run({ until: o.untilMs });
+  driver.stop();
+  return { walks: sweep.counts.walks, batches: sweep.counts.batches, announced: sweep.counts.announced, requests: driver.requests };
+}

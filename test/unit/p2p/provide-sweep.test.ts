@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { kadKeyOf, keyRegion, regionBitsFor, type KadKey } from '../../../src/p2p/keyspace.js';
+import { ProvideSweep, type ProvideSweepOptions } from '../../../src/p2p/provide-sweep.js';
+import { SweepDriver, type SweepExecutor } from '../../../src/p2p/provide-sweep-driver.js';
+import { VirtualClock } from '../../../src/sim/index.js';
+
+const S = 1000;
+const key = (i: number): [string, KadKey] => [`k${i}`, kadKeyOf(Buffer.from(`key ${i}`))];
+
+/** An executor that records what was sent when, on the virtual clock. */
+function recorder(clock: VirtualClock, perKey = 20, walkCost = 10) {
+  const log = { walks: [] as Array<{ at: number; region: number }>, announced: [] as Array<{ at: number; key: string }>, perSecond: new Map<number, number>() };
+  const count = (n: number) => {
+    const sec = Math.floor(clock.now() / S);
+    log.perSecond.set(sec, (log.perSecond.get(sec) ?? 0) + n);
+  };
+  let failNext = 0;
+  const exec: SweepExecutor & { failNext(n: number): void } = {
+    failNext: (n) => void (failNext = n),
+    async walk(region) {
+      log.walks.push({ at: clock.now(), region });
+      count(walkCost);
+      return { peers: ['p1', 'p2'], requests: walkCost };
+    },
+    async announce(keys) {
+      for (const k of keys) log.announced.push({ at: clock.now(), key: k });
+      count(keys.length * perKey);
+      const failed = failNext > 0 ? keys.slice(0, failNext) : [];
+      failNext = Math.max(0, failNext - failed.length);
+      return { failed, requests: keys.length * perKey };
+    },
+  };
+  return { log, exec };
+}
+
+function setup(o: Partial<ProvideSweepOptions> & { rate?: number } = {}) {
+  const clock = new VirtualClock();
+  const sweep = new ProvideSweep({ intervalMs: 1000 * S, regionBits: 3, phase: 0, maxBatch: 2, ...o });
+  const { log, exec } = recorder(clock);
+  const driver = new SweepDriver(sweep, exec, clock, { maxRequestsPerSecond: o.rate ?? 100, requestsPerKey: 20, walkRequests: 10 });
+  driver.start();
+  return { clock, sweep, log, exec, driver };
+}
+
+describe('ProvideSweep', () => {
+  it('spreads re-provides evenly over the interval and announces every key once a cycle', async () => {
+    const { clock, log, driver } = setup();
+    for (let i = 0; i < 1000; i++) driver.add(...key(i), false);
+    await clock.run({ until: 2000 * S });
+    driver.stop();
+    const cycle = log.announced.filter((a) => a.at >= 1000 * S);
+    expect(new Set(cycle.map((a) => a.key)).size).toBe(1000);
+    expect(cycle.length).toBe(1000);
+    // Tenths of the cycle each carry about a tenth of the keys (hashed keys are uniform in the keyspace).
+    const tenths = Array.from({ length: 10 }, (_, t) => cycle.filter((a) => Math.floor((a.at - 1000 * S) / (100 * S)) === t).length);
+    for (const n of tenths) expect(n).toBeGreaterThan(60), expect(n).toBeLessThan(140);
+    // The worst second holds the few keys that happened to be due together, within the rate and its burst.
+    expect(Math.max(...log.perSecond.values())).toBeLessThanOrEqual(100 + 50);
+    expect(log.perSecond.size).toBeGreaterThan(500);
+  });
+
+  it('walks each region once per cycle, reusing the walk for all its keys', async () => {
+    const { clock, log, driver } = setup({ regionBits: 3 });
+    for (let i = 0; i < 400; i++) driver.add(...key(i), false);
+    await clock.run({ until: 1000 * S - 1 });
+    driver.stop();
+    expect(log.announced.length).toBe(400);
+    expect(log.walks.length).toBe(8);
+    expect(new Set(log.walks.map((w) => w.region)).size).toBe(8);
+  });
+
+  it('announces new keys promptly, one walk per region they fall in', async () => {
+    const { clock, log, driver } = setup({ regionBits: 2, maxBatch: 50 });
+    const keys = Array.from({ length: 12 }, (_, i) => key(i));
+    const done = Promise.all(keys.map(([k, kad]) => driver.add(k, kad)));
+    await clock.run({ until: 5 * S });
+    await done;
+    expect(log.announced.map((a) => a.key).sort()).toEqual(keys.map(([k]) => k).sort());
+    expect(log.walks.length).toBe(new Set(keys.map(([, kad]) => keyRegion(kad, 2))).size);
+    driver.stop();
+  });
+
+  it('bounds the request rate however many new keys arrive at once', async () => {
+    const { clock, log, driver } = setup({ maxBatch: 2, rate: 100 });
+    const all = Promise.all(Array.from({ length: 500 }, (_, i) => driver.add(...key(i))));
+    let finished = -1;
+    void all.then(() => (finished = clock.now()));
+    await clock.run({ until: 500 * S });
+    driver.stop();
+    expect(log.announced.length).toBe(500);
+    // 500 keys × 20 requests + 8 walks × 10 at 100 a second: about 100 s, never faster than the rate.
+    expect(finished).toBeGreaterThanOrEqual(100 * S);
+    for (const n of log.perSecond.values()) expect(n).toBeLessThanOrEqual(100 + 50);
+  });
+
+  it('drops a withdrawn key from the schedule and settles its pending provide', async () => {
+    const { clock, log, driver } = setup();
+    const [k, kad] = key(1);
+    driver.add(...key(2), false);
+    const pending = driver.add(k, kad);
+    driver.remove(k);
+    await pending;
+    await clock.run({ until: 3000 * S });
+    driver.stop();
+    expect(log.announced.some((a) => a.key === k)).toBe(false);
+    expect(log.announced.filter((a) => a.key === 'k2').length).toBe(3);
+  });
+
+  it('tries a failed announcement again after the retry delay, not a cycle later', async () => {
+    const { clock, log, exec, driver } = setup({ retryMs: 30 * S });
+    exec.failNext(1);
+    const [k, kad] = key(7);
+    await Promise.all([driver.add(k, kad), clock.run({ until: 10 * S })]);
+    await clock.run({ until: 100 * S });
+    driver.stop();
+    const times = log.announced.filter((a) => a.key === k).map((a) => a.at);
+    expect(times.length).toBe(2);
+    expect(times[1]! - times[0]!).toBe(30 * S);
+  });
+
+  it('sizes regions so each holds about the replication factor of peers', () => {
+    expect(regionBitsFor(10, 20)).toBe(0);
+    expect(regionBitsFor(1000, 20)).toBe(5);
+    expect(regionBitsFor(100_000, 20)).toBe(12);
+  });
+});
