@@ -55,7 +55,8 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
       router,
       fetch: (peer, digest, range, signal) => fetchFromPeer(libp2p, peer, digest, range, signal, { idleTimeoutMs: config.peerIdleTimeout, dialTimeoutMs: PEER_DIAL_TIMEOUT_MS }),
       whoFetches: (digest, failed) => claims.whoFetches(digest, failed),
-      releaseClaim: (digest) => claims.release(digest),
+      // Once the DHT knows: see DhtContentRouter.announced (provides are paced, a pull's layers queue).
+      releaseClaim: (digest) => router.announced(digest).then(() => claims.release(digest)),
       headsOrder: (digest) => claims.headsOrder(digest),
     },
     new PeerScores(),

@@ -95,6 +95,22 @@ export class DhtContentRouter implements ContentRouter {
     return { failed, requests };
   }
 
+  /**
+   * Resolves once the blob's first announcement was tried (at once when none is pending), or after
+   * `maxWaitMs`. A claim chain's head ends its chain only then: the next node to miss the blob must find
+   * this one in the DHT, or it would head a new chain and take a second copy from the seed.
+   */
+  announced(digest: Digest, maxWaitMs = 30_000): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, maxWaitMs);
+      timer.unref();
+      void this.driver.announced(digest).then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   async *findProviders(digest: Digest, opts: FindOptions = {}): AsyncIterable<Provider> {
     const self = this.libp2p.peerId.toString();
     const seen = new Set<string>();

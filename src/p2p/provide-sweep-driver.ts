@@ -77,6 +77,12 @@ export class SweepDriver {
     });
   }
 
+  /** Resolves once the key's first announcement was tried: at once when none is waiting. */
+  announced(key: string): Promise<void> {
+    if (!this.waiting.has(key)) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.get(key)!.push(resolve));
+  }
+
   remove(key: string): void {
     this.sweep.remove(key);
     this.settle(key);

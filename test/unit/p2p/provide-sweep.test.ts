@@ -118,6 +118,21 @@ describe('ProvideSweep', () => {
     expect(times[1]! - times[0]!).toBe(30 * S);
   });
 
+  it('tells when a key queued behind others has had its first announcement', async () => {
+    const { clock, log, driver } = setup({ rate: 20 });
+    for (let i = 0; i < 5; i++) void driver.add(...key(i));
+    let at: number | undefined;
+    void driver.announced('k4').then(() => (at = clock.now()));
+    await clock.run({ until: 100 * S });
+    const sent = log.announced.find((a) => a.key === 'k4')!.at;
+    expect(at).toBeGreaterThanOrEqual(sent);
+    expect(at).toBeGreaterThan(0); // it waited for its turn behind four others
+    let none: number | undefined;
+    void driver.announced('never-added').then(() => (none = 1));
+    await Promise.resolve();
+    expect(none).toBe(1);
+  });
+
   it('sizes regions so each holds about the replication factor of peers', () => {
     expect(regionBitsFor(10, 20)).toBe(0);
     expect(regionBitsFor(1000, 20)).toBe(5);
