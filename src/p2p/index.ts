@@ -5,7 +5,7 @@
 // distribution, http or node: what to fetch and from whom is distribution's call.
 
 export { canonicalPeerId } from './allow-list.js';
-export { BlobServer, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
+export { BlobServer, PeerFetchError, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
 export { type ContentRouter, type Provider } from './content-router.js';
 export { DhtContentRouter } from './dht-router.js';
 export { FetchClaims } from './fetch-claims.js';
