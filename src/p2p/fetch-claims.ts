@@ -184,9 +184,11 @@ export function coordinatorOf(digest: Digest, candidates: readonly string[]): st
 
 export interface FetchClaimsOptions extends ClaimTableOptions {
   /**
-   * How long a question to the coordinator may take before this node asks the next one (default 5 s).
-   * Not much less: asking the next starts a second chain, one more copy from the seed, and in a rollout's
-   * start-up burst on a busy host DHT walks took 1.2–1.7 s each (rollout bench), a claim the same order.
+   * How long a question to the coordinator may take before this node asks the next one (default 30 s).
+   * Asking the next starts a second chain, one more copy from the seed, so a coordinator that is only slow
+   * must be waited for: on a 2-core box running 32 nodes a claim's answer took seconds. A coordinator that
+   * died is not waited for: its connection closes, the question's stream with it, and the next is asked at
+   * once. This deadline is for one that keeps its connection and never answers.
    */
   askTimeoutMs?: number;
   /** Claim streams one peer connection may have open at once. */
@@ -206,7 +208,7 @@ export class FetchClaims {
     private readonly opts: FetchClaimsOptions = {},
   ) {
     this.table = new ClaimTable(opts);
-    this.askTimeoutMs = opts.askTimeoutMs ?? 5_000;
+    this.askTimeoutMs = opts.askTimeoutMs ?? 30_000;
   }
 
   async start(): Promise<void> {
@@ -269,7 +271,7 @@ export class FetchClaims {
         const fetcher = await this.ask(coordinator, digest, failed);
         return fetcher.id === this.self ? undefined : fetcher;
       } catch (err) {
-        // Worth a warning: if the coordinator is alive, only slow, this node may head a second chain.
+        // Worth a warning: if the coordinator is alive (mute, or slower than askTimeoutMs), this node may head a second chain.
         this.opts.log?.warn?.({ digest, coordinator, reason: (err as Error).message }, 'claim: coordinator did not answer, asking the next');
         silent.add(coordinator);
       }
