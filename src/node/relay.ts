@@ -43,8 +43,9 @@ export function relayWhileRolloutFetches({ mirror, heldShared, willFetch }: Rela
     const deadline = Date.now() + RELAY_WAIT_MS;
     for (;;) {
       const found = await mirror.relay(digest, Math.max(0, deadline - Date.now()));
-      if (found) return found;
-      if (!willFetch(digest)) return heldShared(digest);
+      if (found && found !== 'pending') return found;
+      // A download running here but not writing yet: 'pending', whether or not a rollout asked for it.
+      if (!willFetch(digest)) return (await heldShared(digest)) ?? found;
       if (Date.now() >= deadline) return (await heldShared(digest)) ?? 'pending';
       await new Promise((r) => setTimeout(r, RELAY_POLL_MS));
       const now = await heldShared(digest);
