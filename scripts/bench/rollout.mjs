@@ -248,7 +248,10 @@ await runBenchmark(async () => {
   const rounds = [];
   for (let round = 1; round <= opts.rounds; round++) {
     log(`round ${round}/${opts.rounds}: ${opts.nodes} hosts + a seed, links at ${opts.rate}`);
-    const cluster = await startCluster({ nodes: opts.nodes, rate: opts.rate, seed: 'distribution', prefix: 'bro', log: (l) => log(l), ...(opts.bin ? { layerdBin: opts.bin } : {}) });
+    // The start's deadline grows with the cluster: 32 nodes starting on 2 shared cores took 76-112 s, and once
+    // more than the 120 s default (the bench then measured nothing).
+    const timeoutMs = Math.max(120_000, opts.nodes * 8_000);
+    const cluster = await startCluster({ nodes: opts.nodes, rate: opts.rate, seed: 'distribution', prefix: 'bro', timeoutMs, log: (l) => log(l), ...(opts.bin ? { layerdBin: opts.bin } : {}) });
     try {
       const dir = await makeTempDir('layerd-bench-rollout-');
       await warmUp(cluster, dir, opts);

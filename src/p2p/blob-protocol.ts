@@ -1,7 +1,8 @@
 // layerd's blob protocol over libp2p streams. One stream carries one request:
 //   client → server: a JSON line {"digest","start"?,"end"?}            (end inclusive; whole blob if absent)
 //   server → client: a JSON line {"status","size"?,"start"?,"length"?} then, for "ok", exactly length bytes
-// Statuses: ok, not-found, busy (the per-peer upload limit), bad-request, error. Bytes flow with the
+// Statuses: ok, not-found, busy (the per-peer upload limit), pending (not here yet, but this node is about to
+// fetch it: ask again), bad-request, error. Bytes flow with the
 // streams' backpressure both ways (the server sends a chunk only once the muxer has room, pulled by the
 // consumer on the client). A provider's bytes are never trusted: fetchers verify the whole blob.
 // A peer that sends no request, or stops reading what it asked for, is reset after the idle timeout.
@@ -24,14 +25,17 @@ export interface ServableBlob {
   open(range: ByteRange): Promise<Readable>;
 }
 
-/** Finds what to serve for a digest; undefined when this node has nothing to offer. */
-export type BlobLookup = (digest: Digest) => Promise<ServableBlob | undefined>;
+/**
+ * Finds what to serve for a digest; undefined when this node has nothing to offer; 'pending' when it has
+ * nothing yet but will (a rollout here is to fetch it): the asker is told to ask again, not to look elsewhere.
+ */
+export type BlobLookup = (digest: Digest) => Promise<ServableBlob | 'pending' | undefined>;
 
 /** Serves what a store holds. */
 export function storeLookup(store: Pick<BlobStore, 'stat' | 'open'>): BlobLookup {
   return async (digest) => {
     const held = await store.stat(digest);
-    return held && { size: held.size, open: async (range) => (await store.open(digest, range)).stream };
+    return held ? { size: held.size, open: async (range) => (await store.open(digest, range)).stream } : undefined;
   };
 }
 /** Room for a whole yamux window plus slack, so a consumer that pauses never makes the muxer reset. */
@@ -42,7 +46,7 @@ export interface BlobRequest {
   range?: ByteRange;
 }
 
-export type BlobStatus = 'ok' | 'not-found' | 'busy' | 'bad-request' | 'error';
+export type BlobStatus = 'ok' | 'not-found' | 'busy' | 'pending' | 'bad-request' | 'error';
 
 /** A response header as parseBlobResponse lets it through: only "ok" carries numbers, and then all three. */
 export type BlobResponseHeader = { status: 'ok'; size: number; start: number; length: number } | { status: Exclude<BlobStatus, 'ok'> };
@@ -60,7 +64,7 @@ export class PeerFetchError extends ClassifiedError {
   /** The peer's own answers have kinds; failing to get one (unreachable, stalled, garbled) is transient. */
   get failure(): FailureKind {
     if (this.status === 'not-found') return 'not-found';
-    if (this.status === 'busy') return 'busy';
+    if (this.status === 'busy' || this.status === 'pending') return 'busy';
     if (this.status === 'bad-request') return 'refused';
     return 'transient';
   }
@@ -167,8 +171,8 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
     void incoming.return?.();
   }
   const info = await lookup(request.digest);
-  if (!info) {
-    stream.send(line({ status: 'not-found' }));
+  if (!info || info === 'pending') {
+    stream.send(line({ status: info ?? 'not-found' }));
     await stream.close();
     return;
   }
@@ -530,7 +534,7 @@ class PeerBody extends Readable {
   }
 }
 
-const STATUSES: readonly BlobStatus[] = ['ok', 'not-found', 'busy', 'bad-request', 'error'];
+const STATUSES: readonly BlobStatus[] = ['ok', 'not-found', 'busy', 'pending', 'bad-request', 'error'];
 
 /**
  * A response header line, checked against the request before anything in it is believed: a known status;

@@ -20,8 +20,8 @@
 // node first in one chain deep in another, waiting on nodes behind it; with one order every node is at
 // the same depth in every chain, so all finish about together. No coordinator is asked: a node knows its
 // predecessor from the order alone. A predecessor that fails (dead, never answers, bad bytes) is passed
-// over for the one before it; with none left the node fetches for itself. Nodes not in the order (joined
-// late) and blobs outside any rollout use the claims above.
+// over for the one before it; with none left the node fetches for itself. A node not in the order (joined
+// late) follows one node of it; blobs outside any rollout use the claims above.
 import { createHash } from 'node:crypto';
 import type { Libp2p, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -123,16 +123,26 @@ export class RolloutOrders {
 
   /**
    * For `self`, the nearest node before it in the blob's order that has not failed; `self` when none is
-   * left (it heads the chain: it fetches for itself); undefined when the blob has no order or `self` is
-   * not in it (claims decide).
+   * left (it heads the chain: it fetches for itself); undefined when the blob has no order (claims decide).
+   * A node not in the order (it joined late, or the origin was not connected to it) follows a node of the
+   * order picked by its own id (joinedAt), the same for every blob, or the nearest before that one that has
+   * not failed: it adds a follower to one node of the line instead of starting a chain of its own through
+   * claims, which nodes with other views of the cluster could put at another coordinator (a second seed
+   * copy). With every node it could follow failed, claims decide.
    */
   predecessor(digest: Digest, self: string, failed: readonly string[] = []): string | undefined {
     const order = this.orders.get(digest);
-    const place = order ? order.indexOf(self) : -1;
-    if (!order || place < 0) return undefined;
-    for (let at = place - 1; at >= 0; at--) if (!failed.includes(order[at]!)) return order[at];
-    return self;
+    if (!order) return undefined;
+    const place = order.indexOf(self);
+    const from = place >= 0 ? place - 1 : joinedAt(self, order.length);
+    for (let at = from; at >= 0; at--) if (!failed.includes(order[at]!)) return order[at];
+    return place >= 0 ? self : undefined;
   }
+}
+
+/** Where in an order of `length` nodes one not in it follows: a place fixed by its id, so spread over the line. */
+function joinedAt(self: string, length: number): number {
+  return keyOf(self).readUInt32BE(0) % length;
 }
 
 export type ClaimQuestion = { kind: 'release'; digest: Digest } | { kind: 'claim'; digest: Digest; failed: string[] };
@@ -184,9 +194,11 @@ export function coordinatorOf(digest: Digest, candidates: readonly string[]): st
 
 export interface FetchClaimsOptions extends ClaimTableOptions {
   /**
-   * How long a question to the coordinator may take before this node asks the next one (default 5 s).
-   * Not much less: asking the next starts a second chain, one more copy from the seed, and in a rollout's
-   * start-up burst on a busy host DHT walks took 1.2–1.7 s each (rollout bench), a claim the same order.
+   * How long a question to the coordinator may take before this node asks the next one (default 30 s).
+   * Asking the next starts a second chain, one more copy from the seed, so a coordinator that is only slow
+   * must be waited for: on a 2-core box running 32 nodes a claim's answer took seconds. A coordinator that
+   * died is not waited for: its connection closes, the question's stream with it, and the next is asked at
+   * once. This deadline is for one that keeps its connection and never answers.
    */
   askTimeoutMs?: number;
   /** Claim streams one peer connection may have open at once. */
@@ -206,7 +218,7 @@ export class FetchClaims {
     private readonly opts: FetchClaimsOptions = {},
   ) {
     this.table = new ClaimTable(opts);
-    this.askTimeoutMs = opts.askTimeoutMs ?? 5_000;
+    this.askTimeoutMs = opts.askTimeoutMs ?? 30_000;
   }
 
   async start(): Promise<void> {
@@ -228,13 +240,14 @@ export class FetchClaims {
 
   /**
    * For these digests (one rollout's blobs), this node follows the node before it in `order` (checked
-   * already: distinct peer ids). Ignored when this node is not in the order. Returns the undo, called
-   * when this node's part of the rollout ends. A digest in two running rollouts takes the later order.
+   * already: distinct peer ids), or, when it is not in the order, one node of it (RolloutOrders.predecessor).
+   * Returns the undo, called when this node's part of the rollout ends. A digest in two running rollouts
+   * takes the later order.
    */
   followOrder(digests: readonly Digest[], order: readonly string[], rollout?: string): () => void {
+    if (order.length === 0) return () => undefined;
     const place = order.indexOf(this.self);
-    if (place < 0) return () => undefined;
-    this.opts.log?.debug({ rollout, place, of: order.length, blobs: digests.length }, 'rollout order: this node follows the one before it for every blob');
+    this.opts.log?.debug({ rollout, place, of: order.length, blobs: digests.length }, place >= 0 ? 'rollout order: this node follows the one before it for every blob' : 'rollout order: this node, not in it, follows one node of it for every blob');
     return this.orders.place(digests, order);
   }
 
@@ -269,7 +282,7 @@ export class FetchClaims {
         const fetcher = await this.ask(coordinator, digest, failed);
         return fetcher.id === this.self ? undefined : fetcher;
       } catch (err) {
-        // Worth a warning: if the coordinator is alive, only slow, this node may head a second chain.
+        // Worth a warning: if the coordinator is alive (mute, or slower than askTimeoutMs), this node may head a second chain.
         this.opts.log?.warn?.({ digest, coordinator, reason: (err as Error).message }, 'claim: coordinator did not answer, asking the next');
         silent.add(coordinator);
       }

@@ -30,6 +30,8 @@ let liar: LayerdLibp2p;
 /** The node that asks. */
 let asker: LayerdLibp2p;
 let lie = 'null';
+/** How long the liar waits before it answers. */
+let lieAfterMs = 0;
 const logged: Array<{ msg: string; reason?: string }> = [];
 const offered: RolloutSpec[] = [];
 const reported: NodeProgress[] = [];
@@ -57,6 +59,7 @@ beforeAll(async () => {
     await liar.handle(protocol, async (stream: Stream) => {
       held.push(stream);
       await readLine(stream[Symbol.asyncIterator]());
+      if (lieAfterMs > 0) await new Promise((r) => setTimeout(r, lieAfterMs));
       stream.send(new TextEncoder().encode(`${lie}\n`));
       await stream.close();
     });
@@ -146,6 +149,30 @@ describe('an asker, sent malformed answers', () => {
     const before = logged.length;
     await expect(claims.whoFetches(digest)).resolves.toBeUndefined();
     expect(logged.slice(before)).toContainEqual(expect.objectContaining({ msg: 'claim: coordinator did not answer, asking the next', reason: expect.stringMatching(/bad answer .*fetcher: not a peer id/) }));
+  });
+
+  it('waits for a coordinator that answers slowly (past the old 5 s deadline) instead of heading a second chain', { timeout: 30_000 }, async () => {
+    const honestId = honest.peerId.toString();
+    lie = JSON.stringify({ fetcher: honestId, addrs: [addrOf(honest)] });
+    lieAfterMs = 6_000;
+    try {
+      const claims = new FetchClaims(asker, { log });
+      await asker.dial(multiaddr(addrOf(liar)));
+      const liarId = liar.peerId.toString();
+      await until('the asker to learn that the liar speaks the claim protocol', async () => ((await peersSpeaking(asker, CLAIM_PROTOCOL)).includes(liarId) ? true : undefined), DEADLINE_MS);
+      const candidates = [asker.peerId.toString(), ...(await peersSpeaking(asker, CLAIM_PROTOCOL))];
+      let digest: Digest | undefined;
+      for (let i = 0; !digest; i++) {
+        const d = makeDigest('sha256', (i + 1000).toString(16).padStart(64, '0'));
+        if (coordinatorOf(d, candidates) === liarId) digest = d;
+      }
+      const before = logged.length;
+      // The coordinator's answer names the node to follow: this node does not go to the seed itself.
+      await expect(claims.whoFetches(digest)).resolves.toMatchObject({ id: honestId });
+      expect(logged.slice(before).map((l) => l.msg)).not.toContain('claim: coordinator did not answer, asking the next');
+    } finally {
+      lieAfterMs = 0;
+    }
   });
 
   it('refuses a rollout answer that is not one, instead of reading "ok" off null', async () => {

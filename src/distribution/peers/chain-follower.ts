@@ -1,7 +1,8 @@
 // Following a chain of fetch claims: nodes missing a blob at the same moment form a chain at its
 // coordinator (p2p/fetch-claims.ts), and each follows the download of the node before it, so one node
 // fetches from the seed and the rest from each other.
-import type { Provider } from '../../p2p/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PeerFetchError, type Provider } from '../../p2p/index.js';
 import type { FetchedBody } from '../download/index.js';
 import { ImpossibleClaimError, type ClaimJudge } from './claims.js';
 import type { FetcherSettings, PeerNetwork, Wanted } from './peer-network.js';
@@ -9,6 +10,8 @@ import type { PeerScores } from './peer-scores.js';
 
 /** Fetchers whose seed download a node tries to follow before it asks the seed itself. */
 const MAX_FETCHERS_FOLLOWED = 2;
+/** The least time between two questions to a predecessor that answered 'pending' (one that answers it at once). */
+const PENDING_PAUSE_MS = 1_000;
 
 export class ChainFollower {
   constructor(
@@ -27,7 +30,7 @@ export class ChainFollower {
     for (let i = 0; i <= MAX_FETCHERS_FOLLOWED && this.net.whoFetches; i++) {
       const predecessor = await this.net.whoFetches(want.digest, failed).catch(() => undefined);
       if (!predecessor || failed.includes(predecessor.id)) break;
-      const body = await this.stream(want, predecessor, onFollow, from);
+      const body = await this.patiently(want, predecessor, onFollow, from);
       if (body) return body;
       failed.push(predecessor.id);
     }
@@ -35,11 +38,33 @@ export class ChainFollower {
   }
 
   /**
+   * The predecessor's stream, asked again while it answers 'pending' (alive, its own download not begun
+   * yet: on a starved host, or behind a slow node before it), for up to followPendingMs. A slow node
+   * keeps its followers: passing it over would put a second copy on another uplink, and with no one
+   * left before it, a second copy from the seed. Only a predecessor that cannot serve (gone, mute, bad
+   * answer, not-found) is passed over.
+   */
+  private async patiently(want: Wanted, predecessor: Provider, onFollow: (id: string) => void, from: number): Promise<FetchedBody | undefined> {
+    const until = Date.now() + this.o.followPendingMs;
+    for (let asked = 1; ; asked++) {
+      const t = Date.now();
+      const body = await this.stream(want, predecessor, onFollow, from);
+      if (body !== 'pending') return body;
+      if (Date.now() >= until) {
+        this.o.log?.warn({ digest: want.digest, fetcher: predecessor.id, asked, waitedMs: this.o.followPendingMs }, 'a peer before this one in a fetch chain was still not fetching: passed over');
+        return undefined;
+      }
+      if (asked === 1) this.o.log?.debug({ digest: want.digest, fetcher: predecessor.id }, 'the peer before this one has not begun its download: waiting for it');
+      await sleep(Math.max(0, PENDING_PAUSE_MS - (Date.now() - t)));
+    }
+  }
+
+  /**
    * One stream for the whole blob, written as it arrives: the node before this one sends its bytes as they
    * land, and the node after this one reads this node's the same way, so a chain of nodes moves a blob
-   * with a delay of moments per hop, not of a range. Undefined when the predecessor cannot serve.
+   * with a delay of moments per hop, not of a range. Undefined when the predecessor cannot serve; 'pending' when it will but has not begun.
    */
-  private async stream(want: Wanted, predecessor: Provider, onFollow: (id: string) => void, from: number): Promise<FetchedBody | undefined> {
+  private async stream(want: Wanted, predecessor: Provider, onFollow: (id: string) => void, from: number): Promise<FetchedBody | 'pending' | undefined> {
     const { digest } = want;
     // Only the answer has a deadline: the body follows the predecessor's own download, at its pace.
     const answer = new AbortController();
@@ -61,6 +86,7 @@ export class ChainFollower {
       return { size: blob.size, start: blob.start, stream: blob.body };
     } catch (err) {
       clearTimeout(timer);
+      if (err instanceof PeerFetchError && err.status === 'pending') return 'pending';
       if (err instanceof ImpossibleClaimError) {
         // judged and penalized already
       } else if (answer.signal.aborted) {

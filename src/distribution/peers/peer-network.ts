@@ -42,6 +42,12 @@ export interface PeerFetcherOptions {
    */
   followAnswerMs?: number;
   /**
+   * How long a chain predecessor may keep answering 'pending' (alive, its own download not begun) before
+   * this node passes it over. Long: on a host starved of CPU a node's download may start a minute late,
+   * and passing it over costs a copy more from the seed or on an uplink.
+   */
+  followPendingMs?: number;
+  /**
    * The largest blob a peer may claim when nothing says what size the blob has (default 1 TiB): a claim
    * beyond it is a lie, whatever the disk could hold.
    */
@@ -74,6 +80,7 @@ export function settingsOf(opts: PeerFetcherOptions): FetcherSettings {
     hedgeAfterMs: 3_000,
     lookupCacheMs: 10_000,
     followAnswerMs: 40_000,
+    followPendingMs: 600_000,
     maxBlobBytes: 2 ** 40,
     confirmClaimsAbove: 64 * 1024 * 1024,
     ...opts,

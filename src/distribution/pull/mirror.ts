@@ -312,11 +312,14 @@ export class Mirror {
 
   /**
    * A blob being fetched right now (from the seed, or from the peer before this node in a claim chain),
-   * for peers to follow as its bytes land; undefined when none is.
+   * for peers to follow as its bytes land; undefined when none is; 'pending' when one runs but has not
+   * begun writing within `waitMs` (this node itself waits on the node before it, or on a starved host):
+   * the asker keeps its place behind this node instead of going elsewhere.
    */
-  async relay(digest: Digest, waitMs: number): Promise<ServableBlob | undefined> {
+  async relay(digest: Digest, waitMs: number): Promise<ServableBlob | 'pending' | undefined> {
     const download = this.downloads.get(digest);
-    if (!download || !this.offered.has(digest) || !(await download.relayable(waitMs))) return undefined;
+    if (!download || !this.offered.has(digest)) return undefined;
+    if (!(await download.relayable(waitMs))) return this.downloads.get(digest) === download && download.status !== 'failed' ? 'pending' : undefined;
     return { size: download.size!, open: async (range) => download.follow(range, { unverified: true }) };
   }
 

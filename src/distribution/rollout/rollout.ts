@@ -54,6 +54,9 @@ export interface RolloutJournal {
   load(): Promise<unknown[]>;
 }
 
+/** Nodes before this one in a rollout's order that it tries to hand the rollout to (see handBack). */
+const MAX_HANDED_BACK = 3;
+
 /** In a rollout's order, blobs this small are fetched beside the large ones (see fetchBlobs). */
 const SMALL_BLOB_BYTES = 1024 * 1024;
 
@@ -156,6 +159,9 @@ export class Rollouts {
   accept(spec: RolloutSpec, from?: string): boolean {
     if (this.specs.has(spec.id)) return false;
     this.specs.set(spec.id, spec);
+    // From the moment it is accepted (not once the journal is written): a follower that made sure this node
+    // knows the rollout (handOn) then finds its questions held for this node's download, not answered not-found.
+    this.pending.set(spec.id, 'manifests');
     this.trim();
     // Kept on disk before anything else, so a node that has reported the rollout running resumes it if
     // it is killed: a report sent before the record was written could leave nothing to resume.
@@ -272,10 +278,34 @@ export class Rollouts {
     }
   }
 
+  /**
+   * Makes sure the node before this one in the rollout's order runs the rollout before this node asks it
+   * for a blob: the spread from the origin reaches nodes in no particular order (on a starved host, tens of
+   * seconds apart), and a predecessor that has not heard of the rollout answers not-found, which passed it
+   * over and, three such answers on, sent this node to the seed for a second copy. A node that cannot be
+   * reached is passed over for the one before it (up to MAX_HANDED_BACK); a node already running the
+   * rollout ignores the offer.
+   */
+  private async handBack(spec: RolloutSpec): Promise<void> {
+    const order = spec.order ?? [];
+    const place = order.indexOf(this.net.self);
+    for (let at = place - 1; at >= Math.max(0, place - MAX_HANDED_BACK); at--) {
+      const peer = order[at]!;
+      if (peer === spec.origin) return;
+      try {
+        return await this.net.offer(peer, spec);
+      } catch {
+        // unreachable (or refused): the one before it
+      }
+    }
+  }
+
   /** Pulls the image's manifests, then its blobs, `parallel` at a time, through the node's usual path. */
   private async fetchBlobs(spec: RolloutSpec, progress: NodeProgress, placed: (undo: () => void) => void): Promise<void> {
     const image: Image = { repository: parseRepositoryName(spec.repository), ns: spec.registry };
+    const handedBack = this.net.followOrder ? this.handBack(spec) : Promise.resolve();
     const blobs = await this.blobsOf(spec, image, progress);
+    await handedBack;
     // Placed before any blob is asked for: from the first, every chain runs in the rollout's order.
     if (spec.order && this.net.followOrder) placed(this.net.followOrder([...blobs.keys()], spec.order, spec.id));
     const todo = [...blobs.values()];

@@ -113,9 +113,24 @@ describe('RolloutOrders', () => {
     for (const d of [digest(1), digest(2), digest(3)]) {
       expect(['a', 'b', 'c', 'd'].map((self) => o.predecessor(d, self))).toEqual(['a', 'a', 'b', 'c']);
     }
-    // a blob outside the rollout, or a node outside the order (joined late): claims decide
+    // a blob outside the rollout: claims decide
     expect(o.predecessor(digest(4), 'b')).toBeUndefined();
-    expect(o.predecessor(digest(1), 'late')).toBeUndefined();
+  });
+
+  it('has a node outside the order (joined late) follow one node of it, the same for every blob, and leaves it to claims with none left', () => {
+    const o = new RolloutOrders();
+    const order = ['a', 'b', 'c', 'd'];
+    o.place([digest(1), digest(2)], order);
+    const followed = o.predecessor(digest(1), 'late');
+    expect(order).toContain(followed);
+    expect(o.predecessor(digest(2), 'late')).toBe(followed);
+    // late joiners spread over the line rather than all following one node
+    const picks = new Set(Array.from({ length: 40 }, (_, i) => o.predecessor(digest(1), `late${i}`)));
+    expect(picks.size).toBeGreaterThan(1);
+    // the one it follows failed: the one before it, never one after it, never itself
+    const at = order.indexOf(followed!);
+    expect(o.predecessor(digest(1), 'late', [followed!])).toBe(at > 0 ? order[at - 1] : undefined);
+    expect(o.predecessor(digest(1), 'late', order)).toBeUndefined();
   });
 
   it('passes over predecessors that failed, up the order; with none left the node heads the chain', () => {

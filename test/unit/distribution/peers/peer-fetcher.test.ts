@@ -6,6 +6,7 @@ import { PeerFetcher, type PeerFetcherOptions } from '../../../../src/distributi
 import { PeerScores } from '../../../../src/distribution/peers/peer-scores.js';
 import { SharedDownload, type DownloadSource } from '../../../../src/distribution/download/shared-download.js';
 import { digestOf, type Digest } from '../../../../src/oci/digest.js';
+import { PeerFetchError } from '../../../../src/p2p/blob-protocol.js';
 import { MemoryBlobStore } from '../../../../src/store/memory-blob-store.js';
 import { FakePeerNetwork, blobOf, readAll, within, type Behaviour, type FakeRequest } from '../../../helpers/fake-peers.js';
 
@@ -493,6 +494,43 @@ describe('PeerFetcher: a chain predecessor that never answers', () => {
     expect((await download(fetcher, digestOf(second), seedOf(second).source)).bytes.equals(second)).toBe(true);
     expect(muteAsked).toBe(1);
     expect(reported[0]).toContain('mute');
+  });
+});
+
+describe('PeerFetcher: a chain predecessor alive but slow (issue 16: claims that hold on a starved box)', () => {
+  it('keeps following one that answers "pending" until its download begins: no second copy from the seed', async () => {
+    const content = blobOf(3 * RANGE);
+    net = new FakePeerNetwork();
+    await net.addPeer('slow', [content]);
+    net.coordinator = (_d, failed) => (failed.includes('slow') ? undefined : 'slow');
+    let asked = 0;
+    const fetch = net.fetch.bind(net);
+    net.fetch = (provider, d, range, signal) => {
+      if (provider.id === 'slow' && ++asked <= 3) return Promise.reject(new PeerFetchError('slow', 'pending', 'answered pending'));
+      return fetch(provider, d, range, signal);
+    };
+    const { fetcher, scores } = fetcherOf();
+    const seed = seedOf(content);
+    // Not download(): its guard is shorter than the pauses between questions (up to a second each).
+    const dl = new SharedDownload(new MemoryBlobStore(), digestOf(content), [fetcher.source(digestOf(content)), seed.source]);
+    const bytes = await within(readAll(dl.follow()), 10_000, 'download');
+    await dl.done;
+    expect(bytes.equals(content)).toBe(true);
+    expect(asked).toBe(4);
+    expect(seed.opens).toBe(0);
+    expect(scores.banned()).toEqual([]);
+  });
+
+  it('passes over one that still answers "pending" after followPendingMs (the seed then serves)', async () => {
+    const content = blobOf(RANGE);
+    net = new FakePeerNetwork();
+    net.coordinator = (_d, failed) => (failed.includes('stuck') ? undefined : 'stuck');
+    net.fetch = () => Promise.reject(new PeerFetchError('stuck', 'pending', 'answered pending'));
+    const { fetcher } = fetcherOf({ followPendingMs: 0 });
+    const seed = seedOf(content);
+    const { bytes } = await download(fetcher, digestOf(content), seed.source);
+    expect(bytes.equals(content)).toBe(true);
+    expect(seed.opens).toBe(1);
   });
 });
 

@@ -14,7 +14,14 @@ import type { RepositoryName } from '../../../../src/oci/reference.js';
 import { MemoryBlobStore } from '../../../../src/store/memory-blob-store.js';
 import { MemoryRepositoryStore } from '../../../../src/store/memory-repository-store.js';
 import { MemorySeedRegistry } from '../../../../src/seed/memory-seed-registry.js';
+import type { ServableBlob } from '../../../../src/p2p/blob-protocol.js';
 import { FakePeerNetwork, blobOf, readAll, within } from '../../../helpers/fake-peers.js';
+
+/** A relay's answer that must be the download itself (not 'pending'). */
+function servable(blob: ServableBlob | 'pending' | undefined): ServableBlob | undefined {
+  if (blob === 'pending') throw new Error('relay answered pending');
+  return blob;
+}
 
 const RANGE = 64 * 1024;
 const GUARD_MS = 1_500;
@@ -508,7 +515,7 @@ describe('relaying a download in progress to peers', () => {
     const client = m.mirror.blob(SEED, REPO, digest, false);
     await expect.poll(() => seed.calls).toEqual([`openBlob ${REPO} ${digest}`]);
     body.sendTo(RANGE);
-    const relayed = await within(m.mirror.relay(digest, GUARD_MS), GUARD_MS, 'relay');
+    const relayed = servable(await within(m.mirror.relay(digest, GUARD_MS), GUARD_MS, 'relay'));
     expect(relayed?.size).toBe(content.length);
     const head = await within(readAll(await relayed!.open({ start: 0, end: RANGE - 1 })), GUARD_MS, 'relayed head');
     expect(head.equals(content.subarray(0, RANGE))).toBe(true);
@@ -522,6 +529,29 @@ describe('relaying a download in progress to peers', () => {
     expect((await readAll(await answer.open())).equals(content)).toBe(true);
   });
 
+  it('answers pending while its download has not begun (it waits on the node before it): the asker keeps its place', async () => {
+    const content = blobOf(RANGE);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    net.coordinator = () => 'a';
+    let go!: () => void;
+    const gate = new Promise<void>((r) => (go = r));
+    const fetch = net.fetch.bind(net);
+    net.fetch = async (provider, d, range, signal) => {
+      await gate; // the node before this one has not answered yet
+      return fetch(provider, d, range, signal);
+    };
+    const m = mirrorOf({ seed: fakeSeed(content) });
+    const client = m.get(digest);
+    await expect.poll(() => net.claims.length).toBeGreaterThan(0);
+    expect(await m.mirror.relay(digest, 10)).toBe('pending');
+    go();
+    const relayed = servable(await within(m.mirror.relay(digest, GUARD_MS), GUARD_MS, 'relay'));
+    expect(relayed?.size).toBe(content.length);
+    expect((await within(client, GUARD_MS, 'client')).bytes.equals(content)).toBe(true);
+  });
+
   it('relays a download whose bytes come from peers too (the next node of a claim chain follows it)', async () => {
     const content = blobOf(3 * RANGE);
     net = new FakePeerNetwork();
@@ -532,7 +562,7 @@ describe('relaying a download in progress to peers', () => {
     // The peer's answer says the size before any byte of the body has come: the download can be relayed
     // at once (one stream for the whole blob, issue 14), and its bytes flow once the peer sends them.
     await expect.poll(() => net.requests.length).toBeGreaterThan(0);
-    const relayed = await within(m.mirror.relay(digestOf(content), GUARD_MS), GUARD_MS, 'relay');
+    const relayed = servable(await within(m.mirror.relay(digestOf(content), GUARD_MS), GUARD_MS, 'relay'));
     expect(relayed?.size).toBe(content.length);
     expect(net.requests[0]!.sent).toBe(0);
     release();

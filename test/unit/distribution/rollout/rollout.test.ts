@@ -26,7 +26,7 @@ const blobs = new Map<Digest, Buffer>([
 ]);
 
 /** The read path of one node: every blob comes from `source`; `fail` makes blob fetches fail. */
-function readPath(source: Source, opts: { fail?: boolean; failFirst?: number; gate?: Promise<void> } = {}) {
+function readPath(source: Source, opts: { fail?: boolean; failFirst?: number; gate?: Promise<void>; onBlob?: (digest: Digest) => void } = {}) {
   const asked: string[] = [];
   let failures = 0;
   const d = {
@@ -35,6 +35,7 @@ function readPath(source: Source, opts: { fail?: boolean; failFirst?: number; ga
       return { record: { digest: digestOf(manifest), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length }, bytes: manifest, source: 'upstream', stale: false };
     },
     async blob(_repo: string, digest: Digest): Promise<BlobAnswer> {
+      opts.onBlob?.(digest);
       await opts.gate;
       if (opts.fail || failures++ < (opts.failFirst ?? 0)) throw new Error('seed unreachable');
       const bytes = blobs.get(digest)!;
@@ -53,7 +54,22 @@ const journal = (): RolloutJournal & { saved: Map<string, RolloutSpec> } => {
 const isName = (id: string) => /^[a-z]+$/.test(id);
 
 /** Nodes on an in-memory network: offers and reports are delivered by direct calls. */
-function cluster(names: string[], opts: { sources?: Record<string, Source>; fail?: string[]; failFirst?: number; gate?: Promise<void>; followOrder?: (node: string, digests: Digest[], order: string[]) => () => void } = {}) {
+function cluster(
+  names: string[],
+  opts: {
+    sources?: Record<string, Source>;
+    fail?: string[];
+    failFirst?: number;
+    gate?: Promise<void>;
+    followOrder?: (node: string, digests: Digest[], order: string[]) => () => void;
+    /** The peers a node is connected to (default: every other node that is up). */
+    peersOf?: (name: string) => string[];
+    /** An offer from `from` to `to` that never arrives (the offer itself succeeds). */
+    lost?: (from: string, to: string) => boolean;
+    /** Told of every blob a node's read path is asked for. */
+    onBlob?: (node: string, digest: Digest) => void;
+  } = {},
+) {
   let now = 1_000_000;
   const clock = { now: () => now, advance: (ms: number) => (now += ms) };
   const nodes = new Map<string, Rollouts>();
@@ -63,9 +79,10 @@ function cluster(names: string[], opts: { sources?: Record<string, Source>; fail
     const net: RolloutNetwork = {
       self: name,
       selfAddrs: () => [`/mem/${name}`],
-      peers: async () => names.filter((n) => n !== name && !down.has(n)),
+      peers: async () => (opts.peersOf ? opts.peersOf(name) : names.filter((n) => n !== name && !down.has(n))),
       offer: async (peer, spec) => {
         if (down.has(peer)) throw new Error('unreachable');
+        if (opts.lost?.(name, peer)) return;
         nodes.get(peer)!.accept(specFrom(JSON.parse(JSON.stringify(spec)), isName), name);
       },
       report: async (spec, progress) => {
@@ -74,7 +91,7 @@ function cluster(names: string[], opts: { sources?: Record<string, Source>; fail
       },
       ...(opts.followOrder ? { followOrder: (digests: Digest[], order: string[]) => opts.followOrder!(name, digests, order) } : {}),
     };
-    const path = readPath(opts.sources?.[name] ?? 'peer', { fail: opts.fail?.includes(name), failFirst: opts.failFirst, gate: opts.gate });
+    const path = readPath(opts.sources?.[name] ?? 'peer', { fail: opts.fail?.includes(name), failFirst: opts.failFirst, gate: opts.gate, onBlob: (d) => opts.onBlob?.(name, d) });
     asked.set(name, path.asked);
     nodes.set(name, new Rollouts(path.distribution, net, journal(), { defaultRegistry: SEED, reportEveryMs: 10, deadAfterMs: 5_000, retryBaseMs: 1, now: clock.now, isPeerId: isName }));
   }
@@ -180,6 +197,24 @@ describe('Rollouts', () => {
     open();
     await settle(() => c.node('a').view(spec.id)?.state !== 'running');
     expect(c.node('a').view(spec.id)!.summary).toMatchObject({ done: 1, dead: 2 });
+  });
+
+  it('hands the rollout to the node before it in the order before asking for a blob, when the spread has not reached that node', async () => {
+    // a's offer to b is lost and c is not connected to b: only c itself, following b, can tell b.
+    const predecessorRuns: boolean[] = [];
+    const c = cluster(['a', 'b', 'c'], {
+      followOrder: () => () => undefined,
+      peersOf: (name) => (name === 'a' ? ['b', 'c'] : name === 'b' ? ['a'] : ['a']),
+      lost: (from, to) => from === 'a' && to === 'b',
+      onBlob: (node, digest) => {
+        if (node === 'c') predecessorRuns.push(c.node('b').willFetch(digest) || c.node('b').view(spec.id)?.nodes[0]?.state === 'done');
+      },
+    });
+    const spec = await c.node('a').create('team/app:v1');
+    expect(spec.order).toEqual(['a', 'b', 'c']);
+    await settle(() => c.node('a').view(spec.id)?.state === 'done');
+    expect(predecessorRuns.length).toBeGreaterThan(0);
+    expect(predecessorRuns.every(Boolean)).toBe(true);
   });
 
   it('offers running rollouts to a node that joins, and never one it has finished', async () => {
