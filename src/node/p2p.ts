@@ -25,10 +25,11 @@ export interface P2P {
 }
 
 /**
- * How long a dial to a provider may take: LAN dials take milliseconds (a loaded host, a few hundred), and
- * a provider gone in a scale-down must not hold a fetch for libp2p's 10 s before live holders are asked.
+ * How long a dial to a provider may take: LAN dials take milliseconds, and a provider gone in a scale-down
+ * must not hold a fetch for libp2p's 10 s before live holders are asked. Not less: on a 2-core box running
+ * 32 nodes a handshake took seconds, and a live peer whose dial times out is left out for 2 minutes.
  */
-const PEER_DIAL_TIMEOUT_MS = 3_000;
+const PEER_DIAL_TIMEOUT_MS = 5_000;
 
 /** `metricsRegistry`: where libp2p's own metrics go (the node's /metrics). */
 export async function createP2P(config: Config, dataDir: string, observed: Observations, metricsRegistry: Registry, logger: Logger): Promise<P2P> {
