@@ -8,7 +8,7 @@ export { canonicalPeerId } from './allow-list.js';
 export { BlobServer, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
 export { type ContentRouter, type Provider } from './content-router.js';
 export { DhtContentRouter } from './dht-router.js';
-export { FetchClaims } from './fetch-claims.js';
+export { ClaimTable, coordinatorOf, FetchClaims, RolloutOrders } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
 export { createP2PNode, type LayerdLibp2p } from './libp2p-node.js';
 export { PeerAccess, type PeerAccessStatus } from './peer-access.js';
