@@ -89,6 +89,7 @@ const line = [
   `first ${s(r.firstMs)}, p50 ${s(r.p50Ms)}, p99 ${s(r.p99Ms)};`,
   `seed ${r.seedOverImage}× (wire ${r.seedWireOverImage}×); max upload ${r.maxUploadOverImage}×;`,
   `hosts' CPU ${r.hostsCpuSeconds} s;`,
+  r.demotions ? `demotions ${r.demotions};` : '',
   r.unfinished ? `UNFINISHED ${r.unfinished};` : '',
   `events ${r.events}, steps ${r.steps}, wall ${(r.wallMs / 1000).toFixed(1)} s`,
 ].filter(Boolean).join(' ');

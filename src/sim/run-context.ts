@@ -7,6 +7,8 @@ export class RunContext {
   /** Virtual ms each node finished the image at (undefined: not yet, or never). */
   readonly doneAt: Array<number | undefined>;
   readonly ids: string[];
+  /** Parents demoted (stripe trees): how often a node was judged too slow to relay. */
+  demotions = 0;
   private readonly byId = new Map<string, number>();
   private left: number;
 

@@ -10,13 +10,16 @@ import type { RunContext, SimNode } from './run-context.js';
 
 /** How often a node compares its stripes. */
 const CHECK_MS = 100;
-/** A stripe this far behind the node's best (and not the parent's fault upstream) gets its parent demoted. */
-const LAG_BYTES = 4 * 1024 * 1024;
+/**
+ * A stripe this far behind the node's best (and by the parent's fault) gets its parent demoted: about half
+ * a second of a stripe at 1 Gbit/s over 4 stripes (4 MiB demoted healthy parents for the unevenness of
+ * fair sharing on full uplinks).
+ */
+const LAG_BYTES = 16 * 1024 * 1024;
 
 export class StripeSetup {
   readonly trees: StripeTrees;
   readonly nodes = new Map<number, StripeNode>();
-  demotions = 0;
 
   constructor(
     readonly ctx: RunContext,
@@ -129,8 +132,10 @@ export class StripeNode implements SimNode {
       if (parentId === undefined) continue;
       const theirs = this.setup.progress(this.ctx.hostOf(parentId), blob);
       if (!StripeTrees.parentIsSlow(mine, s, theirs, LAG_BYTES)) continue;
-      this.setup.demotions++;
-      this.setup.repoint(s, this.setup.trees.demote(s, parentId));
+      const moved = this.setup.trees.demote(s, parentId);
+      if (moved.length === 0) continue;
+      this.ctx.demotions++;
+      this.setup.repoint(s, moved);
     }
     this.ctx.cluster.clock.after(CHECK_MS, () => this.check());
   }

@@ -24,6 +24,7 @@ export interface RolloutResult {
   crashed: number;
   slow: number;
   hostsCpuSeconds: number;
+  demotions: number;
   events: number;
   steps: number;
   wallMs: number;
@@ -65,6 +66,7 @@ export function summarize(
     crashed: run.crashing.size,
     slow: run.slow.size,
     hostsCpuSeconds: r2(cpu + idleCpu(s, ctx, makespan)),
+    demotions: ctx.demotions,
     events: run.events,
     steps: run.steps,
     wallMs: Math.round(run.wallMs),

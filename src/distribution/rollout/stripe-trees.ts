@@ -6,8 +6,8 @@
 // a line), the seed sends each stripe once, and the depth is log_k N instead of N: a slow or dead node
 // holds back its own subtree in one stripe, not every node behind it.
 //
-// A node whose stripe lags its others while its parent holds that stripe fine (the parent's sending is
-// slow, or the parent is silent) has its parent demoted: the parent swaps places with a healthy leaf of
+// A node whose stripe lags its others by its parent's fault (the parent holds the bytes and sends them
+// slowly, or it is behind on every stripe: a slow link, or silent: dead) has its parent demoted: the parent swaps places with a healthy leaf of
 // that tree, which takes over its children, so only the parent, the leaf and the children change whom
 // they follow. A leaf taken over is interior in two trees at most (uploads ≤ 2 images). Pure: no I/O.
 
@@ -37,8 +37,11 @@ export class StripeTrees {
     if (k < 1 || !Number.isInteger(k)) throw new Error(`stripes must be a whole number ≥ 1, not ${k}`);
     this.trees = Array.from({ length: k }, (_, s) => {
       const group = order.filter((_, j) => j % k === s);
-      const rest = order.filter((_, j) => j % k !== s);
-      const at = [...group, ...rest];
+      // When a group is short of the tree's interior places, the first of the rest fill them: rotated
+      // per tree, so no one node fills them in every tree.
+      const others = order.filter((_, j) => j % k !== s);
+      const turn = others.length > 0 ? (s * Math.ceil(others.length / k)) % others.length : 0;
+      const at = [...group, ...others.slice(turn), ...others.slice(0, turn)];
       return { at, pos: new Map(at.map((id, i) => [id, i])) };
     });
     for (let s = 0; s < k; s++) for (let i = 0; i < this.interiorCount(); i++) this.countInterior(this.trees[s]!.at[i]!, 1);
@@ -86,11 +89,17 @@ export class StripeTrees {
 
   /**
    * Whether a node should have its parent in stripe s demoted: its stripe s lags its best stripe by more
-   * than `lagBytes` while the parent's own stripe s does not (so it is the parent's sending that is slow,
-   * not what reaches the parent). `parent` undefined: the parent did not answer (dead or stuck).
+   * than `lagBytes`, and the parent is the cause: it holds more of the stripe than it sent (its sending is
+   * slow), or it is behind this node on every stripe by twice as much (its link is slow), or it did not
+   * answer (`parent` undefined: dead or stuck). A parent short of the stripe itself, fine otherwise, is
+   * not: its own parent is the cause, and is judged by it.
    */
   static parentIsSlow(mine: readonly StripeView[], stripe: number, parent: readonly StripeView[] | undefined, lagBytes: number): boolean {
-    return lags(mine, stripe, lagBytes) && (parent === undefined || !lags(parent, stripe, lagBytes));
+    if (!lags(mine, stripe, lagBytes)) return false;
+    if (parent === undefined) return true;
+    const size = mine[stripe]!.size;
+    if (parent[stripe]!.have - mine[stripe]!.have > lagBytes) return true;
+    return (furthest(mine) - furthest(parent)) * size > 2 * lagBytes;
   }
 
   private interiorCount(): number {
@@ -122,6 +131,10 @@ export class StripeTrees {
 function lags(v: readonly StripeView[], s: number, lagBytes: number): boolean {
   const mine = v[s]!;
   if (mine.have >= mine.size) return false;
-  const best = Math.max(...v.map((x) => x.have / x.size));
-  return (best - mine.have / mine.size) * mine.size > lagBytes;
+  return (furthest(v) - mine.have / mine.size) * mine.size > lagBytes;
+}
+
+/** The share held of the furthest stripe. */
+function furthest(v: readonly StripeView[]): number {
+  return Math.max(...v.map((x) => x.have / x.size));
 }
