@@ -37,6 +37,8 @@ const { values: a } = parseArgs({
     box: { type: 'boolean', default: false },
     'idle-cores': { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    // Stop once the hosts on normal links are done (the slow hosts' own times are then not known).
+    'stop-when-fast-done': { type: 'boolean', default: false },
   },
 });
 
@@ -77,6 +79,7 @@ const scenario = {
   ...(a['step-ms'] ? { stepMs: num('step-ms') } : {}),
   ...(a['idle-cores'] ? { costs: { idleCores: num('idle-cores') } } : {}),
   ...(a.box ? BOX_CPU : {}),
+  stopWhenFastDone: a['stop-when-fast-done'],
 };
 
 const r = await simulateRollout(scenario);

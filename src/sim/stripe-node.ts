@@ -42,7 +42,7 @@ export class StripeSetup {
   progress(host: number, blob: SimBlob): StripeView[] | undefined {
     if (!this.ctx.cluster.alive[host]) return undefined;
     const c = this.ctx.cluster;
-    return blob.streams.map((s) => ({ have: c.has(host, s), size: c.streamSizes[s]! }));
+    return blob.streams.map((s) => ({ have: c.has(host, s), size: c.streamSizes[s]!, rate: 0 }));
   }
 }
 
@@ -50,6 +50,8 @@ export class StripeNode implements SimNode {
   private current: SimBlob | undefined;
   private readonly open = new Map<number, Transfer>();
   private lanesLeft = 0;
+  /** What each stripe of the current blob held at the last check, for its rate. */
+  private lastHave: number[] = [];
   private onBlobDone: (() => void) | undefined;
 
   constructor(
@@ -90,6 +92,7 @@ export class StripeNode implements SimNode {
     if (!this.ctx.cluster.alive[this.host]) return;
     const blob = queue.shift();
     this.current = blob;
+    this.lastHave = [];
     if (!blob) return this.laneDone();
     this.onBlobDone = () => this.nextLarge(queue);
     for (let s = 0; s < blob.streams.length; s++) this.follow(s);
@@ -127,6 +130,8 @@ export class StripeNode implements SimNode {
     const blob = this.current;
     if (!blob || !this.ctx.cluster.alive[this.host]) return;
     const mine = this.setup.progress(this.host, blob)!;
+    mine.forEach((v, s) => (v.rate = ((v.have - (this.lastHave[s] ?? v.have)) * 1000) / CHECK_MS));
+    this.lastHave = mine.map((v) => v.have);
     for (let s = 0; s < blob.streams.length; s++) {
       const parentId = this.setup.trees.parent(s, this.id);
       if (parentId === undefined) continue;

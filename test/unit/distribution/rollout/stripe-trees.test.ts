@@ -29,20 +29,29 @@ describe('StripeTrees', () => {
     }
   });
 
-  it('demotes a slow interior node by swapping it with a leaf: only it, the leaf and its children move', () => {
+  it('demotes a slow interior node: its children go one each to the least loaded leaves, no one else moves', () => {
     const order = nodes(21);
     const trees = new StripeTrees(order, 4);
     const interior = order.find((id) => trees.children(0, id).length > 0 && trees.parent(0, id) !== undefined)!;
     const kids = trees.children(0, interior);
-    const parent = trees.parent(0, interior);
     const moved = trees.demote(0, interior);
-    expect(moved).toHaveLength(2 + kids.length);
-    const spare = moved[0]!;
-    expect(trees.parent(0, spare)).toBe(parent);
-    for (const kid of kids) expect(trees.parent(0, kid)).toBe(spare);
+    expect(moved).toEqual(kids);
+    const adopters = kids.map((kid) => trees.parent(0, kid)!);
+    expect(new Set(adopters).size).toBe(kids.length);
+    for (const a of adopters) expect(trees.children(0, a)).toHaveLength(1);
     expect(trees.children(0, interior)).toEqual([]);
-    // A leaf demoted moves no one.
+    // Demoted again: nothing left to move.
     expect(trees.demote(0, interior)).toEqual([]);
+  });
+
+  it('a slow root hands its tree to a leaf, which takes the stripe from the seed', () => {
+    const order = nodes(21);
+    const trees = new StripeTrees(order, 4);
+    const root = order.find((id) => trees.parent(1, id) === undefined)!;
+    const moved = trees.demote(1, root);
+    const next = moved[0]!;
+    expect(trees.parent(1, next)).toBeUndefined();
+    expect(trees.parent(1, root)).toBe(next);
   });
 
   it('takes a dead node out of every tree it was interior in', () => {
@@ -55,7 +64,7 @@ describe('StripeTrees', () => {
 
   describe('parentIsSlow', () => {
     const MiB = 1024 * 1024;
-    const v = (...mib: number[]): StripeView[] => mib.map((m) => ({ have: m * MiB, size: 64 * MiB }));
+    const v = (...mib: number[]): StripeView[] => mib.map((m) => ({ have: m * MiB, size: 64 * MiB, rate: m === 10 ? 1 : 100 }));
     it('is the parent that holds the stripe and sends it slowly', () => {
       expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(40, 40, 30, 40), 8 * MiB)).toBe(true);
     });
@@ -67,6 +76,10 @@ describe('StripeTrees', () => {
     });
     it('is not a parent short of the stripe itself but fine otherwise (its own parent is the cause)', () => {
       expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(42, 41, 10, 40), 8 * MiB)).toBe(false);
+    });
+    it('is not when the stripe still grows at half the rate of the fastest or more (a busy parent, not a slow one)', () => {
+      const mine = v(40, 40, 10, 40).map((x, i) => ({ ...x, rate: i === 2 ? 60 : 100 }));
+      expect(StripeTrees.parentIsSlow(mine, 2, undefined, 8 * MiB)).toBe(false);
     });
     it('is not when the stripes keep together', () => {
       expect(StripeTrees.parentIsSlow(v(40, 38, 36, 40), 2, undefined, 8 * MiB)).toBe(false);
