@@ -79,7 +79,8 @@ export class StripeTrees {
     const kids = this.kids[stripe]!;
     const moved: string[] = [];
     if (parents.get(node) === undefined) {
-      const root = this.spare(stripe, node);
+      // Any leaf may take the root's place: it leaves its own parent, so no circle can close.
+      const root = this.spare(stripe, node, false);
       if (root === undefined) return [];
       this.move(stripe, root, undefined);
       this.move(stripe, node, root);
@@ -115,17 +116,27 @@ export class StripeTrees {
     return (furthest(mine) - furthest(parent)) * size > 2 * lagBytes;
   }
 
-  /** The leaf of the tree with the fewest children in all trees (first in the order on a tie), not `not`. */
-  private spare(stripe: number, not: string): string | undefined {
+  /**
+   * The leaf of the tree with the fewest children in all trees (first in the order on a tie), outside
+   * `not`'s subtree: a leaf below the node it is to adopt would close a circle, and neither would get a byte.
+   */
+  private spare(stripe: number, not: string, outside = true): string | undefined {
     const kids = this.kids[stripe]!;
     let best: string | undefined;
     let bestLoad = Infinity;
     for (const id of this.order) {
-      if (id === not || this.avoided.has(id) || kids.get(id)!.length > 0) continue;
+      if (id === not || this.avoided.has(id) || kids.get(id)!.length > 0 || (outside && this.below(stripe, id, not))) continue;
       const load = this.load(id);
       if (load < bestLoad) [best, bestLoad] = [id, load];
     }
     return best;
+  }
+
+  /** Whether `id` is in `top`'s subtree. */
+  private below(stripe: number, id: string, top: string): boolean {
+    const parents = this.parents[stripe]!;
+    for (let p = parents.get(id); p !== undefined; p = parents.get(p)) if (p === top) return true;
+    return false;
   }
 
   private load(id: string): number {

@@ -54,12 +54,19 @@ describe('StripeTrees', () => {
     expect(trees.parent(1, root)).toBe(next);
   });
 
-  it('takes a dead node out of every tree it was interior in', () => {
-    const order = nodes(17);
+  it('never closes a circle, however many nodes are demoted: every node still reaches the seed', () => {
+    const order = nodes(60);
     const trees = new StripeTrees(order, 4);
-    trees.remove('n0');
-    for (let s = 0; s < 4; s++) expect(trees.children(s, 'n0')).toEqual([]);
-    expect(trees.parent(0, 'n0')).toBeDefined();
+    for (const id of order.filter((_, i) => i % 7 === 3)) for (let s = 0; s < 4; s++) trees.demote(s, id);
+    for (let s = 0; s < 4; s++) for (const id of order) expect(depth(trees, s, id)).toBeLessThan(60);
+  });
+
+  it('takes a dead node (not a root) out of every tree it was interior in', () => {
+    const order = nodes(101);
+    const trees = new StripeTrees(order, 4);
+    const dead = order.find((id) => [0, 1, 2, 3].every((s) => trees.parent(s, id) !== undefined) && trees.children(1, id).length > 0)!;
+    trees.remove(dead);
+    for (let s = 0; s < 4; s++) expect(trees.children(s, dead)).toEqual([]);
   });
 
   describe('parentIsSlow', () => {
