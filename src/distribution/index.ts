@@ -11,8 +11,8 @@
 
 export { type Source } from './answers.js';
 export { DiskKeeper, Inventory, NodeStats, Observations, type Observed, type GcReport, type ImageSummary, type PullEvent, type StatsSnapshot } from './ops/index.js';
-export { PeerFetcher, PeerScores } from './peers/index.js';
+export { ChainPlace, PeerFetcher, PeerScores } from './peers/index.js';
 export { Distribution, Mirror, MirrorListings } from './pull/index.js';
 export { LocalRegistry, UploadSessions, type Page } from './registry/index.js';
-export { Rollouts, progressFrom, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec, type RolloutView } from './rollout/index.js';
+export { blobLanes, StripeTrees, type StripeView, Rollouts, progressFrom, specFrom, type RolloutJournal, type RolloutNetwork, type RolloutSpec, type RolloutView } from './rollout/index.js';
 export { Announcer, BlobSharing, RepositoryVisibility, parseRepositoryPrefix } from './sharing/index.js';

@@ -8,7 +8,7 @@ export { canonicalPeerId } from './allow-list.js';
 export { BlobServer, PeerFetchError, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
 export { type ContentRouter, type Provider } from './content-router.js';
 export { DhtContentRouter } from './dht-router.js';
-export { FetchClaims } from './fetch-claims.js';
+export { ClaimTable, coordinatorOf, FetchClaims, RolloutOrders } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
 export { blobKadKey, closestTo, compareDistance, kadKeyOf, keyPosition, keyRegion, regionBitsFor, regionTarget, type KadKey } from './keyspace.js';
 export { createP2PNode, type LayerdLibp2p } from './libp2p-node.js';

@@ -41,6 +41,21 @@ export class VirtualClock {
     return new Promise((resolve) => this.after(ms, resolve));
   }
 
+  /** When the next timer is due (Infinity: none). */
+  nextAt(): number {
+    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.removeTop();
+    return this.heap[0]?.at ?? Infinity;
+  }
+
+  /**
+   * Moves time on to `to` with nothing run (a time-stepped model between timers); refused if a timer is
+   * due before `to`, which would then run late.
+   */
+  advance(to: number): void {
+    if (this.nextAt() < to) throw new Error(`a timer is due at ${this.nextAt()}, before ${to}`);
+    if (to > this.t) this.t = to;
+  }
+
   /** Timers still due (cancelled ones may be counted until they reach the top). */
   get pending(): number {
     return this.heap.length;

@@ -4,5 +4,6 @@
 // bookkeeping, which range goes to whom and when one is hedged, is kept apart from the I/O (range-plan.ts).
 // It may import oci, store, p2p and download. It must never import pull, seed or http.
 
+export { ChainPlace, MAX_FOLLOW_RETRIES } from './chain-place.js';
 export { PeerFetcher } from './peer-fetcher.js';
 export { PeerScores } from './peer-scores.js';

@@ -10,15 +10,13 @@ import { DigestMismatchError } from '../../store/index.js';
 import type { PeerScores } from './peer-scores.js';
 import { SizeConflictError, UnconfirmedClaimError, type DownloadSource, type FetchedBody } from '../download/index.js';
 import { ChainFollower } from './chain-follower.js';
+import { ChainPlace } from './chain-place.js';
 import { ClaimJudge } from './claims.js';
 import { settingsOf, type FetcherSettings, type PeerFetcherOptions, type PeerNetwork, type Wanted } from './peer-network.js';
 import { ProviderLookup } from './provider-lookup.js';
 import { RangeDownloader } from './range-download.js';
 
 export type { PeerFetcherOptions, PeerNetwork } from './peer-network.js';
-
-/** Chain predecessors that may fail mid-download before a node gives up on peers for the blob. */
-const MAX_FOLLOW_RETRIES = 3;
 
 export class PeerFetcher {
   /**
@@ -73,18 +71,17 @@ export class PeerFetcher {
     const { expected, contributors } = want;
     // Claims that only the disk's room could refuse (nothing said the size): judged once the blob is kept.
     const unconfirmed: Array<{ peers: string[]; size: number }> = [];
-    // Chain predecessors that failed this download: the coordinator is told, and hands this node on to
-    // the one before them, instead of this node (and every node after it) going to the seed.
-    const failedFetchers: string[] = [];
-    let following: string | undefined;
+    // Whom this node follows, and the chain predecessors that failed this download (see chain-place.ts).
+    const place = new ChainPlace();
     let head = false;
     return {
       name: 'peer',
       open: async (from) => {
         // Going on from an offset, the bytes before it are in the blob too: their senders stay contributors.
         if (from === 0) contributors.clear();
-        const body = await this.open(want, from, claim, failedFetchers, (id) => (following = id));
-        head = following === undefined;
+        place.lead();
+        const body = await this.open(want, from, claim, place.failed, (id) => place.follow(id));
+        head = place.follows === undefined;
         if (body && expected === undefined && opts.confirmSize && body.size !== undefined && body.size > Math.max(this.o.confirmClaimsAbove, this.o.rangeBytes)) {
           return { ...body, confirmed: await this.judge.confirm(digest, body, [...contributors], opts.confirmSize) };
         }
@@ -98,12 +95,7 @@ export class PeerFetcher {
           this.o.log?.warn({ digest, peers: c.peers, claimed: c.size, size: info.size }, 'peers claimed a size the blob does not have: penalized');
         }
       },
-      retry: () => {
-        if (!following || failedFetchers.length >= MAX_FOLLOW_RETRIES) return false;
-        failedFetchers.push(following);
-        following = undefined;
-        return true;
-      },
+      retry: () => place.retry(),
       failed: (err) => {
         this.forget(digest);
         if (err instanceof UnconfirmedClaimError) unconfirmed.push({ peers: [...contributors], size: err.claimed });

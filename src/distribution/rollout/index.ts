@@ -3,6 +3,8 @@
 // It may import oci, ../answers and pull. It must never import p2p directly: it talks through the
 // RolloutNetwork seam the node provides.
 
+export { blobLanes, SMALL_BLOB_BYTES, type BlobLanes } from './blob-lanes.js';
+export { StripeTrees, type StripeView } from './stripe-trees.js';
 export { Rollouts, type RolloutJournal, type RolloutNetwork } from './rollout.js';
 export { type NodeProgress, type RolloutSpec, type RolloutView } from './view.js';
 export { progressFrom, specFrom } from './wire.js';

@@ -27,6 +27,7 @@ import {
 import type { Source } from '../answers.js';
 import type { Distribution } from '../pull/index.js';
 import { viewOf, type NodeProgress, type NodeView, type RolloutSpec, type RolloutView } from './view.js';
+import { blobLanes } from './blob-lanes.js';
 import { looksLikePeerId, specFrom } from './wire.js';
 
 /** What rollouts need from the peer-to-peer layer (a seam: tests use an in-memory twin). */
@@ -56,9 +57,6 @@ export interface RolloutJournal {
 
 /** Nodes before this one in a rollout's order that it tries to hand the rollout to (see handBack). */
 const MAX_HANDED_BACK = 3;
-
-/** In a rollout's order, blobs this small are fetched beside the large ones (see fetchBlobs). */
-const SMALL_BLOB_BYTES = 1024 * 1024;
 
 /** A blob fetched and verified by a rollout: its bytes, their source, and `kept`, once it is stored. */
 /** Where a rollout's image is pulled from: its repository, under the registry it was asked for. */
@@ -328,22 +326,12 @@ export class Rollouts {
         keeping.push(kept);
       }
     };
-    // In a rollout's order every node takes the blobs in the same sequence, one at a time: each blob then
-    // has the whole link at every hop, so a hop's lag (the bytes buffered in it over the stream's rate) is
-    // a fraction of what four blobs sharing the link give. Rollout bench, 25 Mbit/s: the last host 9% after
-    // the first instead of 35%, 1.24x the link bound instead of 1.47x. (The head takes each next blob from
-    // the seed at once, with no claim or DHT walk in between, which is what made one-at-a-time slow before.)
-    // Small blobs (an image's config, a tiny layer) are no load on a link: they are fetched beside the large
-    // ones, not ahead of them in the line. Taken first, a 115-byte config held the head's first layer back
-    // 0.4-0.7 s at a rollout's start, when every node is busy at once, and every host behind it waited as long.
-    const ordered = spec.order?.includes(this.net.self) && this.net.followOrder !== undefined;
-    const parallel = ordered ? this.o.orderedParallel : this.o.parallel;
-    const isSmall = (b: Descriptor) => ordered && b.size <= SMALL_BLOB_BYTES;
-    const small = todo.filter(isSmall);
-    const large = todo.filter((b) => !isSmall(b));
+    // One at a time in the order, small blobs beside (see blob-lanes.ts for why).
+    const ordered = spec.order?.includes(this.net.self) === true && this.net.followOrder !== undefined;
+    const lanes = blobLanes(todo, ordered, this.o.parallel, this.o.orderedParallel);
     await Promise.all([
-      ...Array.from({ length: Math.min(parallel, Math.max(1, large.length)) }, () => worker(large)),
-      ...(small.length > 0 ? [worker(small)] : []),
+      ...Array.from({ length: lanes.largeWorkers }, () => worker(lanes.large)),
+      ...(lanes.small.length > 0 ? [worker(lanes.small)] : []),
     ]);
     await Promise.all(keeping);
   }

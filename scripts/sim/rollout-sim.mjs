@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// A simulated rollout (src/sim, built into dist/): layerd's own rollout policy over a simulated cluster.
+//   node scripts/sim/rollout-sim.mjs --nodes 1000 --mb 1024 --layers 4 --rate 1gbit --latency 0.2 \
+//     [--slow-frac 0.05 --slow-factor 10] [--crash-frac 0.01] [--seed 1] [--cpu host|pool --cores 2] \
+//     [--design line|stripes --k 4] [--start-ms 570 --start-jitter-ms 100] [--crash-detect-ms 45000]
+//     [--box: this box's one CPU pool (1.25 of its 2 cores, fitted) and no delay, as the namespace benches ran]
+// Prints makespan, makespan ÷ the link bound, seed egress ÷ image, max host upload ÷ image, p50/p99 host
+// completion, events and wall time; writes the result as JSON under .out/sim/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BOX_CPU, SCENARIO_DEFAULTS, simulateRollout } from '../../dist/sim/index.js';
+
+const { values: a } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '8' },
+    mb: { type: 'string', default: '200' },
+    layers: { type: 'string', default: '4' },
+    rate: { type: 'string', default: '100mbit' },
+    latency: { type: 'string', default: String(SCENARIO_DEFAULTS.latencyMs) },
+    'slow-frac': { type: 'string', default: '0' },
+    'slow-factor': { type: 'string', default: '10' },
+    'crash-frac': { type: 'string', default: '0' },
+    'crash-detect-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.crashDetectMs) },
+    seed: { type: 'string', default: '1' },
+    cpu: { type: 'string', default: 'host' },
+    cores: { type: 'string', default: '2' },
+    design: { type: 'string', default: 'line' },
+    k: { type: 'string', default: '4' },
+    'start-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.startMs) },
+    'start-jitter-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.startJitterMs) },
+    'relay-lag-kb': { type: 'string', default: String(SCENARIO_DEFAULTS.relayLagBytes / 1024) },
+    'step-ms': { type: 'string' },
+    'link-efficiency': { type: 'string', default: String(SCENARIO_DEFAULTS.linkEfficiency) },
+    'peer-efficiency': { type: 'string', default: String(SCENARIO_DEFAULTS.peerEfficiency) },
+    // This box, as the namespace benches ran: one pool of CPU for all hosts (the fitted share of 2 cores), no delay.
+    box: { type: 'boolean', default: false },
+    'idle-cores': { type: 'string' },
+    quiet: { type: 'boolean', default: false },
+    // Stop once the hosts on normal links are done (the slow hosts' own times are then not known).
+    'stop-when-fast-done': { type: 'boolean', default: false },
+  },
+});
+
+/** "100mbit", "1gbit", "25Mbit" → bits per second. */
+function parseRate(text) {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)bit$/i.exec(text);
+  if (!m) throw new Error(`--rate: want e.g. 100mbit or 1gbit, not ${text}`);
+  return Number(m[1]) * { '': 1, k: 1e3, m: 1e6, g: 1e9 }[m[2].toLowerCase()];
+}
+
+const num = (k) => {
+  const v = Number(a[k]);
+  if (!Number.isFinite(v)) throw new Error(`--${k}: not a number: ${a[k]}`);
+  return v;
+};
+
+const scenario = {
+  ...SCENARIO_DEFAULTS,
+  nodes: num('nodes'),
+  imageBytes: Math.round(num('mb') * 1024 * 1024),
+  layers: num('layers'),
+  rateBits: parseRate(a.rate),
+  latencyMs: num('latency'),
+  slowFrac: num('slow-frac'),
+  slowFactor: num('slow-factor'),
+  crashFrac: num('crash-frac'),
+  crashDetectMs: num('crash-detect-ms'),
+  seed: num('seed'),
+  cpu: a.cpu === 'pool' ? 'pool' : 'host',
+  cores: num('cores'),
+  design: a.design === 'stripes' ? 'stripes' : 'line',
+  k: num('k'),
+  startMs: num('start-ms'),
+  startJitterMs: num('start-jitter-ms'),
+  relayLagBytes: num('relay-lag-kb') * 1024,
+  linkEfficiency: num('link-efficiency'),
+  peerEfficiency: num('peer-efficiency'),
+  ...(a['step-ms'] ? { stepMs: num('step-ms') } : {}),
+  ...(a['idle-cores'] ? { costs: { idleCores: num('idle-cores') } } : {}),
+  ...(a.box ? BOX_CPU : {}),
+  stopWhenFastDone: a['stop-when-fast-done'],
+};
+
+const r = await simulateRollout(scenario);
+const s = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : 'never');
+const line = [
+  `${scenario.design}${scenario.design === 'stripes' ? ` k=${scenario.k}` : ''} N=${scenario.nodes} ${a.mb} MiB/${scenario.layers} layers ${a.rate} cpu=${scenario.cpu}×${scenario.cores}`,
+  `slow ${r.slow} crash ${r.crashed}:`,
+  `makespan ${s(r.makespanMs)} = ${r.makespanOverBound}× bound (${s(r.boundMs)});`,
+  r.slow ? `fast hosts ${s(r.fastMakespanMs)} = ${r.fastOverBound}×;` : '',
+  `first ${s(r.firstMs)}, p50 ${s(r.p50Ms)}, p99 ${s(r.p99Ms)};`,
+  `seed ${r.seedOverImage}× (wire ${r.seedWireOverImage}×); max upload ${r.maxUploadOverImage}×;`,
+  `hosts' CPU ${r.hostsCpuSeconds} s;`,
+  r.demotions ? `demotions ${r.demotions};` : '',
+  r.unfinished ? `UNFINISHED ${r.unfinished};` : '',
+  `events ${r.events}, steps ${r.steps}, wall ${(r.wallMs / 1000).toFixed(1)} s`,
+].filter(Boolean).join(' ');
+console.log(line);
+const dir = join('.out', 'sim');
+mkdirSync(dir, { recursive: true });
+const file = join(dir, `rollout-${scenario.design}-n${scenario.nodes}-${a.rate}-slow${scenario.slowFrac}-crash${scenario.crashFrac}-seed${scenario.seed}-${Date.now()}.json`);
+writeFileSync(file, JSON.stringify(r, null, 2));
+if (!a.quiet) console.log(`→ ${file}`);

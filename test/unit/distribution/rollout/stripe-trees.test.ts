@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { StripeTrees, type StripeView } from '../../../../src/distribution/index.js';
+
+const nodes = (n: number) => Array.from({ length: n }, (_, i) => `n${i}`);
+
+function depth(trees: StripeTrees, stripe: number, node: string): number {
+  let d = 0;
+  for (let p = trees.parent(stripe, node); p !== undefined; p = trees.parent(stripe, p)) d++;
+  return d;
+}
+
+describe('StripeTrees', () => {
+  it('gives each stripe one root (from the seed) and every other node one parent, log_k N deep', () => {
+    const order = nodes(1000);
+    const trees = new StripeTrees(order, 4);
+    for (let s = 0; s < 4; s++) {
+      expect(order.filter((id) => trees.parent(s, id) === undefined)).toHaveLength(1);
+      expect(Math.max(...order.map((id) => depth(trees, s, id)))).toBeLessThanOrEqual(5);
+    }
+  });
+
+  it('makes each node interior in at most one tree when N − 1 divides evenly, so it uploads about one image', () => {
+    const order = nodes(401);
+    const trees = new StripeTrees(order, 4);
+    for (const id of order) {
+      const feeding = [0, 1, 2, 3].filter((s) => trees.children(s, id).length > 0);
+      expect(feeding.length).toBeLessThanOrEqual(1);
+      for (const s of feeding) expect(trees.children(s, id).length).toBeLessThanOrEqual(4);
+    }
+  });
+
+  it('demotes a slow interior node: its children go one each to the least loaded leaves, no one else moves', () => {
+    const order = nodes(21);
+    const trees = new StripeTrees(order, 4);
+    const interior = order.find((id) => trees.children(0, id).length > 0 && trees.parent(0, id) !== undefined)!;
+    const kids = trees.children(0, interior);
+    const moved = trees.demote(0, interior);
+    expect(moved).toEqual(kids);
+    const adopters = kids.map((kid) => trees.parent(0, kid)!);
+    expect(new Set(adopters).size).toBe(kids.length);
+    for (const a of adopters) expect(trees.children(0, a)).toHaveLength(1);
+    expect(trees.children(0, interior)).toEqual([]);
+    // Demoted again: nothing left to move.
+    expect(trees.demote(0, interior)).toEqual([]);
+  });
+
+  it('a slow root hands its tree to a leaf, which takes the stripe from the seed', () => {
+    const order = nodes(21);
+    const trees = new StripeTrees(order, 4);
+    const root = order.find((id) => trees.parent(1, id) === undefined)!;
+    const moved = trees.demote(1, root);
+    const next = moved[0]!;
+    expect(trees.parent(1, next)).toBeUndefined();
+    expect(trees.parent(1, root)).toBe(next);
+  });
+
+  it('never closes a circle, however many nodes are demoted: every node still reaches the seed', () => {
+    const order = nodes(60);
+    const trees = new StripeTrees(order, 4);
+    for (const id of order.filter((_, i) => i % 7 === 3)) for (let s = 0; s < 4; s++) trees.demote(s, id);
+    for (let s = 0; s < 4; s++) for (const id of order) expect(depth(trees, s, id)).toBeLessThan(60);
+  });
+
+  it('takes a dead node (not a root) out of every tree it was interior in', () => {
+    const order = nodes(101);
+    const trees = new StripeTrees(order, 4);
+    const dead = order.find((id) => [0, 1, 2, 3].every((s) => trees.parent(s, id) !== undefined) && trees.children(1, id).length > 0)!;
+    trees.remove(dead);
+    for (let s = 0; s < 4; s++) expect(trees.children(s, dead)).toEqual([]);
+  });
+
+  describe('parentIsSlow', () => {
+    const MiB = 1024 * 1024;
+    const v = (...mib: number[]): StripeView[] => mib.map((m) => ({ have: m * MiB, size: 64 * MiB, rate: m === 10 ? 1 : 100 }));
+    it('is the parent that holds the stripe and sends it slowly', () => {
+      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(40, 40, 30, 40), 8 * MiB)).toBe(true);
+    });
+    it('is the parent behind on every stripe (its link is slow)', () => {
+      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(11, 12, 11, 12), 8 * MiB)).toBe(true);
+    });
+    it('is a parent that does not answer', () => {
+      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, undefined, 8 * MiB)).toBe(true);
+    });
+    it('is not a parent short of the stripe itself but fine otherwise (its own parent is the cause)', () => {
+      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(42, 41, 10, 40), 8 * MiB)).toBe(false);
+    });
+    it('is not when the stripe still grows at half the rate of the fastest or more (a busy parent, not a slow one)', () => {
+      const mine = v(40, 40, 10, 40).map((x, i) => ({ ...x, rate: i === 2 ? 60 : 100 }));
+      expect(StripeTrees.parentIsSlow(mine, 2, undefined, 8 * MiB)).toBe(false);
+    });
+    it('is not when the stripes keep together', () => {
+      expect(StripeTrees.parentIsSlow(v(40, 38, 36, 40), 2, undefined, 8 * MiB)).toBe(false);
+    });
+  });
+});

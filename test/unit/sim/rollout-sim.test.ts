@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { SCENARIO_DEFAULTS, simulateRollout, type RolloutScenario } from '../../../src/sim/index.js';
+
+const base: RolloutScenario = { ...SCENARIO_DEFAULTS, nodes: 12, imageBytes: 64 << 20, rateBits: 1e9, stepMs: 2 };
+
+describe('simulateRollout', () => {
+  it('today\'s line: every node done, the seed sends the image once, each node uploads at most one', async () => {
+    const r = await simulateRollout(base);
+    expect(r.unfinished).toBe(0);
+    expect(r.seedOverImage).toBeCloseTo(1, 1);
+    expect(r.maxUploadOverImage).toBeLessThanOrEqual(1.01);
+  });
+
+  it('is the same run for the same seed', async () => {
+    const s = { ...base, slowFrac: 0.2, crashFrac: 0.1, crashDetectMs: 200, seed: 7 };
+    const [a, b] = [await simulateRollout(s), await simulateRollout(s)];
+    expect({ ...a, wallMs: 0 }).toEqual({ ...b, wallMs: 0 });
+  });
+
+  it('stripe trees: every survivor done after a crash, the seed about once', async () => {
+    const r = await simulateRollout({ ...base, nodes: 21, design: 'stripes', crashFrac: 0.05 });
+    expect(r.crashed).toBe(1);
+    expect(r.unfinished).toBe(0);
+    expect(r.seedOverImage).toBeLessThan(1.2);
+  });
+});
