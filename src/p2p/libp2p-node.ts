@@ -47,6 +47,11 @@ export interface P2PNodeOptions {
   start?: boolean;
 }
 
+/** How often the DHT walks for its own id and refreshes its routing table's buckets once started. */
+export const DHT_MAINTENANCE_MS = 30 * 60_000;
+/** How often yamux pings each connection. */
+export const KEEP_ALIVE_MS = 60_000;
+
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
@@ -63,15 +68,20 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     // LAYERD_BENCH_YAMUX) the receiver then spent ~3.4 CPU s/GiB instead of ~4.7 at the same speed, and
     // 64 MiB cost ~1.8x. Only what this node grants its senders changes (window updates), so nodes with
     // other settings still interoperate; 4 MiB per stream still fills ~200 MB/s at a 20 ms round trip.
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW } })],
+    // One keep-alive ping a minute each way (yamux's default is 30 s): TCP closes a connection idle for
+    // 2 minutes (@libp2p/tcp's inactivity timeout), and a ping from either side every minute keeps it.
+    streamMuxers: [yamux({ keepAliveInterval: KEEP_ALIVE_MS, streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW } })],
     // Dial bootstrap peers at once: a joining node is useful only once it has a routing-table peer.
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
     // A cluster starts all its nodes at once (a DaemonSet rollout): libp2p's default of 5 inbound
     // connections per host per second left later nodes isolated for good.
     connectionManager: { maxConnections: 512, inboundConnectionThreshold: 1_000, maxIncomingPendingConnections: 256 },
-    // A ping that misses its deadline on a loaded host must not abort the connection and every blob
-    // transfer on it; transfers detect their own stalls (hedging) and the muxer its dead sockets.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    // No connection monitor: it opened a ping stream on every connection every 10 s (multistream-select,
+    // 32 bytes each way, close: ~10 noise frames a ping, so an idle node's traffic grew with its peers), and
+    // it never closed a connection whose ping failed: a ping that misses its deadline on a loaded host must
+    // not abort every blob transfer on it. A peer whose process dies is seen at once (its kernel closes the
+    // socket); transfers detect their own stalls (hedging); yamux keep-alives hold idle connections open.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),
@@ -80,6 +90,9 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         clientMode: false,
         peerInfoMapper: passthroughMapper,
         initialQuerySelfInterval: 10,
+        // After the first self-queries, a LAN cluster's table changes by joins (a joiner's own self-query
+        // puts it in its neighbours' tables) more than by drift: walk for self every 30 min, not 5.
+        querySelfInterval: DHT_MAINTENANCE_MS,
         // Queries wait for the first self-query: skipping it saved ~140 ms of a joining node's first
         // lookup but left nodes knowing only their bootstrap peer (that walk is how they meet the rest).
         allowQueryWithZeroPeers: false,
@@ -89,6 +102,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     },
   });
   const layerd = node as unknown as LayerdLibp2p;
+  slowTableRefresh(layerd.services.dht, DHT_MAINTENANCE_MS);
   redialBootstrapWhileAlone(layerd, opts.bootstrap, opts.onBootstrapDialFailed);
   return layerd;
 }
@@ -110,4 +124,17 @@ function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], onFailed?
   };
   if (node.status === 'started') redial();
   else node.addEventListener('start', redial, { once: true });
+}
+
+/**
+ * kad-dht refreshes every bucket of its routing table every 5 minutes (a walk per bucket: ~6 walks at 32
+ * nodes, each a few dozen requests, and as many requests answered for the others' walks) and takes no
+ * option for it: the interval is a field of its refresher, read when the next refresh is planned, so it
+ * is set here. Returns whether it was (test/unit/p2p checks it still is, after an upgrade).
+ */
+export function slowTableRefresh(dht: unknown, everyMs: number): boolean {
+  const refresher = (dht as { routingTableRefresh?: { refreshInterval?: unknown } }).routingTableRefresh;
+  if (typeof refresher?.refreshInterval !== 'number') return false;
+  refresher.refreshInterval = everyMs;
+  return true;
 }
