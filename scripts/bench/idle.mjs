@@ -68,7 +68,17 @@ async function until(what, check, timeoutMs, everyMs = 250) {
 }
 
 /** One layerd node; resolves once it logged 'layerd listening' (its ports are bound). */
-async function startNode(dir, bin, k, bootstrap) {
+async function startNode(dir, bin, k, bootstrap, tries = 3) {
+  try {
+    return await startNodeOnce(dir, bin, k, bootstrap);
+  } catch (err) {
+    // A free port can be taken by another node's libp2p (tcp/0) before this node binds it: again, elsewhere.
+    if (tries > 1 && /EADDRINUSE/.test(err.message)) return startNode(dir, bin, k, bootstrap, tries - 1);
+    throw err;
+  }
+}
+
+async function startNodeOnce(dir, bin, k, bootstrap) {
   const port = await freePort();
   const argv = [
     ...shippedNodeFlags(bin.path),

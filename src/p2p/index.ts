@@ -10,7 +10,7 @@ export { type ContentRouter, type Provider } from './content-router.js';
 export { DhtContentRouter } from './dht-router.js';
 export { FetchClaims } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
-export { createP2PNode, slowTableRefresh, DHT_MAINTENANCE_MS, type LayerdLibp2p } from './libp2p-node.js';
+export { createP2PNode, slowDhtMaintenance, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS, type LayerdLibp2p } from './libp2p-node.js';
 export { PeerAccess, type PeerAccessStatus } from './peer-access.js';
 export { RolloutTransport } from './rollout-protocol.js';
 export { SwarmKey, readSwarmKeyFile, type SwarmKeyFile } from './swarm-key.js';

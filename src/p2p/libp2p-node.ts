@@ -49,6 +49,8 @@ export interface P2PNodeOptions {
 
 /** How often the DHT walks for its own id and refreshes its routing table's buckets once started. */
 export const DHT_MAINTENANCE_MS = 30 * 60_000;
+/** How often the DHT re-tags its closest peers (kept connected) from what its table learnt. */
+export const CLOSEST_PEER_TAGS_MS = 60_000;
 /** How often yamux pings each connection. */
 export const KEEP_ALIVE_MS = 60_000;
 
@@ -56,7 +58,7 @@ export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknow
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
   const node = await createLibp2p({
-    start: opts.start ?? true,
+    start: false, // the DHT's timers are set first (below)
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp()],
@@ -102,39 +104,59 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     },
   });
   const layerd = node as unknown as LayerdLibp2p;
-  slowTableRefresh(layerd.services.dht, DHT_MAINTENANCE_MS);
+  slowDhtMaintenance(layerd.services.dht, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS);
   redialBootstrapWhileAlone(layerd, opts.bootstrap, opts.onBootstrapDialFailed);
+  if (opts.start ?? true) await layerd.start();
   return layerd;
 }
 
 /**
  * libp2p's bootstrap module dials once; a node whose first dials failed (its peers not up yet) would
- * stay alone. While it has no connection, dial the bootstrap list again every few seconds.
+ * stay alone. While it has no open connection, dial the bootstrap list again every few seconds. Driven
+ * by connections opening and closing: a connected node runs no timer for it.
  */
 function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], onFailed?: (addr: string, reason: string) => void, everyMs = 3_000): void {
   if (list.length === 0) return;
-  // From the node's start to its stop: a node built but never started leaves no timer behind.
-  const redial = () => {
-    const timer = setInterval(() => {
-      if (node.status !== 'started' || node.getConnections().length > 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  // A closing connection may still be listed when its close event is dispatched.
+  const alone = () => !node.getConnections().some((c) => c.status === 'open');
+  const stopRedialing = () => {
+    clearInterval(timer);
+    timer = undefined;
+  };
+  const redialWhileAlone = () => {
+    if (timer !== undefined || node.status !== 'started' || !alone()) return;
+    timer = setInterval(() => {
+      if (node.status !== 'started' || !alone()) return stopRedialing();
       for (const addr of list) void node.dial(multiaddr(addr)).catch((err: Error) => onFailed?.(addr, err.message));
     }, everyMs);
     timer.unref();
-    node.addEventListener('stop', () => clearInterval(timer), { once: true });
   };
-  if (node.status === 'started') redial();
-  else node.addEventListener('start', redial, { once: true });
+  node.addEventListener('start', redialWhileAlone);
+  node.addEventListener('connection:close', redialWhileAlone);
+  node.addEventListener('connection:open', stopRedialing);
+  node.addEventListener('stop', stopRedialing);
+  redialWhileAlone();
+}
+
+interface DhtTimers {
+  routingTableRefresh?: { refreshInterval?: unknown };
+  routingTable?: { closestPeerTagger?: { refreshInterval?: unknown } };
 }
 
 /**
- * kad-dht refreshes every bucket of its routing table every 5 minutes (a walk per bucket: ~6 walks at 32
- * nodes, each a few dozen requests, and as many requests answered for the others' walks) and takes no
- * option for it: the interval is a field of its refresher, read when the next refresh is planned, so it
- * is set here. Returns whether it was (test/unit/p2p checks it still is, after an upgrade).
+ * Two kad-dht timers take no option, so they are set here, on the fields they are read from, before the
+ * DHT starts: the refresh of every routing-table bucket (every 5 minutes: a walk per bucket, ~6 walks at
+ * 32 nodes of a few dozen requests each, and as many answered for the others' walks) goes to `refreshMs`;
+ * the tagging of the closest peers (every 5 s: set differences of peer ids, most of an idle node's
+ * JavaScript once pings were gone) to `tagMs`. Returns whether both were found (a unit test checks it, so
+ * an upgrade that renames them fails there).
  */
-export function slowTableRefresh(dht: unknown, everyMs: number): boolean {
-  const refresher = (dht as { routingTableRefresh?: { refreshInterval?: unknown } }).routingTableRefresh;
-  if (typeof refresher?.refreshInterval !== 'number') return false;
-  refresher.refreshInterval = everyMs;
+export function slowDhtMaintenance(dht: unknown, refreshMs: number, tagMs: number): boolean {
+  const { routingTableRefresh, routingTable } = dht as DhtTimers;
+  const tagger = routingTable?.closestPeerTagger;
+  if (typeof routingTableRefresh?.refreshInterval !== 'number' || typeof tagger?.refreshInterval !== 'number') return false;
+  routingTableRefresh.refreshInterval = refreshMs;
+  tagger.refreshInterval = tagMs;
   return true;
 }

@@ -4,7 +4,7 @@
 import '../../../src/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createP2PNode, DHT_MAINTENANCE_MS, slowTableRefresh, type LayerdLibp2p } from '../../../src/p2p/index.js';
+import { CLOSEST_PEER_TAGS_MS, createP2PNode, DHT_MAINTENANCE_MS, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
 
 describe("an idle node's libp2p settings", () => {
   let node: LayerdLibp2p;
@@ -13,10 +13,12 @@ describe("an idle node's libp2p settings", () => {
   });
   afterAll(async () => node.stop());
 
-  it('refreshes the DHT routing table every DHT_MAINTENANCE_MS, not every 5 minutes', () => {
-    const dht = node.services.dht as unknown as { routingTableRefresh: { refreshInterval: number }; querySelf: { interval: number } };
+  it('walks the DHT for itself and refreshes its table every DHT_MAINTENANCE_MS, and tags close peers every CLOSEST_PEER_TAGS_MS', () => {
+    type Timers = { routingTableRefresh: { refreshInterval: number }; querySelf: { interval: number }; routingTable: { closestPeerTagger: { refreshInterval: number } } };
+    const dht = node.services.dht as unknown as Timers;
     expect(dht.routingTableRefresh.refreshInterval).toBe(DHT_MAINTENANCE_MS);
     expect(dht.querySelf.interval).toBe(DHT_MAINTENANCE_MS);
+    expect(dht.routingTable.closestPeerTagger.refreshInterval).toBe(CLOSEST_PEER_TAGS_MS);
   });
 
   it('runs no connection monitor (it pinged every connection every 10 s)', () => {
@@ -26,7 +28,7 @@ describe("an idle node's libp2p settings", () => {
   });
 
   it('says when kad-dht no longer has the field it sets', () => {
-    expect(slowTableRefresh({}, 1)).toBe(false);
-    expect(slowTableRefresh({ routingTableRefresh: { refreshInterval: 5 } }, 1)).toBe(true);
+    expect(slowDhtMaintenance({ routingTableRefresh: { refreshInterval: 5 } }, 1, 1)).toBe(false);
+    expect(slowDhtMaintenance({ routingTableRefresh: { refreshInterval: 5 }, routingTable: { closestPeerTagger: { refreshInterval: 5 } } }, 1, 1)).toBe(true);
   });
 });
