@@ -8,7 +8,7 @@ describe('start-up garbage collection', () => {
   it('runs one full collection once its delay has passed, and exposes no global gc()', async () => {
     let major = 0;
     const observer = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) major++;
+      for (const e of list.getEntries()) if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) major++;
     });
     observer.observe({ entryTypes: ['gc'] });
     const service = collectStartUpGarbage(1);
