@@ -13,6 +13,7 @@ import { keepDisk } from './disk-keeping.js';
 import { createDistribution } from './distribution.js';
 import { httpEndpoint, ListenAddress } from './http.js';
 import { startInOrder, type Service } from './lifecycle.js';
+import { collectStartUpGarbage } from './start-up-garbage.js';
 import { NodeMetrics } from './node-metrics.js';
 import { createP2P } from './p2p.js';
 import { openStorage, RepositoryDirs, type Storage } from './storage.js';
@@ -79,6 +80,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       disk.collections,
       ...announcing(storage, logger),
       dist.rolloutRuns,
+      collectStartUpGarbage(),
     ],
     (service, err) => logger.warn({ service, reason: (err as Error).message }, 'stopping failed'),
   );

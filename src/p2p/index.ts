@@ -11,7 +11,7 @@ export { DhtContentRouter } from './dht-router.js';
 export { ClaimTable, coordinatorOf, FetchClaims, RolloutOrders } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
 export { blobKadKey, closestTo, compareDistance, kadKeyOf, keyPosition, keyRegion, regionBitsFor, regionTarget, type KadKey } from './keyspace.js';
-export { createP2PNode, type LayerdLibp2p } from './libp2p-node.js';
+export { createP2PNode, slowDhtMaintenance, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS, type LayerdLibp2p } from './libp2p-node.js';
 export { ProvideSweep, type ProvideSweepOptions, type SweepBatch } from './provide-sweep.js';
 export { SweepDriver, type SweepClock, type SweepDriverOptions, type SweepExecutor } from './provide-sweep-driver.js';
 export { PeerAccess, type PeerAccessStatus } from './peer-access.js';

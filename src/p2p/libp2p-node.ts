@@ -47,11 +47,18 @@ export interface P2PNodeOptions {
   start?: boolean;
 }
 
+/** How often the DHT walks for its own id and refreshes its routing table's buckets once started. */
+export const DHT_MAINTENANCE_MS = 30 * 60_000;
+/** How often the DHT re-tags its closest peers (kept connected) from what its table learnt. */
+export const CLOSEST_PEER_TAGS_MS = 60_000;
+/** How often yamux pings each connection. */
+export const KEEP_ALIVE_MS = 60_000;
+
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
   const node = await createLibp2p({
-    start: opts.start ?? true,
+    start: false, // the DHT's timers are set first (below)
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp()],
@@ -63,15 +70,20 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     // LAYERD_BENCH_YAMUX) the receiver then spent ~3.4 CPU s/GiB instead of ~4.7 at the same speed, and
     // 64 MiB cost ~1.8x. Only what this node grants its senders changes (window updates), so nodes with
     // other settings still interoperate; 4 MiB per stream still fills ~200 MB/s at a 20 ms round trip.
-    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW } })],
+    // One keep-alive ping a minute each way (yamux's default is 30 s): TCP closes a connection idle for
+    // 2 minutes (@libp2p/tcp's inactivity timeout), and a ping from either side every minute keeps it.
+    streamMuxers: [yamux({ keepAliveInterval: KEEP_ALIVE_MS, streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW } })],
     // Dial bootstrap peers at once: a joining node is useful only once it has a routing-table peer.
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
     // A cluster starts all its nodes at once (a DaemonSet rollout): libp2p's default of 5 inbound
     // connections per host per second left later nodes isolated for good.
     connectionManager: { maxConnections: 512, inboundConnectionThreshold: 1_000, maxIncomingPendingConnections: 256 },
-    // A ping that misses its deadline on a loaded host must not abort the connection and every blob
-    // transfer on it; transfers detect their own stalls (hedging) and the muxer its dead sockets.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    // No connection monitor: it opened a ping stream on every connection every 10 s (multistream-select,
+    // 32 bytes each way, close: ~10 noise frames a ping, so an idle node's traffic grew with its peers), and
+    // it never closed a connection whose ping failed: a ping that misses its deadline on a loaded host must
+    // not abort every blob transfer on it. A peer whose process dies is seen at once (its kernel closes the
+    // socket); transfers detect their own stalls (hedging); yamux keep-alives hold idle connections open.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),
@@ -80,6 +92,9 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         clientMode: false,
         peerInfoMapper: passthroughMapper,
         initialQuerySelfInterval: 10,
+        // After the first self-queries, a LAN cluster's table changes by joins (a joiner's own self-query
+        // puts it in its neighbours' tables) more than by drift: walk for self every 30 min, not 5.
+        querySelfInterval: DHT_MAINTENANCE_MS,
         // Queries wait for the first self-query: skipping it saved ~140 ms of a joining node's first
         // lookup but left nodes knowing only their bootstrap peer (that walk is how they meet the rest).
         allowQueryWithZeroPeers: false,
@@ -92,25 +107,59 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     },
   });
   const layerd = node as unknown as LayerdLibp2p;
+  slowDhtMaintenance(layerd.services.dht, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS);
   redialBootstrapWhileAlone(layerd, opts.bootstrap, opts.onBootstrapDialFailed);
+  if (opts.start ?? true) await layerd.start();
   return layerd;
 }
 
 /**
  * libp2p's bootstrap module dials once; a node whose first dials failed (its peers not up yet) would
- * stay alone. While it has no connection, dial the bootstrap list again every few seconds.
+ * stay alone. While it has no open connection, dial the bootstrap list again every few seconds. Driven
+ * by connections opening and closing: a connected node runs no timer for it.
  */
 function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], onFailed?: (addr: string, reason: string) => void, everyMs = 3_000): void {
   if (list.length === 0) return;
-  // From the node's start to its stop: a node built but never started leaves no timer behind.
-  const redial = () => {
-    const timer = setInterval(() => {
-      if (node.status !== 'started' || node.getConnections().length > 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  // A closing connection may still be listed when its close event is dispatched.
+  const alone = () => !node.getConnections().some((c) => c.status === 'open');
+  const stopRedialing = () => {
+    clearInterval(timer);
+    timer = undefined;
+  };
+  const redialWhileAlone = () => {
+    if (timer !== undefined || node.status !== 'started' || !alone()) return;
+    timer = setInterval(() => {
+      if (node.status !== 'started' || !alone()) return stopRedialing();
       for (const addr of list) void node.dial(multiaddr(addr)).catch((err: Error) => onFailed?.(addr, err.message));
     }, everyMs);
     timer.unref();
-    node.addEventListener('stop', () => clearInterval(timer), { once: true });
   };
-  if (node.status === 'started') redial();
-  else node.addEventListener('start', redial, { once: true });
+  node.addEventListener('start', redialWhileAlone);
+  node.addEventListener('connection:close', redialWhileAlone);
+  node.addEventListener('connection:open', stopRedialing);
+  node.addEventListener('stop', stopRedialing);
+  redialWhileAlone();
+}
+
+interface DhtTimers {
+  routingTableRefresh?: { refreshInterval?: unknown };
+  routingTable?: { closestPeerTagger?: { refreshInterval?: unknown } };
+}
+
+/**
+ * Two kad-dht timers take no option, so they are set here, on the fields they are read from, before the
+ * DHT starts: the refresh of every routing-table bucket (every 5 minutes: a walk per bucket, ~6 walks at
+ * 32 nodes of a few dozen requests each, and as many answered for the others' walks) goes to `refreshMs`;
+ * the tagging of the closest peers (every 5 s: set differences of peer ids, most of an idle node's
+ * JavaScript once pings were gone) to `tagMs`. Returns whether both were found (a unit test checks it, so
+ * an upgrade that renames them fails there).
+ */
+export function slowDhtMaintenance(dht: unknown, refreshMs: number, tagMs: number): boolean {
+  const { routingTableRefresh, routingTable } = dht as DhtTimers;
+  const tagger = routingTable?.closestPeerTagger;
+  if (typeof routingTableRefresh?.refreshInterval !== 'number' || typeof tagger?.refreshInterval !== 'number') return false;
+  routingTableRefresh.refreshInterval = refreshMs;
+  tagger.refreshInterval = tagMs;
+  return true;
 }
