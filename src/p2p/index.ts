@@ -10,6 +10,7 @@ export { type ContentRouter, type Provider } from './content-router.js';
 export { DhtContentRouter } from './dht-router.js';
 export { ClaimTable, coordinatorOf, FetchClaims, RolloutOrders } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
+export { MinHeap } from './min-heap.js';
 export { blobKadKey, closestTo, compareDistance, kadKeyOf, keyPosition, keyRegion, regionBitsFor, regionTarget, type KadKey } from './keyspace.js';
 export { createP2PNode, slowDhtMaintenance, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS, type LayerdLibp2p } from './libp2p-node.js';
 export { ProvideSweep, type ProvideSweepOptions, type SweepBatch } from './provide-sweep.js';

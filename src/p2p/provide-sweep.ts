@@ -6,6 +6,7 @@
 // host at once. New keys go promptly, gathered a moment so an image's layers share walks.
 // Pure: time is passed in, nothing is sent; a driver (provide-sweep-driver.ts) does the I/O.
 import { keyPosition, keyRegion, type KadKey } from './keyspace.js';
+import { MinHeap } from './min-heap.js';
 
 export interface ProvideSweepOptions {
   /** Every key is announced again about this often (between half and one and a half of it). */
@@ -152,49 +153,27 @@ export class ProvideSweep {
   }
 }
 
-/** A binary min-heap on due time; the due is stored beside the item so a rescheduled item's old place is recognised. */
+/** Entries by due time; the due is stored beside the entry so a rescheduled entry's old place is recognised. */
 class DueQueue<T> {
-  private readonly heap: Array<{ item: T; due: number }> = [];
+  private readonly heap = new MinHeap<{ item: T; due: number }>((a, b) => a.due < b.due);
 
   push(item: T, due: number): void {
-    const h = this.heap;
-    h.push({ item, due });
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (h[p]!.due <= h[i]!.due) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
+    this.heap.push({ item, due });
   }
 
   peekEntry(): { item: T; due: number } | undefined {
-    return this.heap[0];
+    return this.heap.peek();
   }
 
   peek(): T | undefined {
-    return this.heap[0]?.item;
+    return this.heap.peek()?.item;
   }
 
   peekDue(): number | undefined {
-    return this.heap[0]?.due;
+    return this.heap.peek()?.due;
   }
 
   pop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && h[l]!.due < h[m]!.due) m = l;
-      if (r < h.length && h[r]!.due < h[m]!.due) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
+    this.heap.pop();
   }
 }

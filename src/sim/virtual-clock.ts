@@ -2,6 +2,7 @@
 // set), and time jumps from one timer to the next, so an hour of a cluster runs in however long its
 // events take to compute. It is the Clock seam's twin (now, sleep) as well, so policy code that waits
 // on a clock runs on it unchanged.
+import { MinHeap } from '../p2p/index.js';
 
 export interface Timer {
   cancel(): void;
@@ -17,8 +18,8 @@ interface Entry {
 export class VirtualClock {
   private t: number;
   private seq = 0;
-  /** A binary min-heap on (at, seq). */
-  private readonly heap: Entry[] = [];
+  /** Timers by (at, seq). */
+  private readonly heap = new MinHeap<Entry>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq));
   /** Events run so far. */
   fired = 0;
 
@@ -33,7 +34,7 @@ export class VirtualClock {
   /** Runs `fn` `ms` from now (at once, after what is already due now, when ms ≤ 0). */
   after(ms: number, fn: () => void): Timer {
     const entry: Entry = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
-    this.push(entry);
+    this.heap.push(entry);
     return { cancel: () => void (entry.cancelled = true) };
   }
 
@@ -43,8 +44,8 @@ export class VirtualClock {
 
   /** When the next timer is due (Infinity: none). */
   nextAt(): number {
-    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.removeTop();
-    return this.heap[0]?.at ?? Infinity;
+    while (this.heap.peek()?.cancelled) this.heap.pop();
+    return this.heap.peek()?.at ?? Infinity;
   }
 
   /**
@@ -58,7 +59,7 @@ export class VirtualClock {
 
   /** Timers still due (cancelled ones may be counted until they reach the top). */
   get pending(): number {
-    return this.heap.length;
+    return this.heap.size;
   }
 
   /**
@@ -74,7 +75,8 @@ export class VirtualClock {
       if (!next) {
         // Work the microtasks may still schedule (a promise chain that sets a timer) before deciding it is over.
         await turn();
-        if (this.heap.length === 0 || this.heap[0]!.at > until) return;
+        const first = this.heap.peek();
+        if (!first || first.at > until) return;
         continue;
       }
       this.t = next.at;
@@ -85,48 +87,12 @@ export class VirtualClock {
   }
 
   private pop(until: number): Entry | undefined {
-    while (this.heap.length > 0) {
-      const top = this.heap[0]!;
-      if (top.at > until) return undefined;
-      this.removeTop();
+    for (let top = this.heap.peek(); top && top.at <= until; top = this.heap.peek()) {
+      this.heap.pop();
       if (!top.cancelled) return top;
     }
     return undefined;
   }
-
-  private push(e: Entry): void {
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private removeTop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && before(h[l]!, h[m]!)) m = l;
-      if (r < h.length && before(h[r]!, h[m]!)) m = r;
-      if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
-  }
-}
-
-function before(a: Entry, b: Entry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 /** One macrotask turn: every microtask queued so far (and those they queue) runs first. */
