@@ -52,7 +52,10 @@ afterAll(async () => {
 describe('the seed flapping during a rollout', () => {
   it('the rollout completes on every node with bit-identical blobs', { timeout: 180_000 }, async () => {
     const config = jsonBytes({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBlob(8).toString('hex') });
-    const layers = [MB / 2, MB / 2, MB / 4, MB / 4].map((s) => randomBlob(s));
+    // The origin heads the rollout's order and takes its layers one at a time: 6 MiB at the proxy's 4 MiB/s
+    // needs 1.5 s of the seed being up, more than its first up window (1 s), so the rollout cannot end
+    // before the seed has gone down at least once more (with 1.5 MiB it once ended inside that window).
+    const layers = [2 * MB, 2 * MB, MB, MB].map((s) => randomBlob(s));
     const manifest = jsonBytes({ schemaVersion: 2, mediaType: MT.ociManifest, config: descriptor(MT.ociConfig, config), layers: layers.map((l) => descriptor(MT.ociLayer, l)) });
     const up = new RegistryClient(seed.url);
     for (const b of [config, ...layers]) await up.putBlob('flap/app', b);
