@@ -68,7 +68,8 @@ export class StripeTrees {
    * `node` is too slow (or gone) to relay stripe s: each of its children is handed to a different leaf of
    * that tree, so no one takes on more than one more. With `held` (the nodes' reported progress) a leaf
    * that holds more of the stripe than the child comes first (it can feed it at once; a silent
-   * one is never chosen), then the least loaded (children in all trees), then the one holding most (a
+   * one is never chosen), then the least loaded (children in all trees, but demoted ones: their parents
+   * have room), then the one holding most (a
    * slow or dead leaf is behind, so it is passed over). A slow root hands the tree to a leaf, which takes
    * the stripe from the seed. Returns the nodes whose parent changed (they must follow their new parent).
    */
@@ -126,9 +127,13 @@ export class StripeTrees {
     return false;
   }
 
+  /**
+   * Children in all trees that take what this node can send: a demoted one (slow or gone) leaves most of
+   * its share of the node's uplink idle, so the parent of a slow or dead node is the first to adopt.
+   */
   private load(id: string): number {
     let n = 0;
-    for (const kids of this.kids) n += kids.get(id)!.length;
+    for (const kids of this.kids) for (const kid of kids.get(id)!) if (!this.avoided.has(kid)) n++;
     return n;
   }
 

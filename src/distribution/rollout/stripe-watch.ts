@@ -7,7 +7,7 @@
 //   second, not after the stream's idle timeout, and it works on a node's last stripe too, which has no
 //   faster sibling to be compared with.
 // - Slow: the stripe grows at under `slowShare` of the node's best stripe rate (the unfinished stripes'
-//   rates and the rate each finished stripe last arrived at, so a lagging last stripe is still compared
+//   rates and the mean rate each finished stripe arrived at, so a lagging last stripe is still compared
 //   with something), lags the node's furthest stripe, and the parent is the cause: it holds more than it
 //   sent, or it is behind this node on every stripe (its own link is slow). Not judged in the node's
 //   first `graceMs` (streams open at different times) nor within a window of a change of parent.
@@ -56,8 +56,9 @@ export class StripeWatch {
   /** Per stripe: when it last grew (or was given a new parent), and since when its rate counts. */
   private readonly grewAt: number[];
   private readonly judgedFrom: number[];
-  /** Per stripe: its rate over the last window; a finished stripe keeps the one it finished at. */
+  /** Per stripe: its rate over the last window; a finished stripe, the mean it arrived at (the lower). */
   private readonly rates: number[];
+  private readonly done: boolean[];
   private current: StripeView[] = [];
 
   constructor(
@@ -68,6 +69,7 @@ export class StripeWatch {
     this.grewAt = new Array<number>(k).fill(0);
     this.judgedFrom = new Array<number>(k).fill(0);
     this.rates = new Array<number>(k).fill(0);
+    this.done = new Array<boolean>(k).fill(false);
   }
 
   /** What the node holds of each stripe now. Call it every check, before `judge`. */
@@ -88,7 +90,14 @@ export class StripeWatch {
     const first = this.samples[0]!;
     const span = (nowMs - first.at) / 1000;
     mine.forEach((v, i) => {
-      if (span > 0 && v.have < v.size) this.rates[i] = (v.have - first.have[i]!) / span;
+      // A finished stripe counts at the mean rate it arrived at: its last window may have been a burst
+      // (alone on the link at the end), and would make a sibling sharing the link look slow.
+      if (v.have < v.size) {
+        if (span > 0) this.rates[i] = (v.have - first.have[i]!) / span;
+      } else if (!this.done[i]) {
+        this.done[i] = true;
+        this.rates[i] = Math.min(this.rates[i]!, (v.size * 1000) / Math.max(1, nowMs - this.startedAt!));
+      }
     });
     this.current = mine.map((v) => ({ ...v }));
   }
