@@ -86,6 +86,20 @@ describe('StripeTrees', () => {
     expect(new Set(adopters).size).toBe(kids.length);
   });
 
+  it('hands orphans first to the slow node\'s own parents in the other trees: its share of their uplink is idle', () => {
+    const order = nodes(101);
+    const trees = new StripeTrees(order, 4);
+    const load = (id: string) => [0, 1, 2, 3].reduce((n, s) => n + trees.children(s, id).length, 0);
+    const slow = order.find((id) => trees.children(0, id).length === 4 && trees.parent(0, id) !== undefined)!;
+    // Nodes that relay nothing (N − 1 does not divide evenly) have room too.
+    const roomy = [...[1, 2, 3].map((s) => trees.parent(s, slow)!), ...order.filter((id) => load(id) === 0)];
+    const kids = trees.children(0, slow);
+    trees.demote(0, slow);
+    const adopters = kids.map((kid) => trees.parent(0, kid)!);
+    expect(roomy).toContain(adopters[0]);
+    expect(adopters.filter((a) => roomy.includes(a)).length).toBeGreaterThanOrEqual(2);
+  });
+
   it('gives a slow root\'s tree to a leaf that is not behind (a slow leaf would be as slow a root)', () => {
     const order = nodes(21);
     const trees = new StripeTrees(order, 4);

@@ -49,6 +49,15 @@ describe('StripeWatch', () => {
     expect(w.judge(3000, 2, view(180, 180, 185, 180))).toBe('slow');
   });
 
+  it('counts a finished stripe at the mean rate it arrived at, not a last burst alone on the link', () => {
+    const w = new StripeWatch(4);
+    const h = feed(w, [0, 0, 0, 0], [30, 30, 30, 30], 0, 5000);
+    // Stripe 0 ends in a burst (120 MiB/s), the others go on at 30 behind a parent that is a little behind.
+    const end = feed(w, h, [120, 30, 30, 30], 5000, 6000);
+    expect(end[0]).toBe(256);
+    expect(w.judge(6000, 1, view(200, end[1]! - 10, end[2]! - 10, end[3]! - 10))).toBe('ok');
+  });
+
   it('is not slow in the start-up grace, then is', () => {
     const w = new StripeWatch(4, { graceMs: 1500 });
     const h = feed(w, [0, 0, 0, 0], [30, 30, 3, 30], 0, 1000);
