@@ -23,6 +23,12 @@ export type ParentVerdict = 'ok' | 'slow' | 'stalled';
 export interface StripeWatchSettings {
   /** A stripe this far behind the node's furthest (and by its parent's fault) may be slow. */
   lagBytes: number;
+  /**
+   * A parent this far behind the node on its furthest stripe has a slow link. Wider than `lagBytes`: at
+   * 8 MiB, healthy parents whose own parents were slow were demoted too (100 hosts, 5 slow: 58 demotions,
+   * the trees ran out of leaves and the rollout took 11×).
+   */
+  behindBytes: number;
   /** Slow: growing at under this share of the node's best stripe rate. */
   slowShare: number;
   /** Stalled: no byte for this long while the parent holds more. */
@@ -37,6 +43,7 @@ export interface StripeWatchSettings {
 
 export const STRIPE_WATCH_DEFAULTS: StripeWatchSettings = {
   lagBytes: 8 * 1024 * 1024,
+  behindBytes: 32 * 1024 * 1024,
   slowShare: 0.5,
   stallMs: 500,
   stallMarginBytes: 1024 * 1024,
@@ -116,7 +123,7 @@ export class StripeWatch {
     if (nowMs < this.judgedFrom[stripe]! || !this.lags(stripe)) return 'ok';
     if (this.rates[stripe]! >= this.s.slowShare * Math.max(...this.rates)) return 'ok';
     if (parent === undefined || parent[stripe]!.have - mine.have > this.s.lagBytes) return 'slow';
-    return (furthest(this.current) - furthest(parent)) * mine.size > this.s.lagBytes ? 'slow' : 'ok';
+    return (furthest(this.current) - furthest(parent)) * mine.size > this.s.behindBytes ? 'slow' : 'ok';
   }
 
   private stalled(nowMs: number, stripe: number, parent: readonly StripeView[] | undefined): boolean {
