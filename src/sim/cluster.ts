@@ -56,6 +56,8 @@ export interface Transfer extends FairFlow {
 export class Cluster {
   readonly hosts: number;
   readonly alive: boolean[];
+  /** Virtual ms each host crashed at (undefined: alive). */
+  readonly crashedAt: Array<number | undefined>;
   readonly uploaded: Float64Array;
   readonly cpuUsed: Float64Array;
   /** Steps run. */
@@ -77,6 +79,7 @@ export class Cluster {
     const H = (this.hosts = links.length);
     const S = streamSizes.length;
     this.alive = links.map(() => true);
+    this.crashedAt = links.map(() => undefined);
     this.uploaded = new Float64Array(H);
     this.cpuUsed = new Float64Array(H);
     this.received = new Float64Array(H * S);
@@ -133,6 +136,7 @@ export class Cluster {
   /** The host stops: what it sends stalls until its receivers notice; what it receives ends. */
   crash(host: number): void {
     this.alive[host] = false;
+    this.crashedAt[host] = this.clock.now();
     for (const t of this.flows) {
       if (t.dst === host) this.close(t);
       else if (t.src === host) this.clock.after(this.s.crashDetectMs, () => this.breakOff(t));

@@ -1,25 +1,27 @@
 // The stripe-trees prototype (distribution/rollout/stripe-trees.ts) as simulated nodes run it. Real code:
-// the trees (StripeTrees: who follows whom per stripe, demotions) and the judgement of a slow parent
-// (StripeTrees.parentIsSlow), and the blob lanes (blobLanes). Simulated: the streams, the progress a node
-// learns of its parent (read straight from the cluster, or "no answer" when it is dead), and one shared
-// StripeTrees standing for the origin that would keep the trees and tell the nodes a change affects.
-import { blobLanes, StripeTrees, type StripeView } from '../distribution/index.js';
+// the trees (StripeTrees: who follows whom per stripe, demotions and whom orphans go to), the judgement of
+// a parent (StripeWatch: stalled or slow), and the blob lanes' split of small blobs (blobLanes).
+// Simulated: the streams; the progress reports a node gets from its parent (read straight from the
+// cluster; a crashed host's last report stands for `SILENT_MS`, then it counts as silent); and one shared
+// StripeTrees standing for the origin that would keep the trees, hear every node's progress and tell the
+// nodes a change affects.
+import { blobLanes, StripeTrees, StripeWatch, type HeldShare, type StripeView } from '../distribution/index.js';
 import type { Transfer } from './cluster.js';
 import type { SimBlob } from './image.js';
 import type { RunContext, SimNode } from './run-context.js';
 
-/** How often a node compares its stripes. */
+/** How often a node compares its stripes (and a parent would report its progress). */
 const CHECK_MS = 100;
-/**
- * A stripe this far behind the node's best (and by the parent's fault) gets its parent demoted: about half
- * a second of a stripe at 1 Gbit/s over 4 stripes (4 MiB demoted healthy parents for the unevenness of
- * fair sharing on full uplinks).
- */
-const LAG_BYTES = 16 * 1024 * 1024;
+/** Reports missed this long make a node silent: a few report intervals. */
+const SILENT_MS = 3 * CHECK_MS;
 
 export class StripeSetup {
   readonly trees: StripeTrees;
   readonly nodes = new Map<number, StripeNode>();
+  /** The large blobs, which go down the trees stripe by stripe; the small ones go whole beside them. */
+  readonly large: readonly SimBlob[];
+  readonly small: readonly SimBlob[];
+  private readonly laneSizes: number[];
 
   constructor(
     readonly ctx: RunContext,
@@ -27,6 +29,10 @@ export class StripeSetup {
     readonly k: number,
   ) {
     this.trees = new StripeTrees(order, k);
+    const lanes = blobLanes(ctx.image.blobs, true, 6, 1);
+    this.large = lanes.large;
+    this.small = lanes.small;
+    this.laneSizes = Array.from({ length: k }, (_, s) => this.large.reduce((n, b) => n + ctx.cluster.streamSizes[b.streams[s]!]!, 0));
   }
 
   /** Tells the nodes whose parent changed in `stripe` (a round trip later, as the keeper's word would come). */
@@ -38,27 +44,46 @@ export class StripeSetup {
     }
   }
 
-  /** The stripes' progress of `host` in `blob`, as it would answer; undefined when it is dead. */
-  progress(host: number, blob: SimBlob): StripeView[] | undefined {
-    if (!this.ctx.cluster.alive[host]) return undefined;
+  /** Demotes `parent` in `stripe` and re-points the nodes that moved; false when no one moved. */
+  demote(stripe: number, parent: string, alsoMe?: string): boolean {
+    const moved = this.trees.demote(stripe, parent, this.held(stripe));
+    if (moved.length === 0 && alsoMe === undefined) return false;
+    this.repoint(stripe, alsoMe === undefined ? moved : [alsoMe, ...moved]);
+    return moved.length > 0;
+  }
+
+  /** What `host` last reported holding of each stripe (all blobs); undefined once it has been silent SILENT_MS. */
+  progress(host: number): StripeView[] | undefined {
     const c = this.ctx.cluster;
-    return blob.streams.map((s) => ({ have: c.has(host, s), size: c.streamSizes[s]!, rate: 0 }));
+    const died = c.crashedAt[host];
+    if (died !== undefined && c.clock.now() - died >= SILENT_MS) return undefined;
+    return this.laneSizes.map((size, s) => ({ have: this.large.reduce((n, b) => n + c.has(host, b.streams[s]!), 0), size }));
+  }
+
+  /** The keeper's view of who holds how much of a stripe, from the reports. */
+  private held(stripe: number): HeldShare {
+    return (id) => {
+      const p = this.progress(this.ctx.hostOf(id));
+      return p && p[stripe]!.have / p[stripe]!.size;
+    };
   }
 }
 
 export class StripeNode implements SimNode {
-  private current: SimBlob | undefined;
-  private readonly open = new Map<number, Transfer>();
+  /** Per stripe: the place in `large` of the blob it takes now, and its open stream. */
+  private readonly at: number[];
+  private readonly open: Array<Transfer | undefined>;
   private lanesLeft = 0;
-  /** What each stripe of the current blob held at the last check, for its rate. */
-  private lastHave: number[] = [];
-  private onBlobDone: (() => void) | undefined;
+  private readonly watch: StripeWatch;
 
   constructor(
     private readonly setup: StripeSetup,
     private readonly host: number,
   ) {
     setup.nodes.set(host, this);
+    this.at = new Array<number>(setup.k).fill(0);
+    this.open = new Array<Transfer | undefined>(setup.k).fill(undefined);
+    this.watch = new StripeWatch(setup.k);
   }
 
   private get ctx(): RunContext {
@@ -70,12 +95,11 @@ export class StripeNode implements SimNode {
   }
 
   start(): void {
-    const lanes = blobLanes(this.ctx.image.blobs, true, 6, 1);
-    const large = [...lanes.large];
-    this.lanesLeft = lanes.largeWorkers + (lanes.small.length > 0 ? 1 : 0);
-    for (let w = 0; w < lanes.largeWorkers; w++) this.nextLarge(large);
+    // Each stripe its own lane through the large blobs, so one held back holds back no other.
+    this.lanesLeft = this.setup.k + (this.setup.small.length > 0 ? 1 : 0);
+    for (let s = 0; s < this.setup.k; s++) this.follow(s);
     // Small blobs beside: whole, from the seed's tree 0 parent like stripe 0.
-    if (lanes.small.length > 0) this.small([...lanes.small]);
+    if (this.setup.small.length > 0) this.small([...this.setup.small]);
     this.check();
   }
 
@@ -88,59 +112,47 @@ export class StripeNode implements SimNode {
     t.onBroken = () => this.small([blob, ...queue]);
   }
 
-  private nextLarge(queue: SimBlob[]): void {
-    if (!this.ctx.cluster.alive[this.host]) return;
-    const blob = queue.shift();
-    this.current = blob;
-    this.lastHave = [];
-    if (!blob) return this.laneDone();
-    this.onBlobDone = () => this.nextLarge(queue);
-    for (let s = 0; s < blob.streams.length; s++) this.follow(s);
-  }
-
   private laneDone(): void {
     if (--this.lanesLeft === 0) this.ctx.finished(this.host);
   }
 
-  /** (Re)opens stripe s of the current blob from the tree's parent, from what this node holds. */
+  /** (Re)opens stripe s of its current blob from the tree's parent, from what this node holds. */
   follow(stripe: number): void {
-    const blob = this.current;
-    if (!blob || !this.ctx.cluster.alive[this.host]) return;
+    if (!this.ctx.cluster.alive[this.host]) return;
+    const blob = this.setup.large[this.at[stripe]!];
+    if (!blob) return;
     const stream = blob.streams[stripe]!;
-    if (this.ctx.cluster.complete(this.host, stream)) return;
     const parentId = this.setup.trees.parent(stripe, this.id);
     const src = parentId === undefined ? 0 : this.ctx.hostOf(parentId);
-    const old = this.open.get(stripe);
+    const old = this.open[stripe];
     if (old && !old.closed && old.src === src) return;
     if (old) this.ctx.cluster.close(old);
+    if (old && old.src !== src) this.watch.followed(stripe, this.ctx.now);
     const t = this.ctx.cluster.open(src, this.host, stream);
-    this.open.set(stripe, t);
-    t.onDone = () => this.stripeDone(blob);
-    t.onBroken = () => this.setup.repoint(stripe, [this.id, ...this.setup.trees.demote(stripe, parentId!)]);
+    this.open[stripe] = t;
+    t.onDone = () => this.stripeDone(stripe);
+    // The stream's idle timeout (or a reset) found the parent dead: demote it, and follow whoever is next.
+    t.onBroken = () => void this.setup.demote(stripe, parentId!, this.id);
   }
 
-  private stripeDone(blob: SimBlob): void {
-    if (blob !== this.current || !this.ctx.holds(this.host, blob)) return;
-    this.open.clear();
-    this.onBlobDone?.();
+  private stripeDone(stripe: number): void {
+    this.open[stripe] = undefined;
+    this.at[stripe]!++;
+    if (this.at[stripe]! < this.setup.large.length) this.follow(stripe);
+    else this.laneDone();
   }
 
-  /** Every CHECK_MS: a stripe lagging by its parent's fault has the parent demoted. */
+  /** Every CHECK_MS: a stripe stalled or slow by its parent's fault has the parent demoted. */
   private check(): void {
-    const blob = this.current;
-    if (!blob || !this.ctx.cluster.alive[this.host]) return;
-    const mine = this.setup.progress(this.host, blob)!;
-    mine.forEach((v, s) => (v.rate = ((v.have - (this.lastHave[s] ?? v.have)) * 1000) / CHECK_MS));
-    this.lastHave = mine.map((v) => v.have);
-    for (let s = 0; s < blob.streams.length; s++) {
+    if (!this.ctx.cluster.alive[this.host] || this.at.every((b) => b >= this.setup.large.length)) return;
+    const now = this.ctx.now;
+    this.watch.observe(now, this.setup.progress(this.host)!);
+    for (let s = 0; s < this.setup.k; s++) {
       const parentId = this.setup.trees.parent(s, this.id);
       if (parentId === undefined) continue;
-      const theirs = this.setup.progress(this.ctx.hostOf(parentId), blob);
-      if (!StripeTrees.parentIsSlow(mine, s, theirs, LAG_BYTES)) continue;
-      const moved = this.setup.trees.demote(s, parentId);
-      if (moved.length === 0) continue;
-      this.ctx.demotions++;
-      this.setup.repoint(s, moved);
+      const verdict = this.watch.judge(now, s, this.setup.progress(this.ctx.hostOf(parentId)));
+      if (verdict === 'ok') continue;
+      if (this.setup.demote(s, parentId)) this.ctx.demotions++;
     }
     this.ctx.cluster.clock.after(CHECK_MS, () => this.check());
   }

@@ -4,7 +4,8 @@
 // RolloutNetwork seam the node provides.
 
 export { blobLanes, SMALL_BLOB_BYTES, type BlobLanes } from './blob-lanes.js';
-export { StripeTrees, type StripeView } from './stripe-trees.js';
+export { StripeTrees, type HeldShare } from './stripe-trees.js';
+export { STRIPE_WATCH_DEFAULTS, StripeWatch, type ParentVerdict, type StripeView, type StripeWatchSettings } from './stripe-watch.js';
 export { Rollouts, type RolloutJournal, type RolloutNetwork } from './rollout.js';
 export { type NodeProgress, type RolloutSpec, type RolloutView } from './view.js';
 export { progressFrom, specFrom } from './wire.js';

@@ -6,21 +6,18 @@
 // a line), the seed sends each stripe once, and the depth is log_k N instead of N: a slow or dead node
 // holds back its own subtree in one stripe, not every node behind it.
 //
-// A node whose stripe lags its others by its parent's fault (the parent holds the bytes and sends them
-// slowly, or it is behind on every stripe: a slow link, or silent: dead) has its parent demoted: the
-// parent's children are handed one each to the least loaded leaves of that tree, so only they change whom
-// they follow and no node takes on more than one child more per tree. Pure: no I/O.
+// A node takes each stripe through the blobs one after another, apart from its other stripes, so a stripe
+// held back in one tree never holds back what the node relays in another. A node whose parent fails it in
+// a stripe (stalled or slow: stripe-watch.ts judges) has the parent demoted: the parent's children are
+// handed one each to leaves of that tree that already hold as much of the stripe (from the nodes' progress
+// reports), so only they change whom they follow and no node takes on more than one child more per tree.
+// Pure: no I/O, no clock.
 
-export interface StripeView {
-  /** Bytes of the stripe held. */
-  have: number;
-  size: number;
-  /** Bytes per second it grew by lately. */
-  rate: number;
-}
-
-/** A stripe growing at less than this share of the node's fastest stripe counts as held back. */
-const SLOW_SHARE = 0.5;
+/**
+ * What the trees' keeper knows of how far each node is in a stripe, from the nodes' progress reports: the
+ * share of the stripe held, or undefined for a node whose reports stopped (gone, or not heard from).
+ */
+export type HeldShare = (id: string) => number | undefined;
 
 export class StripeTrees {
   /** Per stripe: each node's parent (undefined: the seed) and children. */
@@ -69,25 +66,30 @@ export class StripeTrees {
 
   /**
    * `node` is too slow (or gone) to relay stripe s: each of its children is handed to a different leaf of
-   * that tree, the least loaded (children in all trees) first, so no one takes on more than one more; a
-   * slow root hands the tree to a leaf, which takes the stripe from the seed. Returns the nodes whose
-   * parent changed (they must follow their new parent).
+   * that tree, so no one takes on more than one more. With `held` (the nodes' reported progress) a leaf
+   * that holds more of the stripe than the child comes first (it can feed it at once; a silent
+   * one is never chosen), then the least loaded (children in all trees, but demoted ones: their parents
+   * have room), then the one holding most (a
+   * slow or dead leaf is behind, so it is passed over). A slow root hands the tree to a leaf, which takes
+   * the stripe from the seed. Returns the nodes whose parent changed (they must follow their new parent).
    */
-  demote(stripe: number, node: string): string[] {
+  demote(stripe: number, node: string, held?: HeldShare): string[] {
     this.avoided.add(node);
     const parents = this.tree(stripe);
     const kids = this.kids[stripe]!;
     const moved: string[] = [];
     if (parents.get(node) === undefined) {
       // Any leaf may take the root's place: it leaves its own parent, so no circle can close.
-      const root = this.spare(stripe, node, false);
+      const root = this.spare(stripe, node, held, false);
       if (root === undefined) return [];
       this.move(stripe, root, undefined);
       this.move(stripe, node, root);
       moved.push(root, node);
     }
     for (const child of [...kids.get(node)!]) {
-      const to = this.spare(stripe, child);
+      // No leaf outside the child's subtree (the ones before it went below it): the node's own parent,
+      // above the child so no circle, takes it (left under a slow node, 100 hosts with a slow root took 11×).
+      const to = this.spare(stripe, child, held) ?? parents.get(node);
       if (to === undefined) break;
       this.move(stripe, child, to);
       moved.push(child);
@@ -96,38 +98,26 @@ export class StripeTrees {
   }
 
   /** A node gone for good: its children in every tree handed on. Returns, by stripe, the nodes to re-point. */
-  remove(node: string): string[][] {
-    return this.parents.map((_, s) => this.demote(s, node));
+  remove(node: string, held?: (stripe: number) => HeldShare): string[][] {
+    return this.parents.map((_, s) => this.demote(s, node, held?.(s)));
   }
 
   /**
-   * Whether a node should have its parent in stripe s demoted: its stripe s lags its furthest stripe by
-   * more than `lagBytes` and grows at under half the rate of its fastest, and the parent is the cause: it
-   * holds more of the stripe than it sent (its sending is slow), or it is behind this node on every stripe
-   * by twice as much (its link is slow), or it did not answer (`parent` undefined: dead or stuck). A parent
-   * short of the stripe itself, fine otherwise, is not: its own parent is the cause, and is judged by it.
+   * The best leaf of the tree to adopt `child` (see demote), outside the child's subtree: a leaf below the
+   * node it is to adopt would close a circle, and neither would get a byte. `outside` false: a new root,
+   * which takes the stripe from the seed, so what it holds matters only as a sign of a healthy link.
    */
-  static parentIsSlow(mine: readonly StripeView[], stripe: number, parent: readonly StripeView[] | undefined, lagBytes: number): boolean {
-    if (!lags(mine, stripe, lagBytes)) return false;
-    if (mine[stripe]!.rate >= SLOW_SHARE * Math.max(...mine.map((x) => x.rate))) return false;
-    if (parent === undefined) return true;
-    const size = mine[stripe]!.size;
-    if (parent[stripe]!.have - mine[stripe]!.have > lagBytes) return true;
-    return (furthest(mine) - furthest(parent)) * size > 2 * lagBytes;
-  }
-
-  /**
-   * The leaf of the tree with the fewest children in all trees (first in the order on a tie), outside
-   * `not`'s subtree: a leaf below the node it is to adopt would close a circle, and neither would get a byte.
-   */
-  private spare(stripe: number, not: string, outside = true): string | undefined {
+  private spare(stripe: number, child: string, held: HeldShare | undefined, outside = true): string | undefined {
     const kids = this.kids[stripe]!;
+    const need = outside ? (held?.(child) ?? 0) : 0;
     let best: string | undefined;
-    let bestLoad = Infinity;
+    let bestKey: number[] = [];
     for (const id of this.order) {
-      if (id === not || this.avoided.has(id) || kids.get(id)!.length > 0 || (outside && this.below(stripe, id, not))) continue;
-      const load = this.load(id);
-      if (load < bestLoad) [best, bestLoad] = [id, load];
+      if (id === child || this.avoided.has(id) || kids.get(id)!.length > 0 || (outside && this.below(stripe, id, child))) continue;
+      const h = held ? held(id) : 0;
+      if (h === undefined) continue;
+      const key = [h > need ? 0 : 1, this.load(id), -h];
+      if (best === undefined || before(key, bestKey)) [best, bestKey] = [id, key];
     }
     return best;
   }
@@ -139,9 +129,13 @@ export class StripeTrees {
     return false;
   }
 
+  /**
+   * Children in all trees that take what this node can send: a demoted one (slow or gone) leaves most of
+   * its share of the node's uplink idle, so the parent of a slow or dead node is the first to adopt.
+   */
   private load(id: string): number {
     let n = 0;
-    for (const kids of this.kids) n += kids.get(id)!.length;
+    for (const kids of this.kids) for (const kid of kids.get(id)!) if (!this.avoided.has(kid)) n++;
     return n;
   }
 
@@ -161,14 +155,8 @@ export class StripeTrees {
   }
 }
 
-/** Stripe s is unfinished and behind the node's furthest stripe (as a share of the stripe) by more than `lagBytes`. */
-function lags(v: readonly StripeView[], s: number, lagBytes: number): boolean {
-  const mine = v[s]!;
-  if (mine.have >= mine.size) return false;
-  return (furthest(v) - mine.have / mine.size) * mine.size > lagBytes;
-}
-
-/** The share held of the furthest stripe. */
-function furthest(v: readonly StripeView[]): number {
-  return Math.max(...v.map((x) => x.have / x.size));
+/** Whether key a sorts before key b (the first place they differ decides). */
+function before(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  return false;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StripeTrees, type StripeView } from '../../../../src/distribution/index.js';
+import { StripeTrees } from '../../../../src/distribution/index.js';
 
 const nodes = (n: number) => Array.from({ length: n }, (_, i) => `n${i}`);
 
@@ -69,27 +69,43 @@ describe('StripeTrees', () => {
     for (let s = 0; s < 4; s++) expect(trees.children(s, dead)).toEqual([]);
   });
 
-  describe('parentIsSlow', () => {
-    const MiB = 1024 * 1024;
-    const v = (...mib: number[]): StripeView[] => mib.map((m) => ({ have: m * MiB, size: 64 * MiB, rate: m === 10 ? 1 : 100 }));
-    it('is the parent that holds the stripe and sends it slowly', () => {
-      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(40, 40, 30, 40), 8 * MiB)).toBe(true);
-    });
-    it('is the parent behind on every stripe (its link is slow)', () => {
-      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(11, 12, 11, 12), 8 * MiB)).toBe(true);
-    });
-    it('is a parent that does not answer', () => {
-      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, undefined, 8 * MiB)).toBe(true);
-    });
-    it('is not a parent short of the stripe itself but fine otherwise (its own parent is the cause)', () => {
-      expect(StripeTrees.parentIsSlow(v(40, 40, 10, 40), 2, v(42, 41, 10, 40), 8 * MiB)).toBe(false);
-    });
-    it('is not when the stripe still grows at half the rate of the fastest or more (a busy parent, not a slow one)', () => {
-      const mine = v(40, 40, 10, 40).map((x, i) => ({ ...x, rate: i === 2 ? 60 : 100 }));
-      expect(StripeTrees.parentIsSlow(mine, 2, undefined, 8 * MiB)).toBe(false);
-    });
-    it('is not when the stripes keep together', () => {
-      expect(StripeTrees.parentIsSlow(v(40, 38, 36, 40), 2, undefined, 8 * MiB)).toBe(false);
-    });
+  it('hands orphans to leaves that hold more of the stripe, passing over silent and lagging ones', () => {
+    const order = nodes(21);
+    const trees = new StripeTrees(order, 4);
+    const interior = order.find((id) => trees.children(0, id).length > 0 && trees.parent(0, id) !== undefined)!;
+    const kids = trees.children(0, interior);
+    // Leaves of tree 0 ahead of the orphans (0.5): two; one silent (gone); the rest behind (0.1).
+    const leaves = order.filter((id) => trees.children(0, id).length === 0 && !kids.includes(id));
+    const [ahead1, ahead2, silent] = leaves;
+    const held = (id: string) => (id === silent ? undefined : id === ahead1 || id === ahead2 ? 0.9 : kids.includes(id) ? 0.5 : 0.1);
+    trees.demote(0, interior, held);
+    const adopters = kids.map((kid) => trees.parent(0, kid)!);
+    expect(adopters.slice(0, 2).sort()).toEqual([ahead1, ahead2].sort());
+    expect(adopters).not.toContain(silent);
+    // No more leaves ahead: the rest go to the least loaded, most advanced of the others, still one each.
+    expect(new Set(adopters).size).toBe(kids.length);
+  });
+
+  it('hands orphans first to the slow node\'s own parents in the other trees: its share of their uplink is idle', () => {
+    const order = nodes(101);
+    const trees = new StripeTrees(order, 4);
+    const load = (id: string) => [0, 1, 2, 3].reduce((n, s) => n + trees.children(s, id).length, 0);
+    const slow = order.find((id) => trees.children(0, id).length === 4 && trees.parent(0, id) !== undefined)!;
+    // Nodes that relay nothing (N − 1 does not divide evenly) have room too.
+    const roomy = [...[1, 2, 3].map((s) => trees.parent(s, slow)!), ...order.filter((id) => load(id) === 0)];
+    const kids = trees.children(0, slow);
+    trees.demote(0, slow);
+    const adopters = kids.map((kid) => trees.parent(0, kid)!);
+    expect(roomy).toContain(adopters[0]);
+    expect(adopters.filter((a) => roomy.includes(a)).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('gives a slow root\'s tree to a leaf that is not behind (a slow leaf would be as slow a root)', () => {
+    const order = nodes(21);
+    const trees = new StripeTrees(order, 4);
+    const root = order.find((id) => trees.parent(1, id) === undefined)!;
+    const healthy = order.filter((id) => trees.children(1, id).length === 0).at(-1)!;
+    trees.demote(1, root, (id) => (id === healthy ? 0.4 : 0.05));
+    expect(trees.parent(1, healthy)).toBeUndefined();
   });
 });
