@@ -22,13 +22,13 @@
 // predecessor from the order alone. A predecessor that fails (dead, never answers, bad bytes) is passed
 // over for the one before it; with none left the node fetches for itself. A node not in the order (joined
 // late) follows one node of it; blobs outside any rollout use the claims above.
-import { createHash } from 'node:crypto';
 import type { Libp2p, PeerId } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { parseDigest, type Digest } from '../oci/index.js';
 import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking } from './json-rpc.js';
 import type { Provider } from './content-router.js';
+import { compareDistance, kadKeyOf, type KadKey } from './keyspace.js';
 import { multiaddrsField, objectField, peerIdField, stringsField } from './peer-fields.js';
 
 export const CLAIM_PROTOCOL = '/layerd/claim/1.0.0';
@@ -142,7 +142,7 @@ export class RolloutOrders {
 
 /** Where in an order of `length` nodes one not in it follows: a place fixed by its id, so spread over the line. */
 function joinedAt(self: string, length: number): number {
-  return keyOf(self).readUInt32BE(0) % length;
+  return Buffer.from(keyOf(self)).readUInt32BE(0) % length;
 }
 
 export type ClaimQuestion = { kind: 'release'; digest: Digest } | { kind: 'claim'; digest: Digest; failed: string[] };
@@ -176,18 +176,18 @@ export function parseReleaseAnswer(reply: unknown): void {
   if (objectField(reply, 'release answer').ok !== true) throw new FrameError('release answer: want {"ok":true}');
 }
 
-function keyOf(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+/** SHA-256 of the text's UTF-8 bytes: a digest's or a peer id's place in the claims' keyspace. */
+function keyOf(text: string): KadKey {
+  return kadKeyOf(Buffer.from(text));
 }
 
 /** Of `candidates`, the one whose hashed id is closest (XOR) to the hashed digest. */
 export function coordinatorOf(digest: Digest, candidates: readonly string[]): string | undefined {
   const target = keyOf(digest);
-  let best: { id: string; key: Buffer } | undefined;
+  let best: { id: string; key: KadKey } | undefined;
   for (const id of candidates) {
     const key = keyOf(id);
-    for (let i = 0; i < key.length; i++) key[i] = key[i]! ^ target[i]!;
-    if (!best || Buffer.compare(key, best.key) < 0) best = { id, key };
+    if (!best || compareDistance(target, key, best.key) < 0) best = { id, key };
   }
   return best?.id;
 }

@@ -158,7 +158,7 @@ export class Rollouts {
     if (this.specs.has(spec.id)) return false;
     this.specs.set(spec.id, spec);
     // From the moment it is accepted (not once the journal is written): a follower that made sure this node
-    // knows the rollout (handOn) then finds its questions held for this node's download, not answered not-found.
+    // knows the rollout (handBack) then finds its questions held for this node's download, not answered not-found.
     this.pending.set(spec.id, 'manifests');
     this.trim();
     // Kept on disk before anything else, so a node that has reported the rollout running resumes it if
