@@ -6,7 +6,7 @@
 // The layerd command. A failure ends as one line on stderr: exit code 2 for what the user can fix on the
 // command line (flags, config, an image reference), 1 for what failed at run time.
 import './polyfill.js';
-import { gc, keygen, ls, parseFlags, pullCommand, rollout, RuntimeError, status, UsageError, type Command } from './cli/index.js';
+import { configure, gc, keygen, ls, parseFlags, pullCommand, rollout, RuntimeError, status, UsageError, type Command } from './cli/index.js';
 import { ConfigError, envName, flagSpecs, loadConfig, optionsHelp } from './node/index.js';
 import { VERSION } from './version.js';
 
@@ -20,6 +20,7 @@ Usage:
   layerd gc                reclaim a node's unreferenced content
   layerd rollout IMAGE     have every node of the cluster pre-fetch an image
   layerd keygen [--out F]  create a swarm key for a private peer network (serve --psk-file)
+  layerd configure RUNTIME point docker, containerd or podman at the local node as its mirror
   layerd --version         print the version
   layerd help              this text
 
@@ -70,6 +71,7 @@ const COMMANDS: Record<string, Command> = {
   gc,
   rollout,
   keygen,
+  configure,
 };
 
 async function main(argv: string[]): Promise<void> {

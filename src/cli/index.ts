@@ -4,4 +4,5 @@
 
 export { RuntimeError, UsageError, parseFlags, type Command } from './command.js';
 export { gc, ls, pullCommand, rollout, status } from './commands.js';
+export { configure } from './configure-command.js';
 export { keygen } from './keygen.js';
