@@ -91,7 +91,7 @@ const sameUrl = (a: string, b: string) => a.replace(/\/+$/, '') === b.replace(/\
 /** daemon.json with the node's URL first in registry-mirrors; unchanged when it is already listed. */
 export function configureDocker(text: string | undefined, node: string): string {
   if (text === undefined || text.trim() === '') return `{\n  "${KEY}": [${JSON.stringify(node)}]\n}\n`;
-  const { open, close, members } = readDaemonJson(text);
+  const { open, members } = readDaemonJson(text);
   const mirrors = members.find((m) => m.key === KEY);
   const url = JSON.stringify(node);
   if (mirrors) {
@@ -102,7 +102,7 @@ export function configureDocker(text: string | undefined, node: string): string 
   }
   const member = `"${KEY}": [${url}]`;
   const last = members[members.length - 1];
-  if (!last) return `${text.slice(0, open + 1)}${member}${text.slice(close)}`;
+  if (!last) return `${text.slice(0, open + 1)}${member}${text.slice(open + 1)}`;
   // Indented like the first member: the whitespace between `{` and it.
   const indent = text.slice(open + 1, members[0]!.keySpan.start);
   return `${text.slice(0, last.value.end)},${indent}${member}${text.slice(last.value.end)}`;
