@@ -8,14 +8,15 @@
 // none from the client, and a second pull by a client with an empty cache costs the seed no blob GET.
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobGets, parseAccessLog, type AccessLogEntry } from '../helpers/access-log.js';
-import { emptyRegistriesConf, privatePodman, requireTool, runTool, startContainerd } from '../helpers/clients.js';
+import { emptyRegistriesConf, privatePodman, runTool, startContainerd } from '../helpers/clients.js';
 import { startDockerd } from '../helpers/dockerd.js';
+import { layerdNode, pushLayout, seedWithImage as seedWith, showLogOnFailure, useCleanups, type RunIn } from '../helpers/mirror-e2e.js';
 import { createNetns, startDistributionIn } from '../helpers/netns.js';
-import { NodeSet, type NodeSpec } from '../helpers/nodes.js';
+import { type NodeSpec } from '../helpers/nodes.js';
 import { buildTestLayout, reachableDigests, type TestLayout } from '../helpers/oci-image.js';
-import { freePort, removeDir, startDistribution, tempDir } from '../helpers/processes.js';
+import { freePort, removeDir, tempDir } from '../helpers/processes.js';
 
 const TEST_TIMEOUT = 90_000;
 /** What layerd sends upstream; the clients send their own: containerd/1.6.20~ds1, containers/5.23.1 (podman), docker/20.10.24… */
@@ -35,23 +36,7 @@ afterAll(async () => {
   if (work) await removeDir(work);
 });
 
-// Each test registers how to undo what it started, as it starts it; they run last-first even when the test
-// failed half-way, so a namespace is deleted only after everything in it has been stopped.
-const cleanups: Array<() => Promise<unknown>> = [];
-const onCleanup = (fn: () => Promise<unknown>) => cleanups.push(fn);
-afterEach(async () => {
-  const errors: unknown[] = [];
-  while (cleanups.length > 0) await cleanups.pop()!().catch((err: unknown) => errors.push(err));
-  if (errors.length > 0) throw new Error(`cleanup failed: ${errors.map(String).join('\n')}`);
-});
-
-/** When the test fails, prints the end of a process's log: the node's and the seed's say what went wrong. */
-function showLogOnFailure(name: string, output: () => string): void {
-  onTestFailed(() => {
-    const lines = output().trimEnd().split('\n');
-    console.error(`--- ${name}: last ${Math.min(lines.length, 60)} of ${lines.length} log lines ---\n${lines.slice(-60).join('\n')}`);
-  });
-}
+const onCleanup = useCleanups();
 
 /** Config and layers: the blobs a client GETs (it GETs the manifest from /manifests/). */
 const imageBlobs = () => [layout.image.config.digest, ...layout.image.layers.map((l) => l.digest)].sort();
@@ -80,39 +65,16 @@ function expectNoSeedBlobGets(seedOutput: string, mark: number): void {
 const accessLines = (output: string) => parseAccessLog(output).length;
 
 /** Pushes the test image (tag v1 of the layout) to `dest` (`host/name:tag`); `runIn` runs skopeo where the seed is reachable. */
-async function pushImage(dest: string, runIn: (cmd: string, args: string[], env: Record<string, string>) => Promise<string> = runTool): Promise<void> {
-  await requireTool('skopeo');
-  // --preserve-digests: skopeo must fail rather than rewrite the manifest, so the digests checked are the layout's.
-  await runIn('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout.dir}:v1`, `docker://${dest}`], {
-    CONTAINERS_REGISTRIES_CONF: registriesConf,
-  });
-}
-
-async function seedWithImage(repoTag: string) {
-  const seed = await startDistribution();
-  onCleanup(() => removeDir(seed.rootDir));
-  onCleanup(() => seed.stop());
-  showLogOnFailure('seed (docker-registry)', seed.output);
-  const host = `127.0.0.1:${seed.port}`;
-  await pushImage(`${host}/${repoTag}`);
-  return { seed, host };
-}
-
-/** A layerd node for this test only: stopped, and its data dir removed, by the test's cleanups. */
-async function layerdNode(spec: NodeSpec) {
-  const nodes = new NodeSet('layerd-mirror-e2e-node-');
-  onCleanup(() => nodes.stopAll('SIGTERM'));
-  const node = await nodes.start('mirror', spec);
-  showLogOnFailure('layerd', node.output);
-  return node;
-}
+const pushImage = (dest: string, runIn: RunIn = runTool) => pushLayout(layout.dir, dest, registriesConf, runIn);
+const seedWithImage = (repoTag: string) => seedWith(onCleanup, layout.dir, registriesConf, repoTag);
+const layerdNodeFor = (spec: NodeSpec) => layerdNode(onCleanup, spec);
 
 describe('real clients pull through a layerd node acting as their mirror of a seed registry', () => {
   it('containerd (hosts.toml mirror, ?ns=): the node fetches each blob from the seed once, a second pull none', { timeout: TEST_TIMEOUT }, async () => {
     const { seed, host: seedHost } = await seedWithImage('test/img:v1');
     // The registry name containerd sends as ?ns= is the image reference's host: the seed's host:port. No
     // --default-registry: the node's default (docker.io) has no upstream, so only ?ns= can route the pull.
-    const node = await layerdNode({ args: ['--upstream', `${seedHost}=${seed.url}`] });
+    const node = await layerdNodeFor({ args: ['--upstream', `${seedHost}=${seed.url}`] });
     const ctd = await startContainerd(join(work, 'containerd'));
     onCleanup(() => ctd.stop());
 
@@ -143,7 +105,7 @@ describe('real clients pull through a layerd node acting as their mirror of a se
   it('podman (registries.conf mirror, no ?ns=): the node fetches each blob from the seed once, a second pull none', { timeout: TEST_TIMEOUT }, async () => {
     const { seed, host: seedHost } = await seedWithImage('test/img:v1');
     // podman names no registry to the mirror, so the node's default registry must be the seed.
-    const node = await layerdNode({ args: ['--default-registry', seedHost, '--upstream', `${seedHost}=${seed.url}`] });
+    const node = await layerdNodeFor({ args: ['--default-registry', seedHost, '--upstream', `${seedHost}=${seed.url}`] });
     const conf = join(work, 'podman-mirror.conf');
     await writeFile(
       conf,
@@ -184,7 +146,7 @@ describe('real clients pull through a layerd node acting as their mirror of a se
     showLogOnFailure('seed (docker-registry)', seed.output);
     await pushImage('127.0.0.1:5000/library/foo:v1', ns.run);
     // The seed stands in for Docker Hub; the default registry is docker.io (layerd's default).
-    const node = await layerdNode({ netns: ns, port: 5100, args: ['--upstream', `docker.io=${seed.url}`] });
+    const node = await layerdNodeFor({ netns: ns, port: 5100, args: ['--upstream', `docker.io=${seed.url}`] });
     const dockerDir = await tempDir('ldk-');
     onCleanup(() => removeDir(dockerDir));
     const dockerd = await startDockerd(ns, dockerDir, { registryMirrors: [node.url] });
