@@ -60,7 +60,9 @@ async function dockerPlan(o: Options): Promise<Plan> {
   return {
     changes: [{ path, before, after, allOurs: true }],
     notes: [
-      'dockerd reads registry-mirrors at start and on reload: run `systemctl reload docker` (or send dockerd SIGHUP) to apply it.',
+      o.undo
+        ? 'restart dockerd to apply it (`systemctl restart docker`): on a reload, dockerd keeps its mirrors when daemon.json no longer names any.'
+        : 'dockerd reads registry-mirrors at start and on reload: run `systemctl reload docker` (or send dockerd SIGHUP) to apply it.',
       ...(o.undo ? [] : ["dockerd mirrors only docker.io images through registry-mirrors, and sends the node no registry name: the node's --default-registry must be docker.io (its default), with a docker.io seed (--upstream docker.io)."]),
     ],
   };

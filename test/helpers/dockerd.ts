@@ -6,6 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireTool, runTool } from './clients.js';
 import { waitForExit, type NetNamespace } from './netns.js';
+import { until } from './processes.js';
 
 /** The docker.io package's client: another `docker` may come first on PATH (/usr/local/bin). */
 export const DOCKER_CLI = '/usr/bin/docker';
@@ -15,7 +16,13 @@ export interface Dockerd {
   socket: string;
   /** overlay2, or vfs where overlay2 cannot work. */
   storageDriver: string;
+  /** Its daemon.json. */
+  config: string;
   docker(...args: string[]): Promise<string>;
+  /** Sends SIGHUP (what `systemctl reload docker` does) and waits until dockerd reports these registry mirrors. */
+  reload(mirrors: string[]): Promise<void>;
+  /** Stops it and starts a new dockerd on the same dir, storage driver and daemon.json (as it is now). */
+  restart(): Promise<Dockerd>;
   output(): string;
   /** SIGTERM, waits for the PID to exit (SIGKILL after 20 s), then unmounts whatever it left under its dir. */
   stop(): Promise<void>;
@@ -42,10 +49,10 @@ export async function unmountUnder(dir: string): Promise<void> {
   if (left.length > 0) throw new Error(`still mounted under ${dir}: ${left.join(', ')}`);
 }
 
-async function startWithDriver(ns: NetNamespace, dir: string, driver: string, registryMirrors: string[]): Promise<Dockerd> {
+async function startWithDriver(ns: NetNamespace, dir: string, driver: string, registryMirrors: string[] | undefined, keepConfig = false): Promise<Dockerd> {
   const socket = join(dir, 'docker.sock');
   const config = join(dir, 'daemon.json');
-  await writeFile(
+  if (!keepConfig) await writeFile(
     config,
     JSON.stringify(
       {
@@ -59,7 +66,7 @@ async function startWithDriver(ns: NetNamespace, dir: string, driver: string, re
         'ip-forward': false,
         'ip-masq': false,
         bridge: 'none',
-        'registry-mirrors': registryMirrors,
+        ...(registryMirrors ? { 'registry-mirrors': registryMirrors } : {}),
       },
       null,
       2,
@@ -105,14 +112,25 @@ async function startWithDriver(ns: NetNamespace, dir: string, driver: string, re
     }
   }
   const storageDriver = (await docker('info', '--format', '{{.Driver}}')).trim();
-  return { pid: child.pid!, socket, storageDriver, docker, output: () => out, stop };
+  const reload = async (mirrors: string[]) => {
+    child.kill('SIGHUP');
+    // dockerd lists each mirror with a trailing slash.
+    const want = JSON.stringify(mirrors.map((m) => m.replace(/\/*$/, '/')));
+    await until(`dockerd to reload with registry mirrors ${want}`, async () => ((await docker('info', '--format', '{{json .RegistryConfig.Mirrors}}')).trim() === want ? true : undefined), 20_000);
+  };
+  const restart = async () => {
+    await stop();
+    return startWithDriver(ns, dir, storageDriver, undefined, true);
+  };
+  return { pid: child.pid!, socket, config, storageDriver, docker, reload, restart, output: () => out, stop };
 }
 
 /**
  * Starts dockerd in `ns` with its state under `dir`: overlay2 first, vfs if overlay2 cannot start here
  * (e.g. a data root on a filesystem overlay does not stack on). Throws with dockerd's output if neither does.
+ * Without `registryMirrors` its daemon.json has no "registry-mirrors" at all.
  */
-export async function startDockerd(ns: NetNamespace, dir: string, opts: { registryMirrors: string[] }): Promise<Dockerd> {
+export async function startDockerd(ns: NetNamespace, dir: string, opts: { registryMirrors?: string[] } = {}): Promise<Dockerd> {
   await requireTool('dockerd');
   await requireTool(DOCKER_CLI);
   try {
