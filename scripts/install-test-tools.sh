@@ -3,6 +3,8 @@
 #   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr), docker.io (dockerd + docker),
 #   chromium (the dashboard test drives it headless through playwright-core; no browser is downloaded).
 #   docker-compose (1.29, only to validate compose/docker-compose.yml with `docker-compose config`; no engine needed).
+#   systemd (only for `systemd-analyze verify` of compose/systemd/layerd.service; nothing is started: no systemd
+#   runs as PID 1 on a CI machine, and policy-rc.d below keeps the package scripts from starting services).
 # Idempotent and fast: if every package is already installed it does nothing, not even `apt-get update`.
 #
 # --no-install-recommends on purpose: podman's Recommends (uidmap, fuse-overlayfs, slirp4netns, buildah,
@@ -16,7 +18,7 @@
 # fonts come with fontconfig (fonts-dejavu-core), enough for a readable screenshot.
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo umoci podman containerd docker.io chromium docker-compose)
+PACKAGES=(docker-registry skopeo umoci podman containerd docker.io chromium docker-compose systemd)
 
 # Prints the packages among "$@" that are not fully installed (one dpkg-query call: this is the fast path).
 missing_of() {
