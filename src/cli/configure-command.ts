@@ -128,9 +128,10 @@ Writes the host's mirror configuration so that the runtime pulls through the loc
   docker      adds the node to "registry-mirrors" in daemon.json (docker mirrors docker.io only)
   containerd  writes <hosts dir>/<registry>/hosts.toml for each registry, the node as the first host
   podman      adds a [[registry.mirror]] for the registry to registries.conf (also skopeo, buildah, CRI-O)
-Other settings, and comments where the format has them, are kept; the lines it adds to a TOML file are
-marked, so --undo removes exactly them. A second run changes nothing. Every file it changes is first
-copied to FILE.layerd-backup-<time>. A file it cannot read is left alone (exit 2).
+Other settings, and comments where the format has them, are kept. The lines it adds to a TOML file are
+marked, so --undo removes exactly them (and a file it wrote whole); from daemon.json --undo removes the
+node's URL. A second run changes nothing. Every file it changes is first copied to
+FILE.layerd-backup-<time>. A file it cannot read is left alone (exit 2). It never contacts the node.
 
 Options:
   --node URL               the node's HTTP endpoint (default ${DEFAULT_NODE}, the default --listen; env LAYERD_NODE)
