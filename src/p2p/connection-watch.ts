@@ -152,7 +152,8 @@ export class ConnectionWatch {
     const late = now - this.lastSweep > 3 * this.sweepMs;
     this.lastSweep = now;
     for (const link of this.links.values()) {
-      if (link.conn.status !== 'open') {
+      // A closing connection is still judged: a graceful close waits on a peer that may never answer.
+      if (link.conn.status === 'closed') {
         this.unwatch(link.conn);
         continue;
       }
