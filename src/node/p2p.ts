@@ -36,6 +36,7 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
   const privateKey = await loadOrCreateIdentity(join(dataDir, 'p2p', 'identity.key'));
   const log = logger.child({ component: 'p2p' });
   const access = new PeerAccess({ keyFile: config.pskFile, allowPeers: config.allowPeer, bootstrap: config.bootstrap }, log);
+  const scores = new PeerScores();
   const libp2p = await createP2PNode({
     start: false,
     privateKey,
@@ -48,6 +49,11 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     allowPeers: config.allowPeer,
     onRefused: (r) => access.refused(r),
     onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
+    // A vanished host's provider records live on: it is left out of rankings as one whose dial failed.
+    onSilentPeer: (silent) => {
+      scores.unreachable(silent.peer);
+      log.warn(silent, 'a peer fell silent (a ping unanswered): its connection closed, the peer left out of rankings');
+    },
   });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0, reprovideIntervalMs: config.reprovideInterval });
   const claims = new FetchClaims(libp2p, { log, maxInboundStreams: config.maxStreamsPerPeer });
@@ -60,7 +66,7 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
       releaseClaim: (digest) => router.announced(digest).then(() => claims.release(digest)),
       headsOrder: (digest) => claims.headsOrder(digest),
     },
-    new PeerScores(),
+    scores,
     {
       lookupTimeoutMs: config.peerLookupTimeout,
       onLookup: (ms, found) => observed.emit('lookup', { ms, found }),

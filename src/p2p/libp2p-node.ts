@@ -21,6 +21,7 @@ import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { allowListGater, type RefusedPeer } from './allow-list.js';
+import { connectionWatch, type ConnectionWatch, type SilentPeer } from './connection-watch.js';
 import type { SwarmKey } from './swarm-key.js';
 
 export const DHT_PROTOCOL = '/layerd/kad/1.0.0';
@@ -43,6 +44,8 @@ export interface P2PNodeOptions {
   onRefused?: (refused: RefusedPeer) => void;
   /** A redial of a bootstrap peer failed (e.g. it has another swarm key, or refused this node). */
   onBootstrapDialFailed?: (addr: string, reason: string) => void;
+  /** A connection was closed because its peer fell silent (a host that vanished: see liveness.ts). */
+  onSilentPeer?: (silent: SilentPeer) => void;
   /** Start at once (default), or leave it to the caller's start() (a node starts its subsystems in order). */
   start?: boolean;
 }
@@ -51,10 +54,7 @@ export interface P2PNodeOptions {
 export const DHT_MAINTENANCE_MS = 30 * 60_000;
 /** How often the DHT re-tags its closest peers (kept connected) from what its table learnt. */
 export const CLOSEST_PEER_TAGS_MS = 60_000;
-/** How often yamux pings each connection. */
-export const KEEP_ALIVE_MS = 60_000;
-
-export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown }>;
+export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown; watch: ConnectionWatch }>;
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
   const node = await createLibp2p({
@@ -70,9 +70,11 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     // LAYERD_BENCH_YAMUX) the receiver then spent ~3.4 CPU s/GiB instead of ~4.7 at the same speed, and
     // 64 MiB cost ~1.8x. Only what this node grants its senders changes (window updates), so nodes with
     // other settings still interoperate; 4 MiB per stream still fills ~200 MB/s at a 20 ms round trip.
-    // One keep-alive ping a minute each way (yamux's default is 30 s): TCP closes a connection idle for
-    // 2 minutes (@libp2p/tcp's inactivity timeout), and a ping from either side every minute keeps it.
-    streamMuxers: [yamux({ keepAliveInterval: KEEP_ALIVE_MS, streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW } })],
+    // No yamux keep-alive: it pinged every connection from both sides on a timer each, and never closed one
+    // whose ping went unanswered. The connection watch (services.watch) pings only a connection that has
+    // been silent, which also keeps it inside @libp2p/tcp's 2-minute inactivity timeout, and closes it when
+    // nothing answers (liveness.ts).
+    streamMuxers: [yamux({ enableKeepAlive: false, streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW } })],
     // Dial bootstrap peers at once: a joining node is useful only once it has a routing-table peer.
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],
     // A cluster starts all its nodes at once (a DaemonSet rollout): libp2p's default of 5 inbound
@@ -82,9 +84,10 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     // 32 bytes each way, close: ~10 noise frames a ping, so an idle node's traffic grew with its peers), and
     // it never closed a connection whose ping failed: a ping that misses its deadline on a loaded host must
     // not abort every blob transfer on it. A peer whose process dies is seen at once (its kernel closes the
-    // socket); transfers detect their own stalls (hedging); yamux keep-alives hold idle connections open.
+    // socket); a host that vanishes without closing anything is the connection watch's (services.watch).
     connectionMonitor: { enabled: false },
     services: {
+      watch: connectionWatch({ onSilent: opts.onSilentPeer }),
       identify: identify(),
       ping: ping(),
       dht: kadDHT({
