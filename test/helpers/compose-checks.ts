@@ -331,10 +331,19 @@ export function dockerfileHealthcheck(df: Dockerfile): string[] | undefined {
   return m ? (JSON.parse(m[1]!) as string[]) : undefined;
 }
 
+/** The default of the global `ARG BASE=…` (before the first FROM), which every stage is built on. */
+export function dockerfileBase(df: Dockerfile): string | undefined {
+  const first = df.instructions.findIndex((i) => i.op === 'FROM');
+  const arg = df.instructions.slice(0, first).find((i) => i.op === 'ARG' && i.args.startsWith('BASE='));
+  return arg?.args.slice('BASE='.length);
+}
+
 export function dockerfileProblems(df: Dockerfile, contextDir: string, nodes: ComposeNode[]): string[] {
   const problems: string[] = [];
-  const stages = df.instructions.filter((i) => i.op === 'FROM').map((i) => i.args.split(/\s+/)[0]);
-  if (stages.length < 2 || stages.some((s) => s !== 'node:20-slim')) problems.push(`want a multi-stage build on node:20-slim, found ${stages.join(', ')}`);
+  const stages = df.instructions.filter((i) => i.op === 'FROM').map((i) => i.args.split(/\s+/)[0]!);
+  const base = dockerfileBase(df);
+  if (stages.length < 2 || stages.some((s) => s !== '${BASE}')) problems.push(`want every stage FROM \${BASE}, found ${stages.join(', ')}`);
+  if (base !== 'node:24-slim') problems.push(`want ARG BASE=node:24-slim (the Node 24 LTS image), found ${base}`);
   const ignored = existsSync(join(contextDir, '.dockerignore'))
     ? readFileSync(join(contextDir, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
     : [];

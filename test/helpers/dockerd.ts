@@ -1,6 +1,11 @@
 // A private dockerd for e2e tests, inside a network namespace the test made (see netns.ts): its data root,
 // exec root, pid file and socket live in a temp dir; iptables, forwarding and the bridge are off, so it
 // changes nothing on the machine. The client is Debian's /usr/bin/docker, talking to that socket only.
+// With `bridges: true` (compose networks need the bridge driver) dockerd makes docker0 and one bridge per
+// network, inside that namespace; iptables, forwarding and masquerading stay off. That is enough here:
+// containers of one network talk over their bridge, names resolve through docker's embedded DNS (its
+// rules live in each container's own namespace), and a published port is docker-proxy listening in the
+// namespace. Nothing reaches beyond it, and no rule is written anywhere (checked: iptables -S unchanged).
 import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -49,7 +54,19 @@ export async function unmountUnder(dir: string): Promise<void> {
   if (left.length > 0) throw new Error(`still mounted under ${dir}: ${left.join(', ')}`);
 }
 
-async function startWithDriver(ns: NetNamespace, dir: string, driver: string, registryMirrors: string[] | undefined, keepConfig = false): Promise<Dockerd> {
+export interface DockerdOptions {
+  registryMirrors?: string[];
+  /** Bridge networks (docker0, compose's networks) inside the namespace, with no iptables rules or forwarding. */
+  bridges?: boolean;
+}
+
+/** daemon.json's network settings: no bridge at all, or bridges without iptables rules or forwarding. */
+function networkSettings(bridges: boolean): Record<string, unknown> {
+  const off = { iptables: false, ip6tables: false, 'ip-forward': false, 'ip-masq': false };
+  return bridges ? off : { ...off, bridge: 'none' };
+}
+
+async function startWithDriver(ns: NetNamespace, dir: string, driver: string, opts: DockerdOptions, keepConfig = false): Promise<Dockerd> {
   const socket = join(dir, 'docker.sock');
   const config = join(dir, 'daemon.json');
   if (!keepConfig) await writeFile(
@@ -61,12 +78,8 @@ async function startWithDriver(ns: NetNamespace, dir: string, driver: string, re
         pidfile: join(dir, 'docker.pid'),
         hosts: [`unix://${socket}`],
         'storage-driver': driver,
-        iptables: false,
-        ip6tables: false,
-        'ip-forward': false,
-        'ip-masq': false,
-        bridge: 'none',
-        ...(registryMirrors ? { 'registry-mirrors': registryMirrors } : {}),
+        ...networkSettings(opts.bridges ?? false),
+        ...(opts.registryMirrors ? { 'registry-mirrors': opts.registryMirrors } : {}),
       },
       null,
       2,
@@ -120,7 +133,7 @@ async function startWithDriver(ns: NetNamespace, dir: string, driver: string, re
   };
   const restart = async () => {
     await stop();
-    return startWithDriver(ns, dir, storageDriver, undefined, true);
+    return startWithDriver(ns, dir, storageDriver, {}, true);
   };
   return { pid: child.pid!, socket, config, storageDriver, docker, reload, restart, output: () => out, stop };
 }
@@ -130,16 +143,16 @@ async function startWithDriver(ns: NetNamespace, dir: string, driver: string, re
  * (e.g. a data root on a filesystem overlay does not stack on). Throws with dockerd's output if neither does.
  * Without `registryMirrors` its daemon.json has no "registry-mirrors" at all.
  */
-export async function startDockerd(ns: NetNamespace, dir: string, opts: { registryMirrors?: string[] } = {}): Promise<Dockerd> {
+export async function startDockerd(ns: NetNamespace, dir: string, opts: DockerdOptions = {}): Promise<Dockerd> {
   await requireTool('dockerd');
   await requireTool(DOCKER_CLI);
   try {
-    return await startWithDriver(ns, dir, 'overlay2', opts.registryMirrors);
+    return await startWithDriver(ns, dir, 'overlay2', opts);
   } catch (overlayErr) {
     await rm(join(dir, 'root'), { recursive: true, force: true });
     await rm(join(dir, 'exec'), { recursive: true, force: true });
     try {
-      return await startWithDriver(ns, dir, 'vfs', opts.registryMirrors);
+      return await startWithDriver(ns, dir, 'vfs', opts);
     } catch (vfsErr) {
       throw new Error(`dockerd cannot start here, neither with overlay2 nor vfs\n--- overlay2 ---\n${String(overlayErr)}\n--- vfs ---\n${String(vfsErr)}`);
     }

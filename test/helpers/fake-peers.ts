@@ -197,7 +197,9 @@ export class FakePeerNetwork implements PeerNetwork {
     }
     if (behaviour.kind === 'truncated') toSend = bytes.subarray(0, Math.min(behaviour.keep ?? Math.floor(length / 2), Math.max(0, length - 1)));
 
-    const body = new PassThrough();
+    // A stream's buffer holds a little of a body, not a whole range: one chunk each side (Node 22 raised
+    // the default to 64 KiB, so a 64 KiB range would fit in the buffer and count as sent unread).
+    const body = new PassThrough({ highWaterMark: CHUNK });
     this.open.add(body);
     const finish = (outcome: Exclude<Outcome, 'pending'>) => {
       this.settle(req, outcome);

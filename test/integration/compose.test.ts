@@ -145,7 +145,7 @@ describe('compose/docker-compose.yml', () => {
 });
 
 describe('compose/Dockerfile', () => {
-  it('is a multi-stage node:20-slim build whose inputs exist, running serve as a non-root user, exposing the ports the network uses', () => {
+  it('is a multi-stage build on ARG BASE (node:24-slim by default) whose inputs exist, running serve as a non-root user, exposing the ports the network uses', () => {
     const df = readDockerfile(join(composeDir, 'Dockerfile'));
     expect(dockerfileProblems(df, repoRoot, composeNodes(readCompose(composeFile)))).toEqual([]);
     // A broken copy is caught.
@@ -153,6 +153,8 @@ describe('compose/Dockerfile', () => {
     const problems = dockerfileProblems(broken, repoRoot, composeNodes(readCompose(composeFile)));
     expect(problems).toContain('the runtime stage runs as root');
     expect(problems).toContain('EXPOSE lacks 5001, on which node1 listens');
+    const oldBase = { instructions: df.instructions.map((i) => (i.op === 'ARG' && i.args.startsWith('BASE=') ? { op: 'ARG', args: 'BASE=node:20-slim' } : i)) };
+    expect(dockerfileProblems(oldBase, repoRoot, composeNodes(readCompose(composeFile)))).toContain('want ARG BASE=node:24-slim (the Node 24 LTS image), found node:20-slim');
   });
 });
 
