@@ -149,7 +149,7 @@ class StripedTransfer {
     throw new Error(`no stripe parent could send chunk ${index} of ${this.want.digest}: ${reasons.join('; ')}`);
   }
 
-  /** The chunk from one parent, asked again while it answers 'pending' (its own download not begun). */
+  /** The chunk from one parent, asked again while it answers 'pending' (its own download not begun) or busy. */
   private async fromParent(parent: string, index: number, range: ByteRange, first: boolean): Promise<Chunk> {
     const until = Date.now() + this.d.o.followPendingMs;
     for (;;) {
@@ -157,7 +157,7 @@ class StripedTransfer {
       try {
         return await this.once(parent, index, range, first);
       } catch (err) {
-        if (!(err instanceof PeerFetchError && err.status === 'pending') || Date.now() >= until) throw err;
+        if (!waitable(err) || Date.now() >= until) throw err;
       }
       await sleep(Math.max(0, PENDING_PAUSE_MS - (Date.now() - t)), undefined, { signal: this.run.signal });
     }
@@ -183,7 +183,7 @@ class StripedTransfer {
       return { data, size: blob.size };
     } catch (err) {
       blob?.body.destroy();
-      if (!this.run.signal.aborted && !(err instanceof PeerFetchError && err.status === 'pending')) scores.failure(parent);
+      if (!this.run.signal.aborted && !waitable(err)) scores.failure(parent);
       throw ask.signal.aborted && !this.run.signal.aborted ? (ask.signal.reason as Error) : err;
     } finally {
       clearTimeout(answer);
@@ -219,4 +219,9 @@ class StripedTransfer {
       });
     });
   }
+}
+
+/** A parent alive but not sending yet: its own download has not begun ('pending'), or it serves others ('busy'). */
+function waitable(err: unknown): boolean {
+  return err instanceof PeerFetchError && (err.status === 'pending' || err.status === 'busy');
 }
