@@ -16,7 +16,13 @@ export function rolloutNetwork(transport: RolloutTransport | undefined, claims: 
     followOrder: (digests, order, rollout) => claims.followOrder(digests, order, rollout),
     ...(stripes
       ? {
-          followStripes: (digests, route) => stripes.place(digests, route),
+          followStripes: (digests, route) => {
+            // Connected before the first chunk is asked: a cold dial on a loaded host took over 5 s.
+            for (const p of new Set([...Array.from({ length: route.k }, (_, s) => route.parent(s)), ...(route.fallback ? [route.fallback] : [])])) {
+              void transport.connect(p).catch(() => undefined);
+            }
+            return stripes.place(digests, route);
+          },
           repoint: (node, repoint) => transport.repoint(node, repoint),
         }
       : {}),

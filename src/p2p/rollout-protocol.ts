@@ -6,6 +6,7 @@
 // them is answered {ok:false} with the reason. Messages are handed on with the sending peer's id (which
 // libp2p authenticated).
 import type { IdentifyResult, Libp2p } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking, type AnswerLimits } from './json-rpc.js';
 import { objectField } from './peer-fields.js';
@@ -115,6 +116,11 @@ export class RolloutTransport {
 
   async report(origin: { id: string; addrs: string[] }, progress: object): Promise<void> {
     await this.send(origin, { type: 'report', progress });
+  }
+
+  /** Opens a connection to the peer ahead of need (a stripe parent: its first chunk then waits on no dial). */
+  async connect(peer: string): Promise<void> {
+    await this.libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(ASK_TIMEOUT_MS) });
   }
 
   async repoint(peer: string, repoint: object): Promise<void> {

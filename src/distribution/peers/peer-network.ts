@@ -36,6 +36,13 @@ export interface StripeRoute {
   readonly chunkBytes: number;
   /** Who sends stripe s now (read at every chunk: the rollout's keeper may repoint it meanwhile). */
   parent(stripe: number): string;
+  /**
+   * Asked for a chunk its stripe's parent failed: a node that never waits on this one (the rollout's origin,
+   * which takes the blob from the seed). Not another stripe's parent: that node may take this very stripe
+   * from this node, and each would wait on the other until a timeout (a 32-host bench: 138 chunks stalled
+   * 45 s each that way).
+   */
+  readonly fallback?: string;
   /** Bytes of stripe s handed on (the node's per-stripe progress). */
   got?(stripe: number, bytes: number): void;
   /** The parent of stripe s failed or stalled a chunk (its keeper is told). */

@@ -6,8 +6,8 @@
 // by the window (k × CHUNKS_AHEAD chunks), never the blob.
 //
 // A parent that fails a chunk (gone, refused, stalled on the chunk being handed on) is passed over for
-// that chunk: another stripe's parent is asked, as every parent receives the whole blob. The keeper is
-// told (route.suspect) and may repoint the stripe. With no parent left the download fails part way, and
+// that chunk: the route's fallback (the rollout's origin) is asked. The keeper is told (route.suspect) and
+// may repoint the stripe. With no parent left the download fails part way, and
 // the fetcher goes on from the byte written by its usual path (the chain, holders, the seed).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
@@ -63,14 +63,9 @@ export class StripeLayout {
     return Math.ceil(size / this.chunkBytes);
   }
 
-  /** Whom to ask for stripe s: its parent first, then the other stripes' parents, each once. */
-  candidates(stripe: number, parentOf: (s: number) => string): string[] {
-    const out: string[] = [];
-    for (let j = 0; j < this.k; j++) {
-      const id = parentOf((stripe + j) % this.k);
-      if (!out.includes(id)) out.push(id);
-    }
-    return out;
+  /** Whom to ask for a chunk of stripe s: its parent, then the fallback (see StripeRoute.fallback). */
+  candidates(parent: string, fallback: string | undefined): string[] {
+    return fallback === undefined || fallback === parent ? [parent] : [parent, fallback];
   }
 }
 
@@ -133,7 +128,7 @@ class StripedTransfer {
     const stripe = this.layout.stripeOf(index);
     const range = this.layout.range(index, this.from);
     const reasons: string[] = [];
-    for (const parent of this.layout.candidates(stripe, (s) => this.route.parent(s))) {
+    for (const parent of this.layout.candidates(this.route.parent(stripe), this.route.fallback)) {
       if (this.run.signal.aborted) throw this.run.signal.reason as Error;
       try {
         const got = await this.fromParent(parent, index, range, first);

@@ -407,7 +407,7 @@ export class Rollouts {
   private stripesOf(spec: RolloutSpec): NodeStripes | undefined {
     if (!spec.stripes || !spec.order || !this.net.followStripes) return undefined;
     const keeper = new StripeKeeper(spec.id, spec.origin, spec.order, spec.stripes);
-    return keeper.has(this.net.self) ? new NodeStripes(spec.stripes, keeper.parentsOf(this.net.self)) : undefined;
+    return keeper.has(this.net.self) ? new NodeStripes(spec.stripes, keeper.parentsOf(this.net.self), spec.origin) : undefined;
   }
 
   /** The image's manifests, pulled (and counted as done), and the blobs they name, by digest. */

@@ -11,6 +11,7 @@ export interface StripeRoute {
   readonly k: number;
   readonly chunkBytes: number;
   parent(stripe: number): string;
+  readonly fallback?: string;
   got?(stripe: number, bytes: number): void;
   suspect?(stripe: number, parent: string): void;
 }
@@ -21,7 +22,12 @@ export class NodeStripes implements StripeRoute {
   private readonly parents: string[];
   private readonly report: StripeProgress;
 
-  constructor(shape: StripeShape, parents: readonly string[]) {
+  /** `fallback`: asked for a chunk a parent failed (the origin: it waits on no one). */
+  constructor(
+    shape: StripeShape,
+    parents: readonly string[],
+    readonly fallback?: string,
+  ) {
     if (parents.length !== shape.k) throw new Error(`want ${shape.k} parents, not ${parents.length}`);
     this.k = shape.k;
     this.chunkBytes = shape.chunkBytes;

@@ -19,13 +19,14 @@ let net: FakePeerNetwork;
 afterEach(() => net?.close());
 
 /** A route over `parents` (stripe s from parents[s]) that records what it is told. */
-function routeOf(parents: string[]) {
+function routeOf(parents: string[], fallback?: string) {
   const got = parents.map(() => 0);
   const suspects: Array<[number, string]> = [];
   const route: StripeRoute = {
     k: parents.length,
     chunkBytes: CHUNK,
     parent: (s) => parents[s]!,
+    ...(fallback ? { fallback } : {}),
     got: (s, n) => (got[s] = got[s]! + n),
     suspect: (s, p) => suspects.push([s, p]),
   };
@@ -54,10 +55,10 @@ describe('StripeLayout', () => {
     expect(l.range(2, 0)).toEqual({ start: 200, end: 299 });
     expect(l.range(2, 250)).toEqual({ start: 250, end: 299 });
   });
-  it('asks the stripe parent first, then the other stripes\' parents once each', () => {
-    const parents = ['a', 'b', 'a', 'c'];
-    expect(l.candidates(1, (s) => parents[s]!)).toEqual(['b', 'a', 'c']);
-    expect(l.candidates(3, (s) => parents[s]!)).toEqual(['c', 'a', 'b']);
+  it('asks the stripe\'s parent, then the fallback (never another stripe\'s parent, which may wait on this node)', () => {
+    expect(l.candidates('b', 'o')).toEqual(['b', 'o']);
+    expect(l.candidates('o', 'o')).toEqual(['o']);
+    expect(l.candidates('b', undefined)).toEqual(['b']);
   });
   it('refuses a layout of no stripes', () => {
     expect(() => new StripeLayout(0, 100)).toThrow();
@@ -81,16 +82,19 @@ describe('striped download', () => {
     expect(suspects).toEqual([]);
   });
 
-  it('takes a failing parent\'s chunks from another stripe\'s parent, and tells the keeper', async () => {
+  it('takes a failing parent\'s chunks from the fallback, and tells the keeper', async () => {
     const content = blobOf(6 * CHUNK);
     net = new FakePeerNetwork();
     await net.addPeer('a', [content]);
     await net.addPeer('b', [content], 'failing');
-    const { route, suspects } = routeOf(['a', 'b']);
+    await net.addPeer('o', [content]);
+    const { route, suspects } = routeOf(['a', 'b'], 'o');
     const { bytes, dl } = await striped(content, route);
     expect(bytes.equals(content)).toBe(true);
     expect(dl.source).toBe('peer');
-    expect(net.requests.filter((r) => r.outcome === 'sent').every((r) => r.peer === 'a')).toBe(true);
+    const sent = net.requests.filter((r) => r.outcome === 'sent');
+    expect(sent.filter((r) => r.peer === 'a').map((r) => chunkOf(r.range?.start) % 2)).toEqual([0, 0, 0]);
+    expect(sent.filter((r) => r.peer === 'o').map((r) => chunkOf(r.range?.start) % 2)).toEqual([1, 1, 1]);
     expect(suspects.length).toBeGreaterThan(0);
     expect(suspects.every(([s, p]) => s === 1 && p === 'b')).toBe(true);
   });
@@ -100,7 +104,8 @@ describe('striped download', () => {
     net = new FakePeerNetwork();
     await net.addPeer('a', [content]);
     await net.addPeer('b', [content], 'stalled');
-    const { route, suspects } = routeOf(['a', 'b']);
+    await net.addPeer('o', [content]);
+    const { route, suspects } = routeOf(['a', 'b'], 'o');
     const { bytes } = await striped(content, route, { stripeStallMs: 100 });
     expect(bytes.equals(content)).toBe(true);
     expect(suspects.some(([s, p]) => s === 1 && p === 'b')).toBe(true);
@@ -112,6 +117,7 @@ describe('striped download', () => {
     // a sends its first chunk, then is gone.
     await net.addPeer('a', [content], (req) => (chunkOf(req.range?.start) === 0 ? 'healthy' : 'failing'));
     await net.addPeer('b', [content], 'failing');
+    await net.addPeer('o', [content], 'failing');
     const from: number[] = [];
     const seed: DownloadSource = {
       name: 'upstream',
@@ -120,7 +126,7 @@ describe('striped download', () => {
         return { size: content.length, start: at, stream: Readable.from([content.subarray(at)]) };
       },
     };
-    const { route } = routeOf(['a', 'b']);
+    const { route } = routeOf(['a', 'b'], 'o');
     const { bytes, dl } = await striped(content, route, {}, seed);
     expect(bytes.equals(content)).toBe(true);
     expect(dl.source).toBe('upstream');
