@@ -99,8 +99,10 @@ export interface RolloutOptions {
   /** What a node id in a rollout's order must look like (default: a libp2p peer id). */
   isPeerId?: (id: string) => boolean;
   /**
-   * A rollout of at least this many nodes (the origin too) goes down stripe trees, not a line (0: never).
-   * Below it a line's depth costs little, and 8-host rollouts keep the line they were measured with.
+   * A rollout of at least this many nodes (the origin too) goes down stripe trees, not a line (0: never,
+   * the default). Off for now: the 32-host bench (20 Mbit/s, 2 cores) ran the striped warm-up in 287 s against
+   * the line's 174 s, and its 100 MiB rollout had no host done after 5 min (the line: 234 s), with chunks
+   * waiting on cold dials and stalled parents. 16 would keep 8-host rollouts on the line.
    */
   stripesFrom?: number;
   /** Stripes of a striped rollout (each node relays one of them to up to this many children). */
@@ -132,7 +134,7 @@ export class Rollouts {
     private readonly journal: RolloutJournal,
     opts: RolloutOptions,
   ) {
-    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, orderedParallel: 1, retries: 5, retryBaseMs: 500, now: Date.now, isPeerId: looksLikePeerId, stripesFrom: 16, stripes: 4, stripeChunkBytes: 1024 * 1024, ...opts };
+    this.o = { deadAfterMs: 15_000, reportEveryMs: 1_000, parallel: 6, orderedParallel: 1, retries: 5, retryBaseMs: 500, now: Date.now, isPeerId: looksLikePeerId, stripesFrom: 0, stripes: 4, stripeChunkBytes: 1024 * 1024, ...opts };
   }
 
   /** Resumes the rollouts a previous run of this node had not finished. */
