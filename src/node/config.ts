@@ -120,6 +120,12 @@ export function parseRate(raw: unknown): number {
   return isBits ? Math.max(1, Math.floor(n / 8)) : n;
 }
 
+function stripeCount(raw: unknown): number {
+  const n = count(raw);
+  if (n < 2 || n > 16) throw new Error('want 2 to 16');
+  return n;
+}
+
 function positiveCount(raw: unknown): number {
   const n = count(raw);
   if (n === 0) throw new Error('must be at least 1');
@@ -302,6 +308,8 @@ export const OPTIONS = {
   maxUploadBytes: option({ name: 'max-upload-bytes', value: 'SIZE', description: 'largest blob a push may create (e.g. 10GiB); a larger one is refused with 413 and its bytes dropped', default: undefined as number | undefined, parse: parseBytes, show: () => 'none' }),
   maxUploadSessions: option({ name: 'max-upload-sessions', value: 'N', description: 'push sessions open at once (idle ones count until --upload-ttl); past it 429 (0: no limit)', default: 100, parse: count }),
   httpIdleTimeout: option({ name: 'http-idle-timeout', value: 'DURATION', description: 'cut an HTTP client that sends no byte of its request, or reads none of the answer, for this long; also the time allowed for its headers (0: off)', default: 60_000, parse: durationMs, show: showMs }),
+  rolloutStripesFrom: option({ name: 'rollout-stripes-from', value: 'N', description: 'a rollout this node starts over at least N nodes goes down stripe trees instead of a line (0: never; off until a 32-host bench beats the line)', default: 0, parse: count }),
+  rolloutStripes: option({ name: 'rollout-stripes', value: 'K', description: 'stripes of a striped rollout this node starts (2 to 16)', default: 4, parse: stripeCount }),
   peerIdleTimeout: option({ name: 'peer-idle-timeout', value: 'DURATION', description: 'reset a peer stream that sends no request, or reads none of a blob, or (when fetching) sends none of its answer, for this long (0: off)', default: 45_000, parse: durationMs, show: showMs }),
   maxStreamsPerPeer: option({ name: 'max-streams-per-peer', value: 'N', description: 'streams one peer connection may have open at once on each layerd protocol; more are refused', default: 64, parse: positiveCount }),
   maxUploadRate: option({ name: 'max-upload-rate', value: 'RATE', description: 'bytes per second this node sends to all peers together (e.g. 100MB/s, 800Mbit/s)', default: undefined as number | undefined, parse: parseRate, show: () => 'none' }),

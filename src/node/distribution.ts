@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { Distribution, Mirror, MirrorListings, LocalRegistry, Rollouts, UploadSessions, progressFrom, specFrom, type BlobSharing, type Observations, type RepositoryVisibility } from '../distribution/index.js';
+import { Distribution, Mirror, MirrorListings, LocalRegistry, Rollouts, UploadSessions, progressFrom, repointFrom, specFrom, type BlobSharing, type Observations, type RepositoryVisibility } from '../distribution/index.js';
 import { BlobServer, UploadThrottle, storeLookup, type BlobLookup } from '../p2p/index.js';
 import { HttpSeedRegistry } from '../seed/index.js';
 import { USER_AGENT } from '../version.js';
@@ -67,8 +67,10 @@ export function createDistribution(config: Config, deps: DistributionDeps): Node
   const useMirror = seeds.size > 0 || p2p !== undefined;
   const listings = new MirrorListings({ seeds, cacheFor, tagTtlMs: config.tagTtl, serveStale: config.serveStale, log: logger });
   const distribution = new Distribution(registry, useMirror ? mirror : undefined, config.defaultRegistry, seeds.size > 0 ? listings : undefined);
-  const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts, p2p?.claims), new JsonRecordsJournal(join(storage.dataDir, 'rollouts')), {
+  const rollouts = new Rollouts(distribution, rolloutNetwork(p2p?.rollouts, p2p?.claims, p2p?.stripes), new JsonRecordsJournal(join(storage.dataDir, 'rollouts')), {
     defaultRegistry: config.defaultRegistry,
+    stripesFrom: config.rolloutStripesFrom,
+    stripes: config.rolloutStripes,
     log: logger,
   });
   const held = storeLookup(tracked);
@@ -110,6 +112,8 @@ function peerProtocols(config: Config, p2p: P2P, rollouts: Rollouts, observed: O
           rollouts.accept(spec, from);
         },
         report: (progress) => rollouts.onReport(progress),
+        checkRepoint: repointFrom,
+        repoint: (repoint, from) => rollouts.onRepoint(repoint, from),
       });
       p2p.rollouts.onPeer((peer) => rollouts.offerRunning(peer));
     },

@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { PeerFetcher, PeerScores, type Observations } from '../distribution/index.js';
 import { DhtContentRouter, FetchClaims, PeerAccess, RolloutTransport, createP2PNode, fetchFromPeer, loadOrCreateIdentity, type LayerdLibp2p } from '../p2p/index.js';
 import type { Service } from './lifecycle.js';
+import { StripeRoutes } from './stripe-routes.js';
 import type { Registry } from 'prom-client';
 
 export interface P2P {
@@ -17,6 +18,8 @@ export interface P2P {
   rollouts: RolloutTransport;
   /** Who fetches a blob nodes miss together: claims, or a rollout's order (p2p/fetch-claims.ts). */
   claims: FetchClaims;
+  /** The blobs striped rollouts here take by stripes, for the fetcher. */
+  stripes: StripeRoutes;
   access: PeerAccess;
   /** The ids of the peers connected now. */
   connectedPeers(): string[];
@@ -57,6 +60,7 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
   });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0, reprovideIntervalMs: config.reprovideInterval });
   const claims = new FetchClaims(libp2p, { log, maxInboundStreams: config.maxStreamsPerPeer });
+  const stripes = new StripeRoutes();
   const fetcher = new PeerFetcher(
     {
       router,
@@ -65,6 +69,7 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
       // Once the DHT knows: see DhtContentRouter.announced (provides are paced, a pull's layers queue).
       releaseClaim: (digest) => router.announced(digest).then(() => claims.release(digest)),
       headsOrder: (digest) => claims.headsOrder(digest),
+      stripeRoute: (digest) => stripes.get(digest),
     },
     scores,
     {
@@ -89,6 +94,7 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     fetcher,
     access,
     claims,
+    stripes,
     rollouts: new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer }),
     connectedPeers: () => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))],
     services: [node, claimProtocol],

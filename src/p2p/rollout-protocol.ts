@@ -1,10 +1,12 @@
-// Carries rollouts between nodes over /layerd/rollout/1.0.0: an offer (a rollout to run and pass on)
-// or a report (a node's progress, to the rollout's origin), each one JSON question with an {ok}
+// Carries rollouts between nodes over /layerd/rollout/1.0.0: an offer (a rollout to run and pass on),
+// a report (a node's progress, to the rollout's origin) or a repoint (the origin of a striped rollout to
+// one of its nodes: take a stripe from another parent), each one JSON question with an {ok}
 // answer. What the messages mean is distribution's business: it gives this module the checks for a
 // spec and a report, which run here, at the edge, before a handler sees either; a message that fails
 // them is answered {ok:false} with the reason. Messages are handed on with the sending peer's id (which
 // libp2p authenticated).
 import type { IdentifyResult, Libp2p } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { FrameError } from './json-lines.js';
 import { answer, ask, peersSpeaking, type AnswerLimits } from './json-rpc.js';
 import { objectField } from './peer-fields.js';
@@ -12,13 +14,14 @@ import { objectField } from './peer-fields.js';
 export const ROLLOUT_PROTOCOL = '/layerd/rollout/1.0.0';
 const ASK_TIMEOUT_MS = 5_000;
 
-export type RolloutMessage = { type: 'offer'; spec: unknown } | { type: 'report'; progress: unknown };
+export type RolloutMessage = { type: 'offer'; spec: unknown } | { type: 'report'; progress: unknown } | { type: 'repoint'; repoint: unknown };
 
 /** The envelope of a rollout message; what is inside is checked by the handlers' checks (RolloutHandlers). */
 export function parseRolloutMessage(question: unknown): RolloutMessage {
   const q = objectField(question); // its bare message is the answer peers know ({ok:false,error})
   if (q.type === 'offer') return { type: 'offer', spec: q.spec };
   if (q.type === 'report') return { type: 'report', progress: q.progress };
+  if (q.type === 'repoint') return { type: 'repoint', repoint: q.repoint };
   throw new FrameError('unknown message type');
 }
 
@@ -37,13 +40,17 @@ export function parseRolloutAnswer(reply: unknown): { ok: true } | { ok: false; 
  * What a node does with rollout messages. The checks run first and throw when a spec or report is
  * malformed (the sender is told why); a handler sees only what passed them.
  */
-export interface RolloutHandlers<S, P> {
+export interface RolloutHandlers<S, P, R = unknown> {
   checkOffer(spec: unknown): S;
   /** `from`: the peer that sent the report (a node reports only for itself). */
   checkReport(progress: unknown, from: string): P;
   /** Throws when the offer is refused. */
   offer(spec: S, from: string): void;
   report(progress: P, from: string): void;
+  /** Absent: repoints are refused (a node that runs no striped rollouts). */
+  checkRepoint?(repoint: unknown): R;
+  /** Throws when the repoint is refused (not from the rollout's origin). */
+  repoint?(repoint: R, from: string): void;
 }
 
 export class RolloutTransport {
@@ -54,7 +61,7 @@ export class RolloutTransport {
     private readonly limits: AnswerLimits = {},
   ) {}
 
-  async start<S, P>(handlers: RolloutHandlers<S, P>): Promise<void> {
+  async start<S, P, R>(handlers: RolloutHandlers<S, P, R>): Promise<void> {
     const refuse = (err: Error) => ({ ok: false, error: err.message });
     await answer(
       this.libp2p,
@@ -64,7 +71,9 @@ export class RolloutTransport {
         const peer = from.toString();
         try {
           if (m.type === 'offer') handlers.offer(handlers.checkOffer(m.spec), peer);
-          else handlers.report(handlers.checkReport(m.progress, peer), peer);
+          else if (m.type === 'report') handlers.report(handlers.checkReport(m.progress, peer), peer);
+          else if (handlers.checkRepoint && handlers.repoint) handlers.repoint(handlers.checkRepoint(m.repoint), peer);
+          else throw new Error('repoints are not taken here');
           return { ok: true };
         } catch (err) {
           return refuse(err as Error);
@@ -107,6 +116,15 @@ export class RolloutTransport {
 
   async report(origin: { id: string; addrs: string[] }, progress: object): Promise<void> {
     await this.send(origin, { type: 'report', progress });
+  }
+
+  /** Opens a connection to the peer ahead of need (a stripe parent: its first chunk then waits on no dial). */
+  async connect(peer: string): Promise<void> {
+    await this.libp2p.dial(peerIdFromString(peer), { signal: AbortSignal.timeout(ASK_TIMEOUT_MS) });
+  }
+
+  async repoint(peer: string, repoint: object): Promise<void> {
+    await this.send({ id: peer }, { type: 'repoint', repoint });
   }
 
   private async send(target: { id: string; addrs?: string[] }, message: object): Promise<void> {

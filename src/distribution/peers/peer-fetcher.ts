@@ -15,8 +15,9 @@ import { ClaimJudge } from './claims.js';
 import { settingsOf, type FetcherSettings, type PeerFetcherOptions, type PeerNetwork, type Wanted } from './peer-network.js';
 import { ProviderLookup } from './provider-lookup.js';
 import { RangeDownloader } from './range-download.js';
+import { stripedDownload, type StripeDeps } from './stripe-download.js';
 
-export type { PeerFetcherOptions, PeerNetwork } from './peer-network.js';
+export type { PeerFetcherOptions, PeerNetwork, StripeRoute } from './peer-network.js';
 
 export class PeerFetcher {
   /**
@@ -27,6 +28,7 @@ export class PeerFetcher {
   private readonly lookup: ProviderLookup;
   private readonly chain: ChainFollower;
   private readonly judge: ClaimJudge;
+  private readonly stripes: StripeDeps;
   private readonly holders: RangeDownloader;
 
   constructor(
@@ -39,6 +41,7 @@ export class PeerFetcher {
     this.lookup = new ProviderLookup(net.router, scores, this.o);
     this.chain = new ChainFollower(net, scores, this.judge, this.o);
     this.holders = new RangeDownloader(net, scores, this.judge, this.o);
+    this.stripes = { net, scores, judge: this.judge, o: this.o };
   }
 
   /** Providers of the digest, ranked; [] when none answer within the lookup timeout. */
@@ -74,14 +77,19 @@ export class PeerFetcher {
     // Whom this node follows, and the chain predecessors that failed this download (see chain-place.ts).
     const place = new ChainPlace();
     let head = false;
+    // In a striped rollout: stripes first; once they fail the download, the rest comes the usual way.
+    let striping = claim && this.net.stripeRoute !== undefined;
+    let striped = false;
     return {
       name: 'peer',
       open: async (from) => {
         // Going on from an offset, the bytes before it are in the blob too: their senders stay contributors.
         if (from === 0) contributors.clear();
         place.lead();
-        const body = await this.open(want, from, claim, place.failed, (id) => place.follow(id));
-        head = place.follows === undefined;
+        const route = striping ? this.net.stripeRoute?.(digest) : undefined;
+        striped = route !== undefined;
+        const body = route ? await stripedDownload(this.stripes, want, route, from) : await this.open(want, from, claim, place.failed, (id) => place.follow(id));
+        head = !striped && place.follows === undefined;
         if (body && expected === undefined && opts.confirmSize && body.size !== undefined && body.size > Math.max(this.o.confirmClaimsAbove, this.o.rangeBytes)) {
           return { ...body, confirmed: await this.judge.confirm(digest, body, [...contributors], opts.confirmSize) };
         }
@@ -95,7 +103,12 @@ export class PeerFetcher {
           this.o.log?.warn({ digest, peers: c.peers, claimed: c.size, size: info.size }, 'peers claimed a size the blob does not have: penalized');
         }
       },
-      retry: () => place.retry(),
+      retry: () => {
+        if (!striped) return place.retry();
+        this.o.log?.warn({ digest }, 'striped download failed: the rest of the blob comes the usual way');
+        striping = striped = false;
+        return true;
+      },
       failed: (err) => {
         this.forget(digest);
         if (err instanceof UnconfirmedClaimError) unconfirmed.push({ peers: [...contributors], size: err.claimed });

@@ -20,6 +20,33 @@ export interface PeerNetwork {
    * one to take the blob from the seed, and every other node of the rollout waits on it.
    */
   headsOrder?(digest: Digest): boolean;
+  /**
+   * The blob comes as stripes in a running rollout (its stripe trees: see rollout/stripe-trees.ts): each
+   * stripe from its own parent. Undefined: it comes whole, as above.
+   */
+  stripeRoute?(digest: Digest): StripeRoute | undefined;
+}
+
+/**
+ * Where a node takes a blob's stripes from. Stripe s is the chunks i of `chunkBytes` with i mod k = s;
+ * each comes from the stripe's parent, which serves what it holds of the blob as it lands.
+ */
+export interface StripeRoute {
+  readonly k: number;
+  readonly chunkBytes: number;
+  /** Who sends stripe s now (read at every chunk: the rollout's keeper may repoint it meanwhile). */
+  parent(stripe: number): string;
+  /**
+   * Asked for a chunk its stripe's parent failed: a node that never waits on this one (the rollout's origin,
+   * which takes the blob from the seed). Not another stripe's parent: that node may take this very stripe
+   * from this node, and each would wait on the other until a timeout (a 32-host bench: 138 chunks stalled
+   * 45 s each that way).
+   */
+  readonly fallback?: string;
+  /** Bytes of stripe s handed on (the node's per-stripe progress). */
+  got?(stripe: number, bytes: number): void;
+  /** The parent of stripe s failed or stalled a chunk (its keeper is told). */
+  suspect?(stripe: number, parent: string): void;
 }
 
 export interface PeerFetcherOptions {
@@ -58,6 +85,11 @@ export interface PeerFetcherOptions {
    * alone, where a seed can say. Smaller blobs never wait on the seed.
    */
   confirmClaimsAbove?: number;
+  /**
+   * A stripe parent that sends no byte of the chunk being handed on for this long is passed over for the
+   * chunk (another stripe's parent is asked): a stalled parent is found before the stream's idle timeout.
+   */
+  stripeStallMs?: number;
   onLookup?: (ms: number, found: number) => void;
   /** Told of every range a peer sent in full (for per-peer traffic). */
   onRangeFetched?: (peer: string, bytes: number) => void;
@@ -83,6 +115,7 @@ export function settingsOf(opts: PeerFetcherOptions): FetcherSettings {
     followPendingMs: 600_000,
     maxBlobBytes: 2 ** 40,
     confirmClaimsAbove: 64 * 1024 * 1024,
+    stripeStallMs: 15_000,
     ...opts,
   };
 }

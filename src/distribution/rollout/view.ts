@@ -25,6 +25,33 @@ export interface RolloutSpec {
    * from older nodes: their blobs are chained by claims.
    */
   order?: string[];
+  /**
+   * Set when the rollout has enough nodes: its blobs go down stripe trees (stripe-trees.ts) over the order
+   * after the origin, each node taking stripe s from its parent in tree s (a root, from the origin), which
+   * every node works out from the order alone. Absent: the line of `order`.
+   */
+  stripes?: StripeShape;
+}
+
+/** k stripes of a blob: the chunks of `chunkBytes` dealt to them in turn. */
+export interface StripeShape {
+  k: number;
+  chunkBytes: number;
+}
+
+/** What a node of a striped rollout reports of its stripes. */
+export interface StripeProgress {
+  /** Bytes of each stripe this node took by stripes, over the image. */
+  have: number[];
+  /** Parents that failed or stalled a chunk of a stripe: the origin demotes each once. */
+  suspects: Array<{ stripe: number; parent: string }>;
+}
+
+/** The origin's word to a node: take stripe `stripe` of the rollout's blobs from `parent` from now on. */
+export interface Repoint {
+  rollout: string;
+  stripe: number;
+  parent: string;
 }
 
 export type NodeState = 'running' | 'done' | 'failed';
@@ -41,6 +68,8 @@ export interface NodeProgress {
   startedAt: number;
   finishedAt?: number;
   error?: string;
+  /** In a striped rollout. */
+  stripes?: StripeProgress;
 }
 
 export interface NodeView extends Partial<NodeProgress> {

@@ -1,6 +1,6 @@
 // What peers send about rollouts (an offered rollout, a progress report), checked before it is believed.
 import { formatImageReference, isPlatform, parseManifestReference, parseRegistryName, parseRepositoryName, referenceString } from '../../oci/index.js';
-import type { NodeProgress, NodeState, RolloutSpec } from './view.js';
+import type { NodeProgress, NodeState, Repoint, RolloutSpec, StripeProgress, StripeShape } from './view.js';
 
 const ID = /^[0-9a-f-]{36}$/;
 
@@ -56,7 +56,43 @@ export function specFrom(raw: unknown, isPeerId: (id: string) => boolean = looks
     createdAt: d.createdAt,
     expected: strings(d.expected, 10_000),
     ...(d.order !== undefined ? { order: orderFrom(d.order, isPeerId) } : {}),
+    ...(d.stripes !== undefined ? { stripes: stripeShapeFrom(d.stripes) } : {}),
   };
+}
+
+/** Stripes a peer may ask for: 2 to 16, of 64 KiB to 64 MiB chunks. */
+const MAX_STRIPES = 16;
+const CHUNK_BYTES = { min: 64 * 1024, max: 64 * 1024 * 1024 };
+
+function stripeShapeFrom(v: unknown): StripeShape {
+  const d = v as Record<string, unknown>;
+  if (typeof d !== 'object' || d === null || !isCount(d.k) || d.k < 2 || d.k > MAX_STRIPES) throw new Error('bad stripes: want k of 2 to 16');
+  if (!isCount(d.chunkBytes) || d.chunkBytes < CHUNK_BYTES.min || d.chunkBytes > CHUNK_BYTES.max) throw new Error('bad stripes: chunkBytes out of range');
+  return { k: d.k, chunkBytes: d.chunkBytes };
+}
+
+/** Suspects one report may name (a node names each stripe parent that failed it once). */
+const MAX_SUSPECTS = 64;
+
+function stripeProgressFrom(v: unknown): StripeProgress {
+  const d = v as Record<string, unknown>;
+  if (typeof d !== 'object' || d === null || !Array.isArray(d.have) || d.have.length > MAX_STRIPES || !d.have.every(isCount)) throw new Error('bad stripes');
+  if (!Array.isArray(d.suspects) || d.suspects.length > MAX_SUSPECTS) throw new Error('bad stripe suspects');
+  const suspects = d.suspects.map((x: unknown) => {
+    const s = x as Record<string, unknown>;
+    if (typeof s !== 'object' || s === null || !isCount(s.stripe) || s.stripe >= MAX_STRIPES || typeof s.parent !== 'string' || s.parent.length > 100) throw new Error('bad stripe suspect');
+    return { stripe: s.stripe, parent: s.parent };
+  });
+  return { have: d.have as number[], suspects };
+}
+
+/** A repoint from a peer; `from` must be the rollout's origin (the caller checks, knowing the rollout). */
+export function repointFrom(raw: unknown): Repoint {
+  const d = raw as Record<string, unknown>;
+  if (typeof d !== 'object' || d === null || typeof d.rollout !== 'string' || !ID.test(d.rollout)) throw new Error('bad repoint: rollout');
+  if (!isCount(d.stripe) || d.stripe >= MAX_STRIPES) throw new Error('bad repoint: stripe');
+  if (typeof d.parent !== 'string' || d.parent.length > 100) throw new Error('bad repoint: parent');
+  return { rollout: d.rollout, stripe: d.stripe, parent: d.parent };
 }
 
 /** A progress report from a peer; `from` is who sent it (a node reports only for itself). */
@@ -80,5 +116,6 @@ export function progressFrom(raw: unknown, from: string): NodeProgress {
     startedAt: d.startedAt as number,
     ...(d.finishedAt !== undefined ? { finishedAt: d.finishedAt as number } : {}),
     ...(typeof d.error === 'string' ? { error: d.error.slice(0, 500) } : {}),
+    ...(d.stripes !== undefined ? { stripes: stripeProgressFrom(d.stripes) } : {}),
   };
 }

@@ -1,0 +1,65 @@
+// A node's side of a striped rollout: whom it takes each stripe from (the parents the order gives, then
+// what the origin's repoints say), and what it reports of its stripes (bytes by stripe, the parents that
+// failed it). The fetcher reads the parents at every chunk, so a repoint takes effect at the next one.
+import type { Repoint, StripeProgress, StripeShape } from './view.js';
+
+/** Parents a node names as failing it, at most (the report carries them all). */
+const MAX_SUSPECTS = 64;
+
+/** What the fetcher needs of a route (the shape of distribution/peers' StripeRoute). */
+export interface StripeRoute {
+  readonly k: number;
+  readonly chunkBytes: number;
+  parent(stripe: number): string;
+  readonly fallback?: string;
+  got?(stripe: number, bytes: number): void;
+  suspect?(stripe: number, parent: string): void;
+}
+
+export class NodeStripes implements StripeRoute {
+  readonly k: number;
+  readonly chunkBytes: number;
+  private readonly parents: string[];
+  private readonly report: StripeProgress;
+
+  /** `fallback`: asked for a chunk a parent failed (the origin: it waits on no one). */
+  constructor(
+    shape: StripeShape,
+    parents: readonly string[],
+    readonly fallback?: string,
+  ) {
+    if (parents.length !== shape.k) throw new Error(`want ${shape.k} parents, not ${parents.length}`);
+    this.k = shape.k;
+    this.chunkBytes = shape.chunkBytes;
+    this.parents = [...parents];
+    this.report = { have: new Array<number>(shape.k).fill(0), suspects: [] };
+  }
+
+  parent(stripe: number): string {
+    const p = this.parents[stripe];
+    if (p === undefined) throw new Error(`no stripe ${stripe}`);
+    return p;
+  }
+
+  got(stripe: number, bytes: number): void {
+    this.report.have[stripe] = (this.report.have[stripe] ?? 0) + bytes;
+  }
+
+  suspect(stripe: number, parent: string): void {
+    const { suspects } = this.report;
+    if (suspects.length >= MAX_SUSPECTS || suspects.some((s) => s.stripe === stripe && s.parent === parent)) return;
+    suspects.push({ stripe, parent });
+  }
+
+  /** The origin's repoint; false when it names no stripe of this route. */
+  repoint(r: Repoint): boolean {
+    if (r.stripe >= this.k) return false;
+    this.parents[r.stripe] = r.parent;
+    return true;
+  }
+
+  /** A copy for a progress report. */
+  progress(): StripeProgress {
+    return { have: [...this.report.have], suspects: this.report.suspects.map((s) => ({ ...s })) };
+  }
+}
