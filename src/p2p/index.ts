@@ -7,12 +7,15 @@
 export { canonicalPeerId } from './allow-list.js';
 export { BlobServer, PeerFetchError, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
 export { type ContentRouter, type Provider } from './content-router.js';
-export { DhtContentRouter } from './dht-router.js';
+export { DEFAULT_REPLICATION, DhtContentRouter } from './dht-router.js';
 export { ClaimTable, coordinatorOf, FetchClaims, RolloutOrders } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
+export { KAD_FIELDS, KadMessageType, KadWireError, addProviderMessage, decodeKadMessage, encodeKadMessage, frameKadMessage, readKadFrame, type KadMessage, type KadPeerInfo } from './kad-message.js';
+export { sendAddProvider, type AddProviderOptions, type AddProviderTarget } from './kad-provide.js';
+export { KadSweepExecutor, type KadSweepOptions } from './kad-sweep.js';
 export { MinHeap } from './min-heap.js';
-export { blobKadKey, closestTo, compareDistance, kadKeyOf, keyPosition, keyRegion, regionBitsFor, regionTarget, type KadKey } from './keyspace.js';
-export { createP2PNode, slowDhtMaintenance, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS, type LayerdLibp2p } from './libp2p-node.js';
+export { blobKadKey, closestTo, compareDistance, estimateNetworkSize, kadKeyOf, keyPosition, keyRegion, regionBitsFor, regionTarget, sweepRegionBits, type KadKey } from './keyspace.js';
+export { createP2PNode, slowDhtMaintenance, DHT_PROTOCOL, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS, type LayerdLibp2p } from './libp2p-node.js';
 export { ProvideSweep, type ProvideSweepOptions, type SweepBatch } from './provide-sweep.js';
 export { SweepDriver, type SweepClock, type SweepDriverOptions, type SweepExecutor } from './provide-sweep-driver.js';
 export { PeerAccess, type PeerAccessStatus } from './peer-access.js';

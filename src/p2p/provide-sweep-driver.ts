@@ -7,8 +7,11 @@ import type { ProvideSweep, SweepBatch } from './provide-sweep.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface SweepExecutor {
-  /** One walk toward the region's middle: the peers closest to it, and the requests the walk sent. */
-  walk?(region: number): Promise<{ peers: string[]; requests: number }>;
+  /**
+   * One walk for the region: toward its middle, or toward `key`, one of its keys (kad-dht walks only
+   * toward keys it hashes itself). The peers closest to it, and the requests the walk sent.
+   */
+  walk?(region: number, key: string): Promise<{ peers: string[]; requests: number }>;
   /**
    * Announces the keys: to `peers` (the region's walk) when the sweep walked, else however the executor
    * can (a full provide per key). Returns the keys that failed and the requests sent.
@@ -102,7 +105,7 @@ export class SweepDriver {
       peers = this.sweep.walkOf(batch.region, this.clock.now());
       if (!peers) {
         await this.bucket.take(this.o.walkRequests);
-        const walked = await this.exec.walk(batch.region);
+        const walked = await this.exec.walk(batch.region, batch.keys[0]!);
         this.charge(walked.requests, this.o.walkRequests);
         this.sweep.walked(batch.region, walked.peers, this.clock.now());
         peers = walked.peers;
