@@ -18,13 +18,13 @@ import { SweepDriver, type SweepClock } from './provide-sweep-driver.js';
 export interface DhtRouterOptions {
   /** Bootstrap peers are configured: until one is in the routing table, lookups cannot find anything. */
   expectPeers?: boolean;
-  /** How often every held blob is announced again (default 12 h; records must live longer: libp2p-node.ts). */
+  /** How often every held blob is announced again (default DEFAULT_REPROVIDE_INTERVAL_MS; records must live longer: libp2p-node.ts). */
   reprovideIntervalMs?: number;
   /** Peers each blob's record goes to (default DEFAULT_REPLICATION). */
   replication?: number;
   /**
-   * DHT requests a second provides may spend (default 25): the burst bound. The average is what the
-   * interval and replication make it (blobs × replication / interval, plus a walk per region).
+   * DHT requests a second provides may spend (default DEFAULT_PROVIDE_RATE): the burst bound. The average
+   * is what the interval and replication make it (blobs × replication / interval, plus a walk per region).
    */
   maxRequestsPerSecond?: number;
   /** The kad protocol id (default layerd's). */
@@ -35,16 +35,30 @@ export interface DhtRouterOptions {
 
 /**
  * Peers each record goes to: 10 of the k = 20 closest. A lookup walks to a key's 20 closest peers, so a
- * record is found while any of its 10 holders is up and still among those 20: every holder gone before
- * the next re-provide takes half the cluster failing at once (0.5^10 ≈ 0.1% of keys), and 10 closer
- * peers joining a key's neighbourhood takes the cluster doubling within an interval. At 5,000 blobs and
- * 12 h it is ~1.2 requests/s (the target is 1), so the daemon's interval goes with it (config.ts).
+ * record is found while any of its 10 holders is up and still among those 20. Every provider of a blob
+ * sends to the same 10, so they fail together: all 10 gone before the next re-provide takes about half
+ * the cluster failing at once (0.5^10 ≈ 0.1% of blobs; scripts/sim/dht-sim.mjs --churn measures it), and
+ * 10 closer peers joining a key's neighbourhood takes the cluster doubling within an interval. 20 (kad's
+ * default) would cost twice the requests for a margin that only matters past such failures.
  */
 export const DEFAULT_REPLICATION = 10;
+/**
+ * 5,000 blobs × 10 peers every 16 h is 0.87 requests/s, plus a walk per region (the target is 1/s). The
+ * records live twice as long (node/p2p.ts): a blob's first re-provide comes within 1.5 intervals of its
+ * first provide, every later one an interval after the one before, so a record is always redone with a
+ * quarter of its 32 h left or more (kad-dht's own default lifetime is 48 h, PROVIDERS_VALIDITY).
+ */
+export const DEFAULT_REPROVIDE_INTERVAL_MS = 16 * 3_600_000;
 /** kad-dht's k (its kBucketSize default: layerd does not change it). */
 const K = 20;
-/** What a region walk costs, charged before it runs (the rest, or the change, after). */
-const WALK_REQUESTS = 20;
+/** What a region walk is expected to cost, charged before it runs (the rest, or the change, after). */
+export const SWEEP_WALK_REQUESTS = 20;
+/**
+ * Requests a second at most: a second holds the rate, the half second saved while idle, and what a walk
+ * cost beyond its charge, so 20 keeps the busiest second under 50 (at 25 the simulator saw 51 once, in a
+ * cold start of 5,000 blobs). A restart with 5,000 blobs then takes 5,000 × 10 / 20 s ≈ 42 min to announce.
+ */
+export const DEFAULT_PROVIDE_RATE = 20;
 
 const realClock: SweepClock = {
   now: () => Date.now(),
@@ -65,10 +79,10 @@ export class DhtContentRouter implements ContentRouter {
     private readonly libp2p: Libp2p<{ dht: KadDHT }>,
     private readonly opts: DhtRouterOptions = {},
   ) {
-    const rate = opts.maxRequestsPerSecond ?? 25;
+    const rate = opts.maxRequestsPerSecond ?? DEFAULT_PROVIDE_RATE;
     const replication = opts.replication ?? DEFAULT_REPLICATION;
     const sweep = new ProvideSweep({
-      intervalMs: opts.reprovideIntervalMs ?? 12 * 3_600_000,
+      intervalMs: opts.reprovideIntervalMs ?? DEFAULT_REPROVIDE_INTERVAL_MS,
       regionBits: 0, // until the first walk tells the network's size
       // Each node sweeps from its own place in the cycle, so a cluster started together re-provides spread out.
       phase: keyPosition(kadKeyOf(libp2p.peerId.toMultihash().bytes)),
@@ -90,7 +104,7 @@ export class DhtContentRouter implements ContentRouter {
     this.driver = new SweepDriver(sweep, executor, opts.clock ?? realClock, {
       maxRequestsPerSecond: rate,
       requestsPerKey: replication,
-      walkRequests: WALK_REQUESTS,
+      walkRequests: SWEEP_WALK_REQUESTS,
       onError: (err) => opts.log?.warn({ reason: err.message }, 'provide sweep failed'),
     });
     // Announcing before the DHT runs would reach nobody and count as done: run the sweep while libp2p does.

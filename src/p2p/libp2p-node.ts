@@ -99,9 +99,10 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         // lookup but left nodes knowing only their bootstrap peer (that walk is how they meet the rest).
         allowQueryWithZeroPeers: false,
         providers: { provideValidity: Math.round(opts.providerTtlMs / 1000) },
-        // Re-provides are DhtContentRouter's (a sweep spread over the interval, each record redone within
-        // 3/4 of its life); kad-dht's reprovider would redo at once every record that came due in one of its
-        // checks, so it is left as a safety net for records older than 7/8 of their life, one at a time.
+        // Provides and re-provides are DhtContentRouter's own (a region sweep sending ADD_PROVIDER itself),
+        // which never calls kad-dht's provide: kad-dht keeps no record of this node's own, so its reprovider
+        // has nothing to redo. It still runs for its other job, the only expiry js kad-dht has: every
+        // `interval` it deletes the records other nodes stored here once older than `validity`.
         reprovide: { validity: opts.providerTtlMs, threshold: Math.round(opts.providerTtlMs / 8), interval: Math.min(3_600_000, Math.round(opts.providerTtlMs / 4)), concurrency: 1 },
       }),
     },
