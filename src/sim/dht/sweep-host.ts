@@ -1,10 +1,10 @@
 // One simulated host running layerd's own provide schedule (ProvideSweep and its SweepDriver, the classes
 // the daemon runs) against the simulated DHT: a region walk is a simulated walk toward the region's
 // middle, an announcement is ADD_PROVIDER to the `replication` peers of the region closest to each key.
-import { ProvideSweep, SweepDriver, keyRegion, regionTarget, type SweepExecutor } from '../../p2p/index.js';
+import { ProvideSweep, SWEEP_WALK_REQUESTS, SweepDriver, keyRegion, type SweepExecutor } from '../../p2p/index.js';
 import type { Rng } from '../rng.js';
 import { VirtualClock } from '../virtual-clock.js';
-import { nearest, word, type SimDhtNetwork } from './network.js';
+import { nearest, type SimDhtNetwork } from './network.js';
 import { simWalk } from './walk.js';
 
 export interface Blob {
@@ -50,9 +50,10 @@ export async function runSweepHost(net: SimDhtNetwork, host: number, blobs: Blob
   const sweep = new ProvideSweep({ intervalMs: o.intervalMs, regionBits: o.regionBits, phase: rng.next(), maxBatch: Math.max(1, Math.floor(o.maxRequestsPerSecond / 2 / o.replication)) });
   const byName = new Map(blobs.map((b) => [b.name, b]));
   const exec: SweepExecutor = {
-    async walk(region) {
-      const target = regionTarget(region, o.regionBits);
-      const res = simWalk(net, host, word(target, 0), word(target, 4), rng, { alpha: o.alpha, latencyMs: o.latencyMs, startMs: clock.now(), onRequest: sink });
+    async walk(region, key) {
+      // Toward a key of the region, as the daemon walks (kad-dht walks only toward keys it hashes itself).
+      const target = byName.get(key)!;
+      const res = simWalk(net, host, target.hi, target.lo, rng, { alpha: o.alpha, latencyMs: o.latencyMs, startMs: clock.now(), onRequest: sink });
       await clock.sleep(res.ms);
       // The walk hears of most of the region's peers on its way in: they are the candidates for its keys.
       const inRegion = res.seen.filter((p) => keyRegion(net.keys[p]!, o.regionBits) === region);
@@ -73,7 +74,7 @@ export async function runSweepHost(net: SimDhtNetwork, host: number, blobs: Blob
       return { failed: [], requests };
     },
   };
-  const driver = new SweepDriver(sweep, exec, clock, { maxRequestsPerSecond: o.maxRequestsPerSecond, requestsPerKey: o.replication, walkRequests: 3 * o.alpha });
+  const driver = new SweepDriver(sweep, exec, clock, { maxRequestsPerSecond: o.maxRequestsPerSecond, requestsPerKey: o.replication, walkRequests: SWEEP_WALK_REQUESTS });
   driver.start();
   for (const b of blobs) void driver.add(b.name, b.key);
   await clock.run({ until: o.untilMs });
