@@ -89,6 +89,9 @@ export class DhtContentRouter implements ContentRouter {
       // A batch's requests fit half a second of the rate: a burst stays near the rate.
       maxBatch: Math.max(1, Math.floor(rate / 2 / replication)),
       gatherMs: 200, // an image's layers arrive together: they share the walks of their regions
+      // A small cluster's one region would keep its first walk a whole interval: a node that started
+      // among few peers would never see the cluster grow (nor learn its size and cut finer regions).
+      maxWalkReuseMs: 20 * 60_000,
     });
     this.executor = new KadSweepExecutor(libp2p, {
       protocol: opts.protocol ?? DHT_PROTOCOL,

@@ -1,13 +1,15 @@
 // The provide sweep's network side in the daemon: a region's walk is one kad-dht getClosestPeers toward a
 // key of the region (its public API), and a key's announcement is ADD_PROVIDER (kad-provide.ts) to the
 // `replication` peers closest to the key among those the walk found. Each walk also estimates the
-// network's size, from which the sweep's regions are sized (sweepRegionBits).
+// network's size, from which the sweep's regions are sized (sweepRegionBits). Whether a walk surely
+// found a key's closest peers is checked per key (walkCovers), so a wrong estimate costs walks, never
+// records on the wrong peers.
 import type { KadDHT } from '@libp2p/kad-dht';
 import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface';
 import type { Digest } from '../oci/index.js';
 import { digestToCid } from './cid.js';
 import { sendAddProvider } from './kad-provide.js';
-import { blobKadKey, closestTo, estimateNetworkSize, kadKeyOf, keyRegion, type KadKey } from './keyspace.js';
+import { blobKadKey, closestTo, estimateNetworkSize, kadKeyOf, keyRegion, walkCovers, type KadKey } from './keyspace.js';
 import type { SweepExecutor } from './provide-sweep-driver.js';
 
 export interface KadSweepOptions {
@@ -32,6 +34,13 @@ export interface KadSweepOptions {
   now?: () => number;
 }
 
+/** What a walk surely found: every peer nearer to `target` than the farthest of `found`, or all (`complete`). */
+interface Ball {
+  target: KadKey;
+  found: KadKey[];
+  complete: boolean;
+}
+
 interface PeerRef {
   id: PeerId;
   key: KadKey;
@@ -41,9 +50,17 @@ interface PeerRef {
 /** Peers remembered from walks, for the announcements that follow them (oldest forgotten first). */
 const MAX_KNOWN_PEERS = 4096;
 const SIZE_ESTIMATES = 9;
+/** Walks made for keys their region's walk did not cover, kept for the keys that follow (keyspace order). */
+const OWN_WALKS = 4;
 
 export class KadSweepExecutor implements SweepExecutor {
   private readonly known = new Map<string, PeerRef>();
+  /**
+   * What each walk's peer list surely covers, by the list itself: the sweep hands back the very array a
+   * walk returned (it keeps it for the region), so a list that is not a walk's is never taken for one.
+   */
+  private readonly balls = new WeakMap<readonly string[], Ball>();
+  private ownWalks: string[][] = [];
   private readonly down = new Map<string, number>();
   private readonly estimates: number[] = [];
   private pendingSize: number | undefined;
@@ -59,32 +76,36 @@ export class KadSweepExecutor implements SweepExecutor {
   }
 
   async walk(region: number, key: string): Promise<{ peers: string[]; requests: number }> {
-    const target = blobKadKey(key as Digest);
     const bits = this.o.regionBits();
-    const final: PeerRef[] = [];
-    const heard: PeerRef[] = [];
-    let requests = 0;
-    const signal = AbortSignal.timeout(this.o.walkTimeoutMs ?? 30_000);
-    for await (const event of this.libp2p.services.dht.getClosestPeers(digestToCid(key as Digest).multihash.bytes, { signal })) {
-      if (event.name === 'SEND_QUERY') requests++;
-      else if (event.name === 'FINAL_PEER') final.push(this.remember(event.peer));
-      else if (event.name === 'PEER_RESPONSE') for (const p of event.closer) heard.push(this.remember(p));
-    }
-    this.counts.walks++;
-    this.estimated(estimateNetworkSize(target, final.map((p) => p.key), this.o.k));
-    // Peers of the region heard of on the way in count too: a region a little over k peers is still covered.
-    const self = this.libp2p.peerId.toString();
-    const inRegion = heard.filter((p) => keyRegion(p.key, bits) === region);
-    const peers = new Set([...final, ...inRegion].map((p) => p.id.toString()).filter((id) => id !== self));
-    return { peers: [...peers], requests };
+    const w = await this.walkToward(key);
+    // Peers of the region heard of on the way in are candidates too (the coverage check still holds:
+    // they are real peers, so the closest among more candidates are no farther).
+    const inRegion = w.heard.filter((p) => keyRegion(p.key, bits) === region);
+    const peers = this.ids([...w.final, ...inRegion]);
+    this.balls.set(peers, w.ball);
+    return { peers, requests: w.requests };
   }
 
-  /** ADD_PROVIDER of each key to its closest live peers among `peers`; a key fails when no peer took it. */
+  /**
+   * ADD_PROVIDER of each key to its closest live peers among `peers`; a key fails when no peer took it.
+   * A key the region's walk does not surely cover (walkCovers: the region estimate was off, or the region
+   * holds fewer than `replication` peers) gets a walk of its own first, kept for the keys after it.
+   */
   async announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number }> {
     const failed: string[] = [];
     let requests = 0;
     for (const key of keys) {
-      const targets = this.targetsFor(blobKadKey(key as Digest), peers ?? []);
+      const kadKey = blobKadKey(key as Digest);
+      let candidates = [peers ?? [], ...this.ownWalks].find((ids) => this.covers(ids, kadKey));
+      if (!candidates) {
+        const w = await this.walkToward(key);
+        requests += w.requests;
+        candidates = this.ids(w.final);
+        this.balls.set(candidates, w.ball);
+        this.ownWalks.unshift(candidates);
+        this.ownWalks.length = Math.min(this.ownWalks.length, OWN_WALKS);
+      }
+      const targets = this.targetsFor(kadKey, candidates);
       const cid = digestToCid(key as Digest);
       const results = await Promise.allSettled(targets.map((p) => this.send(p, cid.multihash.bytes)));
       requests += targets.length;
@@ -93,6 +114,34 @@ export class KadSweepExecutor implements SweepExecutor {
     if (this.pendingSize !== undefined) this.o.onNetworkSize(this.pendingSize);
     this.pendingSize = undefined;
     return { failed, requests };
+  }
+
+  /** One kad-dht walk toward the key: its k closest (FINAL_PEER), the peers heard of, what it cost. */
+  private async walkToward(key: string): Promise<{ final: PeerRef[]; heard: PeerRef[]; requests: number; ball: Ball }> {
+    const target = blobKadKey(key as Digest);
+    const self = this.libp2p.peerId.toString();
+    const final: PeerRef[] = [];
+    const heard: PeerRef[] = [];
+    let requests = 0;
+    const signal = AbortSignal.timeout(this.o.walkTimeoutMs ?? 30_000);
+    for await (const event of this.libp2p.services.dht.getClosestPeers(digestToCid(key as Digest).multihash.bytes, { signal })) {
+      if (event.name === 'SEND_QUERY') requests++;
+      else if (event.name === 'FINAL_PEER' && event.peer.id.toString() !== self) final.push(this.remember(event.peer));
+      else if (event.name === 'PEER_RESPONSE') for (const p of event.closer) if (p.id.toString() !== self) heard.push(this.remember(p));
+    }
+    this.counts.walks++;
+    this.estimated(estimateNetworkSize(target, final.map((p) => p.key), this.o.k));
+    return { final, heard, requests, ball: { target, found: final.map((p) => p.key), complete: final.length < this.o.k } };
+  }
+
+  /** Whether the walk that gave `ids` surely found the key's `replication` closest peers. */
+  private covers(ids: readonly string[], key: KadKey): boolean {
+    const ball = this.balls.get(ids);
+    return ball !== undefined && walkCovers(ball.target, ball.found, ball.complete, key, this.o.replication);
+  }
+
+  private ids(refs: PeerRef[]): string[] {
+    return [...new Set(refs.map((p) => p.id.toString()))];
   }
 
   private targetsFor(key: KadKey, ids: string[]): PeerRef[] {

@@ -68,6 +68,28 @@ function distanceFraction(a: KadKey, b: KadKey): number {
   return f / 2 ** 56;
 }
 
+/**
+ * Whether a walk toward `target` that found `found` (its k closest: every peer nearer than the farthest
+ * of them; `complete` when it met fewer than k, i.e. every peer) surely holds the `n` closest peers to
+ * `key`. In the XOR metric d(target, p) = d(target, key) XOR d(key, p); every peer nearer to `key` than
+ * its n-th found one lies within d(target, key) | (2^b − 1) of the target (b the bit length of that
+ * distance), so when that is below the farthest found, none of them was missed.
+ */
+export function walkCovers(target: KadKey, found: readonly KadKey[], complete: boolean, key: KadKey, n: number): boolean {
+  if (complete) return true;
+  if (found.length < n) return false;
+  const radius = found.reduce((r, p) => (distance(target, p) > r ? distance(target, p) : r), 0n);
+  const nth = found.map((p) => distance(key, p)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[n - 1]!;
+  const spread = nth === 0n ? 0n : (1n << BigInt((nth - 1n).toString(2).length)) - 1n;
+  return (distance(target, key) | spread) < radius;
+}
+
+function distance(a: KadKey, b: KadKey): bigint {
+  let d = 0n;
+  for (let i = 0; i < a.length; i++) d = (d << 8n) | BigInt(a[i]! ^ b[i]!);
+  return d;
+}
+
 /** A key in the middle of a region: the target of the region's walk. */
 export function regionTarget(region: number, bits: number): KadKey {
   const key = new Uint8Array(32);

@@ -19,6 +19,8 @@ export interface ProvideSweepOptions {
   maxBatch: number;
   /** A region's walk answers for this long (default: the time the sweep spends on one region). */
   walkReuseMs?: number;
+  /** The default walkReuseMs at most: walks that see joins and departures, and the network's size, often enough. */
+  maxWalkReuseMs?: number;
   /** New keys wait this long for others of their region. */
   gatherMs?: number;
   /** A failed announcement is tried again after this long. */
@@ -74,7 +76,7 @@ export class ProvideSweep {
   }
 
   private reuseFor(bits: number): number {
-    return this.o.walkReuseMs ?? Math.max(60_000, this.o.intervalMs / 2 ** bits);
+    return this.o.walkReuseMs ?? Math.max(60_000, Math.min(this.o.maxWalkReuseMs ?? Infinity, this.o.intervalMs / 2 ** bits));
   }
 
   get size(): number {
