@@ -5,7 +5,8 @@
 // spread over the interval in keyspace order, and the whole is paced by a request budget, so a node that
 // just pulled an image, or restarted with 5,000 blobs, never bursts.
 import type { KadDHT } from '@libp2p/kad-dht';
-import type { Libp2p } from '@libp2p/interface';
+import type { Libp2p, PeerId } from '@libp2p/interface';
+import type { CID } from 'multiformats/cid';
 import type { Digest } from '../oci/index.js';
 import { digestToCid } from './cid.js';
 import type { ContentRouter, FindOptions, Provider } from './content-router.js';
@@ -72,6 +73,7 @@ const realClock: SweepClock = {
 export class DhtContentRouter implements ContentRouter {
   private readonly driver: SweepDriver;
   private readonly executor: KadSweepExecutor;
+  private readonly ownRecord: ((cid: CID) => Promise<void>) | undefined;
   /** Announcements made and failed (keys), for metrics. */
   readonly counts = { provides: 0, failures: 0 };
 
@@ -80,6 +82,7 @@ export class DhtContentRouter implements ContentRouter {
     private readonly opts: DhtRouterOptions = {},
   ) {
     const rate = opts.maxRequestsPerSecond ?? DEFAULT_PROVIDE_RATE;
+    this.ownRecord = ownProviderRecords(libp2p.services.dht, libp2p.peerId);
     const replication = opts.replication ?? DEFAULT_REPLICATION;
     const sweep = new ProvideSweep({
       intervalMs: opts.reprovideIntervalMs ?? DEFAULT_REPROVIDE_INTERVAL_MS,
@@ -133,6 +136,7 @@ export class DhtContentRouter implements ContentRouter {
         this.opts.log?.warn({ digest, peers: peers?.length ?? 0, reason: 'no peer took the record' }, 'provide failed');
       } else {
         this.counts.provides++;
+        await this.ownRecord?.(digestToCid(digest as Digest));
         this.opts.log?.debug({ digest, ms }, 'provided');
       }
     }
@@ -168,12 +172,13 @@ export class DhtContentRouter implements ContentRouter {
   }
 
   /**
-   * Stops announcing the blob. Records other nodes hold expire on their own, so fetchers must expect
-   * providers that no longer have the blob. (kad-dht keeps no record of its own for it: the sweep never
-   * calls kad-dht's provide, so its reprovider has nothing to redo.)
+   * Stops announcing the blob and drops this node's own record of it (kad-dht's reprovider would redo
+   * it). Records other nodes hold expire on their own, so fetchers must expect providers that no longer
+   * have the blob.
    */
   async withdraw(digest: Digest): Promise<void> {
     this.driver.remove(digest);
+    await this.libp2p.services.dht.cancelReprovide(digestToCid(digest));
   }
 
   /**
@@ -189,4 +194,19 @@ export class DhtContentRouter implements ContentRouter {
       await new Promise((r) => setTimeout(r, 20));
     }
   }
+}
+
+/**
+ * Writes this node's own provider record into kad-dht's store, as kad-dht's provide does first: a node
+ * asked for providers of a blob it holds then names itself (a joining node's bootstrap peer often holds
+ * what it looks for), and kad-dht's reprovider, which redoes own records near the end of their life, is
+ * the safety net for a key the sweep failed to announce for long. kad-dht's interface has no call for
+ * it, so its store is reached as slowDhtMaintenance reaches its timers; undefined when not found (a unit
+ * test checks it is, so an upgrade that renames it fails there).
+ */
+export function ownProviderRecords(dht: unknown, self: PeerId): ((cid: CID) => Promise<void>) | undefined {
+  const providers = (dht as { providers?: { addProvider?: unknown } }).providers;
+  if (typeof providers?.addProvider !== 'function') return undefined;
+  const add = providers.addProvider as (cid: CID, peer: PeerId) => Promise<void>;
+  return (cid) => add.call(providers, cid, self);
 }

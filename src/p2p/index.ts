@@ -7,7 +7,7 @@
 export { canonicalPeerId } from './allow-list.js';
 export { BlobServer, PeerFetchError, fetchFromPeer, handleBlobProtocol, storeLookup, type BlobLookup, type PeerBlob, type ServableBlob } from './blob-protocol.js';
 export { type ContentRouter, type Provider } from './content-router.js';
-export { DEFAULT_PROVIDE_RATE, DEFAULT_REPLICATION, DEFAULT_REPROVIDE_INTERVAL_MS, DhtContentRouter, SWEEP_WALK_REQUESTS } from './dht-router.js';
+export { DEFAULT_PROVIDE_RATE, DEFAULT_REPLICATION, DEFAULT_REPROVIDE_INTERVAL_MS, DhtContentRouter, SWEEP_WALK_REQUESTS, ownProviderRecords } from './dht-router.js';
 export { ClaimTable, coordinatorOf, FetchClaims, RolloutOrders } from './fetch-claims.js';
 export { loadOrCreateIdentity } from './identity.js';
 export { KAD_FIELDS, KadMessageType, KadWireError, addProviderMessage, decodeKadMessage, encodeKadMessage, frameKadMessage, readKadFrame, type KadMessage, type KadPeerInfo } from './kad-message.js';

@@ -100,9 +100,11 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         allowQueryWithZeroPeers: false,
         providers: { provideValidity: Math.round(opts.providerTtlMs / 1000) },
         // Provides and re-provides are DhtContentRouter's own (a region sweep sending ADD_PROVIDER itself),
-        // which never calls kad-dht's provide: kad-dht keeps no record of this node's own, so its reprovider
-        // has nothing to redo. It still runs for its other job, the only expiry js kad-dht has: every
-        // `interval` it deletes the records other nodes stored here once older than `validity`.
+        // which refreshes this node's own record of each key at every announcement (at least every 1.5
+        // intervals, i.e. 3/4 of the record's life). kad-dht's reprovider redoes own records older than 7/8
+        // of their life, one at a time: a safety net for keys the sweep failed to announce for long. It is
+        // also the only expiry js kad-dht has: every `interval` it deletes the records other nodes stored
+        // here once older than `validity`.
         reprovide: { validity: opts.providerTtlMs, threshold: Math.round(opts.providerTtlMs / 8), interval: Math.min(3_600_000, Math.round(opts.providerTtlMs / 4)), concurrency: 1 },
       }),
     },

@@ -1,16 +1,15 @@
 // The provide sweep's own ADD_PROVIDER path over real libp2p nodes on loopback, in this process: node A
 // announces a blob to the peers it picks (the `replication` closest to the blob's key), never through
-// kad-dht's provide, and another node's ordinary kad-dht lookup finds A. A keeps no record of its own
-// (kad-dht's provide was never called) and the finder was not picked, so the answer can only have come
-// from records kad-dht's handler on the picked peers stored from our messages. Asked directly, the
-// picked peers hold the record and the others do not.
+// kad-dht's provide. Asked directly, the picked peers hold A's record and the others do not; then A
+// stops, and another node's ordinary kad-dht lookup still finds A: the answer can only come from the
+// records kad-dht's handler on the picked peers stored from our messages.
 import '../../src/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Stream } from '@libp2p/interface';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/oci/digest.js';
 import { digestToCid } from '../../src/p2p/cid.js';
-import { DhtContentRouter } from '../../src/p2p/dht-router.js';
+import { DhtContentRouter, ownProviderRecords } from '../../src/p2p/dht-router.js';
 import { KadMessageType, frameKadMessage, readKadFrame, type KadMessage } from '../../src/p2p/kad-message.js';
 import { sendAddProvider } from '../../src/p2p/kad-provide.js';
 import { blobKadKey, closestTo, kadKeyOf } from '../../src/p2p/keyspace.js';
@@ -64,7 +63,7 @@ describe('provide sweep over real kad-dht nodes', () => {
   });
   afterAll(async () => void (await Promise.all(nodes.map((n) => n.stop()))));
 
-  it("stores A's record on the peers A picked, where a lookup from another node finds it", async () => {
+  it("stores A's record on the peers A picked, where another node's lookup finds it with A gone", async () => {
     const [a, ...others] = nodes as [LayerdLibp2p, ...LayerdLibp2p[]];
     const router = new DhtContentRouter(a, { replication: REPLICATION });
     const digest = digestOf(Buffer.from(`sweep blob ${Math.random()}`));
@@ -77,10 +76,23 @@ describe('provide sweep over real kad-dht nodes', () => {
     const notPicked = others.filter((n) => !picked.includes(n));
     const [finder, bystander] = notPicked as [LayerdLibp2p, LayerdLibp2p];
 
+    expect(ownProviderRecords(a.services.dht, a.peerId)).toBeDefined(); // kad-dht's store is where we reach it
     await router.provide(digest);
     expect(router.counts).toEqual({ provides: 1, failures: 0 });
 
-    // The finder's ordinary lookup (kad-dht's findProviders, through the router) names A.
+    // Asked directly (GET_PROVIDERS, our decoder reading kad-dht's answer): exactly the picked peers hold
+    // it, and A itself (its own record, as kad-dht's provide keeps one).
+    const key = digestToCid(digest).multihash.bytes;
+    const holds = async (n: LayerdLibp2p) => {
+      const answer = await askKad(bystander === n ? finder : bystander, n, { type: KadMessageType.GET_PROVIDERS, key, closer: [], providers: [] });
+      return answer.providers.some((p) => Buffer.from(p.id).equals(Buffer.from(a.peerId.toMultihash().bytes)));
+    };
+    for (const n of picked) expect(await holds(n)).toBe(true);
+    for (const n of notPicked) expect(await holds(n)).toBe(false);
+    expect(await holds(a)).toBe(true);
+
+    // A gone, the finder's ordinary lookup (kad-dht's findProviders, through the router) still names A.
+    await a.stop();
     const finderRouter = new DhtContentRouter(finder);
     let found: string[] = [];
     await until('lookup finds A', async () => {
@@ -89,20 +101,10 @@ describe('provide sweep over real kad-dht nodes', () => {
       return found.length > 0;
     });
     expect(found).toEqual([a.peerId.toString()]);
-
-    // Asked directly (GET_PROVIDERS, our decoder reading kad-dht's answer): exactly the picked peers hold it.
-    const key = digestToCid(digest).multihash.bytes;
-    const holds = async (n: LayerdLibp2p) => {
-      const answer = await askKad(bystander === n ? finder : bystander, n, { type: KadMessageType.GET_PROVIDERS, key, closer: [], providers: [] });
-      return answer.providers.some((p) => Buffer.from(p.id).equals(Buffer.from(a.peerId.toMultihash().bytes)));
-    };
-    for (const n of picked) expect(await holds(n)).toBe(true);
-    for (const n of notPicked) expect(await holds(n)).toBe(false);
-    expect(await holds(a)).toBe(false); // no record of its own: kad-dht's provide was never called
   });
 
   it('gives up on a peer that holds the stream without answering, or answers junk, and resets the stream', async () => {
-    const [a, b] = nodes as [LayerdLibp2p, LayerdLibp2p];
+    const [, a, b] = nodes as [LayerdLibp2p, LayerdLibp2p, LayerdLibp2p]; // node 0 was stopped above
     const held: Stream[] = [];
     await b.handle('/layerd-test/silent/1.0.0', (stream: Stream) => void held.push(stream));
     await b.handle('/layerd-test/junk/1.0.0', (stream: Stream) => void stream.send(new Uint8Array(4096).fill(0xff)));
