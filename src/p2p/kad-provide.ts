@@ -20,7 +20,7 @@ export interface AddProviderTarget {
 export interface AddProviderOptions {
   /** The kad protocol id (DHT_PROTOCOL for layerd's DHT). */
   protocol: string;
-  /** Everything, from the dial to the peer closing its end, within this (default 5 s). */
+  /** Everything, from the dial to the PING's answer, within this (default 5 s). */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
