@@ -102,6 +102,8 @@ export class DhtContentRouter implements ContentRouter {
       k: K,
       regionBits: () => sweep.currentRegionBits,
       onNetworkSize: (n) => sweep.setRegionBits(sweepRegionBits(n, K)),
+      pay: (n) => this.driver.pay(n),
+      walkRequests: SWEEP_WALK_REQUESTS,
     });
     const executor = {
       walk: (region: number, key: string) => this.executor.walk(region, key),
@@ -125,7 +127,7 @@ export class DhtContentRouter implements ContentRouter {
   }
 
   /** ADD_PROVIDER of each key to its closest peers of the region's walk; counted, and logged per digest (tests wait for "provided"). */
-  private async announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number }> {
+  private async announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number; prepaid: number }> {
     const started = Date.now();
     const result = await this.executor.announce(keys, peers);
     const failed = new Set(result.failed);

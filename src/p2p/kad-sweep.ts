@@ -25,6 +25,10 @@ export interface KadSweepOptions {
    * walk: the sweep's regions may change only between batches, not while a walk is being recorded.
    */
   onNetworkSize(peers: number): void;
+  /** Pays for `n` requests before an extra walk goes (the driver's token bucket: SweepDriver.pay). */
+  pay?(n: number): Promise<void>;
+  /** What a walk is expected to cost (paid before an extra walk). */
+  walkRequests?: number;
   /** One ADD_PROVIDER, dial to close (default 5 s). */
   sendTimeoutMs?: number;
   /** One walk (default 30 s). */
@@ -39,6 +43,12 @@ interface Ball {
   target: KadKey;
   found: KadKey[];
   complete: boolean;
+  /**
+   * A region walk whose k closest reach past the region: the region holds fewer than k peers and the walk
+   * found them all, so each key of it has its closest peers of the region among them (the regime the
+   * simulator shows exact). A region walk that stayed inside (the size estimate was low) fits nothing.
+   */
+  fits: boolean;
 }
 
 interface PeerRef {
@@ -82,22 +92,26 @@ export class KadSweepExecutor implements SweepExecutor {
     // they are real peers, so the closest among more candidates are no farther).
     const inRegion = w.heard.filter((p) => keyRegion(p.key, bits) === region);
     const peers = this.ids([...w.final, ...inRegion]);
-    this.balls.set(peers, w.ball);
+    this.balls.set(peers, { ...w.ball, fits: w.final.some((p) => keyRegion(p.key, bits) !== region) });
     return { peers, requests: w.requests };
   }
 
   /**
    * ADD_PROVIDER of each key to its closest live peers among `peers`; a key fails when no peer took it.
-   * A key the region's walk does not surely cover (walkCovers: the region estimate was off, or the region
-   * holds fewer than `replication` peers) gets a walk of its own first, kept for the keys after it.
+   * A key the region's walk does not cover (it stayed inside its region, which is then larger than the
+   * estimate meant, and walkCovers cannot vouch for the key) gets a walk of its own first, paid for at
+   * the sweep's rate and kept for the keys after it.
    */
-  async announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number }> {
+  async announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number; prepaid: number }> {
     const failed: string[] = [];
     let requests = 0;
+    let prepaid = 0;
     for (const key of keys) {
       const kadKey = blobKadKey(key as Digest);
       let candidates = [peers ?? [], ...this.ownWalks].find((ids) => this.covers(ids, kadKey));
       if (!candidates) {
+        await this.o.pay?.(this.o.walkRequests ?? 0);
+        prepaid += this.o.walkRequests ?? 0;
         const w = await this.walkToward(key);
         requests += w.requests;
         candidates = this.ids(w.final);
@@ -113,7 +127,7 @@ export class KadSweepExecutor implements SweepExecutor {
     }
     if (this.pendingSize !== undefined) this.o.onNetworkSize(this.pendingSize);
     this.pendingSize = undefined;
-    return { failed, requests };
+    return { failed, requests, prepaid: Math.min(prepaid, requests) };
   }
 
   /** One kad-dht walk toward the key: its k closest (FINAL_PEER), the peers heard of, what it cost. */
@@ -131,13 +145,13 @@ export class KadSweepExecutor implements SweepExecutor {
     }
     this.counts.walks++;
     this.estimated(estimateNetworkSize(target, final.map((p) => p.key), this.o.k));
-    return { final, heard, requests, ball: { target, found: final.map((p) => p.key), complete: final.length < this.o.k } };
+    return { final, heard, requests, ball: { target, found: final.map((p) => p.key), complete: final.length < this.o.k, fits: false } };
   }
 
   /** Whether the walk that gave `ids` surely found the key's `replication` closest peers. */
   private covers(ids: readonly string[], key: KadKey): boolean {
     const ball = this.balls.get(ids);
-    return ball !== undefined && walkCovers(ball.target, ball.found, ball.complete, key, this.o.replication);
+    return ball !== undefined && (ball.fits || walkCovers(ball.target, ball.found, ball.complete, key, this.o.replication));
   }
 
   private ids(refs: PeerRef[]): string[] {

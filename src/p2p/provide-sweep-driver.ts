@@ -14,9 +14,10 @@ export interface SweepExecutor {
   walk?(region: number, key: string): Promise<{ peers: string[]; requests: number }>;
   /**
    * Announces the keys: to `peers` (the region's walk) when the sweep walked, else however the executor
-   * can (a full provide per key). Returns the keys that failed and the requests sent.
+   * can (a full provide per key). Returns the keys that failed and the requests sent, of which `prepaid`
+   * were paid for through SweepDriver.pay before they went (an extra walk).
    */
-  announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number }>;
+  announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number; prepaid?: number }>;
 }
 
 export interface SweepClock {
@@ -117,12 +118,18 @@ export class SweepDriver {
     let failed: string[] = keys;
     try {
       const result = await this.exec.announce(keys, peers);
-      this.charge(result.requests, expected);
+      this.requests += result.prepaid ?? 0;
+      this.charge(result.requests - (result.prepaid ?? 0), expected);
       failed = result.failed;
     } finally {
       this.sweep.failed(failed, this.clock.now());
       for (const key of batch.keys) this.settle(key);
     }
+  }
+
+  /** Waits until `n` more requests are paid for: an executor's extra work (a walk) goes at the rate too. */
+  pay(n: number): Promise<void> {
+    return this.bucket.take(n);
   }
 
   /** Counts the requests sent; what went beyond the estimate is owed to the bucket (the next take waits). */

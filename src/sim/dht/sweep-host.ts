@@ -56,7 +56,7 @@ export async function runSweepHost(net: SimDhtNetwork, host: number, blobs: Blob
   let ownWalks = 0;
   const walkToward = (b: Blob) => {
     const res = simWalk(net, host, b.hi, b.lo, rng, { alpha: o.alpha, latencyMs: o.latencyMs, startMs: clock.now(), onRequest: sink });
-    return { res, ball: { th: b.hi, tl: b.lo, found: res.closest, complete: res.closest.length < net.k } };
+    return { res, ball: { th: b.hi, tl: b.lo, found: res.closest, complete: res.closest.length < net.k, fits: false } };
   };
   const exec: SweepExecutor = {
     async walk(region, key) {
@@ -66,15 +66,18 @@ export async function runSweepHost(net: SimDhtNetwork, host: number, blobs: Blob
       // The walk hears of most of the region's peers on its way in: they are the candidates for its keys.
       const inRegion = res.seen.filter((p) => keyRegion(net.keys[p]!, o.regionBits) === region);
       const peers = [...new Set([...res.closest, ...inRegion])].sort((a, b) => a - b).map(String);
-      balls.set(peers, ball);
+      balls.set(peers, { ...ball, fits: res.closest.some((p) => keyRegion(net.keys[p]!, o.regionBits) !== region) });
       return { peers, requests: res.requests };
     },
     async announce(keys, peers) {
       let requests = 0;
+      let prepaid = 0;
       for (const name of keys) {
         const blob = byName.get(name)!;
         let ids = [peers ?? [], ...own].find((list) => covers(net, balls.get(list), blob, o.replication));
         if (!ids) {
+          await driver.pay(SWEEP_WALK_REQUESTS);
+          prepaid += SWEEP_WALK_REQUESTS;
           const { res, ball } = walkToward(blob);
           ownWalks++;
           await clock.sleep(res.ms);
@@ -90,7 +93,7 @@ export async function runSweepHost(net: SimDhtNetwork, host: number, blobs: Blob
           if (o.keepRecords) net.addRecord(name, p);
         }
       }
-      return { failed: [], requests };
+      return { failed: [], requests, prepaid: Math.min(prepaid, requests) };
     },
   };
   const driver = new SweepDriver(sweep, exec, clock, { maxRequestsPerSecond: o.maxRequestsPerSecond, requestsPerKey: o.replication, walkRequests: SWEEP_WALK_REQUESTS });
@@ -106,12 +109,14 @@ interface Ball {
   tl: number;
   found: number[];
   complete: boolean;
+  /** A region walk that reached past its region (see the daemon's kad-sweep.ts). */
+  fits: boolean;
 }
 
 /** walkCovers (p2p/keyspace.ts) on 64-bit ids: the walk surely found the blob's `n` closest peers. */
 function covers(net: SimDhtNetwork, ball: Ball | undefined, blob: Blob, n: number): boolean {
   if (!ball) return false;
-  if (ball.complete) return true;
+  if (ball.complete || ball.fits) return true;
   if (ball.found.length < n) return false;
   let rh = 0;
   let rl = 0;

@@ -73,7 +73,7 @@ describe('KadSweepExecutor', () => {
     const order = byDistance(digest);
 
     const first = await exec.announce([digest], peers);
-    expect(first).toEqual({ failed: [digest], requests: 3 });
+    expect(first).toEqual({ failed: [digest], requests: 3, prepaid: 0 });
     expect(dialed.sort()).toEqual(order.slice(0, 3).sort());
 
     dialed.length = 0;
