@@ -2,7 +2,7 @@
 // The DHT cost simulator (src/sim/dht, built into dist/): what keeping provider records costs each host,
 // today's one provide per blob against layerd's ProvideSweep, and first-provider lookup latency.
 //   node scripts/sim/dht-sim.mjs --nodes 1000 --blobs 5000 --interval 12h --seed 1 [--replication 20]
-//        [--rate 25] [--baseline-sample 20] [--lookup-nodes 10,100,1000] [--skip-cost]
+//        [--rate 20] [--baseline-sample 20] [--lookup-nodes 10,100,1000] [--churn 0,0.3,0.5] [--lookup-blobs 100 --lookups 1000] [--skip-cost]
 // Results: .out/sim/dht-<nodes>x<blobs>-r<replication>-<interval>-s<seed>.json (and a summary on stdout).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -15,9 +15,12 @@ const { values: a } = parseArgs({
     interval: { type: 'string', default: '12h' },
     seed: { type: 'string', default: '1' },
     replication: { type: 'string', default: '20' },
-    rate: { type: 'string', default: '25' },
+    rate: { type: 'string', default: '20' }, // DhtContentRouter's DEFAULT_PROVIDE_RATE
     'baseline-sample': { type: 'string', default: '20' },
     'lookup-nodes': { type: 'string', default: '10,100,1000' },
+    churn: { type: 'string', default: '0' },
+    'lookup-blobs': { type: 'string', default: '100' },
+    lookups: { type: 'string', default: '1000' },
     'skip-cost': { type: 'boolean', default: false },
   },
 });
@@ -53,10 +56,13 @@ if (!a['skip-cost']) {
 
 out.lookups = [];
 for (const n of a['lookup-nodes'].split(',').filter(Boolean).map(Number)) {
-  for (const placement of ['per-key', 'sweep']) {
-    const r = await sim.dht.runLookups({ nodes: n, seed, placement, replication });
-    out.lookups.push(r);
-    console.log(`lookup ${String(n).padStart(5)} hosts, records by ${placement.padEnd(7)}: found ${r.found}/${r.lookups}  first provider p50 ${f(r.p50Ms)} ms  p99 ${f(r.p99Ms)} ms  ${f(r.meanRequests)} requests`);
+  for (const churn of a.churn.split(',').map(Number)) {
+    for (const placement of ['per-key', 'sweep']) {
+      const r = await sim.dht.runLookups({ nodes: n, seed, placement, replication, intervalMs, churn, blobs: Number(a['lookup-blobs']), lookups: Number(a.lookups) });
+      out.lookups.push(r);
+      const placed = `records on the key's k closest ${f(r.recordsInClosestK)}, blobs with all ${placement === 'sweep' ? replication : 'k'} closest holding ${f(r.blobsExact)}`;
+      console.log(`lookup ${String(n).padStart(5)} hosts, ${churn * 100}% gone, records by ${placement.padEnd(7)}: found ${r.found}/${r.lookups}  first provider p50 ${f(r.p50Ms)} ms  p99 ${f(r.p99Ms)} ms  ${f(r.meanRequests)} requests  (${placed})`);
+    }
   }
 }
 

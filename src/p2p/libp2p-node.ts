@@ -102,9 +102,12 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         // lookup but left nodes knowing only their bootstrap peer (that walk is how they meet the rest).
         allowQueryWithZeroPeers: false,
         providers: { provideValidity: Math.round(opts.providerTtlMs / 1000) },
-        // Re-provides are DhtContentRouter's (a sweep spread over the interval, each record redone within
-        // 3/4 of its life); kad-dht's reprovider would redo at once every record that came due in one of its
-        // checks, so it is left as a safety net for records older than 7/8 of their life, one at a time.
+        // Provides and re-provides are DhtContentRouter's own (a region sweep sending ADD_PROVIDER itself),
+        // which refreshes this node's own record of each key at every announcement (at least every 1.5
+        // intervals, i.e. 3/4 of the record's life). kad-dht's reprovider redoes own records older than 7/8
+        // of their life, one at a time: a safety net for keys the sweep failed to announce for long. It is
+        // also the only expiry js kad-dht has: every `interval` it deletes the records other nodes stored
+        // here once older than `validity`.
         reprovide: { validity: opts.providerTtlMs, threshold: Math.round(opts.providerTtlMs / 8), interval: Math.min(3_600_000, Math.round(opts.providerTtlMs / 4)), concurrency: 1 },
       }),
     },

@@ -7,13 +7,17 @@ import type { ProvideSweep, SweepBatch } from './provide-sweep.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface SweepExecutor {
-  /** One walk toward the region's middle: the peers closest to it, and the requests the walk sent. */
-  walk?(region: number): Promise<{ peers: string[]; requests: number }>;
+  /**
+   * One walk for the region: toward its middle, or toward `key`, one of its keys (kad-dht walks only
+   * toward keys it hashes itself). The peers closest to it, and the requests the walk sent.
+   */
+  walk?(region: number, key: string): Promise<{ peers: string[]; requests: number }>;
   /**
    * Announces the keys: to `peers` (the region's walk) when the sweep walked, else however the executor
-   * can (a full provide per key). Returns the keys that failed and the requests sent.
+   * can (a full provide per key). Returns the keys that failed and the requests sent, of which `prepaid`
+   * were paid for through SweepDriver.pay before they went (an extra walk).
    */
-  announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number }>;
+  announce(keys: string[], peers: string[] | undefined): Promise<{ failed: string[]; requests: number; prepaid?: number }>;
 }
 
 export interface SweepClock {
@@ -102,7 +106,7 @@ export class SweepDriver {
       peers = this.sweep.walkOf(batch.region, this.clock.now());
       if (!peers) {
         await this.bucket.take(this.o.walkRequests);
-        const walked = await this.exec.walk(batch.region);
+        const walked = await this.exec.walk(batch.region, batch.keys[0]!);
         this.charge(walked.requests, this.o.walkRequests);
         this.sweep.walked(batch.region, walked.peers, this.clock.now());
         peers = walked.peers;
@@ -114,12 +118,18 @@ export class SweepDriver {
     let failed: string[] = keys;
     try {
       const result = await this.exec.announce(keys, peers);
-      this.charge(result.requests, expected);
+      this.requests += result.prepaid ?? 0;
+      this.charge(result.requests - (result.prepaid ?? 0), expected);
       failed = result.failed;
     } finally {
       this.sweep.failed(failed, this.clock.now());
       for (const key of batch.keys) this.settle(key);
     }
+  }
+
+  /** Waits until `n` more requests are paid for: an executor's extra work (a walk) goes at the rate too. */
+  pay(n: number): Promise<void> {
+    return this.bucket.take(n);
   }
 
   /** Counts the requests sent; what went beyond the estimate is owed to the bucket (the next take waits). */

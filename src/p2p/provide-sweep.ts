@@ -19,6 +19,8 @@ export interface ProvideSweepOptions {
   maxBatch: number;
   /** A region's walk answers for this long (default: the time the sweep spends on one region). */
   walkReuseMs?: number;
+  /** The default walkReuseMs at most: walks that see joins and departures, and the network's size, often enough. */
+  maxWalkReuseMs?: number;
   /** New keys wait this long for others of their region. */
   gatherMs?: number;
   /** A failed announcement is tried again after this long. */
@@ -44,15 +46,37 @@ export class ProvideSweep {
   /** Entries by due time (lazy: an entry no longer in `entries`, or re-due, is skipped). */
   private readonly queue = new DueQueue<Entry>();
   private readonly walks = new Map<number, { at: number; peers: string[] }>();
-  private readonly walkReuseMs: number;
+  private regionBits: number;
+  private walkReuseMs: number;
   private readonly gatherMs: number;
   private readonly retryMs: number;
   readonly counts = { batches: 0, walks: 0, announced: 0 };
 
   constructor(private readonly o: ProvideSweepOptions) {
-    this.walkReuseMs = o.walkReuseMs ?? Math.max(60_000, o.intervalMs / 2 ** o.regionBits);
+    this.regionBits = o.regionBits;
+    this.walkReuseMs = this.reuseFor(o.regionBits);
     this.gatherMs = o.gatherMs ?? 1_000;
     this.retryMs = o.retryMs ?? 60_000;
+  }
+
+  /**
+   * Regions of another size (the daemon learns the network's size from its walks): every key's region
+   * is recomputed and the walks made for the old regions are forgotten.
+   */
+  setRegionBits(bits: number): void {
+    if (bits === this.regionBits) return;
+    this.regionBits = bits;
+    this.walkReuseMs = this.reuseFor(bits);
+    this.walks.clear();
+    for (const e of this.entries.values()) e.region = regionOfPosition(e.position, bits);
+  }
+
+  get currentRegionBits(): number {
+    return this.regionBits;
+  }
+
+  private reuseFor(bits: number): number {
+    return this.o.walkReuseMs ?? Math.max(60_000, Math.min(this.o.maxWalkReuseMs ?? Infinity, this.o.intervalMs / 2 ** bits));
   }
 
   get size(): number {
@@ -67,7 +91,7 @@ export class ProvideSweep {
   add(key: string, kadKey: KadKey, now: number, fresh = true): void {
     if (this.entries.has(key)) return;
     const position = keyPosition(kadKey);
-    const entry: Entry = { key, position, region: keyRegion(kadKey, this.o.regionBits), due: 0 };
+    const entry: Entry = { key, position, region: keyRegion(kadKey, this.regionBits), due: 0 };
     entry.due = fresh ? now + this.gatherMs : this.slotAfter(position, now);
     this.entries.set(key, entry);
     this.queue.push(entry, entry.due);
@@ -151,6 +175,11 @@ export class ProvideSweep {
       this.queue.pop();
     }
   }
+}
+
+/** The region of a key at `position` (keyRegion of its key: position × 2^bits is exact in a double). */
+function regionOfPosition(position: number, bits: number): number {
+  return bits <= 0 ? 0 : Math.floor(position * 2 ** bits);
 }
 
 /** Entries by due time; the due is stored beside the entry so a rescheduled entry's old place is recognised. */

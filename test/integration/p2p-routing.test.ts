@@ -40,7 +40,8 @@ const CONFORMANCE_TTL_MS = 6_000;
 describeContentRouter('kad-dht on loopback', async (): Promise<RouterCluster> => {
   const c = await cluster(3, CONFORMANCE_TTL_MS);
   return {
-    routers: c.nodes.map((n) => ({ id: n.peerId.toString(), router: new DhtContentRouter(n) })),
+    // Re-provided at half the records' life, as the daemon does (node/p2p.ts), so a provider still providing stays found.
+    routers: c.nodes.map((n) => ({ id: n.peerId.toString(), router: new DhtContentRouter(n, { reprovideIntervalMs: CONFORMANCE_TTL_MS / 2 }) })),
     withdrawnWithinMs: CONFORMANCE_TTL_MS * 1.25,
     close: c.close,
   };

@@ -3,7 +3,7 @@
 // in two windows: the cold start (the first interval) and the steady cycle (the second). "after" runs
 // layerd's ProvideSweep on every host; "before" models today's one-provide-per-blob on a sample of hosts
 // (sent only: a full provide per blob costs ~100x the walks the sweep makes, so a sample keeps it short).
-import { regionBitsFor } from '../../p2p/index.js';
+import { DEFAULT_PROVIDE_RATE, DEFAULT_REPLICATION, sweepRegionBits } from '../../p2p/index.js';
 import { Rng } from '../rng.js';
 import { SimDhtNetwork, randomKey, word } from './network.js';
 import { runBaselineHost } from './baseline-host.js';
@@ -45,11 +45,11 @@ export function makeBlobs(n: number, rng: Rng): Blob[] {
 }
 
 export async function runProvideCost(opts: ProvideCostOptions): Promise<ProvideCostResult> {
-  const o: Required<ProvideCostOptions> = { onProgress: () => undefined, replication: 20, maxRequestsPerSecond: 25, baselineSample: 20, latencyMs: [0.2, 1], k: 20, alpha: 3, ...opts };
+  const o: Required<ProvideCostOptions> = { onProgress: () => undefined, replication: DEFAULT_REPLICATION, maxRequestsPerSecond: DEFAULT_PROVIDE_RATE, baselineSample: 20, latencyMs: [0.2, 1], k: 20, alpha: 3, ...opts };
   const rng = new Rng(o.seed);
   const net = new SimDhtNetwork(o.nodes, o.k, rng.fork());
   const blobs = makeBlobs(o.blobs, rng.fork());
-  const regionBits = regionBitsFor(o.nodes, o.k);
+  const regionBits = sweepRegionBits(o.nodes, o.k); // as the daemon sizes them (dht-router.ts)
   const after = await runAfter(net, blobs, rng.fork(), o, regionBits);
   const before = runBefore(net, blobs, rng.fork(), o);
   const { onProgress: _, ...options } = o;

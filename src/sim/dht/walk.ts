@@ -15,6 +15,9 @@ export interface WalkOptions {
   onRequest?: (from: number, to: number, atMs: number) => void;
   /** A provider lookup: stop at the first node holding a record for this key. */
   providersOf?: string;
+  /** Nodes gone (churn): a request to one goes unanswered until `deadTimeoutMs`, and it is no candidate. */
+  dead?: Uint8Array;
+  deadTimeoutMs?: number;
 }
 
 export interface WalkResult {
@@ -33,7 +36,7 @@ export function simWalk(net: SimDhtNetwork, from: number, th: number, tl: number
   const k = net.k;
   const holders = o.providersOf === undefined ? undefined : net.records.get(o.providersOf);
   if (holders?.has(from)) return { closest: [], seen: [], requests: 0, ms: 0, firstProviderMs: 0 };
-  const state = new Map<number, 'known' | 'asked' | 'answered'>([[from, 'answered']]);
+  const state = new Map<number, 'known' | 'asked' | 'answered' | 'failed'>([[from, 'answered']]);
   let candidates = net.closestKnown(from, th, tl, k);
   for (const c of candidates) state.set(c, 'known');
   const inflight: Array<{ to: number; at: number }> = [];
@@ -47,12 +50,17 @@ export function simWalk(net: SimDhtNetwork, from: number, th: number, tl: number
       state.set(c, 'asked');
       requests++;
       o.onRequest?.(from, c, o.startMs + t);
-      inflight.push({ to: c, at: t + lmin + (lmax - lmin) * rng.next() });
+      const rtt = lmin + (lmax - lmin) * rng.next();
+      inflight.push({ to: c, at: t + (o.dead?.[c] ? (o.deadTimeoutMs ?? 1_000) : rtt) });
     }
     if (inflight.length === 0) break;
     inflight.sort((a, b) => a.at - b.at);
     const done = inflight.shift()!;
     t = done.at;
+    if (o.dead?.[done.to]) {
+      state.set(done.to, 'failed');
+      continue;
+    }
     state.set(done.to, 'answered');
     if (holders?.has(done.to)) return { closest: [], seen: [...state.keys()], requests, ms: t, firstProviderMs: t };
     const answer = net.closestKnown(done.to, th, tl, k);

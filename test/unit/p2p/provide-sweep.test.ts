@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kadKeyOf, keyRegion, regionBitsFor, type KadKey } from '../../../src/p2p/keyspace.js';
+import { closestTo, estimateNetworkSize, kadKeyOf, keyRegion, regionBitsFor, sweepRegionBits, type KadKey } from '../../../src/p2p/keyspace.js';
 import { ProvideSweep, type ProvideSweepOptions } from '../../../src/p2p/provide-sweep.js';
 import { SweepDriver, type SweepExecutor } from '../../../src/p2p/provide-sweep-driver.js';
 import { VirtualClock } from '../../../src/sim/index.js';
@@ -137,5 +137,66 @@ describe('ProvideSweep', () => {
     expect(regionBitsFor(10, 20)).toBe(0);
     expect(regionBitsFor(1000, 20)).toBe(5);
     expect(regionBitsFor(100_000, 20)).toBe(12);
+  });
+
+  it("sizes the daemon's regions at k/2 to k peers, so a walk's k closest hold the whole region", () => {
+    expect(sweepRegionBits(15, 20)).toBe(0);
+    expect(sweepRegionBits(1000, 20)).toBe(6); // 64 regions of ~16 peers
+    // Every peer of a prefix region is closer to any key of it than every peer outside: the k closest to a key
+    // of a region of at most k peers hold all of it, so each key's closest peers are among them.
+    const peers = Array.from({ length: 1000 }, (_, i) => ({ key: kadKeyOf(Buffer.from(`peer ${i}`)) }));
+    const bits = sweepRegionBits(peers.length, 20);
+    for (let i = 0; i < 50; i++) {
+      const [, k] = key(i);
+      const region = keyRegion(k, bits);
+      const members = peers.filter((p) => keyRegion(p.key, bits) === region);
+      if (members.length > 20) continue;
+      const found = new Set(closestTo(k, peers, 20));
+      for (const m of members) expect(found.has(m)).toBe(true);
+    }
+  });
+
+  it("estimates the network's size from a walk's k closest peers", () => {
+    for (const n of [200, 1000, 5000]) {
+      const peers = Array.from({ length: n }, (_, i) => ({ key: kadKeyOf(Buffer.from(`net ${n} peer ${i}`)) }));
+      const estimates = Array.from({ length: 9 }, (_, i) => {
+        const target = kadKeyOf(Buffer.from(`target ${i}`));
+        return estimateNetworkSize(target, closestTo(target, peers, 20).map((p) => p.key), 20);
+      }).sort((a, b) => a - b);
+      const median = estimates[4]!;
+      expect(median).toBeGreaterThan(n * 0.6);
+      expect(median).toBeLessThan(n * 1.6);
+      // One bit of region off at most: the regions stay within twice or half the size meant.
+      expect(Math.abs(sweepRegionBits(median, 20) - sweepRegionBits(n, 20))).toBeLessThanOrEqual(1);
+    }
+    // A walk that met fewer than k peers met them all.
+    expect(estimateNetworkSize(kadKeyOf(Buffer.from('t')), [kadKeyOf(Buffer.from('a'))], 20)).toBe(2);
+  });
+
+  it('moves every key to its region of a new size, and forgets the walks of the old ones', async () => {
+    const clock = new VirtualClock();
+    const sweep = new ProvideSweep({ intervalMs: 1000 * S, regionBits: 0, phase: 0, maxBatch: 100 });
+    const { log, exec } = recorder(clock);
+    const batches: string[][] = [];
+    const announce = exec.announce.bind(exec);
+    exec.announce = (keys, peers) => (batches.push(keys), announce(keys, peers));
+    const driver = new SweepDriver(sweep, exec, clock, { maxRequestsPerSecond: 10_000, requestsPerKey: 20, walkRequests: 10 });
+    driver.start();
+    for (let i = 0; i < 64; i++) driver.add(...key(i));
+    await clock.run({ until: 10 * S });
+    expect(log.walks.map((w) => w.region)).toEqual([0]); // one region: one walk for all
+    sweep.setRegionBits(2);
+    expect(sweep.currentRegionBits).toBe(2);
+    expect(sweep.walkOf(0, clock.now())).toBeUndefined();
+    const before = batches.length;
+    for (let i = 64; i < 128; i++) driver.add(...key(i));
+    await clock.run({ until: 20 * S });
+    driver.stop();
+    // The new keys went by the four regions of two bits, each batch from one region only.
+    expect(log.walks.slice(1).map((w) => w.region).sort()).toEqual([0, 1, 2, 3]);
+    const regionOf = new Map(Array.from({ length: 128 }, (_, i) => [key(i)[0], keyRegion(key(i)[1], 2)]));
+    const late = batches.slice(before);
+    expect(late.flat()).toHaveLength(64);
+    for (const b of late) expect(new Set(b.map((k) => regionOf.get(k))).size).toBe(1);
   });
 });

@@ -13,11 +13,21 @@ describe('sim/dht', () => {
   });
 
   it('the sweep announces every blob each cycle for fewer requests than a provide per blob, and lookups find them', async () => {
-    const cost = await dht.runProvideCost({ nodes: 60, blobs: 40, intervalMs: 600_000, seed: 5, baselineSample: 5 });
-    expect(cost.after.requestsPerBlobPerCycle).toBeGreaterThanOrEqual(cost.regionBits > 0 ? 15 : 19);
+    const cost = await dht.runProvideCost({ nodes: 60, blobs: 40, intervalMs: 600_000, seed: 5, baselineSample: 5, replication: 10 });
+    // Each blob's record goes to its 10 closest peers every cycle, plus a share of the region walks.
+    expect(cost.after.requestsPerBlobPerCycle).toBeGreaterThanOrEqual(10);
     expect(cost.after.requestsPerBlobPerCycle).toBeLessThan(cost.before.requestsPerBlobPerCycle);
     expect(cost.after.steady.sent.maxPerSecond).toBeLessThanOrEqual(50);
-    const lookups = await dht.runLookups({ nodes: 60, seed: 5, placement: 'sweep', lookups: 100, blobs: 20 });
+    const lookups = await dht.runLookups({ nodes: 60, seed: 5, placement: 'sweep', lookups: 100, blobs: 20, replication: 10 });
     expect(lookups.found).toBe(100);
+    // The region walks put every record on its key's true 10 closest peers (the whole network's).
+    expect(lookups.blobsExact).toBe(1);
+    expect(lookups.recordsInClosestK).toBe(1);
+  });
+
+  it('lookups still find most blobs after churn takes hosts and their records away', async () => {
+    const lookups = await dht.runLookups({ nodes: 100, seed: 5, placement: 'sweep', lookups: 200, blobs: 20, replication: 10, churn: 0.3 });
+    expect(lookups.churn).toBe(0.3);
+    expect(lookups.found).toBeGreaterThanOrEqual(195);
   });
 });
