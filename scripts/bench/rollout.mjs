@@ -40,7 +40,7 @@ function readOptions() {
       rounds: { type: 'string', default: env.BENCH_ROUNDS ?? '1' },
       // `rollout` alone skips the slow seed-direct way (for iterating on rollout; no speed-up is reported then).
       ways: { type: 'string', default: env.BENCH_WAYS ?? 'seed-direct,rollout' },
-      // Another build's cli.js (e.g. /work/main/dist/cli.js), to measure the code before a change in the same session.
+      // Another build's bin (e.g. /work/main/dist/cli.js), to measure the code before a change in the same session.
       bin: { type: 'string', default: env.BENCH_BIN },
       // A rollout of another image this large first, untimed (0: none, the nodes run cold). See warmUp().
       'warm-mb': { type: 'string', default: env.BENCH_WARM_MB ?? '32' },
@@ -321,7 +321,7 @@ await runBenchmark(async () => {
     ),
   );
   const pass = { seedRatio: roll.seedRatio <= TARGETS.seedRatio, lowerBound: roll.lowerBoundRatio <= TARGETS.lowerBoundRatio, speedup: speedup === null ? null : speedup >= TARGETS.speedup };
-  console.log(`\nbinary: ${opts.bin ?? 'this checkout\'s dist/cli.js'}`);
+  console.log(`\nbinary: ${opts.bin ?? 'this checkout\'s dist/layerd.mjs'}`);
   console.log(`rollout: the hosts used ${rep.rolloutCpuSeconds} CPU seconds (layerd nodes alone ${rep.hostsCpuSeconds}, ${rep.hostsSystemSeconds} of it in the kernel, ~${rep.hostsIdleSeconds} what they use idle; the rest the seed) on this machine's ${cpus().length} cores: a floor of ${round1(rep.cpuFloorMs / 1000)} s whatever the links (the links' bound is ${round1(rep.lowerBoundMs / 1000)} s)`);
   console.log(`rollout vs seed-direct: ${speedup === null ? 'not measured' : `${speedup}x faster`} (target ≥ ${TARGETS.speedup}); seed egress ${roll.seedRatio}x (target ≤ ${TARGETS.seedRatio}); makespan ${roll.lowerBoundRatio}x the lower bound (target ≤ ${TARGETS.lowerBoundRatio})`);
   const stamp = timestamp();
