@@ -11,7 +11,7 @@
 //   node scripts/bench/idle.mjs [--nodes 8,16,32] [--window 60] [--settle 20] [--bin label=path ...]
 //                               [--node-flags "..."] [--args "--log-level warn"] [--profile] [--strace] [--census]
 //
-// --bin (repeatable) compares builds in one run, interleaved per N (default: this checkout's dist/cli.js,
+// --bin (repeatable) compares builds in one run, interleaved per N (default: this checkout's dist/layerd.mjs,
 // labelled "this"). Each build runs with the node flags on its own #! line, as `layerd` starts it.
 // --profile runs node 2 with --cpu-prof and prints where its JavaScript time went inside the window (by
 // package); --strace counts node 2's syscalls over the window (strace -c -f): node 2 is then left out of

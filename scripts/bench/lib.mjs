@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const layerdBin = join(repoRoot, 'dist', 'cli.js');
+export const layerdBin = join(repoRoot, 'dist', 'layerd.mjs');
 export const benchOutDir = join(repoRoot, '.out', 'bench');
 export const MiB = 1024 * 1024;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -233,7 +233,7 @@ export async function runBenchmark(main) {
 
 /**
  * `layerd serve` with a fresh data dir under `dir`; `nodeArgs` go before the script (e.g. --cpu-prof).
- * `bin` defaults to this checkout's dist/cli.js; another build (an older commit, an experiment) can be compared.
+ * `bin` defaults to this checkout's dist/layerd.mjs (the bundle); another build (an older commit, an experiment) can be compared.
  * `onLine` sees every line of its output (pino JSON), `env` adds environment variables, `dataDir` reuses a directory.
  */
 export async function startLayerd(dir, { args = [], nodeArgs = [], name = 'layerd', bin = layerdBin, onLine, env, dataDir } = {}) {

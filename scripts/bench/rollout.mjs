@@ -13,15 +13,17 @@
 // Reported per way: makespan (request → last host done), p50/p99 per-host completion, seed egress ÷ image size
 // (tbf's byte count on the seed's link, headers included, so ~1.03 is one copy), and makespan ÷ the physical lower
 // bound (image size ÷ one host's link rate: no host can receive the image faster). Targets: rollout seed egress
-// ≤ 1.1×, rollout makespan ≤ 1.5× the lower bound, rollout ≥ 4× faster than seed-direct. Also an SVG chart of
+// ≤ 1.1×, rollout makespan ≤ 1.5× the lower bound, rollout ≥ 4× faster than seed-direct. Also each layerd host's
+// peak RSS during the rollout (issue 16: ≤ 160 MiB while relaying) and an SVG chart of
 // hosts done over time for both ways. Results: a table on stdout, one JSON line, .out/bench/rollout-<ts>.{json,svg}.
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster, parseRate } from '../cluster/netns-cluster-lib.mjs';
-import { MiB, benchOutDir, formatTable, log, makeTempDir, procCpuSeconds, procCpuSplit, round1, round2, runBenchmark, timestamp, writeResults } from './lib.mjs';
+import { MiB, benchOutDir, formatTable, log, makeTempDir, median, procCpuSeconds, procCpuSplit, procStatusKiB, round1, round2, runBenchmark, timestamp, writeResults } from './lib.mjs';
 import { createRandomBlob, percentile } from './p2p-lib.mjs';
 
 const REPO = 'bench/rollout';
@@ -40,7 +42,7 @@ function readOptions() {
       rounds: { type: 'string', default: env.BENCH_ROUNDS ?? '1' },
       // `rollout` alone skips the slow seed-direct way (for iterating on rollout; no speed-up is reported then).
       ways: { type: 'string', default: env.BENCH_WAYS ?? 'seed-direct,rollout' },
-      // Another build's cli.js (e.g. /work/main/dist/cli.js), to measure the code before a change in the same session.
+      // Another build's bin (e.g. /work/main/dist/cli.js), to measure the code before a change in the same session.
       bin: { type: 'string', default: env.BENCH_BIN },
       // A rollout of another image this large first, untimed (0: none, the nodes run cold). See warmUp().
       'warm-mb': { type: 'string', default: env.BENCH_WARM_MB ?? '32' },
@@ -232,6 +234,16 @@ function cpuOf(hosts) {
 }
 
 /**
+ * Each host's peak RSS over what follows: resets the kernel's high-water mark (VmHWM; writing 5 to clear_refs,
+ * which needs root, as the netns cluster does) and returns a function that reads the peaks, in MiB. Without the
+ * reset VmHWM would be the peak since the node started, warm-up rollout included.
+ */
+function peakRssFrom(hosts) {
+  for (const h of hosts) writeFileSync(`/proc/${h.pid}/clear_refs`, '5');
+  return () => hosts.map((h) => round1(procStatusKiB(h.pid, 'VmHWM') / 1024));
+}
+
+/**
  * The hosts' CPU seconds per second over a window in which they have nothing to do (after the warm-up and the
  * push, before the rollout): what part of a rollout's CPU is the nodes merely running, not moving bytes.
  */
@@ -274,12 +286,14 @@ await runBenchmark(async () => {
       const cpuBefore = cpu();
       const hostsBefore = hostsCpu();
       const systemBefore = hostsSystem();
+      const peaks = peakRssFrom(cluster.nodes);
       const r = await rollout(cluster, dir);
+      const peakRssMiB = peaks();
       const rolloutCpuS = cpu() - cpuBefore;
       const hostsCpuS = hostsCpu() - hostsBefore;
       const hostsSystemS = hostsSystem() - systemBefore;
       const rolloutEgress = (await cluster.bytesSent(cluster.seed.name)) - before;
-      log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s`);
+      log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s; the hosts' peak RSS ${round1(median(peakRssMiB))} MiB median, ${Math.max(...peakRssMiB)} max`);
       const lookups = await dhtLookups(cluster);
       log(`rollout: ${lookups.count} DHT lookups on the hosts, ${lookups.meanMs} ms each on average`);
 
@@ -294,6 +308,8 @@ await runBenchmark(async () => {
         hostsCpuSeconds: round1(hostsCpuS),
         /** Of hostsCpuSeconds, the kernel's on the hosts' behalf (syscalls, the namespace network's packets, page faults). */
         hostsSystemSeconds: round1(hostsSystemS),
+        /** Each layerd host's peak RSS during the rollout (VmHWM reset just before it), MiB: median and max. */
+        hostsPeakRssMiB: { median: round1(median(peakRssMiB)), max: Math.max(...peakRssMiB), each: peakRssMiB },
         /** What the hosts would have used over the makespan with nothing to do (timers, DHT upkeep, pings). */
         hostsIdleSeconds: round1((idle.perSecond * Math.max(...r.done.map((d) => d.ms))) / 1000),
         dhtLookups: lookups,
@@ -321,13 +337,14 @@ await runBenchmark(async () => {
     ),
   );
   const pass = { seedRatio: roll.seedRatio <= TARGETS.seedRatio, lowerBound: roll.lowerBoundRatio <= TARGETS.lowerBoundRatio, speedup: speedup === null ? null : speedup >= TARGETS.speedup };
-  console.log(`\nbinary: ${opts.bin ?? 'this checkout\'s dist/cli.js'}`);
+  console.log(`\nbinary: ${opts.bin ?? 'this checkout\'s dist/layerd.mjs'}`);
   console.log(`rollout: the hosts used ${rep.rolloutCpuSeconds} CPU seconds (layerd nodes alone ${rep.hostsCpuSeconds}, ${rep.hostsSystemSeconds} of it in the kernel, ~${rep.hostsIdleSeconds} what they use idle; the rest the seed) on this machine's ${cpus().length} cores: a floor of ${round1(rep.cpuFloorMs / 1000)} s whatever the links (the links' bound is ${round1(rep.lowerBoundMs / 1000)} s)`);
+  console.log(`rollout: the hosts' peak RSS while relaying ${rep.hostsPeakRssMiB.median} MiB median, ${rep.hostsPeakRssMiB.max} MiB max (target ≤ 160)`);
   console.log(`rollout vs seed-direct: ${speedup === null ? 'not measured' : `${speedup}x faster`} (target ≥ ${TARGETS.speedup}); seed egress ${roll.seedRatio}x (target ≤ ${TARGETS.seedRatio}); makespan ${roll.lowerBoundRatio}x the lower bound (target ≤ ${TARGETS.lowerBoundRatio})`);
   const stamp = timestamp();
   const svgPath = join(benchOutDir, `rollout-${stamp}.svg`);
   await mkdir(benchOutDir, { recursive: true }); // a fresh clone has no .out/ yet
   await writeFile(svgPath, chartSvg(rep.results, rep.lowerBoundMs, `${round1(rep.image.bytes / MiB)} MiB image to ${opts.nodes} hosts, ${opts.rate} links`, rep.cpuFloorMs));
   const file = await writeResults('rollout', { opts, rounds, load });
-  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, bin: opts.bin ?? null, load: round2(load), rollout: { makespanMs: roll.makespanMs, firstMs: roll.firstMs, spread: roll.spread, hostsCpuSeconds: rep.hostsCpuSeconds, hostsSystemSeconds: rep.hostsSystemSeconds, hostsIdleSeconds: rep.hostsIdleSeconds, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
+  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, bin: opts.bin ?? null, load: round2(load), rollout: { makespanMs: roll.makespanMs, firstMs: roll.firstMs, spread: roll.spread, hostsCpuSeconds: rep.hostsCpuSeconds, hostsSystemSeconds: rep.hostsSystemSeconds, hostsIdleSeconds: rep.hostsIdleSeconds, hostsPeakRssMiB: { median: rep.hostsPeakRssMiB.median, max: rep.hostsPeakRssMiB.max }, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
 });

@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
-export const defaultLayerdBin = join(repoRoot, 'dist', 'cli.js');
+export const defaultLayerdBin = join(repoRoot, 'dist', 'layerd.mjs');
 // The compose network's public test user (compose/test-credentials): every layerd host here listens beyond
 // loopback, so it takes pushes and /api writes (rollouts) only with credentials.
 const TEST_HTPASSWD = join(repoRoot, 'compose', 'test-credentials', 'htpasswd');

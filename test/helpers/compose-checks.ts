@@ -358,9 +358,9 @@ export function dockerfileProblems(df: Dockerfile, contextDir: string, nodes: Co
   const user = last.findLast((i) => i.op === 'USER')?.args;
   if (!user || user === 'root' || user === '0') problems.push('the runtime stage runs as root');
   const entrypoint = last.findLast((i) => i.op === 'ENTRYPOINT')?.args;
-  // The entry is the `layerd` link to dist/cli.js, run through its #! line (the node flags layerd ships with).
+  // The entry is the `layerd` link to dist/layerd.mjs (the bundle), run through its #! line (the node flags layerd ships with).
   if (entrypoint?.replace(/\s/g, '') !== '["layerd"]') problems.push(`ENTRYPOINT is ${entrypoint}, not ["layerd"]`);
-  if (!last.some((i) => i.op === 'RUN' && /\bln -s \/app\/dist\/cli\.js \/usr\/local\/bin\/layerd\b/.test(i.args))) problems.push('no /usr/local/bin/layerd link to /app/dist/cli.js');
+  if (!last.some((i) => i.op === 'RUN' && /\bln -s \/app\/dist\/layerd\.mjs \/usr\/local\/bin\/layerd\b/.test(i.args))) problems.push('no /usr/local/bin/layerd link to /app/dist/layerd.mjs');
   if (last.findLast((i) => i.op === 'CMD')?.args !== '["serve"]') problems.push('CMD is not ["serve"]');
   const exposed = new Set(last.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/).map((p) => Number(p.replace(/\/tcp$/, '')))));
   for (const n of nodes) {

@@ -117,7 +117,12 @@ export class NodeSet {
    */
   async cluster<const Names extends readonly string[]>(names: Names, spec: NodeSpec = {}): Promise<{ [K in keyof Names]: TestNode }> {
     const first = await this.start(names[0]!, spec);
-    const rest = await Promise.all(names.slice(1).map((n) => this.start(n, { ...spec, bootstrap: first })));
+    // Every start settles before a failure is thrown: with Promise.all the test's afterAll ran stopAll while
+    // the other nodes were still starting, and those left running after the test file (seen on a loaded box).
+    const settled = await Promise.allSettled(names.slice(1).map((n) => this.start(n, { ...spec, bootstrap: first })));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    const rest = settled.map((s) => (s as PromiseFulfilledResult<TestNode>).value);
     return [first, ...rest] as { [K in keyof Names]: TestNode };
   }
 

@@ -10,7 +10,7 @@ import { blobGets } from './access-log.js';
 import type { NetNamespace } from './netns.js';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
-export const layerdBin = join(repoRoot, 'dist', 'cli.js');
+export const layerdBin = join(repoRoot, 'dist', 'layerd.mjs');
 
 export interface RunningProcess {
   url: string;

@@ -116,10 +116,10 @@ describe('layerd CLI', () => {
       await waitForHttp(`http://127.0.0.1:${port}/v2/`, 30_000, child);
       const res = await fetch(`http://127.0.0.1:${port}/v2/`);
       expect(res.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
-      // The daemon in npm's process group is node with the flag from dist/cli.js's first line (env -S).
+      // The daemon in npm's process group is node with the flag from the bin's (dist/layerd.mjs's) first line (env -S).
       const group = spawnSync('pgrep', ['-a', '-g', String(child.pid)], { encoding: 'utf8' }).stdout;
-      const daemon = group.split('\n').find((l) => /^\d+ node .*dist\/cli\.js serve/.test(l));
-      expect(daemon, group).toMatch(/\bnode --initial-heap-size=128 \S*dist\/cli\.js serve\b/);
+      const daemon = group.split('\n').find((l) => /^\d+ node .*dist\/layerd\.mjs serve/.test(l));
+      expect(daemon, group).toMatch(/\bnode --initial-heap-size=128 \S*dist\/layerd\.mjs serve\b/);
     } finally {
       process.kill(-child.pid!, 'SIGTERM');
     }
