@@ -71,8 +71,9 @@ export class StripeTrees {
    * holds more of the stripe than the child (it can feed it at once; a silent one is never chosen), then
    * the one holding most. Room comes before what is held: every uplink is busy in a tree of full nodes, and
    * a fifth child on one slowed the orphan and the four it fed by a fifth, for the rest of the rollout
-   * (1,000 hosts, 5% slow: 1.55–1.65× the bound). A slow root hands the tree to a leaf, which takes the
-   * stripe from the seed. Returns the nodes whose parent changed (they must follow their new parent).
+   * (1,000 hosts, 5% slow: 1.55–1.65× the bound). A slow root hands the tree to one of its children (else
+   * a leaf), which takes the stripe from the seed. Returns the nodes whose parent changed (they must
+   * follow their new parent).
    */
   demote(stripe: number, node: string, held?: HeldShare): string[] {
     this.avoided.add(node);
@@ -80,8 +81,10 @@ export class StripeTrees {
     const kids = this.kids[stripe]!;
     const moved: string[] = [];
     if (parents.get(node) === undefined) {
-      // Any leaf may take the root's place: it leaves its own parent, so no circle can close.
-      const root = this.spare(stripe, node, held, false);
+      // One of the root's own children takes its place: its uplink already serves this tree. A leaf's serves
+      // four children of another tree, and this whole tree ran at a fifth of it (1,000 hosts, 5% slow, seed 3:
+      // 1.8× the bound). Else any leaf: it leaves its own parent, so no circle can close.
+      const root = this.heir(stripe, node, held) ?? this.spare(stripe, node, held, false);
       if (root === undefined) return [];
       this.move(stripe, root, undefined);
       this.move(stripe, node, root);
@@ -123,6 +126,18 @@ export class StripeTrees {
       if (h === undefined) continue;
       const key = [this.load(id), h > need ? 0 : 1, -h];
       if (best === undefined || before(key, bestKey)) [best, bestKey] = [id, key];
+    }
+    return best;
+  }
+
+  /** The child of `node` to take its place as the tree's root: the one holding most (never a silent or demoted one). */
+  private heir(stripe: number, node: string, held: HeldShare | undefined): string | undefined {
+    let best: string | undefined;
+    let most = -1;
+    for (const kid of this.kids[stripe]!.get(node)!) {
+      const h = held ? held(kid) : 0;
+      if (h === undefined || this.avoided.has(kid) || h <= most) continue;
+      [best, most] = [kid, h];
     }
     return best;
   }

@@ -135,12 +135,26 @@ describe('StripeTrees', () => {
     for (const a of adopters) expect(roomy).toContain(a);
   });
 
-  it('gives a slow root\'s tree to a leaf that is not behind (a slow leaf would be as slow a root)', () => {
+  it('gives a slow root\'s tree to its child holding most, whose uplink already serves that tree', () => {
+    const order = nodes(100);
+    const trees = new StripeTrees(order, 4);
+    const root = order.find((id) => trees.parent(1, id) === undefined)!;
+    const [a, b, c, d] = trees.children(1, root);
+    trees.demote(1, root, (id) => (id === a ? undefined : id === c ? 0.3 : id === b || id === d ? 0.2 : 0.05));
+    expect(trees.parent(1, c!)).toBeUndefined();
+    expect(trees.parent(1, root)).toBe(c);
+    // Its siblings went to nodes with room, outside their own subtrees; every node still reaches the seed.
+    for (const id of order) expect(depth(trees, 1, id)).toBeLessThan(100);
+  });
+
+  it('gives a slow root\'s tree to a leaf that is not behind when it has no child to take it', () => {
     const order = nodes(21);
     const trees = new StripeTrees(order, 4);
     const root = order.find((id) => trees.parent(1, id) === undefined)!;
     const healthy = order.filter((id) => trees.children(1, id).length === 0).at(-1)!;
-    trees.demote(1, root, (id) => (id === healthy ? 0.4 : 0.05));
+    const kids = trees.children(1, root);
+    // The root's children went silent.
+    trees.demote(1, root, (id) => (kids.includes(id) ? undefined : id === healthy ? 0.4 : 0.05));
     expect(trees.parent(1, healthy)).toBeUndefined();
   });
 });
