@@ -3,7 +3,8 @@
 //   node scripts/sim/rollout-sim.mjs --nodes 1000 --mb 1024 --layers 4 --rate 1gbit --latency 0.2 \
 //     [--slow-frac 0.05 --slow-factor 10] [--crash-frac 0.01] [--seed 1] [--cpu host|pool --cores 2] \
 //     [--design line|stripes --k 4] [--start-ms 570 --start-jitter-ms 100] [--crash-detect-ms 45000]
-//     [--box: this box's one CPU pool (1.25 of its 2 cores, fitted) and no delay, as the namespace benches ran]
+//     [--box: this box's one CPU pool (1.84 of its 2 cores, as the 32 hosts had), no delay, and the rollout's
+//      messages' CPU, as the namespace benches ran; --cores C for another pool, --idle-cores for another idle node]
 // Prints makespan, makespan ÷ the link bound, seed egress ÷ image, max host upload ÷ image, p50/p99 host
 // completion, events and wall time; writes the result as JSON under .out/sim/.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,8 @@ const { values: a } = parseArgs({
     'crash-detect-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.crashDetectMs) },
     seed: { type: 'string', default: '1' },
     cpu: { type: 'string', default: 'host' },
-    cores: { type: 'string', default: '2' },
+    // Cores per host (--cpu host, default 2) or of the one pool (--box's fitted pool unless given).
+    cores: { type: 'string' },
     design: { type: 'string', default: 'line' },
     k: { type: 'string', default: '4' },
     'start-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.startMs) },
@@ -33,7 +35,7 @@ const { values: a } = parseArgs({
     'step-ms': { type: 'string' },
     'link-efficiency': { type: 'string', default: String(SCENARIO_DEFAULTS.linkEfficiency) },
     'peer-efficiency': { type: 'string', default: String(SCENARIO_DEFAULTS.peerEfficiency) },
-    // This box, as the namespace benches ran: one pool of CPU for all hosts (the fitted share of 2 cores), no delay.
+    // This box, as the namespace benches ran: one pool of CPU for all hosts, no delay, the messages' CPU.
     box: { type: 'boolean', default: false },
     'idle-cores': { type: 'string' },
     quiet: { type: 'boolean', default: false },
@@ -68,7 +70,7 @@ const scenario = {
   crashDetectMs: num('crash-detect-ms'),
   seed: num('seed'),
   cpu: a.cpu === 'pool' ? 'pool' : 'host',
-  cores: num('cores'),
+  cores: 2,
   design: a.design === 'stripes' ? 'stripes' : 'line',
   k: num('k'),
   startMs: num('start-ms'),
@@ -79,6 +81,7 @@ const scenario = {
   ...(a['step-ms'] ? { stepMs: num('step-ms') } : {}),
   ...(a['idle-cores'] ? { costs: { idleCores: num('idle-cores') } } : {}),
   ...(a.box ? BOX_CPU : {}),
+  ...(a.cores ? { cores: num('cores') } : {}),
   stopWhenFastDone: a['stop-when-fast-done'],
 };
 

@@ -60,6 +60,9 @@ export class Cluster {
   readonly crashedAt: Array<number | undefined>;
   readonly uploaded: Float64Array;
   readonly cpuUsed: Float64Array;
+  /** Cores each host spends beside its streams now (setBesides), and since when that was last charged. */
+  private readonly besides: Float64Array;
+  private readonly besidesSince: Float64Array;
   /** Steps run. */
   steps = 0;
   private readonly received: Float64Array;
@@ -68,6 +71,9 @@ export class Cluster {
   private dirty = true;
   private readonly share: FairShare;
   private readonly cpuOf: (h: number) => number;
+  /** Each CPU resource's capacity with nothing beside the transfers (the pool's, or each host's). */
+  private readonly caps: Float64Array;
+  private readonly cpuFree: Float64Array;
 
   constructor(
     readonly clock: VirtualClock,
@@ -82,6 +88,8 @@ export class Cluster {
     this.crashedAt = links.map(() => undefined);
     this.uploaded = new Float64Array(H);
     this.cpuUsed = new Float64Array(H);
+    this.besides = new Float64Array(H);
+    this.besidesSince = new Float64Array(H);
     this.received = new Float64Array(H * S);
     this.inRate = new Float64Array(H * S);
     for (let k = 0; k < S; k++) this.received[k] = streamSizes[k]!;
@@ -95,7 +103,24 @@ export class Cluster {
     if (s.cpu === 'pool') caps[2 * H] = Math.max(0.01, s.cores - idle * (H - 1));
     else for (let h = 0; h < H; h++) caps[2 * H + h] = Math.max(0.01, s.cores - (h === 0 ? 0 : idle));
     this.cpuOf = s.cpu === 'pool' ? () => 2 * H : (h) => 2 * H + h;
+    this.caps = caps;
+    this.cpuFree = caps.slice(2 * H);
     this.share = new FairShare(caps);
+  }
+
+  /**
+   * CPU that work beside the byte streams takes from `host` from now on (cores; messages, say): in one
+   * pool it is taken from the pool. Charged to the host as it runs, like the streams' CPU.
+   */
+  setBesides(host: number, cores: number): void {
+    this.chargeBesides(host);
+    this.besides[host] = cores;
+    const H = this.hosts;
+    if (this.s.cpu === 'pool') {
+      let sum = 0;
+      for (const c of this.besides) sum += c;
+      this.caps[2 * H] = Math.max(0.01, this.cpuFree[0]! - sum);
+    } else this.caps[2 * H + host] = Math.max(0.01, this.cpuFree[host]! - cores);
   }
 
   /** Payload bytes per second a link of `bits` carries. */
@@ -145,6 +170,14 @@ export class Cluster {
 
   /** Steps until `finished` says so or `limitMs` of virtual time passed. */
   async run(finished: () => boolean, limitMs: number): Promise<void> {
+    try {
+      await this.stepUntil(finished, limitMs);
+    } finally {
+      for (let h = 0; h < this.hosts; h++) this.chargeBesides(h);
+    }
+  }
+
+  private async stepUntil(finished: () => boolean, limitMs: number): Promise<void> {
     const dt = this.s.stepMs;
     while (!finished() && this.clock.now() < limitMs) {
       if (this.clock.nextAt() <= this.clock.now()) await this.clock.run({ until: this.clock.now() });
@@ -161,6 +194,13 @@ export class Cluster {
       if (this.clock.nextAt() <= next) await this.clock.run({ until: next });
       this.clock.advance(next);
     }
+  }
+
+  /** What `host` spent beside its streams since this was last charged. */
+  private chargeBesides(host: number): void {
+    const now = this.clock.now();
+    this.cpuUsed[host]! += (this.besides[host]! * (now - this.besidesSince[host]!)) / 1000;
+    this.besidesSince[host] = now;
   }
 
   private breakOff(t: Transfer): void {

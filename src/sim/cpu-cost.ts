@@ -2,7 +2,8 @@
 // received crosses TCP, noise and yamux (JavaScript), then is hashed and written; a byte sent crosses the
 // stack the other way. The stack's cost per byte grows as the link slows (netns-hop: a 25 Mbit/s stream
 // arrives in ~3.5 KB reads, each paying the per-read work): modelled as a + b / rate, with a and b fitted
-// to the 8-host rollouts at 100 and 25 Mbit/s. A byte from the seed comes over plain HTTP (cheaper).
+// (below). A byte from the seed comes over plain HTTP (cheaper). Beside the bytes: each host's idle share
+// of a core, and the rollout protocol's messages (messages.ts).
 
 const GiB = 1024 ** 3;
 
@@ -19,22 +20,36 @@ export interface CpuCostSettings {
   httpRecv: number;
   /** A byte the seed sends (distribution, Go: ~0.4 s/GiB). */
   seedSend: number;
-  /** Share of a core each layerd host spends with nothing to do (timers, DHT upkeep): ~1.2% measured at 8 hosts. */
+  /**
+   * Share of a core each layerd host spends with nothing to do (timers, DHT upkeep): 0.2% today (README,
+   * scripts/bench/idle.mjs at 8 hosts; the 32-host run's idle part, 15 CPU s over 234 s, is the same);
+   * the 8-host calibration runs were made when it was 1.2%.
+   */
   idleCores: number;
-  /** CPU s a host spends on a rollout whatever its size (manifests, start-up, reports): fitted. */
-  perRollout: number;
+  /** CPU s of one rollout-protocol message, both ends (an offer or a report: messages.ts). */
+  messageCpu: number;
+  /** How often a running node reports its progress to the origin (Rollouts' reportEveryMs default). */
+  reportEveryMs: number;
 }
 
-/** Fitted to the 8-host runs (see the calibration in scripts/sim/rollout-sim.mjs's report). */
+/**
+ * The stack's a and b and the message's CPU are solved together from three runs' hosts' CPU, each less
+ * its idle part, its hash and write and its seed bytes (README "Cluster scale", calibration): 8 hosts at
+ * 100 and at 25 Mbit/s (200 MiB) and 32 hosts at 20 Mbit/s (100 MiB), with each run's messages counted
+ * (messages.ts). A message comes to ~43 ms; the 32-host spread checks it apart: ~1,000 offers took the
+ * box's ~1.8 cores ~25 s (≈ 45 ms each). Before messages were counted the 8-host runs alone gave
+ * a = 4.65, b = 551 and 0.77 CPU s a host a rollout, which put the 32-host run's CPU at 250 s of 430.
+ */
 export const BOX_COSTS: CpuCostSettings = {
-  peerRecvBase: 4.65,
-  peerRecvPerRate: 551,
+  peerRecvBase: 6.2,
+  peerRecvPerRate: 279,
   sendFraction: 0.55,
   hashWrite: 1.4,
   httpRecv: 1.0,
   seedSend: 0.4,
-  idleCores: 0.012,
-  perRollout: 0.77,
+  idleCores: 0.002,
+  messageCpu: 0.043,
+  reportEveryMs: 1000,
 };
 
 export class CpuCost {

@@ -52,6 +52,13 @@ export class StripeSetup {
     return moved.length > 0;
   }
 
+  /** `node`'s own link is too slow to relay any stripe: it becomes a leaf in every tree. False when no one moved. */
+  relieve(node: string): boolean {
+    const moved = this.trees.remove(node, (s) => this.held(s));
+    moved.forEach((ids, s) => this.repoint(s, ids));
+    return moved.some((ids) => ids.length > 0);
+  }
+
   /** What `host` last reported holding of each stripe (all blobs); undefined once it has been silent SILENT_MS. */
   progress(host: number): StripeView[] | undefined {
     const c = this.ctx.cluster;
@@ -152,7 +159,8 @@ export class StripeNode implements SimNode {
       if (parentId === undefined) continue;
       const verdict = this.watch.judge(now, s, this.setup.progress(this.ctx.hostOf(parentId)));
       if (verdict === 'ok') continue;
-      if (this.setup.demote(s, parentId)) this.ctx.demotions++;
+      const moved = verdict === 'slow' && this.watch.linkSlow(s) ? this.setup.relieve(parentId) : this.setup.demote(s, parentId);
+      if (moved) this.ctx.demotions++;
     }
     this.ctx.cluster.clock.after(CHECK_MS, () => this.check());
   }

@@ -73,11 +73,10 @@ export function summarize(
   };
 }
 
-/** The hosts' CPU beside the bytes: each a fixed part per rollout, and its idle share of a core while it runs. */
+/** The hosts' idle share of a core while the rollout runs (their messages are charged as they run). */
 function idleCpu(s: RolloutScenario, ctx: RunContext, makespanMs: number): number {
   const idle = s.costs?.idleCores ?? BOX_COSTS.idleCores;
-  const fixed = (s.costs?.perRollout ?? BOX_COSTS.perRollout) * (ctx.ids.length - 1);
-  return fixed + (Number.isFinite(makespanMs) ? ((ctx.ids.length - 1) * idle * makespanMs) / 1000 : 0);
+  return Number.isFinite(makespanMs) ? ((ctx.ids.length - 1) * idle * makespanMs) / 1000 : 0;
 }
 
 function pct(sorted: number[], p: number): number {

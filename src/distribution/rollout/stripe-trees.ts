@@ -9,9 +9,9 @@
 // A node takes each stripe through the blobs one after another, apart from its other stripes, so a stripe
 // held back in one tree never holds back what the node relays in another. A node whose parent fails it in
 // a stripe (stalled or slow: stripe-watch.ts judges) has the parent demoted: the parent's children are
-// handed one each to leaves of that tree that already hold as much of the stripe (from the nodes' progress
-// reports), so only they change whom they follow and no node takes on more than one child more per tree.
-// Pure: no I/O, no clock.
+// handed to the nodes with the most room on their uplinks (the demoted node's own parents first: it takes
+// little of what they send), so only they change whom they follow. A node whose own link is slow is made
+// a leaf in every tree (`remove`). Pure: no I/O, no clock.
 
 /**
  * What the trees' keeper knows of how far each node is in a stripe, from the nodes' progress reports: the
@@ -65,13 +65,15 @@ export class StripeTrees {
   }
 
   /**
-   * `node` is too slow (or gone) to relay stripe s: each of its children is handed to a different leaf of
-   * that tree, so no one takes on more than one more. With `held` (the nodes' reported progress) a leaf
-   * that holds more of the stripe than the child comes first (it can feed it at once; a silent
-   * one is never chosen), then the least loaded (children in all trees, but demoted ones: their parents
-   * have room), then the one holding most (a
-   * slow or dead leaf is behind, so it is passed over). A slow root hands the tree to a leaf, which takes
-   * the stripe from the seed. Returns the nodes whose parent changed (they must follow their new parent).
+   * `node` is too slow (or gone) to relay stripe s: each of its children is handed to the node with the
+   * most room, outside the child's subtree: the fewest children in all trees (demoted ones not counted:
+   * they leave their parents' uplinks idle), then, with `held` (the nodes' reported progress), one that
+   * holds more of the stripe than the child (it can feed it at once; a silent one is never chosen), then
+   * the one holding most. Room comes before what is held: every uplink is busy in a tree of full nodes, and
+   * a fifth child on one slowed the orphan and the four it fed by a fifth, for the rest of the rollout
+   * (1,000 hosts, 5% slow: 1.55–1.65× the bound). A slow root hands the tree to one of its children (else
+   * a leaf), which takes the stripe from the seed. Returns the nodes whose parent changed (they must
+   * follow their new parent).
    */
   demote(stripe: number, node: string, held?: HeldShare): string[] {
     this.avoided.add(node);
@@ -79,16 +81,19 @@ export class StripeTrees {
     const kids = this.kids[stripe]!;
     const moved: string[] = [];
     if (parents.get(node) === undefined) {
-      // Any leaf may take the root's place: it leaves its own parent, so no circle can close.
-      const root = this.spare(stripe, node, held, false);
+      // One of the root's own children takes its place: its uplink already serves this tree. A leaf's serves
+      // four children of another tree, and this whole tree ran at a fifth of it (1,000 hosts, 5% slow, seed 3:
+      // 1.8× the bound). Else any leaf: it leaves its own parent, so no circle can close.
+      const root = this.heir(stripe, node, held) ?? this.spare(stripe, node, held, false);
       if (root === undefined) return [];
       this.move(stripe, root, undefined);
       this.move(stripe, node, root);
       moved.push(root, node);
     }
     for (const child of [...kids.get(node)!]) {
-      // No leaf outside the child's subtree (the ones before it went below it): the node's own parent,
-      // above the child so no circle, takes it (left under a slow node, 100 hosts with a slow root took 11×).
+      // No node outside the child's subtree with a report (the ones before it went below it): the node's
+      // own parent, above the child so no circle, takes it (left under a slow node, 100 hosts with a slow
+      // root took 11×).
       const to = this.spare(stripe, child, held) ?? parents.get(node);
       if (to === undefined) break;
       this.move(stripe, child, to);
@@ -97,15 +102,18 @@ export class StripeTrees {
     return moved;
   }
 
-  /** A node gone for good: its children in every tree handed on. Returns, by stripe, the nodes to re-point. */
+  /**
+   * A node gone for good, or whose own link is too slow to relay any stripe: its children in every tree
+   * handed on, and it is never given one again. Returns, by stripe, the nodes to re-point.
+   */
   remove(node: string, held?: (stripe: number) => HeldShare): string[][] {
     return this.parents.map((_, s) => this.demote(s, node, held?.(s)));
   }
 
   /**
-   * The best leaf of the tree to adopt `child` (see demote), outside the child's subtree: a leaf below the
-   * node it is to adopt would close a circle, and neither would get a byte. `outside` false: a new root,
-   * which takes the stripe from the seed, so what it holds matters only as a sign of a healthy link.
+   * The best node to adopt `child` (see demote), outside the child's subtree: one below the node it is to
+   * adopt would close a circle, and neither would get a byte. `outside` false: a leaf of the tree for a
+   * new root, which takes the stripe from the seed, so what it holds matters only as a sign of a healthy link.
    */
   private spare(stripe: number, child: string, held: HeldShare | undefined, outside = true): string | undefined {
     const kids = this.kids[stripe]!;
@@ -113,11 +121,23 @@ export class StripeTrees {
     let best: string | undefined;
     let bestKey: number[] = [];
     for (const id of this.order) {
-      if (id === child || this.avoided.has(id) || kids.get(id)!.length > 0 || (outside && this.below(stripe, id, child))) continue;
+      if (id === child || this.avoided.has(id) || (outside ? this.below(stripe, id, child) : kids.get(id)!.length > 0)) continue;
       const h = held ? held(id) : 0;
       if (h === undefined) continue;
-      const key = [h > need ? 0 : 1, this.load(id), -h];
+      const key = [this.load(id), h > need ? 0 : 1, -h];
       if (best === undefined || before(key, bestKey)) [best, bestKey] = [id, key];
+    }
+    return best;
+  }
+
+  /** The child of `node` to take its place as the tree's root: the one holding most (never a silent or demoted one). */
+  private heir(stripe: number, node: string, held: HeldShare | undefined): string | undefined {
+    let best: string | undefined;
+    let most = -1;
+    for (const kid of this.kids[stripe]!.get(node)!) {
+      const h = held ? held(kid) : 0;
+      if (h === undefined || this.avoided.has(kid) || h <= most) continue;
+      [best, most] = [kid, h];
     }
     return best;
   }

@@ -63,4 +63,21 @@ describe('Cluster', () => {
     expect(brokenAt).toBe(1500);
     expect(c.has(2, 0)).toBeLessThan(10 * MB);
   });
+
+  it('work beside the streams takes its CPU out of the pool, and is charged to its host', async () => {
+    // From the seed a byte costs 2.8 CPU s/GiB both ends: 0.02 cores move ~7.7 MB/s, 0.01 half that.
+    const run = async (besides: number) => {
+      const c = cluster(1, 10 * MB, { cpu: 'pool', cores: 0.02 });
+      c.setBesides(1, besides);
+      let doneAt = 0;
+      c.open(0, 1, 0).onDone = () => (doneAt = c.clock.now());
+      await c.run(() => doneAt > 0, 60_000);
+      return { doneAt, cpu: c.cpuUsed[1]! };
+    };
+    const [free, busy] = [await run(0), await run(0.01)];
+    expect(busy.doneAt / free.doneAt).toBeGreaterThan(1.9);
+    expect(busy.doneAt / free.doneAt).toBeLessThan(2.1);
+    // The bytes' share plus 0.01 cores for the whole run.
+    expect(busy.cpu - free.cpu).toBeCloseTo((0.01 * busy.doneAt) / 1000, 3);
+  });
 });

@@ -17,7 +17,8 @@ function feed(watch: StripeWatch, have: number[], mibPerS: number[], from: numbe
 
 describe('StripeWatch', () => {
   it('calls a parent stalled when the stripe got no byte for the stall time while the parent holds more', () => {
-    const w = new StripeWatch(4);
+    // A grace past the stall, so the stall rule is seen on its own.
+    const w = new StripeWatch(4, { graceMs: 1500 });
     const h = feed(w, [0, 0, 0, 0], [30, 30, 30, 30], 0, 1000);
     feed(w, h, [30, 30, 0, 30], 1000, 1400);
     expect(w.judge(1400, 2, view(60, 60, 60, 60))).toBe('ok');
@@ -87,5 +88,55 @@ describe('StripeWatch', () => {
     expect(w.judge(1500, 2, view(60, 60, 60, 60))).toBe('ok');
     feed(w, h, [30, 30, 0, 30], 1600, 2000);
     expect(w.judge(2000, 2, view(60, 60, 60, 60))).toBe('stalled');
+  });
+
+  it('calls a parent with a slow link slow within a window, though it holds no more and is not yet far behind', () => {
+    const w = new StripeWatch(4);
+    // This node takes 30 MiB/s a stripe but 3 on stripe 2; its parent there takes 3 on every stripe.
+    let h = [0, 0, 0, 0];
+    let p = [0, 0, 0, 0];
+    let verdict = 'ok';
+    for (let t = 0; t <= 700; t += 100) {
+      if (t > 0) [h, p] = [h.map((x, i) => x + (i === 2 ? 0.3 : 3)), p.map((x) => x + 0.3)];
+      w.observe(t, view(...h));
+      verdict = w.judge(t, 2, view(...p.map((x, i) => (i === 2 ? x + 0.5 : x))));
+    }
+    // The parent holds 0.5 MiB more (under lagBytes) and is 19 MiB behind (under behindBytes).
+    expect(verdict).toBe('slow');
+    expect(w.linkSlow(2)).toBe(true);
+  });
+
+  it('does not call a parent starved in three stripes of four link-slow: its fourth comes at full rate', () => {
+    const w = new StripeWatch(4);
+    for (let t = 0, h = 0, p = 0; t <= 1500; t += 100, h += 3, p += 0.3) {
+      w.observe(t, view(h, h, h, h));
+      w.judge(t, 1, view(p, p, p, h));
+    }
+    expect(w.linkSlow(1)).toBe(false);
+  });
+
+  it('does not call a parent link-slow near its end, when it takes in little because it needs little', () => {
+    const w = new StripeWatch(4);
+    const p = [0, 0, 0, 0];
+    for (let t = 0, h = 0; t <= 2000; t += 100, h += 3) {
+      // The parent took in at this node's rate, then held three stripes whole and took its last slowly.
+      if (t > 0) p.forEach((x, i) => (p[i] = t <= 1000 ? x + 3 : i === 3 ? x + 0.1 : x));
+      w.observe(t, view(h, h, h, h));
+      w.judge(t, 3, view(...p));
+    }
+    expect(w.linkSlow(3)).toBe(false);
+  });
+
+  it('judges a new parent\'s link afresh, over a whole window of its own reports', () => {
+    const w = new StripeWatch(4);
+    for (let t = 0, h = 0, p = 0; t <= 1000; t += 100, h += 3, p += 0.3) {
+      w.observe(t, view(h, h, h, h));
+      w.judge(t, 0, view(p, p, p, p));
+    }
+    expect(w.linkSlow(0)).toBe(true);
+    w.followed(0, 1000);
+    expect(w.linkSlow(0)).toBe(false);
+    w.judge(1100, 0, view(50, 50, 50, 50));
+    expect(w.linkSlow(0)).toBe(false);
   });
 });
