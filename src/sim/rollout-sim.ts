@@ -1,6 +1,7 @@
 // One simulated rollout, start to end: a cluster of N nodes and a seed, an image, a design (today's line,
 // or the stripe trees prototype), slow hosts, crashes, and what came of it. Deterministic from the seed.
 import { RolloutOrders } from '../p2p/index.js';
+import { reportPace } from '../distribution/rollout/index.js';
 import { Cluster, type ClusterSettings, type HostLink } from './cluster.js';
 import { BOX_COSTS, CpuCost, type CpuCostSettings } from './cpu-cost.js';
 import { makeImage } from './image.js';
@@ -133,11 +134,13 @@ function startMessages(s: RolloutScenario, ctx: RunContext, costs: CpuCostSettin
   const spreadCpu = spreadOffers(s.nodes) * costs.messageCpu;
   for (let h = 1; h <= s.nodes; h++) cluster.cpuUsed[h]! += spreadCpu / s.nodes;
   const delay = spreadMs(s.nodes, costs, s.cores);
-  const reports = new ReportLoad(cluster, costs, 1);
+  // The daemon's own pace: reports grow sparser as the rollout grows (rollout/report-pace.ts).
+  const everyMs = reportPace(s.nodes, { everyMs: costs.reportEveryMs, deadAfterMs: 0 }).everyMs;
+  const reports = new ReportLoad(cluster, { ...costs, reportEveryMs: everyMs }, 1);
   const tick = () => {
     const running = ctx.ids.map((_, h) => h).filter((h) => h > 0 && cluster.alive[h] && ctx.doneAt[h] === undefined);
     reports.update(running);
-    if (!ctx.allDone) cluster.clock.after(costs.reportEveryMs, tick);
+    if (!ctx.allDone) cluster.clock.after(everyMs, tick);
   };
   cluster.clock.after(s.startMs + delay, tick);
   return delay;

@@ -31,6 +31,7 @@ import { StripeKeeper, type Addressed } from './stripe-keeper.js';
 import { NodeStripes, type StripeRoute } from './stripe-route.js';
 import type { HeldShare } from './stripe-trees.js';
 import { blobLanes } from './blob-lanes.js';
+import { reportPace, type ReportPace } from './report-pace.js';
 import { looksLikePeerId, specFrom } from './wire.js';
 
 /** What rollouts need from the peer-to-peer layer (a seam: tests use an in-memory twin). */
@@ -232,16 +233,17 @@ export class Rollouts {
     if (!keeper) this.keepers.set(spec.id, (keeper = new StripeKeeper(spec.id, spec.origin, spec.order ?? [], spec.stripes!)));
     const reports = this.reports.get(spec.id)!;
     const now = this.o.now();
+    const pace = this.paceOf(spec);
     const held = (stripe: number): HeldShare => (id) => {
       const r = reports.get(id);
-      if (!r || (r.progress.state === 'running' && now - r.at > SILENT_REPORTS * this.o.reportEveryMs)) return undefined;
+      if (!r || (r.progress.state === 'running' && now - r.at > SILENT_REPORTS * pace.everyMs)) return undefined;
       if (r.progress.state === 'done') return 1;
       const per = r.progress.bytesTotal / keeper.shape.k;
       return per > 0 ? Math.min(1, (r.progress.stripes?.have[stripe] ?? 0) / per) : 0;
     };
     const moves = keeper.heard(progress, held);
     for (const [node, r] of reports) {
-      if (r.progress.state === 'running' && now - r.at > this.o.deadAfterMs) moves.push(...keeper.lost(node, held));
+      if (r.progress.state === 'running' && now - r.at > pace.deadAfterMs) moves.push(...keeper.lost(node, held));
     }
     for (const m of moves) this.sendRepoint(m);
   }
@@ -278,7 +280,7 @@ export class Rollouts {
     // A report that does not arrive is not an error here: the next one may, and the origin calls a
     // node it has not heard from for a while dead. (Unhandled, the rejection would end the process.)
     const report = () => void this.send(spec, progress).catch(() => undefined);
-    const timer = setInterval(report, this.o.reportEveryMs);
+    const timer = setInterval(report, this.paceOf(spec).everyMs);
     timer.unref();
     this.timers.set(spec.id, timer);
     report();
@@ -314,7 +316,7 @@ export class Rollouts {
       try {
         return await this.send(spec, progress);
       } catch {
-        await new Promise((r) => setTimeout(r, this.o.reportEveryMs).unref());
+        await new Promise((r) => setTimeout(r, this.paceOf(spec).everyMs).unref());
       }
     }
   }
@@ -406,6 +408,12 @@ export class Rollouts {
   }
 
   /** This node's stripes in a striped rollout; undefined when it takes the rollout whole (the origin, a node outside the order). */
+  /** How often this rollout's nodes report, and when a silent one is dead: by the rollout's size. */
+  private paceOf(spec: RolloutSpec): ReportPace {
+    const nodes = Math.max(spec.order?.length ?? 0, spec.expected.length + 1);
+    return reportPace(nodes, { everyMs: this.o.reportEveryMs, deadAfterMs: this.o.deadAfterMs });
+  }
+
   private stripesOf(spec: RolloutSpec): NodeStripes | undefined {
     if (!spec.stripes || !spec.order || !this.net.followStripes) return undefined;
     const keeper = new StripeKeeper(spec.id, spec.origin, spec.order, spec.stripes);
@@ -499,6 +507,7 @@ export class Rollouts {
     const reports = this.reports.get(id) ?? new Map<string, { progress: NodeProgress; at: number }>();
     const nodes: NodeView[] = [];
     const names = new Set([spec.origin, ...spec.expected, ...reports.keys()]);
+    const { deadAfterMs } = this.paceOf(spec);
     if (spec.origin !== this.net.self) {
       const own = this.mine.get(id);
       return own ? viewOf(spec, [{ ...own, status: own.state }]) : undefined;
@@ -512,10 +521,10 @@ export class Rollouts {
       }
       const r = reports.get(node);
       if (!r) {
-        nodes.push({ node, status: now - spec.createdAt > this.o.deadAfterMs ? 'dead' : 'waiting' });
+        nodes.push({ node, status: now - spec.createdAt > deadAfterMs ? 'dead' : 'waiting' });
         continue;
       }
-      const silent = now - r.at > this.o.deadAfterMs;
+      const silent = now - r.at > deadAfterMs;
       nodes.push({ ...r.progress, node, status: r.progress.state === 'running' && silent ? 'dead' : r.progress.state, lastReportAt: r.at });
     }
     return viewOf(spec, nodes);
