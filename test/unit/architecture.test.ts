@@ -19,7 +19,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   'distribution/peers': ['oci', 'store', 'p2p', 'distribution/download'],
   'distribution/sharing': ['oci', 'store', 'p2p'],
   'distribution/pull': ['oci', 'io', 'store', 'p2p', 'seed', 'distribution/registry', 'distribution/download', 'distribution/peers'],
-  'distribution/rollout': ['oci', 'distribution/pull'],
+  'distribution/rollout': ['oci', 'distribution/pull', 'distribution/peers'],
   'distribution/ops': ['oci', 'store'],
   distribution: ['oci', 'io', 'store', 'p2p', 'seed'],
   http: ['oci', 'io', 'distribution', 'p2p'],

@@ -1,20 +1,14 @@
 // A node's side of a striped rollout: whom it takes each stripe from (the parents the order gives, then
 // what the origin's repoints say), and what it reports of its stripes (bytes by stripe, the parents that
 // failed it). The fetcher reads the parents at every chunk, so a repoint takes effect at the next one.
+import type { StripeRoute } from '../peers/index.js';
 import type { Repoint, StripeProgress, StripeShape } from './view.js';
+
+/** What the peer fetcher reads of a route: defined there, where it is used. */
+export type { StripeRoute };
 
 /** Parents a node names as failing it, at most (the report carries them all). */
 const MAX_SUSPECTS = 64;
-
-/** What the fetcher needs of a route (the shape of distribution/peers' StripeRoute). */
-export interface StripeRoute {
-  readonly k: number;
-  readonly chunkBytes: number;
-  parent(stripe: number): string;
-  readonly fallback?: string;
-  got?(stripe: number, bytes: number): void;
-  suspect?(stripe: number, parent: string): void;
-}
 
 export class NodeStripes implements StripeRoute {
   readonly k: number;
