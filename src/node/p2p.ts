@@ -52,10 +52,12 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     allowPeers: config.allowPeer,
     onRefused: (r) => access.refused(r),
     onBootstrapDialFailed: (addr, reason) => access.bootstrapDialFailed(addr, reason),
-    // A vanished host's provider records live on: it is left out of rankings as one whose dial failed.
+    // A vanished host's provider records live on: one that failed us while we waited on it is left out of
+    // rankings as one whose dial failed. An idle one only loses its connection: if it is gone the next dial
+    // says so within 5 s, and if it was only starved (seen on a full 2-core box) it is not shunned for minutes.
     onSilentPeer: (silent) => {
-      scores.unreachable(silent.peer);
-      log.warn(silent, 'a peer fell silent (a ping unanswered): its connection closed, the peer left out of rankings');
+      if (silent.busy) scores.unreachable(silent.peer);
+      log.warn(silent, silent.busy ? 'a peer fell silent (a ping unanswered): its connection closed, the peer left out of rankings' : 'a peer fell silent (a ping unanswered): its idle connection closed');
     },
   });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0, reprovideIntervalMs: config.reprovideInterval });

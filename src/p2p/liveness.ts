@@ -24,11 +24,13 @@ export interface LivenessTimes {
 }
 
 /**
- * Idle: nothing heard for 45 s → ping; nothing for 20 s more → gone (≤ 68 s with a 1 s sweep). A probe every
+ * Idle: nothing heard for 45 s → ping; nothing for 40 s more → gone (≤ 88 s with a 1 s sweep). A probe every
  * 45 s also keeps @libp2p/tcp's 2-minute inactivity timeout from closing idle connections, as yamux's own
- * keep-alive did. Busy: 4 s → ping; 8 s more → gone (≤ 15 s).
+ * keep-alive did. Busy: 4 s → ping; 12 s more → gone (≤ 19 s). With 20 s and 8 s, the 32-host bench (2 cores,
+ * every uplink full) closed 17 live connections: a pong queued behind a saturated, policed uplink or a starved
+ * event loop took that long.
  */
-export const DEFAULT_LIVENESS: LivenessTimes = { idleQuietMs: 45_000, idleAnswerMs: 20_000, busyQuietMs: 4_000, busyAnswerMs: 8_000 };
+export const DEFAULT_LIVENESS: LivenessTimes = { idleQuietMs: 45_000, idleAnswerMs: 40_000, busyQuietMs: 4_000, busyAnswerMs: 12_000 };
 
 /** What this node knows of one connection's peer. */
 export interface LinkState {
