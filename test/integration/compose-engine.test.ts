@@ -107,7 +107,10 @@ describe('compose/ on a real Docker engine', () => {
     relay = await startRegistryRelay(ns, dockerDir, RELAY_PORT);
     const args = ['build', '--network', 'host', '--build-arg', `BASE=${BASE_TAG}`, '--build-arg', `HTTPS_PROXY=${relay.proxyUrl}`, '-f', join(repoRoot, 'compose', 'Dockerfile'), '-t', IMAGE_TAG, repoRoot];
     // runTool directly: dockerd.docker's 90 s deadline is for quick commands, a build with npm ci takes minutes.
-    await timed('docker build', () => runTool(DOCKER_CLI, ['-H', `unix://${dockerd.socket}`, ...args], { DOCKER_CONFIG: join(dockerDir, 'client') }, 1_100_000));
+    // BuildKit (built into this engine and client) runs the two stages' `npm ci` at once; the classic builder
+    // ran them one after the other.
+    const env = { DOCKER_CONFIG: join(dockerDir, 'client'), DOCKER_BUILDKIT: '1' };
+    await timed('docker build', () => runTool(DOCKER_CLI, ['-H', `unix://${dockerd.socket}`, ...args], env, 1_100_000));
     expect(new Set(relay.asked())).toEqual(new Set(['registry.npmjs.org:443']));
 
     const [user, healthcheck] = JSON.parse(await dockerd.docker('image', 'inspect', '--format', '[{{json .Config.User}}, {{json .Config.Healthcheck.Test}}]', IMAGE_TAG)) as [string, string[]];
@@ -122,8 +125,11 @@ describe('compose/ on a real Docker engine', () => {
 
   it('docker-compose up: seed, three nodes and the client start, and every healthcheck turns healthy', async () => {
     // Debug logs on node1 only: its "provided" lines tell when node2 can find it (what p2p.test.ts waits for).
-    const override = join(work, 'debug-node1.yml');
-    await writeFile(override, 'services:\n  node1:\n    environment:\n      LAYERD_LOG_LEVEL: debug\n');
+    // Healthchecks every second rather than every 5 s (same command): each of the three depends_on steps
+    // (seed, node1, node2+3) waits for its first healthy answer, and so does the recreate below.
+    const override = join(work, 'test-overrides.yml');
+    const service = (s: string) => `  ${s}:\n    healthcheck: { interval: 1s }\n${s === 'node1' ? '    environment: { LAYERD_LOG_LEVEL: debug }\n' : ''}`;
+    await writeFile(override, `services:\n${LAYERD_SERVICES.map(service).join('')}`);
     compose = await composeOn(dockerd, join(dockerDir, 'client'), [override]);
     await timed('compose up (to all healthy)', async () => {
       await compose!.run(['up', '-d', '--no-build'], 600_000);
