@@ -3,7 +3,6 @@
 #   docker-registry (CNCF distribution), skopeo, umoci, podman, containerd (+ctr), docker.io (dockerd + docker),
 #   chromium (the dashboard test drives it headless through playwright-core; no browser is downloaded).
 #   docker-compose (1.29: validates compose/docker-compose.yml, and runs it against the test's own dockerd),
-#   debootstrap (builds the offline Debian base compose-engine.test.ts builds compose/Dockerfile on).
 #   systemd (only for `systemd-analyze verify` of compose/systemd/layerd.service; nothing is started: no systemd
 #   runs as PID 1 on a CI machine, and policy-rc.d below keeps the package scripts from starting services).
 # Idempotent and fast: if every package is already installed it does nothing, not even `apt-get update`.
@@ -19,7 +18,7 @@
 # fonts come with fontconfig (fonts-dejavu-core), enough for a readable screenshot.
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo umoci podman containerd docker.io chromium docker-compose systemd debootstrap)
+PACKAGES=(docker-registry skopeo umoci podman containerd docker.io chromium docker-compose systemd)
 
 # Prints the packages among "$@" that are not fully installed (one dpkg-query call: this is the fast path).
 missing_of() {
@@ -67,7 +66,7 @@ if [[ -n "$still_missing" ]]; then
   echo "install-test-tools: still not installed after apt-get install: $still_missing" >&2
   exit 1
 fi
-for cmd in docker-registry skopeo umoci podman containerd ctr dockerd chromium docker-compose debootstrap; do
+for cmd in docker-registry skopeo umoci podman containerd ctr dockerd chromium docker-compose; do
   command -v "$cmd" >/dev/null || { echo "install-test-tools: $cmd not on PATH after install" >&2; exit 1; }
 done
 echo "install-test-tools: done" >&2

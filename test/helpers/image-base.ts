@@ -1,24 +1,19 @@
 // An offline stand-in for node:24-slim, the default base of compose/Dockerfile: no image can be pulled
-// on these machines, but Debian's packages can be fetched. A minimal Debian (debootstrap --variant=minbase)
-// plus the Node the tests run on (node_modules/node, the `node` dev dependency) and this machine's npm,
-// laid out as the official node images are: /usr/local/bin/node, npm under /usr/local/lib/node_modules,
-// a `node` user and group with id 1000, and this machine's CA bundle (see HOST_CA_BUNDLE). Imported with
-// `docker import` as one layer.
-// The debootstrap tree is cached as a tar under .cache/ (gitignored), so that a rerun skips it; a clean
-// checkout (CI) pays for it once (see compose-engine.test.ts for the measured cost).
+// on these machines. A minimal Debian 12 tree made of this machine's own files (helpers/host-rootfs.ts:
+// sh, a few coreutils and their libraries; the machine is Debian 12, as node:24-slim is) plus the Node the
+// tests run on (node_modules/node, the `node` dev dependency) and this machine's npm, laid out as the
+// official node images are: /usr/local/bin/node, npm under /usr/local/lib/node_modules, a `node` user and
+// group with id 1000, and this machine's CA bundle (see HOST_CA_BUNDLE). Imported with `docker import` as
+// one layer. It takes seconds and no network (debootstrap, used before, took over 3 minutes on a clean machine).
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { appendFile, chmod, chown, cp, mkdir, rename, symlink } from 'node:fs/promises';
+import { existsSync, realpathSync } from 'node:fs';
+import { appendFile, chmod, chown, cp, mkdir, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { requireTool, runTool } from './clients.js';
+import { addProgramLibraries, hostRootfs } from './host-rootfs.js';
 import { removeDir, repoRoot, tempDir } from './processes.js';
 
-export const SUITE = 'bookworm';
-const CACHE_DIR = join(repoRoot, '.cache', 'image-base');
-export const BASE_TAR = join(CACHE_DIR, `debian-${SUITE}-minbase.tar`);
 /** The Node of the `node` dev dependency (the one `npm test` runs on), not whatever runs this file. */
 export const NODE_BIN = join(repoRoot, 'node_modules', 'node', 'bin', 'node');
-const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
 /**
  * This machine's trust store. Where the way out goes through a TLS-inspecting proxy (these machines: its CA
  * is in this bundle, and the machine's own npm is set to trust it), `npm ci` in the build must trust it
@@ -26,43 +21,6 @@ const FALLBACK_MIRROR = 'http://deb.debian.org/debian';
  * node:24-slim needs nothing of the kind on an ordinary network.
  */
 const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
-
-/** The Debian mirror apt uses here for the main suite (deb822 .sources or one-line sources.list). */
-export function debianMirror(): string {
-  const files = ['/etc/apt/sources.list', ...(existsSync('/etc/apt/sources.list.d') ? readdirSync('/etc/apt/sources.list.d').map((f) => join('/etc/apt/sources.list.d', f)) : [])];
-  for (const f of files) {
-    const text = existsSync(f) ? readFileSync(f, 'utf8') : '';
-    for (const stanza of text.split(/\n\s*\n/)) {
-      const uri = /^URIs:\s*(\S+)/m.exec(stanza)?.[1];
-      const suites = /^Suites:\s*(.*)$/m.exec(stanza)?.[1]?.split(/\s+/) ?? [];
-      if (uri && suites.includes(SUITE)) return uri;
-    }
-    const line = new RegExp(String.raw`^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+${SUITE}\s`, 'm').exec(text);
-    if (line) return line[1]!;
-  }
-  return FALLBACK_MIRROR;
-}
-
-/** The cached debootstrap tar, made first if missing; says how long that took (0 when cached). */
-export async function debootstrapTar(): Promise<{ tar: string; builtMs: number }> {
-  if (existsSync(BASE_TAR)) return { tar: BASE_TAR, builtMs: 0 };
-  await requireTool('debootstrap');
-  const started = Date.now();
-  const dir = await tempDir('layerd-debootstrap-');
-  try {
-    const root = join(dir, 'root');
-    await runTool('debootstrap', ['--variant=minbase', SUITE, root, debianMirror()], {}, 900_000);
-    // apt's package lists and downloaded .debs are not needed in an image.
-    await runTool('sh', ['-c', `rm -rf "${root}"/var/lib/apt/lists/* "${root}"/var/cache/apt/archives/*.deb`]);
-    await mkdir(CACHE_DIR, { recursive: true });
-    const partial = `${BASE_TAR}.partial`;
-    await runTool('tar', ['--numeric-owner', '-C', root, '-cf', partial, '.'], {}, 300_000);
-    await rename(partial, BASE_TAR);
-  } finally {
-    await removeDir(dir);
-  }
-  return { tar: BASE_TAR, builtMs: Date.now() - started };
-}
 
 /**
  * The npm package of the npm on PATH (the one running `npm test`): its bin/npm-cli.js, two folders up.
@@ -75,11 +33,12 @@ function npmPackageDir(): string {
   return dirname(dirname(cli));
 }
 
-/** Adds Node, npm and the `node` user to an unpacked Debian tree, as the official node images have them. */
+/** Adds Node (and its libraries), npm and the `node` user to the tree, as the official node images have them. */
 async function addNode(root: string): Promise<void> {
   if (!existsSync(NODE_BIN)) throw new Error(`${NODE_BIN} is missing: run npm ci (the \`node\` dev dependency is the image's Node)`);
   await cp(NODE_BIN, join(root, 'usr/local/bin/node'));
   await chmod(join(root, 'usr/local/bin/node'), 0o755);
+  await addProgramLibraries(root, NODE_BIN);
   const npmDir = npmPackageDir();
   await mkdir(join(root, 'usr/local/lib/node_modules'), { recursive: true });
   await cp(npmDir, join(root, 'usr/local/lib/node_modules/npm'), { recursive: true });
@@ -90,7 +49,7 @@ async function addNode(root: string): Promise<void> {
     await cp(HOST_CA_BUNDLE, join(root, 'etc/ssl/certs/ca-certificates.crt'));
   }
   await appendFile(join(root, 'etc/group'), 'node:x:1000:\n');
-  await appendFile(join(root, 'etc/passwd'), 'node:x:1000:1000::/home/node:/bin/bash\n');
+  await appendFile(join(root, 'etc/passwd'), 'node:x:1000:1000::/home/node:/bin/sh\n');
   await mkdir(join(root, 'home/node'));
   await chown(join(root, 'home/node'), 1000, 1000);
 }
@@ -112,16 +71,15 @@ function shell(script: string, timeoutMs: number): Promise<void> {
 }
 
 /**
- * Imports the base as `tag` into the dockerd behind `docker` (its CLI and -H args): the cached Debian tree
- * unpacked, Node and npm added, then `tar | docker import` (one layer, PATH as in node images).
+ * Imports the base as `tag` into the dockerd behind `docker` (its CLI and -H args): the tree made of this
+ * machine's files, Node and npm added, then `tar | docker import` (one layer, PATH as in node images).
  */
-export async function importNodeBase(dockerArgv: string[], tag: string): Promise<{ debootstrapMs: number }> {
-  const { tar, builtMs } = await debootstrapTar();
+export async function importNodeBase(dockerArgv: string[], tag: string): Promise<void> {
   const dir = await tempDir('layerd-base-');
   try {
     const root = join(dir, 'root');
     await mkdir(root);
-    await runTool('tar', ['--numeric-owner', '-C', root, '-xf', tar], {}, 300_000);
+    await hostRootfs(root);
     await addNode(root);
     const docker = dockerArgv.map((a) => `'${a}'`).join(' ');
     const changes = ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'CMD ["node"]'];
@@ -131,5 +89,4 @@ export async function importNodeBase(dockerArgv: string[], tag: string): Promise
   } finally {
     await removeDir(dir);
   }
-  return { debootstrapMs: builtMs };
 }
