@@ -49,6 +49,12 @@ export async function ask<T>(libp2p: Libp2p, target: RpcTarget, protocol: string
 export interface AnswerLimits {
   /** How long one exchange may take, the peer's question and its reading of the answer included. */
   timeoutMs?: number;
+  /**
+   * How long the question itself may take to arrive (default 10 s, at most timeoutMs). An asker writes it as
+   * the stream opens; a long timeoutMs (claims wait 30 s on a slow coordinator) must not let a silent stream
+   * hold a slot that long.
+   */
+  questionTimeoutMs?: number;
   /** Streams one connection may have open on the protocol; libp2p refuses more. */
   maxInboundStreams?: number;
   /**
@@ -73,13 +79,16 @@ export async function answer<Q>(
   limits: AnswerLimits = {},
 ): Promise<void> {
   const timeoutMs = limits.timeoutMs ?? 5_000;
+  const questionMs = Math.min(limits.questionTimeoutMs ?? 10_000, timeoutMs);
   await libp2p.handle(
     protocol,
     async (stream: Stream, connection: Connection) => {
       stream.maxReadBufferLength = 4 * MAX_MESSAGE;
       const timeout = setTimeout(() => stream.abort(new Error('request timeout')), timeoutMs);
+      const silent = setTimeout(() => stream.abort(new Error('no question in time')), questionMs);
       try {
         const { line } = await readLine(stream[Symbol.asyncIterator](), MAX_MESSAGE);
+        clearTimeout(silent);
         const value = parseJsonLine(line); // not even JSON: no protocol answers that, the stream is reset
         let question: Q;
         try {
@@ -99,6 +108,7 @@ export async function answer<Q>(
         stream.abort(error);
       } finally {
         clearTimeout(timeout);
+        clearTimeout(silent);
       }
     },
     { maxInboundStreams: limits.maxInboundStreams ?? 256, runOnLimitedConnection: false },
