@@ -138,6 +138,16 @@ export class NodeSet {
     return crashed;
   }
 
+  /** What a test's afterEach asserts empty: a report of each node that crashed, with its last lines. */
+  crashReports(): string[] {
+    return this.crashed().map((n) => `${n.name} exited (${n.child.exitCode ?? n.child.signalCode}):\n${n.output().split('\n').slice(-25).join('\n')}`);
+  }
+
+  /** Lines where a node logged an unhandled rejection: it survives one, but it is a bug all the same. */
+  rejections(): string[] {
+    return this.nodes.flatMap((n) => n.output().split('\n').filter((l) => l.includes('unhandled rejection')).map((l) => `${n.name}: ${l.slice(0, 400)}`));
+  }
+
   /** Stops every node (by its pid) and removes the data dirs this set made. */
   async stopAll(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop(signal).catch(() => undefined)));

@@ -66,9 +66,8 @@ beforeAll(async () => {
 }, 180_000);
 
 afterEach(() => {
-  const crashed = launched.crashed().filter((n) => !n.stoppedOnPurpose);
-  expect(crashed.map((n) => `${n.name} exited:\n${n.output().split('\n').slice(-25).join('\n')}`)).toEqual([]);
-  expect(launched.nodes.flatMap((n) => n.output().split('\n').filter((l) => l.includes('unhandled rejection')).map((l) => `${n.name}: ${l.slice(0, 400)}`))).toEqual([]);
+  expect(launched.crashReports()).toEqual([]);
+  expect(launched.rejections()).toEqual([]);
 });
 
 afterAll(async () => {
