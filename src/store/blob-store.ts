@@ -55,6 +55,16 @@ export interface BlobWriter {
    */
   append(source: ByteSource, opts?: AppendOptions): Promise<number>;
   /**
+   * Writes `data` at `position`, which may lie past size() (a striped download's chunks land out of
+   * order): the bytes are on file and readable (landedFrom) at once, counted in size() and hashed once
+   * the bytes before them are in. Refused (LandingRefusedError) below size(), over bytes landed already,
+   * or past `limit` (the blob's size). Resolves with the new size(). An append drops whatever landed past
+   * size(): it goes on from there in order. Optional: a store without it cannot take striped downloads.
+   */
+  writeAt?(position: number, data: readonly Buffer[], limit?: number): Promise<number>;
+  /** Bytes on file in one run from `position` (below size(), or landed past it by writeAt); 0 when none. */
+  landedFrom?(position: number): number;
+  /**
    * A reader of the bytes written so far: how clients follow a download still being written. It stays
    * valid through the commit (the same bytes, now under their digest). Bytes read before the commit
    * are not verified yet.

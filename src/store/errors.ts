@@ -42,3 +42,11 @@ export class OffsetMismatchError extends Error {
     this.name = 'OffsetMismatchError';
   }
 }
+
+/** Bytes a writer will not land where asked (over bytes it holds, or past the blob's end). */
+export class LandingRefusedError extends Error {
+  constructor(reason: string) {
+    super(`bytes refused: ${reason}`);
+    this.name = 'LandingRefusedError';
+  }
+}

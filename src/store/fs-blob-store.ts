@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { algorithmOf, ALGORITHMS, digestFromHash, hexOf, makeDigest, newHash, type Algorithm, type ByteRange, type Digest } from '../oci/index.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
-import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
+import { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, LandingRefusedError, OffsetMismatchError } from './errors.js';
+import { LandedMap } from './landed-map.js';
 import { FSYNC, isNotFound, readdirOrEmpty, syncCreatedDir } from './fs-util.js';
 import { FileRangeStream } from '../io/index.js';
 import { SerialQueue } from './serial-queue.js';
@@ -25,12 +26,15 @@ const closeFd = promisify(close);
 const ftruncateFd = promisify(ftruncate);
 const datasyncFd = promisify(fdatasync);
 const writevFd = promisify(writev);
+const readFd = promisify(read);
 
-/** Writes every byte of `chunks` (a writev may write less than asked). */
-async function writevAll(fd: number, chunks: Buffer[]): Promise<void> {
+/** Writes every byte of `chunks` (a writev may write less than asked), at `position` if given. */
+async function writevAll(fd: number, chunks: readonly Buffer[], position?: number): Promise<void> {
   let rest = chunks;
+  let at = position;
   while (rest.length > 0) {
-    let { bytesWritten: written } = await writevFd(fd, rest);
+    let { bytesWritten: written } = at === undefined ? await writevFd(fd, rest as Buffer[]) : await writevFd(fd, rest as Buffer[], at);
+    if (at !== undefined) at += written;
     const next: Buffer[] = [];
     for (const c of rest) {
       if (written >= c.length) written -= c.length;
@@ -226,6 +230,10 @@ class FsBlobWriter implements BlobWriter {
   private hash: Hash | undefined;
   private readonly queue = new SerialQueue();
   private readonly dataPath: string;
+  /** Bytes written past `bytes` by writeAt, not counted or hashed yet. */
+  private readonly ahead = new LandedMap();
+  /** The descriptor writeAt writes through, opened on its first use and closed with the writer. */
+  private aheadFd: Promise<number> | undefined;
 
   constructor(
     private readonly store: FsBlobStore,
@@ -248,6 +256,8 @@ class FsBlobWriter implements BlobWriter {
       const before = this.bytes;
       if (opts.at !== undefined && opts.at !== before) throw new OffsetMismatchError(opts.at, before);
       const snapshot = opts.keepLanded ? undefined : this.hash?.copy();
+      // An append writes at the file's end: bytes landed past size() by writeAt go, and come again in order.
+      await this.dropAhead();
       const fd = await openFd(this.dataPath, 'a');
       // Bytes are counted and hashed only once their write is on file: a write that fails part way leaves
       // nothing counted (the tail it left is truncated below).
@@ -285,6 +295,58 @@ class FsBlobWriter implements BlobWriter {
     });
   }
 
+  writeAt(position: number, data: readonly Buffer[], limit?: number): Promise<number> {
+    return this.queue.run(async () => {
+      const length = data.reduce((n, b) => n + b.length, 0);
+      const refused = this.ahead.refuse(this.bytes, position, length, limit);
+      if (refused) throw new LandingRefusedError(refused);
+      if (length === 0) return this.bytes;
+      this.aheadFd ??= openFd(this.dataPath, 'r+');
+      const fd = await this.aheadFd;
+      await writevAll(fd, data, position);
+      if (position === this.bytes) {
+        // Next in order: hashed from memory, as append does.
+        for (const b of data) this.hash?.update(b);
+        this.bytes += length;
+      } else this.ahead.add(position, length);
+      await this.absorbAhead(fd);
+      return this.bytes;
+    });
+  }
+
+  landedFrom(position: number): number {
+    return this.ahead.runFrom(this.bytes, position);
+  }
+
+  /** Counts and hashes the bytes landed ahead that the prefix now reaches, read back from the file. */
+  private async absorbAhead(fd: number): Promise<void> {
+    for (let e = this.ahead.takeAt(this.bytes); e; e = this.ahead.takeAt(this.bytes)) {
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, e.end - e.start));
+      for (let pos = e.start; pos < e.end; ) {
+        const { bytesRead } = await readFd(fd, buf, 0, Math.min(buf.length, e.end - pos), pos);
+        if (bytesRead === 0) throw new Error(`bytes ${pos}-${e.end - 1} landed but are not on file`);
+        this.hash?.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+        this.bytes = pos;
+      }
+    }
+  }
+
+  /** Drops what landed past size() (the file ends at size() again) and closes writeAt's descriptor. */
+  private async dropAhead(): Promise<void> {
+    const fd = this.aheadFd;
+    this.aheadFd = undefined;
+    if (fd) await closeFd(await fd).catch(() => undefined);
+    if (this.ahead.empty) return;
+    this.ahead.clear();
+    const trunc = await openFd(this.dataPath, 'r+');
+    try {
+      await ftruncateFd(trunc, this.bytes);
+    } finally {
+      await closeFd(trunc);
+    }
+  }
+
   async openReader(): Promise<WrittenReader> {
     // One descriptor for the reader's life: it survives the rename at commit (same inode).
     const fd = await openFd(this.dataPath, 'r');
@@ -300,6 +362,9 @@ class FsBlobWriter implements BlobWriter {
 
   commit(expected: Digest, opts: { onVerified?: () => void } = {}): Promise<BlobInfo> {
     return this.queue.run(async () => {
+      // Bytes landed past a gap are no whole blob, whatever the hash of those before it says.
+      if (!this.ahead.empty) throw new LandingRefusedError(`bytes landed past byte ${this.bytes}, with a gap before them`);
+      await this.dropAhead();
       const algorithm = algorithmOf(expected);
       const actual = algorithm === 'sha256' && this.hash ? digestFromHash('sha256', this.hash.copy()) : await hashFile(this.dataPath, algorithm);
       if (actual !== expected) throw new DigestMismatchError(expected, actual);
@@ -326,6 +391,7 @@ class FsBlobWriter implements BlobWriter {
 
   abort(): Promise<void> {
     return this.queue.run(async () => {
+      await this.dropAhead().catch(() => undefined);
       await rm(this.dir, { recursive: true, force: true });
       this.store.forgetWriter(this.id);
     });

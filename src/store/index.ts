@@ -8,10 +8,11 @@
 export { readSmallBlob, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
 export { ChangeEmitter, type BlobChange, type ChangeStream, type LinkChange, type Listener, type Unsubscribe } from './change-stream.js';
 export { GuardedRepositoryStore, type CollectionGuard, type Sweep } from './collection-guard.js';
-export { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, OffsetMismatchError } from './errors.js';
+export { BlobNotFoundError, DigestMismatchError, InsufficientStorageError, LandingRefusedError, OffsetMismatchError } from './errors.js';
 export { FsBlobStore } from './fs-blob-store.js';
 export { FsRepositoryStore } from './fs-repository-store.js';
 export { FSYNC, readdirOrEmpty, removeStaleTempFiles } from './fs-util.js';
+export { LandedMap, type Extent } from './landed-map.js';
 export { JsonRecords } from './json-records.js';
 export { type ManifestRecord, type RepositoryStore } from './repository-store.js';
 export { TrackedBlobStore } from './tracked-blob-store.js';

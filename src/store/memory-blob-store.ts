@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { algorithmOf, digestOf, type ByteRange, type Digest } from '../oci/index.js';
 import { putViaWriter, type AppendOptions, type BlobInfo, type BlobStore, type BlobWriter, type ByteSource, type OpenBlob, type WrittenReader } from './blob-store.js';
-import { BlobNotFoundError, DigestMismatchError, OffsetMismatchError } from './errors.js';
+import { BlobNotFoundError, DigestMismatchError, LandingRefusedError, OffsetMismatchError } from './errors.js';
+import { LandedMap } from './landed-map.js';
 import { SerialQueue } from './serial-queue.js';
 import { ChangeEmitter, type BlobChange, type Listener, type Unsubscribe } from './change-stream.js';
 
@@ -56,6 +57,9 @@ export class MemoryBlobStore implements BlobStore {
 class MemoryBlobWriter implements BlobWriter {
   private chunks: Buffer[] = [];
   private bytes = 0;
+  /** Bytes written past `bytes` by writeAt, by where each write began; moved into `chunks` in order. */
+  private readonly ahead = new LandedMap();
+  private readonly aheadBytes = new Map<number, Buffer>();
   private readonly queue = new SerialQueue();
 
   constructor(
@@ -73,6 +77,8 @@ class MemoryBlobWriter implements BlobWriter {
     return this.queue.run(async () => {
       const before = { chunks: this.chunks.length, bytes: this.bytes };
       if (opts.at !== undefined && opts.at !== this.bytes) throw new OffsetMismatchError(opts.at, this.bytes);
+      this.ahead.clear(); // as the filesystem writer: an append goes on in order, what landed ahead goes
+      this.aheadBytes.clear();
       try {
         for await (const chunk of source) {
           this.chunks.push(Buffer.from(chunk as Uint8Array));
@@ -89,10 +95,43 @@ class MemoryBlobWriter implements BlobWriter {
     });
   }
 
+  writeAt(position: number, data: readonly Buffer[], limit?: number): Promise<number> {
+    return this.queue.run(async () => {
+      const bytes = Buffer.concat(data);
+      const refused = this.ahead.refuse(this.bytes, position, bytes.length, limit);
+      if (refused) throw new LandingRefusedError(refused);
+      if (bytes.length === 0) return this.bytes;
+      this.ahead.add(position, bytes.length);
+      this.aheadBytes.set(position, bytes);
+      for (let e = this.ahead.takeAt(this.bytes); e; e = this.ahead.takeAt(this.bytes)) {
+        while (this.bytes < e.end) {
+          const b = this.aheadBytes.get(this.bytes)!;
+          this.aheadBytes.delete(this.bytes);
+          this.chunks.push(b);
+          this.bytes += b.length;
+        }
+      }
+      return this.bytes;
+    });
+  }
+
+  landedFrom(position: number): number {
+    return this.ahead.runFrom(this.bytes, position);
+  }
+
+  /** The bytes at `position`, in order or landed ahead. */
+  private view(position: number, length: number): Buffer {
+    if (position < this.bytes) return Buffer.concat(this.chunks).subarray(position, position + length);
+    for (const [start, b] of this.aheadBytes) {
+      if (start <= position && position < start + b.length) return b.subarray(position - start, position - start + length);
+    }
+    return Buffer.alloc(0);
+  }
+
   async openReader(): Promise<WrittenReader> {
     return {
       read: async (position, length, into) => {
-        const bytes = Buffer.concat(this.chunks).subarray(position, position + length);
+        const bytes = this.view(position, length);
         return into ? into.subarray(0, bytes.copy(into)) : bytes;
       },
       close: async () => {},
@@ -100,6 +139,7 @@ class MemoryBlobWriter implements BlobWriter {
   }
 
   async commit(expected: Digest, opts: { onVerified?: () => void } = {}): Promise<BlobInfo> {
+    if (!this.ahead.empty) throw new LandingRefusedError(`bytes landed past byte ${this.bytes}, with a gap before them`);
     const bytes = Buffer.concat(this.chunks);
     const actual = digestOf(bytes, algorithmOf(expected));
     if (actual !== expected) throw new DigestMismatchError(expected, actual);

@@ -113,6 +113,9 @@ export class TrackedBlobStore implements BlobStore {
       id: writer.id,
       size: () => writer.size(),
       append: (source, opts) => writer.append(source, opts),
+      ...(writer.writeAt && writer.landedFrom
+        ? { writeAt: writer.writeAt.bind(writer), landedFrom: writer.landedFrom.bind(writer) }
+        : {}),
       openReader: () => writer.openReader(),
       commit: (expected, opts) => this.guard.holding(expected, () => writer.commit(expected, opts)),
       abort: () => writer.abort(),
