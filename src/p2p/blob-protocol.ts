@@ -23,6 +23,12 @@ export interface ServableBlob {
   size: number;
   /** The bytes in range (inclusive), as they become available; BlobNotFoundError if the blob went away. */
   open(range: ByteRange): Promise<Readable>;
+  /**
+   * Whether the range's first byte is here to send (waiting a while for it): a download landing out of
+   * order may not have it yet, and the asker is told 'pending' rather than given a stream that sends
+   * nothing. Absent: always.
+   */
+  ready?(range: ByteRange): Promise<boolean>;
 }
 
 /**
@@ -180,6 +186,11 @@ async function serveOne(stream: Stream, peer: string, lookup: BlobLookup, opts: 
   const end = Math.min(request.range?.end ?? info.size - 1, info.size - 1);
   if (start > end && !(info.size === 0 && start === 0)) {
     stream.send(line({ status: 'bad-request', size: info.size }));
+    await stream.close();
+    return;
+  }
+  if (info.ready && info.size > 0 && !(await info.ready({ start, end }))) {
+    stream.send(line({ status: 'pending' }));
     await stream.close();
     return;
   }

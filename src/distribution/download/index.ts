@@ -4,5 +4,5 @@
 // It may import oci, io, store and ../answers. It must never import peers, pull, seed or p2p: it
 // does not know where its bytes come from.
 
-export { SharedDownloads, NoSourceError, SizeConflictError, UnconfirmedClaimError, type DownloadSource, type FetchedBody } from './shared-download.js';
+export { SharedDownloads, NoSourceError, SizeConflictError, UnconfirmedClaimError, type DownloadSource, type FetchedBody, type PositionalSink } from './shared-download.js';
 export { SingleFlight } from './single-flight.js';

@@ -37,6 +37,19 @@ export interface FetchedBody {
    * the next source is tried instead of answering 507 (see UnconfirmedClaimError).
    */
   confirmed?: boolean;
+  /**
+   * A source whose bytes land out of order (a striped download): it writes them itself, each at its
+   * offset, and resolves once every byte from `start` on is in. `stream` is then never read.
+   */
+  landAt?: (sink: PositionalSink) => Promise<void>;
+}
+
+/** Where a FetchedBody with landAt puts its bytes: the download's writer, checked against its size. */
+export interface PositionalSink {
+  /** Writes `data` at `position`; refused over bytes the download holds or past the blob's size. */
+  write(position: number, data: readonly Buffer[]): Promise<void>;
+  /** Bytes on file in one run from `position` (0: not landed yet). */
+  landed(position: number): number;
 }
 
 /** One place the bytes may come from; a download tries its sources in order until one verifies. */
@@ -65,6 +78,8 @@ export class SharedDownload {
   /** The source now writing (or that wrote) the bytes. */
   source: Source | undefined;
   private written = 0;
+  /** The attempt running lands its bytes out of order (see landAt): a peer's range waits for its own bytes. */
+  private positional = false;
   /** Counts writers, so a follower of unverified bytes notices when the download starts over. */
   private attempts = 0;
   /**
@@ -208,6 +223,7 @@ export class SharedDownload {
     const body = await source.open(from);
     if (!body) return undefined;
     const input = this.admit(body, from, source.name);
+    this.positional = body.landAt !== undefined;
     this.source = source.name;
     this.size ??= body.size;
     const writer = this.writer ?? (await this.takeWriter(body));
@@ -215,7 +231,8 @@ export class SharedDownload {
     this.state = 'running';
     this.notify();
     if (this.size !== undefined) markStarted();
-    await this.land(writer, input, from);
+    if (body.landAt) await this.landAt(writer, body.landAt);
+    else await this.land(writer, input, from);
     return this.commit(writer, markStarted);
   }
 
@@ -309,6 +326,32 @@ export class SharedDownload {
     }
   }
 
+  /**
+   * A source that writes its bytes itself, out of order, to the blob's end. Nothing it writes after it
+   * settled is taken: the next source goes on from the bytes in order (an append drops those ahead).
+   */
+  private async landAt(writer: BlobWriter, landAt: (sink: PositionalSink) => Promise<void>): Promise<void> {
+    const { writeAt, landedFrom } = writer;
+    if (!writeAt || !landedFrom) throw new Error('this store cannot land bytes out of order');
+    const size = this.size;
+    let open = true;
+    try {
+      await landAt({
+        write: async (position, data) => {
+          if (!open || this.writer !== writer) throw new Error('the download has moved on from this source');
+          this.written = await writeAt.call(writer, position, data, size);
+          this.notify();
+        },
+        landed: (position) => (open && this.writer === writer ? landedFrom.call(writer, position) : 0),
+      });
+    } finally {
+      open = false;
+      this.positional = false;
+      this.written = writer.size();
+    }
+    if (size !== undefined && this.written !== size) throw new Error(`source ended after ${this.written} of ${size} bytes in order`);
+  }
+
   /** The bytes checked against the digest and kept under it. */
   private async commit(writer: BlobWriter, markStarted: () => void): Promise<BlobInfo> {
     const info = await writer.commit(this.digest, {
@@ -355,6 +398,24 @@ export class SharedDownload {
       if (this.state === 'committed') return true;
       if (this.state === 'failed') return false;
       if (this.writer && this.size !== undefined) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.changed(), new Promise((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * For a peer asking for bytes from `position`: while this download lands out of order (striped),
+   * resolves true once that byte is on file, false after `waitMs` (the peer is told 'pending' and asks
+   * again, rather than wait on a stream that sends nothing). Any other download: true at once, as before.
+   */
+  async landedAt(position: number, waitMs: number): Promise<boolean> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      if (!this.positional || this.state !== 'running' || !this.writer) return true;
+      if (position < this.written || (this.writer.landedFrom?.(position) ?? 0) > 0) return true;
       const left = deadline - Date.now();
       if (left <= 0) return false;
       let timer: NodeJS.Timeout | undefined;
@@ -482,6 +543,9 @@ export class SharedDownload {
       // answer, its range's last for a Range answer (a range ending early must not complete either), and,
       // while the size is unknown, the last byte written (it may be the blob's last). See the module comment.
       const upto = checked || c.unverified ? Math.min(c.end, this.written - 1) : Math.min(c.end - 1, size === undefined ? this.written - 2 : this.written - 1);
+      // A peer may also have bytes landed past the ones in order (a striped download), once they are on file.
+      const ahead = c.unverified && !checked && c.pos >= this.written ? (this.writer?.landedFrom?.(c.pos) ?? 0) : 0;
+      if (readable && ahead > 0 && c.reader) return Math.min(c.end, c.pos + ahead - 1) - c.pos + 1;
       // The reader opens as soon as there is a file, not once its first bytes land: the open (a threadpool
       // round trip, tens of ms on a busy host, where the first bytes' own write is one more) then overlaps
       // the first write instead of following it, and the client's first byte comes that much sooner.

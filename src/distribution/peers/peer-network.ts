@@ -45,8 +45,14 @@ export interface StripeRoute {
   readonly fallback?: string;
   /** Bytes of stripe s handed on (the node's per-stripe progress). */
   got?(stripe: number, bytes: number): void;
-  /** The parent of stripe s failed or stalled a chunk (its keeper is told). */
-  suspect?(stripe: number, parent: string): void;
+  /**
+   * The parent of stripe s failed or stalled a chunk; `fatal` when it is gone or has no such download. The
+   * route names it to the keeper (which demotes it) at once when fatal, else only after repeated failures:
+   * a parent merely slow for one chunk keeps its place.
+   */
+  failed?(stripe: number, parent: string, fatal: boolean): void;
+  /** The parent of stripe s sent a whole chunk: its failures so far were passing ones. */
+  served?(stripe: number, parent: string): void;
 }
 
 export interface PeerFetcherOptions {

@@ -1,31 +1,42 @@
 // A blob taken as k interleaved stripes, each from its own parent (a rollout's stripe trees): chunk i
-// comes from the parent of stripe i mod k. Each parent serves the chunk from its own download as the bytes
-// land (the relay that chains use), so a stripe flows down its tree while every node is still receiving.
-// The chunks are handed on in order, a few per stripe ahead, so the download lands like any other: one
-// running hash, the digest checked over the whole blob before it is kept or served whole, and memory bound
-// by the window (k × CHUNKS_AHEAD chunks), never the blob.
+// comes from the parent of stripe i mod k. Each parent serves a chunk from its own download as soon as the
+// chunk's bytes land there, so a stripe flows down its tree while every node is still receiving.
+// The stripes run independently, as the simulator has them: each chunk is written at its offset in the
+// download's file as its bytes arrive (PositionalSink), whatever the other stripes do, so a slow parent
+// holds back its own stripe and nothing else, here or below. The download hashes the chunks once the
+// bytes before them are in, and checks the digest over the whole blob before it is kept or served whole.
+// Memory: the first chunk (it tells the size), then at most HOLD_BYTES per chunk in flight
+// (k × CHUNKS_AHEAD of them), never the blob.
 //
-// A parent that fails a chunk (gone, refused, stalled on the chunk being handed on) is passed over for
-// that chunk: the route's fallback (the rollout's origin) is asked. The keeper is told (route.suspect) and
-// may repoint the stripe. With no parent left the download fails part way, and
-// the fetcher goes on from the byte written by its usual path (the chain, holders, the seed).
+// A parent that fails a chunk (gone, refused, stalled mid-chunk) is passed over for the rest of that
+// chunk: the route's fallback (the rollout's origin) is asked. The route is told (failed), and names the
+// parent to the keeper, who may repoint the stripe, only when it is gone or fails chunks repeatedly. With
+// no one left to send a chunk the download fails part way, and the fetcher goes on from the bytes written
+// in order by its usual path (the chain, holders, the seed).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { PeerFetchError, type PeerBlob } from '../../p2p/index.js';
 import type { ByteRange } from '../../oci/index.js';
-import type { FetchedBody } from '../download/index.js';
+import type { FetchedBody, PositionalSink } from '../download/index.js';
 import type { ClaimJudge } from './claims.js';
 import type { FetcherSettings, PeerNetwork, StripeRoute, Wanted } from './peer-network.js';
 import type { PeerScores } from './peer-scores.js';
 
-/** Chunks asked ahead of the one handed on, per stripe. */
+/** Chunks of one stripe asked at once (the next is asked while one is sent: no gap per chunk on the link). */
 const CHUNKS_AHEAD = 2;
 /** The least time between two questions to a parent that answered 'pending'. */
 const PENDING_PAUSE_MS = 500;
+/** A chunk's bytes held before they are written: its parent's stream waits past this until the write lands. */
+const HOLD_BYTES = 512 * 1024;
 
-interface Chunk {
-  data: Buffer[];
-  size: number;
+/** Where a chunk's bytes go as they arrive: the file (or, for the first chunk, memory). */
+type Put = (position: number, data: Buffer[]) => Promise<void>;
+
+/** A chunk being fetched: the next byte it needs, and its last. */
+interface ChunkState {
+  index: number;
+  at: number;
+  end: number;
 }
 
 /** What one striped download needs: the fetcher's network, scores, claim judge and settings. */
@@ -77,6 +88,8 @@ export async function stripedDownload(deps: StripeDeps, want: Wanted, route: Str
 class StripedTransfer {
   private readonly run = new AbortController();
   private readonly layout: StripeLayout;
+  /** The blob's size, as the first chunk's parent gave it (every later answer must agree). */
+  private size: number | undefined;
 
   constructor(
     private readonly d: StripeDeps,
@@ -87,70 +100,78 @@ class StripedTransfer {
     this.layout = new StripeLayout(route.k, route.chunkBytes);
   }
 
+  /** The first chunk, in memory: its answer tells the size. The rest land through the sink (landAt). */
   async open(): Promise<FetchedBody> {
     const first = this.layout.chunkOf(this.from);
-    const head = await this.chunk(first, true);
-    const count = this.layout.count(head.size);
-    const stream = first + 1 >= count ? Readable.from(head.data) : Readable.from(this.assemble(first, count, head.data), { highWaterMark: 1 });
-    return { size: head.size, start: this.from, stream };
+    const head: Buffer[] = [];
+    await this.chunk(first, async (_at, data) => void head.push(...data));
+    const size = this.size!;
+    return { size, start: this.from, stream: Readable.from([]), landAt: (sink) => this.land(sink, first, head) };
   }
 
-  /** The chunks in order, CHUNKS_AHEAD per stripe asked ahead; abandoning the stream stops them all. */
-  private async *assemble(first: number, count: number, head: Buffer[]): AsyncGenerator<Buffer> {
-    const ahead = new Map<number, Promise<Chunk>>();
-    let next = first + 1;
-    const window = this.layout.k * CHUNKS_AHEAD;
+  /** The first chunk written, then every stripe's chunks, each stripe on its own; one failing stops them all. */
+  private async land(sink: PositionalSink, first: number, head: Buffer[]): Promise<void> {
+    const put: Put = (at, data) => sink.write(at, data);
     try {
-      yield* head;
-      for (let i = first + 1; i < count; i++) {
-        for (; next < count && next <= i + window; next++) {
-          const p = this.chunk(next, false);
-          p.catch(() => undefined); // awaited in turn, or dropped with the stream
-          ahead.set(next, p);
-        }
-        const current = ahead.get(i)!;
-        ahead.delete(i);
-        this.urgent = i;
-        this.urgentAt = Date.now();
-        yield* (await current).data;
-      }
+      if (head.length > 0) await put(this.from, head);
+      const count = this.layout.count(this.size!);
+      const lanes = Array.from({ length: this.layout.k }, (_, s) =>
+        this.lane(s, first + 1, count, put).catch((err: unknown) => {
+          this.run.abort(err);
+          throw err;
+        }),
+      );
+      const outcomes = await Promise.allSettled(lanes);
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed) throw failed.reason;
     } finally {
       this.run.abort(new Error('striped download ended'));
     }
   }
 
-  /** The chunk handed on next: only its parent's silence counts as a stall (those ahead may wait on theirs). */
-  private urgent = -1;
-  private urgentAt = 0;
+  /** Stripe s's chunks from `from` to `count` in order, CHUNKS_AHEAD at a time. */
+  private async lane(stripe: number, from: number, count: number, put: Put): Promise<void> {
+    const mine: number[] = [];
+    for (let i = from; i < count; i++) if (this.layout.stripeOf(i) === stripe) mine.push(i);
+    let next = 0;
+    const worker = async () => {
+      while (next < mine.length) {
+        if (this.run.signal.aborted) throw this.run.signal.reason as Error;
+        await this.chunk(mine[next++]!, put);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CHUNKS_AHEAD, mine.length) }, worker));
+  }
 
-  /** Chunk `index`, from its stripe's parent, else another stripe's; throws when none could send it. */
-  private async chunk(index: number, first: boolean): Promise<Chunk> {
+  /** Chunk `index` from its stripe's parent, the rest of it from the fallback if that parent fails it. */
+  private async chunk(index: number, put: Put): Promise<void> {
     const stripe = this.layout.stripeOf(index);
     const range = this.layout.range(index, this.from);
+    const state: ChunkState = { index, at: range.start, end: this.size === undefined ? range.end : Math.min(range.end, this.size - 1) };
     const reasons: string[] = [];
     for (const parent of this.layout.candidates(this.route.parent(stripe), this.route.fallback)) {
       if (this.run.signal.aborted) throw this.run.signal.reason as Error;
       try {
-        const got = await this.fromParent(parent, index, range, first);
-        this.route.got?.(stripe, got.data.reduce((n, b) => n + b.length, 0));
-        return got;
+        await this.fromParent(parent, state, put);
+        this.route.served?.(stripe, parent);
+        return;
       } catch (err) {
         if (this.run.signal.aborted) throw err;
         reasons.push(`${parent}: ${(err as Error).message}`);
-        this.route.suspect?.(stripe, parent);
+        this.route.failed?.(stripe, parent, gone(err));
         this.d.o.log?.warn({ digest: this.want.digest, stripe, chunk: index, parent, reason: (err as Error).message }, 'a stripe parent could not send a chunk: asking another');
       }
     }
     throw new Error(`no stripe parent could send chunk ${index} of ${this.want.digest}: ${reasons.join('; ')}`);
   }
 
-  /** The chunk from one parent, asked again while it answers 'pending' (its own download not begun) or busy. */
-  private async fromParent(parent: string, index: number, range: ByteRange, first: boolean): Promise<Chunk> {
+  /** The chunk's rest from one parent, asked again while it answers 'pending' (not landed there yet) or busy. */
+  private async fromParent(parent: string, state: ChunkState, put: Put): Promise<void> {
     const until = Date.now() + this.d.o.followPendingMs;
     for (;;) {
       const t = Date.now();
       try {
-        return await this.once(parent, index, range, first);
+        return await this.once(parent, state, put);
       } catch (err) {
         if (!waitable(err) || Date.now() >= until) throw err;
       }
@@ -158,24 +179,28 @@ class StripedTransfer {
     }
   }
 
-  private async once(parent: string, index: number, range: ByteRange, first: boolean): Promise<Chunk> {
+  private async once(parent: string, state: ChunkState, put: Put): Promise<void> {
     const { net, judge, scores, o } = this.d;
     const ask = new AbortController();
     const onRun = () => ask.abort(this.run.signal.reason);
     this.run.signal.addEventListener('abort', onRun, { once: true });
-    // The answer has followAnswerMs; the bytes have stripeStallMs once this chunk is the one handed on.
+    // The answer has followAnswerMs; then each byte has stripeStallMs (see pour).
     const answer = setTimeout(() => ask.abort(new Error(`no answer in ${o.followAnswerMs} ms`)), o.followAnswerMs);
     const started = Date.now();
+    const from = state.at;
     let blob: PeerBlob | undefined;
     try {
-      blob = await net.fetch({ id: parent, addrs: [] }, this.want.digest, range, ask.signal);
+      blob = await net.fetch({ id: parent, addrs: [] }, this.want.digest, { start: state.at, end: state.end }, ask.signal);
       clearTimeout(answer);
       judge.judge(this.want.digest, parent, blob.size, this.want.expected);
+      if (this.size !== undefined && blob.size !== this.size) throw new Error(`parent ${parent} claimed ${blob.size} bytes, the blob has ${this.size}`);
+      this.size ??= blob.size;
+      state.end = Math.min(state.end, blob.size - 1);
+      if (blob.start !== state.at || blob.length !== state.end - state.at + 1) throw new Error(`parent ${parent} answered another range`);
       this.want.contributors.add(parent);
-      const data = await this.collect(blob, index, first, ask);
-      scores.success(parent, blob.length, Date.now() - started);
-      o.onRangeFetched?.(parent, blob.length);
-      return { data, size: blob.size };
+      await this.pour(blob, state, put, ask);
+      scores.success(parent, state.at - from, Date.now() - started);
+      o.onRangeFetched?.(parent, state.at - from);
     } catch (err) {
       blob?.body.destroy();
       if (!this.run.signal.aborted && !waitable(err)) scores.failure(parent);
@@ -186,37 +211,89 @@ class StripedTransfer {
     }
   }
 
-  /** The chunk's bytes as they arrived; a stall while it is the chunk handed on aborts the ask. */
-  private collect(blob: PeerBlob, index: number, first: boolean, ask: AbortController): Promise<Buffer[]> {
+  /**
+   * The parent's bytes into `put` as they arrive, one write at a time, each taking all that came while the
+   * one before it ran; `state.at` moves past each write once it landed (a failover goes on from there). No
+   * byte for stripeStallMs (while no write of ours is under way) aborts the ask.
+   */
+  private pour(blob: PeerBlob, state: ChunkState, put: Put, ask: AbortController): Promise<void> {
     const stallMs = this.d.o.stripeStallMs;
+    const stripe = this.layout.stripeOf(state.index);
+    const body = blob.body;
     return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
+      let held: Buffer[] = [];
+      let heldBytes = 0;
+      let received = 0;
+      let writing = false;
+      let ended = false;
+      let settled = false;
       let lastByte = Date.now();
       const watch = setInterval(() => {
-        if ((first || this.urgent === index) && Date.now() - Math.max(lastByte, first ? 0 : this.urgentAt) > stallMs) ask.abort(new Error(`stalled: no byte for ${stallMs} ms`));
+        if (!writing && Date.now() - lastByte > stallMs) ask.abort(new Error(`stalled: no byte for ${stallMs} ms`));
       }, Math.max(50, stallMs / 4));
-      const onAbort = () => blob.body.destroy(ask.signal.reason as Error);
+      const onAbort = () => body.destroy(ask.signal.reason as Error);
       ask.signal.addEventListener('abort', onAbort, { once: true });
       const settle = (err?: Error) => {
+        if (settled) return;
+        settled = true;
         clearInterval(watch);
         ask.signal.removeEventListener('abort', onAbort);
         if (err) reject(err);
-        else resolve(chunks);
+        else resolve();
       };
-      blob.body.on('data', (c: Buffer) => {
-        chunks.push(c);
+      const flush = () => {
+        if (writing || settled) return;
+        if (heldBytes === 0) return ended ? settle() : undefined;
+        const batch = held;
+        const n = heldBytes;
+        held = [];
+        heldBytes = 0;
+        writing = true;
+        put(state.at, batch).then(
+          () => {
+            writing = false;
+            lastByte = Date.now();
+            state.at += n;
+            this.route.got?.(stripe, n);
+            if (body.isPaused()) body.resume();
+            flush();
+          },
+          (err: Error) => {
+            writing = false;
+            body.destroy();
+            settle(err);
+          },
+        );
+      };
+      const length = blob.length;
+      body.on('data', (c: Buffer) => {
         lastByte = Date.now();
+        received += c.length;
+        if (received > length) return settle(new Error('parent sent more bytes than it announced'));
+        held.push(c);
+        heldBytes += c.length;
+        if (heldBytes >= HOLD_BYTES) body.pause();
+        flush();
       });
-      blob.body.once('end', () => settle());
-      blob.body.once('error', (err) => settle(err));
-      blob.body.once('close', () => {
-        if (!blob.body.readableEnded) settle(blob.body.errored ?? new Error('the parent\'s stream closed early'));
+      body.once('end', () => {
+        ended = true;
+        if (received !== length) return settle(new Error(`parent sent ${received} of ${length} bytes`));
+        flush();
+      });
+      body.once('error', (err) => settle(err));
+      body.once('close', () => {
+        if (!ended) settle(body.errored ?? new Error("the parent's stream closed early"));
       });
     });
   }
 }
 
-/** A parent alive but not sending yet: its own download has not begun ('pending'), or it serves others ('busy'). */
+/** A parent alive but not sending yet: the chunk has not landed there ('pending'), or it serves others ('busy'). */
 function waitable(err: unknown): boolean {
   return err instanceof PeerFetchError && (err.status === 'pending' || err.status === 'busy');
+}
+
+/** A parent that is gone, or has no download of the blob: named to the keeper at once. */
+function gone(err: unknown): boolean {
+  return err instanceof PeerFetchError && (err.status === 'unreachable' || err.status === 'not-found');
 }

@@ -58,6 +58,12 @@ export interface MirrorOptions {
 
 /** How many times a request waits out a download it may not join before it gives up. */
 const MAX_WAITS = 3;
+/**
+ * How long a peer's ask for a range of a striped download waits here for the range's first byte to land
+ * before it is told 'pending' (it asks again at once): a long poll, one question per few seconds per
+ * chunk waited on, not one per pause. Well inside the asker's wait for an answer (followAnswerMs).
+ */
+const RANGE_WAIT_MS = 5_000;
 
 export class Mirror {
   private readonly downloads = new SharedDownloads();
@@ -320,7 +326,11 @@ export class Mirror {
     const download = this.downloads.get(digest);
     if (!download || !this.offered.has(digest)) return undefined;
     if (!(await download.relayable(waitMs))) return this.downloads.get(digest) === download && download.status !== 'failed' ? 'pending' : undefined;
-    return { size: download.size!, open: async (range) => download.follow(range, { unverified: true }) };
+    return {
+      size: download.size!,
+      open: async (range) => download.follow(range, { unverified: true }),
+      ready: (range) => download.landedAt(range.start, RANGE_WAIT_MS),
+    };
   }
 
   /** The seed's word that the repository has the blob, and its size (no bytes cross). */

@@ -9,12 +9,21 @@ export type { StripeRoute };
 
 /** Parents a node names as failing it, at most (the report carries them all). */
 const MAX_SUSPECTS = 64;
+/**
+ * Chunks in a row a stripe's parent may fail before it is named to the keeper. A chunk that stalls once
+ * (a parent whose own parent lagged, a burst on its link) is fetched from the fallback and the parent
+ * kept: on 32 hosts, naming a parent at its first stall repointed 229 times, each move stalling the
+ * moved node's children in turn.
+ */
+const STRIKES = 3;
 
 export class NodeStripes implements StripeRoute {
   readonly k: number;
   readonly chunkBytes: number;
   private readonly parents: string[];
   private readonly report: StripeProgress;
+  /** `${stripe}/${parent}` → the chunks in a row that parent failed in that stripe. */
+  private readonly strikes = new Map<string, number>();
 
   /** `fallback`: asked for a chunk a parent failed (the origin: it waits on no one). */
   constructor(
@@ -39,6 +48,18 @@ export class NodeStripes implements StripeRoute {
     this.report.have[stripe] = (this.report.have[stripe] ?? 0) + bytes;
   }
 
+  failed(stripe: number, parent: string, fatal: boolean): void {
+    const key = `${stripe}/${parent}`;
+    const n = (this.strikes.get(key) ?? 0) + 1;
+    this.strikes.set(key, n);
+    if (fatal || n >= STRIKES) this.suspect(stripe, parent);
+  }
+
+  served(stripe: number, parent: string): void {
+    this.strikes.delete(`${stripe}/${parent}`);
+  }
+
+  /** Names a parent to the keeper as failing it in stripe s (once). */
   suspect(stripe: number, parent: string): void {
     const { suspects } = this.report;
     if (suspects.length >= MAX_SUSPECTS || suspects.some((s) => s.stripe === stripe && s.parent === parent)) return;

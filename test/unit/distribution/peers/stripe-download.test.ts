@@ -1,6 +1,8 @@
-// A blob taken as stripes over an in-memory network: chunk i from the parent of stripe i mod k, in
-// order, and what happens when a stripe's parent fails or stalls (another stripe's parent sends the chunk,
-// the keeper is told; with none left, the download goes on from the byte written by the usual path).
+// A blob taken as stripes over an in-memory network: chunk i from the parent of stripe i mod k, each
+// landing at its offset as it comes; what happens when a stripe's parent is slow (the other stripes go on,
+// and what landed is served), sends wrong bytes (the whole blob fails), fails or stalls (the fallback sends
+// the chunk, the route is told; with none left, the download goes on from the bytes in order by the usual
+// path).
 import { afterEach, describe, expect, it } from 'vitest';
 import { PeerFetcher } from '../../../../src/distribution/peers/peer-fetcher.js';
 import { PeerScores } from '../../../../src/distribution/peers/peer-scores.js';
@@ -28,7 +30,7 @@ function routeOf(parents: string[], fallback?: string) {
     parent: (s) => parents[s]!,
     ...(fallback ? { fallback } : {}),
     got: (s, n) => (got[s] = got[s]! + n),
-    suspect: (s, p) => suspects.push([s, p]),
+    failed: (s, p) => suspects.push([s, p]),
   };
   return { route, got, suspects };
 }
@@ -109,6 +111,67 @@ describe('striped download', () => {
     const { bytes } = await striped(content, route, { stripeStallMs: 100 });
     expect(bytes.equals(content)).toBe(true);
     expect(suspects.some(([s, p]) => s === 1 && p === 'b')).toBe(true);
+  });
+
+  it('a slow parent holds back only its own stripe: the others land, and what landed is served at once', async () => {
+    const content = blobOf(10 * CHUNK);
+    const digest = digestOf(content);
+    net = new FakePeerNetwork();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await net.addPeer('a', [content]);
+    await net.addPeer('b', [content], { kind: 'slow', release: held });
+    const { route, got, suspects } = routeOf(['a', 'b']);
+    Object.assign(net, { stripeRoute: () => route });
+    const fetcher = new PeerFetcher(net, new PeerScores(), { rangeBytes: CHUNK, hedgeAfterMs: 60_000 });
+    const dl = new SharedDownload(new MemoryBlobStore(), digest, [fetcher.source(digest, { size: content.length })]);
+    // Stripe 0 (chunks 0, 2, 4, 6, 8) lands whole while stripe 1 has nothing.
+    await within(
+      (async () => {
+        while (got[0] !== 5 * CHUNK) await new Promise((r) => setTimeout(r, 5));
+      })(),
+      GUARD_MS,
+      'stripe 0',
+    );
+    expect(got[1]).toBe(0);
+    // A peer asking for chunk 8 is served now; one asking for chunk 9 is told to wait.
+    expect(await dl.landedAt(8 * CHUNK, 0)).toBe(true);
+    expect(await dl.landedAt(9 * CHUNK, 20)).toBe(false);
+    const chunk8 = await within(readAll(dl.follow({ start: 8 * CHUNK, end: 9 * CHUNK - 1 }, { unverified: true })), GUARD_MS, 'chunk 8');
+    expect(chunk8.equals(content.subarray(8 * CHUNK, 9 * CHUNK))).toBe(true);
+    release();
+    const bytes = await within(readAll(dl.follow()), GUARD_MS, 'download');
+    await dl.done;
+    expect(bytes.equals(content)).toBe(true);
+    expect(suspects).toEqual([]); // slow is no failure
+  });
+
+  it('a chunk with wrong bytes fails the whole blob: it is dropped and comes again from the next source', async () => {
+    const content = blobOf(6 * CHUNK);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    await net.addPeer('b', [content], (req) => (chunkOf(req.range?.start) === 3 ? 'corrupt' : 'healthy'));
+    const from: number[] = [];
+    const seed: DownloadSource = {
+      name: 'upstream',
+      open: async (at) => {
+        from.push(at);
+        return { size: content.length, start: at, stream: Readable.from([content.subarray(at)]) };
+      },
+    };
+    const { route } = routeOf(['a', 'b']);
+    Object.assign(net, { stripeRoute: () => route });
+    const fetcher = new PeerFetcher(net, new PeerScores(), { rangeBytes: CHUNK, hedgeAfterMs: 60_000 });
+    const digest = digestOf(content);
+    const store = new MemoryBlobStore();
+    const dl = new SharedDownload(store, digest, [fetcher.source(digest, { size: content.length }), seed]);
+    // A client answered from the dropped bytes is cut; the blob kept is the seed's.
+    await expect(readAll(dl.follow())).rejects.toThrow(/digest/);
+    await within(dl.done, GUARD_MS, 'download');
+    expect((await readAll((await store.open(digest)).stream)).equals(content)).toBe(true);
+    expect(net.requests.some((r) => r.behaviour === 'corrupt' && r.outcome === 'sent')).toBe(true);
+    expect(dl.source).toBe('upstream');
+    expect(from).toEqual([0]); // nothing of the striped attempt was kept
   });
 
   it('with no parent left, goes on from the byte written by the usual path (here the seed)', async () => {
