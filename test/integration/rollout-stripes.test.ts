@@ -1,7 +1,8 @@
 // Striped rollouts (issue 16) on loopback, with real processes: five layerd nodes whose origin is told to
 // stripe from five nodes on, two stripes, so every node but the origin takes each blob as two stripes from
 // its parents in two trees. A docker-registry seed behind a throttling proxy; its access log is the ground
-// truth for how often each blob left the seed.
+// truth for how often each blob left the seed. Last, five more nodes whose uplinks but the origin's are
+// throttled: a node with one slow parent and one fast takes its fast stripe on ahead of the slow one.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RolloutAnswer, StatusAnswer } from '../../src/http/api-schema.js';
 import { StripeKeeper } from '../../src/distribution/rollout/index.js';
@@ -121,5 +122,55 @@ describe('layerd rollout by stripe trees', () => {
     // The victim's children found it gone and took its chunks from another parent.
     const passedOver = nodes.filter((n) => n !== victim).some((n) => n.output().split('\n').some((l) => l.includes('a stripe parent could not send a chunk') && l.includes(victimId)));
     expect(passedOver, 'a survivor passed the dead parent over').toBe(true);
+  });
+});
+
+describe('layerd rollout by stripe trees, one parent slow', () => {
+  const slowSet = new NodeSet('layerd-stripes-slow-');
+  let slow: Node[];
+  const SLOW_RATE = '1MB/s';
+
+  beforeAll(async () => {
+    // Every uplink but the origin's is throttled: the third in the order takes stripe 0 from the second
+    // (slow) and stripe 1 from the origin (fast), whatever order the origin gives.
+    const spec = { mirror: { registry, url: proxy.url }, p2p: true, logLevel: 'info' as const, readyTimeoutMs: 90_000 };
+    const origin = await slowSet.start('origin', { ...spec, args: STRIPED });
+    const rest = await Promise.all(['s1', 's2', 's3', 's4'].map((n) => slowSet.start(n, { ...spec, bootstrap: origin, args: [...STRIPED, '--max-upload-rate', SLOW_RATE] })));
+    slow = [origin, ...rest];
+    await Promise.all(
+      slow.map((n) => until(`${n.name} to see the other ${slow.length - 1} nodes`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= slow.length - 1 ? true : undefined), 90_000)),
+    );
+  }, 180_000);
+
+  afterEach(() => {
+    expect(slowSet.crashReports()).toEqual([]);
+    expect(slowSet.rejections()).toEqual([]);
+  });
+
+  afterAll(async () => {
+    await slowSet.stopAll('SIGKILL');
+  });
+
+  it('a node with a slow parent in one stripe takes its other stripe on ahead, and all end bit-identical', { timeout: 150_000 }, async () => {
+    const image = await pushImage('test/stripes-slow', 'v1', [24 * MB]);
+    const { body: started } = await api<View>(slow[0]!, '/api/rollouts', { image: image.ref });
+    const order = started.order!;
+    const keeper = new StripeKeeper(started.id, order[0]!, order, { k: 2, chunkBytes: MB });
+    const child = order[2]!;
+    expect(keeper.parentsOf(child)).toEqual([order[1], order[0]]);
+    // How far the child's fast stripe (1) got ahead of its slow one (0), at most, as the origin saw it.
+    let lead = 0;
+    const done = await until('the rollout to end', async () => {
+      const v = (await api<View>(slow[0]!, `/api/rollouts/${started.id}`)).body;
+      const have = v.nodes.find((n) => n.node === child)?.stripes?.have;
+      if (have) lead = Math.max(lead, have[1]! - have[0]!);
+      return v.state !== 'running' ? v : undefined;
+    }, 120_000);
+    expect(done.state).toBe('done');
+    expect(done.summary).toMatchObject({ nodes: 5, done: 5, failed: 0, dead: 0 });
+    await expectImageEverywhere(image, slow);
+    // Handed on in order, the fast stripe could lead by the window of chunks asked ahead (2 per stripe);
+    // landing out of order, it runs on to its end while the slow one trails.
+    expect(lead, 'the fast stripe\'s lead over the slow one').toBeGreaterThan(6 * MB);
   });
 });
