@@ -46,11 +46,13 @@ export interface StripeRoute {
   /** Bytes of stripe s handed on (the node's per-stripe progress). */
   got?(stripe: number, bytes: number): void;
   /**
-   * The parent of stripe s failed or stalled a chunk; `fatal` when it is gone or has no such download. The
-   * route names it to the keeper (which demotes it) at once when fatal, else only after repeated failures:
-   * a parent merely slow for one chunk keeps its place.
+   * The parent of stripe s failed or stalled a chunk. The route names it to the keeper (which demotes it)
+   * only after repeated failures: a parent merely slow for one chunk keeps its place. Not even a dial that
+   * timed out counts at once: on loaded hosts a live, connected parent's stream took over 5 s to open (94
+   * times on 32 hosts), and a dead parent fails every chunk asked of it within a few seconds anyway (the
+   * origin also removes it once its reports stop).
    */
-  failed?(stripe: number, parent: string, fatal: boolean): void;
+  failed?(stripe: number, parent: string): void;
   /** The parent of stripe s sent a whole chunk: its failures so far were passing ones. */
   served?(stripe: number, parent: string): void;
 }

@@ -10,7 +10,7 @@
 //
 // A parent that fails a chunk (gone, refused, stalled mid-chunk) is passed over for the rest of that
 // chunk: the route's fallback (the rollout's origin) is asked. The route is told (failed), and names the
-// parent to the keeper, who may repoint the stripe, only when it is gone or fails chunks repeatedly. With
+// parent to the keeper, who may repoint the stripe, only once it failed several chunks in a row. With
 // no one left to send a chunk the download fails part way, and the fetcher goes on from the bytes written
 // in order by its usual path (the chain, holders, the seed).
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -158,7 +158,7 @@ class StripedTransfer {
       } catch (err) {
         if (this.run.signal.aborted) throw err;
         reasons.push(`${parent}: ${(err as Error).message}`);
-        this.route.failed?.(stripe, parent, gone(err));
+        this.route.failed?.(stripe, parent);
         this.d.o.log?.warn({ digest: this.want.digest, stripe, chunk: index, parent, reason: (err as Error).message }, 'a stripe parent could not send a chunk: asking another');
       }
     }
@@ -291,9 +291,4 @@ class StripedTransfer {
 /** A parent alive but not sending yet: the chunk has not landed there ('pending'), or it serves others ('busy'). */
 function waitable(err: unknown): boolean {
   return err instanceof PeerFetchError && (err.status === 'pending' || err.status === 'busy');
-}
-
-/** A parent that is gone, or has no download of the blob: named to the keeper at once. */
-function gone(err: unknown): boolean {
-  return err instanceof PeerFetchError && (err.status === 'unreachable' || err.status === 'not-found');
 }

@@ -48,11 +48,11 @@ export class NodeStripes implements StripeRoute {
     this.report.have[stripe] = (this.report.have[stripe] ?? 0) + bytes;
   }
 
-  failed(stripe: number, parent: string, fatal: boolean): void {
+  failed(stripe: number, parent: string): void {
     const key = `${stripe}/${parent}`;
     const n = (this.strikes.get(key) ?? 0) + 1;
     this.strikes.set(key, n);
-    if (fatal || n >= STRIKES) this.suspect(stripe, parent);
+    if (n >= STRIKES) this.suspect(stripe, parent);
   }
 
   served(stripe: number, parent: string): void {
