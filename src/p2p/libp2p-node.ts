@@ -114,6 +114,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
   });
   const layerd = node as unknown as LayerdLibp2p;
   slowDhtMaintenance(layerd.services.dht, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS);
+  deferFirstTableRefresh(layerd.services.dht, firstTableRefreshDelay);
   redialBootstrapWhileAlone(layerd, opts.bootstrap, opts.onBootstrapDialFailed);
   if (opts.start ?? true) await layerd.start();
   return layerd;
@@ -146,6 +147,41 @@ function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], onFailed?
   node.addEventListener('connection:open', stopRedialing);
   node.addEventListener('stop', stopRedialing);
   redialWhileAlone();
+}
+
+/**
+ * When a node's first refresh of its routing table's buckets runs: at a random moment of the second half of
+ * the first maintenance interval, so the nodes of a cluster started together do not all walk at once.
+ */
+export function firstTableRefreshDelay(random: () => number = Math.random): number {
+  return Math.round(DHT_MAINTENANCE_MS * (0.5 + random() / 2));
+}
+
+interface DhtTableRefresh {
+  routingTableRefresh?: { afterStart?: unknown; refreshTable?: unknown; refreshTimeoutId?: unknown };
+}
+
+/**
+ * kad-dht refreshes every bucket of its routing table as it starts: a random walk per bucket, which on an
+ * empty table is one walk, run as soon as the first peer is in, right after the self-query. The self-query
+ * is what makes a joining node known to its neighbours and is kept; the bucket walk only widens the table
+ * (its target is in the other half of the keyspace, so it dials mostly other peers than the self-query
+ * did), and in a cluster started at once every node's walk lands in the same seconds, each dial a noise
+ * handshake and an identify on both sides (profiled: a 32-node start spent ~1/3 of its CPU on the mesh).
+ * That first walk is moved to `delayMs()` after start; later ones follow every refresh interval as before.
+ * The timer is kept where kad-dht keeps its own (refreshTimeoutId), so its stop() clears it. Returns
+ * whether kad-dht still has the fields (a unit test checks it, so an upgrade that renames them fails there).
+ */
+export function deferFirstTableRefresh(dht: unknown, delayMs: () => number): boolean {
+  const refresh = (dht as DhtTableRefresh).routingTableRefresh;
+  if (refresh === undefined || typeof refresh.afterStart !== 'function' || typeof refresh.refreshTable !== 'function') return false;
+  const refreshTable = refresh.refreshTable.bind(refresh) as (force: boolean) => void;
+  refresh.afterStart = async () => {
+    const timer = setTimeout(() => refreshTable(true), delayMs());
+    timer.unref();
+    refresh.refreshTimeoutId = timer;
+  };
+  return true;
 }
 
 interface DhtTimers {

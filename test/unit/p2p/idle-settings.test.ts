@@ -4,7 +4,7 @@
 import '../../../src/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLOSEST_PEER_TAGS_MS, createP2PNode, DHT_MAINTENANCE_MS, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
+import { CLOSEST_PEER_TAGS_MS, createP2PNode, deferFirstTableRefresh, DHT_MAINTENANCE_MS, firstTableRefreshDelay, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
 
 describe("an idle node's libp2p settings", () => {
   let node: LayerdLibp2p;
@@ -27,7 +27,31 @@ describe("an idle node's libp2p settings", () => {
     expect(() => components.connectionMonitor).toThrow(/connectionMonitor not set/);
   });
 
-  it('says when kad-dht no longer has the field it sets', () => {
+  it("does not walk its table's buckets as it starts: the first refresh comes in the second half of the first interval", async () => {
+    type Refresh = { routingTableRefresh: { afterStart(): Promise<void>; refreshTimeoutId?: NodeJS.Timeout; refreshTable(force?: boolean): void } };
+    const refresh = (node.services.dht as unknown as Refresh).routingTableRefresh;
+    let walked = 0;
+    refresh.refreshTable = () => void walked++;
+    await refresh.afterStart();
+    expect(walked).toBe(0);
+    expect(refresh.refreshTimeoutId).toBeDefined(); // where kad-dht's stop() clears it
+    expect(firstTableRefreshDelay(() => 0)).toBe(DHT_MAINTENANCE_MS / 2);
+    expect(firstTableRefreshDelay(() => 0.999_999)).toBeLessThanOrEqual(DHT_MAINTENANCE_MS);
+  });
+
+  it('runs the deferred first refresh, forced, once its delay is over', async () => {
+    let forced: boolean | undefined;
+    const refresh = { afterStart: async () => undefined, refreshTable: (force: boolean) => void (forced = force), refreshTimeoutId: undefined as unknown };
+    expect(deferFirstTableRefresh({ routingTableRefresh: refresh }, () => 1)).toBe(true);
+    await refresh.afterStart();
+    const deadline = Date.now() + 5_000;
+    while (forced === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(forced).toBe(true);
+  });
+
+  it('says when kad-dht no longer has the fields it sets', () => {
+    expect(deferFirstTableRefresh({ routingTableRefresh: { afterStart: async () => undefined } }, () => 1)).toBe(false);
+
     expect(slowDhtMaintenance({ routingTableRefresh: { refreshInterval: 5 } }, 1, 1)).toBe(false);
     expect(slowDhtMaintenance({ routingTableRefresh: { refreshInterval: 5 }, routingTable: { closestPeerTagger: { refreshInterval: 5 } } }, 1, 1)).toBe(true);
   });
