@@ -4,7 +4,7 @@
 import '../../../src/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLOSEST_PEER_TAGS_MS, createP2PNode, deferFirstTableRefresh, DHT_MAINTENANCE_MS, firstTableRefreshDelay, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
+import { CLOSEST_PEER_TAGS_MS, createP2PNode, deferFirstTableRefresh, DHT_MAINTENANCE_MS, FIRST_SELF_QUERY_MS, firstSelfQueryDelay, firstTableRefreshDelay, queriesSkipFirstSelfQuery, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
 
 describe("an idle node's libp2p settings", () => {
   let node: LayerdLibp2p;
@@ -49,7 +49,22 @@ describe("an idle node's libp2p settings", () => {
     expect(forced).toBe(true);
   });
 
+  it('runs its first self-query at a random moment of FIRST_SELF_QUERY_MS, and lets queries go without waiting for it', () => {
+    type Dht = { querySelf: { initialInterval: number }; queryManager: { initialQuerySelfHasRun?: { promise: Promise<void> } } };
+    const dht = node.services.dht as unknown as Dht;
+    expect(dht.querySelf.initialInterval).toBeGreaterThanOrEqual(FIRST_SELF_QUERY_MS.min);
+    expect(dht.querySelf.initialInterval).toBeLessThanOrEqual(FIRST_SELF_QUERY_MS.max);
+    expect(firstSelfQueryDelay(() => 0)).toBe(FIRST_SELF_QUERY_MS.min);
+    expect(firstSelfQueryDelay(() => 1)).toBe(FIRST_SELF_QUERY_MS.max);
+    // Resolved already: a query awaiting it goes on in the same turn of the microtask queue.
+    let settled = false;
+    void dht.queryManager.initialQuerySelfHasRun?.promise.then(() => (settled = true));
+    return Promise.resolve().then(() => expect(settled || dht.queryManager.initialQuerySelfHasRun === undefined).toBe(true));
+  });
+
   it('says when kad-dht no longer has the fields it sets', () => {
+    expect(queriesSkipFirstSelfQuery({ queryManager: {} })).toBe(false);
+    expect(queriesSkipFirstSelfQuery({ queryManager: { initialQuerySelfHasRun: { resolve: () => undefined } } })).toBe(true);
     expect(deferFirstTableRefresh({ routingTableRefresh: { afterStart: async () => undefined } }, () => 1)).toBe(false);
 
     expect(slowDhtMaintenance({ routingTableRefresh: { refreshInterval: 5 } }, 1, 1)).toBe(false);
