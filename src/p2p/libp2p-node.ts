@@ -196,9 +196,8 @@ interface DhtTableRefresh {
  * kad-dht refreshes every bucket of its routing table as it starts: a random walk per bucket, which on an
  * empty table is one walk, run as soon as the first peer is in, right after the self-query. The self-query
  * is what makes a joining node known to its neighbours and is kept; the bucket walk only widens the table
- * (its target is in the other half of the keyspace, so it dials mostly other peers than the self-query
- * did), and in a cluster started at once every node's walk lands in the same seconds, each dial a noise
- * handshake and an identify on both sides (profiled: a 32-node start spent ~1/3 of its CPU on the mesh).
+ * (its target is in the other half of the keyspace), and in a cluster started at once every node's walk
+ * lands in the same seconds as the self-queries, each dial a noise handshake and an identify on both sides.
  * That first walk is moved to `delayMs()` after start; later ones follow every refresh interval as before.
  * The timer is kept where kad-dht keeps its own (refreshTimeoutId), so its stop() clears it. Returns
  * whether kad-dht still has the fields (a unit test checks it, so an upgrade that renames them fails there).
