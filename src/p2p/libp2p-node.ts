@@ -6,7 +6,7 @@
 //  - its default peer-info mapper drops private and loopback addresses, leaving a LAN cluster's routing
 //    table empty: the passthrough mapper keeps them;
 //  - its own protocol prefix keeps it off the public IPFS DHT;
-//  - queries wait for the first self-query: a short initial interval makes a new node useful fast.
+//  - queries do not wait for the first self-query, which runs a random few seconds after start (below).
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { bootstrap } from '@libp2p/bootstrap';
@@ -94,12 +94,17 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
         protocol: DHT_PROTOCOL,
         clientMode: false,
         peerInfoMapper: passthroughMapper,
-        initialQuerySelfInterval: 10,
+        // The self-query is how a joiner meets the rest of the cluster (its walk dials ~20 peers and they
+        // dial it back): in a 32-node cluster started at once that mesh was ~2/3 of a node's start-up CPU
+        // (~1.9 of 2.9 CPU s: 30 connections, each a noise handshake, identify and kad answers), all in the
+        // same seconds, so nodes that were ready answered /readyz only once the mesh had formed. Each node
+        // walks at its own random moment instead, and queries do not wait for it (queriesSkipFirstSelfQuery):
+        // a lookup starts from the bootstrap peer, which knows the cluster. A routing-table peer is still
+        // waited for (allowQueryWithZeroPeers, and DhtContentRouter.ready before a lookup).
+        initialQuerySelfInterval: firstSelfQueryDelay(),
         // After the first self-queries, a LAN cluster's table changes by joins (a joiner's own self-query
         // puts it in its neighbours' tables) more than by drift: walk for self every 30 min, not 5.
         querySelfInterval: DHT_MAINTENANCE_MS,
-        // Queries wait for the first self-query: skipping it saved ~140 ms of a joining node's first
-        // lookup but left nodes knowing only their bootstrap peer (that walk is how they meet the rest).
         allowQueryWithZeroPeers: false,
         providers: { provideValidity: Math.round(opts.providerTtlMs / 1000) },
         // Provides and re-provides are DhtContentRouter's own (a region sweep sending ADD_PROVIDER itself),
@@ -114,6 +119,8 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
   });
   const layerd = node as unknown as LayerdLibp2p;
   slowDhtMaintenance(layerd.services.dht, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS);
+  deferFirstTableRefresh(layerd.services.dht, firstTableRefreshDelay);
+  queriesSkipFirstSelfQuery(layerd.services.dht);
   redialBootstrapWhileAlone(layerd, opts.bootstrap, opts.onBootstrapDialFailed);
   if (opts.start ?? true) await layerd.start();
   return layerd;
@@ -146,6 +153,65 @@ function redialBootstrapWhileAlone(node: LayerdLibp2p, list: string[], onFailed?
   node.addEventListener('connection:open', stopRedialing);
   node.addEventListener('stop', stopRedialing);
   redialWhileAlone();
+}
+
+/** The first self-query's window after start: late enough that a cluster's nodes are up before they mesh. */
+export const FIRST_SELF_QUERY_MS = { min: 5_000, max: 30_000 };
+
+/** When a node's first self-query runs: at a random moment of FIRST_SELF_QUERY_MS, so joins do not walk at once. */
+export function firstSelfQueryDelay(random: () => number = Math.random): number {
+  return Math.round(FIRST_SELF_QUERY_MS.min + (FIRST_SELF_QUERY_MS.max - FIRST_SELF_QUERY_MS.min) * random());
+}
+
+interface DhtQueryManager {
+  queryManager?: { initialQuerySelfHasRun?: { resolve?: unknown } };
+}
+
+/**
+ * kad-dht holds every query until the first self-query has run (a promise its query manager awaits; its
+ * allowQueryWithZeroPeers option resolves it at once, but also lets a query run with an empty routing
+ * table). Resolved here, so a lookup goes as soon as the table has a peer. Returns whether kad-dht still
+ * has the field (a unit test checks it).
+ */
+export function queriesSkipFirstSelfQuery(dht: unknown): boolean {
+  const pending = (dht as DhtQueryManager).queryManager?.initialQuerySelfHasRun;
+  if (typeof pending?.resolve !== 'function') return false;
+  (pending.resolve as () => void)();
+  return true;
+}
+
+/**
+ * When a node's first refresh of its routing table's buckets runs: at a random moment of the second half of
+ * the first maintenance interval, so the nodes of a cluster started together do not all walk at once.
+ */
+export function firstTableRefreshDelay(random: () => number = Math.random): number {
+  return Math.round(DHT_MAINTENANCE_MS * (0.5 + random() / 2));
+}
+
+interface DhtTableRefresh {
+  routingTableRefresh?: { afterStart?: unknown; refreshTable?: unknown; refreshTimeoutId?: unknown };
+}
+
+/**
+ * kad-dht refreshes every bucket of its routing table as it starts: a random walk per bucket, which on an
+ * empty table is one walk, run as soon as the first peer is in, right after the self-query. The self-query
+ * is what makes a joining node known to its neighbours and is kept; the bucket walk only widens the table
+ * (its target is in the other half of the keyspace), and in a cluster started at once every node's walk
+ * lands in the same seconds as the self-queries, each dial a noise handshake and an identify on both sides.
+ * That first walk is moved to `delayMs()` after start; later ones follow every refresh interval as before.
+ * The timer is kept where kad-dht keeps its own (refreshTimeoutId), so its stop() clears it. Returns
+ * whether kad-dht still has the fields (a unit test checks it, so an upgrade that renames them fails there).
+ */
+export function deferFirstTableRefresh(dht: unknown, delayMs: () => number): boolean {
+  const refresh = (dht as DhtTableRefresh).routingTableRefresh;
+  if (refresh === undefined || typeof refresh.afterStart !== 'function' || typeof refresh.refreshTable !== 'function') return false;
+  const refreshTable = refresh.refreshTable.bind(refresh) as (force: boolean) => void;
+  refresh.afterStart = async () => {
+    const timer = setTimeout(() => refreshTable(true), delayMs());
+    timer.unref();
+    refresh.refreshTimeoutId = timer;
+  };
+  return true;
 }
 
 interface DhtTimers {

@@ -4,7 +4,7 @@
 import '../../../src/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLOSEST_PEER_TAGS_MS, createP2PNode, DHT_MAINTENANCE_MS, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
+import { CLOSEST_PEER_TAGS_MS, createP2PNode, deferFirstTableRefresh, DHT_MAINTENANCE_MS, FIRST_SELF_QUERY_MS, firstSelfQueryDelay, firstTableRefreshDelay, queriesSkipFirstSelfQuery, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
 
 describe("an idle node's libp2p settings", () => {
   let node: LayerdLibp2p;
@@ -27,7 +27,46 @@ describe("an idle node's libp2p settings", () => {
     expect(() => components.connectionMonitor).toThrow(/connectionMonitor not set/);
   });
 
-  it('says when kad-dht no longer has the field it sets', () => {
+  it("does not walk its table's buckets as it starts: the first refresh comes in the second half of the first interval", async () => {
+    type Refresh = { routingTableRefresh: { afterStart(): Promise<void>; refreshTimeoutId?: NodeJS.Timeout; refreshTable(force?: boolean): void } };
+    const refresh = (node.services.dht as unknown as Refresh).routingTableRefresh;
+    let walked = 0;
+    refresh.refreshTable = () => void walked++;
+    await refresh.afterStart();
+    expect(walked).toBe(0);
+    expect(refresh.refreshTimeoutId).toBeDefined(); // where kad-dht's stop() clears it
+    expect(firstTableRefreshDelay(() => 0)).toBe(DHT_MAINTENANCE_MS / 2);
+    expect(firstTableRefreshDelay(() => 0.999_999)).toBeLessThanOrEqual(DHT_MAINTENANCE_MS);
+  });
+
+  it('runs the deferred first refresh, forced, once its delay is over', async () => {
+    let forced: boolean | undefined;
+    const refresh = { afterStart: async () => undefined, refreshTable: (force: boolean) => void (forced = force), refreshTimeoutId: undefined as unknown };
+    expect(deferFirstTableRefresh({ routingTableRefresh: refresh }, () => 1)).toBe(true);
+    await refresh.afterStart();
+    const deadline = Date.now() + 5_000;
+    while (forced === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(forced).toBe(true);
+  });
+
+  it('runs its first self-query at a random moment of FIRST_SELF_QUERY_MS, and lets queries go without waiting for it', () => {
+    type Dht = { querySelf: { initialInterval: number }; queryManager: { initialQuerySelfHasRun?: { promise: Promise<void> } } };
+    const dht = node.services.dht as unknown as Dht;
+    expect(dht.querySelf.initialInterval).toBeGreaterThanOrEqual(FIRST_SELF_QUERY_MS.min);
+    expect(dht.querySelf.initialInterval).toBeLessThanOrEqual(FIRST_SELF_QUERY_MS.max);
+    expect(firstSelfQueryDelay(() => 0)).toBe(FIRST_SELF_QUERY_MS.min);
+    expect(firstSelfQueryDelay(() => 1)).toBe(FIRST_SELF_QUERY_MS.max);
+    // Resolved already: a query awaiting it goes on in the same turn of the microtask queue.
+    let settled = false;
+    void dht.queryManager.initialQuerySelfHasRun?.promise.then(() => (settled = true));
+    return Promise.resolve().then(() => expect(settled || dht.queryManager.initialQuerySelfHasRun === undefined).toBe(true));
+  });
+
+  it('says when kad-dht no longer has the fields it sets', () => {
+    expect(queriesSkipFirstSelfQuery({ queryManager: {} })).toBe(false);
+    expect(queriesSkipFirstSelfQuery({ queryManager: { initialQuerySelfHasRun: { resolve: () => undefined } } })).toBe(true);
+    expect(deferFirstTableRefresh({ routingTableRefresh: { afterStart: async () => undefined } }, () => 1)).toBe(false);
+
     expect(slowDhtMaintenance({ routingTableRefresh: { refreshInterval: 5 } }, 1, 1)).toBe(false);
     expect(slowDhtMaintenance({ routingTableRefresh: { refreshInterval: 5 }, routingTable: { closestPeerTagger: { refreshInterval: 5 } } }, 1, 1)).toBe(true);
   });
