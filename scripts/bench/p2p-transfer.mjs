@@ -317,7 +317,7 @@ function fetcherExperiment(opts, variant) {
 }
 
 /**
- * The node flags on the first line of layerd's bin (`#!/usr/bin/env -S node --initial-heap-size=128`): a user's
+ * The node flags on the first line of layerd's bin (`#!/usr/bin/env -S node --initial-heap-size=128 --max-semi-space-size=4`): a user's
  * `layerd serve` runs with them, and `node dist/cli.js` would not, so every layerd here gets them too.
  */
 function shebangArgs(bin = layerdBin) {

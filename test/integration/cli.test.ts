@@ -119,7 +119,7 @@ describe('layerd CLI', () => {
       // The daemon in npm's process group is node with the flag from the bin's (dist/layerd.mjs's) first line (env -S).
       const group = spawnSync('pgrep', ['-a', '-g', String(child.pid)], { encoding: 'utf8' }).stdout;
       const daemon = group.split('\n').find((l) => /^\d+ node .*dist\/layerd\.mjs serve/.test(l));
-      expect(daemon, group).toMatch(/\bnode --initial-heap-size=128 \S*dist\/layerd\.mjs serve\b/);
+      expect(daemon, group).toMatch(/\bnode --initial-heap-size=128 --max-semi-space-size=4 \S*dist\/layerd\.mjs serve\b/);
     } finally {
       process.kill(-child.pid!, 'SIGTERM');
     }
