@@ -74,7 +74,9 @@ export class StripeTrees {
    * most room, outside the child's subtree: the fewest children in all trees (demoted ones not counted:
    * they leave their parents' uplinks idle), then, with `held` (the nodes' reported progress), one that
    * holds more of the stripe than the child (it can feed it at once; a silent one is never chosen), then
-   * the one holding most. Room comes first, then the fewest nodes below (see fed), then what is held: every uplink is busy in a tree of full nodes, and
+   * the fewest nodes below (see fed), then the one holding most. Never the tree's root: a fifth child on
+   * it slows the whole tree (a slow root's heir took its siblings, 1,000 hosts, 5% slow, seed 3: every
+   * node at 80%). Room comes before what is held: every uplink is busy in a tree of full nodes, and
    * a fifth child on one slowed the orphan and the four it fed by a fifth, for the rest of the rollout
    * (1,000 hosts, 5% slow: 1.55–1.65× the bound). A slow root hands the tree to one of its children (else
    * a leaf), which takes the stripe from the seed. Returns the nodes whose parent changed (they must
@@ -152,10 +154,10 @@ export class StripeTrees {
     let best: string | undefined;
     let bestKey: number[] = [];
     for (const id of this.order) {
-      if (id === child || this.avoided.has(id) || (outside ? this.below(stripe, id, child) : kids.get(id)!.length > 0)) continue;
+      if (id === child || this.avoided.has(id) || (outside ? this.below(stripe, id, child) || this.parents[stripe]!.get(id) === undefined : kids.get(id)!.length > 0)) continue;
       const h = held ? held(id) : 0;
       if (h === undefined) continue;
-      const key = [this.load(id), fed.get(id) ?? 0, h > need ? 0 : 1, -h];
+      const key = [this.load(id), h > need ? 0 : 1, fed.get(id) ?? 0, -h];
       if (best === undefined || before(key, bestKey)) [best, bestKey] = [id, key];
     }
     return best;
@@ -163,8 +165,8 @@ export class StripeTrees {
 
   /**
    * How many nodes below each node, in all trees: those an extra child on its uplink would slow. With no
-   * uplink to spare anywhere (every node feeding k), an orphan is best hung near the leaves: under the
-   * heir of a slow root it slowed the whole tree, and so every node, to 80% (1,000 hosts, 5% slow, seed 3).
+   * uplink to spare anywhere (every node feeding k) and none ahead of the orphan (a slow root's tree is
+   * starved all through), an orphan is best hung near the leaves.
    */
   private fed(): Map<string, number> {
     const fed = new Map<string, number>();
