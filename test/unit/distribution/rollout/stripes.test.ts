@@ -209,7 +209,7 @@ describe('Rollouts with stripes', () => {
     await settle(() => c.routes.size === 4);
     const child = [...c.routes.keys()].find((n) => c.routes.get(n)!.parent(0) !== 'o')!;
     const parent = c.routes.get(child)!.parent(0);
-    c.routes.get(child)!.suspect!(0, parent);
+    for (let i = 0; i < 3; i++) c.routes.get(child)!.failed!(0, parent);
     await settle(() => c.sent.length > 0);
     expect(c.routes.get(child)!.parent(0)).not.toBe(parent);
     open();
