@@ -3,6 +3,7 @@
 //   node scripts/sim/rollout-sim.mjs --nodes 1000 --mb 1024 --layers 4 --rate 1gbit --latency 0.2 \
 //     [--slow-frac 0.05 --slow-factor 10] [--crash-frac 0.01] [--seed 1] [--cpu host|pool --cores 2] \
 //     [--design line|stripes --k 4] [--start-ms 570 --start-jitter-ms 100] [--crash-detect-ms 45000]
+//     [--keeper-hearing direct|paced|at-once]
 //     [--box: this box's one CPU pool (1.84 of its 2 cores, as the 32 hosts had), no delay, and the rollout's
 //      messages' CPU, as the namespace benches ran; --cores C for another pool, --idle-cores for another idle node]
 // Prints makespan, makespan ÷ the link bound, seed egress ÷ image, max host upload ÷ image, p50/p99 host
@@ -39,6 +40,9 @@ const { values: a } = parseArgs({
     box: { type: 'boolean', default: false },
     'idle-cores': { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    // How the stripe trees' keeper hears of failing parents: direct (the prototype's view), paced (the
+    // daemon's paced reports: 125 s apart at 1,000 nodes), at-once (paced, but a suspect is reported at once).
+    'keeper-hearing': { type: 'string', default: 'direct' },
     // Stop once the hosts on normal links are done (the slow hosts' own times are then not known).
     'stop-when-fast-done': { type: 'boolean', default: false },
   },
@@ -83,6 +87,7 @@ const scenario = {
   ...(a.box ? BOX_CPU : {}),
   ...(a.cores ? { cores: num('cores') } : {}),
   stopWhenFastDone: a['stop-when-fast-done'],
+  keeperHearing: ['direct', 'paced', 'at-once'].includes(a['keeper-hearing']) ? a['keeper-hearing'] : (() => { throw new Error(`--keeper-hearing: direct, paced or at-once, not ${a['keeper-hearing']}`); })(),
 };
 
 const r = await simulateRollout(scenario);

@@ -14,5 +14,5 @@ export { DiskKeeper, Inventory, NodeStats, Observations, type Observed, type GcR
 export { ChainPlace, PeerFetcher, PeerScores } from './peers/index.js';
 export { Distribution, Mirror, MirrorListings } from './pull/index.js';
 export { LocalRegistry, UploadSessions, type Page } from './registry/index.js';
-export { blobLanes, StripeTrees, StripeWatch, type HeldShare, type StripeView, Rollouts, progressFrom, repointFrom, specFrom, type Repoint, type RolloutJournal, type RolloutNetwork, type RolloutSpec, type RolloutView, type StripeRoute } from './rollout/index.js';
+export { blobLanes, STRIPE_WATCH_DEFAULTS, StripeTrees, StripeWatch, type HeldShare, type StripeView, Rollouts, progressFrom, repointFrom, specFrom, type Repoint, type RolloutJournal, type RolloutNetwork, type RolloutSpec, type RolloutView, type StripeRoute } from './rollout/index.js';
 export { Announcer, BlobSharing, RepositoryVisibility, parseRepositoryPrefix } from './sharing/index.js';

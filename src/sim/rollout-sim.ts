@@ -9,7 +9,7 @@ import { LineNode } from './line-node.js';
 import { ReportLoad, spreadMs, spreadOffers } from './messages.js';
 import { Rng } from './rng.js';
 import { RunContext, type SimNode } from './run-context.js';
-import { StripeNode, StripeSetup } from './stripe-node.js';
+import { StripeNode, StripeSetup, type KeeperHearing } from './stripe-node.js';
 import { summarize, type RolloutResult } from './summary.js';
 import { VirtualClock } from './virtual-clock.js';
 
@@ -42,6 +42,11 @@ export interface RolloutScenario {
   stepMs?: number;
   /** The rollout protocol's messages cost CPU (messages.ts): the box's runs, where they were measured. */
   messages?: boolean;
+  /**
+   * How the stripe trees' keeper hears of failing parents (stripe-node.ts): 'direct' (the prototype's view,
+   * the default), 'paced' (the daemon's paced reports), 'at-once' (paced, but suspects reported at once).
+   */
+  keeperHearing?: KeeperHearing['mode'];
   /** Stop once every node on a normal link is done (the slow ones' times are then not known). */
   stopWhenFastDone?: boolean;
   costs?: Partial<CpuCostSettings>;
@@ -157,6 +162,9 @@ function makeNodes(s: RolloutScenario, ctx: RunContext): SimNode[] {
       return new LineNode(ctx, ctx.hostOf(id), orders);
     });
   }
-  const setup = new StripeSetup(ctx, order, s.k);
+  // The daemon's pace: a rollout of N nodes reports every max(1 s, N ÷ 8 s), dead after 3 missed (≥ 15 s).
+  const pace = reportPace(s.nodes, { everyMs: 1000, deadAfterMs: 15_000 });
+  const mode = s.keeperHearing ?? 'direct';
+  const setup = new StripeSetup(ctx, order, s.k, mode === 'direct' ? undefined : { mode, ...pace });
   return order.map((id) => new StripeNode(setup, ctx.hostOf(id)));
 }

@@ -280,6 +280,8 @@ export class Rollouts {
     // A report that does not arrive is not an error here: the next one may, and the origin calls a
     // node it has not heard from for a while dead. (Unhandled, the rejection would end the process.)
     const report = () => void this.send(spec, progress).catch(() => undefined);
+    // A parent named as failing is news the keeper acts on: it goes at once, not with the next paced report.
+    if (route) route.onSuspect = report;
     const timer = setInterval(report, this.paceOf(spec).everyMs);
     timer.unref();
     this.timers.set(spec.id, timer);

@@ -25,6 +25,11 @@ export class StripeTrees {
   private readonly kids: Array<Map<string, string[]>>;
   /** Nodes demoted or gone: never given children again. */
   private readonly avoided = new Set<string>();
+  /**
+   * Nodes demoted as slow or gone: as children they take little or nothing of their parents' uplinks. Not
+   * those demoted only for relaying one stripe too slowly: they still take their full share as children.
+   */
+  private readonly idle = new Set<string>();
 
   constructor(
     private readonly order: readonly string[],
@@ -69,14 +74,18 @@ export class StripeTrees {
    * most room, outside the child's subtree: the fewest children in all trees (demoted ones not counted:
    * they leave their parents' uplinks idle), then, with `held` (the nodes' reported progress), one that
    * holds more of the stripe than the child (it can feed it at once; a silent one is never chosen), then
-   * the one holding most. Room comes before what is held: every uplink is busy in a tree of full nodes, and
+   * the fewest nodes below (see fed), then the one holding most. Never the tree's root: a fifth child on
+   * it slows the whole tree (a slow root's heir took its siblings, 1,000 hosts, 5% slow, seed 3: every
+   * node at 80%). Room comes before what is held: every uplink is busy in a tree of full nodes, and
    * a fifth child on one slowed the orphan and the four it fed by a fifth, for the rest of the rollout
    * (1,000 hosts, 5% slow: 1.55–1.65× the bound). A slow root hands the tree to one of its children (else
    * a leaf), which takes the stripe from the seed. Returns the nodes whose parent changed (they must
-   * follow their new parent).
+   * follow their new parent). `idle` false: the node is slow to relay this stripe only (its uplink is
+   * shared too thin), and as a child it still takes its full share of its parents' uplinks.
    */
-  demote(stripe: number, node: string, held?: HeldShare): string[] {
+  demote(stripe: number, node: string, held?: HeldShare, idle = true): string[] {
     this.avoided.add(node);
+    if (idle) this.idle.add(node);
     const parents = this.tree(stripe);
     const kids = this.kids[stripe]!;
     const moved: string[] = [];
@@ -111,6 +120,29 @@ export class StripeTrees {
   }
 
   /**
+   * Whether `node` falls behind its own parents: in most of the stripes it takes from other nodes it holds
+   * over `margin` (a share of the stripe) less than its parent there, so its own link is what holds it
+   * back. A node that keeps up with its parents takes all it is offered: starved by them, not slow,
+   * however little it takes in, and making it a leaf everywhere moves its children for nothing (two
+   * healthy nodes under a slow root were, 1,000 hosts, 5% slow, seed 3). Most, not every: a slow node
+   * keeps up with a parent as slow as itself. A stripe from the seed says nothing (the seed holds it all
+   * from the start); a silent node or parent counts as behind.
+   */
+  fallsBehind(node: string, held: (stripe: number) => HeldShare, margin: number): boolean {
+    let from = 0;
+    let behind = 0;
+    for (let s = 0; s < this.k; s++) {
+      const parent = this.parent(s, node);
+      if (parent === undefined) continue;
+      from++;
+      const mine = held(s)(node);
+      const theirs = held(s)(parent);
+      if (mine === undefined || theirs === undefined || theirs - mine > margin) behind++;
+    }
+    return behind * 2 > from;
+  }
+
+  /**
    * The best node to adopt `child` (see demote), outside the child's subtree: one below the node it is to
    * adopt would close a circle, and neither would get a byte. `outside` false: a leaf of the tree for a
    * new root, which takes the stripe from the seed, so what it holds matters only as a sign of a healthy link.
@@ -118,16 +150,30 @@ export class StripeTrees {
   private spare(stripe: number, child: string, held: HeldShare | undefined, outside = true): string | undefined {
     const kids = this.kids[stripe]!;
     const need = outside ? (held?.(child) ?? 0) : 0;
+    const fed = this.fed();
     let best: string | undefined;
     let bestKey: number[] = [];
     for (const id of this.order) {
-      if (id === child || this.avoided.has(id) || (outside ? this.below(stripe, id, child) : kids.get(id)!.length > 0)) continue;
+      if (id === child || this.avoided.has(id) || (outside ? this.below(stripe, id, child) || this.parents[stripe]!.get(id) === undefined : kids.get(id)!.length > 0)) continue;
       const h = held ? held(id) : 0;
       if (h === undefined) continue;
-      const key = [this.load(id), h > need ? 0 : 1, -h];
+      const key = [this.load(id), h > need ? 0 : 1, fed.get(id) ?? 0, -h];
       if (best === undefined || before(key, bestKey)) [best, bestKey] = [id, key];
     }
     return best;
+  }
+
+  /**
+   * How many nodes below each node, in all trees: those an extra child on its uplink would slow. With no
+   * uplink to spare anywhere (every node feeding k) and none ahead of the orphan (a slow root's tree is
+   * starved all through), an orphan is best hung near the leaves.
+   */
+  private fed(): Map<string, number> {
+    const fed = new Map<string, number>();
+    for (const parents of this.parents) {
+      for (const id of parents.keys()) for (let p = parents.get(id); p !== undefined; p = parents.get(p)) fed.set(p, (fed.get(p) ?? 0) + 1);
+    }
+    return fed;
   }
 
   /** The child of `node` to take its place as the tree's root: the one holding most (never a silent or demoted one). */
@@ -150,12 +196,14 @@ export class StripeTrees {
   }
 
   /**
-   * Children in all trees that take what this node can send: a demoted one (slow or gone) leaves most of
-   * its share of the node's uplink idle, so the parent of a slow or dead node is the first to adopt.
+   * Children in all trees that take what this node can send: a removed one (slow by its own link, or gone)
+   * leaves most of its share of the node's uplink idle, so the parent of a slow or dead node is the first
+   * to adopt. One demoted only for relaying a stripe too slowly still takes its share: counted as idle,
+   * its parents would take a fifth child each and run their four others at a fifth less.
    */
   private load(id: string): number {
     let n = 0;
-    for (const kids of this.kids) for (const kid of kids.get(id)!) if (!this.avoided.has(kid)) n++;
+    for (const kids of this.kids) for (const kid of kids.get(id)!) if (!this.idle.has(kid)) n++;
     return n;
   }
 

@@ -25,4 +25,17 @@ describe('simulateRollout', () => {
     expect(r.makespanMs).toBeLessThan(r.boundMs + 10_000);
     expect(r.seedOverImage).toBeLessThan(1.2);
   });
+
+  it('stripe trees with the daemon\'s paced reports: the keeper acts on a dead parent only when a child\'s report names it', async () => {
+    const s = { ...base, nodes: 21, design: 'stripes' as const, crashFrac: 0.05, crashDetectMs: 2_000 };
+    const [direct, paced, atOnce] = [
+      await simulateRollout(s),
+      await simulateRollout({ ...s, keeperHearing: 'paced' }),
+      await simulateRollout({ ...s, keeperHearing: 'at-once' }),
+    ];
+    for (const r of [direct, paced, atOnce]) expect(r.unfinished).toBe(0);
+    // Virtual time: with reports paced (21 nodes: every 2.6 s) the orphans wait for the next one.
+    expect(paced.makespanMs).toBeGreaterThanOrEqual(atOnce.makespanMs);
+    expect(atOnce.makespanMs).toBeGreaterThanOrEqual(direct.makespanMs);
+  });
 });

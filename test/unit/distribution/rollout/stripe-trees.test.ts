@@ -82,7 +82,8 @@ describe('StripeTrees', () => {
     const adopters = kids.map((kid) => trees.parent(0, kid)!);
     expect(adopters[0]).toBe(p2);
     expect(adopters).not.toContain(p3);
-    expect(adopters).toEqual(expect.arrayContaining([p0, p1]));
+    // The rest to nodes with as much room but fewer nodes below them than p0 and p1 (see the next tests).
+    expect(adopters.filter((a) => a !== p0 && a !== p1 && a !== p2).every((a) => [0, 1, 2, 3].reduce((n, s) => n + trees.children(s, a).length, 0) <= 4)).toBe(true);
   });
 
   it('gives orphans to nodes with room before ones that hold more but whose uplinks are full', () => {
@@ -104,9 +105,34 @@ describe('StripeTrees', () => {
     const interior = order.find((id) => trees.children(0, id).length === 4 && trees.parent(0, id) !== undefined)!;
     const parent = trees.parent(0, interior)!;
     const kids = trees.children(0, interior);
-    trees.demote(0, interior);
+    // Only the parent has room, and it is an interior node of this tree: it adopts, and no circle closes.
+    const held = (id: string) => (id === parent || kids.includes(id) ? 0.5 : undefined);
+    trees.demote(0, interior, held);
     expect(kids.map((kid) => trees.parent(0, kid))).toContain(parent);
     expect(trees.children(0, parent)).toContain(interior);
+    for (const id of order) expect(depth(trees, 0, id)).toBeLessThan(100);
+  });
+
+  it('with no uplink to spare, hangs an orphan under the node with the fewest nodes below it', () => {
+    const order = nodes(400);
+    const trees = new StripeTrees(order, 4);
+    // A root's child: the root is slow, so its tree goes to this child, and its siblings need new parents.
+    const root = order.find((id) => trees.parent(1, id) === undefined)!;
+    const below = (id: string) => {
+      let n = 0;
+      for (let s = 0; s < 4; s++) for (const other of order) for (let p = trees.parent(s, other); p !== undefined; p = trees.parent(s, p)) if (p === id) n++;
+      return n;
+    };
+    const siblings = trees.children(1, root);
+    trees.demote(1, root, (id) => (id === siblings[0] ? 0.2 : 0.1));
+    const heir = order.find((id) => trees.parent(1, id) === undefined)!;
+    expect(heir).toBe(siblings[0]);
+    for (const kid of siblings.slice(1)) {
+      const adopter = trees.parent(1, kid)!;
+      // Not the heir, though it holds most: the whole tree is below it.
+      expect(adopter).not.toBe(heir);
+      expect(below(adopter)).toBeLessThan(below(heir));
+    }
   });
 
   it('makes a node too slow to relay a leaf in every tree, and never gives it a child again', () => {
@@ -130,9 +156,43 @@ describe('StripeTrees', () => {
     // Nodes that relay nothing (N − 1 does not divide evenly) have room too.
     const roomy = [...[0, 1, 2, 3].map((s) => trees.parent(s, slow)!), ...order.filter((id) => load(id) === 0)];
     const kids = trees.children(0, slow);
-    trees.demote(0, slow);
+    trees.remove(slow);
     const adopters = kids.map((kid) => trees.parent(0, kid)!);
     for (const a of adopters) expect(roomy).toContain(a);
+  });
+
+  it('counts a child demoted in one stripe only (idle false) as still taking its share of its parents\' uplinks', () => {
+    const adoptersAfter = (idle: boolean) => {
+      const order = nodes(401);
+      const trees = new StripeTrees(order, 4);
+      const slowToRelay = order.find((id) => trees.children(0, id).length === 4 && trees.parent(0, id) !== undefined)!;
+      const parents = [1, 2, 3].map((s) => trees.parent(s, slowToRelay)!);
+      trees.demote(0, slowToRelay, undefined, idle);
+      const other = order.find((id) => trees.children(2, id).length === 4 && trees.parent(2, id) !== undefined && !parents.includes(id) && ![0, 1, 2, 3].some((s) => trees.parent(s, id) !== undefined && parents.includes(trees.parent(s, id)!)))!;
+      const kids = trees.children(2, other);
+      trees.demote(2, other);
+      return { parents, adopters: kids.map((kid) => trees.parent(2, kid)!) };
+    };
+    const idle = adoptersAfter(true);
+    expect(idle.adopters.some((a) => idle.parents.includes(a))).toBe(true);
+    const busy = adoptersAfter(false);
+    expect(busy.adopters.some((a) => busy.parents.includes(a))).toBe(false);
+  });
+
+  it('finds a node that lags its parents in most stripes slow, and one that keeps up with them starved', () => {
+    const order = nodes(21);
+    const trees = new StripeTrees(order, 4);
+    const node = order.find((id) => [0, 1, 2, 3].every((s) => trees.parent(s, id) !== undefined))!;
+    const parents = [0, 1, 2, 3].map((s) => trees.parent(s, node)!);
+    const shares = (mine: number[], theirs: number) => (s: number) => (id: string) => (id === node ? mine[s] : id === parents[s] ? theirs : 0.5);
+    // Starved: little, but all its parents have.
+    expect(trees.fallsBehind(node, shares([0.1, 0.1, 0.1, 0.1], 0.11), 0.03)).toBe(false);
+    // Behind one slow-to-send parent only: its link is fine.
+    expect(trees.fallsBehind(node, shares([0.5, 0.1, 0.1, 0.1], 0.11), 0.03)).toBe(false);
+    // Behind its parents in three stripes of four (the fourth parent as slow as it): its own link.
+    expect(trees.fallsBehind(node, (s) => (id) => (id === node ? 0.05 : id === parents[s] ? (s === 3 ? 0.05 : 0.5) : 0.5), 0.03)).toBe(true);
+    // A silent parent counts as behind.
+    expect(trees.fallsBehind(node, () => (id) => (id === node ? 0.05 : undefined), 0.03)).toBe(true);
   });
 
   it('gives a slow root\'s tree to its child holding most, whose uplink already serves that tree', () => {

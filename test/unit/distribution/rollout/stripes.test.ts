@@ -81,8 +81,11 @@ describe('NodeStripes', () => {
     const route = new NodeStripes(SHAPE, ['x', 'y']);
     route.got(1, 10);
     route.got(1, 5);
+    let told = 0;
+    route.onSuspect = () => told++;
     route.suspect(0, 'x');
     route.suspect(0, 'x');
+    expect(told).toBe(1);
     expect(route.progress()).toEqual({ have: [0, 15], suspects: [{ stripe: 0, parent: 'x' }] });
     expect(route.repoint({ rollout: ID, stripe: 0, parent: 'z' })).toBe(true);
     expect(route.parent(0)).toBe('z');
@@ -139,7 +142,7 @@ describe('Rollouts with stripes', () => {
     }) as unknown as Distribution;
 
   /** `names` on an in-memory network, stripes from `from` nodes on; what each placed, and the repoints sent. */
-  function cluster(names: string[], from: number, gate: Promise<void>) {
+  function cluster(names: string[], from: number, gate: Promise<void>, reportEveryMs = 10) {
     const nodes = new Map<string, Rollouts>();
     const routes = new Map<string, StripeRoute>();
     const sent: Array<{ node: string; repoint: Repoint }> = [];
@@ -160,7 +163,7 @@ describe('Rollouts with stripes', () => {
           nodes.get(node)!.onRepoint(repointFrom(JSON.parse(JSON.stringify(repoint))), name);
         },
       };
-      nodes.set(name, new Rollouts(readPath(gate), net, { save: async () => undefined, remove: async () => undefined, load: async () => [] }, { defaultRegistry: 'seed.test:5000', reportEveryMs: 10, stripesFrom: from, stripes: 2, isPeerId: () => true }));
+      nodes.set(name, new Rollouts(readPath(gate), net, { save: async () => undefined, remove: async () => undefined, load: async () => [] }, { defaultRegistry: 'seed.test:5000', reportEveryMs, stripesFrom: from, stripes: 2, isPeerId: () => true }));
     }
     return { nodes, routes, sent };
   }
@@ -196,6 +199,20 @@ describe('Rollouts with stripes', () => {
     for (const s of c.sent) expect(c.routes.get(s.node)!.parent(s.repoint.stripe)).toBe(s.repoint.parent);
     open();
     await settle(() => c.nodes.get('o')!.view(spec.id)?.state === 'done');
+  });
+
+  it('reports a suspect at once, not with the next paced report, so the origin repoints within moments', async () => {
+    let open!: () => void;
+    // Reports a minute apart: the first goes at the start, the next would come long after settle gives up.
+    const c = cluster(['o', 'a', 'b', 'c', 'd'], 5, new Promise<void>((r) => (open = r)), 60_000);
+    await c.nodes.get('o')!.create('team/app:v1');
+    await settle(() => c.routes.size === 4);
+    const child = [...c.routes.keys()].find((n) => c.routes.get(n)!.parent(0) !== 'o')!;
+    const parent = c.routes.get(child)!.parent(0);
+    for (let i = 0; i < 3; i++) c.routes.get(child)!.failed!(0, parent);
+    await settle(() => c.sent.length > 0);
+    expect(c.routes.get(child)!.parent(0)).not.toBe(parent);
+    open();
   });
 
   it('refuses a repoint from anyone but the origin', async () => {
