@@ -138,7 +138,9 @@ export class ConnectionWatch {
 
   private readonly onOpen = (evt: CustomEvent<Connection>): void => {
     this.watch(evt.detail);
-    this.arm(this.now() + this.times.idleQuietMs);
+    // A sweep soon: a stream opened before the watch saw the connection (identify's, on the same event) made
+    // it busy unnoticed; the sweep after plans from what it finds.
+    this.arm(this.now() + this.sweepMs);
   };
 
   private readonly onClose = (evt: CustomEvent<Connection>): void => this.unwatch(evt.detail);
