@@ -9,14 +9,16 @@
 // /metrics. Start-up is spawn → every node ready (/readyz 200: connected to a peer) and → the mesh settled.
 //
 //   node scripts/bench/idle.mjs [--nodes 8,16,32] [--window 60] [--settle 20] [--bin label=path ...]
-//                               [--node-flags "..."] [--args "--log-level warn"] [--profile] [--strace] [--census]
+//                               [--node-flags "..."] [--args "--log-level warn"] [--profile] [--strace] [--census] [--perf]
 //
 // --bin (repeatable) compares builds in one run, interleaved per N (default: this checkout's dist/layerd.mjs,
 // labelled "this"). Each build runs with the node flags on its own #! line, as `layerd` starts it.
 // --profile runs node 2 with --cpu-prof and prints where its JavaScript time went inside the window (by
 // package); --strace counts node 2's syscalls over the window (strace -c -f): node 2 is then left out of
 // the CPU columns, since both slow it. --census counts the timers node 2 fires in the window, by where they
-// were set (timer-census.mjs). Only the PIDs this script spawned are ever signalled. Results: .out/bench/idle-<time>.json.
+// were set (timer-census.mjs). --perf records node 2 with `perf record -g` over the window (V8's GC threads,
+// libuv and the kernel too, which --profile does not see) and prints its top symbols; the data stays in
+// .out/bench/idle-perf-<N>.data (node 2 runs with --perf-basic-prof for JavaScript names). Only the PIDs this script spawned are ever signalled. Results: .out/bench/idle-<time>.json.
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -36,6 +38,7 @@ const { values: opt } = parseArgs({
     profile: { type: 'boolean', default: false },
     strace: { type: 'boolean', default: false },
     census: { type: 'boolean', default: false },
+    perf: { type: 'boolean', default: false },
   },
 });
 const sizes = opt.nodes.split(',').map(Number);
@@ -84,6 +87,7 @@ async function startNodeOnce(dir, bin, k, bootstrap) {
     ...shippedNodeFlags(bin.path),
     ...extraNodeFlags.map((f) => f.replaceAll('{node}', `n${k}`)),
     ...(k === 2 && opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}/prof`] : []),
+    ...(k === 2 && opt.perf ? ['--perf-basic-prof'] : []),
     ...(k === 2 && opt.census ? ['--import', new URL('./timer-census.mjs', import.meta.url).pathname] : []),
     bin.path, 'serve',
     '--listen', `127.0.0.1:${port}`,
@@ -140,9 +144,11 @@ async function startCluster(dir, bin, n) {
 function sample(pid) {
   let ctx = 0;
   let threads = 0;
+  let onCpuNs = 0; // schedstat: nanoseconds on a CPU, where stat's utime+stime count 10 ms ticks
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const s = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      onCpuNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
       ctx += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(s)?.[1] ?? 0);
       threads++;
     } catch {
@@ -151,7 +157,7 @@ function sample(pid) {
   }
   const io = readFileSync(`/proc/${pid}/io`, 'utf8');
   const syscalls = Number(/^syscr: (\d+)/m.exec(io)[1]) + Number(/^syscw: (\d+)/m.exec(io)[1]);
-  return { cpu: procCpuSeconds(pid), rssKiB: procStatusKiB(pid, 'VmRSS'), hwmKiB: procStatusKiB(pid, 'VmHWM'), ctx, syscalls, threads, at: performance.now() };
+  return { cpu: procCpuSeconds(pid), onCpuNs, rssKiB: procStatusKiB(pid, 'VmRSS'), hwmKiB: procStatusKiB(pid, 'VmHWM'), ctx, syscalls, threads, at: performance.now() };
 }
 
 /** V8's heap as the node's /metrics reports it (prom-client's default collectors), in MiB. */
@@ -168,6 +174,8 @@ async function measure(bin, n) {
   log(`${bin.label} N=${n}: listening ${cluster.listeningMs} ms, ready ${cluster.readyMs} ms, settled ${cluster.meshMs} ms, peers ${median(cluster.degrees)} (min ${Math.min(...cluster.degrees)})`);
   await sleep(settleMs); // the window starts after start-up's own work (first self-queries, identify) is over
   const traced = opt.strace ? straceCount(cluster.nodes[1].pid, `${dir}/strace.txt`) : undefined;
+  const perfFile = new URL(`../../.out/bench/idle-perf-${bin.label}-${n}.data`, import.meta.url).pathname;
+  const recorded = opt.perf ? perfRecord(cluster.nodes[1].pid, perfFile) : undefined;
   if (opt.census) process.kill(cluster.nodes[1].pid, 'SIGUSR2'); // our own node: resets its counts
   const windowUs = [monotonicUs()];
   const before = cluster.nodes.map((node) => sample(node.pid));
@@ -180,6 +188,8 @@ async function measure(bin, n) {
   const after = cluster.nodes.map((node) => sample(node.pid));
   windowUs.push(monotonicUs());
   const syscalls = traced ? await traced.stop() : undefined;
+  const perfTop = recorded ? await recorded.stop() : undefined;
+  if (perfTop) log(`node 2 under perf in the window (${perfFile}):\n${perfTop}`);
   const timers = opt.census ? await census(cluster.nodes[1].pid, `${dir}/census.json`) : undefined;
   if (timers) log(`node 2's timers in the window (fires, where set):\n${Object.entries(timers).slice(0, 25).map(([site, n]) => `  ${n} ${site}`).join('\n')}`);
   const heaps = await Promise.all(cluster.nodes.map((node) => heapOf(node).catch(() => ({}))));
@@ -190,6 +200,7 @@ async function measure(bin, n) {
       node: node.name,
       peers: cluster.degrees[j],
       pctCore: round2(((b.cpu - a.cpu) / s) * 100),
+      pctCoreNs: round2(((b.onCpuNs - a.onCpuNs) / 1e9 / s) * 100),
       cpuMsPerMin: Math.round(((b.cpu - a.cpu) / s) * 60_000),
       rssMiB: round1(b.rssKiB / MiB_KiB),
       rssMaxInWindowMiB: round1(Math.max(...rssSeries[j]) / MiB_KiB),
@@ -207,7 +218,7 @@ async function measure(bin, n) {
   if (syscalls) log(`node 2's syscalls in the window (strace -c -f):\n${syscalls}`);
   await removeTempDir(dir);
   // Node 2 is slowed by a profiler or strace: the columns are of the others then.
-  const measured = opt.profile || opt.strace ? perNode.filter((p) => p.node !== 'n2') : perNode;
+  const measured = opt.profile || opt.strace || opt.perf ? perNode.filter((p) => p.node !== 'n2') : perNode;
   const col = (k) => measured.map((p) => p[k]);
   const summary = {
     bin: bin.label,
@@ -219,6 +230,7 @@ async function measure(bin, n) {
     peersMin: Math.min(...cluster.degrees),
     pctCoreMedian: round2(median(col('pctCore'))),
     pctCoreMax: round2(Math.max(...col('pctCore'))),
+    pctCoreNsMedian: round2(median(col('pctCoreNs'))),
     rssMiBMedian: round1(median(col('rssMiB'))),
     rssMiBMax: round1(Math.max(...col('rssMiB'))),
     hwmMiBMedian: round1(median(col('hwmMiB'))),
@@ -226,7 +238,7 @@ async function measure(bin, n) {
     ctxPerSecMedian: round1(median(col('ctxPerSec'))),
     syscallsPerSecMedian: round1(median(col('syscallsPerSec'))),
   };
-  log(`${bin.label} N=${n}: ${summary.pctCoreMedian}% of a core (max ${summary.pctCoreMax}), RSS ${summary.rssMiBMedian} MiB (max ${summary.rssMiBMax}), heap ${summary.heapUsedMiBMedian} MiB, ${summary.ctxPerSecMedian} ctx/s`);
+  log(`${bin.label} N=${n}: ${summary.pctCoreMedian}% of a core (max ${summary.pctCoreMax}; ${summary.pctCoreNsMedian} by schedstat), RSS ${summary.rssMiBMedian} MiB (max ${summary.rssMiBMax}), heap ${summary.heapUsedMiBMedian} MiB, ${summary.ctxPerSecMedian} ctx/s`);
   return { summary, perNode, node2: { js, syscalls, timers } };
 }
 
@@ -250,11 +262,28 @@ function straceCount(pid, file) {
   };
 }
 
+/** perf record -g on a running process until stop(), which returns its top symbols by thread. */
+function perfRecord(pid, file) {
+  const child = spawn('perf', ['record', '-F', '999', '-g', '-o', file, '-p', String(pid)], { stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    async stop() {
+      child.kill('SIGINT'); // our own perf: it writes its data and exits
+      await exited;
+      const report = spawn('perf', ['report', '-i', file, '--no-children', '--sort', 'comm,dso,sym', '-g', 'none', '--percent-limit', '1.5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let text = '';
+      report.stdout.on('data', (d) => (text += d));
+      await new Promise((r) => report.once('exit', r));
+      return text.split('\n').filter((l) => l.trim() && !l.startsWith('#')).slice(0, 30).join('\n');
+    },
+  };
+}
+
 await runBenchmark(async () => {
   const runs = [];
   for (const n of sizes) for (const bin of bins) runs.push(await measure(bin, n));
-  const header = ['build', 'N', '% core med', '% core max', 'RSS MiB med', 'RSS max', 'VmHWM med', 'heap used', 'ctx/s', 'syscalls/s', 'peers', 'ready s', 'settled s'];
-  const rows = runs.map(({ summary: s }) => [s.bin, s.n, s.pctCoreMedian, s.pctCoreMax, s.rssMiBMedian, s.rssMiBMax, s.hwmMiBMedian, s.heapUsedMiBMedian, s.ctxPerSecMedian, s.syscallsPerSecMedian, `${s.peersMedian} (min ${s.peersMin})`, round1(s.readyMs / 1000), round1(s.settledMs / 1000)]);
+  const header = ['build', 'N', '% core med', '% core max', '% core (ns) med', 'RSS MiB med', 'RSS max', 'VmHWM med', 'heap used', 'ctx/s', 'syscalls/s', 'peers', 'ready s', 'settled s'];
+  const rows = runs.map(({ summary: s }) => [s.bin, s.n, s.pctCoreMedian, s.pctCoreMax, s.pctCoreNsMedian, s.rssMiBMedian, s.rssMiBMax, s.hwmMiBMedian, s.heapUsedMiBMedian, s.ctxPerSecMedian, s.syscallsPerSecMedian, `${s.peersMedian} (min ${s.peersMin})`, round1(s.readyMs / 1000), round1(s.settledMs / 1000)]);
   console.log(formatTable(header, rows));
   const file = await writeResults('idle', { windowMs, settleMs, bins, extraNodeFlags, extraArgs, runs });
   log(`results: ${file}`);

@@ -40,6 +40,9 @@ const gaugeOf = (registry: Registry) => (name: string, help: string, read: Read<
     },
   });
 
+/** How often the event-loop lag histogram takes a sample (see below). */
+export const EVENT_LOOP_SAMPLE_MS = 10_000;
+
 export class NodeMetrics {
   readonly registry = new Registry();
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
@@ -52,11 +55,13 @@ export class NodeMetrics {
    */
   constructor(stats: NodeStats) {
     const registers = [this.registry];
-    // The event-loop lag histogram samples once a second, not every 10 ms (prom-client's default): each
-    // sample is a wake-up of an otherwise idle process, and at 10 ms its timer alone cost 4.5 ms of CPU per
-    // second (0.45% of a core; layerd's idle target is 0.2%), at 100 ms 1-1.6 ms on a busy box. A stall is
-    // still measured whole by the sample it delays; a short one between samples may go unseen.
-    collectDefaultMetrics({ register: this.registry, prefix: 'layerd_process_', eventLoopMonitoringPrecision: 1_000 });
+    // The event-loop lag histogram samples once every 10 s, not every 10 ms (prom-client's default): each
+    // sample is a wake-up of an otherwise idle process. At 10 ms its timer alone cost 4.5 ms of CPU per second
+    // (0.45% of a core; layerd's idle target is 0.2%); at 1 s it was still two fifths of an idle node's CPU on
+    // the loaded 2-core box (a wake-up cost 0.3-0.7 ms there: two nodes, `perf stat`, 27 → 13 ms per 40 s
+    // without it). A stall of 10 s or more is always measured whole, a shorter one when it covers a sample;
+    // nodejs_eventloop_lag_seconds is still measured at each scrape.
+    collectDefaultMetrics({ register: this.registry, prefix: 'layerd_process_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.httpRequests = new Counter({ name: 'layerd_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['method', 'route', 'status'], registers });
     this.lookupSeconds = new Histogram({
       name: 'layerd_dht_lookup_seconds',

@@ -1,18 +1,25 @@
-// Closes the connections of peers that vanished (see liveness.ts for when). One timer for the whole node
-// (a sweep a second, a few microseconds over a few dozen connections), one flag written per message a
-// connection reads, and a yamux ping only for a connection that has been silent: an idle cluster sends a
-// ping per connection per 45 s at most (each side hears the other's, so one side of a pair pings), instead
-// of the connection monitor's stream per connection every 10 s or yamux's own keep-alive on both sides.
+// Closes the connections of peers that vanished (see liveness.ts for when). One timer for the whole node,
+// armed for the next moment anything can be due: the earliest idle deadline (a ping after 45 s of silence,
+// a close 40 s after it) while every connection is idle, a sweep a second while one has a stream open. A
+// stream opening (either way) brings the next sweep within a second, so a busy connection is judged as
+// often as before. Each message a connection reads writes its time; a yamux ping goes only to a connection
+// that has been silent: an idle cluster sends a ping per connection per 45 s at most (each side hears the
+// other's, so one side of a pair pings), and an idle node wakes for its pings only, not once a second (on
+// a loaded 2-core box each wake-up of an idle process cost 0.3-0.7 ms of CPU: scripts/bench/idle.mjs).
 // A connection closed here fails every stream on it at once: claim questions go to the next coordinator,
 // chain followers to the node before, ranges to other holders; the caller (node/p2p.ts) leaves the peer out
 // of rankings too.
 import type { Connection } from '@libp2p/interface';
-import { DEFAULT_LIVENESS, verdict, type LinkState, type LivenessTimes } from './liveness.js';
+import { DEFAULT_LIVENESS, idleDueAt, verdict, type LinkState, type LivenessTimes } from './liveness.js';
 
-/** The two parts of a yamux muxer the watch uses: the connection it reads from, and its ping. */
-interface PingingMuxer {
+/**
+ * The parts of a yamux muxer the watch uses: the connection it reads from, its ping, its inbound streams
+ * (the 'stream' event) and the call that opens outbound ones (wrapped: libp2p dispatches no event for those).
+ */
+interface PingingMuxer extends Pick<EventTarget, 'addEventListener' | 'removeEventListener'> {
   maConn: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>;
   ping(): Promise<number>;
+  createStream(...args: unknown[]): Promise<unknown>;
 }
 
 /**
@@ -21,16 +28,18 @@ interface PingingMuxer {
  */
 export function muxerOf(conn: Connection): PingingMuxer | undefined {
   const muxer = (conn as unknown as { muxer?: Partial<PingingMuxer> }).muxer;
-  if (typeof muxer?.ping !== 'function' || typeof muxer.maConn?.addEventListener !== 'function') return undefined;
+  if (typeof muxer?.ping !== 'function' || typeof muxer.createStream !== 'function' || typeof muxer.addEventListener !== 'function') return undefined;
+  if (typeof muxer.maConn?.addEventListener !== 'function') return undefined;
   return muxer as PingingMuxer;
 }
 
 interface Watched extends LinkState {
   readonly conn: Connection;
   readonly muxer: PingingMuxer;
-  /** A message arrived since the last sweep. */
-  heard: boolean;
   readonly onMessage: () => void;
+  readonly onStream: () => void;
+  /** The muxer's own createStream, put back when the connection is no longer watched. */
+  readonly createStream: PingingMuxer['createStream'];
 }
 
 export interface SilentPeer {
@@ -44,9 +53,9 @@ export interface SilentPeer {
 
 export interface ConnectionWatchOptions {
   times?: LivenessTimes;
-  /** How often connections are judged. */
+  /** How often connections are judged while one has a stream open (idle ones: when their deadline comes). */
   sweepMs?: number;
-  /** false: no timer, the caller calls sweep() (tests with a clock of their own). */
+  /** false: no timer, the caller calls sweep() (tests with a clock of their own; nextSweepAt says when). */
   timer?: boolean;
   now?: () => number;
   /** A connection was closed because its peer fell silent. */
@@ -83,8 +92,9 @@ export class ConnectionWatch {
   private readonly sweepMs: number;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (or, without a timer, when the next sweep is wanted). */
+  private dueAt = Infinity;
   private started = false;
-  private lastSweep = 0;
   /** Pings sent, and connections closed for silence, since start. */
   readonly counts = { probes: 0, closed: 0 };
 
@@ -103,19 +113,14 @@ export class ConnectionWatch {
     this.libp2p.addEventListener('connection:open', this.onOpen);
     this.libp2p.addEventListener('connection:close', this.onClose);
     for (const conn of this.libp2p.getConnections()) this.watch(conn);
-    this.lastSweep = this.now();
-    // The judging waits for setImmediate: a message that reached the socket while this process was busy is
-    // read (poll phase) before the sweep looks at the flags (check phase), so this node's own stall never
-    // counts as a peer's silence.
-    if (this.opts.timer === false) return;
-    this.timer = setInterval(() => setImmediate(() => this.sweep()), this.sweepMs);
-    this.timer.unref();
+    this.plan(this.now());
   }
 
   stop(): void {
     this.started = false;
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
+    this.dueAt = Infinity;
     this.libp2p.removeEventListener('connection:open', this.onOpen);
     this.libp2p.removeEventListener('connection:close', this.onClose);
     for (const conn of [...this.links.keys()]) this.unwatch(conn);
@@ -126,15 +131,46 @@ export class ConnectionWatch {
     return this.links.size;
   }
 
-  private readonly onOpen = (evt: CustomEvent<Connection>): void => this.watch(evt.detail);
+  /** When the next sweep is due (Infinity: nothing watched). */
+  get nextSweepAt(): number {
+    return this.dueAt;
+  }
+
+  private readonly onOpen = (evt: CustomEvent<Connection>): void => {
+    this.watch(evt.detail);
+    // A sweep soon: a stream opened before the watch saw the connection (identify's, on the same event) made
+    // it busy unnoticed; the sweep after plans from what it finds.
+    this.arm(this.now() + this.sweepMs);
+  };
+
   private readonly onClose = (evt: CustomEvent<Connection>): void => this.unwatch(evt.detail);
+
+  /** A stream opened on a watched connection: it is busy now, and a busy one is judged every sweepMs. */
+  private readonly onBusy = (): void => this.arm(this.now() + this.sweepMs);
 
   private watch(conn: Connection): void {
     if (this.links.has(conn) || conn.status !== 'open') return;
     const muxer = muxerOf(conn);
     if (!muxer) return;
-    const link: Watched = { conn, muxer, heardAt: this.now(), heard: false, onMessage: () => (link.heard = true) };
+    const createStream = muxer.createStream;
+    const link: Watched = {
+      conn,
+      muxer,
+      heardAt: this.now(),
+      createStream,
+      onMessage: () => {
+        link.heardAt = this.now();
+        link.probedAt = undefined; // anything heard answers the probe
+      },
+      onStream: this.onBusy,
+    };
     muxer.maConn.addEventListener('message', link.onMessage);
+    muxer.addEventListener('stream', link.onStream);
+    const onBusy = this.onBusy;
+    muxer.createStream = function watchedCreateStream(this: PingingMuxer, ...args: unknown[]) {
+      onBusy();
+      return createStream.apply(this, args);
+    };
     this.links.set(conn, link);
   }
 
@@ -142,6 +178,8 @@ export class ConnectionWatch {
     const link = this.links.get(conn);
     if (!link) return;
     link.muxer.maConn.removeEventListener('message', link.onMessage);
+    link.muxer.removeEventListener('stream', link.onStream);
+    link.muxer.createStream = link.createStream;
     this.links.delete(conn);
   }
 
@@ -149,22 +187,44 @@ export class ConnectionWatch {
   sweep(): void {
     const now = this.now();
     // A sweep far later than due: this process itself was stalled; judging now would blame its peers.
-    const late = now - this.lastSweep > 3 * this.sweepMs;
-    this.lastSweep = now;
+    const late = now - this.dueAt > 2 * this.sweepMs;
     for (const link of this.links.values()) {
       // A closing connection is still judged: a graceful close waits on a peer that may never answer.
       if (link.conn.status === 'closed') {
         this.unwatch(link.conn);
         continue;
       }
-      if (link.heard) {
-        link.heard = false;
-        link.heardAt = now;
-        link.probedAt = undefined; // anything heard answers the probe
-      }
-      if (late) continue;
-      this.judge(link, now);
+      if (!late) this.judge(link, now);
     }
+    this.plan(now);
+  }
+
+  /** Arms the timer for the earliest moment a connection can be due, never later than sweepMs when one is busy or the last sweep came late. */
+  private plan(now: number): void {
+    let next = Infinity;
+    for (const link of this.links.values()) {
+      const busy = link.conn.streams.length > 0;
+      if (busy) next = Math.min(next, now + this.sweepMs);
+      else next = Math.min(next, idleDueAt(link, this.times));
+    }
+    this.dueAt = Infinity;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // Nothing due before the next sweep on the grid is still judged on it (a deadline is met within sweepMs).
+    this.arm(Math.max(next, now + this.sweepMs));
+  }
+
+  /** Makes the next sweep come by `at` (an earlier one stays). */
+  private arm(at: number): void {
+    if (!this.started || at >= this.dueAt) return;
+    this.dueAt = at;
+    if (this.opts.timer === false) return;
+    clearTimeout(this.timer);
+    // The judging waits for setImmediate: a message that reached the socket while this process was busy is
+    // read (poll phase) before the sweep looks at the times (check phase), so this node's own stall never
+    // counts as a peer's silence.
+    this.timer = setTimeout(() => setImmediate(() => this.started && this.sweep()), Math.max(0, at - this.now()));
+    this.timer.unref();
   }
 
   private judge(link: Watched, now: number): void {

@@ -48,6 +48,11 @@ export function verdict(link: LinkState, busy: boolean, now: number, t: Liveness
   return now - link.heardAt >= (busy ? t.busyQuietMs : t.idleQuietMs) ? 'probe' : 'fine';
 }
 
+/** When an idle connection is next due for a verdict other than 'fine' (its probe, or its close). */
+export function idleDueAt(link: LinkState, t: LivenessTimes = DEFAULT_LIVENESS): number {
+  return link.probedAt !== undefined ? link.probedAt + t.idleAnswerMs : link.heardAt + t.idleQuietMs;
+}
+
 /**
  * The longest a vanished peer's connection stays open after its last byte: the silence and the answer's wait,
  * plus up to a sweep each for noticing that byte, sending the probe and judging it.

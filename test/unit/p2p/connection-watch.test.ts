@@ -1,6 +1,7 @@
 // The connection watch (p2p/connection-watch.ts): a silent connection is pinged, one that then hears nothing
 // is closed and its peer reported; anything heard answers. Driven with a clock of the test's own over fake
-// connections, then once over a real libp2p connection (the muxer field it reaches into must be there).
+// connections, then once over a real libp2p connection (the muxer field it reaches into must be there). Its one
+// timer is armed for the next deadline: an idle node is not woken every second.
 import '../../../src/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Connection } from '@libp2p/interface';
@@ -13,16 +14,18 @@ const times = { idleQuietMs: 45_000, idleAnswerMs: 20_000, busyQuietMs: 4_000, b
 function fakeConnection(peer: string) {
   const maConn = new EventTarget();
   const ping = vi.fn(() => new Promise<number>(() => undefined));
+  const createStream = vi.fn(async () => ({}));
+  const muxer = Object.assign(new EventTarget(), { maConn, ping, createStream });
   const conn = {
     status: 'open',
     streams: [] as unknown[],
     remotePeer: { toString: () => peer },
     remoteAddr: { toString: () => `/ip4/10.0.0.9/tcp/5001/p2p/${peer}` },
-    muxer: { maConn, ping },
+    muxer,
     abort: vi.fn(() => (conn.status = 'closed')),
   };
   const hear = () => maConn.dispatchEvent(new Event('message'));
-  return { conn, ping, hear };
+  return { conn, ping, hear, createStream };
 }
 
 function rig(conns: Array<ReturnType<typeof fakeConnection>['conn']>) {
@@ -39,7 +42,7 @@ function rig(conns: Array<ReturnType<typeof fakeConnection>['conn']>) {
       watch.sweep();
     }
   };
-  return { watch, silent, run };
+  return { watch, silent, run, now: () => now };
 }
 
 describe('the connection watch', () => {
@@ -72,8 +75,8 @@ describe('the connection watch', () => {
     expect(chatty.ping).not.toHaveBeenCalled();
     expect(answers.ping).toHaveBeenCalledTimes(1);
     run(180_000, () => chatty.hear());
-    // Answered, then silent again: pinged again after another 45 s (and one more sweep), never closed.
-    expect(answers.ping).toHaveBeenCalledTimes(4);
+    // Answered, then silent again: pinged again 45 s after its answer, never closed.
+    expect(answers.ping).toHaveBeenCalledTimes(5);
     expect(chatty.ping).not.toHaveBeenCalled();
     expect(silent).toEqual([]);
     expect(watch.counts.closed).toBe(0);
@@ -98,10 +101,53 @@ describe('the connection watch', () => {
     run(4_000);
     expect(c.ping).toHaveBeenCalledTimes(1);
     // One sweep 30 s after the last: the pong may be waiting in the socket, unread yet.
-    const w = watch as unknown as { now: () => number; lastSweep: number };
-    w.lastSweep -= 29_000;
+    const w = watch as unknown as { dueAt: number };
+    w.dueAt -= 29_000;
     run(1_000);
     expect(c.conn.abort).not.toHaveBeenCalled();
+  });
+});
+
+describe('when the connection watch wakes', () => {
+  it('sleeps until the earliest idle deadline while no connection has a stream open', () => {
+    const a = fakeConnection('a');
+    const b = fakeConnection('b');
+    const { watch, run, now } = rig([a.conn, b.conn]);
+    const start = now();
+    expect(watch.nextSweepAt).toBe(start + 45_000);
+    run(10_000, () => a.hear());
+    // a was heard 10 s in: b's deadline (45 s) is still the earliest.
+    expect(watch.nextSweepAt).toBe(start + 45_000);
+    run(35_000);
+    expect(b.ping).toHaveBeenCalledTimes(1);
+    // b's answer is due 20 s after its probe, before a's probe at 55 s.
+    expect(watch.nextSweepAt).toBe(start + 55_000);
+  });
+
+  it('comes within a sweep once a stream opens either way, and sweeps each second while one is open', () => {
+    const a = fakeConnection('a');
+    const { watch, run, now } = rig([a.conn]);
+    expect(watch.nextSweepAt).toBe(now() + 45_000);
+    void (a.conn.muxer as unknown as { createStream(): Promise<unknown> }).createStream();
+    expect(a.createStream).toHaveBeenCalledTimes(1);
+    expect(watch.nextSweepAt).toBe(now() + 1_000);
+    a.conn.streams.push({});
+    run(1_000);
+    expect(watch.nextSweepAt).toBe(now() + 1_000);
+    a.conn.streams.pop();
+    run(1_000);
+    expect(watch.nextSweepAt).toBeGreaterThan(now() + 40_000);
+    a.conn.muxer.dispatchEvent(new Event('stream')); // an inbound one
+    expect(watch.nextSweepAt).toBe(now() + 1_000);
+  });
+
+  it('hands the muxer its own createStream back once the connection is no longer watched', () => {
+    const a = fakeConnection('a');
+    const { watch } = rig([a.conn]);
+    expect(a.conn.muxer.createStream).not.toBe(a.createStream);
+    watch.stop();
+    expect(a.conn.muxer.createStream).toBe(a.createStream);
+    expect(watch.nextSweepAt).toBe(Infinity);
   });
 });
 
@@ -127,5 +173,11 @@ describe('the connection watch on a real libp2p connection', () => {
     muxer!.maConn.addEventListener('message', () => (heard = true));
     await muxer!.ping();
     expect(heard).toBe(true);
+    // Idle (once identify's and the DHT's first streams closed): the next sweep is the ping deadline, not a
+    // second away; a stream this node opens brings it near.
+    await until('the watch to sleep until a ping is due', async () => (watch.nextSweepAt - Date.now() > 30_000 ? true : undefined), 15_000);
+    const stream = await conn.newStream('/ipfs/ping/1.0.0');
+    expect(watch.nextSweepAt - Date.now()).toBeLessThanOrEqual(1_000);
+    await stream.close();
   });
 });
