@@ -234,7 +234,7 @@ export class FakePeerNetwork implements PeerNetwork {
       const chunk = bytes.subarray(at, at + CHUNK);
       req.sent += chunk.length;
       // Backpressure, as a real stream has; a body destroyed meanwhile never drains.
-      if (!body.write(chunk)) await new Promise((r) => (body.once('drain', r), body.once('close', r)));
+      if (!body.write(chunk)) await drainOrClose(body);
     }
     if (body.destroyed) throw new Error('body destroyed');
     body.end();
@@ -290,4 +290,17 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
     timer = setTimeout(() => reject(new Error(`${what}: still not done after ${ms} ms`)), ms);
   });
   return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
+}
+
+/** Waits for the body to drain or close, leaving no listener behind (one per full write piled up otherwise). */
+function drainOrClose(body: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      body.off('drain', done);
+      body.off('close', done);
+      resolve();
+    };
+    body.once('drain', done);
+    body.once('close', done);
+  });
 }
