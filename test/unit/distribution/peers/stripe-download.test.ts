@@ -151,14 +151,7 @@ describe('striped download', () => {
     net = new FakePeerNetwork();
     await net.addPeer('a', [content]);
     await net.addPeer('b', [content], (req) => (chunkOf(req.range?.start) === 3 ? 'corrupt' : 'healthy'));
-    const from: number[] = [];
-    const seed: DownloadSource = {
-      name: 'upstream',
-      open: async (at) => {
-        from.push(at);
-        return { size: content.length, start: at, stream: Readable.from([content.subarray(at)]) };
-      },
-    };
+    const { from, seed } = seedOf(content);
     const { route } = routeOf(['a', 'b']);
     Object.assign(net, { stripeRoute: () => route });
     const fetcher = new PeerFetcher(net, new PeerScores(), { rangeBytes: CHUNK, hedgeAfterMs: 60_000 });
@@ -181,14 +174,7 @@ describe('striped download', () => {
     await net.addPeer('a', [content], (req) => (chunkOf(req.range?.start) === 0 ? 'healthy' : 'failing'));
     await net.addPeer('b', [content], 'failing');
     await net.addPeer('o', [content], 'failing');
-    const from: number[] = [];
-    const seed: DownloadSource = {
-      name: 'upstream',
-      open: async (at) => {
-        from.push(at);
-        return { size: content.length, start: at, stream: Readable.from([content.subarray(at)]) };
-      },
-    };
+    const { from, seed } = seedOf(content);
     const { route } = routeOf(['a', 'b'], 'o');
     const { bytes, dl } = await striped(content, route, {}, seed);
     expect(bytes.equals(content)).toBe(true);
@@ -197,3 +183,16 @@ describe('striped download', () => {
     expect(from[0]).toBeGreaterThanOrEqual(CHUNK);
   });
 });
+
+/** A seed serving `content` from any byte, and the bytes it was asked to start at. */
+function seedOf(content: Buffer): { from: number[]; seed: DownloadSource } {
+  const from: number[] = [];
+  const seed: DownloadSource = {
+    name: 'upstream',
+    open: async (at) => {
+      from.push(at);
+      return { size: content.length, start: at, stream: Readable.from([content.subarray(at)]) };
+    },
+  };
+  return { from, seed };
+}
