@@ -27,7 +27,9 @@ export type Behaviour =
    * The body ends cleanly after `keep` bytes (half the range by default). fetchFromPeer would raise an
    * error here; a clean short end is the harsher case, so the fetcher's own length checks are exercised.
    */
-  | { kind: 'truncated'; keep?: number };
+  | { kind: 'truncated'; keep?: number }
+  /** The body sends `keep` bytes, then the stream errors (a connection reset part way through a body). */
+  | { kind: 'broken'; keep: number };
 
 export type BehaviourSpec = Behaviour | Behaviour['kind'] | ((req: FakeRequest) => Behaviour | Behaviour['kind']);
 
@@ -228,15 +230,23 @@ export class FakePeerNetwork implements PeerNetwork {
       await new Promise<void>((_, reject) => body.once('close', () => reject(new Error('closed'))));
     }
     if (behaviour.kind === 'slow' && behaviour.release) await behaviour.release;
-    for (let at = 0; at < bytes.length; at += CHUNK) {
+    const stop = behaviour.kind === 'broken' ? Math.min(behaviour.keep, bytes.length) : bytes.length;
+    for (let at = 0; at < stop; at += CHUNK) {
       if (behaviour.kind === 'slow' && behaviour.chunkDelayMs) await new Promise((r) => setTimeout(r, behaviour.chunkDelayMs));
       if (body.destroyed) throw new Error('body destroyed');
-      const chunk = bytes.subarray(at, at + CHUNK);
+      const chunk = bytes.subarray(at, Math.min(at + CHUNK, stop));
       req.sent += chunk.length;
       // Backpressure, as a real stream has; a body destroyed meanwhile never drains.
       if (!body.write(chunk)) await drainOrClose(body);
     }
     if (body.destroyed) throw new Error('body destroyed');
+    if (behaviour.kind === 'broken') {
+      // The bytes sent reach the reader before the reset does, as on a socket.
+      while (body.readableLength + body.writableLength > 0 && !body.destroyed) await new Promise((r) => setImmediate(r));
+      const reset = new Error(`peer ${req.peer}: connection reset after ${stop} bytes`);
+      body.destroy(reset);
+      throw reset;
+    }
     body.end();
   }
 

@@ -214,7 +214,8 @@ class StripedTransfer {
   /**
    * The parent's bytes into `put` as they arrive, one write at a time, each taking all that came while the
    * one before it ran; `state.at` moves past each write once it landed (a failover goes on from there). No
-   * byte for stripeStallMs (while no write of ours is under way) aborts the ask.
+   * byte for stripeStallMs (while no write of ours is under way) aborts the ask. A failure settles only once
+   * the write under way has landed: a failover started earlier would ask from a `state.at` about to move.
    */
   private pour(blob: PeerBlob, state: ChunkState, put: Put, ask: AbortController): Promise<void> {
     const stallMs = this.d.o.stripeStallMs;
@@ -227,6 +228,7 @@ class StripedTransfer {
       let writing = false;
       let ended = false;
       let settled = false;
+      let failure: Error | undefined;
       let lastByte = Date.now();
       const watch = setInterval(() => {
         if (!writing && Date.now() - lastByte > stallMs) ask.abort(new Error(`stalled: no byte for ${stallMs} ms`));
@@ -241,8 +243,14 @@ class StripedTransfer {
         if (err) reject(err);
         else resolve();
       };
+      const fail = (err: Error) => {
+        failure ??= err;
+        body.destroy();
+        if (!writing) settle(failure);
+      };
       const flush = () => {
         if (writing || settled) return;
+        if (failure) return settle(failure);
         if (heldBytes === 0) return ended ? settle() : undefined;
         const batch = held;
         const n = heldBytes;
@@ -260,8 +268,7 @@ class StripedTransfer {
           },
           (err: Error) => {
             writing = false;
-            body.destroy();
-            settle(err);
+            fail(err);
           },
         );
       };
@@ -269,7 +276,7 @@ class StripedTransfer {
       body.on('data', (c: Buffer) => {
         lastByte = Date.now();
         received += c.length;
-        if (received > length) return settle(new Error('parent sent more bytes than it announced'));
+        if (received > length) return fail(new Error('parent sent more bytes than it announced'));
         held.push(c);
         heldBytes += c.length;
         if (heldBytes >= HOLD_BYTES) body.pause();
@@ -277,12 +284,12 @@ class StripedTransfer {
       });
       body.once('end', () => {
         ended = true;
-        if (received !== length) return settle(new Error(`parent sent ${received} of ${length} bytes`));
+        if (received !== length) return fail(new Error(`parent sent ${received} of ${length} bytes`));
         flush();
       });
-      body.once('error', (err) => settle(err));
+      body.once('error', (err) => fail(err));
       body.once('close', () => {
-        if (!ended) settle(body.errored ?? new Error("the parent's stream closed early"));
+        if (!ended) fail(body.errored ?? new Error("the parent's stream closed early"));
       });
     });
   }

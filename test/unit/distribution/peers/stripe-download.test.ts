@@ -11,6 +11,7 @@ import { StripeLayout } from '../../../../src/distribution/peers/stripe-download
 import { SharedDownload, type DownloadSource } from '../../../../src/distribution/download/shared-download.js';
 import { digestOf } from '../../../../src/oci/digest.js';
 import { MemoryBlobStore } from '../../../../src/store/memory-blob-store.js';
+import type { BlobWriter } from '../../../../src/store/blob-store.js';
 import { Readable } from 'node:stream';
 import { FakePeerNetwork, blobOf, readAll, within } from '../../../helpers/fake-peers.js';
 
@@ -167,6 +168,31 @@ describe('striped download', () => {
     expect(from).toEqual([0]); // nothing of the striped attempt was kept
   });
 
+  it('a parent reset while its bytes are still being written: the fallback goes on from the byte after them', async () => {
+    const content = blobOf(6 * CHUNK);
+    net = new FakePeerNetwork();
+    await net.addPeer('a', [content]);
+    // b sends 20 KiB of its first chunk (chunk 1), then its connection resets; the disk is slower than the reset.
+    await net.addPeer('b', [content], (req) => (chunkOf(req.range?.start) === 1 ? { kind: 'broken', keep: 20 * 1024 } : 'healthy'));
+    await net.addPeer('o', [content]);
+    const { route, suspects } = routeOf(['a', 'b'], 'o');
+    Object.assign(net, { stripeRoute: () => route });
+    const fetcher = new PeerFetcher(net, new PeerScores(), { rangeBytes: CHUNK, hedgeAfterMs: 60_000 });
+    const digest = digestOf(content);
+    const dl = new SharedDownload(new SlowWriteStore(), digest, [fetcher.source(digest, { size: content.length })]);
+    const bytes = await within(readAll(dl.follow()), GUARD_MS, 'download');
+    await dl.done;
+    expect(bytes.equals(content)).toBe(true);
+    expect(dl.source).toBe('peer');
+    expect(suspects).toEqual([[1, 'b']]);
+    // The fallback was asked once, for the rest of chunk 1 from the byte after what of b's 20 KiB had landed
+    // (bytes that came during the write are dropped with the failure, not written).
+    const asked = net.requests.filter((r) => r.peer === 'o').map((r) => r.range?.start ?? 0);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toBeGreaterThan(CHUNK);
+    expect(asked[0]).toBeLessThanOrEqual(CHUNK + 20 * 1024);
+  });
+
   it('with no parent left, goes on from the byte written by the usual path (here the seed)', async () => {
     const content = blobOf(6 * CHUNK);
     net = new FakePeerNetwork();
@@ -183,6 +209,19 @@ describe('striped download', () => {
     expect(from[0]).toBeGreaterThanOrEqual(CHUNK);
   });
 });
+
+/** A store whose positional writes take a while to land (a slow disk), so a parent's reset can come mid-write. */
+class SlowWriteStore extends MemoryBlobStore {
+  override async createWriter(): Promise<BlobWriter> {
+    const writer = await super.createWriter();
+    const writeAt = writer.writeAt!.bind(writer);
+    writer.writeAt = async (position, data, limit) => {
+      await new Promise((r) => setTimeout(r, 20));
+      return writeAt(position, data, limit);
+    };
+    return writer;
+  }
+}
 
 /** A seed serving `content` from any byte, and the bytes it was asked to start at. */
 function seedOf(content: Buffer): { from: number[]; seed: DownloadSource } {
