@@ -133,7 +133,8 @@ async function rollout(cluster, dir, tag = TAG) {
       const byPeer = new Map(cluster.nodes.map((n) => [n.peerId, n.name]));
       return {
         view,
-        done: view.nodes.map((x) => ({ node: byPeer.get(x.node) ?? x.node, ms: x.finishedAt - view.createdAt, bySource: x.bySource })),
+        // startedMs: when the node took the rollout (the spread reaching it), for the simulator's spread.
+        done: view.nodes.map((x) => ({ node: byPeer.get(x.node) ?? x.node, ms: x.finishedAt - view.createdAt, startedMs: x.startedAt - view.createdAt, bySource: x.bySource })),
       };
     }
     if (Date.now() > deadline) throw new Error('rollout did not end within 30 minutes');
@@ -183,7 +184,7 @@ function summarize(way, done, seedBytes, image, lowerBoundMs) {
     // How far apart the hosts finish: the last host's time over the first's (target ≤ 1.1).
     firstMs: round1(Math.min(...times)),
     spread: round2(makespan / Math.min(...times)),
-    hosts: done.map((d) => ({ ...d, ms: round1(d.ms) })).sort((a, b) => a.ms - b.ms),
+    hosts: done.map((d) => ({ ...d, ms: round1(d.ms), ...(d.startedMs !== undefined ? { startedMs: round1(d.startedMs) } : {}) })).sort((a, b) => a.ms - b.ms),
   };
 }
 
