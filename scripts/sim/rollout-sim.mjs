@@ -4,8 +4,9 @@
 //     [--slow-frac 0.05 --slow-factor 10] [--crash-frac 0.01] [--seed 1] [--cpu host|pool --cores 2] \
 //     [--design line|stripes --k 4] [--start-ms 570 --start-jitter-ms 100] [--crash-detect-ms 45000]
 //     [--keeper-hearing direct|paced|at-once]
-//     [--box: this box's one CPU pool (1.84 of its 2 cores, as the 32 hosts had), no delay, and the rollout's
-//      messages' CPU, as the namespace benches ran; --cores C for another pool, --idle-cores for another idle node]
+//     [--box: this box's one CPU pool, no delay, and the rollout's messages' CPU, as the namespace benches ran;
+//      --cores C: the pool the rollout bench's probe measured around the run to predict (its "pool probe"
+//      line; 1.84 when not given), --idle-cores for another idle node]
 // Prints makespan, makespan ÷ the link bound, seed egress ÷ image, max host upload ÷ image, p50/p99 host
 // completion, events and wall time; writes the result as JSON under .out/sim/.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,8 @@ const { values: a } = parseArgs({
     cores: { type: 'string' },
     design: { type: 'string', default: 'line' },
     k: { type: 'string', default: '4' },
-    'start-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.startMs) },
+    // Default: the scenario's (--box: this box's, which counts the spread's start).
+    'start-ms': { type: 'string' },
     'start-jitter-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.startJitterMs) },
     'relay-lag-kb': { type: 'string', default: String(SCENARIO_DEFAULTS.relayLagBytes / 1024) },
     'step-ms': { type: 'string' },
@@ -77,7 +79,6 @@ const scenario = {
   cores: 2,
   design: a.design === 'stripes' ? 'stripes' : 'line',
   k: num('k'),
-  startMs: num('start-ms'),
   startJitterMs: num('start-jitter-ms'),
   relayLagBytes: num('relay-lag-kb') * 1024,
   linkEfficiency: num('link-efficiency'),
@@ -86,6 +87,7 @@ const scenario = {
   ...(a['idle-cores'] ? { costs: { idleCores: num('idle-cores') } } : {}),
   ...(a.box ? BOX_CPU : {}),
   ...(a.cores ? { cores: num('cores') } : {}),
+  ...(a['start-ms'] ? { startMs: num('start-ms') } : {}),
   stopWhenFastDone: a['stop-when-fast-done'],
   keeperHearing: ['direct', 'paced', 'at-once'].includes(a['keeper-hearing']) ? a['keeper-hearing'] : (() => { throw new Error(`--keeper-hearing: direct, paced or at-once, not ${a['keeper-hearing']}`); })(),
 };
