@@ -158,16 +158,31 @@ async function warmUp(cluster, dir, opts) {
   log(`warm-up rollout of ${opts.warmMb} MiB: ${round1((performance.now() - t0) / 1000)} s`);
 }
 
-/** The hosts' DHT lookups (a chain head looks for holders before it asks the seed): how many, mean ms. */
+/** Sums of the hosts' counters that are work beside the bytes: DHT provides and the connection watch's probes. */
+const COUNTERS = ['layerd_dht_provides_total', 'layerd_dht_provide_failures_total', 'layerd_peer_probes_total'];
+const counterOf = (text, name) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+
+async function hostCounters(cluster) {
+  const sums = Object.fromEntries(COUNTERS.map((c) => [c, 0]));
+  for (const n of cluster.nodes) {
+    const text = (await n.http('/metrics')).body;
+    for (const c of COUNTERS) sums[c] += counterOf(text, c);
+  }
+  return sums;
+}
+
+/** The hosts' DHT lookups (a chain head looks for holders before it asks the seed): how many, mean ms; and the counters. */
 async function dhtLookups(cluster) {
   let count = 0;
   let sum = 0;
+  const sums = Object.fromEntries(COUNTERS.map((c) => [c, 0]));
   for (const n of cluster.nodes) {
     const text = (await n.http('/metrics')).body;
     count += Number(/^layerd_dht_lookup_seconds_count (\S+)$/m.exec(text)?.[1] ?? 0);
     sum += Number(/^layerd_dht_lookup_seconds_sum (\S+)$/m.exec(text)?.[1] ?? 0);
+    for (const c of COUNTERS) sums[c] += counterOf(text, c);
   }
-  return { count, meanMs: count > 0 ? round1((sum / count) * 1000) : null };
+  return { count, meanMs: count > 0 ? round1((sum / count) * 1000) : null, counters: sums };
 }
 
 function summarize(way, done, seedBytes, image, lowerBoundMs) {
@@ -272,6 +287,7 @@ await runBenchmark(async () => {
       const dir = await makeTempDir('layerd-bench-rollout-');
       await warmUp(cluster, dir, opts);
       const image = await pushImage(cluster, dir, opts);
+      const countersBefore = await hostCounters(cluster);
       const idle = await idleCpu(cluster);
       log(`idle: the ${opts.nodes} hosts used ${round2(idle.perSecond)} CPU s per second with nothing to do (${round1(idle.windowMs / 1000)} s window)`);
       const lowerBoundMs = (image.size * 8 * 1000) / parseRate(opts.rate);
@@ -307,6 +323,9 @@ await runBenchmark(async () => {
       log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s; the hosts' peak RSS ${round1(median(peakRssMiB))} MiB median, ${Math.max(...peakRssMiB)} max`);
       const lookups = await dhtLookups(cluster);
       log(`rollout: ${lookups.count} DHT lookups on the hosts, ${lookups.meanMs} ms each on average`);
+      // Counted from just after the image's push to just after the rollout (the idle window and the probe inside).
+      const during = Object.fromEntries(COUNTERS.map((c) => [c, lookups.counters[c] - countersBefore[c]]));
+      log(`around the rollout the hosts made ${JSON.stringify(during)}`);
 
       rounds.push({
         round,
@@ -323,7 +342,9 @@ await runBenchmark(async () => {
         hostsPeakRssMiB: { median: round1(median(peakRssMiB)), max: Math.max(...peakRssMiB), each: peakRssMiB },
         /** What the hosts would have used over the makespan with nothing to do (timers, DHT upkeep, pings). */
         hostsIdleSeconds: round1((idle.perSecond * Math.max(...r.done.map((d) => d.ms))) / 1000),
-        dhtLookups: lookups,
+        dhtLookups: { count: lookups.count, meanMs: lookups.meanMs },
+        /** The hosts' provides and probes from the image's push to the rollout's end. */
+        countersDuring: during,
         /**
          * The box's CPU for the simulator: the pool probe's cores just before and after (an input fixed in
          * advance), and over the rollout's window what the rest of the box took and what it left the hosts.
