@@ -9,7 +9,7 @@
 //      line; 1.84 when not given), --idle-cores for another idle node]
 // Prints makespan, makespan ÷ the link bound, seed egress ÷ image, max host upload ÷ image, p50/p99 host
 // completion, events and wall time; writes the result as JSON under .out/sim/.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BOX_CPU, SCENARIO_DEFAULTS, simulateRollout } from '../../dist/sim/index.js';
@@ -42,6 +42,9 @@ const { values: a } = parseArgs({
     box: { type: 'boolean', default: false },
     'idle-cores': { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    // A rollout bench's result file (.out/bench/rollout-*.json) to predict: its nodes, image and rate, and
+    // as the pool (unless --cores) the cores its probe measured around the run; prints the errors.
+    bench: { type: 'string' },
     // How the stripe trees' keeper hears of failing parents: direct (the prototype's view), paced (the
     // daemon's paced reports: 125 s apart at 1,000 nodes), at-once (paced, but a suspect is reported at once).
     'keeper-hearing': { type: 'string', default: 'direct' },
@@ -49,6 +52,22 @@ const { values: a } = parseArgs({
     'stop-when-fast-done': { type: 'boolean', default: false },
   },
 });
+
+/** The run a bench file holds (its median round, as the bench reports it). */
+function benchRun(file) {
+  const j = JSON.parse(readFileSync(file, 'utf8'));
+  const rolloutOf = (r) => r.results.find((x) => x.way === 'rollout');
+  const sorted = [...j.rounds].sort((x, y) => rolloutOf(x).makespanMs - rolloutOf(y).makespanMs);
+  const round = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (!round.box?.poolProbe) throw new Error(`--bench: ${file} has no pool probe (a run of the bench before it measured one)`);
+  const r = rolloutOf(round);
+  return { opts: j.opts, pool: round.box.poolProbe, makespanMs: r.makespanMs, firstMs: r.firstMs, seedRatio: r.seedRatio, hostsCpuSeconds: round.hostsCpuSeconds };
+}
+const real = a.bench ? benchRun(a.bench) : undefined;
+if (real) {
+  Object.assign(a, { nodes: String(real.opts.nodes), mb: String(real.opts.mb), layers: String(real.opts.layers), rate: real.opts.rate });
+  a.cores ??= String(real.pool);
+}
 
 /** "100mbit", "1gbit", "25Mbit" → bits per second. */
 function parseRate(text) {
@@ -107,6 +126,14 @@ const line = [
   `events ${r.events}, steps ${r.steps}, wall ${(r.wallMs / 1000).toFixed(1)} s`,
 ].filter(Boolean).join(' ');
 console.log(line);
+if (real) {
+  const err = (sim, got) => `${sim > got ? '+' : ''}${(((sim - got) / got) * 100).toFixed(1)}%`;
+  console.log(
+    `against ${a.bench} (pool ${a.cores} cores): makespan ${s(real.makespanMs)} real, ${err(r.makespanMs, real.makespanMs)}; ` +
+      `first host ${s(real.firstMs)}, ${err(r.firstMs, real.firstMs)}; hosts' CPU ${real.hostsCpuSeconds} s, ${err(r.hostsCpuSeconds, real.hostsCpuSeconds)}; ` +
+      `seed ${real.seedRatio}× (tbf, headers in) against ${r.seedWireOverImage}×, ${err(r.seedWireOverImage, real.seedRatio)}`,
+  );
+}
 const dir = join('.out', 'sim');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, `rollout-${scenario.design}-n${scenario.nodes}-${a.rate}-slow${scenario.slowFrac}-crash${scenario.crashFrac}-seed${scenario.seed}-${Date.now()}.json`);
