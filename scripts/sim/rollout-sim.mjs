@@ -3,7 +3,7 @@
 //   node scripts/sim/rollout-sim.mjs --nodes 1000 --mb 1024 --layers 4 --rate 1gbit --latency 0.2 \
 //     [--slow-frac 0.05 --slow-factor 10] [--crash-frac 0.01] [--seed 1] [--cpu host|pool --cores 2] \
 //     [--design line|stripes --k 4] [--start-ms 570 --start-jitter-ms 100] [--crash-detect-ms 45000]
-//     [--keeper-hearing direct|paced|at-once]
+//     [--keeper-hearing direct|paced|at-once] [--bench .out/bench/rollout-*.json: predict that run, with --box]
 //     [--box: this box's one CPU pool, no delay, and the rollout's messages' CPU, as the namespace benches ran;
 //      --cores C: the pool the rollout bench's probe measured around the run to predict (its "pool probe"
 //      line; 1.84 when not given), --idle-cores for another idle node]
