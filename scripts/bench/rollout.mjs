@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { startCluster, parseRate } from '../cluster/netns-cluster-lib.mjs';
 import { MiB, benchOutDir, formatTable, log, makeTempDir, median, procCpuSeconds, procCpuSplit, procStatusKiB, round1, round2, runBenchmark, timestamp, writeResults } from './lib.mjs';
 import { createRandomBlob, percentile } from './p2p-lib.mjs';
+import { probePool, windowShare } from './box-share.mjs';
 
 const REPO = 'bench/rollout';
 const TAG = 'v1';
@@ -46,11 +47,13 @@ function readOptions() {
       bin: { type: 'string', default: env.BENCH_BIN },
       // A rollout of another image this large first, untimed (0: none, the nodes run cold). See warmUp().
       'warm-mb': { type: 'string', default: env.BENCH_WARM_MB ?? '32' },
+      // The pool probe (box-share.mjs) just before and just after the rollout, this long each (0: none).
+      'probe-ms': { type: 'string', default: env.BENCH_PROBE_MS ?? '6000' },
     },
   });
   const ways = values.ways.split(',').map((w) => w.trim());
   if (!ways.includes('rollout') || ways.some((w) => !['seed-direct', 'rollout'].includes(w))) throw new Error('--ways: seed-direct,rollout or rollout');
-  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct'), bin: values.bin ? resolve(values.bin) : undefined, warmMb: Number(values['warm-mb']) };
+  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct'), bin: values.bin ? resolve(values.bin) : undefined, warmMb: Number(values['warm-mb']), probeMs: Number(values['probe-ms']) };
 }
 
 /** Writes a JSON body to a file (the namespace HTTP helper streams bodies from files). */
@@ -130,7 +133,8 @@ async function rollout(cluster, dir, tag = TAG) {
       const byPeer = new Map(cluster.nodes.map((n) => [n.peerId, n.name]));
       return {
         view,
-        done: view.nodes.map((x) => ({ node: byPeer.get(x.node) ?? x.node, ms: x.finishedAt - view.createdAt, bySource: x.bySource })),
+        // startedMs: when the node took the rollout (the spread reaching it), for the simulator's spread.
+        done: view.nodes.map((x) => ({ node: byPeer.get(x.node) ?? x.node, ms: x.finishedAt - view.createdAt, startedMs: x.startedAt - view.createdAt, bySource: x.bySource })),
       };
     }
     if (Date.now() > deadline) throw new Error('rollout did not end within 30 minutes');
@@ -154,16 +158,31 @@ async function warmUp(cluster, dir, opts) {
   log(`warm-up rollout of ${opts.warmMb} MiB: ${round1((performance.now() - t0) / 1000)} s`);
 }
 
-/** The hosts' DHT lookups (a chain head looks for holders before it asks the seed): how many, mean ms. */
+/** Sums of the hosts' counters that are work beside the bytes: DHT provides and the connection watch's probes. */
+const COUNTERS = ['layerd_dht_provides_total', 'layerd_dht_provide_failures_total', 'layerd_peer_probes_total'];
+const counterOf = (text, name) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+
+async function hostCounters(cluster) {
+  const sums = Object.fromEntries(COUNTERS.map((c) => [c, 0]));
+  for (const n of cluster.nodes) {
+    const text = (await n.http('/metrics')).body;
+    for (const c of COUNTERS) sums[c] += counterOf(text, c);
+  }
+  return sums;
+}
+
+/** The hosts' DHT lookups (a chain head looks for holders before it asks the seed): how many, mean ms; and the counters. */
 async function dhtLookups(cluster) {
   let count = 0;
   let sum = 0;
+  const sums = Object.fromEntries(COUNTERS.map((c) => [c, 0]));
   for (const n of cluster.nodes) {
     const text = (await n.http('/metrics')).body;
     count += Number(/^layerd_dht_lookup_seconds_count (\S+)$/m.exec(text)?.[1] ?? 0);
     sum += Number(/^layerd_dht_lookup_seconds_sum (\S+)$/m.exec(text)?.[1] ?? 0);
+    for (const c of COUNTERS) sums[c] += counterOf(text, c);
   }
-  return { count, meanMs: count > 0 ? round1((sum / count) * 1000) : null };
+  return { count, meanMs: count > 0 ? round1((sum / count) * 1000) : null, counters: sums };
 }
 
 function summarize(way, done, seedBytes, image, lowerBoundMs) {
@@ -180,7 +199,7 @@ function summarize(way, done, seedBytes, image, lowerBoundMs) {
     // How far apart the hosts finish: the last host's time over the first's (target ≤ 1.1).
     firstMs: round1(Math.min(...times)),
     spread: round2(makespan / Math.min(...times)),
-    hosts: done.map((d) => ({ ...d, ms: round1(d.ms) })).sort((a, b) => a.ms - b.ms),
+    hosts: done.map((d) => ({ ...d, ms: round1(d.ms), ...(d.startedMs !== undefined ? { startedMs: round1(d.startedMs) } : {}) })).sort((a, b) => a.ms - b.ms),
   };
 }
 
@@ -268,6 +287,7 @@ await runBenchmark(async () => {
       const dir = await makeTempDir('layerd-bench-rollout-');
       await warmUp(cluster, dir, opts);
       const image = await pushImage(cluster, dir, opts);
+      const countersBefore = await hostCounters(cluster);
       const idle = await idleCpu(cluster);
       log(`idle: the ${opts.nodes} hosts used ${round2(idle.perSecond)} CPU s per second with nothing to do (${round1(idle.windowMs / 1000)} s window)`);
       const lowerBoundMs = (image.size * 8 * 1000) / parseRate(opts.rate);
@@ -283,11 +303,18 @@ await runBenchmark(async () => {
       const cpu = () => cpuOf([cluster.seed, ...cluster.nodes]);
       const hostsCpu = () => cpuOf(cluster.nodes);
       const hostsSystem = () => cluster.nodes.reduce((sum, h) => sum + procCpuSplit(h.pid).system, 0);
+      // The CPU pool the box gives N CPU-hungry sessions just before and just after (the simulator's input).
+      const probe = async () => (opts.probeMs > 0 ? round2((await probePool(opts.nodes, opts.probeMs)).cores) : null);
+      const poolBefore = await probe();
+      const peaks = peakRssFrom(cluster.nodes);
+      const share = windowShare(cluster.nodes.map((n) => n.pid), cluster.seed.pid);
       const cpuBefore = cpu();
       const hostsBefore = hostsCpu();
       const systemBefore = hostsSystem();
-      const peaks = peakRssFrom(cluster.nodes);
       const r = await rollout(cluster, dir);
+      const box = share();
+      const poolAfter = await probe();
+      log(`pool probe (${opts.nodes} sessions, ${opts.probeMs} ms): ${poolBefore} cores before, ${poolAfter} after; during the rollout the rest of the box took ${round2(box.othersCores)} cores, leaving ${round2(box.leftCores)}`);
       const peakRssMiB = peaks();
       const rolloutCpuS = cpu() - cpuBefore;
       const hostsCpuS = hostsCpu() - hostsBefore;
@@ -296,6 +323,9 @@ await runBenchmark(async () => {
       log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s; the hosts' peak RSS ${round1(median(peakRssMiB))} MiB median, ${Math.max(...peakRssMiB)} max`);
       const lookups = await dhtLookups(cluster);
       log(`rollout: ${lookups.count} DHT lookups on the hosts, ${lookups.meanMs} ms each on average`);
+      // Counted from just after the image's push to just after the rollout (the idle window and the probe inside).
+      const during = Object.fromEntries(COUNTERS.map((c) => [c, lookups.counters[c] - countersBefore[c]]));
+      log(`around the rollout the hosts made ${JSON.stringify(during)}`);
 
       rounds.push({
         round,
@@ -312,7 +342,14 @@ await runBenchmark(async () => {
         hostsPeakRssMiB: { median: round1(median(peakRssMiB)), max: Math.max(...peakRssMiB), each: peakRssMiB },
         /** What the hosts would have used over the makespan with nothing to do (timers, DHT upkeep, pings). */
         hostsIdleSeconds: round1((idle.perSecond * Math.max(...r.done.map((d) => d.ms))) / 1000),
-        dhtLookups: lookups,
+        dhtLookups: { count: lookups.count, meanMs: lookups.meanMs },
+        /** The hosts' provides and probes from the image's push to the rollout's end. */
+        countersDuring: during,
+        /**
+         * The box's CPU for the simulator: the pool probe's cores just before and after (an input fixed in
+         * advance), and over the rollout's window what the rest of the box took and what it left the hosts.
+         */
+        box: { poolBefore, poolAfter, poolProbe: poolBefore === null ? null : round2((poolBefore + poolAfter) / 2), windowS: round1(box.seconds), othersCores: round2(box.othersCores), leftCores: round2(box.leftCores), idleS: round1(box.idle), harnessS: round1(box.harness), seedS: round1(box.seed) },
         /** The makespan if the hosts' CPU seconds were spread perfectly over this machine's cores. */
         cpuFloorMs: round1((rolloutCpuS / cpus().length) * 1000),
       });
@@ -339,6 +376,7 @@ await runBenchmark(async () => {
   const pass = { seedRatio: roll.seedRatio <= TARGETS.seedRatio, lowerBound: roll.lowerBoundRatio <= TARGETS.lowerBoundRatio, speedup: speedup === null ? null : speedup >= TARGETS.speedup };
   console.log(`\nbinary: ${opts.bin ?? 'this checkout\'s dist/layerd.mjs'}`);
   console.log(`rollout: the hosts used ${rep.rolloutCpuSeconds} CPU seconds (layerd nodes alone ${rep.hostsCpuSeconds}, ${rep.hostsSystemSeconds} of it in the kernel, ~${rep.hostsIdleSeconds} what they use idle; the rest the seed) on this machine's ${cpus().length} cores: a floor of ${round1(rep.cpuFloorMs / 1000)} s whatever the links (the links' bound is ${round1(rep.lowerBoundMs / 1000)} s)`);
+  console.log(`rollout: pool probe ${rep.box.poolBefore} cores before, ${rep.box.poolAfter} after (mean ${rep.box.poolProbe}: the simulator's --cores); over the rollout the rest of the box took ${rep.box.othersCores} cores and left the hosts ${rep.box.leftCores} (${rep.box.idleS} CPU s idle)`);
   console.log(`rollout: the hosts' peak RSS while relaying ${rep.hostsPeakRssMiB.median} MiB median, ${rep.hostsPeakRssMiB.max} MiB max (target ≤ 160)`);
   console.log(`rollout vs seed-direct: ${speedup === null ? 'not measured' : `${speedup}x faster`} (target ≥ ${TARGETS.speedup}); seed egress ${roll.seedRatio}x (target ≤ ${TARGETS.seedRatio}); makespan ${roll.lowerBoundRatio}x the lower bound (target ≤ ${TARGETS.lowerBoundRatio})`);
   const stamp = timestamp();
@@ -346,5 +384,5 @@ await runBenchmark(async () => {
   await mkdir(benchOutDir, { recursive: true }); // a fresh clone has no .out/ yet
   await writeFile(svgPath, chartSvg(rep.results, rep.lowerBoundMs, `${round1(rep.image.bytes / MiB)} MiB image to ${opts.nodes} hosts, ${opts.rate} links`, rep.cpuFloorMs));
   const file = await writeResults('rollout', { opts, rounds, load });
-  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, bin: opts.bin ?? null, load: round2(load), rollout: { makespanMs: roll.makespanMs, firstMs: roll.firstMs, spread: roll.spread, hostsCpuSeconds: rep.hostsCpuSeconds, hostsSystemSeconds: rep.hostsSystemSeconds, hostsIdleSeconds: rep.hostsIdleSeconds, hostsPeakRssMiB: { median: rep.hostsPeakRssMiB.median, max: rep.hostsPeakRssMiB.max }, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
+  console.log(JSON.stringify({ bench: 'rollout', nodes: opts.nodes, rate: opts.rate, mb: round1(rep.image.bytes / MiB), speedup, bin: opts.bin ?? null, load: round2(load), rollout: { makespanMs: roll.makespanMs, firstMs: roll.firstMs, spread: roll.spread, hostsCpuSeconds: rep.hostsCpuSeconds, hostsSystemSeconds: rep.hostsSystemSeconds, hostsIdleSeconds: rep.hostsIdleSeconds, hostsPeakRssMiB: { median: rep.hostsPeakRssMiB.median, max: rep.hostsPeakRssMiB.max }, seedRatio: roll.seedRatio, lowerBoundRatio: roll.lowerBoundRatio, cpuSeconds: rep.rolloutCpuSeconds, cpuFloorMs: rep.cpuFloorMs, box: rep.box }, seedDirect: direct ? { makespanMs: direct.makespanMs, seedRatio: direct.seedRatio } : null, pass, chart: svgPath, results: file }));
 });

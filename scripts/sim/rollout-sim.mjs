@@ -3,12 +3,13 @@
 //   node scripts/sim/rollout-sim.mjs --nodes 1000 --mb 1024 --layers 4 --rate 1gbit --latency 0.2 \
 //     [--slow-frac 0.05 --slow-factor 10] [--crash-frac 0.01] [--seed 1] [--cpu host|pool --cores 2] \
 //     [--design line|stripes --k 4] [--start-ms 570 --start-jitter-ms 100] [--crash-detect-ms 45000]
-//     [--keeper-hearing direct|paced|at-once]
-//     [--box: this box's one CPU pool (1.84 of its 2 cores, as the 32 hosts had), no delay, and the rollout's
-//      messages' CPU, as the namespace benches ran; --cores C for another pool, --idle-cores for another idle node]
+//     [--keeper-hearing direct|paced|at-once] [--bench .out/bench/rollout-*.json: predict that run, with --box]
+//     [--box: this box's one CPU pool, no delay, and the rollout's messages' CPU, as the namespace benches ran;
+//      --cores C: the pool the rollout bench's probe measured around the run to predict (its "pool probe"
+//      line; 1.84 when not given), --idle-cores for another idle node]
 // Prints makespan, makespan ÷ the link bound, seed egress ÷ image, max host upload ÷ image, p50/p99 host
 // completion, events and wall time; writes the result as JSON under .out/sim/.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BOX_CPU, SCENARIO_DEFAULTS, simulateRollout } from '../../dist/sim/index.js';
@@ -30,7 +31,8 @@ const { values: a } = parseArgs({
     cores: { type: 'string' },
     design: { type: 'string', default: 'line' },
     k: { type: 'string', default: '4' },
-    'start-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.startMs) },
+    // Default: the scenario's (--box: this box's, which counts the spread's start).
+    'start-ms': { type: 'string' },
     'start-jitter-ms': { type: 'string', default: String(SCENARIO_DEFAULTS.startJitterMs) },
     'relay-lag-kb': { type: 'string', default: String(SCENARIO_DEFAULTS.relayLagBytes / 1024) },
     'step-ms': { type: 'string' },
@@ -40,6 +42,9 @@ const { values: a } = parseArgs({
     box: { type: 'boolean', default: false },
     'idle-cores': { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    // A rollout bench's result file (.out/bench/rollout-*.json) to predict: its nodes, image and rate, and
+    // as the pool (unless --cores) the cores its probe measured around the run; prints the errors.
+    bench: { type: 'string' },
     // How the stripe trees' keeper hears of failing parents: direct (the prototype's view), paced (the
     // daemon's paced reports: 125 s apart at 1,000 nodes), at-once (paced, but a suspect is reported at once).
     'keeper-hearing': { type: 'string', default: 'direct' },
@@ -47,6 +52,22 @@ const { values: a } = parseArgs({
     'stop-when-fast-done': { type: 'boolean', default: false },
   },
 });
+
+/** The run a bench file holds (its median round, as the bench reports it). */
+function benchRun(file) {
+  const j = JSON.parse(readFileSync(file, 'utf8'));
+  const rolloutOf = (r) => r.results.find((x) => x.way === 'rollout');
+  const sorted = [...j.rounds].sort((x, y) => rolloutOf(x).makespanMs - rolloutOf(y).makespanMs);
+  const round = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (!round.box?.poolProbe) throw new Error(`--bench: ${file} has no pool probe (a run of the bench before it measured one)`);
+  const r = rolloutOf(round);
+  return { opts: j.opts, pool: round.box.poolProbe, makespanMs: r.makespanMs, firstMs: r.firstMs, seedRatio: r.seedRatio, hostsCpuSeconds: round.hostsCpuSeconds };
+}
+const real = a.bench ? benchRun(a.bench) : undefined;
+if (real) {
+  Object.assign(a, { nodes: String(real.opts.nodes), mb: String(real.opts.mb), layers: String(real.opts.layers), rate: real.opts.rate });
+  a.cores ??= String(real.pool);
+}
 
 /** "100mbit", "1gbit", "25Mbit" → bits per second. */
 function parseRate(text) {
@@ -77,7 +98,6 @@ const scenario = {
   cores: 2,
   design: a.design === 'stripes' ? 'stripes' : 'line',
   k: num('k'),
-  startMs: num('start-ms'),
   startJitterMs: num('start-jitter-ms'),
   relayLagBytes: num('relay-lag-kb') * 1024,
   linkEfficiency: num('link-efficiency'),
@@ -86,6 +106,7 @@ const scenario = {
   ...(a['idle-cores'] ? { costs: { idleCores: num('idle-cores') } } : {}),
   ...(a.box ? BOX_CPU : {}),
   ...(a.cores ? { cores: num('cores') } : {}),
+  ...(a['start-ms'] ? { startMs: num('start-ms') } : {}),
   stopWhenFastDone: a['stop-when-fast-done'],
   keeperHearing: ['direct', 'paced', 'at-once'].includes(a['keeper-hearing']) ? a['keeper-hearing'] : (() => { throw new Error(`--keeper-hearing: direct, paced or at-once, not ${a['keeper-hearing']}`); })(),
 };
@@ -105,6 +126,14 @@ const line = [
   `events ${r.events}, steps ${r.steps}, wall ${(r.wallMs / 1000).toFixed(1)} s`,
 ].filter(Boolean).join(' ');
 console.log(line);
+if (real) {
+  const err = (sim, got) => `${sim > got ? '+' : ''}${(((sim - got) / got) * 100).toFixed(1)}%`;
+  console.log(
+    `against ${a.bench} (pool ${a.cores} cores): makespan ${s(real.makespanMs)} real, ${err(r.makespanMs, real.makespanMs)}; ` +
+      `first host ${s(real.firstMs)}, ${err(r.firstMs, real.firstMs)}; hosts' CPU ${real.hostsCpuSeconds} s, ${err(r.hostsCpuSeconds, real.hostsCpuSeconds)}; ` +
+      `seed ${real.seedRatio}× (tbf, headers in) against ${r.seedWireOverImage}×, ${err(r.seedWireOverImage, real.seedRatio)}`,
+  );
+}
 const dir = join('.out', 'sim');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, `rollout-${scenario.design}-n${scenario.nodes}-${a.rate}-slow${scenario.slowFrac}-crash${scenario.crashFrac}-seed${scenario.seed}-${Date.now()}.json`);

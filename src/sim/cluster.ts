@@ -60,7 +60,8 @@ export class Cluster {
   readonly crashedAt: Array<number | undefined>;
   readonly uploaded: Float64Array;
   readonly cpuUsed: Float64Array;
-  /** Cores each host spends beside its streams now (setBesides), and since when that was last charged. */
+  /** Cores each host spends beside its streams now (setBesides: per kind of work, and their sum), and since when that was last charged. */
+  private readonly besidesBy = new Map<string, Float64Array>();
   private readonly besides: Float64Array;
   private readonly besidesSince: Float64Array;
   /** Steps run. */
@@ -112,15 +113,38 @@ export class Cluster {
    * CPU that work beside the byte streams takes from `host` from now on (cores; messages, say): in one
    * pool it is taken from the pool. Charged to the host as it runs, like the streams' CPU.
    */
-  setBesides(host: number, cores: number): void {
+  setBesides(host: number, cores: number, kind = 'messages'): void {
     this.chargeBesides(host);
-    this.besides[host] = cores;
+    let of = this.besidesBy.get(kind);
+    if (!of) this.besidesBy.set(kind, (of = new Float64Array(this.hosts)));
+    this.besides[host]! += cores - of[host]!;
+    of[host] = cores;
+    cores = this.besides[host]!;
     const H = this.hosts;
     if (this.s.cpu === 'pool') {
       let sum = 0;
       for (const c of this.besides) sum += c;
       this.caps[2 * H] = Math.max(0.01, this.cpuFree[0]! - sum);
     } else this.caps[2 * H + host] = Math.max(0.01, this.cpuFree[host]! - cores);
+  }
+
+  /** The pool's cores (or, per host, `host`'s) left to the streams after every kind of work beside them but `kind`. */
+  freeCores(kind: string, host = 0): number {
+    const H = this.hosts;
+    const of = this.besidesBy.get(kind);
+    if (this.s.cpu === 'pool') {
+      let other = 0;
+      for (let h = 0; h < H; h++) other += this.besides[h]! - (of?.[h] ?? 0);
+      return Math.max(0, this.cpuFree[0]! - other);
+    }
+    return Math.max(0, this.cpuFree[host]! - (this.besides[host]! - (of?.[host] ?? 0)));
+  }
+
+  /** Transfers moving bytes now. */
+  get activeTransfers(): number {
+    let n = 0;
+    for (const t of this.flows) if (!t.closed) n++;
+    return n;
   }
 
   /** Payload bytes per second a link of `bits` carries. */

@@ -26,11 +26,23 @@ export interface CpuCostSettings {
    * the 8-host calibration runs were made when it was 1.2%.
    */
   idleCores: number;
-  /** CPU s of one rollout-protocol message, both ends (an offer or a report: messages.ts). */
+  /** CPU s of one progress report, both ends, on the cluster (messages.ts). */
   messageCpu: number;
+  /** CPU s of one offer of the spread (or a hand-back), both ends (messages.ts). */
+  offerCpu: number;
   /** How often a running node reports its progress to the origin (Rollouts' reportEveryMs default). */
   reportEveryMs: number;
 }
+
+/**
+ * An offer, on the cluster: as a report (both are one question on a new stream; the fit below could not
+ * tell them apart). Apart from any rollout the stack's offer costs 2.3 ms both ends and a report 1.7–2.8
+ * (scripts/bench/rollout-messages.mjs, two nodes on loopback): on the 32 namespace hosts a message costs
+ * ~20 times that (their kernel time is a third of their CPU; not profiled further). With offers at 2.3 ms the
+ * simulator put the 32-host runs of 2026-12-05 at 132 CPU s against 159 and 176.
+ */
+const OFFER_CPU = 0.043;
+const REPORT_CPU = 0.043;
 
 /**
  * The stack's a and b and the message's CPU are solved together from three runs' hosts' CPU, each less
@@ -48,7 +60,8 @@ export const BOX_COSTS: CpuCostSettings = {
   httpRecv: 1.0,
   seedSend: 0.4,
   idleCores: 0.002,
-  messageCpu: 0.043,
+  messageCpu: REPORT_CPU,
+  offerCpu: OFFER_CPU,
   reportEveryMs: 1000,
 };
 

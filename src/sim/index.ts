@@ -8,7 +8,7 @@ export { Cluster, type ClusterSettings, type HostLink, type Transfer } from './c
 export { BOX_COSTS, CpuCost, type CpuCostSettings } from './cpu-cost.js';
 export { FairShare, type FairFlow, type Use } from './fair-share.js';
 export { makeImage, type SimBlob, type SimImage } from './image.js';
-export { ReportLoad, spreadMs, spreadOffers } from './messages.js';
+export { ReportLoad, SpreadLoad, spreadOffers } from './messages.js';
 export { Rng } from './rng.js';
 export { BOX_CPU, linkBoundMs, SCENARIO_DEFAULTS, simulateRollout, type RolloutScenario } from './rollout-sim.js';
 export { type RolloutResult } from './summary.js';

@@ -80,4 +80,15 @@ describe('Cluster', () => {
     // The bytes' share plus 0.01 cores for the whole run.
     expect(busy.cpu - free.cpu).toBeCloseTo((0.01 * busy.doneAt) / 1000, 3);
   });
+  it('adds up the kinds of work beside the streams, and tells a kind what the others leave it', () => {
+    const c = cluster(2, MB, { cpu: 'pool', cores: 1 });
+    c.setBesides(1, 0.2, 'reports');
+    c.setBesides(1, 0.3, 'spread');
+    c.setBesides(2, 0.1, 'spread');
+    // The spread is told what the reports leave; the reports what the spread leaves.
+    expect(c.freeCores('spread')).toBeCloseTo(0.8, 9);
+    expect(c.freeCores('reports')).toBeCloseTo(0.6, 9);
+    c.setBesides(1, 0, 'spread');
+    expect(c.freeCores('reports')).toBeCloseTo(0.9, 9);
+  });
 });
