@@ -1,10 +1,10 @@
-// Closes the connections of peers that vanished while this node was waiting on them (see liveness.ts for
-// when; idle connections are the kernel's keep-alive's). One timer for the whole node, armed only while a
-// connection has a stream open (a sweep a second) or a probe out (its deadline): an idle node runs none. A
-// stream opening (either way) brings the next sweep within a second. Each message a connection reads writes
-// its time; a yamux ping goes only to a busy connection that has been silent. An idle node used to ping each
-// idle connection every 45 s: on a loaded 2-core box each wake-up of an idle process cost 0.3-0.7 ms of CPU
-// (scripts/bench/idle.mjs), so an idle node's CPU grew with its peer count.
+// Closes the connections of peers that vanished (see liveness.ts for when; a connection idle since its
+// last probe is the kernel keep-alive's). One timer for the whole node, armed only while a connection has
+// a stream open (a sweep a second), has just opened or turned idle (a sweep within a second, which pings it
+// once) or has a probe out (its deadline): an idle node runs none. A stream opening (either way) brings the
+// next sweep within a second. Each message a connection reads writes its time; anything heard answers a
+// ping. An idle node used to ping each idle connection every 45 s: on a loaded 2-core box each wake-up of an
+// idle process cost 0.3-0.7 ms of CPU (scripts/bench/idle.mjs), so an idle node's CPU grew with its peers.
 // A connection closed here fails every stream on it at once: claim questions go to the next coordinator,
 // chain followers to the node before, ranges to other holders; the caller (node/p2p.ts) leaves the peer out
 // of rankings too. A connection the kernel fails for its unanswered keep-alive is reported the same way.
@@ -37,6 +37,7 @@ interface Watched extends LinkState {
   readonly muxer: PingingMuxer;
   readonly onMessage: () => void;
   readonly onAbort: (evt: Event) => void;
+  /** A stream opened on it, either way. */
   readonly onStream: () => void;
   /** The muxer's own createStream, put back when the connection is no longer watched. */
   readonly createStream: PingingMuxer['createStream'];
@@ -147,8 +148,11 @@ export class ConnectionWatch {
 
   private readonly onClose = (evt: CustomEvent<Connection>): void => this.unwatch(evt.detail);
 
-  /** A stream opened on a watched connection: it is busy now, and a busy one is judged every sweepMs. */
-  private readonly onBusy = (): void => this.arm(this.now() + this.sweepMs);
+  /** A stream opened on a watched connection: it is busy now, a busy one is judged every sweepMs, and once idle again it is probed once. */
+  private busy(link: Watched): void {
+    link.used = true;
+    this.arm(this.now() + this.sweepMs);
+  }
 
   private watch(conn: Connection): void {
     if (this.links.has(conn) || conn.status !== 'open') return;
@@ -159,20 +163,22 @@ export class ConnectionWatch {
       conn,
       muxer,
       heardAt: this.now(),
+      used: true, // probed once it is idle: what this node sent while opening it may still be unacknowledged
       createStream,
       onMessage: () => {
         link.heardAt = this.now();
+        if (link.probedAt === undefined) return;
         link.probedAt = undefined; // anything heard answers the probe
+        this.sleepIfNothingDue();
       },
-      onStream: this.onBusy,
+      onStream: () => this.busy(link),
       onAbort: (evt) => this.timedOut(link, evt),
     };
     muxer.maConn.addEventListener('message', link.onMessage);
     muxer.maConn.addEventListener('close', link.onAbort);
     muxer.addEventListener('stream', link.onStream);
-    const onBusy = this.onBusy;
     muxer.createStream = function watchedCreateStream(this: PingingMuxer, ...args: unknown[]) {
-      onBusy();
+      link.onStream();
       return createStream.apply(this, args);
     };
     this.links.set(conn, link);
@@ -213,7 +219,7 @@ export class ConnectionWatch {
     for (const link of this.links.values()) {
       const busy = link.conn.streams.length > 0;
       if (busy) next = Math.min(next, now + this.sweepMs);
-      else next = Math.min(next, idleDueAt(link, this.times));
+      else next = Math.min(next, idleDueAt(link, now, this.times));
     }
     this.dueAt = Infinity;
     clearTimeout(this.timer);
@@ -221,6 +227,15 @@ export class ConnectionWatch {
     // Nothing due before the next sweep on the grid is still judged on it (a deadline is met within sweepMs);
     // nothing due at all (Infinity) arms no timer.
     this.arm(Math.max(next, now + this.sweepMs));
+  }
+
+  /** Disarms the timer once nothing can be due (a probe answered, the last): an idle node runs no timer. */
+  private sleepIfNothingDue(): void {
+    if (this.dueAt === Infinity) return;
+    for (const link of this.links.values()) if (link.used || link.probedAt !== undefined || link.conn.streams.length > 0) return;
+    this.dueAt = Infinity;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** Makes the next sweep come by `at` (an earlier one stays). */
@@ -238,7 +253,9 @@ export class ConnectionWatch {
 
   private judge(link: Watched, now: number): void {
     const busy = link.conn.streams.length > 0;
-    switch (verdict(link, busy, now, this.times)) {
+    const judged = verdict(link, busy, now, this.times);
+    link.used = busy; // a busy one is probed once more when it turns idle
+    switch (judged) {
       case 'probe':
         link.probedAt = now;
         this.counts.probes++;
