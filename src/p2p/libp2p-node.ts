@@ -58,7 +58,7 @@ export const CLOSEST_PEER_TAGS_MS = 60_000;
 /**
  * Every libp2p TCP socket, either way: the kernel's keep-alive watches an idle connection (liveness.ts), and
  * @libp2p/tcp's inactivity timeout is off. That timeout closed a connection after 2 minutes without a byte,
- * so idle connections had to be pinged to stay open (a wake-up per connection per 45 s, on both sides), and
+ * so idle connections had to be pinged to stay open (a ping per connection per 45 s, waking both ends), and
  * an idle peer would otherwise drop out of the connected peers that claims and rollouts choose from. Node
  * also keeps no timer per socket for it then.
  */
