@@ -11,7 +11,7 @@ export interface MetricSources {
   connectedPeers: () => number;
   provides: () => { provides: number; failures: number };
   /** The connection watch's pings of silent connections, and the connections it closed (p2p/connection-watch.ts). */
-  liveness: () => { probes: number; closed: number };
+  liveness: () => { probes: number; closed: number; timedOut: number };
 }
 
 type Read<T> = () => T;
@@ -97,8 +97,8 @@ export class NodeMetrics {
     counter('layerd_dht_provide_failures_total', 'DHT provides that failed', [], () => [[{}, src.provides().failures]]);
     counter('layerd_evictions_total', 'Blobs evicted to keep under the disk quota', [], () => [[{}, src.evictions().count]]);
     counter('layerd_evicted_bytes_total', 'Bytes evicted to keep under the disk quota', [], () => [[{}, src.evictions().bytes]]);
-    counter('layerd_peer_probes_total', 'Pings sent on connections that had been silent', [], () => [[{}, src.liveness().probes]]);
-    counter('layerd_peer_silent_closes_total', 'Connections closed because their peer answered nothing (a host that vanished)', [], () => [[{}, src.liveness().closed]]);
+    counter('layerd_peer_probes_total', 'Pings sent by the connection watch: on busy connections silent for a while, and once as a connection opens or turns idle', [], () => [[{}, src.liveness().probes]]);
+    counter('layerd_peer_silent_closes_total', 'Connections closed because their peer answered nothing (a host that vanished): a ping unanswered, or TCP timed out', [], () => [[{}, src.liveness().closed + src.liveness().timedOut]]);
     gauge('layerd_peers_connected', 'Peers connected over libp2p', () => src.connectedPeers());
     gauge('layerd_store_bytes', 'Bytes of blobs held', () => src.store().bytes);
     gauge('layerd_store_blobs', 'Blobs held', () => src.store().blobs);

@@ -52,7 +52,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
     evictions: () => ({ count: disk.keeper.evictions, bytes: disk.keeper.evictedBytes }),
     connectedPeers: () => (p2p ? p2p.connectedPeers().length : 0),
     provides: () => p2p?.router.counts ?? { provides: 0, failures: 0 },
-    liveness: () => p2p?.libp2p.services.watch.counts ?? { probes: 0, closed: 0 },
+    liveness: () => p2p?.libp2p.services.watch.counts ?? { probes: 0, closed: 0, timedOut: 0 },
   });
   const inventory = new Inventory(tracked, async () => [{ registry: 'local', repos: storage.repos }, ...(await storage.allCaches())]);
   const address = new ListenAddress();

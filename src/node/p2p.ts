@@ -57,7 +57,8 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     // says so within 5 s, and if it was only starved (seen on a full 2-core box) it is not shunned for minutes.
     onSilentPeer: (silent) => {
       if (silent.busy) scores.unreachable(silent.peer);
-      log.warn(silent, silent.busy ? 'a peer fell silent (a ping unanswered): its connection closed, the peer left out of rankings' : 'a peer fell silent (a ping unanswered): its idle connection closed');
+      const why = silent.by === 'ping' ? 'a ping unanswered' : 'TCP timed out: keep-alive or retransmissions unanswered';
+      log.warn(silent, silent.busy ? `a peer fell silent (${why}): its connection closed, the peer left out of rankings` : `a peer fell silent (${why}): its idle connection closed`);
     },
   });
   const router = new DhtContentRouter(libp2p, { log, expectPeers: config.bootstrap.length > 0, reprovideIntervalMs: config.reprovideInterval });

@@ -1,14 +1,13 @@
-// Closes the connections of peers that vanished (see liveness.ts for when). One timer for the whole node,
-// armed for the next moment anything can be due: the earliest idle deadline (a ping after 45 s of silence,
-// a close 40 s after it) while every connection is idle, a sweep a second while one has a stream open. A
-// stream opening (either way) brings the next sweep within a second, so a busy connection is judged as
-// often as before. Each message a connection reads writes its time; a yamux ping goes only to a connection
-// that has been silent: an idle cluster sends a ping per connection per 45 s at most (each side hears the
-// other's, so one side of a pair pings), and an idle node wakes for its pings only, not once a second (on
-// a loaded 2-core box each wake-up of an idle process cost 0.3-0.7 ms of CPU: scripts/bench/idle.mjs).
+// Closes the connections of peers that vanished (see liveness.ts for when; a connection idle since its
+// last probe is the kernel keep-alive's). One timer for the whole node, armed only while a connection has
+// a stream open (a sweep a second), has just opened or turned idle (a sweep within a second, which pings it
+// once) or has a probe out (its deadline): an idle node runs none. A stream opening (either way) brings the
+// next sweep within a second. Each message a connection reads writes its time; anything heard answers a
+// ping. An idle node used to ping each idle connection every 45 s: on a loaded 2-core box each wake-up of an
+// idle process cost 0.3-0.7 ms of CPU (scripts/bench/idle.mjs), so an idle node's CPU grew with its peers.
 // A connection closed here fails every stream on it at once: claim questions go to the next coordinator,
 // chain followers to the node before, ranges to other holders; the caller (node/p2p.ts) leaves the peer out
-// of rankings too.
+// of rankings too. A connection the kernel fails for its unanswered keep-alive is reported the same way.
 import type { Connection } from '@libp2p/interface';
 import { DEFAULT_LIVENESS, idleDueAt, verdict, type LinkState, type LivenessTimes } from './liveness.js';
 
@@ -37,6 +36,8 @@ interface Watched extends LinkState {
   readonly conn: Connection;
   readonly muxer: PingingMuxer;
   readonly onMessage: () => void;
+  readonly onAbort: (evt: Event) => void;
+  /** A stream opened on it, either way. */
   readonly onStream: () => void;
   /** The muxer's own createStream, put back when the connection is no longer watched. */
   readonly createStream: PingingMuxer['createStream'];
@@ -49,6 +50,8 @@ export interface SilentPeer {
   busy: boolean;
   /** How long nothing had been heard from it. */
   silentMs: number;
+  /** Who gave up on it: this node's watch (a ping unanswered), or the kernel (TCP keep-alive or retransmissions unanswered). */
+  by: 'ping' | 'kernel';
 }
 
 export interface ConnectionWatchOptions {
@@ -95,8 +98,8 @@ export class ConnectionWatch {
   /** When the armed timer fires (or, without a timer, when the next sweep is wanted). */
   private dueAt = Infinity;
   private started = false;
-  /** Pings sent, and connections closed for silence, since start. */
-  readonly counts = { probes: 0, closed: 0 };
+  /** Pings sent, connections closed for silence, and connections the kernel timed out, since start. */
+  readonly counts = { probes: 0, closed: 0, timedOut: 0 };
 
   constructor(
     private readonly libp2p: ConnectionSource,
@@ -145,8 +148,11 @@ export class ConnectionWatch {
 
   private readonly onClose = (evt: CustomEvent<Connection>): void => this.unwatch(evt.detail);
 
-  /** A stream opened on a watched connection: it is busy now, and a busy one is judged every sweepMs. */
-  private readonly onBusy = (): void => this.arm(this.now() + this.sweepMs);
+  /** A stream opened on a watched connection: it is busy now, a busy one is judged every sweepMs, and once idle again it is probed once. */
+  private busy(link: Watched): void {
+    link.used = true;
+    this.arm(this.now() + this.sweepMs);
+  }
 
   private watch(conn: Connection): void {
     if (this.links.has(conn) || conn.status !== 'open') return;
@@ -157,18 +163,22 @@ export class ConnectionWatch {
       conn,
       muxer,
       heardAt: this.now(),
+      used: true, // probed once it is idle: what this node sent while opening it may still be unacknowledged
       createStream,
       onMessage: () => {
         link.heardAt = this.now();
+        if (link.probedAt === undefined) return;
         link.probedAt = undefined; // anything heard answers the probe
+        this.sleepIfNothingDue();
       },
-      onStream: this.onBusy,
+      onStream: () => this.busy(link),
+      onAbort: (evt) => this.timedOut(link, evt),
     };
     muxer.maConn.addEventListener('message', link.onMessage);
+    muxer.maConn.addEventListener('close', link.onAbort);
     muxer.addEventListener('stream', link.onStream);
-    const onBusy = this.onBusy;
     muxer.createStream = function watchedCreateStream(this: PingingMuxer, ...args: unknown[]) {
-      onBusy();
+      link.onStream();
       return createStream.apply(this, args);
     };
     this.links.set(conn, link);
@@ -178,6 +188,7 @@ export class ConnectionWatch {
     const link = this.links.get(conn);
     if (!link) return;
     link.muxer.maConn.removeEventListener('message', link.onMessage);
+    link.muxer.maConn.removeEventListener('close', link.onAbort);
     link.muxer.removeEventListener('stream', link.onStream);
     link.muxer.createStream = link.createStream;
     this.links.delete(conn);
@@ -199,19 +210,32 @@ export class ConnectionWatch {
     this.plan(now);
   }
 
-  /** Arms the timer for the earliest moment a connection can be due, never later than sweepMs when one is busy or the last sweep came late. */
+  /**
+   * Arms the timer for the earliest moment a connection can be due: within sweepMs when one is busy, an idle
+   * one's probe deadline, or not at all when every connection is idle with no probe out.
+   */
   private plan(now: number): void {
     let next = Infinity;
     for (const link of this.links.values()) {
       const busy = link.conn.streams.length > 0;
       if (busy) next = Math.min(next, now + this.sweepMs);
-      else next = Math.min(next, idleDueAt(link, this.times));
+      else next = Math.min(next, idleDueAt(link, now, this.times));
     }
     this.dueAt = Infinity;
     clearTimeout(this.timer);
     this.timer = undefined;
-    // Nothing due before the next sweep on the grid is still judged on it (a deadline is met within sweepMs).
+    // Nothing due before the next sweep on the grid is still judged on it (a deadline is met within sweepMs);
+    // nothing due at all (Infinity) arms no timer.
     this.arm(Math.max(next, now + this.sweepMs));
+  }
+
+  /** Disarms the timer once nothing can be due (a probe answered, the last): an idle node runs no timer. */
+  private sleepIfNothingDue(): void {
+    if (this.dueAt === Infinity) return;
+    for (const link of this.links.values()) if (link.used || link.probedAt !== undefined || link.conn.streams.length > 0) return;
+    this.dueAt = Infinity;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** Makes the next sweep come by `at` (an earlier one stays). */
@@ -229,7 +253,9 @@ export class ConnectionWatch {
 
   private judge(link: Watched, now: number): void {
     const busy = link.conn.streams.length > 0;
-    switch (verdict(link, busy, now, this.times)) {
+    const judged = verdict(link, busy, now, this.times);
+    link.used = busy; // a busy one is probed once more when it turns idle
+    switch (judged) {
       case 'probe':
         link.probedAt = now;
         this.counts.probes++;
@@ -241,9 +267,22 @@ export class ConnectionWatch {
         const silentMs = now - link.heardAt;
         this.unwatch(link.conn);
         link.conn.abort(new Error(`peer silent for ${silentMs} ms, a ping unanswered`));
-        this.opts.onSilent?.({ peer: link.conn.remotePeer.toString(), addr: link.conn.remoteAddr.toString(), busy, silentMs });
+        this.opts.onSilent?.({ peer: link.conn.remotePeer.toString(), addr: link.conn.remoteAddr.toString(), busy, silentMs, by: 'ping' });
         return;
       }
     }
+  }
+
+  /**
+   * A watched connection closed with an error: when the kernel timed its socket out (ETIMEDOUT: keep-alive
+   * probes or retransmissions unanswered, liveness.ts), its peer is reported as one that fell silent.
+   */
+  private timedOut(link: Watched, evt: Event): void {
+    const code = (evt as Event & { error?: { code?: unknown } }).error?.code;
+    if (code !== 'ETIMEDOUT' || !this.links.has(link.conn)) return;
+    this.counts.timedOut++;
+    const busy = link.conn.streams.length > 0;
+    this.unwatch(link.conn);
+    this.opts.onSilent?.({ peer: link.conn.remotePeer.toString(), addr: link.conn.remoteAddr.toString(), busy, silentMs: this.now() - link.heardAt, by: 'kernel' });
   }
 }

@@ -22,6 +22,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { allowListGater, type RefusedPeer } from './allow-list.js';
 import { connectionWatch, type ConnectionWatch, type SilentPeer } from './connection-watch.js';
+import { IDLE_KEEPALIVE } from './liveness.js';
 import type { SwarmKey } from './swarm-key.js';
 
 export const DHT_PROTOCOL = '/layerd/kad/1.0.0';
@@ -54,6 +55,19 @@ export interface P2PNodeOptions {
 export const DHT_MAINTENANCE_MS = 30 * 60_000;
 /** How often the DHT re-tags its closest peers (kept connected) from what its table learnt. */
 export const CLOSEST_PEER_TAGS_MS = 60_000;
+/**
+ * Every libp2p TCP socket, either way: the kernel's keep-alive watches an idle connection (liveness.ts), and
+ * @libp2p/tcp's inactivity timeout is off. That timeout closed a connection after 2 minutes without a byte,
+ * so idle connections had to be pinged to stay open (a ping per connection per 45 s, waking both ends), and
+ * an idle peer would otherwise drop out of the connected peers that claims and rollouts choose from. Node
+ * also keeps no timer per socket for it then.
+ */
+export const TCP_OPTIONS = {
+  inboundSocketInactivityTimeout: 0,
+  outboundSocketInactivityTimeout: 0,
+  dialOpts: { keepAlive: true, keepAliveInitialDelay: IDLE_KEEPALIVE.idleMs },
+  listenOpts: { keepAlive: true, keepAliveInitialDelay: IDLE_KEEPALIVE.idleMs },
+} as const;
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown; watch: ConnectionWatch }>;
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
@@ -61,7 +75,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     start: false, // the DHT's timers are set first (below)
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
-    transports: [tcp()],
+    transports: [tcp(TCP_OPTIONS)],
     ...(opts.metricsRegistry ? { metrics: prometheusMetrics({ registry: opts.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }) } : {}),
     ...(opts.swarmKey ? { connectionProtector: preSharedKey({ psk: opts.swarmKey.fileBytes() }) } : {}),
     ...(opts.allowPeers && opts.allowPeers.length > 0 ? { connectionGater: allowListGater(opts.allowPeers, opts.onRefused) } : {}),
@@ -71,9 +85,8 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     // 64 MiB cost ~1.8x. Only what this node grants its senders changes (window updates), so nodes with
     // other settings still interoperate; 4 MiB per stream still fills ~200 MB/s at a 20 ms round trip.
     // No yamux keep-alive: it pinged every connection from both sides on a timer each, and never closed one
-    // whose ping went unanswered. The connection watch (services.watch) pings only a connection that has
-    // been silent, which also keeps it inside @libp2p/tcp's 2-minute inactivity timeout, and closes it when
-    // nothing answers (liveness.ts).
+    // whose ping went unanswered. The connection watch (services.watch) pings only a busy connection that
+    // has been silent, and closes it when nothing answers; idle ones are the kernel's (TCP_OPTIONS).
     streamMuxers: [yamux({ enableKeepAlive: false, streamOptions: { maxStreamWindowSize: YAMUX_MAX_WINDOW } })],
     // Dial bootstrap peers at once: a joining node is useful only once it has a routing-table peer.
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 0 })] : [],

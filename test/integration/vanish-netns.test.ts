@@ -5,7 +5,8 @@
 // holds a blob and coordinates its claims, then its link is taken down from the bridge's side while its process
 // runs on, so nothing of it closes. Node 1 then pulls that blob: its claim question goes to node 3 and, once
 // the connection watch (p2p/connection-watch.ts) closes that silent connection, the pull ends from the seed
-// instead of hanging. Node 2, idle towards node 3, drops it too, later (the idle bound). The waits poll with
+// instead of hanging. Node 2, idle towards node 3, drops it too, when its kernel's TCP keep-alive goes
+// unanswered (the idle bound: no ping of node 2's own, no timer; liveness.ts). The waits poll with
 // the bounds of p2p/liveness.ts plus room for a loaded box; the times they took are printed, not asserted.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -101,6 +102,8 @@ describe('a host that vanishes without closing its connections', () => {
 
     // Closed by the watch (its log line), node 3 left out: the seed sent the blob once to node 3, once to node 1.
     expect(n1.output()).toMatch(/a peer fell silent/);
+    // Node 2's closed and reported too (by its kernel when the connection was idle: "TCP timed out").
+    expect(n2.output()).toMatch(/a peer fell silent/);
     const gets = await until('the seed to log both GETs', () => {
       const found = blobGets(cluster.seed.output()).filter((g) => g.digest === digest);
       return found.length >= 2 ? found : undefined;

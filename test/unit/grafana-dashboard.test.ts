@@ -18,7 +18,7 @@ describe('compose/grafana/layerd-dashboard.json', () => {
       evictions: () => ({ count: 0, bytes: 0 }),
       connectedPeers: () => 0,
       provides: () => ({ provides: 0, failures: 0 }),
-      liveness: () => ({ probes: 0, closed: 0 }),
+      liveness: () => ({ probes: 0, closed: 0, timedOut: 0 }),
     });
     const exported = new Set<string>();
     for (const line of (await metrics.render()).body.split('\n')) {
