@@ -9,7 +9,7 @@
 // and runs one once that is more than a slack above its lowest reading since the last one: V8's own
 // collections lower that floor too, so a node whose V8 keeps up is never collected by this. A forced collection of
 // a relaying node's 25-40 MiB heap takes some tens of ms; at 16 MiB of slack the origin needs one a minute or so.
-import process from 'node:process';
+import { getHeapStatistics } from 'node:v8';
 import { collectFully } from './full-collection.js';
 import type { Service } from './lifecycle.js';
 
@@ -71,7 +71,8 @@ export function boundGarbage(opts: GarbageBoundOptions = {}): Service {
   };
 }
 
+/** V8's own counters (process.memoryUsage() would also read /proc for the RSS at every wake-up). */
 function collectable(): number {
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external;
+  const h = getHeapStatistics();
+  return h.used_heap_size + h.external_memory;
 }
