@@ -42,8 +42,8 @@ export interface GarbageBoundOptions {
   /** The memory a full collection may free, now (default: V8's heap in use plus its external memory). */
   read?: () => number;
   collect?: () => void;
-  /** Told of each collection this ran: the readings before and after. */
-  onCollect?: (before: number, after: number) => void;
+  /** Told of each collection this ran: the readings before and after, and how long it took (ms). */
+  onCollect?: (before: number, after: number, ms: number) => void;
 }
 
 export function boundGarbage(opts: GarbageBoundOptions = {}): Service {
@@ -54,10 +54,12 @@ export function boundGarbage(opts: GarbageBoundOptions = {}): Service {
   const check = () => {
     const before = read();
     if (!watch.due(before)) return;
+    const t0 = performance.now();
     collect();
+    const ms = performance.now() - t0;
     const after = read();
     watch.collected(after);
-    opts.onCollect?.(before, after);
+    opts.onCollect?.(before, after, ms);
   };
   return {
     name: 'garbage bound',

@@ -83,7 +83,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       ...announcing(storage, logger),
       dist.rolloutRuns,
       collectStartUpGarbage(),
-      boundGarbage({ onCollect: (before, after) => logger.info({ beforeMiB: toMiB(before), afterMiB: toMiB(after) }, 'garbage bound: a full collection') }),
+      boundGarbage({ onCollect: (before, after, ms) => logger.info({ beforeMiB: toMiB(before), afterMiB: toMiB(after), ms: Math.round(ms) }, 'garbage bound: a full collection') }),
     ],
     (service, err) => logger.warn({ service, reason: (err as Error).message }, 'stopping failed'),
   );

@@ -43,7 +43,10 @@ describe('boundGarbage', () => {
       slackBytes: 25,
       read: () => readings[Math.min(at++, readings.length - 1)]!,
       collect: () => collections++,
-      onCollect: (before, after) => seen.push([before, after]),
+      onCollect: (before, after, ms) => {
+        expect(ms).toBeGreaterThanOrEqual(0);
+        seen.push([before, after]);
+      },
     });
     await service.start!();
     try {
