@@ -18,7 +18,7 @@
 // hosts done over time for both ways. Results: a table on stdout, one JSON line, .out/bench/rollout-<ts>.{json,svg}.
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -49,11 +49,14 @@ function readOptions() {
       'warm-mb': { type: 'string', default: env.BENCH_WARM_MB ?? '32' },
       // The pool probe (box-share.mjs) just before and just after the rollout, this long each (0: none).
       'probe-ms': { type: 'string', default: env.BENCH_PROBE_MS ?? '6000' },
+      // Idle windows of 10 s in a row before the rollout (the first is the one reported): whether the hosts' idle
+      // CPU right after the warm-up is their steady idle or the warm-up's tail (provides of the new blobs).
+      'idle-windows': { type: 'string', default: env.BENCH_IDLE_WINDOWS ?? '1' },
     },
   });
   const ways = values.ways.split(',').map((w) => w.trim());
   if (!ways.includes('rollout') || ways.some((w) => !['seed-direct', 'rollout'].includes(w))) throw new Error('--ways: seed-direct,rollout or rollout');
-  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct'), bin: values.bin ? resolve(values.bin) : undefined, warmMb: Number(values['warm-mb']), probeMs: Number(values['probe-ms']) };
+  return { nodes: Number(values.nodes), mb: Number(values.mb), layers: Number(values.layers), rate: values.rate, rounds: Number(values.rounds), seedDirect: ways.includes('seed-direct'), bin: values.bin ? resolve(values.bin) : undefined, warmMb: Number(values['warm-mb']), probeMs: Number(values['probe-ms']), idleWindows: Number(values['idle-windows']) };
 }
 
 /** Writes a JSON body to a file (the namespace HTTP helper streams bodies from files). */
@@ -263,6 +266,25 @@ function peakRssFrom(hosts) {
 }
 
 /**
+ * What each host's RSS was made of at its highest sample (every second while the rollout runs): anonymous memory
+ * (V8's heap, Buffers, malloc) against mapped files (the code). VmHWM gives only the peak, not what it was.
+ */
+function rssSampler(hosts, everyMs = 1000) {
+  const highest = hosts.map(() => ({ rss: 0, anon: 0, file: 0, atMs: 0 }));
+  const t0 = performance.now();
+  const timer = setInterval(() => {
+    hosts.forEach((h, i) => {
+      const rss = procStatusKiB(h.pid, 'VmRSS') ?? 0;
+      if (rss > highest[i].rss) highest[i] = { rss, anon: procStatusKiB(h.pid, 'RssAnon') ?? 0, file: procStatusKiB(h.pid, 'RssFile') ?? 0, atMs: performance.now() - t0 };
+    });
+  }, everyMs);
+  return () => {
+    clearInterval(timer);
+    return highest.map((x, i) => ({ host: hosts[i].name, rssMiB: round1(x.rss / 1024), anonMiB: round1(x.anon / 1024), fileMiB: round1(x.file / 1024), atS: round1(x.atMs / 1000) }));
+  };
+}
+
+/**
  * The hosts' CPU seconds per second over a window in which they have nothing to do (after the warm-up and the
  * push, before the rollout): what part of a rollout's CPU is the nodes merely running, not moving bytes.
  */
@@ -290,6 +312,12 @@ await runBenchmark(async () => {
       const countersBefore = await hostCounters(cluster);
       const idle = await idleCpu(cluster);
       log(`idle: the ${opts.nodes} hosts used ${round2(idle.perSecond)} CPU s per second with nothing to do (${round1(idle.windowMs / 1000)} s window)`);
+      for (let w = 2; w <= opts.idleWindows; w++) {
+        const provides = async () => Number(/^layerd_dht_provides_total (\S+)$/m.exec((await cluster.nodes[1].http('/metrics')).body)?.[1] ?? NaN);
+        const before = await provides();
+        const more = await idleCpu(cluster);
+        log(`idle window ${w}: ${round2(more.perSecond)} CPU s per second; n2 made ${(await provides()) - before} DHT provides in it`);
+      }
       const lowerBoundMs = (image.size * 8 * 1000) / parseRate(opts.rate);
       log(`image: ${opts.layers} layers + config, ${round1(image.size / MiB)} MiB; lower bound ${round1(lowerBoundMs / 1000)} s`);
 
@@ -311,16 +339,26 @@ await runBenchmark(async () => {
       const cpuBefore = cpu();
       const hostsBefore = hostsCpu();
       const systemBefore = hostsSystem();
+      const sampled = rssSampler(cluster.nodes);
       const r = await rollout(cluster, dir);
       const box = share();
       const poolAfter = await probe();
       log(`pool probe (${opts.nodes} sessions, ${opts.probeMs} ms): ${poolBefore} cores before, ${poolAfter} after; during the rollout the rest of the box took ${round2(box.othersCores)} cores, leaving ${round2(box.leftCores)}`);
       const peakRssMiB = peaks();
+      const composition = sampled();
+      // BENCH_SMAPS_DIR=DIR keeps each host's /proc/PID/smaps as the rollout ends (where its RSS peaked), to tell
+      // V8's heap pages from malloc's arenas afterwards.
+      if (process.env.BENCH_SMAPS_DIR) {
+        await mkdir(process.env.BENCH_SMAPS_DIR, { recursive: true });
+        for (const h of cluster.nodes) await writeFile(join(process.env.BENCH_SMAPS_DIR, `${h.name}.smaps`), await readFile(`/proc/${h.pid}/smaps`));
+      }
       const rolloutCpuS = cpu() - cpuBefore;
       const hostsCpuS = hostsCpu() - hostsBefore;
       const hostsSystemS = hostsSystem() - systemBefore;
       const rolloutEgress = (await cluster.bytesSent(cluster.seed.name)) - before;
       log(`rollout: makespan ${round1(Math.max(...r.done.map((d) => d.ms)) / 1000)} s; the hosts' peak RSS ${round1(median(peakRssMiB))} MiB median, ${Math.max(...peakRssMiB)} max`);
+      const top = [...composition].sort((a, b) => b.rssMiB - a.rssMiB).slice(0, 3);
+      log(`rollout: highest sampled RSS ${top.map((c) => `${c.host} ${c.rssMiB} MiB (anon ${c.anonMiB}, file ${c.fileMiB}, at ${c.atS} s)`).join('; ')}`);
       const lookups = await dhtLookups(cluster);
       log(`rollout: ${lookups.count} DHT lookups on the hosts, ${lookups.meanMs} ms each on average`);
       // Counted from just after the image's push to just after the rollout (the idle window and the probe inside).
@@ -340,6 +378,8 @@ await runBenchmark(async () => {
         hostsSystemSeconds: round1(hostsSystemS),
         /** Each layerd host's peak RSS during the rollout (VmHWM reset just before it), MiB: median and max. */
         hostsPeakRssMiB: { median: round1(median(peakRssMiB)), max: Math.max(...peakRssMiB), each: peakRssMiB },
+        /** Each host's highest RSS sampled once a second, split into anonymous memory and mapped files. */
+        hostsRssComposition: composition,
         /** What the hosts would have used over the makespan with nothing to do (timers, DHT upkeep, pings). */
         hostsIdleSeconds: round1((idle.perSecond * Math.max(...r.done.map((d) => d.ms))) / 1000),
         dhtLookups: { count: lookups.count, meanMs: lookups.meanMs },

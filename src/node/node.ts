@@ -14,6 +14,7 @@ import { createDistribution } from './distribution.js';
 import { httpEndpoint, ListenAddress } from './http.js';
 import { startInOrder, type Service } from './lifecycle.js';
 import { collectStartUpGarbage } from './start-up-garbage.js';
+import { boundGarbage } from './garbage-bound.js';
 import { NodeMetrics } from './node-metrics.js';
 import { createP2P } from './p2p.js';
 import { openStorage, RepositoryDirs, type Storage } from './storage.js';
@@ -82,6 +83,7 @@ export async function startNode(config: Config, logger: Logger = createLogger(co
       ...announcing(storage, logger),
       dist.rolloutRuns,
       collectStartUpGarbage(),
+      boundGarbage({ onCollect: (before, after, ms) => logger.info({ beforeMiB: toMiB(before), afterMiB: toMiB(after), ms: Math.round(ms) }, 'garbage bound: a full collection') }),
     ],
     (service, err) => logger.warn({ service, reason: (err as Error).message }, 'stopping failed'),
   );
@@ -103,3 +105,5 @@ function announcing({ announcing }: Storage, logger: Logger): Service[] {
     },
   ];
 }
+
+const toMiB = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;

@@ -3,8 +3,7 @@
 // while the old generation stays below it, so what start-up left behind (module loading, the first DHT
 // walks, the peers' handshakes) stayed in an idle node's memory for good: 4 idle nodes measured 121-128
 // MiB RSS each without this collection, 97 MiB after it (scripts/bench/idle.mjs).
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectFully } from './full-collection.js';
 import type { Service } from './lifecycle.js';
 
 /** Long enough for a node's first DHT walks and its cluster's handshakes; a node busy by then is not hurt by one collection. */
@@ -15,19 +14,11 @@ export function collectStartUpGarbage(afterMs = AFTER_START_MS): Service {
   return {
     name: 'start-up garbage collection',
     async start() {
-      timer = setTimeout(collectOnce, afterMs);
+      timer = setTimeout(collectFully, afterMs);
       timer.unref();
     },
     async stop() {
       clearTimeout(timer);
     },
   };
-}
-
-/** A full collection without `--expose-gc` on the command line: gc() is exposed to one new context only. */
-function collectOnce(): void {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  setFlagsFromString('--no-expose-gc');
-  gc();
 }

@@ -24,6 +24,7 @@ import { allowListGater, type RefusedPeer } from './allow-list.js';
 import { connectionWatch, type ConnectionWatch, type SilentPeer } from './connection-watch.js';
 import { IDLE_KEEPALIVE } from './liveness.js';
 import type { SwarmKey } from './swarm-key.js';
+import { quietLogger } from './quiet-logger.js';
 
 export const DHT_PROTOCOL = '/layerd/kad/1.0.0';
 /** The largest receive window a yamux stream of this node grows to (see createP2PNode). */
@@ -71,8 +72,10 @@ export const TCP_OPTIONS = {
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown; watch: ConnectionWatch }>;
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
+  const logger = quietLogger();
   const node = await createLibp2p({
     start: false, // the DHT's timers are set first (below)
+    ...(logger ? { logger } : {}),
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp(TCP_OPTIONS)],
