@@ -2,7 +2,14 @@
 // adapter on the hot path). The timeout is the socket's idle time: it bounds connecting, waiting for
 // headers and every gap between body bytes, without capping how long a big layer may take.
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import https from 'node:https';
+import type * as Https from 'node:https';
+import { createRequire } from 'node:module';
+
+// node:https is loaded on the first https request, not at start: it brings tls (~3 MiB of a node's RSS), and
+// a node whose seed is plain http, or that has not needed its seed yet (an idle one), never uses it.
+const requireBuiltin = createRequire(import.meta.url);
+let httpsModule: typeof Https | undefined;
+const https = (): typeof Https => (httpsModule ??= requireBuiltin('node:https') as typeof Https);
 
 export class TimeoutError extends Error {
   readonly code = 'ETIMEDOUT';
@@ -11,16 +18,24 @@ export class TimeoutError extends Error {
   }
 }
 
-export interface Agents {
-  http: http.Agent;
-  https: https.Agent;
+/** Keep-alive connection pools to seeds, one per scheme. */
+export class Agents {
+  readonly http = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private httpsAgent: Https.Agent | undefined;
+
+  /** Made on the first https request. */
+  get https(): Https.Agent {
+    return (this.httpsAgent ??= new (https().Agent)({ keepAlive: true, maxSockets: 64 }));
+  }
+
+  destroy(): void {
+    this.http.destroy();
+    this.httpsAgent?.destroy();
+  }
 }
 
 export function keepAliveAgents(): Agents {
-  return {
-    http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
-  };
+  return new Agents();
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -60,7 +75,7 @@ export async function send(method: string, url: URL, headers: OutgoingHttpHeader
 function once(method: string, url: URL, headers: OutgoingHttpHeaders, timeoutMs: number, agents: Agents): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
-    const req = (secure ? https : http).request(url, { method, headers, agent: secure ? agents.https : agents.http, timeout: timeoutMs });
+    const req = (secure ? https() : http).request(url, { method, headers, agent: secure ? agents.https : agents.http, timeout: timeoutMs });
     req.on('timeout', () => req.destroy(new TimeoutError(timeoutMs)));
     req.on('error', reject);
     req.on('response', resolve);

@@ -2,18 +2,20 @@
 // node's start-up) and it runs: --version, and `serve` up to /healthz and the dashboard, whose files the bundle
 // reads from beside itself. The other integration tests run the same bin (test/helpers/processes.ts).
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NodeSet } from '../helpers/nodes.js';
-import { layerdBin, repoRoot } from '../helpers/processes.js';
+import { connected, NodeSet } from '../helpers/nodes.js';
+import { layerdBin, removeDir, repoRoot, tempDir } from '../helpers/processes.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
 const nodes = new NodeSet('layerd-bundle-');
+const dirs: string[] = [];
 
 afterAll(async () => {
   await nodes.stopAll('SIGTERM');
+  for (const d of dirs) await removeDir(d);
 });
 
 /**
@@ -39,6 +41,26 @@ describe('the layerd bin', () => {
     const imports = importedSpecifiers(source);
     expect(imports.length).toBeGreaterThan(0);
     expect(imports.filter((s) => !isBuiltin(s))).toEqual([]);
+    // No ICU collation (localeCompare maps ~3 MiB of it into the process): libp2p's peer store sorts by code
+    // unit in the bundle (scripts/bundle.mjs), and so does layerd.
+    expect(source.split('localeCompare').length - 1, 'localeCompare calls in the bundle').toBe(0);
+  });
+
+  it('loads no built-in module a node does not use: not http2, https and tls, nor undici (fetch)', async () => {
+    // Each built-in loaded stays in memory; the bundle requires built-ins (importing one as an ES module loads
+    // what its lazy exports stand for: node:http brought undici and http2) and defers what fastify and
+    // prom-client require for servers layerd does not run (scripts/bundle.mjs).
+    const dir = await tempDir('layerd-bundle-probe-');
+    dirs.push(dir);
+    const [probe, out] = [join(dir, 'probe.mjs'), join(dir, 'builtins.txt')];
+    writeFileSync(probe, `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')));\n`);
+    const a = await nodes.start('builtins-a', { p2p: true, env: { NODE_OPTIONS: `--import ${probe}` } });
+    const b = await nodes.start('builtins-b', { bootstrap: a });
+    await Promise.all([connected(a), connected(b)]);
+    await a.stop('SIGTERM');
+    const loaded = readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('NativeModule ')).map((l) => l.slice('NativeModule '.length));
+    expect(loaded).toContain('net');
+    expect(loaded.filter((m) => ['http2', 'https', 'tls', 'internal/deps/undici/undici'].includes(m))).toEqual([]);
   });
 
   it('prints the package version and exits 0', () => {
