@@ -119,7 +119,8 @@ export function viewOf(spec: RolloutSpec, nodes: NodeView[]): RolloutView {
     createdAt: spec.createdAt,
     ...(spec.order ? { order: spec.order } : {}),
     state: !finished ? 'running' : count('done') === nodes.length ? 'done' : 'failed',
-    nodes: nodes.sort((a, b) => a.node.localeCompare(b.node)),
+    // Code-unit order, not localeCompare: that is ICU's collator, ~3 MiB of every node's memory once called.
+    nodes: nodes.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
     summary: {
       nodes: nodes.length,
       done: count('done'),
