@@ -157,7 +157,10 @@ function sample(pid) {
   }
   const io = readFileSync(`/proc/${pid}/io`, 'utf8');
   const syscalls = Number(/^syscr: (\d+)/m.exec(io)[1]) + Number(/^syscw: (\d+)/m.exec(io)[1]);
-  return { cpu: procCpuSeconds(pid), onCpuNs, rssKiB: procStatusKiB(pid, 'VmRSS'), hwmKiB: procStatusKiB(pid, 'VmHWM'), ctx, syscalls, threads, at: performance.now() };
+  const kib = (field) => procStatusKiB(pid, field);
+  // RssFile is mostly the node binary's pages (shared between the nodes, but counted in each one's RSS);
+  // RssAnon is this node's own: V8's heap, malloc, stacks.
+  return { cpu: procCpuSeconds(pid), onCpuNs, rssKiB: kib('VmRSS'), anonKiB: kib('RssAnon'), fileKiB: kib('RssFile'), hwmKiB: kib('VmHWM'), ctx, syscalls, threads, at: performance.now() };
 }
 
 /** V8's heap as the node's /metrics reports it (prom-client's default collectors), in MiB. */
@@ -204,6 +207,8 @@ async function measure(bin, n) {
       cpuMsPerMin: Math.round(((b.cpu - a.cpu) / s) * 60_000),
       rssMiB: round1(b.rssKiB / MiB_KiB),
       rssMaxInWindowMiB: round1(Math.max(...rssSeries[j]) / MiB_KiB),
+      rssAnonMiB: round1(b.anonKiB / MiB_KiB),
+      rssFileMiB: round1(b.fileKiB / MiB_KiB),
       hwmMiB: round1(b.hwmKiB / MiB_KiB),
       ctxPerSec: round1((b.ctx - a.ctx) / s),
       syscallsPerSec: round1((b.syscalls - a.syscalls) / s),
@@ -233,12 +238,14 @@ async function measure(bin, n) {
     pctCoreNsMedian: round2(median(col('pctCoreNs'))),
     rssMiBMedian: round1(median(col('rssMiB'))),
     rssMiBMax: round1(Math.max(...col('rssMiB'))),
+    rssAnonMiBMedian: round1(median(col('rssAnonMiB'))),
+    rssFileMiBMedian: round1(median(col('rssFileMiB'))),
     hwmMiBMedian: round1(median(col('hwmMiB'))),
     heapUsedMiBMedian: round1(median(col('heapUsedMiB'))),
     ctxPerSecMedian: round1(median(col('ctxPerSec'))),
     syscallsPerSecMedian: round1(median(col('syscallsPerSec'))),
   };
-  log(`${bin.label} N=${n}: ${summary.pctCoreMedian}% of a core (max ${summary.pctCoreMax}; ${summary.pctCoreNsMedian} by schedstat), RSS ${summary.rssMiBMedian} MiB (max ${summary.rssMiBMax}), heap ${summary.heapUsedMiBMedian} MiB, ${summary.ctxPerSecMedian} ctx/s`);
+  log(`${bin.label} N=${n}: ${summary.pctCoreMedian}% of a core (max ${summary.pctCoreMax}; ${summary.pctCoreNsMedian} by schedstat), RSS ${summary.rssMiBMedian} MiB (max ${summary.rssMiBMax}; anon ${summary.rssAnonMiBMedian}, file ${summary.rssFileMiBMedian}), heap ${summary.heapUsedMiBMedian} MiB, ${summary.ctxPerSecMedian} ctx/s`);
   return { summary, perNode, node2: { js, syscalls, timers } };
 }
 
@@ -282,8 +289,8 @@ function perfRecord(pid, file) {
 await runBenchmark(async () => {
   const runs = [];
   for (const n of sizes) for (const bin of bins) runs.push(await measure(bin, n));
-  const header = ['build', 'N', '% core med', '% core max', '% core (ns) med', 'RSS MiB med', 'RSS max', 'VmHWM med', 'heap used', 'ctx/s', 'syscalls/s', 'peers', 'ready s', 'settled s'];
-  const rows = runs.map(({ summary: s }) => [s.bin, s.n, s.pctCoreMedian, s.pctCoreMax, s.pctCoreNsMedian, s.rssMiBMedian, s.rssMiBMax, s.hwmMiBMedian, s.heapUsedMiBMedian, s.ctxPerSecMedian, s.syscallsPerSecMedian, `${s.peersMedian} (min ${s.peersMin})`, round1(s.readyMs / 1000), round1(s.settledMs / 1000)]);
+  const header = ['build', 'N', '% core med', '% core max', '% core (ns) med', 'RSS MiB med', 'RSS max', 'anon med', 'file med', 'VmHWM med', 'heap used', 'ctx/s', 'syscalls/s', 'peers', 'ready s', 'settled s'];
+  const rows = runs.map(({ summary: s }) => [s.bin, s.n, s.pctCoreMedian, s.pctCoreMax, s.pctCoreNsMedian, s.rssMiBMedian, s.rssMiBMax, s.rssAnonMiBMedian, s.rssFileMiBMedian, s.hwmMiBMedian, s.heapUsedMiBMedian, s.ctxPerSecMedian, s.syscallsPerSecMedian, `${s.peersMedian} (min ${s.peersMin})`, round1(s.readyMs / 1000), round1(s.settledMs / 1000)]);
   console.log(formatTable(header, rows));
   const file = await writeResults('idle', { windowMs, settleMs, bins, extraNodeFlags, extraArgs, runs });
   log(`results: ${file}`);
