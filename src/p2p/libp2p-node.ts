@@ -11,7 +11,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { bootstrap } from '@libp2p/bootstrap';
 import { identify } from '@libp2p/identify';
-import { preSharedKey } from '@libp2p/pnet';
+import type { preSharedKey } from '@libp2p/pnet';
 import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
 import { ping } from '@libp2p/ping';
@@ -71,8 +71,19 @@ export const TCP_OPTIONS = {
 } as const;
 export type LayerdLibp2p = Libp2p<{ dht: KadDHT; identify: unknown; ping: unknown; watch: ConnectionWatch }>;
 
+/**
+ * The connection protector of a private network. @libp2p/pnet is loaded only then: its xsalsa20 compiles a
+ * WebAssembly module as it loads (V8's wasm compiler paged in, and its code), memory a node without a swarm key
+ * would hold for nothing.
+ */
+async function privateNetwork(key: SwarmKey): Promise<ReturnType<typeof preSharedKey>> {
+  const pnet = await import('@libp2p/pnet');
+  return pnet.preSharedKey({ psk: key.fileBytes() });
+}
+
 export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p> {
   const logger = quietLogger();
+  const connectionProtector = opts.swarmKey ? await privateNetwork(opts.swarmKey) : undefined;
   const node = await createLibp2p({
     start: false, // the DHT's timers are set first (below)
     ...(logger ? { logger } : {}),
@@ -80,7 +91,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp(TCP_OPTIONS)],
     ...(opts.metricsRegistry ? { metrics: prometheusMetrics({ registry: opts.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }) } : {}),
-    ...(opts.swarmKey ? { connectionProtector: preSharedKey({ psk: opts.swarmKey.fileBytes() }) } : {}),
+    ...(connectionProtector ? { connectionProtector } : {}),
     ...(opts.allowPeers && opts.allowPeers.length > 0 ? { connectionGater: allowListGater(opts.allowPeers, opts.onRefused) } : {}),
     connectionEncrypters: [noise()],
     // A stream's receive window grows to 4 MiB, not yamux's 16: on the bare stack (p2p-raw-peer.mjs,

@@ -46,21 +46,33 @@ describe('the layerd bin', () => {
     expect(source.split('localeCompare').length - 1, 'localeCompare calls in the bundle').toBe(0);
   });
 
-  it('loads no built-in module a node does not use: not http2, https and tls, nor undici (fetch)', async () => {
+  it('loads no built-in module a node does not use (http2, https and tls, undici), and compiles no WebAssembly', async () => {
     // Each built-in loaded stays in memory; the bundle requires built-ins (importing one as an ES module loads
     // what its lazy exports stand for: node:http brought undici and http2) and defers what fastify and
-    // prom-client require for servers layerd does not run (scripts/bundle.mjs).
+    // prom-client require for servers layerd does not run. WebAssembly pages in V8's wasm compilers: noise's
+    // small frames use node:crypto, pnet (with its xsalsa20) loads only for a swarm key (scripts/bundle-plugins.mjs).
     const dir = await tempDir('layerd-bundle-probe-');
     dirs.push(dir);
-    const [probe, out] = [join(dir, 'probe.mjs'), join(dir, 'builtins.txt')];
-    writeFileSync(probe, `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(out)}, process.moduleLoadList.join('\\n')));\n`);
+    const [probe, out] = [join(dir, 'probe.mjs'), join(dir, 'seen.json')];
+    writeFileSync(
+      probe,
+      [
+        "import { writeFileSync } from 'node:fs';",
+        'let wasm = 0;',
+        'for (const k of ["compile", "instantiate"]) { const f = WebAssembly[k]; WebAssembly[k] = (...a) => (wasm++, f(...a)); }',
+        'WebAssembly.Module = new Proxy(WebAssembly.Module, { construct: (t, a) => (wasm++, new t(...a)) });',
+        `process.on('exit', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify({ wasm, modules: process.moduleLoadList })));`,
+      ].join('\n'),
+    );
     const a = await nodes.start('builtins-a', { p2p: true, env: { NODE_OPTIONS: `--import ${probe}` } });
     const b = await nodes.start('builtins-b', { bootstrap: a });
     await Promise.all([connected(a), connected(b)]);
     await a.stop('SIGTERM');
-    const loaded = readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('NativeModule ')).map((l) => l.slice('NativeModule '.length));
+    const seen = JSON.parse(readFileSync(out, 'utf8')) as { wasm: number; modules: string[] };
+    const loaded = seen.modules.filter((l) => l.startsWith('NativeModule ')).map((l) => l.slice('NativeModule '.length));
     expect(loaded).toContain('net');
     expect(loaded.filter((m) => ['http2', 'https', 'tls', 'internal/deps/undici/undici'].includes(m))).toEqual([]);
+    expect(seen.wasm, 'WebAssembly modules compiled').toBe(0);
   });
 
   it('prints the package version and exits 0', () => {
