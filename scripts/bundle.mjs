@@ -3,6 +3,7 @@
 // most of a node's start-up CPU and ~90 MiB of its base memory (issue 16).
 // Run by `npm run build` after tsc; `node scripts/bundle.mjs --metafile F` also writes esbuild's metafile.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
@@ -17,6 +18,21 @@ function nodeTarget() {
   if (!major) throw new Error(`package.json engines.node (${JSON.stringify(engines)}) names no Node major version`);
   return `node${major}`;
 }
+
+/**
+ * Node's built-in modules reached through require(), not `import`: an ES module's import of a built-in gets
+ * an ESM facade whose exports are copied from the module's, every one read, and reading node:http's
+ * WebSocket, CloseEvent and MessageEvent loads and compiles Node's whole bundled undici. A lone node's
+ * start spent ~0.1 CPU s on that alone (CPU profile), for a fetch client the daemon never used at start.
+ * require() hands back the module object as it is, its lazy getters left unread until something reads them.
+ */
+const builtinsThroughRequire = {
+  name: 'builtins-through-require',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/0-9]+$/ }, (args) => (args.kind === 'import-statement' && isBuiltin(args.path) ? { path: args.path, namespace: 'builtin' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
 
 const result = await build({
   // tsc's output, not src/: the bundle runs exactly the JavaScript the tests and type checks saw. Its
@@ -45,6 +61,7 @@ const result = await build({
   // CommonJS libraries call require(); an ES module has none, so give the bundle one (for node: built-ins
   // and bcryptjs's path, which the auth worker loads itself).
   banner: { js: "import { createRequire as __layerdCreateRequire } from 'node:module';\nconst require = __layerdCreateRequire(import.meta.url);" },
+  plugins: [builtinsThroughRequire],
   metafile: values.metafile !== undefined,
   logLevel: 'warning',
 });

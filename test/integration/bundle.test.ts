@@ -39,6 +39,16 @@ describe('the layerd bin', () => {
     const imports = importedSpecifiers(source);
     expect(imports.length).toBeGreaterThan(0);
     expect(imports.filter((s) => !isBuiltin(s))).toEqual([]);
+    // Built-ins are reached through require(), node:module's createRequire the one import (scripts/bundle.mjs).
+    expect(new Set(imports)).toEqual(new Set(['node:module']));
+  });
+
+  it("loads without reading node:http's lazy exports: Node's bundled undici (fetch, WebSocket) is not loaded at start", () => {
+    // An ES module's import of node:http reads every export, and WebSocket's getter loads undici (~0.1 CPU s).
+    const report = 'process.on("exit", () => console.error(JSON.stringify(process.moduleLoadList.filter((m) => m.includes("undici")))))';
+    const res = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(report)}`, layerdBin, '--version'], { encoding: 'utf8', timeout: 30_000 });
+    expect(res.status, res.stderr).toBe(0);
+    expect(JSON.parse(res.stderr.trim().split('\n').pop()!)).toEqual([]);
   });
 
   it('prints the package version and exits 0', () => {
