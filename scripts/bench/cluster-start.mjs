@@ -2,7 +2,8 @@
 // How long a cluster takes to start, and what starting costs each node (issue 16: 32 hosts up in ≤ 20 s on this
 // box). Starts the netns cluster of scripts/cluster/netns-cluster-lib.mjs (a seed, node 1, then the other N-1 at
 // once, bootstrapped to node 1) until every node answers /readyz and has a peer, then reads /proc of every node:
-// CPU seconds since its spawn (all of it start-up: the node had nothing else to do), RSS and its peak (VmHWM).
+// CPU seconds since its spawn (all of it start-up: the node had nothing else to do), RSS and its peak (VmHWM),
+// then its connected peers (how far the cluster had meshed when its last node was ready).
 // Run as root, under the machine's netns lock:
 //
 //   flock /work/netns.lock node scripts/bench/cluster-start.mjs --nodes 32 [--bin label=path ...] [--rounds 1]
@@ -36,6 +37,9 @@ async function measure(bin) {
   const cluster = await startCluster({ nodes: n, rate: opt.rate, prefix: 'bcs', timeoutMs: Math.max(120_000, n * 8_000), layerdBin: bin.path, log: (l) => log(l) });
   try {
     const nodes = cluster.nodes.map((h) => ({ cpuS: procCpuSeconds(h.pid), rssMiB: procStatusKiB(h.pid, 'VmRSS') / 1024, hwmMiB: procStatusKiB(h.pid, 'VmHWM') / 1024 }));
+    // Read after the CPU above: how far each node had meshed by the time the last one was ready.
+    const peers = await Promise.all(cluster.nodes.map((h) => h.http('/api/status').then((r) => JSON.parse(r.body ?? '{}').connectedPeers ?? NaN, () => NaN)));
+    peers.forEach((p, i) => (nodes[i].peers = p));
     const col = (k) => nodes.map((x) => x[k]);
     const s = {
       bin: bin.label,
@@ -50,6 +54,7 @@ async function measure(bin) {
       rssMiBMedian: round1(median(col('rssMiB'))),
       hwmMiBMedian: round1(median(col('hwmMiB'))),
       hwmMiBMax: round1(Math.max(...col('hwmMiB'))),
+      peersMedian: median(col('peers')),
     };
     log(`${bin.label}: ${n} nodes up in ${s.startS} s (with the network ${s.upS} s), ${s.cpuSMedian} CPU s per node, RSS ${s.rssMiBMedian} MiB`);
     return { summary: s, nodes };
@@ -61,8 +66,8 @@ async function measure(bin) {
 await runBenchmark(async () => {
   const runs = [];
   for (let r = 0; r < Number(opt.rounds); r++) for (const bin of bins) runs.push(await measure(bin));
-  const header = ['build', 'N', 'load', 'start s', 'up s (with network)', 'CPU s/node med', 'max', 'CPU s all nodes', 'RSS MiB med', 'VmHWM med', 'VmHWM max'];
-  const rows = runs.map(({ summary: s }) => [s.bin, s.n, s.load, s.startS, s.upS, s.cpuSMedian, s.cpuSMax, s.cpuSAll, s.rssMiBMedian, s.hwmMiBMedian, s.hwmMiBMax]);
+  const header = ['build', 'N', 'load', 'start s', 'up s (with network)', 'CPU s/node med', 'max', 'CPU s all nodes', 'RSS MiB med', 'VmHWM med', 'VmHWM max', 'peers med'];
+  const rows = runs.map(({ summary: s }) => [s.bin, s.n, s.load, s.startS, s.upS, s.cpuSMedian, s.cpuSMax, s.cpuSAll, s.rssMiBMedian, s.hwmMiBMedian, s.hwmMiBMax, s.peersMedian]);
   console.log(formatTable(header, rows));
   log(`results: ${await writeResults('cluster-start', { n, bins, nodeFlags: process.env.LAYERD_NODE_FLAGS ?? '', runs })}`);
 });

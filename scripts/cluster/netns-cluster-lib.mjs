@@ -461,7 +461,8 @@ export async function startCluster(opts = {}) {
     }
     const networkMs = performance.now() - t0;
 
-    o.log(`starting the seed (${o.seed}) and ${nodeHosts[0].name}`);
+    const at = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`; // since set-up began: where a slow start goes
+    o.log(`starting the seed (${o.seed}) and ${nodeHosts[0].name} (at ${at()})`);
     const seedDaemon = await startSeed(seedHost);
     const first = nodeHosts[0];
     const firstDaemon = startNode(first, seedHost);
@@ -470,11 +471,12 @@ export async function startCluster(opts = {}) {
     await readIdentity(first, firstStatus);
     abortIfAsked();
 
-    if (nodeHosts.length > 1) o.log(`starting ${nodeHosts.length - 1} more node(s), bootstrapped to ${first.multiaddr}`);
+    if (nodeHosts.length > 1) o.log(`starting ${nodeHosts.length - 1} more node(s), bootstrapped to ${first.multiaddr} (at ${at()})`);
     const rest = nodeHosts.slice(1).map((h) => ({ host: h, daemon: startNode(h, seedHost, first.multiaddr) }));
     // A node with bootstrap peers answers /readyz 200 only once it is connected to one of them.
     const peers = o.waitForPeers ? 1 : undefined;
     await Promise.all(rest.map(async ({ host, daemon }) => readIdentity(host, await waitFor(host, daemon, '/api/status', { ready: '/readyz', status: 200, minPeers: peers }))));
+    if (nodeHosts.length > 1) o.log(`${nodeHosts.length - 1} more node(s) ready (at ${at()})`);
     if (o.waitForPeers && nodeHosts.length > 1) {
       // Node 1 has no bootstrap peer: /readyz did not wait for one.
       await waitFor(first, firstDaemon, '/api/status', { status: 200, minPeers: 1 });

@@ -293,6 +293,7 @@ export const OPTIONS = {
   p2pListen: option({ name: 'p2p-listen', value: 'MULTIADDR', description: 'libp2p listen address; peer-to-peer is on when one is given (repeatable)', default: [] as string[], parse: multiaddrs(false), multiple: true }),
   announce: option({ name: 'announce', value: 'MULTIADDR', description: 'address peers should dial instead of the listen addresses (repeatable)', default: [] as string[], parse: multiaddrs(false), multiple: true }),
   bootstrap: option({ name: 'bootstrap', value: 'MULTIADDR', description: 'a peer to join the cluster through, ending in /p2p/<id> (repeatable)', default: [] as string[], parse: multiaddrs(true), multiple: true }),
+  libp2pMetrics: option({ name: 'libp2p-metrics', value: 'BOOL', description: "add libp2p's own metrics (libp2p_*: connections, streams, DHT) to /metrics; they cost CPU on every connection and stream", default: false, parse: bool }),
   reprovideInterval: option({ name: 'reprovide-interval', value: 'DURATION', description: 'how often held blobs are announced again (records live twice as long)', default: 16 * 3_600_000, parse: durationMs, show: showMs }),
   peerLookupTimeout: option({ name: 'peer-lookup-timeout', value: 'DURATION', description: 'how long to look for peers holding a blob before asking the seed', default: 2_000, parse: durationMs, show: showMs }),
   maxUploadsPerPeer: option({ name: 'max-uploads-per-peer', value: 'N', description: 'blob transfers one peer may draw from this node at once', default: 8, parse: count }),

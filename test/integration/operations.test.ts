@@ -165,6 +165,19 @@ describe('metrics and the /api answers move with pulls', () => {
   });
 });
 
+describe("libp2p's own metrics", () => {
+  it('are left out of /metrics unless --libp2p-metrics is on (they cost CPU on every connection)', async () => {
+    const p2p = ['--p2p-listen', '/ip4/127.0.0.1/tcp/0'];
+    const metricNames = async (n: Proc) => new Set([...(await (await fetch(`${n.url}/metrics`)).text()).matchAll(/^([a-z_:][a-z0-9_:]*)/gm)].map((m) => m[1]!));
+    const plain = await metricNames(await node(p2p));
+    expect(plain.has('layerd_peers_connected')).toBe(true);
+    expect([...plain].filter((name) => name.startsWith('libp2p_'))).toEqual([]);
+    const withLibp2p = await metricNames(await node([...p2p, '--libp2p-metrics', 'true']));
+    expect(withLibp2p.has('layerd_peers_connected')).toBe(true);
+    expect([...withLibp2p].filter((name) => name.startsWith('libp2p_')).length).toBeGreaterThan(0);
+  });
+});
+
 describe('disk quota', () => {
   it('evicts under a small quota while pulls run: no pull fails, the store ends under the high watermark, pushed content stays', async () => {
     // 6 MiB quota: eviction above 5.4 MiB, down to 3 MiB. Twelve 1 MiB blobs go through it.
