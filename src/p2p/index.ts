@@ -17,6 +17,7 @@ export { KadSweepExecutor, type KadSweepOptions } from './kad-sweep.js';
 export { DEFAULT_LIVENESS, detectionBoundMs, IDLE_KEEPALIVE, verdict, type LinkState, type LivenessTimes, type Verdict } from './liveness.js';
 export { MinHeap } from './min-heap.js';
 export { blobKadKey, closestTo, compareDistance, estimateNetworkSize, kadKeyOf, keyPosition, keyRegion, regionBitsFor, regionTarget, sweepRegionBits, type KadKey } from './keyspace.js';
+export { admitConnectedContactsOnly } from './routing-table-contacts.js';
 export { createP2PNode, deferFirstTableRefresh, firstSelfQueryDelay, firstTableRefreshDelay, FIRST_SELF_QUERY_MS, queriesSkipFirstSelfQuery, slowDhtMaintenance, DHT_PROTOCOL, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS, TCP_OPTIONS, type LayerdLibp2p } from './libp2p-node.js';
 export { ProvideSweep, type ProvideSweepOptions, type SweepBatch } from './provide-sweep.js';
 export { SweepDriver, type SweepClock, type SweepDriverOptions, type SweepExecutor } from './provide-sweep-driver.js';

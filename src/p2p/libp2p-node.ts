@@ -6,7 +6,9 @@
 //  - its default peer-info mapper drops private and loopback addresses, leaving a LAN cluster's routing
 //    table empty: the passthrough mapper keeps them;
 //  - its own protocol prefix keeps it off the public IPFS DHT;
-//  - queries do not wait for the first self-query, which runs a random few seconds after start (below).
+//  - queries do not wait for the first self-query, which runs a random few seconds after start (below);
+//  - its routing table takes in only peers connected to this node, never dialling one to ping it
+//    (routing-table-contacts.ts).
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { bootstrap } from '@libp2p/bootstrap';
@@ -23,6 +25,7 @@ import { createLibp2p } from 'libp2p';
 import { allowListGater, type RefusedPeer } from './allow-list.js';
 import { connectionWatch, type ConnectionWatch, type SilentPeer } from './connection-watch.js';
 import { IDLE_KEEPALIVE } from './liveness.js';
+import { admitConnectedContactsOnly } from './routing-table-contacts.js';
 import type { SwarmKey } from './swarm-key.js';
 import { quietLogger } from './quiet-logger.js';
 
@@ -148,6 +151,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<LayerdLibp2p>
   slowDhtMaintenance(layerd.services.dht, DHT_MAINTENANCE_MS, CLOSEST_PEER_TAGS_MS);
   deferFirstTableRefresh(layerd.services.dht, firstTableRefreshDelay);
   queriesSkipFirstSelfQuery(layerd.services.dht);
+  admitConnectedContactsOnly(layerd.services.dht, (peer) => layerd.getConnections(peer).some((c) => c.status === 'open'));
   redialBootstrapWhileAlone(layerd, opts.bootstrap, opts.onBootstrapDialFailed);
   if (opts.start ?? true) await layerd.start();
   return layerd;

@@ -57,9 +57,9 @@ describe('provide sweep over real kad-dht nodes', () => {
     const first = await node([]);
     const rest = await Promise.all(Array.from({ length: NODES - 1 }, () => node([first.getMultiaddrs()[0]!.toString()])));
     nodes = [first, ...rest];
-    // Every routing table holds every other node: the walk of a 5-node network then meets them all. The
-    // self-queries that would connect them come at random moments of FIRST_SELF_QUERY_MS: the test connects
-    // them itself rather than wait up to 30 s.
+    // Every routing table holds every other node: the walk of a 5-node network then meets them all. A table
+    // takes in connected peers only (routing-table-contacts.ts), and the self-queries that would connect them
+    // come at random moments of FIRST_SELF_QUERY_MS and need not reach every pair: the test connects them.
     await Promise.all(nodes.flatMap((n, i) => nodes.slice(i + 1).map((m) => n.dial(m.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) }))));
     const tableSize = (n: LayerdLibp2p) => (n.services.dht as unknown as { routingTable: { size: number } }).routingTable.size;
     await until('routing tables filled', () => nodes.every((n) => tableSize(n) === NODES - 1), 30_000);

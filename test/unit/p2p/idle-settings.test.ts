@@ -1,10 +1,11 @@
-// What keeps an idle node light (issue 16) is set on libp2p's parts, some through options and one by
-// reaching into kad-dht: this checks each took, so a library upgrade that renames a field fails here
+// What keeps an idle node light and a cluster's start-up short (issue 16) is set on libp2p's parts, some
+// through options and some by reaching into kad-dht: this checks each took, so a library upgrade that renames a field fails here
 // instead of silently bringing back the old timers.
 import '../../../src/polyfill.js';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLOSEST_PEER_TAGS_MS, createP2PNode, deferFirstTableRefresh, DHT_MAINTENANCE_MS, FIRST_SELF_QUERY_MS, firstSelfQueryDelay, firstTableRefreshDelay, queriesSkipFirstSelfQuery, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { admitConnectedContactsOnly, CLOSEST_PEER_TAGS_MS, createP2PNode, deferFirstTableRefresh, DHT_MAINTENANCE_MS, FIRST_SELF_QUERY_MS, firstSelfQueryDelay, firstTableRefreshDelay, queriesSkipFirstSelfQuery, slowDhtMaintenance, type LayerdLibp2p } from '../../../src/p2p/index.js';
 
 describe("an idle node's libp2p settings", () => {
   let node: LayerdLibp2p;
@@ -62,7 +63,33 @@ describe("an idle node's libp2p settings", () => {
     return Promise.resolve().then(() => expect(settled || dht.queryManager.initialQuerySelfHasRun === undefined).toBe(true));
   });
 
+  it('admits to its routing table only peers connected to it, never dialling one to ping it', async () => {
+    type Table = { routingTable: { kb: { verify(contact: { peerId: unknown }): Promise<boolean> }; verifyNewContact: unknown; addEventListener(type: string, fn: () => void): void } };
+    const table = (node.services.dht as unknown as Table).routingTable;
+    expect(table.kb.verify).not.toBe(table.verifyNewContact); // kad-dht's own: a ping, dialling the peer
+    let pinged = 0;
+    table.addEventListener('peer:ping', () => void pinged++);
+    const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+    await expect(table.kb.verify({ peerId: stranger })).resolves.toBe(false);
+    expect(pinged).toBe(0);
+    expect(node.getDialQueue()).toEqual([]);
+  });
+
+  it('admits a connected contact as a ping that answered would have, for the closest-peer tagger', async () => {
+    const events: Array<{ type: string; detail: unknown }> = [];
+    const kb = { verify: async () => false as boolean };
+    const dht = { routingTable: { kb, safeDispatchEvent: (type: string, init: { detail: unknown }) => void events.push({ type, detail: init.detail }) } };
+    const connected = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+    const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519'));
+    expect(admitConnectedContactsOnly(dht, (peer) => peer.equals(connected))).toBe(true);
+    const verify = kb.verify as unknown as (contact: { peerId: unknown }) => Promise<boolean>;
+    await expect(verify({ peerId: connected })).resolves.toBe(true);
+    await expect(verify({ peerId: stranger })).resolves.toBe(false);
+    expect(events).toEqual([{ type: 'peer:ping', detail: connected }]);
+  });
+
   it('says when kad-dht no longer has the fields it sets', () => {
+    expect(admitConnectedContactsOnly({ routingTable: { kb: {} } }, () => true)).toBe(false);
     expect(queriesSkipFirstSelfQuery({ queryManager: {} })).toBe(false);
     expect(queriesSkipFirstSelfQuery({ queryManager: { initialQuerySelfHasRun: { resolve: () => undefined } } })).toBe(true);
     expect(deferFirstTableRefresh({ routingTableRefresh: { afterStart: async () => undefined } }, () => 1)).toBe(false);
