@@ -351,6 +351,37 @@ export async function startCluster(opts = {}) {
     }
   }
 
+  /**
+   * waitFor for many hosts from one process in the hub namespace (ns-http.mjs wait-all): resolves with each
+   * host's last body, in order; fails at once if one of the servers exits.
+   */
+  async function waitForAll(list, path, { ready, status, minPeers }) {
+    const remaining = Math.max(1_000, o.timeoutMs - (performance.now() - t0));
+    const args = [nsHttp, 'wait-all', String(Math.round(remaining)), ...list.map(({ host }) => `${host.url}${ready},${host.url}${path}`)];
+    if (status !== undefined) args.push('--status', String(status));
+    if (minPeers !== undefined) args.push('--min-peers', String(minPeers));
+    const probe = runIn(hubNs, process.execPath, args, { timeoutMs: remaining + 10_000 });
+    const died = list.map(({ host, daemon }) =>
+      daemon.exited.then(({ code, signal }) => {
+        throw new Error(`${host.name} exited (${signal ?? `code ${code}`}) before ${path} was ready\n--- ${host.logFile} (end) ---\n${tail(host.logFile)}`);
+      }),
+    );
+    const aborted = new Promise((_, reject) => {
+      const interrupted = () => reject(new Error('cluster set-up interrupted'));
+      if (o.signal?.aborted) interrupted();
+      else o.signal?.addEventListener('abort', interrupted, { once: true });
+    });
+    try {
+      const { stdout } = await Promise.race([probe, ...died, aborted]);
+      return JSON.parse(stdout);
+    } catch (err) {
+      probe.catch(() => {}); // stop() ends it
+      if (o.signal?.aborted) throw err;
+      const late = list.find(({ host }) => err.message.includes(`${host.url}${path}`) || err.message.includes(`${host.url}${ready}`));
+      throw new Error(`${err.message}${late ? `\n--- ${late.host.logFile} (end) ---\n${tail(late.host.logFile)}` : ''}`);
+    }
+  }
+
   async function makeHost(name, role, addr) {
     const ns = `${id}-${name}`;
     const dataDir = join(runDir, name);
@@ -451,6 +482,8 @@ export async function startCluster(opts = {}) {
     await ip(['-n', hubNs, 'link', 'set', 'lo', 'up']);
     await ip(['-n', hubNs, 'link', 'add', BRIDGE, 'type', 'bridge']);
     await ip(['-n', hubNs, 'link', 'set', BRIDGE, 'up']);
+    // The hub's own address on the bridge: the start's probe runs there and reaches every host (waitForAll).
+    await ip(['-n', hubNs, 'addr', 'add', `${intToIp(subnet.network + 1)}/${subnet.length}`, 'dev', BRIDGE]);
     abortIfAsked();
     const seedHost = await makeHost('seed', 'seed', intToIp(subnet.network + 2));
     const nodeHosts = [];
@@ -475,7 +508,8 @@ export async function startCluster(opts = {}) {
     const rest = nodeHosts.slice(1).map((h) => ({ host: h, daemon: startNode(h, seedHost, first.multiaddr) }));
     // A node with bootstrap peers answers /readyz 200 only once it is connected to one of them.
     const peers = o.waitForPeers ? 1 : undefined;
-    await Promise.all(rest.map(async ({ host, daemon }) => readIdentity(host, await waitFor(host, daemon, '/api/status', { ready: '/readyz', status: 200, minPeers: peers }))));
+    const statuses = rest.length > 0 ? await waitForAll(rest, '/api/status', { ready: '/readyz', status: 200, minPeers: peers }) : [];
+    await Promise.all(rest.map(({ host }, i) => readIdentity(host, statuses[i])));
     if (nodeHosts.length > 1) o.log(`${nodeHosts.length - 1} more node(s) ready (at ${at()})`);
     if (o.waitForPeers && nodeHosts.length > 1) {
       // Node 1 has no bootstrap peer: /readyz did not wait for one.
