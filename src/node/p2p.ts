@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { PeerFetcher, PeerScores, type Observations } from '../distribution/index.js';
-import { DhtContentRouter, FetchClaims, PeerAccess, RolloutTransport, createP2PNode, fetchFromPeer, loadOrCreateIdentity, type LayerdLibp2p } from '../p2p/index.js';
+import { DhtContentRouter, FetchClaims, MEET_MAX_NODES, PeerAccess, RolloutTransport, createP2PNode, fetchFromPeer, loadOrCreateIdentity, scheduleMeeting, type LayerdLibp2p } from '../p2p/index.js';
 import type { Service } from './lifecycle.js';
 import { StripeRoutes } from './stripe-routes.js';
 import type { Registry } from 'prom-client';
@@ -93,6 +93,15 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     stop: async () => libp2p.stop(),
   };
   const claimProtocol: Service = { name: 'claim protocol', start: () => claims.start(), stop: () => claims.stop() };
+  const rollouts = new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer });
+  let cancelMeeting = () => undefined as void;
+  const meeting: Service = {
+    name: 'cluster meeting',
+    start: async () => {
+      cancelMeeting = scheduleMeeting(() => rollouts.cluster({ maxNodes: MEET_MAX_NODES }));
+    },
+    stop: async () => cancelMeeting(),
+  };
   return {
     libp2p,
     router,
@@ -100,8 +109,8 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     access,
     claims,
     stripes,
-    rollouts: new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer }),
+    rollouts,
     connectedPeers: () => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))],
-    services: [node, claimProtocol],
+    services: [node, claimProtocol, meeting],
   };
 }

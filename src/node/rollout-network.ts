@@ -11,6 +11,7 @@ export function rolloutNetwork(transport: RolloutTransport | undefined, claims: 
     self: transport.self,
     selfAddrs: () => transport.selfAddrs(),
     peers: () => transport.peers(),
+    cluster: () => transport.cluster(),
     offer: (peer, spec) => transport.offer(peer, spec),
     report: (spec, progress) => transport.report({ id: spec.origin, addrs: spec.originAddrs }, progress),
     followOrder: (digests, order, rollout) => claims.followOrder(digests, order, rollout),

@@ -23,5 +23,7 @@ export { ProvideSweep, type ProvideSweepOptions, type SweepBatch } from './provi
 export { SweepDriver, type SweepClock, type SweepDriverOptions, type SweepExecutor } from './provide-sweep-driver.js';
 export { PeerAccess, type PeerAccessStatus } from './peer-access.js';
 export { RolloutTransport } from './rollout-protocol.js';
+export { gatherCluster, type GatherOptions, type NamedPeer } from './cluster-gather.js';
+export { MEET_AFTER_MS, MEET_MAX_NODES, meetingDelay, scheduleMeeting } from './cluster-meeting.js';
 export { SwarmKey, readSwarmKeyFile, type SwarmKeyFile } from './swarm-key.js';
 export { UploadThrottle } from './upload-throttle.js';

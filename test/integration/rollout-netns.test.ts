@@ -66,9 +66,10 @@ async function view(id: string): Promise<View> {
 beforeAll(async () => {
   work = await tempDir('layerd-rollout-netns-');
   cluster = await startCluster({ nodes: 6, rate: '50mbit', prefix: 'lcroll', timeoutMs: 120_000 });
-  // Nodes that see each other agree on each blob's coordinator: wait for the mesh to form.
+  // Every node has joined (the cluster's set-up waited for each to reach its bootstrap peer): the origin finds
+  // the others through its peers when it creates the rollout, as it would in a cluster that is not a full mesh.
   for (const n of cluster.nodes) {
-    await until(`${n.name} to see the other five`, async () => (JSON.parse((await n.http('/api/status')).body!).connectedPeers >= 5 ? true : undefined), 60_000);
+    await until(`${n.name} to join the cluster`, async () => (JSON.parse((await n.http('/api/status')).body!).connectedPeers >= 1 ? true : undefined), 60_000);
   }
 }, 240_000);
 

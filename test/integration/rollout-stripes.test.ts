@@ -62,7 +62,8 @@ beforeAll(async () => {
   proxy = await startFaultProxy(seed.url, { mode: 'slow', slowBytesPerSecond: 4 * MB });
   nodes = [...(await launched.cluster(['node1', 'node2', 'node3', 'node4', 'node5'], { mirror: { registry, url: proxy.url }, p2p: true, logLevel: 'info', args: STRIPED, readyTimeoutMs: 90_000 }))];
   await Promise.all(
-    nodes.map((n) => until(`${n.name} to see the other ${nodes.length - 1} nodes`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= nodes.length - 1 ? true : undefined), 90_000)),
+    // Joined: the origin finds the others through its peers when it creates a rollout (no full mesh needed).
+    nodes.map((n) => until(`${n.name} to join the cluster`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= 1 ? true : undefined), 90_000)),
   );
 }, 180_000);
 
@@ -138,7 +139,7 @@ describe('layerd rollout by stripe trees, one parent slow', () => {
     const rest = await Promise.all(['s1', 's2', 's3', 's4'].map((n) => slowSet.start(n, { ...spec, bootstrap: origin, args: [...STRIPED, '--max-upload-rate', SLOW_RATE] })));
     slow = [origin, ...rest];
     await Promise.all(
-      slow.map((n) => until(`${n.name} to see the other ${slow.length - 1} nodes`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= slow.length - 1 ? true : undefined), 90_000)),
+      slow.map((n) => until(`${n.name} to join the cluster`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= 1 ? true : undefined), 90_000)),
     );
   }, 180_000);
 

@@ -43,11 +43,12 @@ function startNode(name: string, bootstrap?: Node, dataDir?: string, args?: stri
   return launched.start(name, { dataDir, mirror: { registry, url: proxy.url }, p2p: true, bootstrap });
 }
 
+/**
+ * Every node has joined (is connected to a peer). The cluster is not a full mesh (kad-dht connects a node to
+ * the peers its queries reach): a rollout's origin finds the rest through its peers when it creates one.
+ */
 async function fullyConnected(): Promise<void> {
-  await Promise.all(
-    // The mesh forms through DHT walks from node1 alone: on a loaded machine that took over 30 s once.
-    nodes.map((n) => until(`${n.name} to see the other ${nodes.length - 1} nodes`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= nodes.length - 1 ? true : undefined), 90_000)),
-  );
+  await Promise.all(nodes.map((n) => until(`${n.name} to join the cluster`, async () => ((await api<Status>(n, '/api/status')).body.connectedPeers >= 1 ? true : undefined), 90_000)));
 }
 
 /** Runs the CLI; resolves with its exit code and output. */

@@ -21,6 +21,7 @@ import {
   referenceString,
   type Descriptor,
   type Digest,
+  type ImageReference,
   type ManifestReference,
   type RepositoryName,
 } from '../../oci/index.js';
@@ -40,6 +41,11 @@ export interface RolloutNetwork {
   selfAddrs(): string[];
   /** Layerd peers this node is connected to. */
   peers(): Promise<string[]>;
+  /**
+   * Every layerd node reachable through the peers, found by asking them and connected to (a cluster is not a
+   * full mesh: p2p/cluster-gather.ts). Absent: the peers this node is connected to are the cluster.
+   */
+  cluster?(): Promise<string[]>;
   /** Hands a rollout to a peer; resolves when it accepted it. */
   offer(peer: string, spec: RolloutSpec): Promise<void>;
   /** Sends this node's progress to the rollout's origin. */
@@ -127,6 +133,8 @@ export class Rollouts {
   /** This node's stripes, by striped rollout it runs; at the origin, the trees it keeps. */
   private readonly routes = new Map<string, NodeStripes>();
   private readonly keepers = new Map<string, StripeKeeper>();
+  /** Rollouts being created (finding the cluster), by image and platform. */
+  private readonly creating = new Map<string, Promise<RolloutSpec>>();
   private readonly o: Required<Omit<RolloutOptions, 'log'>> & Pick<RolloutOptions, 'log'>;
 
   constructor(
@@ -158,7 +166,18 @@ export class Rollouts {
     for (const spec of this.specs.values()) {
       if (spec.origin === this.net.self && spec.image === normalized && spec.platform === platform && this.view(spec.id)?.state === 'running') return spec;
     }
-    const expected = await this.net.peers();
+    // Asked again while the first is still finding the cluster: the same rollout.
+    const key = JSON.stringify([normalized, platform ?? null]);
+    const creating = this.creating.get(key);
+    if (creating) return creating;
+    const made = this.make(ref, normalized, platform).finally(() => this.creating.delete(key));
+    this.creating.set(key, made);
+    return made;
+  }
+
+  private async make(ref: ImageReference, normalized: string, platform: string | undefined): Promise<RolloutSpec> {
+    // The origin hands the rollout to every node and hears every report: it meets them all first.
+    const expected = await (this.net.cluster?.() ?? this.net.peers());
     const nodes = new Set([this.net.self, ...expected]).size;
     const striped = this.o.stripesFrom > 0 && nodes >= this.o.stripesFrom && this.o.stripes >= 2;
     const spec: RolloutSpec = {

@@ -9,7 +9,7 @@ import { OciError } from '../../../src/oci/errors.js';
 import { parseBlobRequest, parseBlobResponse } from '../../../src/p2p/blob-protocol.js';
 import { parseClaimAnswer, parseClaimQuestion, parseReleaseAnswer } from '../../../src/p2p/fetch-claims.js';
 import { encodeLine, FrameError, parseJsonLine, parseJsonObject, readLine } from '../../../src/p2p/json-lines.js';
-import { parseRolloutAnswer, parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
+import { parsePeersAnswer, parseRolloutAnswer, parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
 import { progressFrom, specFrom } from '../../../src/distribution/rollout/index.js';
 
 const RUNS = { numRuns: 1_000 };
@@ -152,6 +152,8 @@ describe('protocol requests', () => {
         typed(() => parseReleaseAnswer(value));
         const rollout = typed(() => parseRolloutAnswer(value));
         if (rollout && !rollout.ok) expect(typeof rollout.error).toBe('string');
+        const named = typed(() => parsePeersAnswer(value));
+        if (named) expect(named.every((p) => typeof p.id === 'string' && p.addrs.length <= 4 && p.addrs.every((a) => a.startsWith('/')))).toBe(true);
       }),
       RUNS,
     );
@@ -182,6 +184,17 @@ describe('protocol requests', () => {
     expect(parseRolloutAnswer({ ok: false, error: 'x'.repeat(10_000) })).toEqual({ ok: false, error: 'x'.repeat(500) });
     expect(() => parseRolloutAnswer(null)).toThrow(FrameError);
     expect(() => parseRolloutAnswer({})).toThrow(/want "ok" true or false/);
+    expect(parsePeersAnswer({ ok: true, peers: [{ id: PEER, addrs: [ADDR] }, { id: PEER }] })).toEqual([{ id: PEER, addrs: [ADDR] }, { id: PEER, addrs: [] }]);
+    expect(parsePeersAnswer({ ok: false, error: 'unknown message type' })).toEqual([]); // a node of an older version
+    const badPeers: Array<[unknown, RegExp]> = [
+      [{ ok: true }, /a list of at most 100 peers/],
+      [{ ok: true, peers: Array(101).fill({ id: PEER }) }, /a list of at most 100 peers/],
+      [{ ok: true, peers: [PEER] }, /peers answer entry: want a JSON object/],
+      [{ ok: true, peers: [{ id: 'not-a-peer' }] }, /peers answer id: not a peer id/],
+      [{ ok: true, peers: [{ id: PEER, addrs: Array(5).fill(ADDR) }] }, /addrs: want a list of at most 4/],
+      [{ ok: true, peers: [{ id: PEER, addrs: ['tcp/1'] }] }, /addrs: not a multiaddr/],
+    ];
+    for (const [answer, why] of badPeers) expect(() => parsePeersAnswer(answer)).toThrow(why);
   });
 
   it("a claim question's failed peers are a list of strings, heeded up to 64", () => {
