@@ -1,8 +1,8 @@
 // Carries rollouts between nodes over /layerd/rollout/1.0.0: an offer (a rollout to run and pass on),
 // a report (a node's progress, to the rollout's origin), a repoint (the origin of a striped rollout to
 // one of its nodes: take a stripe from another parent) or a question for the peers a node is connected to
-// (how an origin finds the cluster: cluster-gather.ts), each one JSON question with an {ok} answer. What the messages mean is distribution's business: it gives this module the checks for a
-// spec and a report, which run here, at the edge, before a handler sees either; a message that fails
+// (how an origin finds the cluster: cluster-gather.ts), each one JSON question with an {ok} answer. What
+// the messages mean is distribution's business: it gives this module the checks for a spec and a report, which run here, at the edge, before a handler sees either; a message that fails
 // them is answered {ok:false} with the reason. Messages are handed on with the sending peer's id (which
 // libp2p authenticated).
 import type { IdentifyResult, Libp2p } from '@libp2p/interface';
@@ -19,11 +19,24 @@ const ASK_TIMEOUT_MS = 5_000;
 export type RolloutMessage = { type: 'offer'; spec: unknown } | { type: 'report'; progress: unknown } | { type: 'repoint'; repoint: unknown } | { type: 'peers' };
 
 /**
- * Peers one answer to 'peers' names at most, and addresses each: the answer is one line of at most 16 KiB
- * (json-rpc.ts). A node connected to more names a part; the others name the rest.
+ * Peers one answer to 'peers' names at most, addresses each, and the answer's size: it is one line, read up
+ * to 16 KiB (json-rpc.ts). A node connected to more names a random part; the others name the rest.
  */
 const MAX_NAMED = 100;
-const MAX_NAMED_ADDRS = 4;
+const MAX_NAMED_ADDRS = 2;
+const MAX_PEERS_ANSWER_BYTES = 14 * 1024;
+
+/** The first of `named` whose answer fits in `maxBytes` (each entry's JSON and a comma, plus the envelope). */
+export function fitPeersAnswer(named: readonly NamedPeer[], maxBytes: number = MAX_PEERS_ANSWER_BYTES): NamedPeer[] {
+  let bytes = JSON.stringify({ ok: true, peers: [] }).length;
+  const fitted: NamedPeer[] = [];
+  for (const p of named.slice(0, MAX_NAMED)) {
+    bytes += Buffer.byteLength(JSON.stringify(p)) + 1;
+    if (bytes > maxBytes) break;
+    fitted.push(p);
+  }
+  return fitted;
+}
 
 /** The envelope of a rollout message; what is inside is checked by the handlers' checks (RolloutHandlers). */
 export function parseRolloutMessage(question: unknown): RolloutMessage {
@@ -156,8 +169,7 @@ export class RolloutTransport {
     const peers = (await this.peers()).filter((id) => id !== asker);
     // More than one answer holds: a random part, so the askers of a large cluster hear of different ones.
     if (peers.length > MAX_NAMED) shuffle(peers);
-    for (const id of peers) {
-      if (named.length >= MAX_NAMED) break;
+    for (const id of peers.slice(0, MAX_NAMED)) {
       let addrs: string[] = [];
       try {
         addrs = (await this.libp2p.peerStore.get(peerIdFromString(id))).addresses.slice(0, MAX_NAMED_ADDRS).map((a) => a.multiaddr.toString());
@@ -166,7 +178,7 @@ export class RolloutTransport {
       }
       named.push({ id, addrs });
     }
-    return named;
+    return fitPeersAnswer(named);
   }
 
   async offer(peer: string, spec: object): Promise<void> {

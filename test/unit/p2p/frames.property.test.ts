@@ -9,7 +9,7 @@ import { OciError } from '../../../src/oci/errors.js';
 import { parseBlobRequest, parseBlobResponse } from '../../../src/p2p/blob-protocol.js';
 import { parseClaimAnswer, parseClaimQuestion, parseReleaseAnswer } from '../../../src/p2p/fetch-claims.js';
 import { encodeLine, FrameError, parseJsonLine, parseJsonObject, readLine } from '../../../src/p2p/json-lines.js';
-import { parsePeersAnswer, parseRolloutAnswer, parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
+import { fitPeersAnswer, parsePeersAnswer, parseRolloutAnswer, parseRolloutMessage } from '../../../src/p2p/rollout-protocol.js';
 import { progressFrom, specFrom } from '../../../src/distribution/rollout/index.js';
 
 const RUNS = { numRuns: 1_000 };
@@ -153,7 +153,7 @@ describe('protocol requests', () => {
         const rollout = typed(() => parseRolloutAnswer(value));
         if (rollout && !rollout.ok) expect(typeof rollout.error).toBe('string');
         const named = typed(() => parsePeersAnswer(value));
-        if (named) expect(named.every((p) => typeof p.id === 'string' && p.addrs.length <= 4 && p.addrs.every((a) => a.startsWith('/')))).toBe(true);
+        if (named) expect(named.every((p) => typeof p.id === 'string' && p.addrs.length <= 2 && p.addrs.every((a) => a.startsWith('/')))).toBe(true);
       }),
       RUNS,
     );
@@ -191,10 +191,16 @@ describe('protocol requests', () => {
       [{ ok: true, peers: Array(101).fill({ id: PEER }) }, /a list of at most 100 peers/],
       [{ ok: true, peers: [PEER] }, /peers answer entry: want a JSON object/],
       [{ ok: true, peers: [{ id: 'not-a-peer' }] }, /peers answer id: not a peer id/],
-      [{ ok: true, peers: [{ id: PEER, addrs: Array(5).fill(ADDR) }] }, /addrs: want a list of at most 4/],
+      [{ ok: true, peers: [{ id: PEER, addrs: Array(3).fill(ADDR) }] }, /addrs: want a list of at most 2/],
       [{ ok: true, peers: [{ id: PEER, addrs: ['tcp/1'] }] }, /addrs: not a multiaddr/],
     ];
     for (const [answer, why] of badPeers) expect(() => parsePeersAnswer(answer)).toThrow(why);
+    // What a node answers fits in the line an asker reads (16 KiB), and parses, however many peers it has.
+    const many = Array.from({ length: 300 }, () => ({ id: PEER, addrs: [ADDR.padEnd(900, '/tcp/1'), ADDR] }));
+    const fitted = fitPeersAnswer(many);
+    expect(fitted.length).toBeGreaterThan(5);
+    expect(Buffer.byteLength(JSON.stringify({ ok: true, peers: fitted }))).toBeLessThanOrEqual(14 * 1024);
+    expect(parsePeersAnswer({ ok: true, peers: fitPeersAnswer(Array(300).fill({ id: PEER, addrs: [ADDR] })) })).toHaveLength(100);
   });
 
   it("a claim question's failed peers are a list of strings, heeded up to 64", () => {
