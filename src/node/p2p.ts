@@ -95,19 +95,6 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
   };
   const claimProtocol: Service = { name: 'claim protocol', start: () => claims.start(), stop: () => claims.stop() };
   const rollouts = new RolloutTransport(libp2p, { maxInboundStreams: config.maxStreamsPerPeer });
-  let cancelMeeting = () => undefined as void;
-  const meeting: Service = {
-    name: 'cluster meeting',
-    start: async () => {
-      cancelMeeting = scheduleMeeting(async () => {
-        await rollouts.cluster({ maxNodes: MEET_MAX_NODES });
-        // A connection to every node is start-up garbage too, made after the start-up collection ran (20-50 s
-        // in, against its 30 s): 3 of 32 idle nodes stayed at 96-101 MiB without this one.
-        collectFully();
-      });
-    },
-    stop: async () => cancelMeeting(),
-  };
   return {
     libp2p,
     router,
@@ -117,6 +104,23 @@ export async function createP2P(config: Config, dataDir: string, observed: Obser
     stripes,
     rollouts,
     connectedPeers: () => [...new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))],
-    services: [node, claimProtocol, meeting],
+    services: [node, claimProtocol, clusterMeeting(rollouts)],
+  };
+}
+
+/** The node's one meeting of the cluster (p2p/cluster-meeting.ts), then a full collection. */
+function clusterMeeting(rollouts: RolloutTransport): Service {
+  let cancel = () => undefined as void;
+  return {
+    name: 'cluster meeting',
+    start: async () => {
+      cancel = scheduleMeeting(async () => {
+        await rollouts.cluster({ maxNodes: MEET_MAX_NODES });
+        // A connection to every node is start-up garbage too, made after the start-up collection ran (20-50 s
+        // in, against its 30 s): 3 of 32 idle nodes stayed at 96-101 MiB without this one.
+        collectFully();
+      });
+    },
+    stop: async () => cancel(),
   };
 }
