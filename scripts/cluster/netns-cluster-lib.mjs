@@ -321,43 +321,14 @@ export async function startCluster(opts = {}) {
     return entry;
   }
 
-  /** Polls a URL from inside a host's namespace until it answers as asked; fails at once if the server exits. */
-  async function waitFor(host, daemon, path, { ready, status, minPeers } = {}) {
-    const remaining = Math.max(1_000, o.timeoutMs - (performance.now() - t0));
-    const args = [nsHttp, 'wait', `${host.url}${path}`, String(Math.round(remaining))];
-    if (ready) args.push('--ready', `${host.url}${ready}`);
-    if (status !== undefined) args.push('--status', String(status));
-    if (minPeers !== undefined) args.push('--min-peers', String(minPeers));
-    const probe = runIn(host.ns, process.execPath, args, { timeoutMs: remaining + 10_000 });
-    const died = daemon.exited.then(({ code, signal }) => {
-      throw new Error(`${host.name} exited (${signal ?? `code ${code}`}) before ${path} was ready`);
-    });
-    const aborted = new Promise((_, reject) => {
-      const interrupted = () => reject(new Error('cluster set-up interrupted'));
-      if (o.signal?.aborted) interrupted();
-      else o.signal?.addEventListener('abort', interrupted, { once: true });
-    });
-    try {
-      const { stdout } = await Promise.race([probe, died, aborted]);
-      try {
-        return JSON.parse(stdout);
-      } catch {
-        return stdout;
-      }
-    } catch (err) {
-      probe.catch(() => {}); // stop() ends it
-      if (o.signal?.aborted) throw err;
-      throw new Error(`${host.name} (${host.ns}, ${host.url}): ${err.message}\n--- ${host.logFile} (end) ---\n${tail(host.logFile)}`);
-    }
-  }
-
   /**
-   * waitFor for many hosts from one process in the hub namespace (ns-http.mjs wait-all): resolves with each
-   * host's last body, in order; fails at once if one of the servers exits.
+   * Polls `path` of each host (after `ready` answers 200, if given) until it answers as asked, from one process
+   * in the hub namespace (ns-http.mjs wait); resolves with each host's last body (parsed when JSON), in order.
+   * Fails at once if one of the servers exits.
    */
-  async function waitForAll(list, path, { ready, status, minPeers }) {
+  async function waitForAll(list, path, { ready, status, minPeers } = {}) {
     const remaining = Math.max(1_000, o.timeoutMs - (performance.now() - t0));
-    const args = [nsHttp, 'wait-all', String(Math.round(remaining)), ...list.map(({ host }) => `${host.url}${ready},${host.url}${path}`)];
+    const args = [nsHttp, 'wait', String(Math.round(remaining)), ...list.map(({ host }) => (ready ? `${host.url}${ready},` : '') + `${host.url}${path}`)];
     if (status !== undefined) args.push('--status', String(status));
     if (minPeers !== undefined) args.push('--min-peers', String(minPeers));
     const probe = runIn(hubNs, process.execPath, args, { timeoutMs: remaining + 10_000 });
@@ -373,14 +344,25 @@ export async function startCluster(opts = {}) {
     });
     try {
       const { stdout } = await Promise.race([probe, ...died, aborted]);
-      return JSON.parse(stdout);
+      return JSON.parse(stdout).map((body) => {
+        try {
+          return JSON.parse(body);
+        } catch {
+          return body;
+        }
+      });
     } catch (err) {
       probe.catch(() => {}); // stop() ends it
       if (o.signal?.aborted) throw err;
-      const late = list.find(({ host }) => err.message.includes(`${host.url}${path}`) || err.message.includes(`${host.url}${ready}`));
-      throw new Error(`${err.message}${late ? `\n--- ${late.host.logFile} (end) ---\n${tail(late.host.logFile)}` : ''}`);
+      const late = list.find(({ host }) => err.message.includes(`${host.url}${path}`) || (ready && err.message.includes(`${host.url}${ready}`)));
+      if (!late) throw err;
+      const { host } = late;
+      throw new Error(`${host.name} (${host.ns}, ${host.url}): ${err.message}\n--- ${host.logFile} (end) ---\n${tail(host.logFile)}`);
     }
   }
+
+  /** waitForAll for one host. */
+  const waitFor = async (host, daemon, path, opts) => (await waitForAll([{ host, daemon }], path, opts))[0];
 
   async function makeHost(name, role, addr) {
     const ns = `${id}-${name}`;
@@ -482,7 +464,7 @@ export async function startCluster(opts = {}) {
     await ip(['-n', hubNs, 'link', 'set', 'lo', 'up']);
     await ip(['-n', hubNs, 'link', 'add', BRIDGE, 'type', 'bridge']);
     await ip(['-n', hubNs, 'link', 'set', BRIDGE, 'up']);
-    // The hub's own address on the bridge: the start's probe runs there and reaches every host (waitForAll).
+    // The hub's own address on the bridge: the probes run there and reach every host (waitForAll).
     await ip(['-n', hubNs, 'addr', 'add', `${intToIp(subnet.network + 1)}/${subnet.length}`, 'dev', BRIDGE]);
     abortIfAsked();
     const seedHost = await makeHost('seed', 'seed', intToIp(subnet.network + 2));

@@ -3,15 +3,13 @@
 // netns cluster exist only inside them, so netns-cluster-lib.mjs runs this file with
 // `ip netns exec <ns> node ns-http.mjs ...` whenever it must talk to a host. Builtins only.
 //
-//   wait URL TIMEOUT_MS [--ready URL0] [--status N] [--min-peers N]
-//       With --ready, first polls URL0 until it answers 200. Then polls URL until it answers (status N if
-//       given, else any status below 500) and, with --min-peers, until its JSON body has connectedPeers >= N.
-//       Prints that last body; exits 1 at the deadline with the last reason on stderr. One process waits for
-//       everything, because starting node in a namespace costs a few hundred ms on a busy machine.
-//   wait-all TIMEOUT_MS READY_URL,URL... [--status N] [--min-peers N]
-//       `wait` for many hosts at once, from one process (run in the cluster's hub namespace, which reaches every
-//       host over the bridge): a Node process per host cost ~0.15 CPU s each, taken from the hosts it waited for.
-//       Prints a JSON list of the last bodies, in the order given; exits 1 at the deadline naming a URL not ready.
+//   wait TIMEOUT_MS [READY_URL,]URL... [--status N] [--min-peers N]
+//       For each target, with READY_URL first polls it until it answers 200. Then polls URL until it answers
+//       (status N if given, else any status below 500) and, with --min-peers, until its JSON body has
+//       connectedPeers >= N. Prints a JSON list of those last bodies (text), in the order given; exits 1 at the
+//       deadline with a URL not ready and its last reason on stderr. One process waits for every host (run in
+//       the cluster's hub namespace, which reaches them all over the bridge): a Node process per host cost
+//       ~0.15 CPU s each, taken from the hosts it waited for.
 //   request METHOD URL [--header 'Name: value']... [--body-file F] [--out F]
 //       One request. The body is streamed from F, the answer streamed to --out F (never held in memory).
 //       Prints {status, headers, size, sha256, body?} as JSON; body (text) only without --out.
@@ -26,20 +24,6 @@ async function wait() {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { ready: { type: 'string' }, status: { type: 'string' }, 'min-peers': { type: 'string' } },
-  });
-  const [url, ms] = positionals;
-  const deadline = Date.now() + Number(ms);
-  if (values.ready) await poll(values.ready, deadline, 200);
-  const wantStatus = values.status === undefined ? undefined : Number(values.status);
-  const minPeers = values['min-peers'] === undefined ? undefined : Number(values['min-peers']);
-  process.stdout.write(await poll(url, deadline, wantStatus, minPeers));
-}
-
-async function waitAll() {
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
     options: { status: { type: 'string' }, 'min-peers': { type: 'string' } },
   });
   const [ms, ...targets] = positionals;
@@ -48,9 +32,9 @@ async function waitAll() {
   const minPeers = values['min-peers'] === undefined ? undefined : Number(values['min-peers']);
   const bodies = await Promise.all(
     targets.map(async (t) => {
-      const [ready, url] = t.split(',');
-      await poll(ready, deadline, 200);
-      return JSON.parse(await poll(url, deadline, wantStatus, minPeers));
+      const [ready, url] = t.includes(',') ? t.split(',') : [undefined, t];
+      if (ready) await poll(ready, deadline, 200);
+      return poll(url, deadline, wantStatus, minPeers);
     }),
   );
   process.stdout.write(JSON.stringify(bodies));
@@ -142,9 +126,9 @@ async function request() {
   process.stdout.write(JSON.stringify(result));
 }
 
-const commands = { wait, 'wait-all': waitAll, request };
+const commands = { wait, request };
 if (!commands[command]) {
-  process.stderr.write('usage: ns-http.mjs wait URL TIMEOUT_MS [--ready URL0] [--status N] [--min-peers N] | wait-all TIMEOUT_MS READY_URL,URL... [--status N] [--min-peers N] | request METHOD URL [--header H]... [--body-file F] [--out F]\n');
+  process.stderr.write('usage: ns-http.mjs wait TIMEOUT_MS [READY_URL,]URL... [--status N] [--min-peers N] | request METHOD URL [--header H]... [--body-file F] [--out F]\n');
   process.exit(2);
 }
 commands[command]().catch((err) => {
