@@ -98,7 +98,7 @@ export class NodeMetrics {
     counter('layerd_evictions_total', 'Blobs evicted to keep under the disk quota', [], () => [[{}, src.evictions().count]]);
     counter('layerd_evicted_bytes_total', 'Bytes evicted to keep under the disk quota', [], () => [[{}, src.evictions().bytes]]);
     counter('layerd_peer_probes_total', 'Pings sent by the connection watch: on busy connections silent for a while, and once as a connection opens or turns idle', [], () => [[{}, src.liveness().probes]]);
-    counter('layerd_peer_silent_closes_total', 'Connections closed because their peer answered nothing (a host that vanished): a ping unanswered, or TCP timed out', [], () => [[{}, src.liveness().closed + src.liveness().timedOut]]);
+    counter('layerd_peer_silent_closes_total', 'Connections closed because their peer answered nothing (a host that vanished): a ping unanswered, or TCP timed out', [], () => { const { closed, timedOut } = src.liveness(); return [[{}, closed + timedOut]]; });
     gauge('layerd_peers_connected', 'Peers connected over libp2p', () => src.connectedPeers());
     gauge('layerd_store_bytes', 'Bytes of blobs held', () => src.store().bytes);
     gauge('layerd_store_blobs', 'Blobs held', () => src.store().blobs);
