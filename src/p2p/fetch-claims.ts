@@ -267,7 +267,10 @@ export class FetchClaims {
       this.opts.log?.info?.({ digest, follow: ordered === this.self ? 'seed' : ordered, passedOver: failed.length }, 'rollout order: following');
       return ordered === this.self ? undefined : this.holderInfo(ordered);
     }
-    const peers = await peersSpeaking(this.libp2p, CLAIM_PROTOCOL);
+    // A peer connected a moment ago counts before identify says what it speaks: every node picks the coordinator
+    // from the peers it sees, and a node that had not yet identified a new connection picked another one (a
+    // second copy from the seed). Asked, a peer that does not speak claims fails fast and the next is asked.
+    const peers = await peersSpeaking(this.libp2p, CLAIM_PROTOCOL, { unidentified: true });
     // A coordinator that does not answer (it died a moment ago, its connection not yet closed) is passed
     // over for the next closest, as every other node that asks will do: if each asker fetched for itself
     // instead, a dead coordinator would send all of them to the seed.

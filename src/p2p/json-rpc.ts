@@ -115,15 +115,21 @@ export async function answer<Q>(
   );
 }
 
-/** Connected peers that speak `protocol` (identify tells which). */
-export async function peersSpeaking(libp2p: Libp2p, protocol: string): Promise<string[]> {
+/**
+ * Connected peers that speak `protocol` (identify tells which). With `unidentified`, also the connected peers
+ * identify has not told about yet (no protocols known): a connection opened a moment ago is most likely a
+ * layerd peer, and nodes that have identified it count it already.
+ */
+export async function peersSpeaking(libp2p: Libp2p, protocol: string, { unidentified = false } = {}): Promise<string[]> {
   const ids: string[] = [];
   for (const peer of libp2p.getPeers()) {
+    let protocols: string[] = [];
     try {
-      if ((await libp2p.peerStore.get(peer)).protocols.includes(protocol)) ids.push(peer.toString());
+      protocols = (await libp2p.peerStore.get(peer)).protocols;
     } catch {
-      // not in the peer store yet: not a candidate
+      // not in the peer store yet: nothing known of it
     }
+    if (protocols.includes(protocol) || (unidentified && protocols.length === 0)) ids.push(peer.toString());
   }
   return ids;
 }
